@@ -1,0 +1,7 @@
+//! `ledger-adapters`: everything that touches the world on behalf of the core.
+//!
+//! # Layout
+//! - [`sled_log`]: the persistent, hash-chained [`ledger_core::log::EventLog`] on sled.
+#![forbid(unsafe_code)]
+
+pub mod sled_log;

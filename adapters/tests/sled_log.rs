@@ -1,0 +1,270 @@
+//! The sled log: gapless sequences across reopen, optimistic concurrency, the runs
+//! index, locking, and `verify` catching any tampering at the right sequence.
+
+use std::ops::ControlFlow;
+use std::sync::{Arc, Barrier, Mutex};
+
+use ledger_adapters::sled_log::{raw, Durability, SledLog};
+use ledger_core::event::*;
+use ledger_core::ids::{CycleId, InstrumentId, RunId, Seq};
+use ledger_core::log::{EventLog, LogError};
+use ledger_core::time::TimestampNs;
+use ledger_core::verify::{verify, Problem, Verdict};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+
+fn tick(run: u64, n: i64) -> EventDraft {
+    let price = Decimal::new(10_000 + n, 2);
+    EventDraft {
+        run_id: RunId::new(run),
+        cycle_id: CycleId::new(n as u64),
+        causation_seq: None,
+        ts_event: TimestampNs::from_nanos(n * 1_000_000_000),
+        ts_recorded: TimestampNs::from_nanos(n * 1_000_000_000),
+        payload: Payload::MarketTick(MarketTick {
+            instrument: InstrumentId::new("SPY").unwrap(),
+            data: TickData::Trade(Trade {
+                price,
+                size: Decimal::ONE,
+                aggressor: None,
+            }),
+        }),
+    }
+}
+
+fn ticks(run: u64, range: std::ops::Range<i64>) -> Vec<EventDraft> {
+    range.map(|n| tick(run, n)).collect()
+}
+
+fn stop(run: u64) -> EventDraft {
+    EventDraft {
+        payload: Payload::RunStopped(RunStopped {
+            reason: "end of data".into(),
+        }),
+        ..tick(run, 99)
+    }
+}
+
+#[test]
+fn reopen_keeps_head_and_sequences_stay_gapless() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = {
+        let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+        let receipt = log.append(&ticks(1, 0..3), None).unwrap();
+        assert_eq!(
+            (receipt.first, receipt.head.seq, receipt.durable_through),
+            (Seq::new(1), Seq::new(3), Seq::new(3))
+        );
+        log.head()
+    };
+    let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+    assert_eq!(log.head(), head);
+    let receipt = log.append(&ticks(1, 3..5), Some(Seq::new(3))).unwrap();
+    assert_eq!(
+        (receipt.first, receipt.head.seq),
+        (Seq::new(4), Seq::new(5))
+    );
+    let seqs: Vec<u64> = log
+        .read(Seq::new(1), 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.header.seq.get())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert!(matches!(
+        verify(&log).unwrap(),
+        Verdict::Intact { records: 5, .. }
+    ));
+}
+
+#[test]
+fn group_durability_acknowledges_only_flushed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = Durability::Group {
+        max_events: 4,
+        max_delay: std::time::Duration::from_secs(3600),
+    };
+    let mut log = SledLog::open(dir.path(), group).unwrap();
+    // TC0: below the event threshold nothing is durable yet.
+    assert_eq!(
+        log.append(&ticks(1, 0..3), None).unwrap().durable_through,
+        Seq::ZERO
+    );
+    // TC1: crossing it flushes everything appended so far.
+    assert_eq!(
+        log.append(&ticks(1, 3..4), None).unwrap().durable_through,
+        Seq::new(4)
+    );
+    // TC2: sync flushes the rest.
+    log.append(&ticks(1, 4..5), None).unwrap();
+    assert_eq!(log.durable_seq(), Seq::new(4));
+    assert_eq!(log.sync().unwrap(), Seq::new(5));
+}
+
+#[test]
+fn two_writers_with_the_same_expected_head_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(
+        SledLog::open(dir.path(), Durability::Strict).unwrap(),
+    ));
+    log.lock().unwrap().append(&ticks(1, 0..2), None).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (log, barrier) = (Arc::clone(&log), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let expected = log.lock().unwrap().head().seq;
+                barrier.wait();
+                log.lock()
+                    .unwrap()
+                    .append(&ticks(2 + w, 0..3), Some(expected))
+            })
+        })
+        .collect();
+    let results: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "{results:?}");
+    assert!(results.iter().any(|r| matches!(
+        r,
+        Err(LogError::HeadMoved { expected, actual }) if expected.get() == 2 && actual.get() == 5
+    )));
+    assert!(matches!(
+        verify(&*log.lock().unwrap()).unwrap(),
+        Verdict::Intact { records: 5, .. }
+    ));
+}
+
+#[test]
+fn runs_index_reads_one_run_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap();
+        log.append(&ticks(1, 0..4), None).unwrap();
+        log.append(&[stop(1)], None).unwrap();
+        log.append(&ticks(2, 0..2), None).unwrap();
+    }
+    let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+    let run1 = log.runs().get(RunId::new(1)).unwrap().clone();
+    assert_eq!(
+        (run1.first_seq.get(), run1.last_seq.get(), run1.event_count),
+        (1, 5, 5)
+    );
+    assert_eq!(run1.stop_reason.as_deref(), Some("end of data"));
+    assert_eq!(log.runs().next_run_id(), RunId::new(3));
+    let mut seen = Vec::new();
+    log.visit_run(RunId::new(2), &mut |e| {
+        seen.push(e.header.seq.get());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(seen, [6, 7]);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = SledLog::open(dir.path(), Durability::Strict).unwrap();
+    let second = SledLog::open(dir.path(), Durability::Strict);
+    assert!(
+        matches!(second, Err(LogError::Locked { .. })),
+        "{:?}",
+        second.err()
+    );
+}
+
+/// Builds a closed ledger of `n` events and returns its directory.
+fn ledger_of(n: i64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap();
+    for chunk in ticks(1, 0..n).chunks(3) {
+        log.append(chunk, None).unwrap();
+    }
+    dir
+}
+
+fn verdict_of(dir: &tempfile::TempDir) -> Verdict {
+    verify(&SledLog::open(dir.path(), Durability::Strict).unwrap()).unwrap()
+}
+
+fn broken_at(verdict: Verdict) -> (u64, Problem) {
+    match verdict {
+        Verdict::Broken(failure) => (failure.seq.get(), failure.problem),
+        intact => panic!("tampering went unnoticed: {intact:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn changing_any_byte_fails_verify_at_that_seq(n in 2i64..12, pick in any::<prop::sample::Index>(), byte in any::<prop::sample::Index>(), xor in 1u8..) {
+        let dir = ledger_of(n);
+        let victim = pick.index(n as usize) as u64 + 1;
+        {
+            let (_db, events) = raw::events_tree(dir.path()).unwrap();
+            let mut record = events.get(Seq::new(victim).to_key()).unwrap().unwrap().to_vec();
+            let at = byte.index(record.len());
+            record[at] ^= xor;
+            events.insert(Seq::new(victim).to_key(), record).unwrap();
+            events.flush().unwrap();
+        }
+        let (seq, _) = broken_at(verdict_of(&dir));
+        prop_assert_eq!(seq, victim);
+    }
+
+    #[test]
+    fn deleting_any_record_fails_verify_at_that_seq(n in 2i64..12, pick in any::<prop::sample::Index>()) {
+        let dir = ledger_of(n);
+        let victim = pick.index(n as usize) as u64 + 1;
+        {
+            let (_db, events) = raw::events_tree(dir.path()).unwrap();
+            events.remove(Seq::new(victim).to_key()).unwrap();
+            events.flush().unwrap();
+        }
+        let (seq, problem) = broken_at(verdict_of(&dir));
+        prop_assert_eq!(seq, victim);
+        prop_assert!(matches!(problem, Problem::Gap { .. } | Problem::MissingTail { .. }), "{:?}", problem);
+    }
+
+    #[test]
+    fn swapping_two_records_fails_verify_at_the_first(n in 2i64..12, a in any::<prop::sample::Index>(), b in any::<prop::sample::Index>()) {
+        let (a, b) = (a.index(n as usize) as u64 + 1, b.index(n as usize) as u64 + 1);
+        prop_assume!(a != b);
+        let dir = ledger_of(n);
+        {
+            let (_db, events) = raw::events_tree(dir.path()).unwrap();
+            let (ka, kb) = (Seq::new(a).to_key(), Seq::new(b).to_key());
+            let (ra, rb) = (events.get(ka).unwrap().unwrap(), events.get(kb).unwrap().unwrap());
+            events.insert(ka, rb).unwrap();
+            events.insert(kb, ra).unwrap();
+            events.flush().unwrap();
+        }
+        let (seq, _) = broken_at(verdict_of(&dir));
+        prop_assert_eq!(seq, a.min(b));
+    }
+}
+
+#[test]
+fn a_cut_tail_is_reported_and_blocks_appends() {
+    let dir = ledger_of(5);
+    {
+        let (_db, events) = raw::events_tree(dir.path()).unwrap();
+        events.remove(Seq::new(5).to_key()).unwrap();
+        events.flush().unwrap();
+    }
+    let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+    let (seq, problem) = broken_at(verify(&log).unwrap());
+    assert_eq!(
+        (seq, problem),
+        (
+            5,
+            Problem::MissingTail {
+                recorded_head: Seq::new(5)
+            }
+        )
+    );
+    assert!(matches!(
+        log.append(&ticks(1, 9..10), None),
+        Err(LogError::TailMissing { .. })
+    ));
+}

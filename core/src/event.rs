@@ -1,0 +1,556 @@
+//! The event schema: one [`Envelope`] per fact, a [`Header`] that places it in the ledger
+//! and a [`Payload`] that says what happened.
+//!
+//! Stored events are past-tense facts. Money, prices and quantities are `Decimal`
+//! (never floats); times are [`TimestampNs`] (UTC nanoseconds). Free text is `Arc<str>`
+//! so the pipeline can reuse one string across many events without allocating.
+//! The byte layout lives in [`crate::codec`]; this module is meaning only.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::chain::Hash32;
+use crate::codec::{decimal, decimal_opt};
+use crate::ids::{ClientOrderId, CycleId, FillId, InstrumentId, RunId, Seq};
+use crate::time::TimestampNs;
+
+/// The schema version written into every new header. Older versions are upcast on read.
+pub const SCHEMA_VERSION: u16 = 1;
+
+/// Free text carried by events: shared, immutable, cheap to clone.
+pub type Text = Arc<str>;
+
+/// One stored event: where it sits in the ledger and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Position, run, causality, time and chain links.
+    pub header: Header,
+    /// The fact itself.
+    pub payload: Payload,
+}
+
+/// Where an event sits: sequence, run, cycle, cause, times and its links in the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Global, gapless position in the ledger, from 1.
+    pub seq: Seq,
+    /// The run the event belongs to.
+    pub run_id: RunId,
+    /// Links the tick, decision, verdict, order and fills of one cycle; 0 outside cycles
+    /// (run start and stop, operator commands).
+    pub cycle_id: CycleId,
+    /// The event that caused this one, if any.
+    pub causation_seq: Option<Seq>,
+    /// When it happened at the source (exchange time for ticks), UTC ns.
+    pub ts_event: TimestampNs,
+    /// When the ledger recorded it, UTC ns, from the run's clock (the replay clock in
+    /// replays, so replays are byte-identical).
+    pub ts_recorded: TimestampNs,
+    /// Schema version of the payload as written.
+    pub schema_version: u16,
+    /// Hash of the previous event; 32 zero bytes for the first event of the ledger.
+    pub prev_hash: Hash32,
+    /// SHA-256 of this record's bytes up to the hash (see [`crate::codec`]).
+    pub hash: Hash32,
+}
+
+/// An event before the ledger has given it a sequence and chained it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    /// The run the event belongs to.
+    pub run_id: RunId,
+    /// The cycle inside the run (0 outside cycles).
+    pub cycle_id: CycleId,
+    /// The event that caused this one, if any.
+    pub causation_seq: Option<Seq>,
+    /// Source time, UTC ns.
+    pub ts_event: TimestampNs,
+    /// Recording time from the run's clock, UTC ns.
+    pub ts_recorded: TimestampNs,
+    /// The fact.
+    pub payload: Payload,
+}
+
+/// Every kind of fact the ledger records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// A run began.
+    RunStarted(RunStarted),
+    /// A run ended.
+    RunStopped(RunStopped),
+    /// Market data arrived.
+    MarketTick(MarketTick),
+    /// A decision provider answered.
+    DecisionMade(DecisionMade),
+    /// The risk engine judged a decision.
+    RiskVerdict(RiskVerdict),
+    /// An order was submitted to a venue.
+    OrderSubmitted(OrderSubmitted),
+    /// The venue accepted an order.
+    OrderAccepted(OrderAccepted),
+    /// The venue (or we, before sending) rejected an order.
+    OrderRejected(OrderRejected),
+    /// An order was canceled.
+    OrderCanceled(OrderCanceled),
+    /// An order was filled, wholly or in part.
+    OrderFilled(OrderFilled),
+    /// The kill switch tripped; new orders are blocked until it is reset.
+    KillSwitchTripped(KillSwitchTripped),
+    /// An operator reset the kill switch.
+    KillSwitchReset(KillSwitchReset),
+    /// The risk limits in force changed.
+    RiskLimitsChanged(RiskLimitsChanged),
+}
+
+impl Payload {
+    /// The kind's name, as used in tables and NATS subjects (`MarketTick`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::RunStarted(_) => "RunStarted",
+            Payload::RunStopped(_) => "RunStopped",
+            Payload::MarketTick(_) => "MarketTick",
+            Payload::DecisionMade(_) => "DecisionMade",
+            Payload::RiskVerdict(_) => "RiskVerdict",
+            Payload::OrderSubmitted(_) => "OrderSubmitted",
+            Payload::OrderAccepted(_) => "OrderAccepted",
+            Payload::OrderRejected(_) => "OrderRejected",
+            Payload::OrderCanceled(_) => "OrderCanceled",
+            Payload::OrderFilled(_) => "OrderFilled",
+            Payload::KillSwitchTripped(_) => "KillSwitchTripped",
+            Payload::KillSwitchReset(_) => "KillSwitchReset",
+            Payload::RiskLimitsChanged(_) => "RiskLimitsChanged",
+        }
+    }
+}
+
+/// How a run trades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunMode {
+    /// Real orders to a real venue.
+    Live,
+    /// Live market data, simulated fills.
+    Paper,
+    /// Historic data or a recorded run fed through the pipeline (a backtest).
+    Replay,
+}
+
+/// A run began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStarted {
+    /// Live, paper or replay.
+    pub mode: RunMode,
+    /// SHA-256 of the canonical form of the effective configuration.
+    pub config_hash: Hash32,
+    /// Version of the `ledger` software that wrote the run.
+    pub software_version: Text,
+    /// Venue name, e.g. `paper`.
+    pub venue: Text,
+    /// Instruments traded.
+    pub instruments: Vec<InstrumentId>,
+    /// Decision provider and its settings, e.g. `rules:sma-cross fast=10 slow=30`.
+    pub decision_provider: Text,
+    /// For replays: the run being replayed, if any.
+    pub parent_run: Option<RunId>,
+    /// Where the market data came from (file name and its SHA-256, or a feed name).
+    pub data_source: Text,
+    /// Cash at the start, in the account currency.
+    #[serde(with = "decimal")]
+    pub starting_cash: Decimal,
+}
+
+/// A run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStopped {
+    /// Why: `end of data`, `interrupted`, `kill switch`, ...
+    pub reason: Text,
+}
+
+/// Market data for one instrument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketTick {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// A bar, a trade or a quote.
+    pub data: TickData,
+}
+
+/// The three shapes of market data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TickData {
+    /// An OHLCV bar; `ts_event` of the envelope is the bar's open time.
+    Bar(Bar),
+    /// One trade print.
+    Trade(Trade),
+    /// Top of book.
+    Quote(Quote),
+}
+
+/// An OHLCV bar. Prices in the instrument's quote currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bar {
+    /// First trade price of the interval.
+    #[serde(with = "decimal")]
+    pub open: Decimal,
+    /// Highest price.
+    #[serde(with = "decimal")]
+    pub high: Decimal,
+    /// Lowest price.
+    #[serde(with = "decimal")]
+    pub low: Decimal,
+    /// Last price.
+    #[serde(with = "decimal")]
+    pub close: Decimal,
+    /// Traded quantity in the interval, when the source gives one.
+    #[serde(with = "decimal_opt")]
+    pub volume: Option<Decimal>,
+    /// Bar length in nanoseconds (86,400e9 for daily bars); 0 when unknown.
+    pub interval_ns: i64,
+}
+
+/// Which side took liquidity in a trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Side {
+    /// Buying.
+    Buy,
+    /// Selling.
+    Sell,
+}
+
+impl Side {
+    /// The other side.
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+}
+
+/// One trade print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trade {
+    /// Trade price, quote currency.
+    #[serde(with = "decimal")]
+    pub price: Decimal,
+    /// Traded quantity, instrument units.
+    #[serde(with = "decimal")]
+    pub size: Decimal,
+    /// The aggressor (taker) side, when the source tells.
+    pub aggressor: Option<Side>,
+}
+
+/// Top of book. `bid > ask` happens in real data (crossed books) and is recorded as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    /// Best bid price.
+    #[serde(with = "decimal")]
+    pub bid: Decimal,
+    /// Best ask price.
+    #[serde(with = "decimal")]
+    pub ask: Decimal,
+    /// Quantity at the best bid, when known.
+    #[serde(with = "decimal_opt")]
+    pub bid_size: Option<Decimal>,
+    /// Quantity at the best ask, when known.
+    #[serde(with = "decimal_opt")]
+    pub ask_size: Option<Decimal>,
+}
+
+/// What a decision asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Hold or open a long position.
+    Long,
+    /// Hold or open a short position.
+    Short,
+    /// Close any position.
+    Close,
+    /// Do nothing.
+    Hold,
+}
+
+/// A decision in the contract every provider answers in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// long, short, close or hold.
+    pub action: Action,
+    /// Fraction of equity to commit, 0 to 1.
+    #[serde(with = "decimal")]
+    pub size_pct: Decimal,
+    /// The provider's confidence, 0 to 1.
+    #[serde(with = "decimal")]
+    pub confidence: Decimal,
+    /// The provider's reason, as given.
+    pub reason: Text,
+}
+
+/// How the provider's raw output became the [`Decision`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParseStatus {
+    /// Parsed as given.
+    Ok,
+    /// The output broke the contract; the decision is `hold`. Holds what was wrong.
+    Invalid(Text),
+    /// The provider failed (timeout, HTTP error); the decision is `hold`. Holds the error.
+    ProviderError(Text),
+}
+
+/// A decision provider answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionMade {
+    /// Provider kind: `rules`, `script`, `recorded`, `openai`, `anthropic`.
+    pub provider: Text,
+    /// Strategy or model name, e.g. `sma-cross`, `deepseek-chat`.
+    pub model: Text,
+    /// Provider parameters in canonical `k=v` form, sorted by key.
+    pub params: Text,
+    /// SHA-256 of the prompt, when there was one.
+    pub prompt_sha256: Option<Hash32>,
+    /// The prompt sent (empty for rules).
+    pub prompt: Text,
+    /// The provider's raw output (empty for rules).
+    pub raw_output: Text,
+    /// The decision after parsing.
+    pub parsed: Decision,
+    /// Whether parsing succeeded.
+    pub parse_status: ParseStatus,
+    /// Provider latency, microseconds (0 for rules: not measured, to stay deterministic).
+    pub latency_us: u64,
+    /// Prompt tokens (0 when not applicable).
+    pub tokens_in: u32,
+    /// Completion tokens (0 when not applicable).
+    pub tokens_out: u32,
+}
+
+/// The risk checks the engine knows, in the order it runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskCheckId {
+    /// A close needs a position to close.
+    PositionExists,
+    /// Reference price present and positive.
+    PriceValid,
+    /// Age of the reference tick, nanoseconds.
+    PriceStaleness,
+    /// Decision confidence at least the minimum.
+    MinConfidence,
+    /// Position value as a fraction of equity.
+    MaxPositionPct,
+    /// Position value, account currency.
+    MaxPositionValue,
+    /// Position value, account currency, at least.
+    MinPositionValue,
+    /// Gross exposure divided by equity.
+    MaxGrossLeverage,
+    /// Open positions after the order.
+    MaxOpenPositions,
+    /// Order notional, account currency.
+    MaxOrderNotional,
+    /// Order quantity, instrument units.
+    MaxOrderQty,
+    /// Distance of the reference price from the last one, basis points.
+    PriceCollar,
+    /// Loss since the start of the UTC day, fraction of start-of-day equity.
+    DailyLossCap,
+    /// Orders today.
+    MaxTradesPerDay,
+    /// Nanoseconds since the last open.
+    Cooldown,
+    /// Decisions in the rate window.
+    MaxDecisionsPerWindow,
+    /// Orders in the rate window.
+    MaxOrdersPerWindow,
+    /// Same side and size as the previous order within the window.
+    DuplicateOrder,
+    /// The kill switch is not tripped.
+    KillSwitch,
+}
+
+/// One check: what was measured, against what limit, and whether it passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskCheck {
+    /// Which check.
+    pub id: RiskCheckId,
+    /// The measured value, in the unit the check's id documents.
+    #[serde(with = "decimal")]
+    pub value: Decimal,
+    /// The configured limit, same unit.
+    #[serde(with = "decimal")]
+    pub limit: Decimal,
+    /// Whether the value is within the limit.
+    pub passed: bool,
+}
+
+/// The risk engine's judgement of one decision; every check is listed, passes included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskVerdict {
+    /// The `DecisionMade` judged.
+    pub decision_seq: Seq,
+    /// Whether an order may follow.
+    pub approved: bool,
+    /// Every check run, in order.
+    pub checks: Vec<RiskCheck>,
+    /// Empty when approved; otherwise the first failed check in words.
+    pub reason: Text,
+}
+
+/// How much an order is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderQty {
+    /// A number of instrument units.
+    Units(#[serde(with = "decimal")] Decimal),
+    /// An amount of account currency; the venue converts it to units at the fill price.
+    Notional(#[serde(with = "decimal")] Decimal),
+}
+
+/// Order type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OrderType {
+    /// At the venue's price.
+    Market,
+    /// At the limit price or better.
+    Limit,
+}
+
+/// How long an order stays working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimeInForce {
+    /// Good till canceled.
+    Gtc,
+    /// Immediate or cancel.
+    Ioc,
+    /// Day order.
+    Day,
+}
+
+/// An order was submitted to a venue (recorded durably before the venue sees it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSubmitted {
+    /// Our id for the order.
+    pub client_order_id: ClientOrderId,
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Units or notional.
+    pub qty: OrderQty,
+    /// Market or limit.
+    pub order_type: OrderType,
+    /// Limit price, quote currency, for limit orders.
+    #[serde(with = "decimal_opt")]
+    pub limit_price: Option<Decimal>,
+    /// Time in force.
+    pub tif: TimeInForce,
+}
+
+/// The venue accepted an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAccepted {
+    /// The order.
+    pub client_order_id: ClientOrderId,
+}
+
+/// An order was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRejected {
+    /// The order.
+    pub client_order_id: ClientOrderId,
+    /// Why, in words.
+    pub reason: Text,
+}
+
+/// An order was canceled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCanceled {
+    /// The order.
+    pub client_order_id: ClientOrderId,
+    /// Why, in words.
+    pub reason: Text,
+}
+
+/// Whether a fill added or took liquidity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Liquidity {
+    /// Added liquidity (resting order).
+    Maker,
+    /// Took liquidity.
+    Taker,
+}
+
+/// An order was filled, wholly or in part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderFilled {
+    /// The order.
+    pub client_order_id: ClientOrderId,
+    /// The venue's fill id.
+    pub fill_id: FillId,
+    /// The instrument (repeated from the order so a fold needs no join).
+    pub instrument: InstrumentId,
+    /// Buy or sell (repeated from the order).
+    pub side: Side,
+    /// Units filled, positive.
+    #[serde(with = "decimal")]
+    pub qty: Decimal,
+    /// Fill price, quote currency, slippage included.
+    #[serde(with = "decimal")]
+    pub price: Decimal,
+    /// Commission charged, account currency, non-negative.
+    #[serde(with = "decimal")]
+    pub fee: Decimal,
+    /// Maker or taker.
+    pub liquidity: Liquidity,
+}
+
+/// What tripped the kill switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillTrigger {
+    /// Equity gain since the run started, fraction.
+    Gain,
+    /// Equity loss since the run started, fraction.
+    Loss,
+    /// Drawdown from peak equity, fraction.
+    Drawdown,
+    /// Consecutive failures (rejections, provider errors).
+    Failures,
+    /// An operator's command.
+    Command,
+}
+
+/// The kill switch tripped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillSwitchTripped {
+    /// What tripped it.
+    pub trigger: KillTrigger,
+    /// The measured value (fraction, or a count for failures).
+    #[serde(with = "decimal")]
+    pub value: Decimal,
+    /// The configured threshold, same unit.
+    #[serde(with = "decimal")]
+    pub limit: Decimal,
+    /// In words.
+    pub reason: Text,
+}
+
+/// An operator reset the kill switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillSwitchReset {
+    /// Who reset it.
+    pub by: Text,
+    /// Why.
+    pub reason: Text,
+}
+
+/// The risk limits in force changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskLimitsChanged {
+    /// SHA-256 of the canonical form of the new limits.
+    pub config_hash: Hash32,
+    /// Who changed them.
+    pub by: Text,
+    /// Why.
+    pub reason: Text,
+}

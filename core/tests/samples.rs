@@ -1,0 +1,459 @@
+//! Sample events and proptest strategies shared by the core's integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ledger_core::chain::Hash32;
+use ledger_core::event::*;
+use ledger_core::ids::*;
+use ledger_core::time::TimestampNs;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+pub fn text(s: &str) -> Text {
+    Arc::from(s)
+}
+
+pub fn inst(s: &str) -> InstrumentId {
+    InstrumentId::new(s).unwrap()
+}
+
+pub fn coid(s: &str) -> ClientOrderId {
+    ClientOrderId::new(s).unwrap()
+}
+
+/// One hand-written example of every payload kind, in schema order.
+pub fn one_of_each() -> Vec<Payload> {
+    vec![
+        Payload::RunStarted(RunStarted {
+            mode: RunMode::Replay,
+            config_hash: Hash32::digest(b"config"),
+            software_version: text("0.1.0"),
+            venue: text("paper"),
+            instruments: vec![inst("SPY")],
+            decision_provider: text("rules:sma-cross fast=10 slow=30"),
+            parent_run: Some(RunId::new(1)),
+            data_source: text("spy_daily.csv"),
+            starting_cash: dec!(100000.00),
+        }),
+        Payload::RunStopped(RunStopped {
+            reason: text("end of data"),
+        }),
+        Payload::MarketTick(MarketTick {
+            instrument: inst("SPY"),
+            data: TickData::Bar(Bar {
+                open: dec!(97.40),
+                high: dec!(98.15),
+                low: dec!(97.03),
+                close: dec!(97.96),
+                volume: Some(dec!(2136900)),
+                interval_ns: 86_400_000_000_000,
+            }),
+        }),
+        Payload::MarketTick(MarketTick {
+            instrument: inst("SPY"),
+            data: TickData::Trade(Trade {
+                price: dec!(167.03),
+                size: dec!(100),
+                aggressor: Some(Side::Buy),
+            }),
+        }),
+        Payload::MarketTick(MarketTick {
+            instrument: inst("EUR/USD"),
+            data: TickData::Quote(Quote {
+                bid: dec!(1.39380),
+                ask: dec!(1.39384),
+                bid_size: None,
+                ask_size: Some(dec!(1000000)),
+            }),
+        }),
+        Payload::DecisionMade(DecisionMade {
+            provider: text("rules"),
+            model: text("sma-cross"),
+            params: text("fast=10 slow=30"),
+            prompt_sha256: None,
+            prompt: text(""),
+            raw_output: text(""),
+            parsed: Decision {
+                action: Action::Long,
+                size_pct: dec!(0.5),
+                confidence: dec!(1),
+                reason: text("fast SMA crossed above slow SMA"),
+            },
+            parse_status: ParseStatus::Ok,
+            latency_us: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+        }),
+        Payload::RiskVerdict(RiskVerdict {
+            decision_seq: Seq::new(4),
+            approved: false,
+            checks: vec![
+                RiskCheck {
+                    id: RiskCheckId::PriceValid,
+                    value: dec!(97.96),
+                    limit: dec!(0),
+                    passed: true,
+                },
+                RiskCheck {
+                    id: RiskCheckId::MinConfidence,
+                    value: dec!(0.4),
+                    limit: dec!(0.6),
+                    passed: false,
+                },
+            ],
+            reason: text("min_confidence: 0.4 below 0.6"),
+        }),
+        Payload::OrderSubmitted(OrderSubmitted {
+            client_order_id: coid("r1-c7-1"),
+            instrument: inst("SPY"),
+            side: Side::Buy,
+            qty: OrderQty::Notional(dec!(50000.00)),
+            order_type: OrderType::Market,
+            limit_price: None,
+            tif: TimeInForce::Gtc,
+        }),
+        Payload::OrderAccepted(OrderAccepted {
+            client_order_id: coid("r1-c7-1"),
+        }),
+        Payload::OrderRejected(OrderRejected {
+            client_order_id: coid("r1-c7-1"),
+            reason: text("zero units at fill price"),
+        }),
+        Payload::OrderCanceled(OrderCanceled {
+            client_order_id: coid("r1-c7-1"),
+            reason: text("kill switch"),
+        }),
+        Payload::OrderFilled(OrderFilled {
+            client_order_id: coid("r1-c7-1"),
+            fill_id: FillId::new(1),
+            instrument: inst("SPY"),
+            side: Side::Buy,
+            qty: dec!(510),
+            price: dec!(97.98),
+            fee: dec!(49.97),
+            liquidity: Liquidity::Taker,
+        }),
+        Payload::KillSwitchTripped(KillSwitchTripped {
+            trigger: KillTrigger::Drawdown,
+            value: dec!(0.2150),
+            limit: dec!(0.20),
+            reason: text("drawdown 21.50% beyond 20%"),
+        }),
+        Payload::KillSwitchReset(KillSwitchReset {
+            by: text("alice"),
+            reason: text("reviewed"),
+        }),
+        Payload::RiskLimitsChanged(RiskLimitsChanged {
+            config_hash: Hash32::digest(b"limits"),
+            by: text("bob"),
+            reason: text("tighter collar"),
+        }),
+    ]
+}
+
+pub fn draft(run: u64, cycle: u64, ts: i64, payload: Payload) -> EventDraft {
+    EventDraft {
+        run_id: RunId::new(run),
+        cycle_id: CycleId::new(cycle),
+        causation_seq: None,
+        ts_event: TimestampNs::from_nanos(ts),
+        ts_recorded: TimestampNs::from_nanos(ts),
+        payload,
+    }
+}
+
+// ---- proptest strategies ----
+
+pub fn any_decimal() -> impl Strategy<Value = Decimal> {
+    (any::<i64>(), 0u32..=28).prop_map(|(m, s)| Decimal::from_i128_with_scale(i128::from(m), s))
+}
+
+fn any_text() -> impl Strategy<Value = Text> {
+    ".{0,24}".prop_map(|s: String| Arc::from(s.as_str()))
+}
+
+fn any_inst() -> impl Strategy<Value = InstrumentId> {
+    "[A-Z0-9./:_-]{1,31}".prop_map(|s| InstrumentId::new(&s).unwrap())
+}
+
+fn any_coid() -> impl Strategy<Value = ClientOrderId> {
+    "[a-z0-9-]{1,31}".prop_map(|s| ClientOrderId::new(&s).unwrap())
+}
+
+fn any_hash() -> impl Strategy<Value = Hash32> {
+    any::<[u8; 32]>().prop_map(Hash32::from_bytes)
+}
+
+fn any_side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::Buy), Just(Side::Sell)]
+}
+
+fn any_tick() -> impl Strategy<Value = TickData> {
+    prop_oneof![
+        (
+            any_decimal(),
+            any_decimal(),
+            any_decimal(),
+            any_decimal(),
+            proptest::option::of(any_decimal()),
+            any::<i64>()
+        )
+            .prop_map(
+                |(open, high, low, close, volume, interval_ns)| TickData::Bar(Bar {
+                    open,
+                    high,
+                    low,
+                    close,
+                    volume,
+                    interval_ns
+                })
+            ),
+        (
+            any_decimal(),
+            any_decimal(),
+            proptest::option::of(any_side())
+        )
+            .prop_map(|(price, size, aggressor)| TickData::Trade(Trade {
+                price,
+                size,
+                aggressor
+            })),
+        (
+            any_decimal(),
+            any_decimal(),
+            proptest::option::of(any_decimal()),
+            proptest::option::of(any_decimal())
+        )
+            .prop_map(|(bid, ask, bid_size, ask_size)| TickData::Quote(Quote {
+                bid,
+                ask,
+                bid_size,
+                ask_size
+            })),
+    ]
+}
+
+fn any_action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        Just(Action::Long),
+        Just(Action::Short),
+        Just(Action::Close),
+        Just(Action::Hold)
+    ]
+}
+
+fn any_check() -> impl Strategy<Value = RiskCheck> {
+    (0usize..19, any_decimal(), any_decimal(), any::<bool>()).prop_map(
+        |(i, value, limit, passed)| {
+            use RiskCheckId::*;
+            let ids = [
+                PositionExists,
+                PriceValid,
+                PriceStaleness,
+                MinConfidence,
+                MaxPositionPct,
+                MaxPositionValue,
+                MinPositionValue,
+                MaxGrossLeverage,
+                MaxOpenPositions,
+                MaxOrderNotional,
+                MaxOrderQty,
+                PriceCollar,
+                DailyLossCap,
+                MaxTradesPerDay,
+                Cooldown,
+                MaxDecisionsPerWindow,
+                MaxOrdersPerWindow,
+                DuplicateOrder,
+                KillSwitch,
+            ];
+            RiskCheck {
+                id: ids[i],
+                value,
+                limit,
+                passed,
+            }
+        },
+    )
+}
+
+/// Any payload of any kind.
+pub fn any_payload() -> impl Strategy<Value = Payload> {
+    prop_oneof![
+        (
+            any_hash(),
+            any_text(),
+            proptest::collection::vec(any_inst(), 0..3),
+            proptest::option::of(any::<u64>()),
+            any_decimal()
+        )
+            .prop_map(|(config_hash, t, instruments, parent, starting_cash)| {
+                Payload::RunStarted(RunStarted {
+                    mode: RunMode::Paper,
+                    config_hash,
+                    software_version: t.clone(),
+                    venue: t.clone(),
+                    instruments,
+                    decision_provider: t.clone(),
+                    parent_run: parent.map(RunId::new),
+                    data_source: t,
+                    starting_cash,
+                })
+            }),
+        any_text().prop_map(|reason| Payload::RunStopped(RunStopped { reason })),
+        (any_inst(), any_tick())
+            .prop_map(|(instrument, data)| Payload::MarketTick(MarketTick { instrument, data })),
+        (
+            any_text(),
+            any_action(),
+            any_decimal(),
+            any_decimal(),
+            proptest::option::of(any_hash()),
+            any::<u64>(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(t, action, size_pct, confidence, prompt_sha256, latency_us, tokens)| {
+                    Payload::DecisionMade(DecisionMade {
+                        provider: t.clone(),
+                        model: t.clone(),
+                        params: t.clone(),
+                        prompt_sha256,
+                        prompt: t.clone(),
+                        raw_output: t.clone(),
+                        parsed: Decision {
+                            action,
+                            size_pct,
+                            confidence,
+                            reason: t.clone(),
+                        },
+                        parse_status: ParseStatus::Invalid(t),
+                        latency_us,
+                        tokens_in: tokens,
+                        tokens_out: tokens / 2,
+                    })
+                }
+            ),
+        (
+            any::<u64>(),
+            any::<bool>(),
+            proptest::collection::vec(any_check(), 0..6),
+            any_text()
+        )
+            .prop_map(|(seq, approved, checks, reason)| Payload::RiskVerdict(
+                RiskVerdict {
+                    decision_seq: Seq::new(seq),
+                    approved,
+                    checks,
+                    reason
+                }
+            )),
+        (
+            any_coid(),
+            any_inst(),
+            any_side(),
+            any_decimal(),
+            any::<bool>(),
+            proptest::option::of(any_decimal())
+        )
+            .prop_map(
+                |(client_order_id, instrument, side, q, notional, limit_price)| {
+                    Payload::OrderSubmitted(OrderSubmitted {
+                        client_order_id,
+                        instrument,
+                        side,
+                        qty: if notional {
+                            OrderQty::Notional(q)
+                        } else {
+                            OrderQty::Units(q)
+                        },
+                        order_type: if limit_price.is_some() {
+                            OrderType::Limit
+                        } else {
+                            OrderType::Market
+                        },
+                        limit_price,
+                        tif: TimeInForce::Ioc,
+                    })
+                }
+            ),
+        any_coid()
+            .prop_map(|client_order_id| Payload::OrderAccepted(OrderAccepted { client_order_id })),
+        (any_coid(), any_text()).prop_map(|(client_order_id, reason)| Payload::OrderRejected(
+            OrderRejected {
+                client_order_id,
+                reason
+            }
+        )),
+        (any_coid(), any_text()).prop_map(|(client_order_id, reason)| Payload::OrderCanceled(
+            OrderCanceled {
+                client_order_id,
+                reason
+            }
+        )),
+        (
+            any_coid(),
+            any::<u64>(),
+            any_inst(),
+            any_side(),
+            any_decimal(),
+            any_decimal(),
+            any_decimal()
+        )
+            .prop_map(
+                |(client_order_id, fill, instrument, side, qty, price, fee)| Payload::OrderFilled(
+                    OrderFilled {
+                        client_order_id,
+                        fill_id: FillId::new(fill),
+                        instrument,
+                        side,
+                        qty,
+                        price,
+                        fee,
+                        liquidity: Liquidity::Maker,
+                    }
+                )
+            ),
+        (any_decimal(), any_decimal(), any_text()).prop_map(|(value, limit, reason)| {
+            Payload::KillSwitchTripped(KillSwitchTripped {
+                trigger: KillTrigger::Loss,
+                value,
+                limit,
+                reason,
+            })
+        }),
+        (any_text(), any_text())
+            .prop_map(|(by, reason)| Payload::KillSwitchReset(KillSwitchReset { by, reason })),
+        (any_hash(), any_text(), any_text()).prop_map(|(config_hash, by, reason)| {
+            Payload::RiskLimitsChanged(RiskLimitsChanged {
+                config_hash,
+                by,
+                reason,
+            })
+        }),
+    ]
+}
+
+/// Any draft with any payload.
+pub fn any_draft() -> impl Strategy<Value = EventDraft> {
+    (
+        1u64..5,
+        any::<u64>(),
+        proptest::option::of(any::<u64>()),
+        any::<i64>(),
+        any::<i64>(),
+        any_payload(),
+    )
+        .prop_map(
+            |(run, cycle, cause, ts_event, ts_recorded, payload)| EventDraft {
+                run_id: RunId::new(run),
+                cycle_id: CycleId::new(cycle),
+                causation_seq: cause.map(Seq::new),
+                ts_event: TimestampNs::from_nanos(ts_event),
+                ts_recorded: TimestampNs::from_nanos(ts_recorded),
+                payload,
+            },
+        )
+}
