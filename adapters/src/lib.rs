@@ -4,4 +4,5 @@
 //! - [`sled_log`]: the persistent, hash-chained [`ledger_core::log::EventLog`] on sled.
 #![forbid(unsafe_code)]
 
+pub mod market_data;
 pub mod sled_log;

@@ -1,1 +1,50 @@
-fn main() {}
+//! `ledger`: the one binary of the trading ledger.
+//!
+//! `main` turns a command's outcome into an exit code and nothing else:
+//! 0 success, 1 a check found a problem, 2 an error (bad input, I/O, configuration).
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod config;
+mod describe;
+mod logging;
+mod pipeline;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// What a command reports back to `main`.
+pub enum Outcome {
+    /// Done; exit 0.
+    Ok,
+    /// A check ran and found a problem (already printed); exit 1.
+    CheckFailed,
+}
+
+fn main() -> ExitCode {
+    let args = args::Cli::parse();
+    logging::init(args.global.log_format);
+    match commands::dispatch(args) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `ledger events | head` closes the pipe early; that is not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -15,8 +15,15 @@
 
 pub mod chain;
 pub mod codec;
+pub mod decision;
+pub mod engine;
 pub mod event;
 pub mod ids;
 pub mod log;
+pub mod portfolio;
+pub mod replay;
+pub mod risk;
+pub mod strategy;
 pub mod time;
+pub mod venue;
 pub mod verify;

@@ -1,0 +1,129 @@
+//! The command line as clap sees it: structs that mirror the flags, nothing validated yet.
+//! Each command turns its raw flags into checked values in its own module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Event-sourced, append-only trading ledger with deterministic replay backtesting.
+#[derive(Debug, Parser)]
+#[command(name = "ledger", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory of the sled ledger.
+    #[arg(
+        long,
+        global = true,
+        env = "LEDGER_DATA_DIR",
+        default_value = "./ledger-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// How diagnostics are written to stderr.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Human,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the runs in the ledger.
+    #[command(after_help = "Example:\n  ledger --data-dir ./ledger-data runs")]
+    Runs,
+    /// Show events, as a table or one JSON object per line.
+    #[command(
+        after_help = "Examples:\n  ledger events --run 1 --limit 20\n  ledger events --from 100 --json | jq .payload"
+    )]
+    Events(EventsArgs),
+    /// Check the whole ledger: sequence contiguity, decoding and the hash chain.
+    #[command(
+        after_help = "Exit status: 0 intact, 1 a bad record was found (its seq is named), 2 error.\n\nExample:\n  ledger verify"
+    )]
+    Verify,
+    /// Backtest on historic data, or re-run a recorded run and prove it reproduces.
+    #[command(
+        after_help = "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error."
+    )]
+    Replay(ReplayArgs),
+    /// Performance statistics of one run.
+    #[command(after_help = "Example:\n  ledger report --run 1 --json")]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Market data file (CSV or JSONL, .gz read transparently).
+    #[arg(long, conflicts_with = "run")]
+    pub data: Option<PathBuf>,
+    /// Strategy: sma-cross or ema-rsi.
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Strategy parameter, KEY=VALUE (repeatable): fast, slow, short, size_pct, ...
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub param: Vec<String>,
+    /// TOML configuration (see fixtures/ledger.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Instrument symbol (default: from the data file name).
+    #[arg(long)]
+    pub instrument: Option<String>,
+    /// Sort the data by time instead of refusing out-of-order rows.
+    #[arg(long)]
+    pub sort: bool,
+    /// Starting cash, account currency.
+    #[arg(long)]
+    pub cash: Option<rust_decimal::Decimal>,
+    /// Re-run this recorded run with its own ticks and decisions.
+    #[arg(long)]
+    pub run: Option<u64>,
+    /// With --run: compare every derived event with the original.
+    #[arg(long)]
+    pub verify: bool,
+    /// Keep the events in memory only (nothing written to the data dir).
+    #[arg(long)]
+    pub in_memory: bool,
+    /// Play the data this many times back to back (throughput measurements).
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub repeat: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run.
+    #[arg(long)]
+    pub run: u64,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of this run.
+    #[arg(long)]
+    pub run: Option<u64>,
+    /// First sequence to show.
+    #[arg(long, default_value_t = 1)]
+    pub from: u64,
+    /// Show at most this many events.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,41 @@
+//! `ledger runs`: one row per run from the runs index.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
+use ledger_core::log::EventLog;
+
+use crate::describe;
+use crate::store;
+use crate::Outcome;
+
+pub fn run(data_dir: &Path) -> Result<Outcome> {
+    let log = store::open_existing(data_dir)?;
+    let mut table = describe::table([
+        "run",
+        "mode",
+        "first seq",
+        "last seq",
+        "events",
+        "started",
+        "stopped",
+    ]);
+    for info in log.runs().iter() {
+        table.add_row([
+            info.run_id.to_string(),
+            info.mode
+                .map_or_else(|| "?".to_string(), |m| format!("{m:?}")),
+            info.first_seq.to_string(),
+            info.last_seq.to_string(),
+            info.event_count.to_string(),
+            info.started.to_rfc3339(),
+            match (&info.stopped, &info.stop_reason) {
+                (Some(at), Some(reason)) => format!("{} ({reason})", at.to_rfc3339()),
+                _ => "-".to_string(),
+            },
+        ]);
+    }
+    writeln!(std::io::stdout(), "{table}")?;
+    Ok(Outcome::Ok)
+}

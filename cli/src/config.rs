@@ -1,0 +1,155 @@
+//! The run configuration: a TOML file (`--config`), overridden by flags. Unknown keys are
+//! an error naming the key and the file. The effective configuration is hashed (SHA-256
+//! of its canonical JSON: fixed field order, maps sorted) into `RunStarted.config_hash`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ledger_core::chain::Hash32;
+use ledger_core::risk::{KillSwitchLimits, RiskLimits};
+use ledger_core::venue::PaperConfig;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Everything a run or a backtest is configured by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Account settings.
+    pub account: AccountConfig,
+    /// Market data.
+    pub data: DataConfig,
+    /// The decision provider.
+    pub strategy: StrategyConfig,
+    /// The paper venue.
+    pub venue: PaperConfig,
+    /// Risk limits.
+    pub risk: RiskLimits,
+    /// Kill-switch thresholds.
+    pub kill_switch: KillSwitchLimits,
+    /// Storage settings.
+    pub ledger: LedgerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            account: AccountConfig::default(),
+            data: DataConfig::default(),
+            strategy: StrategyConfig::default(),
+            venue: PaperConfig::default(),
+            risk: RiskLimits::default(),
+            kill_switch: KillSwitchLimits::default(),
+            ledger: LedgerConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountConfig {
+    /// Starting cash, account currency.
+    pub starting_cash: Decimal,
+}
+
+impl Default for AccountConfig {
+    fn default() -> Self {
+        AccountConfig {
+            starting_cash: Decimal::from(100_000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Market data file (CSV or JSONL, optionally gzipped).
+    pub file: Option<PathBuf>,
+    /// Instrument symbol; default: the file name up to its first `_`, `-` or `.`, upper-cased.
+    pub instrument: Option<String>,
+    /// Sort rows by time instead of refusing out-of-order rows.
+    pub sort: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrategyConfig {
+    /// `sma-cross` or `ema-rsi`.
+    pub name: String,
+    /// Strategy parameters (`fast`, `slow`, `short`, `size_pct`, ...), as text.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        StrategyConfig {
+            name: "sma-cross".into(),
+            params: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// `strict` (flush every append) or `group` (flush every `group_events` or `group_ms`).
+    pub durability: String,
+    /// Group durability: pending events that force a flush.
+    pub group_events: u64,
+    /// Group durability: milliseconds that force a flush.
+    pub group_ms: u64,
+    /// Cycles gathered into one append.
+    pub cycles_per_append: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            durability: "group".into(),
+            group_events: 10_000,
+            group_ms: 50,
+            cycles_per_append: 256,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when `None`.
+    ///
+    /// # Errors
+    /// Unreadable file, invalid TOML, or an unknown key (named, with the file).
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// SHA-256 of the canonical JSON form.
+    pub fn hash(&self) -> Hash32 {
+        // Serializing plain data to JSON cannot fail.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        Hash32::digest(&canonical)
+    }
+
+    /// Applies `k=v` strategy parameters from the command line.
+    ///
+    /// # Errors
+    /// A parameter without `=`.
+    pub fn set_params(&mut self, params: &[String]) -> Result<()> {
+        for param in params {
+            let Some((key, value)) = param.split_once('=') else {
+                bail!("--param {param:?}: expected KEY=VALUE");
+            };
+            self.strategy
+                .params
+                .insert(key.trim().to_string(), value.trim().to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,239 @@
+//! Decisions: the provider contract, and the parser that holds every provider's output
+//! to it.
+//!
+//! The contract is JSON `{action: long|short|close|hold, size_pct: 0..1,
+//! confidence: 0..1, reason}`. Prose around the JSON and code fences are tolerated;
+//! anything else that breaks the contract (wrong types, unknown actions, numbers out of
+//! range, missing fields) becomes `hold` with the failure recorded.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::event::{Action, Bar, Decision, ParseStatus, Text};
+use crate::ids::InstrumentId;
+use crate::time::TimestampNs;
+
+/// What a provider sees when asked for a decision.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    /// Source time of the tick, UTC ns.
+    pub ts: TimestampNs,
+    /// The instrument.
+    pub instrument: &'a InstrumentId,
+    /// The reference price of the tick (bar close, trade price or quote mid).
+    pub price: Decimal,
+    /// The bar, when the tick is one.
+    pub bar: Option<&'a Bar>,
+    /// Signed units currently held.
+    pub position_qty: Decimal,
+}
+
+/// A provider's answer, before it becomes a `DecisionMade` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderAnswer {
+    /// The decision after parsing.
+    pub decision: Decision,
+    /// How parsing went.
+    pub parse_status: ParseStatus,
+    /// The prompt sent, if any.
+    pub prompt: Text,
+    /// The raw output, if any.
+    pub raw_output: Text,
+    /// Latency in microseconds (0 when not measured).
+    pub latency_us: u64,
+    /// Prompt tokens.
+    pub tokens_in: u32,
+    /// Completion tokens.
+    pub tokens_out: u32,
+}
+
+/// Who a provider is, as recorded in every `DecisionMade`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// Provider kind: `rules`, `script`, `recorded`, ...
+    pub provider: Text,
+    /// Strategy or model name.
+    pub model: Text,
+    /// Parameters, canonical `k=v` sorted by key, space separated.
+    pub params: Text,
+}
+
+/// A source of decisions: built-in rules, a script, a recording or a model.
+pub trait DecisionProvider {
+    /// Who this provider is.
+    fn info(&self) -> ProviderInfo;
+
+    /// Decides on one tick. Failures are answered as `hold` with the error recorded,
+    /// never as an `Err`: a provider timeout must not stop a run.
+    fn decide(&mut self, input: &DecisionInput<'_>) -> ProviderAnswer;
+}
+
+/// A `hold` with a reason.
+pub fn hold(reason: Text) -> Decision {
+    Decision {
+        action: Action::Hold,
+        size_pct: Decimal::ZERO,
+        confidence: Decimal::ZERO,
+        reason,
+    }
+}
+
+/// Parses a provider's raw output against the contract.
+///
+/// Returns the decision and [`ParseStatus::Ok`], or `hold` and
+/// [`ParseStatus::Invalid`] naming what was wrong.
+pub fn parse_decision(raw: &str) -> (Decision, ParseStatus) {
+    match parse_strict(raw) {
+        Ok(decision) => (decision, ParseStatus::Ok),
+        Err(why) => {
+            let why: Text = Arc::from(why.as_str());
+            (
+                hold(Arc::from("unparseable decision")),
+                ParseStatus::Invalid(why),
+            )
+        }
+    }
+}
+
+fn parse_strict(raw: &str) -> Result<Decision, String> {
+    let json = extract_json_object(raw).ok_or("no JSON object in the output")?;
+    let value: Value = serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
+    let object = value.as_object().ok_or("not a JSON object")?;
+    let action = match object.get("action") {
+        None => return Err("missing field `action`".into()),
+        Some(Value::String(text)) => match text.trim().to_ascii_lowercase().as_str() {
+            "long" | "buy" => Action::Long,
+            "short" | "sell" => Action::Short,
+            "close" | "exit" | "flat" => Action::Close,
+            "hold" | "none" | "wait" => Action::Hold,
+            other => return Err(format!("unknown action {other:?}")),
+        },
+        Some(other) => return Err(format!("`action` must be a string, got {other}")),
+    };
+    let fraction = |name: &str| -> Result<Decimal, String> {
+        let value = object
+            .get(name)
+            .ok_or_else(|| format!("missing field `{name}`"))?;
+        let number = match value {
+            Value::Number(n) => n.to_string().parse::<Decimal>().or_else(|_| {
+                n.as_f64()
+                    .and_then(|f| Decimal::try_from(f).ok())
+                    .ok_or_else(|| format!("`{name}` {n} is not a decimal"))
+            })?,
+            other => return Err(format!("`{name}` must be a number, got {other}")),
+        };
+        if number < Decimal::ZERO || number > Decimal::ONE {
+            return Err(format!("`{name}` {number} is outside 0..1"));
+        }
+        Ok(number.normalize())
+    };
+    let size_pct = fraction("size_pct")?;
+    let confidence = fraction("confidence")?;
+    let reason = match object.get("reason") {
+        None => return Err("missing field `reason`".into()),
+        Some(Value::String(text)) => Arc::from(text.as_str()),
+        Some(other) => return Err(format!("`reason` must be a string, got {other}")),
+    };
+    Ok(Decision {
+        action,
+        size_pct,
+        confidence,
+        reason,
+    })
+}
+
+/// The outermost `{...}` of the text: tolerates prose and code fences around it.
+fn extract_json_object(raw: &str) -> Option<&str> {
+    let start = raw.find('{')?;
+    let end = raw.rfind('}')?;
+    (end > start).then(|| &raw[start..=end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn parsed(raw: &str) -> Result<(Action, Decimal, Decimal, String), String> {
+        match parse_decision(raw) {
+            (d, ParseStatus::Ok) => Ok((d.action, d.size_pct, d.confidence, d.reason.to_string())),
+            (d, ParseStatus::Invalid(why)) => {
+                assert_eq!(d.action, Action::Hold, "an invalid output must become hold");
+                Err(why.to_string())
+            }
+            (_, status) => panic!("unexpected {status:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_outputs_parse() {
+        let ok = |raw| parsed(raw).unwrap();
+        // TC0: bare JSON.
+        assert_eq!(
+            ok(r#"{"action":"long","size_pct":0.5,"confidence":0.8,"reason":"trend"}"#),
+            (Action::Long, dec!(0.5), dec!(0.8), "trend".into())
+        );
+        // TC1: prose and a code fence around it; action case-insensitive.
+        assert_eq!(
+            ok("Sure!\n```json\n{\"action\": \"CLOSE\", \"size_pct\": 0, \"confidence\": 1, \"reason\": \"stop\"}\n```\nDone.").0,
+            Action::Close
+        );
+        // TC2: boundaries 0 and 1 are inside the range.
+        assert_eq!(
+            ok(r#"{"action":"short","size_pct":1,"confidence":0,"reason":""}"#).1,
+            dec!(1)
+        );
+    }
+
+    #[test]
+    fn contract_breaches_become_hold_with_the_failure_named() {
+        let cases = [
+            ("TC0 no json", "I think we should buy.", "no JSON object"),
+            (
+                "TC1 broken json",
+                "{\"action\": \"long\",",
+                "no JSON object",
+            ),
+            (
+                "TC2 unknown action",
+                r#"{"action":"moon","size_pct":0.1,"confidence":0.5,"reason":"x"}"#,
+                "unknown action",
+            ),
+            (
+                "TC3 wrong type",
+                r#"{"action":"long","size_pct":"half","confidence":0.5,"reason":"x"}"#,
+                "must be a number",
+            ),
+            (
+                "TC4 above range",
+                r#"{"action":"long","size_pct":1.01,"confidence":0.5,"reason":"x"}"#,
+                "outside 0..1",
+            ),
+            (
+                "TC5 below range",
+                r#"{"action":"long","size_pct":0.1,"confidence":-0.1,"reason":"x"}"#,
+                "outside 0..1",
+            ),
+            (
+                "TC6 missing field",
+                r#"{"action":"long","size_pct":0.1,"reason":"x"}"#,
+                "missing field `confidence`",
+            ),
+            ("TC7 not an object", "{}", "missing field `action`"),
+            (
+                "TC8 action not string",
+                r#"{"action":1,"size_pct":0.1,"confidence":0.1,"reason":"x"}"#,
+                "must be a string",
+            ),
+        ];
+        for (label, raw, expected) in cases {
+            let why = parsed(raw).expect_err(label);
+            assert!(
+                why.contains(expected),
+                "{label}: {why:?} should mention {expected:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Portfolio accounting: what a fill does to cash and positions, and what a price does
+//! to equity. The engine, the risk engine and the projections all use this one type, so
+//! a live run and a rebuild from the log can never disagree about a fill.
+//!
+//! Conventions: quantities are signed (positive long, negative short); cash moves by
+//! the fill's notional and its fee; realized P&L is gross of fees (fees are totalled
+//! apart, so net P&L = realized + unrealized - fees); average price is the
+//! quantity-weighted entry price of the open position.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{OrderFilled, Side};
+use crate::ids::InstrumentId;
+
+/// An open position in one instrument.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Position {
+    /// Signed units: positive long, negative short, never zero while open.
+    pub qty: Decimal,
+    /// Quantity-weighted entry price, quote currency.
+    pub avg_price: Decimal,
+    /// Last mark price, quote currency.
+    pub mark: Decimal,
+}
+
+impl Position {
+    /// Mark-to-market value, signed (negative for shorts).
+    pub fn value(&self) -> Decimal {
+        self.qty * self.mark
+    }
+
+    /// Unrealized P&L at the mark, gross of fees.
+    pub fn unrealized(&self) -> Decimal {
+        self.qty * (self.mark - self.avg_price)
+    }
+}
+
+/// Cash, positions, P&L and drawdown of one account (single currency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Portfolio {
+    /// Cash, account currency; negative only when leverage allows.
+    pub cash: Decimal,
+    /// Open positions by instrument (sorted, so iteration is deterministic).
+    pub positions: BTreeMap<InstrumentId, Position>,
+    /// Realized P&L so far, gross of fees.
+    pub realized_pnl: Decimal,
+    /// Fees paid so far.
+    pub fees: Decimal,
+    /// Equity at the start.
+    pub starting_equity: Decimal,
+    /// Highest equity seen at a mark.
+    pub peak_equity: Decimal,
+    /// Largest drawdown seen, as a fraction of the peak (0.25 = 25%).
+    pub max_drawdown: Decimal,
+}
+
+impl Portfolio {
+    /// A flat account holding `cash`.
+    pub fn new(cash: Decimal) -> Self {
+        Portfolio {
+            cash,
+            positions: BTreeMap::new(),
+            realized_pnl: Decimal::ZERO,
+            fees: Decimal::ZERO,
+            starting_equity: cash,
+            peak_equity: cash,
+            max_drawdown: Decimal::ZERO,
+        }
+    }
+
+    /// Signed units held in `instrument` (0 when flat).
+    pub fn qty(&self, instrument: &InstrumentId) -> Decimal {
+        self.positions
+            .get(instrument)
+            .map_or(Decimal::ZERO, |p| p.qty)
+    }
+
+    /// Cash plus the marked value of every position.
+    pub fn equity(&self) -> Decimal {
+        self.cash
+            + self
+                .positions
+                .values()
+                .map(Position::value)
+                .sum::<Decimal>()
+    }
+
+    /// Sum of the absolute marked values of all positions.
+    pub fn gross_exposure(&self) -> Decimal {
+        self.positions.values().map(|p| p.value().abs()).sum()
+    }
+
+    /// Unrealized P&L of all positions at their marks.
+    pub fn unrealized_pnl(&self) -> Decimal {
+        self.positions.values().map(Position::unrealized).sum()
+    }
+
+    /// Current drawdown from the peak, fraction (0 at a new peak).
+    pub fn drawdown(&self) -> Decimal {
+        drawdown(self.peak_equity, self.equity())
+    }
+
+    /// Applies a fill: moves cash by notional and fee, updates the position's quantity
+    /// and average price, and realizes P&L on the part that reduces the position.
+    pub fn apply_fill(&mut self, fill: &OrderFilled) {
+        let signed = match fill.side {
+            Side::Buy => fill.qty,
+            Side::Sell => -fill.qty,
+        };
+        self.cash -= signed * fill.price + fill.fee;
+        self.fees += fill.fee;
+        let position = self.positions.entry(fill.instrument).or_default();
+        if position.qty.is_zero() {
+            position.mark = fill.price;
+        }
+        let old = position.qty;
+        let new = old + signed;
+        if old.is_zero() || old.is_sign_positive() == signed.is_sign_positive() {
+            // Opening or adding: the average moves toward the fill price.
+            position.avg_price =
+                (old.abs() * position.avg_price + fill.qty * fill.price) / new.abs();
+        } else {
+            // Reducing, closing or reversing: realize on the closed part.
+            let closed = old.abs().min(fill.qty);
+            let direction = if old.is_sign_positive() {
+                Decimal::ONE
+            } else {
+                -Decimal::ONE
+            };
+            self.realized_pnl += closed * (fill.price - position.avg_price) * direction;
+            if !new.is_zero() && new.is_sign_positive() != old.is_sign_positive() {
+                position.avg_price = fill.price;
+            }
+        }
+        position.qty = new;
+        if new.is_zero() {
+            self.positions.remove(&fill.instrument);
+        }
+        self.update_peak();
+    }
+
+    /// Marks `instrument` to `price` and updates peak equity and drawdown.
+    pub fn mark(&mut self, instrument: &InstrumentId, price: Decimal) {
+        if let Some(position) = self.positions.get_mut(instrument) {
+            position.mark = price;
+        }
+        self.update_peak();
+    }
+
+    fn update_peak(&mut self) {
+        let equity = self.equity();
+        if equity > self.peak_equity {
+            self.peak_equity = equity;
+        }
+        let dd = drawdown(self.peak_equity, equity);
+        if dd > self.max_drawdown {
+            self.max_drawdown = dd;
+        }
+    }
+}
+
+/// `(peak - equity) / peak`, or 0 when the peak is not positive.
+pub fn drawdown(peak: Decimal, equity: Decimal) -> Decimal {
+    if peak <= Decimal::ZERO || equity >= peak {
+        Decimal::ZERO
+    } else {
+        (peak - equity) / peak
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Liquidity;
+    use crate::ids::{ClientOrderId, FillId};
+    use rust_decimal_macros::dec;
+
+    fn fill(side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> OrderFilled {
+        OrderFilled {
+            client_order_id: ClientOrderId::new("o").unwrap(),
+            fill_id: FillId::new(1),
+            instrument: InstrumentId::new("SPY").unwrap(),
+            side,
+            qty,
+            price,
+            fee,
+            liquidity: Liquidity::Taker,
+        }
+    }
+
+    #[test]
+    fn round_trip_long_realizes_gross_pnl_and_charges_both_fees() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let mut p = Portfolio::new(dec!(10000));
+        // TC0: buy 10 @ 100, fee 1: cash 10000 - 1000 - 1.
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(1)));
+        assert_eq!(
+            (p.cash, p.qty(&spy), p.fees),
+            (dec!(8999), dec!(10), dec!(1))
+        );
+        // TC1: mark at 110: equity = 8999 + 1100.
+        p.mark(&spy, dec!(110));
+        assert_eq!((p.equity(), p.unrealized_pnl()), (dec!(10099), dec!(100)));
+        // TC2: sell 10 @ 110, fee 1.1: realized 100 gross, fees 2.1, flat.
+        p.apply_fill(&fill(Side::Sell, dec!(10), dec!(110), dec!(1.1)));
+        assert_eq!(
+            (p.cash, p.realized_pnl, p.fees),
+            (dec!(10097.9), dec!(100), dec!(2.1))
+        );
+        assert!(p.positions.is_empty());
+    }
+
+    #[test]
+    fn adding_averages_and_reversing_resets_the_entry_price() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let mut p = Portfolio::new(dec!(10000));
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(0)));
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(110), dec!(0)));
+        assert_eq!(p.positions[&spy].avg_price, dec!(105));
+        // Sell 30 @ 120: closes 20 (realize 20 x 15), opens 10 short at 120.
+        p.apply_fill(&fill(Side::Sell, dec!(30), dec!(120), dec!(0)));
+        assert_eq!(
+            (p.realized_pnl, p.qty(&spy), p.positions[&spy].avg_price),
+            (dec!(300), dec!(-10), dec!(120))
+        );
+        // Short loses when the price rises.
+        p.mark(&spy, dec!(130));
+        assert_eq!(p.unrealized_pnl(), dec!(-100));
+    }
+
+    #[test]
+    fn drawdown_tracks_the_peak() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let mut p = Portfolio::new(dec!(1000));
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(0)));
+        p.mark(&spy, dec!(120)); // equity 1200, new peak
+        p.mark(&spy, dec!(90)); // equity 900: 25% below 1200
+        assert_eq!(
+            (p.peak_equity, p.drawdown(), p.max_drawdown),
+            (dec!(1200), dec!(0.25), dec!(0.25))
+        );
+        p.mark(&spy, dec!(110));
+        assert_eq!(p.max_drawdown, dec!(0.25));
+    }
+}

@@ -1,0 +1,525 @@
+//! The risk engine and the kill switch.
+//!
+//! Every check records its id, measured value, limit and result in the verdict, passes
+//! included. Checks are off unless configured, except price validity and the kill
+//! switch, which always run. A `hold` is approved without checks; a `close` with no
+//! position is denied; a `close` is otherwise judged only on price validity, because
+//! reducing risk must stay possible when limits are hit.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{
+    Action, Decision, KillSwitchTripped, KillTrigger, RiskCheck, RiskCheckId, Text,
+};
+use crate::ids::InstrumentId;
+use crate::portfolio::Portfolio;
+use crate::time::TimestampNs;
+
+/// The configurable limits; `None` turns a check off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskLimits {
+    /// Oldest acceptable reference tick, nanoseconds before now.
+    pub max_price_age_ns: Option<i64>,
+    /// Minimum decision confidence, 0..1.
+    pub min_confidence: Option<Decimal>,
+    /// Maximum position value as a fraction of equity.
+    pub max_position_pct: Option<Decimal>,
+    /// Maximum position value, account currency.
+    pub max_position_value: Option<Decimal>,
+    /// Minimum position value, account currency.
+    pub min_position_value: Option<Decimal>,
+    /// Maximum gross exposure divided by equity after the order.
+    pub max_gross_leverage: Option<Decimal>,
+    /// Maximum open positions after the order.
+    pub max_open_positions: Option<u32>,
+    /// Maximum order notional, account currency.
+    pub max_order_notional: Option<Decimal>,
+    /// Maximum order quantity, instrument units (estimated at the reference price).
+    pub max_order_qty: Option<Decimal>,
+    /// Maximum move of the reference price against the previous tick, basis points.
+    pub price_collar_bps: Option<Decimal>,
+    /// Maximum loss since the start of the UTC day, fraction of start-of-day equity.
+    pub daily_loss_cap: Option<Decimal>,
+    /// Maximum orders per UTC day.
+    pub max_trades_per_day: Option<u32>,
+    /// Minimum time after an open before the next open, nanoseconds.
+    pub cooldown_ns: Option<i64>,
+    /// Length of the rate-limit window, nanoseconds (default one minute).
+    pub rate_window_ns: Option<i64>,
+    /// Maximum decisions per window.
+    pub max_decisions_per_window: Option<u32>,
+    /// Maximum orders per window.
+    pub max_orders_per_window: Option<u32>,
+    /// Block an order with the same action and size as the previous one within the
+    /// window.
+    pub block_duplicate_orders: bool,
+}
+
+/// Kill-switch thresholds; `None` turns a trigger off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KillSwitchLimits {
+    /// Trip when equity has gained this fraction since the start (take-profit).
+    pub max_gain: Option<Decimal>,
+    /// Trip when equity has lost this fraction since the start.
+    pub max_loss: Option<Decimal>,
+    /// Trip when drawdown from peak equity reaches this fraction.
+    pub max_drawdown: Option<Decimal>,
+    /// Trip after this many consecutive failures (rejected orders, provider errors).
+    pub max_consecutive_failures: Option<u32>,
+    /// Close every position when tripped.
+    pub close_positions: bool,
+}
+
+/// What the risk engine is asked to judge.
+#[derive(Debug, Clone, Copy)]
+pub struct RiskInput<'a> {
+    /// The decision.
+    pub decision: &'a Decision,
+    /// The instrument.
+    pub instrument: &'a InstrumentId,
+    /// Reference price of the current tick, if any.
+    pub price: Option<Decimal>,
+    /// Reference price of the previous tick, if any.
+    pub previous_price: Option<Decimal>,
+    /// Source time of the tick, UTC ns.
+    pub tick_ts: TimestampNs,
+    /// Now, from the run's clock, UTC ns.
+    pub now: TimestampNs,
+    /// The account.
+    pub portfolio: &'a Portfolio,
+    /// Whether the kill switch is tripped.
+    pub kill_switch_tripped: bool,
+}
+
+/// A verdict before it becomes an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// Whether an order may follow.
+    pub approved: bool,
+    /// Every check run.
+    pub checks: Vec<RiskCheck>,
+    /// Empty when approved, else the first failed check in words.
+    pub reason: Text,
+}
+
+const DEFAULT_RATE_WINDOW_NS: i64 = 60 * 1_000_000_000;
+
+/// The risk engine: limits plus the counters the rate and daily checks need.
+#[derive(Debug, Clone)]
+pub struct RiskEngine {
+    limits: RiskLimits,
+    decisions: VecDeque<i64>,
+    orders: VecDeque<i64>,
+    day: i64,
+    day_start_equity: Decimal,
+    orders_today: u32,
+    last_open: Option<i64>,
+    last_order: Option<(Action, Decimal, i64)>,
+    approved: Text,
+}
+
+impl RiskEngine {
+    /// An engine enforcing `limits`.
+    pub fn new(limits: RiskLimits) -> Self {
+        RiskEngine {
+            limits,
+            decisions: VecDeque::new(),
+            orders: VecDeque::new(),
+            day: i64::MIN,
+            day_start_equity: Decimal::ZERO,
+            orders_today: 0,
+            last_open: None,
+            last_order: None,
+            approved: Arc::from(""),
+        }
+    }
+
+    /// Tells the engine time has reached `ts` with `equity`; rolls the UTC day.
+    pub fn on_tick(&mut self, ts: TimestampNs, equity: Decimal) {
+        let day = ts.utc_day();
+        if day != self.day {
+            self.day = day;
+            self.day_start_equity = equity;
+            self.orders_today = 0;
+        }
+    }
+
+    /// Tells the engine an order for `decision` was submitted at `ts`.
+    pub fn on_order(&mut self, ts: TimestampNs, decision: &Decision) {
+        self.orders.push_back(ts.nanos());
+        self.orders_today += 1;
+        if matches!(decision.action, Action::Long | Action::Short) {
+            self.last_open = Some(ts.nanos());
+        }
+        self.last_order = Some((decision.action, decision.size_pct, ts.nanos()));
+    }
+
+    /// Judges one decision. Counts it toward the decision rate.
+    pub fn judge(&mut self, input: &RiskInput<'_>) -> Judgement {
+        let now = input.tick_ts.nanos();
+        let window = self.limits.rate_window_ns.unwrap_or(DEFAULT_RATE_WINDOW_NS);
+        prune(&mut self.decisions, now - window);
+        prune(&mut self.orders, now - window);
+        self.decisions.push_back(now);
+
+        let decision = input.decision;
+        if decision.action == Action::Hold {
+            return Judgement {
+                approved: true,
+                checks: Vec::new(),
+                reason: self.approved.clone(),
+            };
+        }
+        let mut checks = Checks::default();
+        let position = input.portfolio.qty(input.instrument);
+        if decision.action == Action::Close {
+            checks.add(
+                RiskCheckId::PositionExists,
+                position.abs(),
+                Decimal::ZERO,
+                !position.is_zero(),
+            );
+        }
+        let price = input.price.unwrap_or(Decimal::ZERO);
+        checks.add(
+            RiskCheckId::PriceValid,
+            price,
+            Decimal::ZERO,
+            price > Decimal::ZERO,
+        );
+        if decision.action == Action::Close {
+            return checks.finish(&self.approved);
+        }
+
+        let l = &self.limits;
+        checks.add(
+            RiskCheckId::KillSwitch,
+            flag(input.kill_switch_tripped),
+            Decimal::ZERO,
+            !input.kill_switch_tripped,
+        );
+        if let Some(limit) = l.max_price_age_ns {
+            let age = input.now.nanos() - input.tick_ts.nanos();
+            checks.add(
+                RiskCheckId::PriceStaleness,
+                age.into(),
+                limit.into(),
+                age <= limit,
+            );
+        }
+        if let Some(limit) = l.min_confidence {
+            checks.add(
+                RiskCheckId::MinConfidence,
+                decision.confidence,
+                limit,
+                decision.confidence >= limit,
+            );
+        }
+        let equity = input.portfolio.equity();
+        let notional = decision.size_pct * equity.max(Decimal::ZERO);
+        if let Some(limit) = l.max_position_pct {
+            let pct = if equity > Decimal::ZERO {
+                notional / equity
+            } else {
+                Decimal::ZERO
+            };
+            checks.add(RiskCheckId::MaxPositionPct, pct, limit, pct <= limit);
+        }
+        if let Some(limit) = l.max_position_value {
+            checks.add(
+                RiskCheckId::MaxPositionValue,
+                notional,
+                limit,
+                notional <= limit,
+            );
+        }
+        if let Some(limit) = l.min_position_value {
+            checks.add(
+                RiskCheckId::MinPositionValue,
+                notional,
+                limit,
+                notional >= limit,
+            );
+        }
+        if let Some(limit) = l.max_gross_leverage {
+            let others: Decimal = input
+                .portfolio
+                .positions
+                .iter()
+                .filter(|(id, _)| *id != input.instrument)
+                .map(|(_, p)| p.value().abs())
+                .sum();
+            let leverage = if equity > Decimal::ZERO {
+                (others + notional) / equity
+            } else {
+                Decimal::MAX
+            };
+            checks.add(
+                RiskCheckId::MaxGrossLeverage,
+                leverage,
+                limit,
+                leverage <= limit,
+            );
+        }
+        if let Some(limit) = l.max_open_positions {
+            let open = input
+                .portfolio
+                .positions
+                .keys()
+                .filter(|id| *id != input.instrument)
+                .count() as u32
+                + 1;
+            checks.add(
+                RiskCheckId::MaxOpenPositions,
+                open.into(),
+                limit.into(),
+                open <= limit,
+            );
+        }
+        if let Some(limit) = l.max_order_notional {
+            checks.add(
+                RiskCheckId::MaxOrderNotional,
+                notional,
+                limit,
+                notional <= limit,
+            );
+        }
+        if let Some(limit) = l.max_order_qty {
+            let qty = if price > Decimal::ZERO {
+                notional / price
+            } else {
+                Decimal::ZERO
+            };
+            checks.add(RiskCheckId::MaxOrderQty, qty, limit, qty <= limit);
+        }
+        if let (Some(limit), Some(previous)) = (l.price_collar_bps, input.previous_price) {
+            let bps = if previous > Decimal::ZERO {
+                ((price - previous).abs() / previous * Decimal::from(10_000)).round_dp(4)
+            } else {
+                Decimal::ZERO
+            };
+            checks.add(RiskCheckId::PriceCollar, bps, limit, bps <= limit);
+        }
+        if let Some(limit) = l.daily_loss_cap {
+            let loss = if self.day_start_equity > Decimal::ZERO {
+                ((self.day_start_equity - equity) / self.day_start_equity).max(Decimal::ZERO)
+            } else {
+                Decimal::ZERO
+            };
+            checks.add(RiskCheckId::DailyLossCap, loss, limit, loss < limit);
+        }
+        if let Some(limit) = l.max_trades_per_day {
+            let after = self.orders_today + 1;
+            checks.add(
+                RiskCheckId::MaxTradesPerDay,
+                after.into(),
+                limit.into(),
+                after <= limit,
+            );
+        }
+        if let (Some(limit), Some(last)) = (l.cooldown_ns, self.last_open) {
+            let since = now - last;
+            checks.add(
+                RiskCheckId::Cooldown,
+                since.into(),
+                limit.into(),
+                since >= limit,
+            );
+        }
+        if let Some(limit) = l.max_decisions_per_window {
+            let count = self.decisions.len() as u32;
+            checks.add(
+                RiskCheckId::MaxDecisionsPerWindow,
+                count.into(),
+                limit.into(),
+                count <= limit,
+            );
+        }
+        if let Some(limit) = l.max_orders_per_window {
+            let after = self.orders.len() as u32 + 1;
+            checks.add(
+                RiskCheckId::MaxOrdersPerWindow,
+                after.into(),
+                limit.into(),
+                after <= limit,
+            );
+        }
+        if l.block_duplicate_orders {
+            let duplicate = self.last_order.is_some_and(|(a, s, ts)| {
+                a == decision.action && s == decision.size_pct && now - ts < window
+            });
+            checks.add(
+                RiskCheckId::DuplicateOrder,
+                flag(duplicate),
+                Decimal::ZERO,
+                !duplicate,
+            );
+        }
+        checks.finish(&self.approved)
+    }
+}
+
+fn flag(on: bool) -> Decimal {
+    if on {
+        Decimal::ONE
+    } else {
+        Decimal::ZERO
+    }
+}
+
+fn prune(times: &mut VecDeque<i64>, older_than: i64) {
+    while times.front().is_some_and(|&t| t <= older_than) {
+        times.pop_front();
+    }
+}
+
+#[derive(Default)]
+struct Checks(Vec<RiskCheck>);
+
+impl Checks {
+    fn add(&mut self, id: RiskCheckId, value: Decimal, limit: Decimal, passed: bool) {
+        self.0.push(RiskCheck {
+            id,
+            value,
+            limit,
+            passed,
+        });
+    }
+
+    fn finish(self, approved: &Text) -> Judgement {
+        let reason = match self.0.iter().find(|c| !c.passed) {
+            None => approved.clone(),
+            Some(c) => Arc::from(
+                format!(
+                    "{}: value {} against limit {}",
+                    check_name(c.id),
+                    c.value,
+                    c.limit
+                )
+                .as_str(),
+            ),
+        };
+        Judgement {
+            approved: self.0.iter().all(|c| c.passed),
+            checks: self.0,
+            reason,
+        }
+    }
+}
+
+/// The snake_case name of a check, as in JSON.
+pub fn check_name(id: RiskCheckId) -> &'static str {
+    use RiskCheckId::*;
+    match id {
+        PositionExists => "position_exists",
+        PriceValid => "price_valid",
+        PriceStaleness => "price_staleness",
+        MinConfidence => "min_confidence",
+        MaxPositionPct => "max_position_pct",
+        MaxPositionValue => "max_position_value",
+        MinPositionValue => "min_position_value",
+        MaxGrossLeverage => "max_gross_leverage",
+        MaxOpenPositions => "max_open_positions",
+        MaxOrderNotional => "max_order_notional",
+        MaxOrderQty => "max_order_qty",
+        PriceCollar => "price_collar",
+        DailyLossCap => "daily_loss_cap",
+        MaxTradesPerDay => "max_trades_per_day",
+        Cooldown => "cooldown",
+        MaxDecisionsPerWindow => "max_decisions_per_window",
+        MaxOrdersPerWindow => "max_orders_per_window",
+        DuplicateOrder => "duplicate_order",
+        KillSwitch => "kill_switch",
+    }
+}
+
+/// The kill switch: trips on gain, loss or drawdown thresholds and on consecutive
+/// failures; once tripped it stays tripped until an operator resets it.
+#[derive(Debug, Clone)]
+pub struct KillSwitch {
+    limits: KillSwitchLimits,
+    tripped: bool,
+    failures: u32,
+}
+
+impl KillSwitch {
+    /// A switch with `limits`, tripped or not (restored from the log).
+    pub fn new(limits: KillSwitchLimits, tripped: bool) -> Self {
+        KillSwitch {
+            limits,
+            tripped,
+            failures: 0,
+        }
+    }
+
+    /// Whether it is tripped.
+    pub fn is_tripped(&self) -> bool {
+        self.tripped
+    }
+
+    /// Whether positions are closed on a trip.
+    pub fn closes_positions(&self) -> bool {
+        self.limits.close_positions
+    }
+
+    /// Counts a failure (`true`) or a success (`false`, which resets the count).
+    pub fn on_outcome(&mut self, failed: bool) {
+        self.failures = if failed { self.failures + 1 } else { 0 };
+    }
+
+    /// Checks the thresholds against `portfolio`; returns the trip event the first time
+    /// one is crossed.
+    pub fn check(&mut self, portfolio: &Portfolio) -> Option<KillSwitchTripped> {
+        if self.tripped {
+            return None;
+        }
+        let start = portfolio.starting_equity;
+        let equity = portfolio.equity();
+        let change = if start > Decimal::ZERO {
+            (equity - start) / start
+        } else {
+            Decimal::ZERO
+        };
+        let l = &self.limits;
+        let trip = if let Some(limit) = l.max_gain.filter(|&limit| change >= limit) {
+            Some((KillTrigger::Gain, change, limit))
+        } else if let Some(limit) = l.max_loss.filter(|&limit| -change >= limit) {
+            Some((KillTrigger::Loss, -change, limit))
+        } else if let Some(limit) = l
+            .max_drawdown
+            .filter(|&limit| portfolio.drawdown() >= limit)
+        {
+            Some((KillTrigger::Drawdown, portfolio.drawdown(), limit))
+        } else {
+            l.max_consecutive_failures
+                .filter(|&limit| self.failures >= limit)
+                .map(|limit| {
+                    (
+                        KillTrigger::Failures,
+                        Decimal::from(self.failures),
+                        Decimal::from(limit),
+                    )
+                })
+        };
+        let (trigger, value, limit) = trip?;
+        self.tripped = true;
+        let value = value.round_dp(6);
+        let reason = Arc::from(
+            format!("{trigger:?} {value} reached limit {limit}")
+                .to_lowercase()
+                .as_str(),
+        );
+        Some(KillSwitchTripped {
+            trigger,
+            value,
+            limit,
+            reason,
+        })
+    }
+}
