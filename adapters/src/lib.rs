@@ -2,7 +2,12 @@
 //!
 //! # Layout
 //! - [`sled_log`]: the persistent, hash-chained [`ledger_core::log::EventLog`] on sled.
+//! - [`market_data`]: bars, trades and quotes from CSV/JSONL files (gzip transparent).
+//! - [`script`]: decisions from a JSONL file, keyed by tick time.
+//! - [`clock`]: the wall clock for live and paper runs.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod market_data;
+pub mod script;
 pub mod sled_log;

@@ -60,6 +60,20 @@ pub enum Command {
         after_help = "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error."
     )]
     Replay(ReplayArgs),
+    /// Paper trading on a market data file played back at --speed.
+    #[command(
+        after_help = "Ctrl-C stops after the current cycle and records RunStopped (interrupted).\n\nExample:\n  ledger run --config fixtures/ledger.example.toml --speed 0"
+    )]
+    Run(RunArgs),
+    /// Show, trip or reset the kill switch (recorded as events).
+    #[command(
+        name = "kill-switch",
+        after_help = "Examples:\n  ledger kill-switch status\n  ledger kill-switch reset --by alice --reason \"reviewed the drawdown\""
+    )]
+    KillSwitch {
+        #[command(subcommand)]
+        command: KillSwitchCommand,
+    },
     /// Performance statistics of one run.
     #[command(after_help = "Example:\n  ledger report --run 1 --json")]
     Report(ReportArgs),
@@ -126,4 +140,41 @@ pub struct EventsArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML configuration (see fixtures/ledger.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Market data file, overriding [data] file.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Playback pace: 1 = the data's own pace, 0 = as fast as possible.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KillSwitchCommand {
+    /// Print whether the kill switch is tripped.
+    Status,
+    /// Trip it by hand: no new positions until reset.
+    Trip {
+        /// Who trips it.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reset it after a trip.
+    Reset {
+        /// Who resets it.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
 }

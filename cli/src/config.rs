@@ -130,11 +130,24 @@ impl Config {
         Ok(config)
     }
 
-    /// SHA-256 of the canonical JSON form.
-    pub fn hash(&self) -> Hash32 {
+    /// The canonical JSON form: struct fields in declaration order, maps sorted.
+    pub fn canonical_json(&self) -> String {
         // Serializing plain data to JSON cannot fail.
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        Hash32::digest(&canonical)
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The configuration a run recorded in its `RunStarted`, checked against its hash.
+    ///
+    /// # Errors
+    /// The recorded JSON does not match its hash or does not parse.
+    pub fn from_recorded(json: &str, hash: &Hash32) -> Result<Config> {
+        if Hash32::digest(json.as_bytes()) != *hash {
+            bail!(
+                "the recorded configuration does not match its config_hash {}",
+                hash.short()
+            );
+        }
+        serde_json::from_str(json).context("parsing the recorded configuration")
     }
 
     /// Applies `k=v` strategy parameters from the command line.

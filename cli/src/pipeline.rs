@@ -1,15 +1,26 @@
 //! Wiring: strategies, venue, risk and the log, from a validated [`Config`].
 
+use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use ledger_adapters::clock::WallClock;
 use ledger_adapters::market_data::{read_ticks, ReadOptions};
+use ledger_adapters::script::ScriptProvider;
 use ledger_adapters::sled_log::Durability;
 use ledger_core::decision::DecisionProvider;
-use ledger_core::engine::Tick;
-use ledger_core::ids::InstrumentId;
+use ledger_core::engine::{Engine, RunSpec, Tick};
+use ledger_core::event::{Payload, RunMode};
+use ledger_core::ids::{InstrumentId, RunId, Seq};
+use ledger_core::log::EventLog;
+use ledger_core::risk::{KillSwitch, RiskEngine};
 use ledger_core::strategy::{EmaRsi, RuleSizing, SmaCross};
+use ledger_core::time::{Clock, SimulatedClock, TimestampNs};
+use ledger_core::venue::PaperVenue;
 use rust_decimal::Decimal;
 
 use crate::config::{Config, LedgerConfig};
@@ -50,6 +61,12 @@ pub fn provider(config: &Config) -> Result<Box<dyn DecisionProvider>> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("parameter {key}={text:?} does not parse")),
         }
+    }
+    if config.strategy.name == "script" {
+        let Some(file) = params.get("file") else {
+            bail!("the script strategy needs --param file=DECISIONS.jsonl")
+        };
+        return Ok(Box::new(ScriptProvider::open(Path::new(file))?));
     }
     let size_pct: Decimal = get(params, "size_pct", Decimal::ONE)?;
     if size_pct <= Decimal::ZERO || size_pct > Decimal::ONE {
@@ -138,4 +155,156 @@ pub fn durability(ledger: &LedgerConfig) -> Result<Durability> {
         },
         other => bail!("unknown durability {other:?}: choose strict or group"),
     })
+}
+
+/// How a session is played: its mode, pace, provenance and how it is stopped.
+pub struct Session<'a> {
+    /// Paper or replay (live venues are not wired yet).
+    pub mode: RunMode,
+    /// 0 = as fast as possible; 1 = the data's own pace; 2 = twice as fast, ...
+    pub speed: f64,
+    /// Where the data came from, recorded in `RunStarted`.
+    pub source: &'a str,
+    /// The replayed run, if any.
+    pub parent: Option<RunId>,
+    /// Set from another thread (Ctrl-C) to stop after the current cycle.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl<'a> Session<'a> {
+    /// A replay-mode backtest as fast as possible.
+    pub fn backtest(source: &'a str) -> Self {
+        Session {
+            mode: RunMode::Replay,
+            speed: 0.0,
+            source,
+            parent: None,
+            stop: None,
+        }
+    }
+}
+
+/// The clock of a session: the data's time in replays (byte-identical reruns), the
+/// wall clock in paper and live runs.
+enum SessionClock {
+    Simulated(SimulatedClock),
+    Wall(WallClock),
+}
+
+impl Clock for SessionClock {
+    fn now(&self) -> TimestampNs {
+        match self {
+            SessionClock::Simulated(clock) => clock.now(),
+            SessionClock::Wall(clock) => clock.now(),
+        }
+    }
+}
+
+/// Ticks above which a progress bar is worth drawing (on a terminal only).
+const PROGRESS_MIN_TICKS: usize = 200_000;
+
+/// Runs `ticks` through a fresh engine on `log` as a new run; returns its id.
+///
+/// # Errors
+/// A failed append (the run stops there; what was appended stays).
+pub fn execute<L: EventLog>(
+    log: &mut L,
+    config: &Config,
+    ticks: &[Tick],
+    provider: Box<dyn DecisionProvider>,
+    session: &Session<'_>,
+) -> Result<RunId> {
+    let run_id = log.runs().next_run_id();
+    let kill_tripped = kill_switch_tripped(&*log)?;
+    if kill_tripped {
+        tracing::warn!("the kill switch is tripped: no new positions will be opened (reset with `ledger kill-switch reset`)");
+    }
+    let clock = match session.mode {
+        RunMode::Replay => SessionClock::Simulated(SimulatedClock::new(
+            ticks.first().map(|t| t.ts).unwrap_or_default(),
+        )),
+        RunMode::Paper | RunMode::Live => SessionClock::Wall(WallClock),
+    };
+    let spec = RunSpec {
+        run_id,
+        mode: session.mode,
+        config: Arc::from(config.canonical_json().as_str()),
+        software_version: Arc::from(env!("CARGO_PKG_VERSION")),
+        instruments: ticks
+            .first()
+            .map(|t| vec![t.instrument])
+            .unwrap_or_default(),
+        data_source: Arc::from(session.source),
+        parent_run: session.parent,
+        starting_cash: config.account.starting_cash,
+        cycles_per_append: if session.speed > 0.0 {
+            1
+        } else {
+            config.ledger.cycles_per_append
+        },
+    };
+    let venue = Box::new(PaperVenue::new(config.venue.clone()));
+    let risk = RiskEngine::new(config.risk.clone());
+    let kill = KillSwitch::new(config.kill_switch.clone(), kill_tripped);
+    let mut engine = Engine::start(log, &clock, spec, provider, risk, kill, venue)?;
+    let progress = progress_bar(ticks.len());
+    let mut stopped_early = false;
+    for (i, tick) in ticks.iter().enumerate() {
+        if session
+            .stop
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            stopped_early = true;
+            break;
+        }
+        if let (true, Some(previous)) = (session.speed > 0.0, i.checked_sub(1).map(|p| &ticks[p])) {
+            let gap = (tick.ts.nanos() - previous.ts.nanos()).max(0) as f64 / session.speed;
+            std::thread::sleep(Duration::from_nanos(gap as u64));
+        }
+        if let SessionClock::Simulated(clock) = &clock {
+            clock.set(tick.ts);
+        }
+        engine.on_tick(tick)?;
+        if i % 4096 == 0 {
+            progress.set_position(i as u64);
+        }
+    }
+    progress.finish_and_clear();
+    engine.stop(if stopped_early {
+        "interrupted"
+    } else {
+        "end of data"
+    })?;
+    tracing::info!(run = %run_id, ticks = ticks.len(), stopped_early, "run finished");
+    Ok(run_id)
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    if len < PROGRESS_MIN_TICKS {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} ticks ({per_sec}, {eta})")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Whether the kill switch is tripped, from the last trip or reset in the ledger.
+///
+/// # Errors
+/// Storage or decoding errors.
+pub fn kill_switch_tripped(log: &dyn EventLog) -> Result<bool> {
+    let mut tripped = false;
+    log.visit_events(Seq::new(1), &mut |event| {
+        match event.payload {
+            Payload::KillSwitchTripped(_) => tripped = true,
+            Payload::KillSwitchReset(_) => tripped = false,
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(tripped)
 }

@@ -62,8 +62,8 @@ pub struct RunSpec {
     pub run_id: RunId,
     /// Live, paper or replay.
     pub mode: RunMode,
-    /// SHA-256 of the effective configuration.
-    pub config_hash: Hash32,
+    /// The effective configuration, canonical JSON (hashed into `config_hash`).
+    pub config: Text,
     /// Software version.
     pub software_version: Text,
     /// Instruments traded.
@@ -76,8 +76,6 @@ pub struct RunSpec {
     pub starting_cash: Decimal,
     /// Cycles gathered per append (1 = every cycle on its own).
     pub cycles_per_append: usize,
-    /// Whether the kill switch was tripped when the run started (restored from the log).
-    pub kill_switch_tripped: bool,
 }
 
 /// The pipeline bound to a log, a clock, a provider, a risk engine and a venue.
@@ -101,6 +99,9 @@ pub struct Engine<'a, L: EventLog + ?Sized, C: Clock + ?Sized> {
     last_price: BTreeMap<InstrumentId, Decimal>,
     provider_info: crate::decision::ProviderInfo,
     order_counter: u64,
+    /// Source time of the last tick: the `ts_event` of what the run does at its end, so
+    /// that a replay derives the same events whatever the wall clock says.
+    last_tick_ts: TimestampNs,
 }
 
 impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
@@ -137,11 +138,13 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             last_price: BTreeMap::new(),
             provider_info: info.clone(),
             order_counter: 0,
+            last_tick_ts: clock.now(),
         };
         let now = clock.now();
         let started = RunStarted {
             mode: spec.mode,
-            config_hash: spec.config_hash,
+            config_hash: Hash32::digest(spec.config.as_bytes()),
+            config: spec.config,
             software_version: spec.software_version,
             venue: Arc::from(engine.venue.name()),
             instruments: spec.instruments,
@@ -204,6 +207,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
     /// A failed append; the events of the failed append are not recorded.
     pub fn on_tick(&mut self, tick: &Tick) -> Result<(), EngineError> {
         self.cycle += 1;
+        self.last_tick_ts = tick.ts;
         let cycle = CycleId::new(self.cycle);
         let market = MarketView {
             ts: tick.ts,
@@ -494,7 +498,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
     /// # Errors
     /// A failed append or sync.
     pub fn stop(mut self, reason: &str) -> Result<Portfolio, EngineError> {
-        let now = self.clock.now();
+        let now = self.last_tick_ts;
         for id in self.venue.cancel_all() {
             let (cycle, seq) = self
                 .orders

@@ -141,8 +141,10 @@ pub enum RunMode {
 pub struct RunStarted {
     /// Live, paper or replay.
     pub mode: RunMode,
-    /// SHA-256 of the canonical form of the effective configuration.
+    /// SHA-256 of `config`.
     pub config_hash: Hash32,
+    /// The effective configuration in canonical JSON, so a replay of the run can use it.
+    pub config: Text,
     /// Version of the `ledger` software that wrote the run.
     pub software_version: Text,
     /// Venue name, e.g. `paper`.

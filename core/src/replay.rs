@@ -160,9 +160,18 @@ pub fn compare_runs(original: &[Envelope], replayed: &[Envelope]) -> Option<Dive
     None
 }
 
-/// The payload as JSON; decision seqs in verdicts are made relative like causation.
+/// The payload as JSON, without what names the run: client order ids lose their
+/// `r<run>-` prefix and verdicts their absolute decision seq (linked through
+/// `causation_offset` instead).
 fn comparable(payload: &Payload) -> Value {
     let mut value = serde_json::to_value(payload).unwrap_or(Value::Null);
+    if let Some(Value::Object(fields)) = value.as_object_mut().and_then(|o| o.values_mut().next()) {
+        if let Some(Value::String(id)) = fields.get_mut("client_order_id") {
+            if let Some((_, per_run)) = id.split_once('-') {
+                *id = per_run.to_string();
+            }
+        }
+    }
     if let Payload::RiskVerdict(_) = payload {
         if let Some(v) = value.pointer_mut("/RiskVerdict/decision_seq") {
             *v = Value::Null; // linked through causation_offset already

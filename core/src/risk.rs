@@ -5,6 +5,10 @@
 //! switch, which always run. A `hold` is approved without checks; a `close` with no
 //! position is denied; a `close` is otherwise judged only on price validity, because
 //! reducing risk must stay possible when limits are hit.
+//!
+//! Fractions and ratios are measured to 8 decimal places ([`RATIO_DP`], rounded half to
+//! even) and compared as recorded, so a verdict's value and limit always explain its
+//! result.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -107,6 +111,9 @@ pub struct Judgement {
     /// Empty when approved, else the first failed check in words.
     pub reason: Text,
 }
+
+/// Decimal places of measured fractions and ratios.
+pub const RATIO_DP: u32 = 8;
 
 const DEFAULT_RATE_WINDOW_NS: i64 = 60 * 1_000_000_000;
 
@@ -224,11 +231,7 @@ impl RiskEngine {
         let equity = input.portfolio.equity();
         let notional = decision.size_pct * equity.max(Decimal::ZERO);
         if let Some(limit) = l.max_position_pct {
-            let pct = if equity > Decimal::ZERO {
-                notional / equity
-            } else {
-                Decimal::ZERO
-            };
+            let pct = ratio(notional, equity);
             checks.add(RiskCheckId::MaxPositionPct, pct, limit, pct <= limit);
         }
         if let Some(limit) = l.max_position_value {
@@ -256,7 +259,7 @@ impl RiskEngine {
                 .map(|(_, p)| p.value().abs())
                 .sum();
             let leverage = if equity > Decimal::ZERO {
-                (others + notional) / equity
+                ratio(others + notional, equity)
             } else {
                 Decimal::MAX
             };
@@ -291,16 +294,12 @@ impl RiskEngine {
             );
         }
         if let Some(limit) = l.max_order_qty {
-            let qty = if price > Decimal::ZERO {
-                notional / price
-            } else {
-                Decimal::ZERO
-            };
+            let qty = ratio(notional, price);
             checks.add(RiskCheckId::MaxOrderQty, qty, limit, qty <= limit);
         }
         if let (Some(limit), Some(previous)) = (l.price_collar_bps, input.previous_price) {
             let bps = if previous > Decimal::ZERO {
-                ((price - previous).abs() / previous * Decimal::from(10_000)).round_dp(4)
+                ((price - previous).abs() / previous * Decimal::from(10_000)).round_dp(RATIO_DP)
             } else {
                 Decimal::ZERO
             };
@@ -308,7 +307,9 @@ impl RiskEngine {
         }
         if let Some(limit) = l.daily_loss_cap {
             let loss = if self.day_start_equity > Decimal::ZERO {
-                ((self.day_start_equity - equity) / self.day_start_equity).max(Decimal::ZERO)
+                ((self.day_start_equity - equity) / self.day_start_equity)
+                    .max(Decimal::ZERO)
+                    .round_dp(RATIO_DP)
             } else {
                 Decimal::ZERO
             };
@@ -362,6 +363,15 @@ impl RiskEngine {
             );
         }
         checks.finish(&self.approved)
+    }
+}
+
+/// `num / den` to [`RATIO_DP`] places, or 0 when `den` is not positive.
+fn ratio(num: Decimal, den: Decimal) -> Decimal {
+    if den > Decimal::ZERO {
+        (num / den).round_dp(RATIO_DP)
+    } else {
+        Decimal::ZERO
     }
 }
 

@@ -28,7 +28,8 @@ pub fn one_of_each() -> Vec<Payload> {
     vec![
         Payload::RunStarted(RunStarted {
             mode: RunMode::Replay,
-            config_hash: Hash32::digest(b"config"),
+            config_hash: Hash32::digest(b"{}"),
+            config: text("{}"),
             software_version: text("0.1.0"),
             venue: text("paper"),
             instruments: vec![inst("SPY")],

@@ -1,8 +1,10 @@
 //! One module per subcommand; [`dispatch`] routes to them.
 
 mod events;
+mod kill_switch;
 mod replay;
 mod report;
+mod run;
 mod runs;
 mod verify;
 
@@ -19,6 +21,8 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Events(args) => events::run(data_dir, &args),
         Command::Verify => verify::run(data_dir),
         Command::Replay(args) => replay::run(data_dir, &args),
+        Command::Run(args) => run::run(data_dir, &args),
+        Command::KillSwitch { command } => kill_switch::run(data_dir, &command),
         Command::Report(args) => report::run(data_dir, args.run, args.json),
     }
 }

@@ -3,29 +3,20 @@
 
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use ledger_core::decision::DecisionProvider;
-use ledger_core::engine::{Engine, RunSpec, Tick};
-use ledger_core::event::{Envelope, Payload, RunMode};
+use ledger_core::engine::Tick;
+use ledger_core::event::{Envelope, Payload};
 use ledger_core::ids::RunId;
 use ledger_core::log::{EventLog, MemLog};
 use ledger_core::replay::{compare_runs, RecordedProvider, Recording};
-use ledger_core::risk::{KillSwitch, RiskEngine};
-use ledger_core::time::SimulatedClock;
-use ledger_core::venue::PaperVenue;
 
 use crate::args::ReplayArgs;
 use crate::commands::report;
 use crate::config::Config;
-use crate::pipeline;
+use crate::pipeline::{self, Session};
 use crate::store;
 use crate::Outcome;
-
-/// Ticks above which a progress bar is worth drawing (on a terminal only).
-const PROGRESS_MIN_TICKS: usize = 200_000;
 
 pub fn run(data_dir: &Path, args: &ReplayArgs) -> Result<Outcome> {
     let mut config = Config::load(args.config.as_deref())?;
@@ -44,7 +35,7 @@ pub fn run(data_dir: &Path, args: &ReplayArgs) -> Result<Outcome> {
         config.account.starting_cash = cash;
     }
     match args.run {
-        Some(run) => replay_recorded(data_dir, &config, RunId::new(run), args.verify),
+        Some(run) => replay_recorded(data_dir, RunId::new(run), args.verify),
         None if args.verify => bail!("--verify needs --run ID (the run to reproduce)"),
         None => backtest(data_dir, &config, args.in_memory, args.repeat.max(1)),
     }
@@ -56,11 +47,23 @@ fn backtest(data_dir: &Path, config: &Config, in_memory: bool, repeat: usize) ->
     let provider = pipeline::provider(config)?;
     if in_memory {
         let mut log = MemLog::new();
-        let run = execute(&mut log, config, &ticks, provider, &source, None)?;
+        let run = pipeline::execute(
+            &mut log,
+            config,
+            &ticks,
+            provider,
+            &Session::backtest(&source),
+        )?;
         return print_report(&log, run, false);
     }
     let mut log = store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?;
-    let run = execute(&mut log, config, &ticks, provider, &source, None)?;
+    let run = pipeline::execute(
+        &mut log,
+        config,
+        &ticks,
+        provider,
+        &Session::backtest(&source),
+    )?;
     print_report(&log, run, false)
 }
 
@@ -79,63 +82,6 @@ fn repeated(ticks: Vec<Tick>, times: usize) -> Vec<Tick> {
         }));
     }
     out
-}
-
-/// Runs `ticks` through a fresh engine on `log`; returns the new run's id.
-pub fn execute<L: EventLog>(
-    log: &mut L,
-    config: &Config,
-    ticks: &[Tick],
-    provider: Box<dyn DecisionProvider>,
-    source: &str,
-    parent: Option<RunId>,
-) -> Result<RunId> {
-    let run_id = log.runs().next_run_id();
-    let clock = SimulatedClock::new(ticks.first().map(|t| t.ts).unwrap_or_default());
-    let spec = RunSpec {
-        run_id,
-        mode: RunMode::Replay,
-        config_hash: config.hash(),
-        software_version: Arc::from(env!("CARGO_PKG_VERSION")),
-        instruments: ticks
-            .first()
-            .map(|t| vec![t.instrument])
-            .unwrap_or_default(),
-        data_source: Arc::from(source),
-        parent_run: parent,
-        starting_cash: config.account.starting_cash,
-        cycles_per_append: config.ledger.cycles_per_append,
-        kill_switch_tripped: false,
-    };
-    let venue = Box::new(PaperVenue::new(config.venue.clone()));
-    let risk = RiskEngine::new(config.risk.clone());
-    let kill = KillSwitch::new(config.kill_switch.clone(), false);
-    let mut engine = Engine::start(log, &clock, spec, provider, risk, kill, venue)?;
-    let progress = progress_bar(ticks.len());
-    for (i, tick) in ticks.iter().enumerate() {
-        clock.set(tick.ts);
-        engine.on_tick(tick)?;
-        if i % 4096 == 0 {
-            progress.set_position(i as u64);
-        }
-    }
-    progress.finish_and_clear();
-    engine.stop("end of data")?;
-    tracing::info!(run = %run_id, ticks = ticks.len(), "replay finished");
-    Ok(run_id)
-}
-
-fn progress_bar(len: usize) -> ProgressBar {
-    if len < PROGRESS_MIN_TICKS {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} replay [{bar:40}] {pos}/{len} ticks ({per_sec}, {eta})",
-    ) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn print_report(log: &dyn EventLog, run: RunId, json: bool) -> Result<Outcome> {
@@ -157,28 +103,26 @@ pub fn run_events(log: &dyn EventLog, run: RunId) -> Result<Vec<Envelope>> {
     Ok(events)
 }
 
-fn replay_recorded(
-    data_dir: &Path,
-    config: &Config,
-    parent: RunId,
-    verify: bool,
-) -> Result<Outcome> {
+fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outcome> {
     let mut log = store::open_existing(data_dir)?;
     let original = run_events(&log, parent)?;
     let recording = Recording::from_events(&original);
-    let replay_config = original_config(config, &original);
+    let replay_config = original_config(&original)?;
     let provider = Box::new(RecordedProvider::new(
         recording.info.clone(),
         recording.answers.clone(),
     ));
     let source = format!("run {parent}");
-    let run = execute(
+    let session = Session {
+        parent: Some(parent),
+        ..Session::backtest(&source)
+    };
+    let run = pipeline::execute(
         &mut log,
         &replay_config,
         &recording.ticks,
         provider,
-        &source,
-        Some(parent),
+        &session,
     )
     .with_context(|| format!("replaying run {parent}"))?;
     let replayed = run_events(&log, run)?;
@@ -207,20 +151,13 @@ fn replay_recorded(
     }
 }
 
-/// The configuration to replay with: the given one, whose hash must match the original
-/// run's (so the same venue and risk settings apply), or a warning if it does not.
-fn original_config(config: &Config, original: &[Envelope]) -> Config {
-    if let Some(Payload::RunStarted(started)) = original.first().map(|e| &e.payload) {
-        if started.config_hash != config.hash() {
-            tracing::warn!(
-                "the configuration differs from the original run's (config hash {} vs {}): pass the same --config to reproduce it",
-                config.hash().short(),
-                started.config_hash.short()
-            );
+/// The configuration the original run recorded (so the same venue, risk and account
+/// settings apply), checked against its hash.
+fn original_config(original: &[Envelope]) -> Result<Config> {
+    match original.first().map(|e| &e.payload) {
+        Some(Payload::RunStarted(started)) => {
+            Config::from_recorded(&started.config, &started.config_hash)
         }
-        let mut config = config.clone();
-        config.account.starting_cash = started.starting_cash;
-        return config;
+        _ => bail!("the run has no RunStarted event to take its configuration from"),
     }
-    config.clone()
 }

@@ -25,7 +25,7 @@ pub fn run(data_dir: &Path) -> Result<Outcome> {
         table.add_row([
             info.run_id.to_string(),
             info.mode
-                .map_or_else(|| "?".to_string(), |m| format!("{m:?}")),
+                .map_or_else(|| "operator".to_string(), |m| format!("{m:?}")),
             info.first_seq.to_string(),
             info.last_seq.to_string(),
             info.event_count.to_string(),
