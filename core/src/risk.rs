@@ -533,3 +533,474 @@ impl KillSwitch {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Liquidity, OrderFilled, Side};
+    use crate::ids::{ClientOrderId, FillId};
+    use rust_decimal_macros::dec;
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn decision(action: Action, size_pct: Decimal, confidence: Decimal) -> Decision {
+        Decision {
+            action,
+            size_pct,
+            confidence,
+            reason: Arc::from(""),
+        }
+    }
+
+    struct Case {
+        limits: RiskLimits,
+        size_pct: Decimal,
+        confidence: Decimal,
+        price: Decimal,
+        previous: Option<Decimal>,
+        age_ns: i64,
+    }
+
+    impl Default for Case {
+        fn default() -> Self {
+            Case {
+                limits: RiskLimits::default(),
+                size_pct: dec!(0.5),
+                confidence: dec!(1),
+                price: dec!(100),
+                previous: None,
+                age_ns: 0,
+            }
+        }
+    }
+
+    /// Judges a long on a flat 10,000 account and returns (approved, the check's value).
+    fn judge(case: Case, id: RiskCheckId) -> (bool, Decimal) {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let portfolio = Portfolio::new(dec!(10000));
+        let mut engine = RiskEngine::new(case.limits);
+        engine.on_tick(TimestampNs::from_nanos(0), portfolio.equity());
+        let d = decision(Action::Long, case.size_pct, case.confidence);
+        let judgement = engine.judge(&RiskInput {
+            decision: &d,
+            instrument: &spy,
+            price: Some(case.price),
+            previous_price: case.previous,
+            tick_ts: TimestampNs::from_nanos(0),
+            now: TimestampNs::from_nanos(case.age_ns),
+            portfolio: &portfolio,
+            kill_switch_tripped: false,
+        });
+        let check = judgement
+            .checks
+            .iter()
+            .find(|c| c.id == id)
+            .expect("the check ran");
+        assert_eq!(
+            check.passed, judgement.approved,
+            "{id:?} decides this verdict"
+        );
+        (judgement.approved, check.value)
+    }
+
+    #[test]
+    fn each_check_approves_at_its_limit_and_denies_beyond_it() {
+        use RiskCheckId::*;
+        let l = RiskLimits::default;
+        // (label, check, case at the limit, case just beyond it)
+        let cases: Vec<(&str, RiskCheckId, Case, Case)> = vec![
+            (
+                "TC0 staleness",
+                PriceStaleness,
+                Case {
+                    limits: RiskLimits {
+                        max_price_age_ns: Some(5 * SEC),
+                        ..l()
+                    },
+                    age_ns: 5 * SEC,
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_price_age_ns: Some(5 * SEC),
+                        ..l()
+                    },
+                    age_ns: 5 * SEC + 1,
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC1 confidence",
+                MinConfidence,
+                Case {
+                    limits: RiskLimits {
+                        min_confidence: Some(dec!(0.6)),
+                        ..l()
+                    },
+                    confidence: dec!(0.6),
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        min_confidence: Some(dec!(0.6)),
+                        ..l()
+                    },
+                    confidence: dec!(0.59),
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC2 position pct",
+                MaxPositionPct,
+                Case {
+                    limits: RiskLimits {
+                        max_position_pct: Some(dec!(0.5)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_position_pct: Some(dec!(0.5)),
+                        ..l()
+                    },
+                    size_pct: dec!(0.5001),
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC3 position value",
+                MaxPositionValue,
+                Case {
+                    limits: RiskLimits {
+                        max_position_value: Some(dec!(5000)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_position_value: Some(dec!(4999.99)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC4 min position value",
+                MinPositionValue,
+                Case {
+                    limits: RiskLimits {
+                        min_position_value: Some(dec!(5000)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        min_position_value: Some(dec!(5000.01)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC5 gross leverage",
+                MaxGrossLeverage,
+                Case {
+                    limits: RiskLimits {
+                        max_gross_leverage: Some(dec!(0.5)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_gross_leverage: Some(dec!(0.49)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC6 open positions",
+                MaxOpenPositions,
+                Case {
+                    limits: RiskLimits {
+                        max_open_positions: Some(1),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_open_positions: Some(0),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC7 order notional",
+                MaxOrderNotional,
+                Case {
+                    limits: RiskLimits {
+                        max_order_notional: Some(dec!(5000)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_order_notional: Some(dec!(4999)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC8 order qty",
+                MaxOrderQty,
+                Case {
+                    limits: RiskLimits {
+                        max_order_qty: Some(dec!(50)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_order_qty: Some(dec!(49.9)),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC9 price collar",
+                PriceCollar,
+                Case {
+                    limits: RiskLimits {
+                        price_collar_bps: Some(dec!(100)),
+                        ..l()
+                    },
+                    previous: Some(dec!(100)),
+                    price: dec!(101),
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        price_collar_bps: Some(dec!(100)),
+                        ..l()
+                    },
+                    previous: Some(dec!(100)),
+                    price: dec!(101.01),
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC10 trades per day",
+                MaxTradesPerDay,
+                Case {
+                    limits: RiskLimits {
+                        max_trades_per_day: Some(1),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_trades_per_day: Some(0),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC11 decisions per window",
+                MaxDecisionsPerWindow,
+                Case {
+                    limits: RiskLimits {
+                        max_decisions_per_window: Some(1),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_decisions_per_window: Some(0),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+            (
+                "TC12 orders per window",
+                MaxOrdersPerWindow,
+                Case {
+                    limits: RiskLimits {
+                        max_orders_per_window: Some(1),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits {
+                        max_orders_per_window: Some(0),
+                        ..l()
+                    },
+                    ..Case::default()
+                },
+            ),
+        ];
+        for (label, id, at, beyond) in cases {
+            assert!(judge(at, id).0, "{label}: at the limit must approve");
+            assert!(!judge(beyond, id).0, "{label}: beyond the limit must deny");
+        }
+    }
+
+    fn fill(side: Side, qty: Decimal, price: Decimal) -> OrderFilled {
+        OrderFilled {
+            client_order_id: ClientOrderId::new("o").unwrap(),
+            fill_id: FillId::new(1),
+            instrument: InstrumentId::new("SPY").unwrap(),
+            side,
+            qty,
+            price,
+            fee: Decimal::ZERO,
+            liquidity: Liquidity::Taker,
+        }
+    }
+
+    #[test]
+    fn daily_loss_cooldown_and_duplicates_use_their_counters() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let limits = RiskLimits {
+            daily_loss_cap: Some(dec!(0.1)),
+            cooldown_ns: Some(10 * SEC),
+            block_duplicate_orders: true,
+            ..RiskLimits::default()
+        };
+        let mut engine = RiskEngine::new(limits);
+        let mut portfolio = Portfolio::new(dec!(1000));
+        portfolio.apply_fill(&fill(Side::Buy, dec!(5), dec!(100)));
+        engine.on_tick(TimestampNs::from_nanos(0), portfolio.equity());
+        let long = decision(Action::Long, dec!(0.1), dec!(1));
+        let judge = |engine: &mut RiskEngine, at: i64, portfolio: &Portfolio| {
+            engine.judge(&RiskInput {
+                decision: &long,
+                instrument: &spy,
+                price: Some(dec!(100)),
+                previous_price: None,
+                tick_ts: TimestampNs::from_nanos(at),
+                now: TimestampNs::from_nanos(at),
+                portfolio,
+                kill_switch_tripped: false,
+            })
+        };
+        // TC0: first order approved; record it.
+        assert!(judge(&mut engine, 0, &portfolio).approved);
+        engine.on_order(TimestampNs::from_nanos(0), &long);
+        // TC1: inside the cooldown, and a duplicate: denied, both checks failing.
+        let j = judge(&mut engine, 5 * SEC, &portfolio);
+        let failed: Vec<_> = j
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(failed, [RiskCheckId::Cooldown, RiskCheckId::DuplicateOrder]);
+        // TC2: after the cooldown and the window, but 10% down on the day: the loss cap denies.
+        portfolio.mark(&spy, dec!(80)); // equity 1000 - 100 = 900: exactly 10% down
+        let j = judge(&mut engine, 120 * SEC, &portfolio);
+        let failed: Vec<_> = j
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(failed, [RiskCheckId::DailyLossCap]);
+    }
+
+    #[test]
+    fn hold_needs_no_checks_close_needs_a_position_and_kill_switch_blocks_opens() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let portfolio = Portfolio::new(dec!(1000));
+        let mut engine = RiskEngine::new(RiskLimits::default());
+        let mut judge = |action, tripped| {
+            let d = decision(action, dec!(0.5), dec!(1));
+            engine.judge(&RiskInput {
+                decision: &d,
+                instrument: &spy,
+                price: Some(dec!(100)),
+                previous_price: None,
+                tick_ts: TimestampNs::from_nanos(0),
+                now: TimestampNs::from_nanos(0),
+                portfolio: &portfolio,
+                kill_switch_tripped: tripped,
+            })
+        };
+        let hold = judge(Action::Hold, false);
+        assert!(hold.approved && hold.checks.is_empty());
+        let close = judge(Action::Close, false);
+        assert!(!close.approved);
+        assert_eq!(close.checks[0].id, RiskCheckId::PositionExists);
+        let blocked = judge(Action::Long, true);
+        assert!(!blocked.approved);
+        assert!(
+            blocked.reason.starts_with("kill_switch"),
+            "{}",
+            blocked.reason
+        );
+    }
+
+    #[test]
+    fn price_validity_always_runs() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let portfolio = Portfolio::new(dec!(1000));
+        let mut engine = RiskEngine::new(RiskLimits::default());
+        let d = decision(Action::Long, dec!(0.5), dec!(1));
+        for (label, price, approved) in [
+            ("TC0 zero", Some(dec!(0)), false),
+            ("TC1 none", None, false),
+            ("TC2 positive", Some(dec!(0.01)), true),
+        ] {
+            let j = engine.judge(&RiskInput {
+                decision: &d,
+                instrument: &spy,
+                price,
+                previous_price: None,
+                tick_ts: TimestampNs::from_nanos(0),
+                now: TimestampNs::from_nanos(0),
+                portfolio: &portfolio,
+                kill_switch_tripped: false,
+            });
+            assert_eq!(j.approved, approved, "{label}");
+        }
+    }
+
+    #[test]
+    fn kill_switch_trips_once_on_drawdown_and_stays_tripped() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let mut portfolio = Portfolio::new(dec!(1000));
+        portfolio.apply_fill(&fill(Side::Buy, dec!(10), dec!(100)));
+        let mut switch = KillSwitch::new(
+            KillSwitchLimits {
+                max_drawdown: Some(dec!(0.2)),
+                ..Default::default()
+            },
+            false,
+        );
+        portfolio.mark(&spy, dec!(81)); // equity 810: 19% down
+        assert!(switch.check(&portfolio).is_none());
+        portfolio.mark(&spy, dec!(80)); // 20%: trips
+        let trip = switch.check(&portfolio).expect("trips at the threshold");
+        assert_eq!(
+            (trip.trigger, trip.value, trip.limit),
+            (KillTrigger::Drawdown, dec!(0.2), dec!(0.2))
+        );
+        portfolio.mark(&spy, dec!(70));
+        assert!(switch.check(&portfolio).is_none(), "trips once");
+        assert!(switch.is_tripped());
+    }
+}

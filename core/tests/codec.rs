@@ -1,14 +1,14 @@
 //! The codec: every payload kind survives encode/decode, the JSON form people read is
 //! pinned by snapshots, and unknown formats are errors, never panics.
 
-mod samples;
+mod support;
 
 use ledger_core::chain::Hash32;
 use ledger_core::codec::{decode_record, encode_record, CodecError, FORMAT_VERSION};
 use ledger_core::event::Envelope;
 use ledger_core::ids::Seq;
 use proptest::prelude::*;
-use samples::*;
+use support::*;
 
 fn round_trip(
     seq: Seq,

@@ -294,6 +294,7 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                 Payload::RunStarted(RunStarted {
                     mode: RunMode::Paper,
                     config_hash,
+                    config: t.clone(),
                     software_version: t.clone(),
                     venue: t.clone(),
                     instruments,
