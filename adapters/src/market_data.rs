@@ -55,7 +55,9 @@ pub enum DataError {
         message: String,
     },
     /// Time went backwards and `--sort` was not given.
-    #[error("{path}:{line}: time {time} is before the previous row's {previous}; pass --sort to sort the file by time")]
+    #[error(
+        "{path}:{line}: time {time} is before the previous row's {previous}; pass --sort to sort the file by time"
+    )]
     OutOfOrder {
         /// The file.
         path: PathBuf,
@@ -86,25 +88,9 @@ pub struct ReadOptions {
 
 #[derive(Debug, Clone, Copy)]
 enum Layout {
-    Bars {
-        open: usize,
-        high: usize,
-        low: usize,
-        close: usize,
-        volume: Option<usize>,
-    },
-    Trades {
-        price: usize,
-        size: usize,
-        buyer_maker: Option<usize>,
-        side: Option<usize>,
-    },
-    Quotes {
-        bid: usize,
-        ask: usize,
-        bid_size: Option<usize>,
-        ask_size: Option<usize>,
-    },
+    Bars { open: usize, high: usize, low: usize, close: usize, volume: Option<usize> },
+    Trades { price: usize, size: usize, buyer_maker: Option<usize>, side: Option<usize> },
+    Quotes { bid: usize, ask: usize, bid_size: Option<usize>, ask_size: Option<usize> },
 }
 
 struct Columns {
@@ -129,66 +115,33 @@ const TIME_COLUMNS: [&str; 10] = [
 
 impl Columns {
     fn from_header(names: Vec<String>, path: &Path) -> Result<Self, DataError> {
-        let find = |wanted: &[&str]| {
-            wanted
-                .iter()
-                .find_map(|w| names.iter().position(|n| n == w))
-        };
-        let layout_error = |message: String| DataError::Layout {
-            path: path.to_path_buf(),
-            message,
-        };
+        let find = |wanted: &[&str]| wanted.iter().find_map(|w| names.iter().position(|n| n == w));
+        let layout_error = |message: String| DataError::Layout { path: path.to_path_buf(), message };
         let time = find(&TIME_COLUMNS).ok_or_else(|| {
-            layout_error(format!(
-                "no time column: expected one of {TIME_COLUMNS:?}, header is {names:?}"
-            ))
+            layout_error(format!("no time column: expected one of {TIME_COLUMNS:?}, header is {names:?}"))
         })?;
-        let extra_time = (names[time] == "date")
-            .then(|| names.iter().position(|n| n == "time"))
-            .flatten();
-        let layout = if let (Some(open), Some(high), Some(low), Some(close)) = (
-            find(&["open"]),
-            find(&["high"]),
-            find(&["low"]),
-            find(&["close"]),
-        ) {
-            Layout::Bars {
-                open,
-                high,
-                low,
-                close,
-                volume: find(&["volume", "vol"]),
-            }
-        } else if let (Some(bid), Some(ask)) =
-            (find(&["bid", "bid_price"]), find(&["ask", "ask_price"]))
+        let extra_time = (names[time] == "date").then(|| names.iter().position(|n| n == "time")).flatten();
+        let layout = if let (Some(open), Some(high), Some(low), Some(close)) =
+            (find(&["open"]), find(&["high"]), find(&["low"]), find(&["close"]))
         {
+            Layout::Bars { open, high, low, close, volume: find(&["volume", "vol"]) }
+        } else if let (Some(bid), Some(ask)) = (find(&["bid", "bid_price"]), find(&["ask", "ask_price"])) {
             Layout::Quotes {
                 bid,
                 ask,
                 bid_size: find(&["bid_size", "bid_qty"]),
                 ask_size: find(&["ask_size", "ask_qty"]),
             }
-        } else if let (Some(price), Some(size)) = (
-            find(&["price"]),
-            find(&["size", "qty", "quantity", "volume", "amount"]),
-        ) {
-            Layout::Trades {
-                price,
-                size,
-                buyer_maker: find(&["is_buyer_maker"]),
-                side: find(&["side", "aggressor"]),
-            }
+        } else if let (Some(price), Some(size)) =
+            (find(&["price"]), find(&["size", "qty", "quantity", "volume", "amount"]))
+        {
+            Layout::Trades { price, size, buyer_maker: find(&["is_buyer_maker"]), side: find(&["side", "aggressor"]) }
         } else {
             return Err(layout_error(format!(
                 "header {names:?} is neither bars (open,high,low,close), quotes (bid,ask) nor trades (price,size)"
             )));
         };
-        Ok(Columns {
-            names,
-            time,
-            extra_time,
-            layout,
-        })
+        Ok(Columns { names, time, extra_time, layout })
     }
 }
 
@@ -199,15 +152,9 @@ impl Columns {
 /// [`DataError`] naming the file, and the line and column where a row is bad.
 pub fn read_ticks(path: &Path, options: &ReadOptions) -> Result<Vec<Tick>, DataError> {
     let name = path.to_string_lossy().to_ascii_lowercase();
-    let file = File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader: Box<dyn Read> = if name.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
+    let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let reader: Box<dyn Read> =
+        if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
     let base = name.trim_end_matches(".gz");
     let rows = if base.ends_with(".jsonl") || base.ends_with(".ndjson") {
         read_jsonl(path, reader)?
@@ -221,41 +168,29 @@ pub fn read_ticks(path: &Path, options: &ReadOptions) -> Result<Vec<Tick>, DataE
 type Row = (u64, TimestampNs, TickData);
 
 fn read_csv(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
     let header = csv.headers().map_err(|e| csv_error(path, 1, e))?;
-    let names: Vec<String> = header
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase().replace(' ', "_"))
-        .collect();
+    let names: Vec<String> = header.iter().map(|h| h.trim().to_ascii_lowercase().replace(' ', "_")).collect();
     let columns = Columns::from_header(names, path)?;
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
-    loop {
-        let line = csv.position().line() + 1;
+    // Line numbers count from the header (line 1); quoted fields spanning lines are not
+    // expected in market data, so each record is one line.
+    for line in 2u64.. {
         match csv.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => return Err(csv_error(path, line, e)),
         }
-        let line = record.position().map_or(line, |p| p.line());
         if record.len() != columns.names.len() {
             return Err(DataError::Row {
                 path: path.to_path_buf(),
                 line,
                 column: "*".into(),
-                message: format!(
-                    "{} fields, the header has {}",
-                    record.len(),
-                    columns.names.len()
-                ),
+                message: format!("{} fields, the header has {}", record.len(), columns.names.len()),
             });
         }
-        rows.push(parse_row(path, line, &columns, |i| {
-            record.get(i).unwrap_or("")
-        })?);
+        rows.push(parse_row(path, line, &columns, |i| record.get(i).unwrap_or(""))?);
     }
     Ok(rows)
 }
@@ -265,20 +200,13 @@ fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError>
     let mut columns: Option<Columns> = None;
     for (index, line) in BufReader::new(reader).lines().enumerate() {
         let number = index as u64 + 1;
-        let line = line.map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let line = line.map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
         if line.trim().is_empty() {
             continue;
         }
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
-            .map_err(|e| DataError::Row {
-                path: path.to_path_buf(),
-                line: number,
-                column: "*".into(),
-                message: e.to_string(),
-            })?;
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).map_err(|e| {
+            DataError::Row { path: path.to_path_buf(), line: number, column: "*".into(), message: e.to_string() }
+        })?;
         let fields: Vec<(String, String)> = object
             .iter()
             .map(|(k, v)| {
@@ -290,18 +218,12 @@ fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError>
             })
             .collect();
         if columns.is_none() {
-            columns = Some(Columns::from_header(
-                fields.iter().map(|(k, _)| k.clone()).collect(),
-                path,
-            )?);
+            columns = Some(Columns::from_header(fields.iter().map(|(k, _)| k.clone()).collect(), path)?);
         }
         let Some(cols) = &columns else { continue };
         let value = |i: usize| {
             let wanted = &cols.names[i];
-            fields
-                .iter()
-                .find(|(k, _)| k == wanted)
-                .map_or("", |(_, v)| v.as_str())
+            fields.iter().find(|(k, _)| k == wanted).map_or("", |(_, v)| v.as_str())
         };
         rows.push(parse_row(path, number, cols, value)?);
     }
@@ -309,12 +231,7 @@ fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError>
 }
 
 fn csv_error(path: &Path, line: u64, error: csv::Error) -> DataError {
-    DataError::Row {
-        path: path.to_path_buf(),
-        line,
-        column: "*".into(),
-        message: error.to_string(),
-    }
+    DataError::Row { path: path.to_path_buf(), line, column: "*".into(), message: error.to_string() }
 }
 
 fn parse_row<'r>(
@@ -350,16 +267,9 @@ fn parse_row<'r>(
     if let Some(extra) = columns.extra_time {
         time_text = format!("{time_text} {}", field(extra));
     }
-    let ts = parse_time(&time_text)
-        .ok_or_else(|| bad(columns.time, format!("{time_text:?} is not a time we read")))?;
+    let ts = parse_time(&time_text).ok_or_else(|| bad(columns.time, format!("{time_text:?} is not a time we read")))?;
     let data = match columns.layout {
-        Layout::Bars {
-            open,
-            high,
-            low,
-            close,
-            volume,
-        } => {
+        Layout::Bars { open, high, low, close, volume } => {
             let bar = Bar {
                 open: positive(open)?,
                 high: positive(high)?,
@@ -368,10 +278,7 @@ fn parse_row<'r>(
                 volume: optional(volume)?,
                 interval_ns: 0,
             };
-            if bar.high < bar.low
-                || bar.high < bar.open.max(bar.close)
-                || bar.low > bar.open.min(bar.close)
-            {
+            if bar.high < bar.low || bar.high < bar.open.max(bar.close) || bar.low > bar.open.min(bar.close) {
                 return Err(bad(
                     high,
                     format!(
@@ -382,35 +289,17 @@ fn parse_row<'r>(
             }
             TickData::Bar(bar)
         }
-        Layout::Trades {
-            price,
-            size,
-            buyer_maker,
-            side,
-        } => {
+        Layout::Trades { price, size, buyer_maker, side } => {
             let aggressor = match (buyer_maker.map(&field), side.map(&field)) {
                 (Some("true" | "True" | "1"), _) => Some(Side::Sell),
                 (Some("false" | "False" | "0"), _) => Some(Side::Buy),
-                (_, Some(s)) if s.eq_ignore_ascii_case("buy") || s.eq_ignore_ascii_case("b") => {
-                    Some(Side::Buy)
-                }
-                (_, Some(s)) if s.eq_ignore_ascii_case("sell") || s.eq_ignore_ascii_case("s") => {
-                    Some(Side::Sell)
-                }
+                (_, Some(s)) if s.eq_ignore_ascii_case("buy") || s.eq_ignore_ascii_case("b") => Some(Side::Buy),
+                (_, Some(s)) if s.eq_ignore_ascii_case("sell") || s.eq_ignore_ascii_case("s") => Some(Side::Sell),
                 _ => None,
             };
-            TickData::Trade(Trade {
-                price: positive(price)?,
-                size: decimal(size)?,
-                aggressor,
-            })
+            TickData::Trade(Trade { price: positive(price)?, size: decimal(size)?, aggressor })
         }
-        Layout::Quotes {
-            bid,
-            ask,
-            bid_size,
-            ask_size,
-        } => TickData::Quote(Quote {
+        Layout::Quotes { bid, ask, bid_size, ask_size } => TickData::Quote(Quote {
             bid: positive(bid)?,
             ask: positive(ask)?,
             bid_size: optional(bid_size)?,
@@ -422,9 +311,7 @@ fn parse_row<'r>(
 
 fn parse_decimal(text: &str) -> Option<Decimal> {
     let text = text.trim();
-    text.parse::<Decimal>()
-        .ok()
-        .or_else(|| Decimal::from_scientific(text).ok())
+    text.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(text).ok())
 }
 
 /// Parses the time forms the module docs list. Returns `None` for anything else.
@@ -448,12 +335,7 @@ pub fn parse_time(text: &str) -> Option<TimestampNs> {
             return TimestampNs::from_datetime(t.with_timezone(&Utc));
         }
     }
-    for format in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y%m%d %H%M%S%3f",
-    ] {
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y%m%d %H%M%S%3f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return TimestampNs::from_datetime(t.and_utc());
         }
@@ -468,9 +350,7 @@ pub fn parse_time(text: &str) -> Option<TimestampNs> {
 
 fn finish(path: &Path, mut rows: Vec<Row>, options: &ReadOptions) -> Result<Vec<Tick>, DataError> {
     if rows.is_empty() {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::Empty { path: path.to_path_buf() });
     }
     if options.sort {
         rows.sort_by_key(|(_, ts, _)| *ts);
@@ -489,11 +369,7 @@ fn finish(path: &Path, mut rows: Vec<Row>, options: &ReadOptions) -> Result<Vec<
             if let TickData::Bar(bar) = &mut data {
                 bar.interval_ns = interval;
             }
-            Tick {
-                ts,
-                instrument: options.instrument,
-                data,
-            }
+            Tick { ts, instrument: options.instrument, data }
         })
         .collect())
 }
@@ -501,12 +377,8 @@ fn finish(path: &Path, mut rows: Vec<Row>, options: &ReadOptions) -> Result<Vec<
 /// The bar length: the most common gap between consecutive bars among the first 1,000
 /// (gaps from weekends and missing minutes are rarer than the true interval).
 fn bar_interval(rows: &[Row]) -> i64 {
-    let mut gaps: Vec<i64> = rows
-        .windows(2)
-        .take(1_000)
-        .map(|w| w[1].1.nanos() - w[0].1.nanos())
-        .filter(|g| *g > 0)
-        .collect();
+    let mut gaps: Vec<i64> =
+        rows.windows(2).take(1_000).map(|w| w[1].1.nanos() - w[0].1.nanos()).filter(|g| *g > 0).collect();
     gaps.sort_unstable();
     let mut best = (0i64, 0usize);
     for chunk in gaps.chunk_by(|a, b| a == b) {

@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use ledger_core::decision::{
-    hold, parse_decision, DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo,
-};
+use ledger_core::decision::{hold, parse_decision, DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo};
 use ledger_core::event::{ParseStatus, Text};
 use ledger_core::time::TimestampNs;
 
@@ -32,10 +30,8 @@ impl ScriptProvider {
     /// Unreadable file, a line that is not a JSON object, or a missing or unreadable
     /// `ts`, named by line.
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
         let mut lines = BTreeMap::new();
         for (index, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -47,8 +43,7 @@ impl ScriptProvider {
                 column: "ts".into(),
                 message,
             };
-            let value: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            let value: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
             let ts = match value.get("ts") {
                 Some(serde_json::Value::String(s)) => parse_time(s),
                 Some(serde_json::Value::Number(n)) => parse_time(&n.to_string()),
@@ -68,11 +63,7 @@ impl ScriptProvider {
 
 impl DecisionProvider for ScriptProvider {
     fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            provider: Arc::from("script"),
-            model: self.file.clone(),
-            params: self.empty.clone(),
-        }
+        ProviderInfo { provider: Arc::from("script"), model: self.file.clone(), params: self.empty.clone() }
     }
 
     fn decide(&mut self, input: &DecisionInput<'_>) -> ProviderAnswer {
@@ -81,11 +72,7 @@ impl DecisionProvider for ScriptProvider {
                 let (decision, status) = parse_decision(line);
                 (decision, status, line.clone())
             }
-            None => (
-                hold(self.no_line.clone()),
-                ParseStatus::Ok,
-                self.empty.clone(),
-            ),
+            None => (hold(self.no_line.clone()), ParseStatus::Ok, self.empty.clone()),
         };
         ProviderAnswer {
             decision,

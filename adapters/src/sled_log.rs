@@ -33,10 +33,8 @@ pub enum Durability {
 
 impl Durability {
     /// Group durability with the defaults: 10,000 events or 50 ms.
-    pub const GROUP_DEFAULT: Durability = Durability::Group {
-        max_events: 10_000,
-        max_delay: Duration::from_millis(50),
-    };
+    pub const GROUP_DEFAULT: Durability =
+        Durability::Group { max_events: 10_000, max_delay: Duration::from_millis(50) };
 }
 
 const META_RUNS_THROUGH: &[u8] = b"runs_indexed_through";
@@ -73,25 +71,15 @@ impl SledLog {
     /// [`LogError::Codec`] if the last record or the stored index does not decode.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, LogError> {
         let db = open_db(path)?;
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| storage(&format!("opening tree {name}"), e))
-        };
+        let tree = |name: &str| db.open_tree(name).map_err(|e| storage(&format!("opening tree {name}"), e));
         let (events, runs_tree, meta) = (tree("events")?, tree("runs")?, tree("meta")?);
 
-        let head = match events
-            .last()
-            .map_err(|e| storage("reading the last record", e))?
-        {
+        let head = match events.last().map_err(|e| storage("reading the last record", e))? {
             None => Head::default(),
             Some((key, bytes)) => {
                 let seq = key_to_seq(&key)?;
-                let frame =
-                    codec::frame(&bytes).map_err(|source| LogError::Codec { seq, source })?;
-                Head {
-                    seq,
-                    hash: frame.stored_hash,
-                }
+                let frame = codec::frame(&bytes).map_err(|source| LogError::Codec { seq, source })?;
+                Head { seq, hash: frame.stored_hash }
             }
         };
 
@@ -125,20 +113,12 @@ impl SledLog {
         for entry in self.runs_tree.iter() {
             let (key, bytes) = entry.map_err(|e| storage("reading the runs index", e))?;
             let info: RunInfo = codec::decode_meta(&bytes)
-                .map_err(|source| LogError::Codec {
-                    seq: Seq::ZERO,
-                    source,
-                })
+                .map_err(|source| LogError::Codec { seq: Seq::ZERO, source })
                 .map_err(|e| storage(&format!("runs index entry {key:?}"), e))?;
             self.runs.insert(info);
         }
-        let covered = match self
-            .meta
-            .get(META_RUNS_THROUGH)
-            .map_err(|e| storage("reading meta", e))?
-        {
-            Some(bytes) => codec::decode_meta::<Seq>(&bytes)
-                .map_err(|e| storage("meta runs_indexed_through", e))?,
+        let covered = match self.meta.get(META_RUNS_THROUGH).map_err(|e| storage("reading meta", e))? {
+            Some(bytes) => codec::decode_meta::<Seq>(&bytes).map_err(|e| storage("meta runs_indexed_through", e))?,
             None => Seq::ZERO,
         };
         self.recorded_head = covered;
@@ -167,18 +147,14 @@ impl SledLog {
         self.dirty_runs.dedup();
         for run in self.dirty_runs.drain(..) {
             if let Some(info) = self.runs.get(run) {
-                let bytes =
-                    codec::encode_meta(info).map_err(|e| storage("encoding the runs index", e))?;
+                let bytes = codec::encode_meta(info).map_err(|e| storage("encoding the runs index", e))?;
                 self.runs_tree
                     .insert(run.get().to_be_bytes(), bytes)
                     .map_err(|e| storage("writing the runs index", e))?;
             }
         }
-        let covered =
-            codec::encode_meta(&self.head.seq).map_err(|e| storage("encoding meta", e))?;
-        self.meta
-            .insert(META_RUNS_THROUGH, covered)
-            .map_err(|e| storage("writing meta", e))?;
+        let covered = codec::encode_meta(&self.head.seq).map_err(|e| storage("encoding meta", e))?;
+        self.meta.insert(META_RUNS_THROUGH, covered).map_err(|e| storage("writing meta", e))?;
         self.recorded_head = self.head.seq;
         Ok(())
     }
@@ -206,9 +182,7 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                 if started.elapsed() >= LOCK_PATIENCE {
-                    return Err(LogError::Locked {
-                        path: path.display().to_string(),
-                    });
+                    return Err(LogError::Locked { path: path.display().to_string() });
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -218,59 +192,34 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
 }
 
 fn key_to_seq(key: &[u8]) -> Result<Seq, LogError> {
-    let bytes: [u8; 8] = key.try_into().map_err(|_| {
-        storage(
-            "events tree",
-            format!("key of {} bytes, expected 8", key.len()),
-        )
-    })?;
+    let bytes: [u8; 8] =
+        key.try_into().map_err(|_| storage("events tree", format!("key of {} bytes, expected 8", key.len())))?;
     Ok(Seq::new(u64::from_be_bytes(bytes)))
 }
 
 impl EventLog for SledLog {
-    fn append(
-        &mut self,
-        batch: &[EventDraft],
-        expected_head: Option<Seq>,
-    ) -> Result<AppendReceipt, LogError> {
+    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError> {
         if let Some(expected) = expected_head {
             if expected != self.head.seq {
-                return Err(LogError::HeadMoved {
-                    expected,
-                    actual: self.head.seq,
-                });
+                return Err(LogError::HeadMoved { expected, actual: self.head.seq });
             }
         }
         if self.recorded_head > self.head.seq {
-            return Err(LogError::TailMissing {
-                head: self.head.seq,
-                recorded: self.recorded_head,
-            });
+            return Err(LogError::TailMissing { head: self.head.seq, recorded: self.recorded_head });
         }
         let first = self.head.seq.next();
         if batch.is_empty() {
-            return Ok(AppendReceipt {
-                first,
-                head: self.head,
-                durable_through: self.durable,
-            });
+            return Ok(AppendReceipt { first, head: self.head, durable_through: self.durable });
         }
         let head = self.encoder.encode(self.head, batch)?;
         let mut sled_batch = sled::Batch::default();
         for (seq, record) in self.encoder.records() {
             sled_batch.insert(&seq.to_key(), record);
         }
-        self.events
-            .apply_batch(sled_batch)
-            .map_err(|e| storage("appending", e))?;
+        self.events.apply_batch(sled_batch).map_err(|e| storage("appending", e))?;
         self.head = head;
         for (offset, draft) in batch.iter().enumerate() {
-            let info = self.runs.observe(
-                first.plus(offset as u64),
-                draft.run_id,
-                draft.ts_recorded,
-                &draft.payload,
-            );
+            let info = self.runs.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);
             if self.dirty_runs.last() != Some(&info.run_id) {
                 self.dirty_runs.push(info.run_id);
             }
@@ -279,19 +228,14 @@ impl EventLog for SledLog {
         let since = *self.unflushed_since.get_or_insert_with(Instant::now);
         let due = match self.durability {
             Durability::Strict => true,
-            Durability::Group {
-                max_events,
-                max_delay,
-            } => self.unflushed_events >= max_events || since.elapsed() >= max_delay,
+            Durability::Group { max_events, max_delay } => {
+                self.unflushed_events >= max_events || since.elapsed() >= max_delay
+            }
         };
         if due {
             self.flush()?;
         }
-        Ok(AppendReceipt {
-            first,
-            head,
-            durable_through: self.durable,
-        })
+        Ok(AppendReceipt { first, head, durable_through: self.durable })
     }
 
     fn head(&self) -> Head {
@@ -306,11 +250,7 @@ impl EventLog for SledLog {
         self.flush()
     }
 
-    fn visit_records(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), LogError> {
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
         for entry in self.events.range(from.to_key()..) {
             let (key, bytes) = entry.map_err(|e| storage("reading records", e))?;
             if visit(key_to_seq(&key)?, &bytes).is_break() {
@@ -350,9 +290,7 @@ pub mod raw {
     /// Storage errors, or the lock held by another process.
     pub fn events_tree(path: &Path) -> Result<(sled::Db, sled::Tree), LogError> {
         let db = open_db(path)?;
-        let tree = db
-            .open_tree("events")
-            .map_err(|e| storage("opening events", e))?;
+        let tree = db.open_tree("events").map_err(|e| storage("opening events", e))?;
         Ok((db, tree))
     }
 }

@@ -23,11 +23,7 @@ fn tick(run: u64, n: i64) -> EventDraft {
         ts_recorded: TimestampNs::from_nanos(n * 1_000_000_000),
         payload: Payload::MarketTick(MarketTick {
             instrument: InstrumentId::new("SPY").unwrap(),
-            data: TickData::Trade(Trade {
-                price,
-                size: Decimal::ONE,
-                aggressor: None,
-            }),
+            data: TickData::Trade(Trade { price, size: Decimal::ONE, aggressor: None }),
         }),
     }
 }
@@ -37,12 +33,7 @@ fn ticks(run: u64, range: std::ops::Range<i64>) -> Vec<EventDraft> {
 }
 
 fn stop(run: u64) -> EventDraft {
-    EventDraft {
-        payload: Payload::RunStopped(RunStopped {
-            reason: "end of data".into(),
-        }),
-        ..tick(run, 99)
-    }
+    EventDraft { payload: Payload::RunStopped(RunStopped { reason: "end of data".into() }), ..tick(run, 99) }
 }
 
 #[test]
@@ -51,50 +42,27 @@ fn reopen_keeps_head_and_sequences_stay_gapless() {
     let head = {
         let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
         let receipt = log.append(&ticks(1, 0..3), None).unwrap();
-        assert_eq!(
-            (receipt.first, receipt.head.seq, receipt.durable_through),
-            (Seq::new(1), Seq::new(3), Seq::new(3))
-        );
+        assert_eq!((receipt.first, receipt.head.seq, receipt.durable_through), (Seq::new(1), Seq::new(3), Seq::new(3)));
         log.head()
     };
     let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     assert_eq!(log.head(), head);
     let receipt = log.append(&ticks(1, 3..5), Some(Seq::new(3))).unwrap();
-    assert_eq!(
-        (receipt.first, receipt.head.seq),
-        (Seq::new(4), Seq::new(5))
-    );
-    let seqs: Vec<u64> = log
-        .read(Seq::new(1), 100)
-        .unwrap()
-        .iter()
-        .map(|e| e.header.seq.get())
-        .collect();
+    assert_eq!((receipt.first, receipt.head.seq), (Seq::new(4), Seq::new(5)));
+    let seqs: Vec<u64> = log.read(Seq::new(1), 100).unwrap().iter().map(|e| e.header.seq.get()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
-    assert!(matches!(
-        verify(&log).unwrap(),
-        Verdict::Intact { records: 5, .. }
-    ));
+    assert!(matches!(verify(&log).unwrap(), Verdict::Intact { records: 5, .. }));
 }
 
 #[test]
 fn group_durability_acknowledges_only_flushed_events() {
     let dir = tempfile::tempdir().unwrap();
-    let group = Durability::Group {
-        max_events: 4,
-        max_delay: std::time::Duration::from_secs(3600),
-    };
+    let group = Durability::Group { max_events: 4, max_delay: std::time::Duration::from_secs(3600) };
     let mut log = SledLog::open(dir.path(), group).unwrap();
     // TC0: below the event threshold nothing is durable yet.
-    assert_eq!(
-        log.append(&ticks(1, 0..3), None).unwrap().durable_through,
-        Seq::ZERO
-    );
+    assert_eq!(log.append(&ticks(1, 0..3), None).unwrap().durable_through, Seq::ZERO);
     // TC1: crossing it flushes everything appended so far.
-    assert_eq!(
-        log.append(&ticks(1, 3..4), None).unwrap().durable_through,
-        Seq::new(4)
-    );
+    assert_eq!(log.append(&ticks(1, 3..4), None).unwrap().durable_through, Seq::new(4));
     // TC2: sync flushes the rest.
     log.append(&ticks(1, 4..5), None).unwrap();
     assert_eq!(log.durable_seq(), Seq::new(4));
@@ -104,9 +72,7 @@ fn group_durability_acknowledges_only_flushed_events() {
 #[test]
 fn two_writers_with_the_same_expected_head_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(Mutex::new(
-        SledLog::open(dir.path(), Durability::Strict).unwrap(),
-    ));
+    let log = Arc::new(Mutex::new(SledLog::open(dir.path(), Durability::Strict).unwrap()));
     log.lock().unwrap().append(&ticks(1, 0..2), None).unwrap();
     let barrier = Arc::new(Barrier::new(2));
     let writers: Vec<_> = (0..2)
@@ -115,9 +81,7 @@ fn two_writers_with_the_same_expected_head_exactly_one_wins() {
             std::thread::spawn(move || {
                 let expected = log.lock().unwrap().head().seq;
                 barrier.wait();
-                log.lock()
-                    .unwrap()
-                    .append(&ticks(2 + w, 0..3), Some(expected))
+                log.lock().unwrap().append(&ticks(2 + w, 0..3), Some(expected))
             })
         })
         .collect();
@@ -128,10 +92,7 @@ fn two_writers_with_the_same_expected_head_exactly_one_wins() {
         r,
         Err(LogError::HeadMoved { expected, actual }) if expected.get() == 2 && actual.get() == 5
     )));
-    assert!(matches!(
-        verify(&*log.lock().unwrap()).unwrap(),
-        Verdict::Intact { records: 5, .. }
-    ));
+    assert!(matches!(verify(&*log.lock().unwrap()).unwrap(), Verdict::Intact { records: 5, .. }));
 }
 
 #[test]
@@ -145,10 +106,7 @@ fn runs_index_reads_one_run_and_survives_reopen() {
     }
     let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     let run1 = log.runs().get(RunId::new(1)).unwrap().clone();
-    assert_eq!(
-        (run1.first_seq.get(), run1.last_seq.get(), run1.event_count),
-        (1, 5, 5)
-    );
+    assert_eq!((run1.first_seq.get(), run1.last_seq.get(), run1.event_count), (1, 5, 5));
     assert_eq!(run1.stop_reason.as_deref(), Some("end of data"));
     assert_eq!(log.runs().next_run_id(), RunId::new(3));
     let mut seen = Vec::new();
@@ -165,11 +123,7 @@ fn a_second_open_of_the_same_directory_is_refused_as_locked() {
     let dir = tempfile::tempdir().unwrap();
     let _first = SledLog::open(dir.path(), Durability::Strict).unwrap();
     let second = SledLog::open(dir.path(), Durability::Strict);
-    assert!(
-        matches!(second, Err(LogError::Locked { .. })),
-        "{:?}",
-        second.err()
-    );
+    assert!(matches!(second, Err(LogError::Locked { .. })), "{:?}", second.err());
 }
 
 /// Builds a closed ledger of `n` events and returns its directory.
@@ -254,17 +208,6 @@ fn a_cut_tail_is_reported_and_blocks_appends() {
     }
     let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     let (seq, problem) = broken_at(verify(&log).unwrap());
-    assert_eq!(
-        (seq, problem),
-        (
-            5,
-            Problem::MissingTail {
-                recorded_head: Seq::new(5)
-            }
-        )
-    );
-    assert!(matches!(
-        log.append(&ticks(1, 9..10), None),
-        Err(LogError::TailMissing { .. })
-    ));
+    assert_eq!((seq, problem), (5, Problem::MissingTail { recorded_head: Seq::new(5) }));
+    assert!(matches!(log.append(&ticks(1, 9..10), None), Err(LogError::TailMissing { .. })));
 }

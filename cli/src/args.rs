@@ -19,12 +19,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Directory of the sled ledger.
-    #[arg(
-        long,
-        global = true,
-        env = "LEDGER_DATA_DIR",
-        default_value = "./ledger-data"
-    )]
+    #[arg(long, global = true, env = "LEDGER_DATA_DIR", default_value = "./ledger-data")]
     pub data_dir: PathBuf,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]

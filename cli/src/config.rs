@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Everything a run or a backtest is configured by.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Account settings.
@@ -32,20 +32,6 @@ pub struct Config {
     pub ledger: LedgerConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            account: AccountConfig::default(),
-            data: DataConfig::default(),
-            strategy: StrategyConfig::default(),
-            venue: PaperConfig::default(),
-            risk: RiskLimits::default(),
-            kill_switch: KillSwitchLimits::default(),
-            ledger: LedgerConfig::default(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountConfig {
@@ -55,9 +41,7 @@ pub struct AccountConfig {
 
 impl Default for AccountConfig {
     fn default() -> Self {
-        AccountConfig {
-            starting_cash: Decimal::from(100_000),
-        }
+        AccountConfig { starting_cash: Decimal::from(100_000) }
     }
 }
 
@@ -83,10 +67,7 @@ pub struct StrategyConfig {
 
 impl Default for StrategyConfig {
     fn default() -> Self {
-        StrategyConfig {
-            name: "sma-cross".into(),
-            params: BTreeMap::new(),
-        }
+        StrategyConfig { name: "sma-cross".into(), params: BTreeMap::new() }
     }
 }
 
@@ -105,12 +86,7 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig {
-            durability: "group".into(),
-            group_events: 10_000,
-            group_ms: 50,
-            cycles_per_append: 256,
-        }
+        LedgerConfig { durability: "group".into(), group_events: 10_000, group_ms: 50, cycles_per_append: 256 }
     }
 }
 
@@ -123,10 +99,8 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        let config: Config =
-            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let config: Config = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
         Ok(config)
     }
 
@@ -142,10 +116,7 @@ impl Config {
     /// The recorded JSON does not match its hash or does not parse.
     pub fn from_recorded(json: &str, hash: &Hash32) -> Result<Config> {
         if Hash32::digest(json.as_bytes()) != *hash {
-            bail!(
-                "the recorded configuration does not match its config_hash {}",
-                hash.short()
-            );
+            bail!("the recorded configuration does not match its config_hash {}", hash.short());
         }
         serde_json::from_str(json).context("parsing the recorded configuration")
     }
@@ -159,9 +130,7 @@ impl Config {
             let Some((key, value)) = param.split_once('=') else {
                 bail!("--param {param:?}: expected KEY=VALUE");
             };
-            self.strategy
-                .params
-                .insert(key.trim().to_string(), value.trim().to_string());
+            self.strategy.params.insert(key.trim().to_string(), value.trim().to_string());
         }
         Ok(())
     }

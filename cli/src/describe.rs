@@ -6,9 +6,7 @@ use ledger_core::event::*;
 /// A plain ASCII table with the given header.
 pub fn table<const N: usize>(header: [&str; N]) -> Table {
     let mut table = Table::new();
-    table
-        .load_preset(presets::ASCII_MARKDOWN)
-        .set_header(header);
+    table.load_preset(presets::ASCII_MARKDOWN).set_header(header);
     table
 }
 
@@ -18,11 +16,7 @@ pub fn summary(payload: &Payload) -> String {
         Payload::RunStarted(p) => format!(
             "{:?} {} on {} via {} from {}",
             p.mode,
-            p.instruments
-                .iter()
-                .map(|i| i.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
+            p.instruments.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(","),
             p.venue,
             p.decision_provider,
             p.data_source
@@ -48,42 +42,27 @@ pub fn summary(payload: &Payload) -> String {
                 ParseStatus::Invalid(why) => format!(" [invalid: {why}]"),
                 ParseStatus::ProviderError(why) => format!(" [provider error: {why}]"),
             };
-            format!(
-                "{:?} size {} conf {} ({}){status}",
-                d.action, d.size_pct, d.confidence, d.reason
-            )
+            format!("{:?} size {} conf {} ({}){status}", d.action, d.size_pct, d.confidence, d.reason)
         }
         Payload::RiskVerdict(p) => {
             let verdict = if p.approved { "approved" } else { "denied" };
             let failed = p.checks.iter().filter(|c| !c.passed).count();
-            let why = if p.reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", p.reason)
-            };
-            format!(
-                "{verdict} decision {} ({} checks, {failed} failed){why}",
-                p.decision_seq,
-                p.checks.len()
-            )
+            let why = if p.reason.is_empty() { String::new() } else { format!(": {}", p.reason) };
+            format!("{verdict} decision {} ({} checks, {failed} failed){why}", p.decision_seq, p.checks.len())
         }
         Payload::OrderSubmitted(p) => {
             let qty = match &p.qty {
                 OrderQty::Units(q) => format!("{q} units"),
                 OrderQty::Notional(n) => format!("notional {n}"),
             };
-            format!(
-                "{} {:?} {} {qty} {:?}",
-                p.client_order_id, p.side, p.instrument, p.order_type
-            )
+            format!("{} {:?} {} {qty} {:?}", p.client_order_id, p.side, p.instrument, p.order_type)
         }
         Payload::OrderAccepted(p) => p.client_order_id.to_string(),
         Payload::OrderRejected(p) => format!("{}: {}", p.client_order_id, p.reason),
         Payload::OrderCanceled(p) => format!("{}: {}", p.client_order_id, p.reason),
-        Payload::OrderFilled(p) => format!(
-            "{} {:?} {} {} @ {} fee {}",
-            p.client_order_id, p.side, p.qty, p.instrument, p.price, p.fee
-        ),
+        Payload::OrderFilled(p) => {
+            format!("{} {:?} {} {} @ {} fee {}", p.client_order_id, p.side, p.qty, p.instrument, p.price, p.fee)
+        }
         Payload::KillSwitchTripped(p) => format!("{:?}: {}", p.trigger, p.reason),
         Payload::KillSwitchReset(p) => format!("by {}: {}", p.by, p.reason),
         Payload::RiskLimitsChanged(p) => format!("by {}: {}", p.by, p.reason),

@@ -33,22 +33,11 @@ pub fn provider(config: &Config) -> Result<Box<dyn DecisionProvider>> {
     let params = &config.strategy.params;
     let known: &[&str] = match config.strategy.name.as_str() {
         "sma-cross" => &["fast", "slow", "short", "size_pct"],
-        "ema-rsi" => &[
-            "fast",
-            "slow",
-            "rsi",
-            "overbought",
-            "oversold",
-            "short",
-            "size_pct",
-        ],
+        "ema-rsi" => &["fast", "slow", "rsi", "overbought", "oversold", "short", "size_pct"],
         other => bail!("unknown strategy {other:?}: choose sma-cross or ema-rsi"),
     };
     if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
-        bail!(
-            "unknown parameter {unknown:?} for {}: known are {known:?}",
-            config.strategy.name
-        );
+        bail!("unknown parameter {unknown:?} for {}: known are {known:?}", config.strategy.name);
     }
     fn get<T: std::str::FromStr>(
         params: &std::collections::BTreeMap<String, String>,
@@ -57,25 +46,18 @@ pub fn provider(config: &Config) -> Result<Box<dyn DecisionProvider>> {
     ) -> Result<T> {
         match params.get(key) {
             None => Ok(default),
-            Some(text) => text
-                .parse()
-                .map_err(|_| anyhow::anyhow!("parameter {key}={text:?} does not parse")),
+            Some(text) => text.parse().map_err(|_| anyhow::anyhow!("parameter {key}={text:?} does not parse")),
         }
     }
     if config.strategy.name == "script" {
-        let Some(file) = params.get("file") else {
-            bail!("the script strategy needs --param file=DECISIONS.jsonl")
-        };
+        let Some(file) = params.get("file") else { bail!("the script strategy needs --param file=DECISIONS.jsonl") };
         return Ok(Box::new(ScriptProvider::open(Path::new(file))?));
     }
     let size_pct: Decimal = get(params, "size_pct", Decimal::ONE)?;
     if size_pct <= Decimal::ZERO || size_pct > Decimal::ONE {
         bail!("parameter size_pct={size_pct} must be in (0, 1]");
     }
-    let sizing = RuleSizing {
-        size_pct,
-        allow_short: get(params, "short", true)?,
-    };
+    let sizing = RuleSizing { size_pct, allow_short: get(params, "short", true)? };
     Ok(match config.strategy.name.as_str() {
         "sma-cross" => {
             let (fast, slow) = (get(params, "fast", 10usize)?, get(params, "slow", 30usize)?);
@@ -103,18 +85,11 @@ pub fn instrument(config: &Config, file: &Path) -> Result<InstrumentId> {
     let text = match &config.data.instrument {
         Some(symbol) => symbol.clone(),
         None => {
-            let name = file
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            name.split(['_', '-', '.'])
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase()
+            let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            name.split(['_', '-', '.']).next().unwrap_or_default().to_ascii_uppercase()
         }
     };
-    InstrumentId::new(&text)
-        .with_context(|| format!("instrument for {} (set --instrument)", file.display()))
+    InstrumentId::new(&text).with_context(|| format!("instrument for {} (set --instrument)", file.display()))
 }
 
 /// Reads the configured data file.
@@ -122,23 +97,11 @@ pub fn instrument(config: &Config, file: &Path) -> Result<InstrumentId> {
 /// # Errors
 /// No file configured, or a [`ledger_adapters::market_data::DataError`].
 pub fn ticks(config: &Config) -> Result<(Vec<Tick>, String)> {
-    let Some(file) = &config.data.file else {
-        bail!("no market data: pass --data FILE or set [data] file")
-    };
+    let Some(file) = &config.data.file else { bail!("no market data: pass --data FILE or set [data] file") };
     let instrument = instrument(config, file)?;
-    let ticks = read_ticks(
-        file,
-        &ReadOptions {
-            instrument,
-            sort: config.data.sort,
-        },
-    )?;
+    let ticks = read_ticks(file, &ReadOptions { instrument, sort: config.data.sort })?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let source = format!(
-        "{} sha256:{}",
-        file.display(),
-        ledger_core::chain::Hash32::digest(&bytes)
-    );
+    let source = format!("{} sha256:{}", file.display(), ledger_core::chain::Hash32::digest(&bytes));
     Ok((ticks, source))
 }
 
@@ -169,18 +132,16 @@ pub struct Session<'a> {
     pub parent: Option<RunId>,
     /// Set from another thread (Ctrl-C) to stop after the current cycle.
     pub stop: Option<&'a AtomicBool>,
+    /// Whether the kill switch starts tripped. Paper and live runs take the ledger's
+    /// persisted state; a backtest is a simulation and starts armed; a replay of a
+    /// recorded run starts as the original did.
+    pub kill_switch_tripped: bool,
 }
 
 impl<'a> Session<'a> {
     /// A replay-mode backtest as fast as possible.
     pub fn backtest(source: &'a str) -> Self {
-        Session {
-            mode: RunMode::Replay,
-            speed: 0.0,
-            source,
-            parent: None,
-            stop: None,
-        }
+        Session { mode: RunMode::Replay, speed: 0.0, source, parent: None, stop: None, kill_switch_tripped: false }
     }
 }
 
@@ -215,14 +176,16 @@ pub fn execute<L: EventLog>(
     session: &Session<'_>,
 ) -> Result<RunId> {
     let run_id = log.runs().next_run_id();
-    let kill_tripped = kill_switch_tripped(&*log)?;
+    let kill_tripped = session.kill_switch_tripped;
     if kill_tripped {
-        tracing::warn!("the kill switch is tripped: no new positions will be opened (reset with `ledger kill-switch reset`)");
+        tracing::warn!(
+            "the kill switch is tripped: no new positions will be opened (reset with `ledger kill-switch reset`)"
+        );
     }
     let clock = match session.mode {
-        RunMode::Replay => SessionClock::Simulated(SimulatedClock::new(
-            ticks.first().map(|t| t.ts).unwrap_or_default(),
-        )),
+        RunMode::Replay => {
+            SessionClock::Simulated(SimulatedClock::new(ticks.first().map(|t| t.ts).unwrap_or_default()))
+        }
         RunMode::Paper | RunMode::Live => SessionClock::Wall(WallClock),
     };
     let spec = RunSpec {
@@ -230,18 +193,11 @@ pub fn execute<L: EventLog>(
         mode: session.mode,
         config: Arc::from(config.canonical_json().as_str()),
         software_version: Arc::from(env!("CARGO_PKG_VERSION")),
-        instruments: ticks
-            .first()
-            .map(|t| vec![t.instrument])
-            .unwrap_or_default(),
+        instruments: ticks.first().map(|t| vec![t.instrument]).unwrap_or_default(),
         data_source: Arc::from(session.source),
         parent_run: session.parent,
         starting_cash: config.account.starting_cash,
-        cycles_per_append: if session.speed > 0.0 {
-            1
-        } else {
-            config.ledger.cycles_per_append
-        },
+        cycles_per_append: if session.speed > 0.0 { 1 } else { config.ledger.cycles_per_append },
     };
     let venue = Box::new(PaperVenue::new(config.venue.clone()));
     let risk = RiskEngine::new(config.risk.clone());
@@ -250,10 +206,7 @@ pub fn execute<L: EventLog>(
     let progress = progress_bar(ticks.len());
     let mut stopped_early = false;
     for (i, tick) in ticks.iter().enumerate() {
-        if session
-            .stop
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
-        {
+        if session.stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
             stopped_early = true;
             break;
         }
@@ -270,11 +223,7 @@ pub fn execute<L: EventLog>(
         }
     }
     progress.finish_and_clear();
-    engine.stop(if stopped_early {
-        "interrupted"
-    } else {
-        "end of data"
-    })?;
+    engine.stop(if stopped_early { "interrupted" } else { "end of data" })?;
     tracing::info!(run = %run_id, ticks = ticks.len(), stopped_early, "run finished");
     Ok(run_id)
 }
@@ -284,21 +233,23 @@ fn progress_bar(len: usize) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} ticks ({per_sec}, {eta})")
-    {
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} ticks ({per_sec}, {eta})") {
         bar.set_style(style);
     }
     bar
 }
 
-/// Whether the kill switch is tripped, from the last trip or reset in the ledger.
+/// Whether the kill switch was tripped just before `before` (the last trip or reset
+/// before that seq wins); `Seq::ZERO` means "now".
 ///
 /// # Errors
 /// Storage or decoding errors.
-pub fn kill_switch_tripped(log: &dyn EventLog) -> Result<bool> {
+pub fn kill_switch_tripped(log: &dyn EventLog, before: Seq) -> Result<bool> {
     let mut tripped = false;
     log.visit_events(Seq::new(1), &mut |event| {
+        if before != Seq::ZERO && event.header.seq >= before {
+            return ControlFlow::Break(());
+        }
         match event.payload {
             Payload::KillSwitchTripped(_) => tripped = true,
             Payload::KillSwitchReset(_) => tripped = false,

@@ -54,8 +54,7 @@ impl Hash32 {
         }
         let mut bytes = [0u8; 32];
         for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                .map_err(|_| format!("not hex: {text:?}"))?;
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| format!("not hex: {text:?}"))?;
         }
         Ok(Hash32(bytes))
     }
@@ -106,10 +105,7 @@ mod tests {
     #[test]
     fn digest_matches_the_sha256_test_vector() {
         // FIPS 180-2, appendix B.1: SHA-256("abc").
-        assert_eq!(
-            Hash32::digest(b"abc").to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(Hash32::digest(b"abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -164,8 +164,7 @@ pub fn frame(record: &[u8]) -> Result<RecordFrame<'_>, CodecError> {
 pub fn decode_record(record: &[u8]) -> Result<Envelope, CodecError> {
     let frame = frame(record)?;
     let ((stored, payload), used): ((StoredHeader, Payload), usize) =
-        bincode::serde::decode_from_slice(frame.body, BINCODE)
-            .map_err(|e| CodecError::Body(e.to_string()))?;
+        bincode::serde::decode_from_slice(frame.body, BINCODE).map_err(|e| CodecError::Body(e.to_string()))?;
     if used != frame.body.len() {
         return Err(CodecError::TrailingBytes(frame.body.len() - used));
     }
@@ -225,8 +224,7 @@ pub mod decimal {
             <Decimal as Deserialize>::deserialize(deserializer)
         } else {
             let (mantissa, scale) = <(i128, u8)>::deserialize(deserializer)?;
-            Decimal::try_from_i128_with_scale(mantissa, u32::from(scale))
-                .map_err(serde::de::Error::custom)
+            Decimal::try_from_i128_with_scale(mantissa, u32::from(scale)).map_err(serde::de::Error::custom)
         }
     }
 }
@@ -243,10 +241,7 @@ pub mod decimal_opt {
     ///
     /// # Errors
     /// Those of the serializer.
-    pub fn serialize<S: Serializer>(
-        value: &Option<Decimal>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(value: &Option<Decimal>, serializer: S) -> Result<S::Ok, S::Error> {
         value.map(Wrapped).serialize(serializer)
     }
 
@@ -254,9 +249,7 @@ pub mod decimal_opt {
     ///
     /// # Errors
     /// As [`super::decimal::deserialize`].
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Decimal>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Decimal>, D::Error> {
         Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|w| w.0))
     }
 }
@@ -268,8 +261,7 @@ pub mod decimal_opt {
 /// [`CodecError::Encode`] if the serializer fails.
 pub fn encode_meta<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![FORMAT_VERSION];
-    bincode::serde::encode_into_std_write(value, &mut out, BINCODE)
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    bincode::serde::encode_into_std_write(value, &mut out, BINCODE).map_err(|e| CodecError::Encode(e.to_string()))?;
     Ok(out)
 }
 
@@ -278,14 +270,12 @@ pub fn encode_meta<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// # Errors
 /// Unknown version, truncation, or a body that does not decode.
 pub fn decode_meta<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or(CodecError::Truncated { len: 0 })?;
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Truncated { len: 0 })?;
     if version != FORMAT_VERSION {
         return Err(CodecError::UnknownFormatVersion { found: version });
     }
-    let (value, used) = bincode::serde::decode_from_slice(body, BINCODE)
-        .map_err(|e| CodecError::Body(e.to_string()))?;
+    let (value, used) =
+        bincode::serde::decode_from_slice(body, BINCODE).map_err(|e| CodecError::Body(e.to_string()))?;
     if used != body.len() {
         return Err(CodecError::TrailingBytes(body.len() - used));
     }

@@ -72,12 +72,7 @@ pub trait DecisionProvider {
 
 /// A `hold` with a reason.
 pub fn hold(reason: Text) -> Decision {
-    Decision {
-        action: Action::Hold,
-        size_pct: Decimal::ZERO,
-        confidence: Decimal::ZERO,
-        reason,
-    }
+    Decision { action: Action::Hold, size_pct: Decimal::ZERO, confidence: Decimal::ZERO, reason }
 }
 
 /// Parses a provider's raw output against the contract.
@@ -89,10 +84,7 @@ pub fn parse_decision(raw: &str) -> (Decision, ParseStatus) {
         Ok(decision) => (decision, ParseStatus::Ok),
         Err(why) => {
             let why: Text = Arc::from(why.as_str());
-            (
-                hold(Arc::from("unparseable decision")),
-                ParseStatus::Invalid(why),
-            )
+            (hold(Arc::from("unparseable decision")), ParseStatus::Invalid(why))
         }
     }
 }
@@ -113,9 +105,7 @@ fn parse_strict(raw: &str) -> Result<Decision, String> {
         Some(other) => return Err(format!("`action` must be a string, got {other}")),
     };
     let fraction = |name: &str| -> Result<Decimal, String> {
-        let value = object
-            .get(name)
-            .ok_or_else(|| format!("missing field `{name}`"))?;
+        let value = object.get(name).ok_or_else(|| format!("missing field `{name}`"))?;
         let number = match value {
             Value::Number(n) => n.to_string().parse::<Decimal>().or_else(|_| {
                 n.as_f64()
@@ -136,12 +126,7 @@ fn parse_strict(raw: &str) -> Result<Decision, String> {
         Some(Value::String(text)) => Arc::from(text.as_str()),
         Some(other) => return Err(format!("`reason` must be a string, got {other}")),
     };
-    Ok(Decision {
-        action,
-        size_pct,
-        confidence,
-        reason,
-    })
+    Ok(Decision { action, size_pct, confidence, reason })
 }
 
 /// The outermost `{...}` of the text: tolerates prose and code fences around it.
@@ -181,21 +166,14 @@ mod tests {
             Action::Close
         );
         // TC2: boundaries 0 and 1 are inside the range.
-        assert_eq!(
-            ok(r#"{"action":"short","size_pct":1,"confidence":0,"reason":""}"#).1,
-            dec!(1)
-        );
+        assert_eq!(ok(r#"{"action":"short","size_pct":1,"confidence":0,"reason":""}"#).1, dec!(1));
     }
 
     #[test]
     fn contract_breaches_become_hold_with_the_failure_named() {
         let cases = [
             ("TC0 no json", "I think we should buy.", "no JSON object"),
-            (
-                "TC1 broken json",
-                "{\"action\": \"long\",",
-                "no JSON object",
-            ),
+            ("TC1 broken json", "{\"action\": \"long\",", "no JSON object"),
             (
                 "TC2 unknown action",
                 r#"{"action":"moon","size_pct":0.1,"confidence":0.5,"reason":"x"}"#,
@@ -206,21 +184,9 @@ mod tests {
                 r#"{"action":"long","size_pct":"half","confidence":0.5,"reason":"x"}"#,
                 "must be a number",
             ),
-            (
-                "TC4 above range",
-                r#"{"action":"long","size_pct":1.01,"confidence":0.5,"reason":"x"}"#,
-                "outside 0..1",
-            ),
-            (
-                "TC5 below range",
-                r#"{"action":"long","size_pct":0.1,"confidence":-0.1,"reason":"x"}"#,
-                "outside 0..1",
-            ),
-            (
-                "TC6 missing field",
-                r#"{"action":"long","size_pct":0.1,"reason":"x"}"#,
-                "missing field `confidence`",
-            ),
+            ("TC4 above range", r#"{"action":"long","size_pct":1.01,"confidence":0.5,"reason":"x"}"#, "outside 0..1"),
+            ("TC5 below range", r#"{"action":"long","size_pct":0.1,"confidence":-0.1,"reason":"x"}"#, "outside 0..1"),
+            ("TC6 missing field", r#"{"action":"long","size_pct":0.1,"reason":"x"}"#, "missing field `confidence`"),
             ("TC7 not an object", "{}", "missing field `action`"),
             (
                 "TC8 action not string",
@@ -230,10 +196,7 @@ mod tests {
         ];
         for (label, raw, expected) in cases {
             let why = parsed(raw).expect_err(label);
-            assert!(
-                why.contains(expected),
-                "{label}: {why:?} should mention {expected:?}"
-            );
+            assert!(why.contains(expected), "{label}: {why:?} should mention {expected:?}");
         }
     }
 }

@@ -148,9 +148,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             software_version: spec.software_version,
             venue: Arc::from(engine.venue.name()),
             instruments: spec.instruments,
-            decision_provider: Arc::from(
-                format!("{}:{} {}", info.provider, info.model, info.params).as_str(),
-            ),
+            decision_provider: Arc::from(format!("{}:{} {}", info.provider, info.model, info.params).as_str()),
             parent_run: spec.parent_run,
             data_source: spec.data_source,
             starting_cash: spec.starting_cash,
@@ -171,13 +169,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
     }
 
     /// Queues a draft and returns the seq it will get.
-    fn push(
-        &mut self,
-        cycle: CycleId,
-        cause: Option<Seq>,
-        ts_event: TimestampNs,
-        payload: Payload,
-    ) -> Seq {
+    fn push(&mut self, cycle: CycleId, cause: Option<Seq>, ts_event: TimestampNs, payload: Payload) -> Seq {
         let seq = self.appended_head.plus(self.pending.len() as u64 + 1);
         self.pending.push(EventDraft {
             run_id: self.run_id,
@@ -209,10 +201,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
         self.cycle += 1;
         self.last_tick_ts = tick.ts;
         let cycle = CycleId::new(self.cycle);
-        let market = MarketView {
-            ts: tick.ts,
-            data: &tick.data,
-        };
+        let market = MarketView { ts: tick.ts, data: &tick.data };
 
         // 1. Working orders from earlier cycles may fill on this tick.
         self.take_reports(&market)?;
@@ -223,10 +212,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             cycle,
             None,
             tick.ts,
-            Payload::MarketTick(MarketTick {
-                instrument: tick.instrument,
-                data: tick.data.clone(),
-            }),
+            Payload::MarketTick(MarketTick { instrument: tick.instrument, data: tick.data.clone() }),
         );
         self.portfolio.mark(&tick.instrument, price);
         self.risk.on_tick(tick.ts, self.portfolio.equity());
@@ -235,46 +221,17 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
         // 3. The kill switch watches equity.
         if let Some(tripped) = self.kill.check(&self.portfolio) {
             let close = self.kill.closes_positions();
-            let trip_seq = self.push(
-                cycle,
-                Some(tick_seq),
-                tick.ts,
-                Payload::KillSwitchTripped(tripped),
-            );
+            let trip_seq = self.push(cycle, Some(tick_seq), tick.ts, Payload::KillSwitchTripped(tripped));
             for id in self.venue.cancel_all() {
                 let cause = self.orders.get(&id).map(|&(_, seq)| seq);
                 let reason = Arc::from("kill switch tripped");
-                self.push(
-                    cycle,
-                    cause,
-                    tick.ts,
-                    Payload::OrderCanceled(OrderCanceled {
-                        client_order_id: id,
-                        reason,
-                    }),
-                );
+                self.push(cycle, cause, tick.ts, Payload::OrderCanceled(OrderCanceled { client_order_id: id, reason }));
             }
             if close {
-                let positions: Vec<_> = self
-                    .portfolio
-                    .positions
-                    .iter()
-                    .map(|(id, p)| (*id, p.qty))
-                    .collect();
+                let positions: Vec<_> = self.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
                 for (instrument, qty) in positions {
-                    let side = if qty > Decimal::ZERO {
-                        Side::Sell
-                    } else {
-                        Side::Buy
-                    };
-                    self.submit(
-                        cycle,
-                        trip_seq,
-                        tick,
-                        instrument,
-                        side,
-                        OrderQty::Units(qty.abs()),
-                    )?;
+                    let side = if qty > Decimal::ZERO { Side::Sell } else { Side::Buy };
+                    self.submit(cycle, trip_seq, tick, instrument, side, OrderQty::Units(qty.abs()))?;
                 }
             }
         }
@@ -300,8 +257,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             provider: info.provider.clone(),
             model: info.model.clone(),
             params: info.params.clone(),
-            prompt_sha256: (!answer.prompt.is_empty())
-                .then(|| Hash32::digest(answer.prompt.as_bytes())),
+            prompt_sha256: (!answer.prompt.is_empty()).then(|| Hash32::digest(answer.prompt.as_bytes())),
             prompt: answer.prompt,
             raw_output: answer.raw_output,
             parsed: answer.decision,
@@ -324,18 +280,8 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             kill_switch_tripped: self.kill.is_tripped(),
         });
         let approved = judgement.approved;
-        let verdict = RiskVerdict {
-            decision_seq,
-            approved,
-            checks: judgement.checks,
-            reason: judgement.reason,
-        };
-        let verdict_seq = self.push(
-            cycle,
-            Some(decision_seq),
-            tick.ts,
-            Payload::RiskVerdict(verdict),
-        );
+        let verdict = RiskVerdict { decision_seq, approved, checks: judgement.checks, reason: judgement.reason };
+        let verdict_seq = self.push(cycle, Some(decision_seq), tick.ts, Payload::RiskVerdict(verdict));
 
         // 6. Orders.
         if approved {
@@ -353,13 +299,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
     }
 
     /// Turns an approved decision into orders; returns whether any was submitted.
-    fn place(
-        &mut self,
-        cycle: CycleId,
-        cause: Seq,
-        tick: &Tick,
-        decision: &Decision,
-    ) -> Result<bool, EngineError> {
+    fn place(&mut self, cycle: CycleId, cause: Seq, tick: &Tick, decision: &Decision) -> Result<bool, EngineError> {
         let held = self.portfolio.qty(&tick.instrument);
         let target_side = match decision.action {
             Action::Long => Side::Buy,
@@ -368,49 +308,24 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
                 if held.is_zero() {
                     return Ok(false);
                 }
-                let side = if held > Decimal::ZERO {
-                    Side::Sell
-                } else {
-                    Side::Buy
-                };
-                self.submit(
-                    cycle,
-                    cause,
-                    tick,
-                    tick.instrument,
-                    side,
-                    OrderQty::Units(held.abs()),
-                )?;
+                let side = if held > Decimal::ZERO { Side::Sell } else { Side::Buy };
+                self.submit(cycle, cause, tick, tick.instrument, side, OrderQty::Units(held.abs()))?;
                 return Ok(true);
             }
             Action::Hold => return Ok(false),
         };
-        let already = (target_side == Side::Buy && held > Decimal::ZERO)
-            || (target_side == Side::Sell && held < Decimal::ZERO);
+        let already =
+            (target_side == Side::Buy && held > Decimal::ZERO) || (target_side == Side::Sell && held < Decimal::ZERO);
         if already {
             return Ok(false);
         }
         let notional = decision.size_pct * self.portfolio.equity().max(Decimal::ZERO);
         if !held.is_zero() {
             // Reversal: the closing leg first, then the opening leg.
-            self.submit(
-                cycle,
-                cause,
-                tick,
-                tick.instrument,
-                target_side,
-                OrderQty::Units(held.abs()),
-            )?;
+            self.submit(cycle, cause, tick, tick.instrument, target_side, OrderQty::Units(held.abs()))?;
         }
         if notional > Decimal::ZERO {
-            self.submit(
-                cycle,
-                cause,
-                tick,
-                tick.instrument,
-                target_side,
-                OrderQty::Notional(notional),
-            )?;
+            self.submit(cycle, cause, tick, tick.instrument, target_side, OrderQty::Notional(notional))?;
         }
         Ok(true)
     }
@@ -435,42 +350,23 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             limit_price: None,
             tif: TimeInForce::Gtc,
         };
-        let seq = self.push(
-            cycle,
-            Some(cause),
-            tick.ts,
-            Payload::OrderSubmitted(order.clone()),
-        );
+        let seq = self.push(cycle, Some(cause), tick.ts, Payload::OrderSubmitted(order.clone()));
         self.orders.insert(id, (cycle, seq));
         if self.venue.is_external() {
             // The order must be durable before it leaves the process.
             self.append()?;
             self.log.sync()?;
         }
-        let market = MarketView {
-            ts: tick.ts,
-            data: &tick.data,
-        };
+        let market = MarketView { ts: tick.ts, data: &tick.data };
         self.venue.submit(&order, &market);
-        self.push(
-            cycle,
-            Some(seq),
-            tick.ts,
-            Payload::OrderAccepted(OrderAccepted {
-                client_order_id: id,
-            }),
-        );
+        self.push(cycle, Some(seq), tick.ts, Payload::OrderAccepted(OrderAccepted { client_order_id: id }));
         self.take_reports(&market)
     }
 
     /// Records every report the venue has now, applying fills to the portfolio one by one.
     fn take_reports(&mut self, market: &MarketView<'_>) -> Result<(), EngineError> {
         while let Some((id, report)) = self.venue.poll(market, &self.portfolio) {
-            let (order_cycle, order_seq) = self
-                .orders
-                .get(&id)
-                .copied()
-                .unwrap_or((CycleId::new(0), Seq::ZERO));
+            let (order_cycle, order_seq) = self.orders.get(&id).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
             let cause = (order_seq != Seq::ZERO).then_some(order_seq);
             match report {
                 VenueReport::Filled(fill) => {
@@ -480,12 +376,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
                 }
                 VenueReport::Rejected(rejected) => {
                     self.kill.on_outcome(true);
-                    self.push(
-                        order_cycle,
-                        cause,
-                        market.ts,
-                        Payload::OrderRejected(rejected),
-                    );
+                    self.push(order_cycle, cause, market.ts, Payload::OrderRejected(rejected));
                 }
             }
         }
@@ -500,31 +391,12 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
     pub fn stop(mut self, reason: &str) -> Result<Portfolio, EngineError> {
         let now = self.last_tick_ts;
         for id in self.venue.cancel_all() {
-            let (cycle, seq) = self
-                .orders
-                .get(&id)
-                .copied()
-                .unwrap_or((CycleId::new(0), Seq::ZERO));
+            let (cycle, seq) = self.orders.get(&id).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
             let reason = Arc::from(format!("canceled at stop: {reason}").as_str());
             let cause = (seq != Seq::ZERO).then_some(seq);
-            self.push(
-                cycle,
-                cause,
-                now,
-                Payload::OrderCanceled(OrderCanceled {
-                    client_order_id: id,
-                    reason,
-                }),
-            );
+            self.push(cycle, cause, now, Payload::OrderCanceled(OrderCanceled { client_order_id: id, reason }));
         }
-        self.push(
-            CycleId::new(0),
-            None,
-            now,
-            Payload::RunStopped(RunStopped {
-                reason: Arc::from(reason),
-            }),
-        );
+        self.push(CycleId::new(0), None, now, Payload::RunStopped(RunStopped { reason: Arc::from(reason) }));
         self.append()?;
         self.log.sync()?;
         Ok(self.portfolio)

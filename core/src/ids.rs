@@ -50,9 +50,7 @@ pub enum IdError {
 /// Position of an event in the ledger: global, gapless, starting at 1.
 ///
 /// `Seq(0)` never names an event; it is the head of an empty ledger.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Seq(u64);
 
@@ -172,26 +170,15 @@ impl InlineId {
             return Err(IdError::Empty { kind });
         }
         if text.len() > INLINE_ID_MAX {
-            return Err(IdError::TooLong {
-                kind,
-                text: text.to_string(),
-                max: INLINE_ID_MAX,
-            });
+            return Err(IdError::TooLong { kind, text: text.to_string(), max: INLINE_ID_MAX });
         }
-        let allowed =
-            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':');
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':');
         if !text.bytes().all(allowed) {
-            return Err(IdError::BadChar {
-                kind,
-                text: text.to_string(),
-            });
+            return Err(IdError::BadChar { kind, text: text.to_string() });
         }
         let mut bytes = [0u8; INLINE_ID_MAX];
         bytes[..text.len()].copy_from_slice(text.as_bytes());
-        Ok(InlineId {
-            len: text.len() as u8,
-            bytes,
-        })
+        Ok(InlineId { len: text.len() as u8, bytes })
     }
 
     fn as_str(&self) -> &str {
@@ -277,38 +264,18 @@ mod tests {
     fn instrument_ids_are_validated() {
         // TC0: ordinary symbols pass and print as given.
         for ok in ["SPY", "BTC-USD", "EUR/USD", "6EH4", "BTC-PERP.BINANCE"] {
-            assert_eq!(
-                InstrumentId::new(ok).map(|id| id.to_string()),
-                Ok(ok.to_string())
-            );
+            assert_eq!(InstrumentId::new(ok).map(|id| id.to_string()), Ok(ok.to_string()));
         }
         // TC1: empty, too long and odd characters are refused with the kind named.
-        assert_eq!(
-            InstrumentId::new(""),
-            Err(IdError::Empty {
-                kind: "instrument id"
-            })
-        );
-        assert!(matches!(
-            InstrumentId::new(&"X".repeat(32)),
-            Err(IdError::TooLong { max: 31, .. })
-        ));
-        assert!(matches!(
-            InstrumentId::new("SP Y"),
-            Err(IdError::BadChar { .. })
-        ));
-        assert!(matches!(
-            InstrumentId::new("SPÝ"),
-            Err(IdError::BadChar { .. })
-        ));
+        assert_eq!(InstrumentId::new(""), Err(IdError::Empty { kind: "instrument id" }));
+        assert!(matches!(InstrumentId::new(&"X".repeat(32)), Err(IdError::TooLong { max: 31, .. })));
+        assert!(matches!(InstrumentId::new("SP Y"), Err(IdError::BadChar { .. })));
+        assert!(matches!(InstrumentId::new("SPÝ"), Err(IdError::BadChar { .. })));
     }
 
     #[test]
     fn seq_keys_sort_like_numbers() {
-        let keys: Vec<[u8; 8]> = [1u64, 255, 256, 1 << 40]
-            .iter()
-            .map(|&n| Seq::new(n).to_key())
-            .collect();
+        let keys: Vec<[u8; 8]> = [1u64, 255, 256, 1 << 40].iter().map(|&n| Seq::new(n).to_key()).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
@@ -317,9 +284,6 @@ mod tests {
     #[test]
     fn run_ids_parse_from_text() {
         assert_eq!("7".parse::<RunId>(), Ok(RunId::new(7)));
-        assert!(matches!(
-            "run-7".parse::<RunId>(),
-            Err(IdError::NotANumber { .. })
-        ));
+        assert!(matches!("run-7".parse::<RunId>(), Err(IdError::NotANumber { .. })));
     }
 }

@@ -115,13 +115,7 @@ pub struct RunIndex {
 impl RunIndex {
     /// Records that an event of `run`, recorded at `ts_recorded`, got sequence `seq`.
     /// Returns the run's updated entry.
-    pub fn observe(
-        &mut self,
-        seq: Seq,
-        run: RunId,
-        ts_recorded: TimestampNs,
-        payload: &Payload,
-    ) -> &RunInfo {
+    pub fn observe(&mut self, seq: Seq, run: RunId, ts_recorded: TimestampNs, payload: &Payload) -> &RunInfo {
         let info = self.runs.entry(run).or_insert_with(|| RunInfo {
             run_id: run,
             mode: None,
@@ -220,11 +214,7 @@ pub trait EventLog {
     /// # Errors
     /// [`LogError::HeadMoved`] when `expected_head` is stale; storage or encoding errors.
     /// On error nothing of the batch is stored and the head is unchanged.
-    fn append(
-        &mut self,
-        batch: &[EventDraft],
-        expected_head: Option<Seq>,
-    ) -> Result<AppendReceipt, LogError>;
+    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError>;
 
     /// The last event's sequence and hash.
     fn head(&self) -> Head;
@@ -243,11 +233,7 @@ pub trait EventLog {
     ///
     /// # Errors
     /// Storage errors. Decoding is the visitor's business.
-    fn visit_records(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), LogError>;
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError>;
 
     /// The `runs` index.
     fn runs(&self) -> &RunIndex;
@@ -282,11 +268,7 @@ pub trait EventLog {
     ///
     /// # Errors
     /// Storage errors, or [`LogError::Codec`] naming the first record that does not decode.
-    fn visit_events(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Envelope) -> ControlFlow<()>,
-    ) -> Result<(), LogError> {
+    fn visit_events(&self, from: Seq, visit: &mut dyn FnMut(Envelope) -> ControlFlow<()>) -> Result<(), LogError> {
         let mut failure = None;
         self.visit_records(from, &mut |seq, bytes| match codec::decode_record(bytes) {
             Ok(event) => visit(event),
@@ -303,11 +285,7 @@ pub trait EventLog {
     ///
     /// # Errors
     /// As [`EventLog::visit_events`]. An unknown run visits nothing.
-    fn visit_run(
-        &self,
-        run: RunId,
-        visit: &mut dyn FnMut(Envelope) -> ControlFlow<()>,
-    ) -> Result<(), LogError> {
+    fn visit_run(&self, run: RunId, visit: &mut dyn FnMut(Envelope) -> ControlFlow<()>) -> Result<(), LogError> {
         let Some(info) = self.runs().get(run).cloned() else {
             return Ok(());
         };
@@ -349,17 +327,10 @@ impl MemLog {
 }
 
 impl EventLog for MemLog {
-    fn append(
-        &mut self,
-        batch: &[EventDraft],
-        expected_head: Option<Seq>,
-    ) -> Result<AppendReceipt, LogError> {
+    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError> {
         if let Some(expected) = expected_head {
             if expected != self.head.seq {
-                return Err(LogError::HeadMoved {
-                    expected,
-                    actual: self.head.seq,
-                });
+                return Err(LogError::HeadMoved { expected, actual: self.head.seq });
             }
         }
         let first = self.head.seq.next();
@@ -367,15 +338,10 @@ impl EventLog for MemLog {
         for ((seq, record), draft) in self.encoder.records().zip(batch) {
             self.bytes.extend_from_slice(record);
             self.ends.push(self.bytes.len());
-            self.runs
-                .observe(seq, draft.run_id, draft.ts_recorded, &draft.payload);
+            self.runs.observe(seq, draft.run_id, draft.ts_recorded, &draft.payload);
         }
         self.head = head;
-        Ok(AppendReceipt {
-            first,
-            head,
-            durable_through: head.seq,
-        })
+        Ok(AppendReceipt { first, head, durable_through: head.seq })
     }
 
     fn head(&self) -> Head {
@@ -390,11 +356,7 @@ impl EventLog for MemLog {
         Ok(self.head.seq)
     }
 
-    fn visit_records(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), LogError> {
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
         let first = from.get().max(1) as usize;
         for index in first - 1..self.ends.len() {
             let start = if index == 0 { 0 } else { self.ends[index - 1] };

@@ -73,19 +73,12 @@ impl Portfolio {
 
     /// Signed units held in `instrument` (0 when flat).
     pub fn qty(&self, instrument: &InstrumentId) -> Decimal {
-        self.positions
-            .get(instrument)
-            .map_or(Decimal::ZERO, |p| p.qty)
+        self.positions.get(instrument).map_or(Decimal::ZERO, |p| p.qty)
     }
 
     /// Cash plus the marked value of every position.
     pub fn equity(&self) -> Decimal {
-        self.cash
-            + self
-                .positions
-                .values()
-                .map(Position::value)
-                .sum::<Decimal>()
+        self.cash + self.positions.values().map(Position::value).sum::<Decimal>()
     }
 
     /// Sum of the absolute marked values of all positions.
@@ -120,16 +113,11 @@ impl Portfolio {
         let new = old + signed;
         if old.is_zero() || old.is_sign_positive() == signed.is_sign_positive() {
             // Opening or adding: the average moves toward the fill price.
-            position.avg_price =
-                (old.abs() * position.avg_price + fill.qty * fill.price) / new.abs();
+            position.avg_price = (old.abs() * position.avg_price + fill.qty * fill.price) / new.abs();
         } else {
             // Reducing, closing or reversing: realize on the closed part.
             let closed = old.abs().min(fill.qty);
-            let direction = if old.is_sign_positive() {
-                Decimal::ONE
-            } else {
-                -Decimal::ONE
-            };
+            let direction = if old.is_sign_positive() { Decimal::ONE } else { -Decimal::ONE };
             self.realized_pnl += closed * (fill.price - position.avg_price) * direction;
             if !new.is_zero() && new.is_sign_positive() != old.is_sign_positive() {
                 position.avg_price = fill.price;
@@ -197,19 +185,13 @@ mod tests {
         let mut p = Portfolio::new(dec!(10000));
         // TC0: buy 10 @ 100, fee 1: cash 10000 - 1000 - 1.
         p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(1)));
-        assert_eq!(
-            (p.cash, p.qty(&spy), p.fees),
-            (dec!(8999), dec!(10), dec!(1))
-        );
+        assert_eq!((p.cash, p.qty(&spy), p.fees), (dec!(8999), dec!(10), dec!(1)));
         // TC1: mark at 110: equity = 8999 + 1100.
         p.mark(&spy, dec!(110));
         assert_eq!((p.equity(), p.unrealized_pnl()), (dec!(10099), dec!(100)));
         // TC2: sell 10 @ 110, fee 1.1: realized 100 gross, fees 2.1, flat.
         p.apply_fill(&fill(Side::Sell, dec!(10), dec!(110), dec!(1.1)));
-        assert_eq!(
-            (p.cash, p.realized_pnl, p.fees),
-            (dec!(10097.9), dec!(100), dec!(2.1))
-        );
+        assert_eq!((p.cash, p.realized_pnl, p.fees), (dec!(10097.9), dec!(100), dec!(2.1)));
         assert!(p.positions.is_empty());
     }
 
@@ -222,10 +204,7 @@ mod tests {
         assert_eq!(p.positions[&spy].avg_price, dec!(105));
         // Sell 30 @ 120: closes 20 (realize 20 x 15), opens 10 short at 120.
         p.apply_fill(&fill(Side::Sell, dec!(30), dec!(120), dec!(0)));
-        assert_eq!(
-            (p.realized_pnl, p.qty(&spy), p.positions[&spy].avg_price),
-            (dec!(300), dec!(-10), dec!(120))
-        );
+        assert_eq!((p.realized_pnl, p.qty(&spy), p.positions[&spy].avg_price), (dec!(300), dec!(-10), dec!(120)));
         // Short loses when the price rises.
         p.mark(&spy, dec!(130));
         assert_eq!(p.unrealized_pnl(), dec!(-100));
@@ -238,10 +217,7 @@ mod tests {
         p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(0)));
         p.mark(&spy, dec!(120)); // equity 1200, new peak
         p.mark(&spy, dec!(90)); // equity 900: 25% below 1200
-        assert_eq!(
-            (p.peak_equity, p.drawdown(), p.max_drawdown),
-            (dec!(1200), dec!(0.25), dec!(0.25))
-        );
+        assert_eq!((p.peak_equity, p.drawdown(), p.max_drawdown), (dec!(1200), dec!(0.25), dec!(0.25)));
         p.mark(&spy, dec!(110));
         assert_eq!(p.max_drawdown, dec!(0.25));
     }

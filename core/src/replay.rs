@@ -26,18 +26,12 @@ impl Recording {
     pub fn from_events(events: &[Envelope]) -> Recording {
         let mut ticks = Vec::new();
         let mut answers = VecDeque::new();
-        let mut info = ProviderInfo {
-            provider: "recorded".into(),
-            model: "".into(),
-            params: "".into(),
-        };
+        let mut info = ProviderInfo { provider: "recorded".into(), model: "".into(), params: "".into() };
         for event in events {
             match &event.payload {
-                Payload::MarketTick(tick) => ticks.push(Tick {
-                    ts: event.header.ts_event,
-                    instrument: tick.instrument,
-                    data: tick.data.clone(),
-                }),
+                Payload::MarketTick(tick) => {
+                    ticks.push(Tick { ts: event.header.ts_event, instrument: tick.instrument, data: tick.data.clone() })
+                }
                 Payload::DecisionMade(made) => {
                     info = ProviderInfo {
                         provider: made.provider.clone(),
@@ -57,11 +51,7 @@ impl Recording {
                 _ => {}
             }
         }
-        Recording {
-            ticks,
-            info,
-            answers,
-        }
+        Recording { ticks, info, answers }
     }
 }
 
@@ -87,9 +77,7 @@ impl DecisionProvider for RecordedProvider {
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
         self.answers.pop_front().unwrap_or_else(|| ProviderAnswer {
             decision: crate::decision::hold("recording exhausted".into()),
-            parse_status: crate::event::ParseStatus::ProviderError(
-                "no recorded decision for this tick".into(),
-            ),
+            parse_status: crate::event::ParseStatus::ProviderError("no recorded decision for this tick".into()),
             prompt: "".into(),
             raw_output: "".into(),
             latency_us: 0,
@@ -143,12 +131,7 @@ pub fn compare_runs(original: &[Envelope], replayed: &[Envelope]) -> Option<Dive
             continue;
         }
         let mut fields = Vec::new();
-        diff(
-            "",
-            lv.unwrap_or(&Value::Null),
-            rv.unwrap_or(&Value::Null),
-            &mut fields,
-        );
+        diff("", lv.unwrap_or(&Value::Null), rv.unwrap_or(&Value::Null), &mut fields);
         return Some(Divergence {
             index,
             original_seq: left.map(|x| x.1),
@@ -185,24 +168,13 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, String, String)
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for key in keys {
-                let (l, r) = (
-                    x.get(key).unwrap_or(&Value::Null),
-                    y.get(key).unwrap_or(&Value::Null),
-                );
+                let (l, r) = (x.get(key).unwrap_or(&Value::Null), y.get(key).unwrap_or(&Value::Null));
                 if l != r {
                     diff(&format!("{path}/{key}"), l, r, out);
                 }
             }
         }
-        _ if a != b => out.push((
-            if path.is_empty() {
-                "/".into()
-            } else {
-                path.into()
-            },
-            a.to_string(),
-            b.to_string(),
-        )),
+        _ if a != b => out.push((if path.is_empty() { "/".into() } else { path.into() }, a.to_string(), b.to_string())),
         _ => {}
     }
 }

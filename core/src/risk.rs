@@ -16,9 +16,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{
-    Action, Decision, KillSwitchTripped, KillTrigger, RiskCheck, RiskCheckId, Text,
-};
+use crate::event::{Action, Decision, KillSwitchTripped, KillTrigger, RiskCheck, RiskCheckId, Text};
 use crate::ids::InstrumentId;
 use crate::portfolio::Portfolio;
 use crate::time::TimestampNs;
@@ -177,56 +175,27 @@ impl RiskEngine {
 
         let decision = input.decision;
         if decision.action == Action::Hold {
-            return Judgement {
-                approved: true,
-                checks: Vec::new(),
-                reason: self.approved.clone(),
-            };
+            return Judgement { approved: true, checks: Vec::new(), reason: self.approved.clone() };
         }
         let mut checks = Checks::default();
         let position = input.portfolio.qty(input.instrument);
         if decision.action == Action::Close {
-            checks.add(
-                RiskCheckId::PositionExists,
-                position.abs(),
-                Decimal::ZERO,
-                !position.is_zero(),
-            );
+            checks.add(RiskCheckId::PositionExists, position.abs(), Decimal::ZERO, !position.is_zero());
         }
         let price = input.price.unwrap_or(Decimal::ZERO);
-        checks.add(
-            RiskCheckId::PriceValid,
-            price,
-            Decimal::ZERO,
-            price > Decimal::ZERO,
-        );
+        checks.add(RiskCheckId::PriceValid, price, Decimal::ZERO, price > Decimal::ZERO);
         if decision.action == Action::Close {
             return checks.finish(&self.approved);
         }
 
         let l = &self.limits;
-        checks.add(
-            RiskCheckId::KillSwitch,
-            flag(input.kill_switch_tripped),
-            Decimal::ZERO,
-            !input.kill_switch_tripped,
-        );
+        checks.add(RiskCheckId::KillSwitch, flag(input.kill_switch_tripped), Decimal::ZERO, !input.kill_switch_tripped);
         if let Some(limit) = l.max_price_age_ns {
             let age = input.now.nanos() - input.tick_ts.nanos();
-            checks.add(
-                RiskCheckId::PriceStaleness,
-                age.into(),
-                limit.into(),
-                age <= limit,
-            );
+            checks.add(RiskCheckId::PriceStaleness, age.into(), limit.into(), age <= limit);
         }
         if let Some(limit) = l.min_confidence {
-            checks.add(
-                RiskCheckId::MinConfidence,
-                decision.confidence,
-                limit,
-                decision.confidence >= limit,
-            );
+            checks.add(RiskCheckId::MinConfidence, decision.confidence, limit, decision.confidence >= limit);
         }
         let equity = input.portfolio.equity();
         let notional = decision.size_pct * equity.max(Decimal::ZERO);
@@ -235,20 +204,10 @@ impl RiskEngine {
             checks.add(RiskCheckId::MaxPositionPct, pct, limit, pct <= limit);
         }
         if let Some(limit) = l.max_position_value {
-            checks.add(
-                RiskCheckId::MaxPositionValue,
-                notional,
-                limit,
-                notional <= limit,
-            );
+            checks.add(RiskCheckId::MaxPositionValue, notional, limit, notional <= limit);
         }
         if let Some(limit) = l.min_position_value {
-            checks.add(
-                RiskCheckId::MinPositionValue,
-                notional,
-                limit,
-                notional >= limit,
-            );
+            checks.add(RiskCheckId::MinPositionValue, notional, limit, notional >= limit);
         }
         if let Some(limit) = l.max_gross_leverage {
             let others: Decimal = input
@@ -258,40 +217,15 @@ impl RiskEngine {
                 .filter(|(id, _)| *id != input.instrument)
                 .map(|(_, p)| p.value().abs())
                 .sum();
-            let leverage = if equity > Decimal::ZERO {
-                ratio(others + notional, equity)
-            } else {
-                Decimal::MAX
-            };
-            checks.add(
-                RiskCheckId::MaxGrossLeverage,
-                leverage,
-                limit,
-                leverage <= limit,
-            );
+            let leverage = if equity > Decimal::ZERO { ratio(others + notional, equity) } else { Decimal::MAX };
+            checks.add(RiskCheckId::MaxGrossLeverage, leverage, limit, leverage <= limit);
         }
         if let Some(limit) = l.max_open_positions {
-            let open = input
-                .portfolio
-                .positions
-                .keys()
-                .filter(|id| *id != input.instrument)
-                .count() as u32
-                + 1;
-            checks.add(
-                RiskCheckId::MaxOpenPositions,
-                open.into(),
-                limit.into(),
-                open <= limit,
-            );
+            let open = input.portfolio.positions.keys().filter(|id| *id != input.instrument).count() as u32 + 1;
+            checks.add(RiskCheckId::MaxOpenPositions, open.into(), limit.into(), open <= limit);
         }
         if let Some(limit) = l.max_order_notional {
-            checks.add(
-                RiskCheckId::MaxOrderNotional,
-                notional,
-                limit,
-                notional <= limit,
-            );
+            checks.add(RiskCheckId::MaxOrderNotional, notional, limit, notional <= limit);
         }
         if let Some(limit) = l.max_order_qty {
             let qty = ratio(notional, price);
@@ -307,9 +241,7 @@ impl RiskEngine {
         }
         if let Some(limit) = l.daily_loss_cap {
             let loss = if self.day_start_equity > Decimal::ZERO {
-                ((self.day_start_equity - equity) / self.day_start_equity)
-                    .max(Decimal::ZERO)
-                    .round_dp(RATIO_DP)
+                ((self.day_start_equity - equity) / self.day_start_equity).max(Decimal::ZERO).round_dp(RATIO_DP)
             } else {
                 Decimal::ZERO
             };
@@ -317,50 +249,25 @@ impl RiskEngine {
         }
         if let Some(limit) = l.max_trades_per_day {
             let after = self.orders_today + 1;
-            checks.add(
-                RiskCheckId::MaxTradesPerDay,
-                after.into(),
-                limit.into(),
-                after <= limit,
-            );
+            checks.add(RiskCheckId::MaxTradesPerDay, after.into(), limit.into(), after <= limit);
         }
         if let (Some(limit), Some(last)) = (l.cooldown_ns, self.last_open) {
             let since = now - last;
-            checks.add(
-                RiskCheckId::Cooldown,
-                since.into(),
-                limit.into(),
-                since >= limit,
-            );
+            checks.add(RiskCheckId::Cooldown, since.into(), limit.into(), since >= limit);
         }
         if let Some(limit) = l.max_decisions_per_window {
             let count = self.decisions.len() as u32;
-            checks.add(
-                RiskCheckId::MaxDecisionsPerWindow,
-                count.into(),
-                limit.into(),
-                count <= limit,
-            );
+            checks.add(RiskCheckId::MaxDecisionsPerWindow, count.into(), limit.into(), count <= limit);
         }
         if let Some(limit) = l.max_orders_per_window {
             let after = self.orders.len() as u32 + 1;
-            checks.add(
-                RiskCheckId::MaxOrdersPerWindow,
-                after.into(),
-                limit.into(),
-                after <= limit,
-            );
+            checks.add(RiskCheckId::MaxOrdersPerWindow, after.into(), limit.into(), after <= limit);
         }
         if l.block_duplicate_orders {
-            let duplicate = self.last_order.is_some_and(|(a, s, ts)| {
-                a == decision.action && s == decision.size_pct && now - ts < window
-            });
-            checks.add(
-                RiskCheckId::DuplicateOrder,
-                flag(duplicate),
-                Decimal::ZERO,
-                !duplicate,
-            );
+            let duplicate = self
+                .last_order
+                .is_some_and(|(a, s, ts)| a == decision.action && s == decision.size_pct && now - ts < window);
+            checks.add(RiskCheckId::DuplicateOrder, flag(duplicate), Decimal::ZERO, !duplicate);
         }
         checks.finish(&self.approved)
     }
@@ -394,32 +301,15 @@ struct Checks(Vec<RiskCheck>);
 
 impl Checks {
     fn add(&mut self, id: RiskCheckId, value: Decimal, limit: Decimal, passed: bool) {
-        self.0.push(RiskCheck {
-            id,
-            value,
-            limit,
-            passed,
-        });
+        self.0.push(RiskCheck { id, value, limit, passed });
     }
 
     fn finish(self, approved: &Text) -> Judgement {
         let reason = match self.0.iter().find(|c| !c.passed) {
             None => approved.clone(),
-            Some(c) => Arc::from(
-                format!(
-                    "{}: value {} against limit {}",
-                    check_name(c.id),
-                    c.value,
-                    c.limit
-                )
-                .as_str(),
-            ),
+            Some(c) => Arc::from(format!("{}: value {} against limit {}", check_name(c.id), c.value, c.limit).as_str()),
         };
-        Judgement {
-            approved: self.0.iter().all(|c| c.passed),
-            checks: self.0,
-            reason,
-        }
+        Judgement { approved: self.0.iter().all(|c| c.passed), checks: self.0, reason }
     }
 }
 
@@ -461,11 +351,7 @@ pub struct KillSwitch {
 impl KillSwitch {
     /// A switch with `limits`, tripped or not (restored from the log).
     pub fn new(limits: KillSwitchLimits, tripped: bool) -> Self {
-        KillSwitch {
-            limits,
-            tripped,
-            failures: 0,
-        }
+        KillSwitch { limits, tripped, failures: 0 }
     }
 
     /// Whether it is tripped.
@@ -491,46 +377,24 @@ impl KillSwitch {
         }
         let start = portfolio.starting_equity;
         let equity = portfolio.equity();
-        let change = if start > Decimal::ZERO {
-            (equity - start) / start
-        } else {
-            Decimal::ZERO
-        };
+        let change = if start > Decimal::ZERO { (equity - start) / start } else { Decimal::ZERO };
         let l = &self.limits;
         let trip = if let Some(limit) = l.max_gain.filter(|&limit| change >= limit) {
             Some((KillTrigger::Gain, change, limit))
         } else if let Some(limit) = l.max_loss.filter(|&limit| -change >= limit) {
             Some((KillTrigger::Loss, -change, limit))
-        } else if let Some(limit) = l
-            .max_drawdown
-            .filter(|&limit| portfolio.drawdown() >= limit)
-        {
+        } else if let Some(limit) = l.max_drawdown.filter(|&limit| portfolio.drawdown() >= limit) {
             Some((KillTrigger::Drawdown, portfolio.drawdown(), limit))
         } else {
             l.max_consecutive_failures
                 .filter(|&limit| self.failures >= limit)
-                .map(|limit| {
-                    (
-                        KillTrigger::Failures,
-                        Decimal::from(self.failures),
-                        Decimal::from(limit),
-                    )
-                })
+                .map(|limit| (KillTrigger::Failures, Decimal::from(self.failures), Decimal::from(limit)))
         };
         let (trigger, value, limit) = trip?;
         self.tripped = true;
         let value = value.round_dp(6);
-        let reason = Arc::from(
-            format!("{trigger:?} {value} reached limit {limit}")
-                .to_lowercase()
-                .as_str(),
-        );
-        Some(KillSwitchTripped {
-            trigger,
-            value,
-            limit,
-            reason,
-        })
+        let reason = Arc::from(format!("{trigger:?} {value} reached limit {limit}").to_lowercase().as_str());
+        Some(KillSwitchTripped { trigger, value, limit, reason })
     }
 }
 
@@ -544,12 +408,7 @@ mod tests {
     const SEC: i64 = 1_000_000_000;
 
     fn decision(action: Action, size_pct: Decimal, confidence: Decimal) -> Decision {
-        Decision {
-            action,
-            size_pct,
-            confidence,
-            reason: Arc::from(""),
-        }
+        Decision { action, size_pct, confidence, reason: Arc::from("") }
     }
 
     struct Case {
@@ -591,15 +450,8 @@ mod tests {
             portfolio: &portfolio,
             kill_switch_tripped: false,
         });
-        let check = judgement
-            .checks
-            .iter()
-            .find(|c| c.id == id)
-            .expect("the check ran");
-        assert_eq!(
-            check.passed, judgement.approved,
-            "{id:?} decides this verdict"
-        );
+        let check = judgement.checks.iter().find(|c| c.id == id).expect("the check ran");
+        assert_eq!(check.passed, judgement.approved, "{id:?} decides this verdict");
         (judgement.approved, check.value)
     }
 
@@ -613,18 +465,12 @@ mod tests {
                 "TC0 staleness",
                 PriceStaleness,
                 Case {
-                    limits: RiskLimits {
-                        max_price_age_ns: Some(5 * SEC),
-                        ..l()
-                    },
+                    limits: RiskLimits { max_price_age_ns: Some(5 * SEC), ..l() },
                     age_ns: 5 * SEC,
                     ..Case::default()
                 },
                 Case {
-                    limits: RiskLimits {
-                        max_price_age_ns: Some(5 * SEC),
-                        ..l()
-                    },
+                    limits: RiskLimits { max_price_age_ns: Some(5 * SEC), ..l() },
                     age_ns: 5 * SEC + 1,
                     ..Case::default()
                 },
@@ -633,18 +479,12 @@ mod tests {
                 "TC1 confidence",
                 MinConfidence,
                 Case {
-                    limits: RiskLimits {
-                        min_confidence: Some(dec!(0.6)),
-                        ..l()
-                    },
+                    limits: RiskLimits { min_confidence: Some(dec!(0.6)), ..l() },
                     confidence: dec!(0.6),
                     ..Case::default()
                 },
                 Case {
-                    limits: RiskLimits {
-                        min_confidence: Some(dec!(0.6)),
-                        ..l()
-                    },
+                    limits: RiskLimits { min_confidence: Some(dec!(0.6)), ..l() },
                     confidence: dec!(0.59),
                     ..Case::default()
                 },
@@ -652,18 +492,9 @@ mod tests {
             (
                 "TC2 position pct",
                 MaxPositionPct,
+                Case { limits: RiskLimits { max_position_pct: Some(dec!(0.5)), ..l() }, ..Case::default() },
                 Case {
-                    limits: RiskLimits {
-                        max_position_pct: Some(dec!(0.5)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_position_pct: Some(dec!(0.5)),
-                        ..l()
-                    },
+                    limits: RiskLimits { max_position_pct: Some(dec!(0.5)), ..l() },
                     size_pct: dec!(0.5001),
                     ..Case::default()
                 },
@@ -671,128 +502,50 @@ mod tests {
             (
                 "TC3 position value",
                 MaxPositionValue,
-                Case {
-                    limits: RiskLimits {
-                        max_position_value: Some(dec!(5000)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_position_value: Some(dec!(4999.99)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_position_value: Some(dec!(5000)), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_position_value: Some(dec!(4999.99)), ..l() }, ..Case::default() },
             ),
             (
                 "TC4 min position value",
                 MinPositionValue,
-                Case {
-                    limits: RiskLimits {
-                        min_position_value: Some(dec!(5000)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        min_position_value: Some(dec!(5000.01)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { min_position_value: Some(dec!(5000)), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { min_position_value: Some(dec!(5000.01)), ..l() }, ..Case::default() },
             ),
             (
                 "TC5 gross leverage",
                 MaxGrossLeverage,
-                Case {
-                    limits: RiskLimits {
-                        max_gross_leverage: Some(dec!(0.5)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_gross_leverage: Some(dec!(0.49)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_gross_leverage: Some(dec!(0.5)), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_gross_leverage: Some(dec!(0.49)), ..l() }, ..Case::default() },
             ),
             (
                 "TC6 open positions",
                 MaxOpenPositions,
-                Case {
-                    limits: RiskLimits {
-                        max_open_positions: Some(1),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_open_positions: Some(0),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_open_positions: Some(1), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_open_positions: Some(0), ..l() }, ..Case::default() },
             ),
             (
                 "TC7 order notional",
                 MaxOrderNotional,
-                Case {
-                    limits: RiskLimits {
-                        max_order_notional: Some(dec!(5000)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_order_notional: Some(dec!(4999)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_order_notional: Some(dec!(5000)), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_order_notional: Some(dec!(4999)), ..l() }, ..Case::default() },
             ),
             (
                 "TC8 order qty",
                 MaxOrderQty,
-                Case {
-                    limits: RiskLimits {
-                        max_order_qty: Some(dec!(50)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_order_qty: Some(dec!(49.9)),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_order_qty: Some(dec!(50)), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_order_qty: Some(dec!(49.9)), ..l() }, ..Case::default() },
             ),
             (
                 "TC9 price collar",
                 PriceCollar,
                 Case {
-                    limits: RiskLimits {
-                        price_collar_bps: Some(dec!(100)),
-                        ..l()
-                    },
+                    limits: RiskLimits { price_collar_bps: Some(dec!(100)), ..l() },
                     previous: Some(dec!(100)),
                     price: dec!(101),
                     ..Case::default()
                 },
                 Case {
-                    limits: RiskLimits {
-                        price_collar_bps: Some(dec!(100)),
-                        ..l()
-                    },
+                    limits: RiskLimits { price_collar_bps: Some(dec!(100)), ..l() },
                     previous: Some(dec!(100)),
                     price: dec!(101.01),
                     ..Case::default()
@@ -801,56 +554,20 @@ mod tests {
             (
                 "TC10 trades per day",
                 MaxTradesPerDay,
-                Case {
-                    limits: RiskLimits {
-                        max_trades_per_day: Some(1),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_trades_per_day: Some(0),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_trades_per_day: Some(1), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_trades_per_day: Some(0), ..l() }, ..Case::default() },
             ),
             (
                 "TC11 decisions per window",
                 MaxDecisionsPerWindow,
-                Case {
-                    limits: RiskLimits {
-                        max_decisions_per_window: Some(1),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_decisions_per_window: Some(0),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_decisions_per_window: Some(1), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_decisions_per_window: Some(0), ..l() }, ..Case::default() },
             ),
             (
                 "TC12 orders per window",
                 MaxOrdersPerWindow,
-                Case {
-                    limits: RiskLimits {
-                        max_orders_per_window: Some(1),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
-                Case {
-                    limits: RiskLimits {
-                        max_orders_per_window: Some(0),
-                        ..l()
-                    },
-                    ..Case::default()
-                },
+                Case { limits: RiskLimits { max_orders_per_window: Some(1), ..l() }, ..Case::default() },
+                Case { limits: RiskLimits { max_orders_per_window: Some(0), ..l() }, ..Case::default() },
             ),
         ];
         for (label, id, at, beyond) in cases {
@@ -903,22 +620,12 @@ mod tests {
         engine.on_order(TimestampNs::from_nanos(0), &long);
         // TC1: inside the cooldown, and a duplicate: denied, both checks failing.
         let j = judge(&mut engine, 5 * SEC, &portfolio);
-        let failed: Vec<_> = j
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.id)
-            .collect();
+        let failed: Vec<_> = j.checks.iter().filter(|c| !c.passed).map(|c| c.id).collect();
         assert_eq!(failed, [RiskCheckId::Cooldown, RiskCheckId::DuplicateOrder]);
         // TC2: after the cooldown and the window, but 10% down on the day: the loss cap denies.
         portfolio.mark(&spy, dec!(80)); // equity 1000 - 100 = 900: exactly 10% down
         let j = judge(&mut engine, 120 * SEC, &portfolio);
-        let failed: Vec<_> = j
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.id)
-            .collect();
+        let failed: Vec<_> = j.checks.iter().filter(|c| !c.passed).map(|c| c.id).collect();
         assert_eq!(failed, [RiskCheckId::DailyLossCap]);
     }
 
@@ -947,11 +654,7 @@ mod tests {
         assert_eq!(close.checks[0].id, RiskCheckId::PositionExists);
         let blocked = judge(Action::Long, true);
         assert!(!blocked.approved);
-        assert!(
-            blocked.reason.starts_with("kill_switch"),
-            "{}",
-            blocked.reason
-        );
+        assert!(blocked.reason.starts_with("kill_switch"), "{}", blocked.reason);
     }
 
     #[test]
@@ -960,11 +663,9 @@ mod tests {
         let portfolio = Portfolio::new(dec!(1000));
         let mut engine = RiskEngine::new(RiskLimits::default());
         let d = decision(Action::Long, dec!(0.5), dec!(1));
-        for (label, price, approved) in [
-            ("TC0 zero", Some(dec!(0)), false),
-            ("TC1 none", None, false),
-            ("TC2 positive", Some(dec!(0.01)), true),
-        ] {
+        for (label, price, approved) in
+            [("TC0 zero", Some(dec!(0)), false), ("TC1 none", None, false), ("TC2 positive", Some(dec!(0.01)), true)]
+        {
             let j = engine.judge(&RiskInput {
                 decision: &d,
                 instrument: &spy,
@@ -984,21 +685,13 @@ mod tests {
         let spy = InstrumentId::new("SPY").unwrap();
         let mut portfolio = Portfolio::new(dec!(1000));
         portfolio.apply_fill(&fill(Side::Buy, dec!(10), dec!(100)));
-        let mut switch = KillSwitch::new(
-            KillSwitchLimits {
-                max_drawdown: Some(dec!(0.2)),
-                ..Default::default()
-            },
-            false,
-        );
+        let mut switch =
+            KillSwitch::new(KillSwitchLimits { max_drawdown: Some(dec!(0.2)), ..Default::default() }, false);
         portfolio.mark(&spy, dec!(81)); // equity 810: 19% down
         assert!(switch.check(&portfolio).is_none());
         portfolio.mark(&spy, dec!(80)); // 20%: trips
         let trip = switch.check(&portfolio).expect("trips at the threshold");
-        assert_eq!(
-            (trip.trigger, trip.value, trip.limit),
-            (KillTrigger::Drawdown, dec!(0.2), dec!(0.2))
-        );
+        assert_eq!((trip.trigger, trip.value, trip.limit), (KillTrigger::Drawdown, dec!(0.2), dec!(0.2)));
         portfolio.mark(&spy, dec!(70));
         assert!(switch.check(&portfolio).is_none(), "trips once");
         assert!(switch.is_tripped());

@@ -25,11 +25,7 @@ pub struct Sma {
 impl Sma {
     /// An SMA of `len` values (`len >= 1`).
     pub fn new(len: usize) -> Self {
-        Sma {
-            len: len.max(1),
-            window: VecDeque::with_capacity(len.max(1) + 1),
-            sum: Decimal::ZERO,
-        }
+        Sma { len: len.max(1), window: VecDeque::with_capacity(len.max(1) + 1), sum: Decimal::ZERO }
     }
 
     /// Adds a value; returns the running sum once `len` values are in.
@@ -60,13 +56,7 @@ impl Ema {
     /// An EMA of period `len` (`len >= 1`).
     pub fn new(len: usize) -> Self {
         let len = len.max(1);
-        Ema {
-            len,
-            alpha: 2.0 / (len as f64 + 1.0),
-            seen: 0,
-            seed_sum: 0.0,
-            value: 0.0,
-        }
+        Ema { len, alpha: 2.0 / (len as f64 + 1.0), seen: 0, seed_sum: 0.0, value: 0.0 }
     }
 
     /// Adds a value; returns the EMA once `len` values are in.
@@ -100,23 +90,13 @@ pub struct Rsi {
 impl Rsi {
     /// An RSI of period `len` (`len >= 1`).
     pub fn new(len: usize) -> Self {
-        Rsi {
-            len: len.max(1),
-            prev: None,
-            changes: 0,
-            avg_gain: 0.0,
-            avg_loss: 0.0,
-        }
+        Rsi { len: len.max(1), prev: None, changes: 0, avg_gain: 0.0, avg_loss: 0.0 }
     }
 
     /// Adds a close; returns the RSI (0..100) once `len` changes are in.
     pub fn push(&mut self, x: f64) -> Option<f64> {
         let prev = self.prev.replace(x)?;
-        let (gain, loss) = if x > prev {
-            (x - prev, 0.0)
-        } else {
-            (0.0, prev - x)
-        };
+        let (gain, loss) = if x > prev { (x - prev, 0.0) } else { (0.0, prev - x) };
         self.changes += 1;
         let n = self.len as f64;
         if self.changes <= self.len {
@@ -129,11 +109,7 @@ impl Rsi {
             self.avg_gain = (self.avg_gain * (n - 1.0) + gain) / n;
             self.avg_loss = (self.avg_loss * (n - 1.0) + loss) / n;
         }
-        Some(if self.avg_loss == 0.0 {
-            100.0
-        } else {
-            100.0 - 100.0 / (1.0 + self.avg_gain / self.avg_loss)
-        })
+        Some(if self.avg_loss == 0.0 { 100.0 } else { 100.0 - 100.0 / (1.0 + self.avg_gain / self.avg_loss) })
     }
 }
 
@@ -214,18 +190,12 @@ fn answer(decision: Decision, empty: &Text) -> ProviderAnswer {
 
 fn signal(action: Action, sizing: &RuleSizing, reasons: &Reasons) -> Decision {
     match action {
-        Action::Long => Decision {
-            action,
-            size_pct: sizing.size_pct,
-            confidence: Decimal::ONE,
-            reason: reasons.up.clone(),
-        },
-        Action::Short if sizing.allow_short => Decision {
-            action,
-            size_pct: sizing.size_pct,
-            confidence: Decimal::ONE,
-            reason: reasons.down.clone(),
-        },
+        Action::Long => {
+            Decision { action, size_pct: sizing.size_pct, confidence: Decimal::ONE, reason: reasons.up.clone() }
+        }
+        Action::Short if sizing.allow_short => {
+            Decision { action, size_pct: sizing.size_pct, confidence: Decimal::ONE, reason: reasons.down.clone() }
+        }
         _ => Decision {
             action: Action::Close,
             size_pct: Decimal::ZERO,
@@ -258,10 +228,7 @@ impl SmaCross {
             slow: Sma::new(slow),
             cross: CrossDetector::default(),
             sizing,
-            reasons: Reasons::new(
-                "fast SMA crossed above slow SMA",
-                "fast SMA crossed below slow SMA",
-            ),
+            reasons: Reasons::new("fast SMA crossed above slow SMA", "fast SMA crossed below slow SMA"),
         }
     }
 }
@@ -321,14 +288,7 @@ pub struct EmaRsi {
 
 impl EmaRsi {
     /// EMA periods, RSI period, overbought and oversold RSI levels (0..100).
-    pub fn new(
-        fast: usize,
-        slow: usize,
-        rsi: usize,
-        overbought: f64,
-        oversold: f64,
-        sizing: RuleSizing,
-    ) -> Self {
+    pub fn new(fast: usize, slow: usize, rsi: usize, overbought: f64, oversold: f64, sizing: RuleSizing) -> Self {
         EmaRsi {
             params: (fast, slow, rsi, overbought, oversold),
             fast: Ema::new(fast),
@@ -375,12 +335,8 @@ impl DecisionProvider for EmaRsi {
                     Stance::Equal
                 };
                 match self.cross.update(stance) {
-                    Some(Action::Long) if rsi < overbought => {
-                        signal(Action::Long, &self.sizing, &self.reasons)
-                    }
-                    Some(Action::Short) if rsi > oversold => {
-                        signal(Action::Short, &self.sizing, &self.reasons)
-                    }
+                    Some(Action::Long) if rsi < overbought => signal(Action::Long, &self.sizing, &self.reasons),
+                    Some(Action::Short) if rsi > oversold => signal(Action::Short, &self.sizing, &self.reasons),
                     _ => hold(self.reasons.hold.clone()),
                 }
             }
@@ -425,25 +381,16 @@ mod tests {
 
     #[test]
     fn sma_cross_signals_only_on_strict_crossings() {
-        let sizing = RuleSizing {
-            size_pct: dec!(1),
-            allow_short: true,
-        };
+        let sizing = RuleSizing { size_pct: dec!(1), allow_short: true };
         let mut s = SmaCross::new(1, 2, sizing);
         use Action::*;
         // closes:   5     4(below)  6(above: cross up)  6(equal: no cross)  5(below: cross down)
-        assert_eq!(
-            run(&mut s, &[5, 4, 6, 6, 5]),
-            [Hold, Hold, Long, Hold, Short]
-        );
+        assert_eq!(run(&mut s, &[5, 4, 6, 6, 5]), [Hold, Hold, Long, Hold, Short]);
     }
 
     #[test]
     fn sma_cross_without_shorts_closes_instead() {
-        let sizing = RuleSizing {
-            size_pct: dec!(1),
-            allow_short: false,
-        };
+        let sizing = RuleSizing { size_pct: dec!(1), allow_short: false };
         let mut s = SmaCross::new(1, 2, sizing);
         assert_eq!(run(&mut s, &[5, 4, 6, 5])[3], Action::Close);
     }

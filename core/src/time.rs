@@ -43,8 +43,7 @@ impl TimestampNs {
 
     /// RFC 3339 in UTC with microseconds, e.g. `2013-10-08T13:30:00.000000Z`.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime()
-            .to_rfc3339_opts(SecondsFormat::Micros, true)
+        self.to_datetime().to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
     /// The UTC day this instant falls in, as whole days since the epoch (floor).
@@ -101,9 +100,7 @@ pub struct SimulatedClock {
 impl SimulatedClock {
     /// A clock showing `start`.
     pub fn new(start: TimestampNs) -> Self {
-        SimulatedClock {
-            now: Cell::new(start),
-        }
+        SimulatedClock { now: Cell::new(start) }
     }
 
     /// Moves the clock to `time` (it may move backwards; the caller owns ordering).

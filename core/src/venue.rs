@@ -9,9 +9,7 @@ use std::sync::Arc;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{
-    Liquidity, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, Side, TickData,
-};
+use crate::event::{Liquidity, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, Side, TickData};
 use crate::ids::{ClientOrderId, FillId};
 use crate::portfolio::Portfolio;
 use crate::time::TimestampNs;
@@ -48,11 +46,7 @@ pub trait Venue {
 
     /// The next report for a working order, given the market now and the account as it
     /// stands after every report already taken. `None` when nothing more happens now.
-    fn poll(
-        &mut self,
-        market: &MarketView<'_>,
-        portfolio: &Portfolio,
-    ) -> Option<(ClientOrderId, VenueReport)>;
+    fn poll(&mut self, market: &MarketView<'_>, portfolio: &Portfolio) -> Option<(ClientOrderId, VenueReport)>;
 
     /// Cancels every working order; returns their ids in submission order.
     fn cancel_all(&mut self) -> Vec<ClientOrderId>;
@@ -129,28 +123,15 @@ pub struct PaperVenue {
 impl PaperVenue {
     /// A venue with `config`.
     pub fn new(config: PaperConfig) -> Self {
-        PaperVenue {
-            config,
-            working: Vec::new(),
-            next_fill: 1,
-        }
+        PaperVenue { config, working: Vec::new(), next_fill: 1 }
     }
 
     /// Reference price for `side` on this tick, or `None` if the model cannot fill here.
-    fn reference(
-        &self,
-        side: Side,
-        market: &MarketView<'_>,
-        submitted_at: TimestampNs,
-    ) -> Option<Decimal> {
+    fn reference(&self, side: Side, market: &MarketView<'_>, submitted_at: TimestampNs) -> Option<Decimal> {
         match (self.config.fill_model, market.data) {
-            (FillModel::NextOpen, TickData::Bar(bar)) => {
-                (market.ts > submitted_at).then_some(bar.open)
-            }
+            (FillModel::NextOpen, TickData::Bar(bar)) => (market.ts > submitted_at).then_some(bar.open),
             (FillModel::Close, TickData::Bar(bar)) => Some(bar.close),
-            (FillModel::Quote, TickData::Quote(q)) => {
-                Some(if side == Side::Buy { q.ask } else { q.bid })
-            }
+            (FillModel::Quote, TickData::Quote(q)) => Some(if side == Side::Buy { q.ask } else { q.bid }),
             (FillModel::Trade, TickData::Trade(t)) => Some(t.price),
             _ => None,
         }
@@ -160,17 +141,10 @@ impl PaperVenue {
     fn fill_price(&self, side: Side, reference: Decimal) -> Decimal {
         let slip = self.config.slippage_bps / Decimal::from(10_000);
         let (raw, strategy) = match side {
-            Side::Buy => (
-                reference * (Decimal::ONE + slip),
-                RoundingStrategy::AwayFromZero,
-            ),
+            Side::Buy => (reference * (Decimal::ONE + slip), RoundingStrategy::AwayFromZero),
             Side::Sell => (reference * (Decimal::ONE - slip), RoundingStrategy::ToZero),
         };
-        match self
-            .config
-            .price_increment
-            .filter(|inc| *inc > Decimal::ZERO)
-        {
+        match self.config.price_increment.filter(|inc| *inc > Decimal::ZERO) {
             Some(inc) => (raw / inc).round_dp_with_strategy(0, strategy) * inc,
             None => raw,
         }
@@ -179,8 +153,7 @@ impl PaperVenue {
     /// Commission on `units` at `price`, rounded to the account currency.
     pub fn fee(&self, units: Decimal, price: Decimal) -> Decimal {
         let c = &self.config;
-        let fee = (units * price * c.commission_rate + units * c.commission_per_unit)
-            .max(c.commission_min);
+        let fee = (units * price * c.commission_rate + units * c.commission_per_unit).max(c.commission_min);
         fee.round_dp_with_strategy(c.money_decimals, RoundingStrategy::MidpointAwayFromZero)
     }
 
@@ -210,12 +183,7 @@ impl PaperVenue {
         units
     }
 
-    fn fill(
-        &mut self,
-        working: &WorkingOrder,
-        price: Decimal,
-        portfolio: &Portfolio,
-    ) -> VenueReport {
+    fn fill(&mut self, working: &WorkingOrder, price: Decimal, portfolio: &Portfolio) -> VenueReport {
         let order = &working.order;
         let units = match order.qty {
             OrderQty::Units(units) => self.floor_lot(units),
@@ -223,19 +191,15 @@ impl PaperVenue {
                 let equity = portfolio.equity();
                 let room = equity * self.config.max_leverage - portfolio.gross_exposure();
                 let budget = match order.side {
-                    Side::Buy => {
-                        portfolio.cash + (self.config.max_leverage - Decimal::ONE) * equity
-                    }
+                    Side::Buy => portfolio.cash + (self.config.max_leverage - Decimal::ONE) * equity,
                     Side::Sell => room,
                 };
                 self.units_for(notional, budget.min(room.max(Decimal::ZERO)), price)
             }
         };
         if units <= Decimal::ZERO {
-            let reason = format!(
-                "zero units: order {:?} at fill price {price} does not fit the cash available",
-                order.qty
-            );
+            let reason =
+                format!("zero units: order {:?} at fill price {price} does not fit the cash available", order.qty);
             return VenueReport::Rejected(OrderRejected {
                 client_order_id: order.client_order_id,
                 reason: Arc::from(reason.as_str()),
@@ -266,17 +230,10 @@ impl Venue for PaperVenue {
     }
 
     fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) {
-        self.working.push(WorkingOrder {
-            order: order.clone(),
-            submitted_at: market.ts,
-        });
+        self.working.push(WorkingOrder { order: order.clone(), submitted_at: market.ts });
     }
 
-    fn poll(
-        &mut self,
-        market: &MarketView<'_>,
-        portfolio: &Portfolio,
-    ) -> Option<(ClientOrderId, VenueReport)> {
+    fn poll(&mut self, market: &MarketView<'_>, portfolio: &Portfolio) -> Option<(ClientOrderId, VenueReport)> {
         let first = self.working.first()?;
         let reference = self.reference(first.order.side, market, first.submitted_at)?;
         let working = self.working.remove(0);
@@ -286,9 +243,6 @@ impl Venue for PaperVenue {
     }
 
     fn cancel_all(&mut self) -> Vec<ClientOrderId> {
-        self.working
-            .drain(..)
-            .map(|w| w.order.client_order_id)
-            .collect()
+        self.working.drain(..).map(|w| w.order.client_order_id).collect()
     }
 }

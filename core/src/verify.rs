@@ -54,10 +54,7 @@ impl fmt::Display for Problem {
             }
             Problem::Undecodable(error) => write!(f, "does not decode: {error}"),
             Problem::MissingTail { recorded_head } => {
-                write!(
-                    f,
-                    "missing records: the ledger recorded its head at seq {recorded_head}"
-                )
+                write!(f, "missing records: the ledger recorded its head at seq {recorded_head}")
             }
             Problem::SeqMismatch { in_header } => write!(f, "header says seq {in_header}"),
             Problem::BrokenLink { expected, stored } => write!(
@@ -66,12 +63,9 @@ impl fmt::Display for Problem {
                 stored.short(),
                 expected.short()
             ),
-            Problem::HashMismatch { computed, stored } => write!(
-                f,
-                "hash mismatch: stored {} but the bytes hash to {}",
-                stored.short(),
-                computed.short()
-            ),
+            Problem::HashMismatch { computed, stored } => {
+                write!(f, "hash mismatch: stored {} but the bytes hash to {}", stored.short(), computed.short())
+            }
         }
     }
 }
@@ -111,44 +105,27 @@ pub fn verify(log: &dyn EventLog) -> Result<Verdict, LogError> {
     let mut expected = Seq::new(1);
     let mut prev = Hash32::ZERO;
     let mut failure = None;
-    log.visit_records(
-        Seq::new(1),
-        &mut |key, bytes| match check(key, bytes, expected, &prev) {
-            Ok(hash) => {
-                prev = hash;
-                expected = expected.next();
-                ControlFlow::Continue(())
-            }
-            Err((seq, problem)) => {
-                failure = Some(Failure {
-                    seq,
-                    problem,
-                    good_records: expected.get() - 1,
-                });
-                ControlFlow::Break(())
-            }
-        },
-    )?;
+    log.visit_records(Seq::new(1), &mut |key, bytes| match check(key, bytes, expected, &prev) {
+        Ok(hash) => {
+            prev = hash;
+            expected = expected.next();
+            ControlFlow::Continue(())
+        }
+        Err((seq, problem)) => {
+            failure = Some(Failure { seq, problem, good_records: expected.get() - 1 });
+            ControlFlow::Break(())
+        }
+    })?;
     let records = expected.get() - 1;
     if failure.is_none() {
         if let Some(recorded_head) = log.recorded_head().filter(|&head| head.get() > records) {
             let problem = Problem::MissingTail { recorded_head };
-            failure = Some(Failure {
-                seq: expected,
-                problem,
-                good_records: records,
-            });
+            failure = Some(Failure { seq: expected, problem, good_records: records });
         }
     }
     Ok(match failure {
         Some(failure) => Verdict::Broken(failure),
-        None => Verdict::Intact {
-            records,
-            head: Head {
-                seq: Seq::new(records),
-                hash: prev,
-            },
-        },
+        None => Verdict::Intact { records, head: Head { seq: Seq::new(records), hash: prev } },
     })
 }
 
@@ -159,31 +136,14 @@ fn check(key: Seq, bytes: &[u8], expected: Seq, prev: &Hash32) -> Result<Hash32,
     let frame = codec::frame(bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
     let computed = Hash32::digest(frame.hashed);
     if computed != frame.stored_hash {
-        return Err((
-            key,
-            Problem::HashMismatch {
-                computed,
-                stored: frame.stored_hash,
-            },
-        ));
+        return Err((key, Problem::HashMismatch { computed, stored: frame.stored_hash }));
     }
     if frame.prev_hash != *prev {
-        return Err((
-            key,
-            Problem::BrokenLink {
-                expected: *prev,
-                stored: frame.prev_hash,
-            },
-        ));
+        return Err((key, Problem::BrokenLink { expected: *prev, stored: frame.prev_hash }));
     }
     let event = codec::decode_record(bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
     if event.header.seq != key {
-        return Err((
-            key,
-            Problem::SeqMismatch {
-                in_header: event.header.seq,
-            },
-        ));
+        return Err((key, Problem::SeqMismatch { in_header: event.header.seq }));
     }
     Ok(computed)
 }

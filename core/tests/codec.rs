@@ -10,11 +10,7 @@ use ledger_core::ids::Seq;
 use proptest::prelude::*;
 use support::*;
 
-fn round_trip(
-    seq: Seq,
-    prev: Hash32,
-    draft: &ledger_core::event::EventDraft,
-) -> (Vec<u8>, Envelope) {
+fn round_trip(seq: Seq, prev: Hash32, draft: &ledger_core::event::EventDraft) -> (Vec<u8>, Envelope) {
     let mut buf = Vec::new();
     let hash = encode_record(seq, &prev, draft, &mut buf).unwrap();
     let event = decode_record(&buf).unwrap();
@@ -62,33 +58,16 @@ fn every_kind_round_trips_by_example() {
 #[test]
 fn unknown_format_version_is_a_clear_error() {
     let mut buf = Vec::new();
-    encode_record(
-        Seq::new(1),
-        &Hash32::ZERO,
-        &draft(1, 0, 0, one_of_each().remove(1)),
-        &mut buf,
-    )
-    .unwrap();
+    encode_record(Seq::new(1), &Hash32::ZERO, &draft(1, 0, 0, one_of_each().remove(1)), &mut buf).unwrap();
     buf[0] = FORMAT_VERSION + 1;
     let error = decode_record(&buf).unwrap_err();
-    assert_eq!(
-        error,
-        CodecError::UnknownFormatVersion {
-            found: FORMAT_VERSION + 1
-        }
-    );
-    assert_eq!(
-        error.to_string(),
-        "unknown record format version 2 (this build reads version 1)"
-    );
+    assert_eq!(error, CodecError::UnknownFormatVersion { found: FORMAT_VERSION + 1 });
+    assert_eq!(error.to_string(), "unknown record format version 2 (this build reads version 1)");
 }
 
 #[test]
 fn truncated_record_is_an_error() {
-    assert_eq!(
-        decode_record(&[1; 10]),
-        Err(CodecError::Truncated { len: 10 })
-    );
+    assert_eq!(decode_record(&[1; 10]), Err(CodecError::Truncated { len: 10 }));
 }
 
 #[test]

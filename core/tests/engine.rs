@@ -45,22 +45,13 @@ struct Scripted(VecDeque<(Action, Decimal)>);
 
 impl DecisionProvider for Scripted {
     fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            provider: "test".into(),
-            model: "scripted".into(),
-            params: "".into(),
-        }
+        ProviderInfo { provider: "test".into(), model: "scripted".into(), params: "".into() }
     }
 
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
         let (action, size_pct) = self.0.pop_front().unwrap_or((Action::Hold, Decimal::ZERO));
         ProviderAnswer {
-            decision: Decision {
-                action,
-                size_pct,
-                confidence: Decimal::ONE,
-                reason: "script".into(),
-            },
+            decision: Decision { action, size_pct, confidence: Decimal::ONE, reason: "script".into() },
             parse_status: ParseStatus::Ok,
             prompt: "".into(),
             raw_output: "".into(),
@@ -92,16 +83,7 @@ fn run_with(
     };
     let risk = RiskEngine::new(RiskLimits::default());
     let kill = KillSwitch::new(KillSwitchLimits::default(), false);
-    let mut engine = Engine::start(
-        log,
-        &clock,
-        spec,
-        provider,
-        risk,
-        kill,
-        Box::new(PaperVenue::new(venue)),
-    )
-    .unwrap();
+    let mut engine = Engine::start(log, &clock, spec, provider, risk, kill, Box::new(PaperVenue::new(venue))).unwrap();
     for tick in ticks {
         clock.set(tick.ts);
         engine.on_tick(tick).unwrap();
@@ -124,18 +106,11 @@ fn fills(log: &MemLog) -> Vec<OrderFilled> {
 }
 
 fn payloads(log: &MemLog) -> Vec<Payload> {
-    log.read(Seq::new(1), usize::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.payload)
-        .collect()
+    log.read(Seq::new(1), usize::MAX).unwrap().into_iter().map(|e| e.payload).collect()
 }
 
 fn commission(rate: Decimal) -> PaperConfig {
-    PaperConfig {
-        commission_rate: rate,
-        ..PaperConfig::default()
-    }
+    PaperConfig { commission_rate: rate, ..PaperConfig::default() }
 }
 
 #[test]
@@ -147,47 +122,24 @@ fn next_open_fills_at_the_following_open_and_charges_both_sides() {
         bar(2, dec!(110), dec!(111)),
         bar(3, dec!(112), dec!(112)),
     ];
-    let actions = [
-        (Action::Long, dec!(1)),
-        (Action::Hold, dec!(0)),
-        (Action::Close, dec!(0)),
-    ];
-    let portfolio = run_with(
-        &mut log,
-        &ticks,
-        scripted(&actions),
-        commission(dec!(0.001)),
-        dec!(10000),
-    );
+    let actions = [(Action::Long, dec!(1)), (Action::Hold, dec!(0)), (Action::Close, dec!(0))];
+    let portfolio = run_with(&mut log, &ticks, scripted(&actions), commission(dec!(0.001)), dec!(10000));
     let f = fills(&log);
     // Decided on bar 0 (close 100), filled at bar 1's open 101: notional 10000 at
     // 101 * 1.001 per unit = 98.91 -> 98 whole units; fee 98 * 101 * 0.001 = 9.898 -> 9.90.
-    assert_eq!(
-        (f[0].side, f[0].qty, f[0].price, f[0].fee),
-        (Side::Buy, dec!(98), dec!(101), dec!(9.90))
-    );
+    assert_eq!((f[0].side, f[0].qty, f[0].price, f[0].fee), (Side::Buy, dec!(98), dec!(101), dec!(9.90)));
     // Close decided on bar 2, filled at bar 3's open 112: fee 98 * 112 * 0.001 = 10.976 -> 10.98.
-    assert_eq!(
-        (f[1].side, f[1].qty, f[1].price, f[1].fee),
-        (Side::Sell, dec!(98), dec!(112), dec!(10.98))
-    );
+    assert_eq!((f[1].side, f[1].qty, f[1].price, f[1].fee), (Side::Sell, dec!(98), dec!(112), dec!(10.98)));
     // Cash: 10000 - 9898 - 9.90 + 10976 - 10.98.
     assert_eq!(portfolio.cash, dec!(11057.12));
-    assert_eq!(
-        (portfolio.realized_pnl, portfolio.fees),
-        (dec!(1078), dec!(20.88))
-    );
+    assert_eq!((portfolio.realized_pnl, portfolio.fees), (dec!(1078), dec!(20.88)));
 }
 
 #[test]
 fn close_model_fills_at_the_decision_bar_with_slippage_against_the_trader() {
     let mut log = MemLog::new();
     let ticks = [bar(0, dec!(100), dec!(100)), bar(1, dec!(100), dec!(120))];
-    let venue = PaperConfig {
-        fill_model: FillModel::Close,
-        slippage_bps: dec!(50),
-        ..PaperConfig::default()
-    };
+    let venue = PaperConfig { fill_model: FillModel::Close, slippage_bps: dec!(50), ..PaperConfig::default() };
     let actions = [(Action::Long, dec!(0.5)), (Action::Close, dec!(0))];
     run_with(&mut log, &ticks, scripted(&actions), venue, dec!(10000));
     let f = fills(&log);
@@ -206,60 +158,29 @@ fn a_reversal_is_a_close_then_an_open_sized_from_the_cash_after_the_close() {
         bar(3, dec!(80), dec!(80)),
     ];
     let actions = [(Action::Long, dec!(1)), (Action::Short, dec!(1))];
-    let portfolio = run_with(
-        &mut log,
-        &ticks,
-        scripted(&actions),
-        commission(dec!(0.01)),
-        dec!(1000),
-    );
+    let portfolio = run_with(&mut log, &ticks, scripted(&actions), commission(dec!(0.01)), dec!(1000));
     let f = fills(&log);
     // Long: 1000 / (100 * 1.01) = 9.9 -> 9 units at 100, fee 9.00; cash 91.
-    assert_eq!(
-        (f[0].side, f[0].qty, f[0].fee),
-        (Side::Buy, dec!(9), dec!(9.00))
-    );
+    assert_eq!((f[0].side, f[0].qty, f[0].fee), (Side::Buy, dec!(9), dec!(9.00)));
     // Short decided on bar 1 (equity 1000 - 9 = 991 at close 100), filled at bar 2's open 90:
     // leg 1 sells the 9 long units (fee 8.10); cash 91 + 810 - 8.10 = 892.90.
-    assert_eq!(
-        (f[1].side, f[1].qty, f[1].price, f[1].fee),
-        (Side::Sell, dec!(9), dec!(90), dec!(8.10))
-    );
+    assert_eq!((f[1].side, f[1].qty, f[1].price, f[1].fee), (Side::Sell, dec!(9), dec!(90), dec!(8.10)));
     // Leg 2 opens the short from the cash after the close: min(991, 892.90) / (90 * 1.01) = 9.82 -> 9.
-    assert_eq!(
-        (f[2].side, f[2].qty, f[2].price, f[2].fee),
-        (Side::Sell, dec!(9), dec!(90), dec!(8.10))
-    );
+    assert_eq!((f[2].side, f[2].qty, f[2].price, f[2].fee), (Side::Sell, dec!(9), dec!(90), dec!(8.10)));
     assert_eq!(portfolio.qty(&spy()), dec!(-9));
 }
 
 #[test]
 fn lot_size_rounds_down_and_zero_units_is_a_rejection_not_a_fill() {
-    let venue = PaperConfig {
-        fill_model: FillModel::Close,
-        lot_size: dec!(0.25),
-        ..PaperConfig::default()
-    };
+    let venue = PaperConfig { fill_model: FillModel::Close, lot_size: dec!(0.25), ..PaperConfig::default() };
     let ticks = [bar(0, dec!(100), dec!(100)), bar(1, dec!(100), dec!(100))];
     // TC0: 330 at 100 is 3.3 units -> 3.25 in lots of 0.25.
     let mut log = MemLog::new();
-    run_with(
-        &mut log,
-        &ticks,
-        scripted(&[(Action::Long, dec!(0.33))]),
-        venue.clone(),
-        dec!(1000),
-    );
+    run_with(&mut log, &ticks, scripted(&[(Action::Long, dec!(0.33))]), venue.clone(), dec!(1000));
     assert_eq!(fills(&log)[0].qty, dec!(3.25));
     // TC1: 10 at 100 is 0.1 units -> 0 lots: rejected with the reason, nothing filled.
     let mut log = MemLog::new();
-    run_with(
-        &mut log,
-        &ticks,
-        scripted(&[(Action::Long, dec!(0.01))]),
-        venue,
-        dec!(1000),
-    );
+    run_with(&mut log, &ticks, scripted(&[(Action::Long, dec!(0.01))]), venue, dec!(1000));
     assert!(fills(&log).is_empty());
     let rejected: Vec<_> = payloads(&log)
         .into_iter()
@@ -274,20 +195,10 @@ fn lot_size_rounds_down_and_zero_units_is_a_rejection_not_a_fill() {
 
 #[test]
 fn minimum_commission_is_charged_and_still_fits_the_cash() {
-    let venue = PaperConfig {
-        fill_model: FillModel::Close,
-        commission_min: dec!(5),
-        ..PaperConfig::default()
-    };
+    let venue = PaperConfig { fill_model: FillModel::Close, commission_min: dec!(5), ..PaperConfig::default() };
     let ticks = [bar(0, dec!(100), dec!(100)), bar(1, dec!(100), dec!(100))];
     let mut log = MemLog::new();
-    let portfolio = run_with(
-        &mut log,
-        &ticks,
-        scripted(&[(Action::Long, dec!(1))]),
-        venue,
-        dec!(1000),
-    );
+    let portfolio = run_with(&mut log, &ticks, scripted(&[(Action::Long, dec!(1))]), venue, dec!(1000));
     // 10 units would cost 1000 + 5: one lot fewer fits.
     let f = fills(&log);
     assert_eq!((f[0].qty, f[0].fee), (dec!(9), dec!(5)));
@@ -306,17 +217,8 @@ fn sma_ticks(closes: &[u32]) -> Vec<Tick> {
 }
 
 fn sma_run(log: &mut MemLog, ticks: &[Tick]) {
-    let sizing = RuleSizing {
-        size_pct: dec!(0.5),
-        allow_short: true,
-    };
-    run_with(
-        log,
-        ticks,
-        Box::new(SmaCross::new(2, 5, sizing)),
-        commission(dec!(0.001)),
-        dec!(100000),
-    );
+    let sizing = RuleSizing { size_pct: dec!(0.5), allow_short: true };
+    run_with(log, ticks, Box::new(SmaCross::new(2, 5, sizing)), commission(dec!(0.001)), dec!(100000));
 }
 
 proptest! {
@@ -365,32 +267,11 @@ fn a_changed_decision_is_reported_at_its_cycle() {
     // Cycle 7 (the seventh decision) now says long where the strategy said something else.
     let changed = &mut recording.answers[6];
     let was = changed.decision.action;
-    changed.decision.action = if was == Action::Long {
-        Action::Close
-    } else {
-        Action::Long
-    };
+    changed.decision.action = if was == Action::Long { Action::Close } else { Action::Long };
     changed.decision.size_pct = dec!(0.5);
-    let provider = Box::new(RecordedProvider::new(
-        recording.info.clone(),
-        recording.answers.clone(),
-    ));
-    run_with(
-        &mut log,
-        &recording.ticks,
-        provider,
-        commission(dec!(0.001)),
-        dec!(100000),
-    );
-    let divergence =
-        compare_runs(&original, &run_events(&log, RunId::new(2))).expect("a divergence");
+    let provider = Box::new(RecordedProvider::new(recording.info.clone(), recording.answers.clone()));
+    run_with(&mut log, &recording.ticks, provider, commission(dec!(0.001)), dec!(100000));
+    let divergence = compare_runs(&original, &run_events(&log, RunId::new(2))).expect("a divergence");
     assert_eq!(divergence.cycle, 7);
-    assert!(
-        divergence
-            .fields
-            .iter()
-            .any(|(field, _, _)| field.contains("action")),
-        "{:?}",
-        divergence.fields
-    );
+    assert!(divergence.fields.iter().any(|(field, _, _)| field.contains("action")), "{:?}", divergence.fields);
 }

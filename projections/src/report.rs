@@ -86,8 +86,7 @@ impl RunFold {
                 if !self.portfolio.positions.is_empty() {
                     self.exposed_ticks += 1;
                 }
-                self.equity
-                    .push((event.header.ts_event, self.portfolio.equity()));
+                self.equity.push((event.header.ts_event, self.portfolio.equity()));
             }
             Payload::OrderFilled(fill) => {
                 let before = self.portfolio.qty(&fill.instrument);
@@ -99,26 +98,15 @@ impl RunFold {
         }
     }
 
-    fn track_trade(
-        &mut self,
-        instrument: InstrumentId,
-        before: Decimal,
-        after: Decimal,
-        price: Decimal,
-    ) {
-        let crossed = !before.is_zero()
-            && (after.is_zero() || after.is_sign_positive() != before.is_sign_positive());
+    fn track_trade(&mut self, instrument: InstrumentId, before: Decimal, after: Decimal, price: Decimal) {
+        let crossed = !before.is_zero() && (after.is_zero() || after.is_sign_positive() != before.is_sign_positive());
         if crossed {
             if let Some(open) = self.open_trades.remove(&instrument) {
                 // Fees of the closing fill are counted whole in this trade.
-                let pnl = (self.portfolio.realized_pnl - open.realized_at_entry)
-                    - (self.portfolio.fees - open.fees_at_entry);
+                let pnl =
+                    (self.portfolio.realized_pnl - open.realized_at_entry) - (self.portfolio.fees - open.fees_at_entry);
                 let return_pct = ratio(pnl, open.entry_notional);
-                self.trades.push(ClosedTrade {
-                    instrument,
-                    pnl,
-                    return_pct,
-                });
+                self.trades.push(ClosedTrade { instrument, pnl, return_pct });
             }
         }
         if !after.is_zero() && (before.is_zero() || crossed) {
@@ -144,28 +132,15 @@ impl RunFold {
         let final_equity = self.portfolio.equity();
         let (start, end) = match (self.equity.first(), self.equity.last()) {
             (Some(first), Some(last)) => (first.0, last.0),
-            _ => (
-                self.started.unwrap_or_default(),
-                self.started.unwrap_or_default(),
-            ),
+            _ => (self.started.unwrap_or_default(), self.started.unwrap_or_default()),
         };
         let years = (end.nanos() - start.nanos()) as f64 / (365.25 * NANOS_PER_DAY as f64);
         let ticks = self.equity.len();
-        let periods_per_year = if years > 0.0 {
-            ticks as f64 / years
-        } else {
-            0.0
-        };
+        let periods_per_year = if years > 0.0 { ticks as f64 / years } else { 0.0 };
         let returns: Vec<f64> = self
             .equity
             .windows(2)
-            .map(|w| {
-                if w[0].1.is_zero() {
-                    0.0
-                } else {
-                    ratio(w[1].1 - w[0].1, w[0].1)
-                }
-            })
+            .map(|w| if w[0].1.is_zero() { 0.0 } else { ratio(w[1].1 - w[0].1, w[0].1) })
             .collect();
         let total_return = ratio(final_equity - start_equity, start_equity);
         let ann_return = if years > 0.0 && start_equity > Decimal::ZERO {
@@ -180,18 +155,9 @@ impl RunFold {
         };
         let drawdowns = drawdown_episodes(&self.equity);
         let max_dd = drawdowns.iter().map(|d| d.depth).fold(0.0, f64::max);
-        let wins: Vec<&ClosedTrade> = self
-            .trades
-            .iter()
-            .filter(|t| t.pnl > Decimal::ZERO)
-            .collect();
+        let wins: Vec<&ClosedTrade> = self.trades.iter().filter(|t| t.pnl > Decimal::ZERO).collect();
         let gross_win: Decimal = wins.iter().map(|t| t.pnl).sum();
-        let gross_loss: Decimal = self
-            .trades
-            .iter()
-            .filter(|t| t.pnl < Decimal::ZERO)
-            .map(|t| -t.pnl)
-            .sum();
+        let gross_loss: Decimal = self.trades.iter().filter(|t| t.pnl < Decimal::ZERO).map(|t| -t.pnl).sum();
         let trade_returns: Vec<f64> = self.trades.iter().map(|t| t.return_pct).collect();
         let buy_and_hold = match (self.first_price, self.last_price) {
             (Some(first), Some(last)) => ratio(last - first, first),
@@ -203,11 +169,7 @@ impl RunFold {
             end: end.to_rfc3339(),
             duration_days: round(years * 365.25, 2),
             ticks: ticks as u64,
-            exposure_time_pct: pct(if ticks > 0 {
-                self.exposed_ticks as f64 / ticks as f64
-            } else {
-                0.0
-            }),
+            exposure_time_pct: pct(if ticks > 0 { self.exposed_ticks as f64 / ticks as f64 } else { 0.0 }),
             equity_start: start_equity,
             equity_final: final_equity.round_dp(2),
             equity_peak: self.portfolio.peak_equity.round_dp(2),
@@ -228,73 +190,24 @@ impl RunFold {
             buy_and_hold_return_pct: pct(buy_and_hold),
             return_ann_pct: pct(ann_return),
             volatility_ann_pct: pct(volatility),
-            sharpe_ratio: round(
-                if volatility > 0.0 {
-                    ann_return / volatility
-                } else {
-                    0.0
-                },
-                3,
-            ),
-            sortino_ratio: round(
-                if downside > 0.0 {
-                    ann_return / downside
-                } else {
-                    0.0
-                },
-                3,
-            ),
-            calmar_ratio: round(
-                if max_dd > 0.0 {
-                    ann_return / max_dd
-                } else {
-                    0.0
-                },
-                3,
-            ),
+            sharpe_ratio: round(if volatility > 0.0 { ann_return / volatility } else { 0.0 }, 3),
+            sortino_ratio: round(if downside > 0.0 { ann_return / downside } else { 0.0 }, 3),
+            calmar_ratio: round(if max_dd > 0.0 { ann_return / max_dd } else { 0.0 }, 3),
             max_drawdown_pct: pct(-max_dd),
-            avg_drawdown_pct: pct(-mean(
-                &drawdowns.iter().map(|d| d.depth).collect::<Vec<_>>(),
-            )),
-            max_drawdown_duration_days: round(
-                drawdowns.iter().map(|d| d.days).fold(0.0, f64::max),
-                2,
-            ),
-            avg_drawdown_duration_days: round(
-                mean(&drawdowns.iter().map(|d| d.days).collect::<Vec<_>>()),
-                2,
-            ),
+            avg_drawdown_pct: pct(-mean(&drawdowns.iter().map(|d| d.depth).collect::<Vec<_>>())),
+            max_drawdown_duration_days: round(drawdowns.iter().map(|d| d.days).fold(0.0, f64::max), 2),
+            avg_drawdown_duration_days: round(mean(&drawdowns.iter().map(|d| d.days).collect::<Vec<_>>()), 2),
             trades: self.trades.len() as u64,
-            win_rate_pct: pct(if self.trades.is_empty() {
-                0.0
-            } else {
-                wins.len() as f64 / self.trades.len() as f64
-            }),
-            best_trade_pct: pct(trade_returns
-                .iter()
-                .copied()
-                .fold(f64::NAN, f64::max)
-                .max_or_zero()),
-            worst_trade_pct: pct(trade_returns
-                .iter()
-                .copied()
-                .fold(f64::NAN, f64::min)
-                .max_or_zero()),
+            win_rate_pct: pct(if self.trades.is_empty() { 0.0 } else { wins.len() as f64 / self.trades.len() as f64 }),
+            best_trade_pct: pct(trade_returns.iter().copied().fold(f64::NAN, f64::max).max_or_zero()),
+            worst_trade_pct: pct(trade_returns.iter().copied().fold(f64::NAN, f64::min).max_or_zero()),
             avg_trade_pct: pct(mean(&trade_returns)),
-            profit_factor: round(
-                if gross_loss > Decimal::ZERO {
-                    ratio(gross_win, gross_loss)
-                } else {
-                    0.0
-                },
-                3,
-            ),
+            profit_factor: round(if gross_loss > Decimal::ZERO { ratio(gross_win, gross_loss) } else { 0.0 }, 3),
             expectancy: if self.trades.is_empty() {
                 Decimal::ZERO
             } else {
-                (self.trades.iter().map(|t| t.pnl).sum::<Decimal>()
-                    / Decimal::from(self.trades.len() as u64))
-                .round_dp(2)
+                (self.trades.iter().map(|t| t.pnl).sum::<Decimal>() / Decimal::from(self.trades.len() as u64))
+                    .round_dp(2)
             },
             total_fees: self.portfolio.fees.round_dp(2),
         }
@@ -411,10 +324,7 @@ fn drawdown_episodes(equity: &[(TimestampNs, Decimal)]) -> Vec<Episode> {
     for &(ts, value) in &equity[1..] {
         if value >= peak {
             if depth > 0.0 {
-                episodes.push(Episode {
-                    depth,
-                    days: days_between(peak_ts, ts),
-                });
+                episodes.push(Episode { depth, days: days_between(peak_ts, ts) });
             }
             (peak_ts, peak, depth) = (ts, value, 0.0);
         } else if peak > Decimal::ZERO {
@@ -423,10 +333,7 @@ fn drawdown_episodes(equity: &[(TimestampNs, Decimal)]) -> Vec<Episode> {
     }
     if depth > 0.0 {
         if let Some(&(end, _)) = equity.last() {
-            episodes.push(Episode {
-                depth,
-                days: days_between(peak_ts, end),
-            });
+            episodes.push(Episode { depth, days: days_between(peak_ts, end) });
         }
     }
     episodes

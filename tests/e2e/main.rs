@@ -1,1 +1,8 @@
+//! End-to-end tests: the real `ledger` binary on real fixtures, in temporary data
+//! directories. One test binary; each module is one area.
 
+mod harness;
+
+mod backtest;
+mod errors;
+mod ledger;

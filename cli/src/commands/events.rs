@@ -46,8 +46,7 @@ pub fn run(data_dir: &Path, args: &EventsArgs) -> Result<Outcome> {
             out.write_all(b"\n")?;
         }
     } else {
-        let mut table =
-            describe::table(["seq", "run", "cycle", "ts_event", "kind", "summary", "hash"]);
+        let mut table = describe::table(["seq", "run", "cycle", "ts_event", "kind", "summary", "hash"]);
         for event in &selected {
             let h = &event.header;
             table.add_row([

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use ledger_core::engine::Tick;
 use ledger_core::event::{Envelope, Payload};
-use ledger_core::ids::RunId;
+use ledger_core::ids::{RunId, Seq};
 use ledger_core::log::{EventLog, MemLog};
 use ledger_core::replay::{compare_runs, RecordedProvider, Recording};
 
@@ -47,23 +47,11 @@ fn backtest(data_dir: &Path, config: &Config, in_memory: bool, repeat: usize) ->
     let provider = pipeline::provider(config)?;
     if in_memory {
         let mut log = MemLog::new();
-        let run = pipeline::execute(
-            &mut log,
-            config,
-            &ticks,
-            provider,
-            &Session::backtest(&source),
-        )?;
+        let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source))?;
         return print_report(&log, run, false);
     }
     let mut log = store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?;
-    let run = pipeline::execute(
-        &mut log,
-        config,
-        &ticks,
-        provider,
-        &Session::backtest(&source),
-    )?;
+    let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source))?;
     print_report(&log, run, false)
 }
 
@@ -76,10 +64,12 @@ fn repeated(ticks: Vec<Tick>, times: usize) -> Vec<Tick> {
     let span = ticks[ticks.len() - 1].ts.nanos() - ticks[0].ts.nanos() + 60_000_000_000;
     let mut out = Vec::with_capacity(ticks.len() * times);
     for copy in 0..times as i64 {
-        out.extend(ticks.iter().map(|t| Tick {
-            ts: ledger_core::time::TimestampNs::from_nanos(t.ts.nanos() + copy * span),
-            ..t.clone()
-        }));
+        out.extend(
+            ticks.iter().map(|t| Tick {
+                ts: ledger_core::time::TimestampNs::from_nanos(t.ts.nanos() + copy * span),
+                ..t.clone()
+            }),
+        );
     }
     out
 }
@@ -108,23 +98,14 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
     let original = run_events(&log, parent)?;
     let recording = Recording::from_events(&original);
     let replay_config = original_config(&original)?;
-    let provider = Box::new(RecordedProvider::new(
-        recording.info.clone(),
-        recording.answers.clone(),
-    ));
+    let provider = Box::new(RecordedProvider::new(recording.info.clone(), recording.answers.clone()));
     let source = format!("run {parent}");
-    let session = Session {
-        parent: Some(parent),
-        ..Session::backtest(&source)
-    };
-    let run = pipeline::execute(
-        &mut log,
-        &replay_config,
-        &recording.ticks,
-        provider,
-        &session,
-    )
-    .with_context(|| format!("replaying run {parent}"))?;
+    // The kill switch starts as it was when the original run started.
+    let first_seq = original.first().map_or(Seq::ZERO, |e| e.header.seq);
+    let kill_switch_tripped = pipeline::kill_switch_tripped(&log, first_seq)?;
+    let session = Session { parent: Some(parent), kill_switch_tripped, ..Session::backtest(&source) };
+    let run = pipeline::execute(&mut log, &replay_config, &recording.ticks, provider, &session)
+        .with_context(|| format!("replaying run {parent}"))?;
     let replayed = run_events(&log, run)?;
     if !verify {
         report::print(&replayed, false)?;
@@ -155,9 +136,7 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
 /// settings apply), checked against its hash.
 fn original_config(original: &[Envelope]) -> Result<Config> {
     match original.first().map(|e| &e.payload) {
-        Some(Payload::RunStarted(started)) => {
-            Config::from_recorded(&started.config, &started.config_hash)
-        }
+        Some(Payload::RunStarted(started)) => Config::from_recorded(&started.config, &started.config_hash),
         _ => bail!("the run has no RunStarted event to take its configuration from"),
     }
 }

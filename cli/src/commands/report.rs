@@ -36,14 +36,29 @@ pub fn print(events: &[Envelope], json: bool) -> Result<()> {
     let value = serde_json::to_value(&report)?;
     let mut table = describe::table(["metric", "value"]);
     if let serde_json::Value::Object(fields) = value {
-        for (key, value) in fields {
+        for (key, value) in fields.into_iter().filter(|(key, _)| key != "open_positions") {
             let shown = match value {
                 serde_json::Value::String(s) => s,
-                serde_json::Value::Array(items) if items.is_empty() => "none".into(),
                 other => other.to_string(),
             };
             table.add_row([key, shown]);
         }
+    }
+    writeln!(out, "{table}")?;
+    if !report.open_positions.is_empty() {
+        let mut open = describe::table(["open position", "qty", "avg price", "mark", "unrealized P&L"]);
+        for p in &report.open_positions {
+            open.add_row([
+                p.instrument.to_string(),
+                p.qty.to_string(),
+                p.avg_price.round_dp(8).to_string(),
+                p.mark.to_string(),
+                p.unrealized_pnl.to_string(),
+            ]);
+        }
+        table = open;
+    } else {
+        return Ok(());
     }
     writeln!(out, "{table}")?;
     Ok(())

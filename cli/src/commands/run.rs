@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use ledger_core::event::RunMode;
+use ledger_core::ids::Seq;
 
 use crate::args::RunArgs;
 use crate::commands::replay::run_events;
@@ -18,10 +19,7 @@ use crate::Outcome;
 
 pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     if !(args.speed.is_finite() && args.speed >= 0.0) {
-        anyhow::bail!(
-            "--speed {} must be 0 (as fast as possible) or a positive factor",
-            args.speed
-        );
+        anyhow::bail!("--speed {} must be 0 (as fast as possible) or a positive factor", args.speed);
     }
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(data) = &args.data {
@@ -31,10 +29,11 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     let provider = pipeline::provider(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
     let mut log = store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?;
+    let kill_switch_tripped = pipeline::kill_switch_tripped(&log, Seq::ZERO)?;
     let session = Session {
+        kill_switch_tripped,
         mode: RunMode::Paper,
         speed: args.speed,
         source: &source,

@@ -12,20 +12,11 @@ use crate::Outcome;
 
 pub fn run(data_dir: &Path) -> Result<Outcome> {
     let log = store::open_existing(data_dir)?;
-    let mut table = describe::table([
-        "run",
-        "mode",
-        "first seq",
-        "last seq",
-        "events",
-        "started",
-        "stopped",
-    ]);
+    let mut table = describe::table(["run", "mode", "first seq", "last seq", "events", "started", "stopped"]);
     for info in log.runs().iter() {
         table.add_row([
             info.run_id.to_string(),
-            info.mode
-                .map_or_else(|| "operator".to_string(), |m| format!("{m:?}")),
+            info.mode.map_or_else(|| "operator".to_string(), |m| format!("{m:?}")),
             info.first_seq.to_string(),
             info.last_seq.to_string(),
             info.event_count.to_string(),

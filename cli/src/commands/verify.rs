@@ -12,10 +12,7 @@ pub fn run(data_dir: &Path) -> Result<Outcome> {
     let log = store::open_existing(data_dir)?;
     match verify(&log)? {
         Verdict::Intact { records, head } => {
-            println!(
-                "ok: {records} events, seq 1..={}, chain intact, head {}",
-                head.seq, head.hash
-            );
+            println!("ok: {records} events, seq 1..={}, chain intact, head {}", head.seq, head.hash);
             Ok(Outcome::Ok)
         }
         Verdict::Broken(failure) => {

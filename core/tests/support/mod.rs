@@ -38,9 +38,7 @@ pub fn one_of_each() -> Vec<Payload> {
             data_source: text("spy_daily.csv"),
             starting_cash: dec!(100000.00),
         }),
-        Payload::RunStopped(RunStopped {
-            reason: text("end of data"),
-        }),
+        Payload::RunStopped(RunStopped { reason: text("end of data") }),
         Payload::MarketTick(MarketTick {
             instrument: inst("SPY"),
             data: TickData::Bar(Bar {
@@ -54,11 +52,7 @@ pub fn one_of_each() -> Vec<Payload> {
         }),
         Payload::MarketTick(MarketTick {
             instrument: inst("SPY"),
-            data: TickData::Trade(Trade {
-                price: dec!(167.03),
-                size: dec!(100),
-                aggressor: Some(Side::Buy),
-            }),
+            data: TickData::Trade(Trade { price: dec!(167.03), size: dec!(100), aggressor: Some(Side::Buy) }),
         }),
         Payload::MarketTick(MarketTick {
             instrument: inst("EUR/USD"),
@@ -91,18 +85,8 @@ pub fn one_of_each() -> Vec<Payload> {
             decision_seq: Seq::new(4),
             approved: false,
             checks: vec![
-                RiskCheck {
-                    id: RiskCheckId::PriceValid,
-                    value: dec!(97.96),
-                    limit: dec!(0),
-                    passed: true,
-                },
-                RiskCheck {
-                    id: RiskCheckId::MinConfidence,
-                    value: dec!(0.4),
-                    limit: dec!(0.6),
-                    passed: false,
-                },
+                RiskCheck { id: RiskCheckId::PriceValid, value: dec!(97.96), limit: dec!(0), passed: true },
+                RiskCheck { id: RiskCheckId::MinConfidence, value: dec!(0.4), limit: dec!(0.6), passed: false },
             ],
             reason: text("min_confidence: 0.4 below 0.6"),
         }),
@@ -115,17 +99,12 @@ pub fn one_of_each() -> Vec<Payload> {
             limit_price: None,
             tif: TimeInForce::Gtc,
         }),
-        Payload::OrderAccepted(OrderAccepted {
-            client_order_id: coid("r1-c7-1"),
-        }),
+        Payload::OrderAccepted(OrderAccepted { client_order_id: coid("r1-c7-1") }),
         Payload::OrderRejected(OrderRejected {
             client_order_id: coid("r1-c7-1"),
             reason: text("zero units at fill price"),
         }),
-        Payload::OrderCanceled(OrderCanceled {
-            client_order_id: coid("r1-c7-1"),
-            reason: text("kill switch"),
-        }),
+        Payload::OrderCanceled(OrderCanceled { client_order_id: coid("r1-c7-1"), reason: text("kill switch") }),
         Payload::OrderFilled(OrderFilled {
             client_order_id: coid("r1-c7-1"),
             fill_id: FillId::new(1),
@@ -142,10 +121,7 @@ pub fn one_of_each() -> Vec<Payload> {
             limit: dec!(0.20),
             reason: text("drawdown 21.50% beyond 20%"),
         }),
-        Payload::KillSwitchReset(KillSwitchReset {
-            by: text("alice"),
-            reason: text("reviewed"),
-        }),
+        Payload::KillSwitchReset(KillSwitchReset { by: text("alice"), reason: text("reviewed") }),
         Payload::RiskLimitsChanged(RiskLimitsChanged {
             config_hash: Hash32::digest(b"limits"),
             by: text("bob"),
@@ -193,91 +169,52 @@ fn any_side() -> impl Strategy<Value = Side> {
 
 fn any_tick() -> impl Strategy<Value = TickData> {
     prop_oneof![
-        (
-            any_decimal(),
-            any_decimal(),
-            any_decimal(),
-            any_decimal(),
-            proptest::option::of(any_decimal()),
-            any::<i64>()
-        )
-            .prop_map(
-                |(open, high, low, close, volume, interval_ns)| TickData::Bar(Bar {
-                    open,
-                    high,
-                    low,
-                    close,
-                    volume,
-                    interval_ns
-                })
-            ),
-        (
-            any_decimal(),
-            any_decimal(),
-            proptest::option::of(any_side())
-        )
-            .prop_map(|(price, size, aggressor)| TickData::Trade(Trade {
-                price,
-                size,
-                aggressor
+        (any_decimal(), any_decimal(), any_decimal(), any_decimal(), proptest::option::of(any_decimal()), any::<i64>())
+            .prop_map(|(open, high, low, close, volume, interval_ns)| TickData::Bar(Bar {
+                open,
+                high,
+                low,
+                close,
+                volume,
+                interval_ns
             })),
-        (
-            any_decimal(),
-            any_decimal(),
-            proptest::option::of(any_decimal()),
-            proptest::option::of(any_decimal())
-        )
-            .prop_map(|(bid, ask, bid_size, ask_size)| TickData::Quote(Quote {
-                bid,
-                ask,
-                bid_size,
-                ask_size
-            })),
+        (any_decimal(), any_decimal(), proptest::option::of(any_side()))
+            .prop_map(|(price, size, aggressor)| TickData::Trade(Trade { price, size, aggressor })),
+        (any_decimal(), any_decimal(), proptest::option::of(any_decimal()), proptest::option::of(any_decimal()))
+            .prop_map(|(bid, ask, bid_size, ask_size)| TickData::Quote(Quote { bid, ask, bid_size, ask_size })),
     ]
 }
 
 fn any_action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        Just(Action::Long),
-        Just(Action::Short),
-        Just(Action::Close),
-        Just(Action::Hold)
-    ]
+    prop_oneof![Just(Action::Long), Just(Action::Short), Just(Action::Close), Just(Action::Hold)]
 }
 
 fn any_check() -> impl Strategy<Value = RiskCheck> {
-    (0usize..19, any_decimal(), any_decimal(), any::<bool>()).prop_map(
-        |(i, value, limit, passed)| {
-            use RiskCheckId::*;
-            let ids = [
-                PositionExists,
-                PriceValid,
-                PriceStaleness,
-                MinConfidence,
-                MaxPositionPct,
-                MaxPositionValue,
-                MinPositionValue,
-                MaxGrossLeverage,
-                MaxOpenPositions,
-                MaxOrderNotional,
-                MaxOrderQty,
-                PriceCollar,
-                DailyLossCap,
-                MaxTradesPerDay,
-                Cooldown,
-                MaxDecisionsPerWindow,
-                MaxOrdersPerWindow,
-                DuplicateOrder,
-                KillSwitch,
-            ];
-            RiskCheck {
-                id: ids[i],
-                value,
-                limit,
-                passed,
-            }
-        },
-    )
+    (0usize..19, any_decimal(), any_decimal(), any::<bool>()).prop_map(|(i, value, limit, passed)| {
+        use RiskCheckId::*;
+        let ids = [
+            PositionExists,
+            PriceValid,
+            PriceStaleness,
+            MinConfidence,
+            MaxPositionPct,
+            MaxPositionValue,
+            MinPositionValue,
+            MaxGrossLeverage,
+            MaxOpenPositions,
+            MaxOrderNotional,
+            MaxOrderQty,
+            PriceCollar,
+            DailyLossCap,
+            MaxTradesPerDay,
+            Cooldown,
+            MaxDecisionsPerWindow,
+            MaxOrdersPerWindow,
+            DuplicateOrder,
+            KillSwitch,
+        ];
+        RiskCheck { id: ids[i], value, limit, passed }
+    })
 }
 
 /// Any payload of any kind.
@@ -305,8 +242,7 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                 })
             }),
         any_text().prop_map(|reason| Payload::RunStopped(RunStopped { reason })),
-        (any_inst(), any_tick())
-            .prop_map(|(instrument, data)| Payload::MarketTick(MarketTick { instrument, data })),
+        (any_inst(), any_tick()).prop_map(|(instrument, data)| Payload::MarketTick(MarketTick { instrument, data })),
         (
             any_text(),
             any_action(),
@@ -316,146 +252,78 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
             any::<u64>(),
             any::<u32>()
         )
-            .prop_map(
-                |(t, action, size_pct, confidence, prompt_sha256, latency_us, tokens)| {
-                    Payload::DecisionMade(DecisionMade {
-                        provider: t.clone(),
-                        model: t.clone(),
-                        params: t.clone(),
-                        prompt_sha256,
-                        prompt: t.clone(),
-                        raw_output: t.clone(),
-                        parsed: Decision {
-                            action,
-                            size_pct,
-                            confidence,
-                            reason: t.clone(),
-                        },
-                        parse_status: ParseStatus::Invalid(t),
-                        latency_us,
-                        tokens_in: tokens,
-                        tokens_out: tokens / 2,
-                    })
-                }
-            ),
-        (
-            any::<u64>(),
-            any::<bool>(),
-            proptest::collection::vec(any_check(), 0..6),
-            any_text()
-        )
-            .prop_map(|(seq, approved, checks, reason)| Payload::RiskVerdict(
-                RiskVerdict {
-                    decision_seq: Seq::new(seq),
-                    approved,
-                    checks,
-                    reason
-                }
-            )),
-        (
-            any_coid(),
-            any_inst(),
-            any_side(),
-            any_decimal(),
-            any::<bool>(),
-            proptest::option::of(any_decimal())
-        )
-            .prop_map(
-                |(client_order_id, instrument, side, q, notional, limit_price)| {
-                    Payload::OrderSubmitted(OrderSubmitted {
-                        client_order_id,
-                        instrument,
-                        side,
-                        qty: if notional {
-                            OrderQty::Notional(q)
-                        } else {
-                            OrderQty::Units(q)
-                        },
-                        order_type: if limit_price.is_some() {
-                            OrderType::Limit
-                        } else {
-                            OrderType::Market
-                        },
-                        limit_price,
-                        tif: TimeInForce::Ioc,
-                    })
-                }
-            ),
-        any_coid()
-            .prop_map(|client_order_id| Payload::OrderAccepted(OrderAccepted { client_order_id })),
-        (any_coid(), any_text()).prop_map(|(client_order_id, reason)| Payload::OrderRejected(
-            OrderRejected {
-                client_order_id,
+            .prop_map(|(t, action, size_pct, confidence, prompt_sha256, latency_us, tokens)| {
+                Payload::DecisionMade(DecisionMade {
+                    provider: t.clone(),
+                    model: t.clone(),
+                    params: t.clone(),
+                    prompt_sha256,
+                    prompt: t.clone(),
+                    raw_output: t.clone(),
+                    parsed: Decision { action, size_pct, confidence, reason: t.clone() },
+                    parse_status: ParseStatus::Invalid(t),
+                    latency_us,
+                    tokens_in: tokens,
+                    tokens_out: tokens / 2,
+                })
+            }),
+        (any::<u64>(), any::<bool>(), proptest::collection::vec(any_check(), 0..6), any_text()).prop_map(
+            |(seq, approved, checks, reason)| Payload::RiskVerdict(RiskVerdict {
+                decision_seq: Seq::new(seq),
+                approved,
+                checks,
                 reason
-            }
-        )),
-        (any_coid(), any_text()).prop_map(|(client_order_id, reason)| Payload::OrderCanceled(
-            OrderCanceled {
+            })
+        ),
+        (any_coid(), any_inst(), any_side(), any_decimal(), any::<bool>(), proptest::option::of(any_decimal()))
+            .prop_map(|(client_order_id, instrument, side, q, notional, limit_price)| {
+                Payload::OrderSubmitted(OrderSubmitted {
+                    client_order_id,
+                    instrument,
+                    side,
+                    qty: if notional { OrderQty::Notional(q) } else { OrderQty::Units(q) },
+                    order_type: if limit_price.is_some() { OrderType::Limit } else { OrderType::Market },
+                    limit_price,
+                    tif: TimeInForce::Ioc,
+                })
+            }),
+        any_coid().prop_map(|client_order_id| Payload::OrderAccepted(OrderAccepted { client_order_id })),
+        (any_coid(), any_text())
+            .prop_map(|(client_order_id, reason)| Payload::OrderRejected(OrderRejected { client_order_id, reason })),
+        (any_coid(), any_text())
+            .prop_map(|(client_order_id, reason)| Payload::OrderCanceled(OrderCanceled { client_order_id, reason })),
+        (any_coid(), any::<u64>(), any_inst(), any_side(), any_decimal(), any_decimal(), any_decimal()).prop_map(
+            |(client_order_id, fill, instrument, side, qty, price, fee)| Payload::OrderFilled(OrderFilled {
                 client_order_id,
-                reason
-            }
-        )),
-        (
-            any_coid(),
-            any::<u64>(),
-            any_inst(),
-            any_side(),
-            any_decimal(),
-            any_decimal(),
-            any_decimal()
-        )
-            .prop_map(
-                |(client_order_id, fill, instrument, side, qty, price, fee)| Payload::OrderFilled(
-                    OrderFilled {
-                        client_order_id,
-                        fill_id: FillId::new(fill),
-                        instrument,
-                        side,
-                        qty,
-                        price,
-                        fee,
-                        liquidity: Liquidity::Maker,
-                    }
-                )
-            ),
+                fill_id: FillId::new(fill),
+                instrument,
+                side,
+                qty,
+                price,
+                fee,
+                liquidity: Liquidity::Maker,
+            })
+        ),
         (any_decimal(), any_decimal(), any_text()).prop_map(|(value, limit, reason)| {
-            Payload::KillSwitchTripped(KillSwitchTripped {
-                trigger: KillTrigger::Loss,
-                value,
-                limit,
-                reason,
-            })
+            Payload::KillSwitchTripped(KillSwitchTripped { trigger: KillTrigger::Loss, value, limit, reason })
         }),
-        (any_text(), any_text())
-            .prop_map(|(by, reason)| Payload::KillSwitchReset(KillSwitchReset { by, reason })),
+        (any_text(), any_text()).prop_map(|(by, reason)| Payload::KillSwitchReset(KillSwitchReset { by, reason })),
         (any_hash(), any_text(), any_text()).prop_map(|(config_hash, by, reason)| {
-            Payload::RiskLimitsChanged(RiskLimitsChanged {
-                config_hash,
-                by,
-                reason,
-            })
+            Payload::RiskLimitsChanged(RiskLimitsChanged { config_hash, by, reason })
         }),
     ]
 }
 
 /// Any draft with any payload.
 pub fn any_draft() -> impl Strategy<Value = EventDraft> {
-    (
-        1u64..5,
-        any::<u64>(),
-        proptest::option::of(any::<u64>()),
-        any::<i64>(),
-        any::<i64>(),
-        any_payload(),
+    (1u64..5, any::<u64>(), proptest::option::of(any::<u64>()), any::<i64>(), any::<i64>(), any_payload()).prop_map(
+        |(run, cycle, cause, ts_event, ts_recorded, payload)| EventDraft {
+            run_id: RunId::new(run),
+            cycle_id: CycleId::new(cycle),
+            causation_seq: cause.map(Seq::new),
+            ts_event: TimestampNs::from_nanos(ts_event),
+            ts_recorded: TimestampNs::from_nanos(ts_recorded),
+            payload,
+        },
     )
-        .prop_map(
-            |(run, cycle, cause, ts_event, ts_recorded, payload)| EventDraft {
-                run_id: RunId::new(run),
-                cycle_id: CycleId::new(cycle),
-                causation_seq: cause.map(Seq::new),
-                ts_event: TimestampNs::from_nanos(ts_event),
-                ts_recorded: TimestampNs::from_nanos(ts_recorded),
-                payload,
-            },
-        )
 }

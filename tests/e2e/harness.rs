@@ -1,0 +1,53 @@
+//! Runs the real binary (found through `CARGO_BIN_EXE_ledger`) from the workspace root,
+//! so fixture paths in events are the same on every machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Ledger {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ledger {
+    pub fn new() -> Self {
+        Ledger { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("ledger-data")
+    }
+
+    /// Runs `ledger --data-dir <temp> ARGS` and returns its exit code and output.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output: Output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .current_dir(workspace_root())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the ledger binary runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and insists on exit 0.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "ledger {args:?} failed:\n{}\n{}", run.stdout, run.stderr);
+        run.stdout
+    }
+}
+
+pub fn workspace_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}

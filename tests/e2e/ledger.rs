@@ -1,0 +1,86 @@
+//! The ledger commands on a small fixture ledger: runs, events, verify and tampering.
+
+use ledger_adapters::sled_log::{raw, Durability, SledLog};
+use ledger_core::ids::Seq;
+
+use crate::harness::Ledger;
+
+/// SMA 2/5 on the first 60 SPY days of 1998: a few trades, a few hundred events.
+fn small_ledger() -> Ledger {
+    let ledger = Ledger::new();
+    ledger.ok(&[
+        "replay",
+        "--data",
+        "fixtures/spy-daily-1998-q1.csv",
+        "--strategy",
+        "sma-cross",
+        "--param",
+        "fast=2",
+        "--param",
+        "slow=5",
+    ]);
+    ledger
+}
+
+#[test]
+fn runs_and_events_read_as_tables_and_json() {
+    let ledger = small_ledger();
+    insta::assert_snapshot!("runs", ledger.ok(&["runs"]));
+    insta::assert_snapshot!("events", ledger.ok(&["events", "--from", "15", "--limit", "16"]));
+    let json = ledger.ok(&["events", "--run", "1", "--limit", "3", "--json"]);
+    let lines: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["header"]["seq"], 2);
+    assert_eq!(lines[1]["payload"]["MarketTick"]["data"]["Bar"]["close"], "97.3600");
+    assert_eq!(lines[1]["header"]["prev_hash"], lines[0]["header"]["hash"]);
+}
+
+#[test]
+fn verify_accepts_the_ledger_and_names_the_first_tampered_seq() {
+    let ledger = small_ledger();
+    let ok = ledger.run(&["verify"]);
+    assert_eq!(ok.code, 0);
+    assert!(ok.stdout.starts_with("ok: "), "{}", ok.stdout);
+    {
+        let (_db, events) = raw::events_tree(&ledger.data_dir()).unwrap();
+        let key = Seq::new(42).to_key();
+        let mut record = events.get(key).unwrap().unwrap().to_vec();
+        let middle = record.len() / 2;
+        record[middle] ^= 0x01;
+        events.insert(key, record).unwrap();
+        events.flush().unwrap();
+    }
+    let broken = ledger.run(&["verify"]);
+    assert_eq!(broken.code, 1, "{}{}", broken.stdout, broken.stderr);
+    assert!(broken.stdout.starts_with("FAILED at seq 42: hash mismatch"), "{}", broken.stdout);
+}
+
+#[test]
+fn a_second_process_gets_a_clear_locked_error() {
+    let ledger = small_ledger();
+    let _held = SledLog::open(&ledger.data_dir(), Durability::Strict).unwrap();
+    let run = ledger.run(&["verify"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("is locked by another process"), "{}", run.stderr);
+}
+
+#[test]
+fn the_kill_switch_persists_and_is_reset_by_an_operator_event() {
+    let ledger = small_ledger();
+    ledger.ok(&["kill-switch", "trip", "--by", "alice", "--reason", "drill"]);
+    assert_eq!(ledger.ok(&["kill-switch", "status"]).trim(), "kill switch: TRIPPED");
+    // A paper run started while tripped opens nothing (run 0 is the operator's).
+    let config = ledger.dir.path().join("paper.toml");
+    std::fs::write(
+        &config,
+        "[data]\nfile = \"fixtures/spy-daily-1998-q1.csv\"\n[strategy]\nparams = { fast = \"2\", slow = \"5\" }\n",
+    )
+    .unwrap();
+    ledger.ok(&["run", "--config", config.to_str().unwrap(), "--speed", "0"]);
+    let run2 = ledger.ok(&["events", "--run", "2", "--json"]);
+    assert!(!run2.contains("OrderSubmitted"), "orders were placed while tripped");
+    assert!(run2.contains("kill_switch"), "verdicts should name the kill switch check");
+    ledger.ok(&["kill-switch", "reset", "--by", "bob", "--reason", "drill over"]);
+    assert_eq!(ledger.ok(&["kill-switch", "status"]).trim(), "kill switch: armed");
+    assert!(ledger.ok(&["events", "--run", "0"]).contains("by bob: drill over"));
+}

@@ -1,1 +1,0 @@
-//! End-to-end test crate: see e2e/.
