@@ -239,17 +239,13 @@ fn progress_bar(len: usize) -> ProgressBar {
     bar
 }
 
-/// Whether the kill switch was tripped just before `before` (the last trip or reset
-/// before that seq wins); `Seq::ZERO` means "now".
+/// Whether the kill switch is tripped now: the last trip or reset in the ledger wins.
 ///
 /// # Errors
 /// Storage or decoding errors.
-pub fn kill_switch_tripped(log: &dyn EventLog, before: Seq) -> Result<bool> {
+pub fn kill_switch_tripped(log: &dyn EventLog) -> Result<bool> {
     let mut tripped = false;
     log.visit_events(Seq::new(1), &mut |event| {
-        if before != Seq::ZERO && event.header.seq >= before {
-            return ControlFlow::Break(());
-        }
         match event.payload {
             Payload::KillSwitchTripped(_) => tripped = true,
             Payload::KillSwitchReset(_) => tripped = false,

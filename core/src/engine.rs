@@ -152,6 +152,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             parent_run: spec.parent_run,
             data_source: spec.data_source,
             starting_cash: spec.starting_cash,
+            kill_switch_tripped: engine.kill.is_tripped(),
         };
         engine.push(CycleId::new(0), None, now, Payload::RunStarted(started));
         engine.append()?;

@@ -160,6 +160,8 @@ pub struct RunStarted {
     /// Cash at the start, in the account currency.
     #[serde(with = "decimal")]
     pub starting_cash: Decimal,
+    /// Whether the kill switch was tripped when the run started.
+    pub kill_switch_tripped: bool,
 }
 
 /// A run ended.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use ledger_adapters::clock::WallClock;
 use ledger_core::event::{EventDraft, KillSwitchReset, KillSwitchTripped, KillTrigger, Payload};
-use ledger_core::ids::{CycleId, RunId, Seq};
+use ledger_core::ids::{CycleId, RunId};
 use ledger_core::log::EventLog;
 use ledger_core::time::Clock;
 use rust_decimal::Decimal;
@@ -22,7 +22,7 @@ const OPERATOR_RUN: RunId = RunId::new(0);
 
 pub fn run(data_dir: &Path, command: &KillSwitchCommand) -> Result<Outcome> {
     let mut log = store::open_existing(data_dir)?;
-    let tripped = pipeline::kill_switch_tripped(&log, Seq::ZERO)?;
+    let tripped = pipeline::kill_switch_tripped(&log)?;
     let (payload, done) = match command {
         KillSwitchCommand::Status => {
             println!("kill switch: {}", if tripped { "TRIPPED" } else { "armed" });

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use ledger_core::engine::Tick;
 use ledger_core::event::{Envelope, Payload};
-use ledger_core::ids::{RunId, Seq};
+use ledger_core::ids::RunId;
 use ledger_core::log::{EventLog, MemLog};
 use ledger_core::replay::{compare_runs, RecordedProvider, Recording};
 
@@ -101,8 +101,10 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
     let provider = Box::new(RecordedProvider::new(recording.info.clone(), recording.answers.clone()));
     let source = format!("run {parent}");
     // The kill switch starts as it was when the original run started.
-    let first_seq = original.first().map_or(Seq::ZERO, |e| e.header.seq);
-    let kill_switch_tripped = pipeline::kill_switch_tripped(&log, first_seq)?;
+    let kill_switch_tripped = match original.first().map(|e| &e.payload) {
+        Some(Payload::RunStarted(started)) => started.kill_switch_tripped,
+        _ => false,
+    };
     let session = Session { parent: Some(parent), kill_switch_tripped, ..Session::backtest(&source) };
     let run = pipeline::execute(&mut log, &replay_config, &recording.ticks, provider, &session)
         .with_context(|| format!("replaying run {parent}"))?;

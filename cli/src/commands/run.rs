@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use ledger_core::event::RunMode;
-use ledger_core::ids::Seq;
 
 use crate::args::RunArgs;
 use crate::commands::replay::run_events;
@@ -31,7 +30,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
     let mut log = store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?;
-    let kill_switch_tripped = pipeline::kill_switch_tripped(&log, Seq::ZERO)?;
+    let kill_switch_tripped = pipeline::kill_switch_tripped(&log)?;
     let session = Session {
         kill_switch_tripped,
         mode: RunMode::Paper,

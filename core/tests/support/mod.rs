@@ -37,6 +37,7 @@ pub fn one_of_each() -> Vec<Payload> {
             parent_run: Some(RunId::new(1)),
             data_source: text("spy_daily.csv"),
             starting_cash: dec!(100000.00),
+            kill_switch_tripped: false,
         }),
         Payload::RunStopped(RunStopped { reason: text("end of data") }),
         Payload::MarketTick(MarketTick {
@@ -239,6 +240,7 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     parent_run: parent.map(RunId::new),
                     data_source: t,
                     starting_cash,
+                    kill_switch_tripped: true,
                 })
             }),
         any_text().prop_map(|reason| Payload::RunStopped(RunStopped { reason })),
