@@ -1,15 +1,18 @@
 //! The persistent event log on sled.
 //!
-//! Trees: `events` (seq, big-endian, to record bytes: sled appends at the tail), `runs`
-//! (run id to [`RunInfo`]) and `meta` (the sequence the runs index covers). The events
-//! tree is the source of truth: the head is recovered from its last record on open, and
-//! the runs index, persisted with every flush, is caught up from the events after the
-//! sequence it covers. A batch is one `apply_batch`, so it is stored whole or not at all.
+//! Trees: `events` (the seq of a segment's first record, big-endian, to the segment: the
+//! records of one append, see [`ledger_core::codec`]; big-endian keys make sled append at
+//! the tail), `runs` (run id to [`RunInfo`]) and `meta` (the head written down at the
+//! last flush, which the runs index covers). The events tree is the source of truth: the
+//! head is recovered from its last record on open, and the runs index is caught up from
+//! the events after the head it covers. An append is one sled insert, so it is stored
+//! whole or not at all.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ledger_core::chain::Hash32;
 use ledger_core::codec;
 use ledger_core::event::EventDraft;
 use ledger_core::ids::{RunId, Seq};
@@ -74,13 +77,9 @@ impl SledLog {
         let tree = |name: &str| db.open_tree(name).map_err(|e| storage(&format!("opening tree {name}"), e));
         let (events, runs_tree, meta) = (tree("events")?, tree("runs")?, tree("meta")?);
 
-        let head = match events.last().map_err(|e| storage("reading the last record", e))? {
+        let head = match events.last().map_err(|e| storage("reading the last segment", e))? {
             None => Head::default(),
-            Some((key, bytes)) => {
-                let seq = key_to_seq(&key)?;
-                let frame = codec::frame(&bytes).map_err(|source| LogError::Codec { seq, source })?;
-                Head { seq, hash: frame.stored_hash }
-            }
+            Some((key, segment)) => last_record(key_to_seq(&key)?, &segment),
         };
 
         let mut log = SledLog {
@@ -191,6 +190,18 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
     }
 }
 
+/// Sequence and hash of the last record of the segment stored under `first`. A damaged
+/// tail yields the last good record; `verify` names the damage, and appends are refused
+/// because the head written down at the last flush is then ahead of it.
+fn last_record(first: Seq, segment: &[u8]) -> Head {
+    let mut head = Head { seq: Seq::new(first.get().saturating_sub(1)), hash: Hash32::ZERO };
+    for (index, record) in codec::segment_records(segment).enumerate() {
+        let Ok(frame) = record.and_then(codec::frame) else { break };
+        head = Head { seq: first.plus(index as u64), hash: frame.stored_hash };
+    }
+    head
+}
+
 fn key_to_seq(key: &[u8]) -> Result<Seq, LogError> {
     let bytes: [u8; 8] =
         key.try_into().map_err(|_| storage("events tree", format!("key of {} bytes, expected 8", key.len())))?;
@@ -212,11 +223,7 @@ impl EventLog for SledLog {
             return Ok(AppendReceipt { first, head: self.head, durable_through: self.durable });
         }
         let head = self.encoder.encode(self.head, batch)?;
-        let mut sled_batch = sled::Batch::default();
-        for (seq, record) in self.encoder.records() {
-            sled_batch.insert(&seq.to_key(), record);
-        }
-        self.events.apply_batch(sled_batch).map_err(|e| storage("appending", e))?;
+        self.events.insert(first.to_key(), self.encoder.segment()).map_err(|e| storage("appending", e))?;
         self.head = head;
         for (offset, draft) in batch.iter().enumerate() {
             let info = self.runs.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);
@@ -251,10 +258,20 @@ impl EventLog for SledLog {
     }
 
     fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        for entry in self.events.range(from.to_key()..) {
-            let (key, bytes) = entry.map_err(|e| storage("reading records", e))?;
-            if visit(key_to_seq(&key)?, &bytes).is_break() {
-                break;
+        // Start at the segment holding `from`: the last key at or before it.
+        let start = match self.events.range(..=from.to_key()).next_back() {
+            Some(entry) => entry.map_err(|e| storage("reading records", e))?.0,
+            None => sled::IVec::from(&from.to_key()[..]),
+        };
+        for entry in self.events.range(start..) {
+            let (key, segment) = entry.map_err(|e| storage("reading records", e))?;
+            let first = key_to_seq(&key)?;
+            for (index, record) in codec::segment_records(&segment).enumerate() {
+                let seq = first.plus(index as u64);
+                let record = record.map_err(|source| LogError::Codec { seq, source })?;
+                if seq >= from && visit(seq, record).is_break() {
+                    return Ok(());
+                }
             }
         }
         Ok(())

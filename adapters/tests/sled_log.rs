@@ -126,7 +126,8 @@ fn a_second_open_of_the_same_directory_is_refused_as_locked() {
     assert!(matches!(second, Err(LogError::Locked { .. })), "{:?}", second.err());
 }
 
-/// Builds a closed ledger of `n` events and returns its directory.
+/// Builds a closed ledger of `n` events, appended 3 at a time (so segments of 3
+/// records under keys 1, 4, 7, ...), and returns its directory.
 fn ledger_of(n: i64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut log = SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap();
@@ -134,6 +135,37 @@ fn ledger_of(n: i64) -> tempfile::TempDir {
         log.append(chunk, None).unwrap();
     }
     dir
+}
+
+/// Every stored segment: the seq of its first record and its bytes.
+fn segments(dir: &tempfile::TempDir) -> Vec<(u64, Vec<u8>)> {
+    let (_db, events) = raw::events_tree(dir.path()).unwrap();
+    events
+        .iter()
+        .map(|entry| {
+            let (key, value) = entry.unwrap();
+            (u64::from_be_bytes(key.as_ref().try_into().unwrap()), value.to_vec())
+        })
+        .collect()
+}
+
+/// The seq of the record whose bytes (length prefix included) hold `offset`.
+fn seq_at(first: u64, segment: &[u8], offset: usize) -> u64 {
+    let (mut start, mut index) = (0usize, 0u64);
+    loop {
+        let len = u32::from_le_bytes(segment[start..start + 4].try_into().unwrap()) as usize;
+        if offset < start + 4 + len {
+            return first + index;
+        }
+        start += 4 + len;
+        index += 1;
+    }
+}
+
+fn rewrite(dir: &tempfile::TempDir, change: impl FnOnce(&sled::Tree)) {
+    let (_db, events) = raw::events_tree(dir.path()).unwrap();
+    change(&events);
+    events.flush().unwrap();
 }
 
 fn verdict_of(dir: &tempfile::TempDir) -> Verdict {
@@ -148,66 +180,69 @@ fn broken_at(verdict: Verdict) -> (u64, Problem) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
-    fn changing_any_byte_fails_verify_at_that_seq(n in 2i64..12, pick in any::<prop::sample::Index>(), byte in any::<prop::sample::Index>(), xor in 1u8..) {
+    fn changing_any_byte_fails_verify_at_the_record_holding_it(
+        n in 2i64..12, pick in any::<prop::sample::Index>(), byte in any::<prop::sample::Index>(), xor in 1u8..
+    ) {
         let dir = ledger_of(n);
-        let victim = pick.index(n as usize) as u64 + 1;
-        {
-            let (_db, events) = raw::events_tree(dir.path()).unwrap();
-            let mut record = events.get(Seq::new(victim).to_key()).unwrap().unwrap().to_vec();
-            let at = byte.index(record.len());
-            record[at] ^= xor;
-            events.insert(Seq::new(victim).to_key(), record).unwrap();
-            events.flush().unwrap();
-        }
+        let all = segments(&dir);
+        let (first, mut segment) = all[pick.index(all.len())].clone();
+        let at = byte.index(segment.len());
+        let victim = seq_at(first, &segment, at);
+        segment[at] ^= xor;
+        rewrite(&dir, |events| {
+            events.insert(first.to_be_bytes(), segment).unwrap();
+        });
         let (seq, _) = broken_at(verdict_of(&dir));
         prop_assert_eq!(seq, victim);
     }
 
     #[test]
-    fn deleting_any_record_fails_verify_at_that_seq(n in 2i64..12, pick in any::<prop::sample::Index>()) {
+    fn deleting_any_segment_fails_verify_at_its_first_seq(n in 2i64..12, pick in any::<prop::sample::Index>()) {
         let dir = ledger_of(n);
-        let victim = pick.index(n as usize) as u64 + 1;
-        {
-            let (_db, events) = raw::events_tree(dir.path()).unwrap();
-            events.remove(Seq::new(victim).to_key()).unwrap();
-            events.flush().unwrap();
-        }
+        let all = segments(&dir);
+        let victim = all[pick.index(all.len())].0;
+        rewrite(&dir, |events| {
+            events.remove(victim.to_be_bytes()).unwrap();
+        });
         let (seq, problem) = broken_at(verdict_of(&dir));
         prop_assert_eq!(seq, victim);
         prop_assert!(matches!(problem, Problem::Gap { .. } | Problem::MissingTail { .. }), "{:?}", problem);
     }
 
     #[test]
-    fn swapping_two_records_fails_verify_at_the_first(n in 2i64..12, a in any::<prop::sample::Index>(), b in any::<prop::sample::Index>()) {
-        let (a, b) = (a.index(n as usize) as u64 + 1, b.index(n as usize) as u64 + 1);
-        prop_assume!(a != b);
+    fn swapping_two_segments_fails_verify_at_the_first(n in 4i64..12, a in any::<prop::sample::Index>(), b in any::<prop::sample::Index>()) {
         let dir = ledger_of(n);
-        {
-            let (_db, events) = raw::events_tree(dir.path()).unwrap();
-            let (ka, kb) = (Seq::new(a).to_key(), Seq::new(b).to_key());
-            let (ra, rb) = (events.get(ka).unwrap().unwrap(), events.get(kb).unwrap().unwrap());
-            events.insert(ka, rb).unwrap();
-            events.insert(kb, ra).unwrap();
-            events.flush().unwrap();
-        }
+        let all = segments(&dir);
+        let (a, b) = (&all[a.index(all.len())], &all[b.index(all.len())]);
+        prop_assume!(a.0 != b.0);
+        rewrite(&dir, |events| {
+            events.insert(a.0.to_be_bytes(), b.1.clone()).unwrap();
+            events.insert(b.0.to_be_bytes(), a.1.clone()).unwrap();
+        });
         let (seq, _) = broken_at(verdict_of(&dir));
-        prop_assert_eq!(seq, a.min(b));
+        prop_assert_eq!(seq, a.0.min(b.0));
     }
 }
 
 #[test]
 fn a_cut_tail_is_reported_and_blocks_appends() {
-    let dir = ledger_of(5);
-    {
-        let (_db, events) = raw::events_tree(dir.path()).unwrap();
-        events.remove(Seq::new(5).to_key()).unwrap();
-        events.flush().unwrap();
-    }
+    let dir = ledger_of(5); // segments at 1 (seqs 1-3) and 4 (seqs 4-5)
+    rewrite(&dir, |events| {
+        events.remove(4u64.to_be_bytes()).unwrap();
+    });
     let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     let (seq, problem) = broken_at(verify(&log).unwrap());
-    assert_eq!((seq, problem), (5, Problem::MissingTail { recorded_head: Seq::new(5) }));
+    assert_eq!((seq, problem), (4, Problem::MissingTail { recorded_head: Seq::new(5) }));
     assert!(matches!(log.append(&ticks(1, 9..10), None), Err(LogError::TailMissing { .. })));
+}
+
+#[test]
+fn reads_start_inside_a_segment() {
+    let dir = ledger_of(10);
+    let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+    let seqs: Vec<u64> = log.read(Seq::new(5), 3).unwrap().iter().map(|e| e.header.seq.get()).collect();
+    assert_eq!(seqs, [5, 6, 7]);
 }

@@ -13,6 +13,13 @@
 //! any changed byte anywhere in a record breaks its hash, and any removed or swapped
 //! record breaks the link after it.
 //!
+//! # Segments
+//! Storage keeps the records of one append together as a *segment*: each record
+//! preceded by its length as a `u32`, little-endian, stored under the sequence of its
+//! first record. One sled key per append instead of one per event is what lets a
+//! persisted backtest keep pace with the pipeline (docs/benchmarks.md); the chain and
+//! every record inside are unchanged, as in Kafka's record batches.
+//!
 //! Decimals are stored as (mantissa `i128`, scale `u8`): exact, compact under varint,
 //! and free of string formatting on the hot path. JSON (any human-readable serde
 //! format) shows them as decimal strings.
@@ -109,6 +116,49 @@ pub fn encode_record(
     let hash = Hash32::digest(&out[start..]);
     out.extend_from_slice(hash.as_bytes());
     Ok(hash)
+}
+
+/// Appends the record for `draft` to the segment in `out`, behind its length prefix,
+/// and returns its hash. See [`encode_record`].
+///
+/// # Errors
+/// As [`encode_record`].
+pub fn encode_framed_record(
+    seq: Seq,
+    prev_hash: &Hash32,
+    draft: &EventDraft,
+    out: &mut Vec<u8>,
+) -> Result<Hash32, CodecError> {
+    let prefix_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let hash = encode_record(seq, prev_hash, draft, out)?;
+    let len = u32::try_from(out.len() - prefix_at - 4).map_err(|_| CodecError::Encode("record over 4 GiB".into()))?;
+    out[prefix_at..prefix_at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(hash)
+}
+
+/// The records of a segment, in order. A length prefix that runs past the end of the
+/// segment yields [`CodecError::Truncated`] and ends the iteration.
+pub fn segment_records(segment: &[u8]) -> impl Iterator<Item = Result<&[u8], CodecError>> + '_ {
+    let mut rest = segment;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some((prefix, tail)) = rest.split_first_chunk::<4>() else {
+            let len = rest.len();
+            rest = &[];
+            return Some(Err(CodecError::Truncated { len }));
+        };
+        let len = u32::from_le_bytes(*prefix) as usize;
+        if len > tail.len() {
+            rest = &[];
+            return Some(Err(CodecError::Truncated { len: tail.len() }));
+        }
+        let (record, after) = tail.split_at(len);
+        rest = after;
+        Some(Ok(record))
+    })
 }
 
 /// A record split into its frame, without decoding the body.

@@ -161,11 +161,13 @@ impl RunIndex {
 }
 
 /// Encodes batches: gives drafts their sequences, chains them from a head, and writes
-/// each record once into a reused buffer.
+/// each record once, framed, into a reused buffer that is the batch's segment (see
+/// [`crate::codec`]).
 #[derive(Debug, Default)]
 pub struct BatchEncoder {
-    buf: Vec<u8>,
-    ends: Vec<usize>,
+    segment: Vec<u8>,
+    /// `(start, end)` of each record inside `segment`, without its length prefix.
+    spans: Vec<(usize, usize)>,
     first: Seq,
 }
 
@@ -176,27 +178,34 @@ impl BatchEncoder {
     /// # Errors
     /// [`LogError::Encode`] if a payload cannot be encoded (a serializer bug).
     pub fn encode(&mut self, head: Head, batch: &[EventDraft]) -> Result<Head, LogError> {
-        self.buf.clear();
-        self.ends.clear();
+        self.segment.clear();
+        self.spans.clear();
         self.first = head.seq.next();
         let mut head = head;
         for draft in batch {
             let seq = head.seq.next();
-            let hash = codec::encode_record(seq, &head.hash, draft, &mut self.buf)
+            let start = self.segment.len() + 4;
+            let hash = codec::encode_framed_record(seq, &head.hash, draft, &mut self.segment)
                 .map_err(|source| LogError::Encode { seq, source })?;
-            self.ends.push(self.buf.len());
+            self.spans.push((start, self.segment.len()));
             head = Head { seq, hash };
         }
         Ok(head)
     }
 
+    /// Sequence of the batch's first record.
+    pub fn first_seq(&self) -> Seq {
+        self.first
+    }
+
+    /// The whole batch as one stored segment.
+    pub fn segment(&self) -> &[u8] {
+        &self.segment
+    }
+
     /// The encoded records with their sequences, in order.
     pub fn records(&self) -> impl Iterator<Item = (Seq, &[u8])> + '_ {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .enumerate()
-            .map(|(i, (start, end))| (self.first.plus(i as u64), &self.buf[start..end]))
+        self.spans.iter().enumerate().map(|(i, &(start, end))| (self.first.plus(i as u64), &self.segment[start..end]))
     }
 }
 

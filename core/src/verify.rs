@@ -105,7 +105,7 @@ pub fn verify(log: &dyn EventLog) -> Result<Verdict, LogError> {
     let mut expected = Seq::new(1);
     let mut prev = Hash32::ZERO;
     let mut failure = None;
-    log.visit_records(Seq::new(1), &mut |key, bytes| match check(key, bytes, expected, &prev) {
+    let visited = log.visit_records(Seq::new(1), &mut |key, bytes| match check(key, bytes, expected, &prev) {
         Ok(hash) => {
             prev = hash;
             expected = expected.next();
@@ -115,7 +115,15 @@ pub fn verify(log: &dyn EventLog) -> Result<Verdict, LogError> {
             failure = Some(Failure { seq, problem, good_records: expected.get() - 1 });
             ControlFlow::Break(())
         }
-    })?;
+    });
+    match visited {
+        // A record the storage could not even frame is a problem in the data.
+        Err(LogError::Codec { seq, source }) if failure.is_none() => {
+            let problem = if seq == expected { Problem::Undecodable(source) } else { Problem::Gap { found: seq } };
+            failure = Some(Failure { seq: expected, problem, good_records: expected.get() - 1 });
+        }
+        other => other?,
+    }
     let records = expected.get() - 1;
     if failure.is_none() {
         if let Some(recorded_head) = log.recorded_head().filter(|&head| head.get() > records) {

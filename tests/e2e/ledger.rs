@@ -42,17 +42,19 @@ fn verify_accepts_the_ledger_and_names_the_first_tampered_seq() {
     assert_eq!(ok.code, 0);
     assert!(ok.stdout.starts_with("ok: "), "{}", ok.stdout);
     {
+        // Segment 2 holds every cycle of the run (seqs 2..=227): flip its last byte, which
+        // is the stored hash of seq 227.
         let (_db, events) = raw::events_tree(&ledger.data_dir()).unwrap();
-        let key = Seq::new(42).to_key();
-        let mut record = events.get(key).unwrap().unwrap().to_vec();
-        let middle = record.len() / 2;
-        record[middle] ^= 0x01;
-        events.insert(key, record).unwrap();
+        let key = Seq::new(2).to_key();
+        let mut segment = events.get(key).unwrap().unwrap().to_vec();
+        let last = segment.len() - 1;
+        segment[last] ^= 0x01;
+        events.insert(key, segment).unwrap();
         events.flush().unwrap();
     }
     let broken = ledger.run(&["verify"]);
     assert_eq!(broken.code, 1, "{}{}", broken.stdout, broken.stderr);
-    assert!(broken.stdout.starts_with("FAILED at seq 42: hash mismatch"), "{}", broken.stdout);
+    assert!(broken.stdout.starts_with("FAILED at seq 227: hash mismatch"), "{}", broken.stdout);
 }
 
 #[test]
