@@ -99,18 +99,23 @@ fn main() {
 
     // Best of three, to see past the noise of a shared 2-core machine.
     let mut best_mem = Duration::MAX;
-    let mut events = 0;
+    let (mut events, mut bytes) = (0, 0);
     for _ in 0..3 {
         let mut log = MemLog::new();
         let (time, _) = backtest(&mut log, &ticks, 256, false);
         best_mem = best_mem.min(time);
         events = log.head().seq.get();
+        bytes = log.byte_len();
     }
     println!(
-        "in memory (MemLog):        {:>12.0} bars/s  ({events} events, best of 3: {best_mem:?})",
-        rate(bars, best_mem)
+        "in memory (MemLog):        {:>12.0} bars/s  ({events} events, {} bytes/event framed, best of 3: {best_mem:?})",
+        rate(bars, best_mem),
+        bytes as u64 / events
     );
 
+    if std::env::var("PIPELINE_BENCH_ONLY").as_deref() == Ok("memory") {
+        return; // for profiling the in-memory path alone
+    }
     let mut best_sled = Duration::MAX;
     for _ in 0..3 {
         let dir = tempfile::tempdir().unwrap();

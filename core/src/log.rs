@@ -311,17 +311,22 @@ pub trait EventLog {
     }
 }
 
-/// An in-memory [`EventLog`]: every record in one contiguous buffer, so appending costs
-/// no allocation per event. Used by tests and by backtests that need no persistence.
+/// An in-memory [`EventLog`]. Segments are copied into fixed-size chunks (a full chunk is
+/// never reallocated or moved), so appending costs no allocation per event and no
+/// re-copying as the log grows. Used by tests and by backtests that need no persistence.
 #[derive(Debug, Default)]
 pub struct MemLog {
-    bytes: Vec<u8>,
-    /// `ends[i]` is the end offset of the record with sequence `i + 1`.
-    ends: Vec<usize>,
+    /// Storage; every chunk but the last is full.
+    chunks: Vec<Vec<u8>>,
+    /// `(seq of the first record, chunk, start, end)` of each segment, in order.
+    segments: Vec<(Seq, usize, usize, usize)>,
     head: Head,
     runs: RunIndex,
     encoder: BatchEncoder,
 }
+
+/// Size of one [`MemLog`] chunk (a larger segment gets a chunk of its own size).
+const MEM_CHUNK: usize = 4 << 20;
 
 impl MemLog {
     /// An empty log.
@@ -329,9 +334,22 @@ impl MemLog {
         Self::default()
     }
 
-    /// Bytes of all stored records.
+    /// Bytes of all stored segments.
     pub fn byte_len(&self) -> usize {
-        self.bytes.len()
+        self.segments.iter().map(|&(_, _, start, end)| end - start).sum()
+    }
+
+    fn store(&mut self, first: Seq) {
+        let segment = self.encoder.segment();
+        let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= segment.len());
+        if !fits {
+            self.chunks.push(Vec::with_capacity(MEM_CHUNK.max(segment.len())));
+        }
+        let index = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[index];
+        let start = chunk.len();
+        chunk.extend_from_slice(segment);
+        self.segments.push((first, index, start, chunk.len()));
     }
 }
 
@@ -343,12 +361,14 @@ impl EventLog for MemLog {
             }
         }
         let first = self.head.seq.next();
-        let head = self.encoder.encode(self.head, batch)?;
-        for ((seq, record), draft) in self.encoder.records().zip(batch) {
-            self.bytes.extend_from_slice(record);
-            self.ends.push(self.bytes.len());
-            self.runs.observe(seq, draft.run_id, draft.ts_recorded, &draft.payload);
+        if batch.is_empty() {
+            return Ok(AppendReceipt { first, head: self.head, durable_through: self.head.seq });
         }
+        let head = self.encoder.encode(self.head, batch)?;
+        for (offset, draft) in batch.iter().enumerate() {
+            self.runs.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);
+        }
+        self.store(first);
         self.head = head;
         Ok(AppendReceipt { first, head, durable_through: head.seq })
     }
@@ -366,12 +386,15 @@ impl EventLog for MemLog {
     }
 
     fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        let first = from.get().max(1) as usize;
-        for index in first - 1..self.ends.len() {
-            let start = if index == 0 { 0 } else { self.ends[index - 1] };
-            let seq = Seq::new(index as u64 + 1);
-            if visit(seq, &self.bytes[start..self.ends[index]]).is_break() {
-                break;
+        // The segment holding `from`: the last one starting at or before it.
+        let start = self.segments.partition_point(|(first, ..)| *first <= from).saturating_sub(1);
+        for &(first, chunk, begin, end) in &self.segments[start..] {
+            for (index, record) in codec::segment_records(&self.chunks[chunk][begin..end]).enumerate() {
+                let seq = first.plus(index as u64);
+                let record = record.map_err(|source| LogError::Codec { seq, source })?;
+                if seq >= from && visit(seq, record).is_break() {
+                    return Ok(());
+                }
             }
         }
         Ok(())

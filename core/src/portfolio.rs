@@ -142,10 +142,9 @@ impl Portfolio {
         let equity = self.equity();
         if equity > self.peak_equity {
             self.peak_equity = equity;
-        }
-        let dd = drawdown(self.peak_equity, equity);
-        if dd > self.max_drawdown {
-            self.max_drawdown = dd;
+        } else if self.peak_equity > Decimal::ZERO && self.peak_equity - equity > self.max_drawdown * self.peak_equity {
+            // Divide only on a new maximum drawdown: most marks are not one.
+            self.max_drawdown = drawdown(self.peak_equity, equity);
         }
     }
 }

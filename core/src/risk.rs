@@ -372,7 +372,12 @@ impl KillSwitch {
     /// Checks the thresholds against `portfolio`; returns the trip event the first time
     /// one is crossed.
     pub fn check(&mut self, portfolio: &Portfolio) -> Option<KillSwitchTripped> {
-        if self.tripped {
+        let l = &self.limits;
+        let armed = l.max_gain.is_some()
+            || l.max_loss.is_some()
+            || l.max_drawdown.is_some()
+            || l.max_consecutive_failures.is_some();
+        if self.tripped || !armed {
             return None;
         }
         let start = portfolio.starting_equity;
