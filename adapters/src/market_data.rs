@@ -8,8 +8,13 @@
 //! ignored); a separate `time` column after `date` is joined to it. Times may be RFC 3339,
 //! `YYYY-MM-DD[ HH:MM:SS[.f]][+00:00]`, `YYYYMMDD HHMMSSmmm`, or epoch numbers (seconds,
 //! milliseconds, microseconds or nanoseconds, told apart by magnitude); times without
-//! an offset are UTC. Prices and sizes are parsed as exact decimals. `Adj Close` is
-//! ignored: bars are traded as the source printed them.
+//! an offset are UTC unless [`ReadOptions::utc_offset_seconds`] says otherwise. Prices and
+//! sizes are parsed as exact decimals. `Adj Close` is ignored: bars are traded as the
+//! source printed them.
+//!
+//! Files without a header are recognised when their first field is a time: three
+//! columns are trades (`time, price, size`, as Kraken's trade dumps), four are quotes
+//! (`time, bid, ask, volume`, as HistData's tick files).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -84,6 +89,8 @@ pub struct ReadOptions {
     /// Sort rows by time (stable: rows sharing a time keep file order) instead of
     /// refusing out-of-order rows.
     pub sort: bool,
+    /// Offset from UTC of times written without one, seconds east (-18000 for EST).
+    pub utc_offset_seconds: i32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,7 +107,8 @@ struct Columns {
     layout: Layout,
 }
 
-const TIME_COLUMNS: [&str; 10] = [
+/// Time columns in order of preference (exchange time before local receive time).
+const TIME_COLUMNS: [&str; 11] = [
     "timestamp",
     "ts_utc_bar_open",
     "timestamp_utc",
@@ -110,6 +118,7 @@ const TIME_COLUMNS: [&str; 10] = [
     "ts_utc",
     "ts",
     "ts_ms",
+    "trade_ts_ms",
     "local_ts_ns",
 ];
 
@@ -157,9 +166,9 @@ pub fn read_ticks(path: &Path, options: &ReadOptions) -> Result<Vec<Tick>, DataE
         if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
     let base = name.trim_end_matches(".gz");
     let rows = if base.ends_with(".jsonl") || base.ends_with(".ndjson") {
-        read_jsonl(path, reader)?
+        read_jsonl(path, reader, options.utc_offset_seconds)?
     } else {
-        read_csv(path, reader)?
+        read_csv(path, reader, options.utc_offset_seconds)?
     };
     finish(path, rows, options)
 }
@@ -167,12 +176,35 @@ pub fn read_ticks(path: &Path, options: &ReadOptions) -> Result<Vec<Tick>, DataE
 /// One parsed row: line number, time, data.
 type Row = (u64, TimestampNs, TickData);
 
-fn read_csv(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError> {
-    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
-    let header = csv.headers().map_err(|e| csv_error(path, 1, e))?;
-    let names: Vec<String> = header.iter().map(|h| h.trim().to_ascii_lowercase().replace(' ', "_")).collect();
+fn read_csv(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<Vec<Row>, DataError> {
+    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(reader);
+    let mut first = csv::StringRecord::new();
+    if !csv.read_record(&mut first).map_err(|e| csv_error(path, 1, e))? {
+        return Err(DataError::Empty { path: path.to_path_buf() });
+    }
+    let headerless = first.get(0).and_then(|f| parse_time_in(f, offset)).is_some();
+    let names: Vec<String> = if headerless {
+        let names: &[&str] = match first.len() {
+            3 => &["time", "price", "size"],
+            4 => &["time", "bid", "ask", "volume"],
+            n => {
+                return Err(DataError::Layout {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "no header and {n} columns: expected time,price,size (trades) or time,bid,ask,volume (quotes)"
+                    ),
+                })
+            }
+        };
+        names.iter().map(|n| n.to_string()).collect()
+    } else {
+        first.iter().map(|h| h.trim().to_ascii_lowercase().replace(' ', "_")).collect()
+    };
     let columns = Columns::from_header(names, path)?;
     let mut rows = Vec::new();
+    if headerless {
+        rows.push(parse_row(path, 1, &columns, offset, |i| first.get(i).unwrap_or(""))?);
+    }
     let mut record = csv::StringRecord::new();
     // Line numbers count from the header (line 1); quoted fields spanning lines are not
     // expected in market data, so each record is one line.
@@ -190,12 +222,12 @@ fn read_csv(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError> {
                 message: format!("{} fields, the header has {}", record.len(), columns.names.len()),
             });
         }
-        rows.push(parse_row(path, line, &columns, |i| record.get(i).unwrap_or(""))?);
+        rows.push(parse_row(path, line, &columns, offset, |i| record.get(i).unwrap_or(""))?);
     }
     Ok(rows)
 }
 
-fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError> {
+fn read_jsonl(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<Vec<Row>, DataError> {
     let mut rows = Vec::new();
     let mut columns: Option<Columns> = None;
     for (index, line) in BufReader::new(reader).lines().enumerate() {
@@ -225,7 +257,7 @@ fn read_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<Vec<Row>, DataError>
             let wanted = &cols.names[i];
             fields.iter().find(|(k, _)| k == wanted).map_or("", |(_, v)| v.as_str())
         };
-        rows.push(parse_row(path, number, cols, value)?);
+        rows.push(parse_row(path, number, cols, offset, value)?);
     }
     Ok(rows)
 }
@@ -238,6 +270,7 @@ fn parse_row<'r>(
     path: &Path,
     line: u64,
     columns: &Columns,
+    offset: i32,
     field: impl Fn(usize) -> &'r str,
 ) -> Result<Row, DataError> {
     let bad = |column: usize, message: String| DataError::Row {
@@ -267,7 +300,8 @@ fn parse_row<'r>(
     if let Some(extra) = columns.extra_time {
         time_text = format!("{time_text} {}", field(extra));
     }
-    let ts = parse_time(&time_text).ok_or_else(|| bad(columns.time, format!("{time_text:?} is not a time we read")))?;
+    let ts = parse_time_in(&time_text, offset)
+        .ok_or_else(|| bad(columns.time, format!("{time_text:?} is not a time we read")))?;
     let data = match columns.layout {
         Layout::Bars { open, high, low, close, volume } => {
             let bar = Bar {
@@ -314,8 +348,16 @@ fn parse_decimal(text: &str) -> Option<Decimal> {
     text.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(text).ok())
 }
 
-/// Parses the time forms the module docs list. Returns `None` for anything else.
+/// Parses the time forms the module docs list, times without an offset taken as UTC.
+/// Returns `None` for anything else.
 pub fn parse_time(text: &str) -> Option<TimestampNs> {
+    parse_time_in(text, 0)
+}
+
+/// As [`parse_time`], with times written without an offset taken to be `offset` seconds
+/// east of UTC. Epoch numbers and times with an offset are absolute already.
+pub fn parse_time_in(text: &str, offset: i32) -> Option<TimestampNs> {
+    let shift = |t: TimestampNs| TimestampNs::from_nanos(t.nanos() - i64::from(offset) * 1_000_000_000);
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.len() != 8 {
         let n: i64 = text.parse().ok()?;
@@ -337,12 +379,12 @@ pub fn parse_time(text: &str) -> Option<TimestampNs> {
     }
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y%m%d %H%M%S%3f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-            return TimestampNs::from_datetime(t.and_utc());
+            return TimestampNs::from_datetime(t.and_utc()).map(shift);
         }
     }
     for format in ["%Y-%m-%d", "%Y%m%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(text, format) {
-            return TimestampNs::from_datetime(d.and_hms_opt(0, 0, 0)?.and_utc());
+            return TimestampNs::from_datetime(d.and_hms_opt(0, 0, 0)?.and_utc()).map(shift);
         }
     }
     None

@@ -13,7 +13,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn options() -> ReadOptions {
-    ReadOptions { instrument: InstrumentId::new("X").unwrap(), sort: false }
+    ReadOptions { instrument: InstrumentId::new("X").unwrap(), sort: false, utc_offset_seconds: 0 }
 }
 
 fn temp_file(name: &str, contents: &[u8]) -> (tempfile::TempDir, PathBuf) {
@@ -111,4 +111,18 @@ fn unknown_layouts_and_empty_files_are_refused() {
     let (_dir, path) = temp_file("e.csv", b"date,open,high,low,close\n");
     assert!(matches!(read_ticks(&path, &options()), Err(DataError::Empty { .. })));
     assert!(matches!(read_ticks(Path::new("/no/such/file.csv"), &options()), Err(DataError::Io { .. })));
+}
+
+#[test]
+fn headerless_trades_and_quotes_with_a_utc_offset() {
+    // Kraken: unix_seconds,price,volume.
+    let trades = read_ticks(&fixture("bcheur-kraken-trades-2023-01-02.csv"), &options()).unwrap();
+    assert_eq!(trades.len(), 486);
+    assert!(matches!(&trades[0].data, TickData::Trade(t) if t.price == dec!(90.070000) && t.size == dec!(1.10000000)));
+    assert_eq!(trades[0].ts.to_rfc3339(), "2023-01-02T00:48:56.000000Z");
+    // HistData: EST (fixed UTC-5) times without an offset; 17:00 EST is 22:00 UTC.
+    let est = ReadOptions { utc_offset_seconds: -5 * 3600, ..options() };
+    let quotes = read_ticks(&fixture("eurusd-histdata-est-2020-01-01.csv"), &est).unwrap();
+    assert_eq!(quotes[0].ts.to_rfc3339(), "2020-01-01T22:00:00.065000Z");
+    assert!(matches!(&quotes[0].data, TickData::Quote(q) if q.bid == dec!(1.121200) && q.ask == dec!(1.121720)));
 }

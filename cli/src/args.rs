@@ -94,6 +94,9 @@ pub struct ReplayArgs {
     /// Sort the data by time instead of refusing out-of-order rows.
     #[arg(long)]
     pub sort: bool,
+    /// Offset of times written without one, e.g. -05:00 (default: UTC).
+    #[arg(long, allow_hyphen_values = true)]
+    pub utc_offset: Option<String>,
     /// Starting cash, account currency.
     #[arg(long)]
     pub cash: Option<rust_decimal::Decimal>,

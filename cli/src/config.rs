@@ -54,6 +54,8 @@ pub struct DataConfig {
     pub instrument: Option<String>,
     /// Sort rows by time instead of refusing out-of-order rows.
     pub sort: bool,
+    /// Offset of times written without one, `+HH:MM` or `-HH:MM` (default UTC).
+    pub utc_offset: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -99,10 +99,33 @@ pub fn instrument(config: &Config, file: &Path) -> Result<InstrumentId> {
 pub fn ticks(config: &Config) -> Result<(Vec<Tick>, String)> {
     let Some(file) = &config.data.file else { bail!("no market data: pass --data FILE or set [data] file") };
     let instrument = instrument(config, file)?;
-    let ticks = read_ticks(file, &ReadOptions { instrument, sort: config.data.sort })?;
+    let utc_offset_seconds = match &config.data.utc_offset {
+        None => 0,
+        Some(text) => parse_utc_offset(text)?,
+    };
+    let ticks = read_ticks(file, &ReadOptions { instrument, sort: config.data.sort, utc_offset_seconds })?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let source = format!("{} sha256:{}", file.display(), ledger_core::chain::Hash32::digest(&bytes));
     Ok((ticks, source))
+}
+
+/// Parses `+HH:MM` / `-HH:MM` into seconds east of UTC.
+///
+/// # Errors
+/// Any other form.
+fn parse_utc_offset(text: &str) -> Result<i32> {
+    let bad = || anyhow::anyhow!("utc_offset {text:?}: expected +HH:MM or -HH:MM, e.g. -05:00 for EST");
+    let (sign, rest) = match text.trim().split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err(bad()),
+    };
+    let (hours, minutes) = rest.split_once(':').ok_or_else(bad)?;
+    let (hours, minutes): (i32, i32) = (hours.parse().map_err(|_| bad())?, minutes.parse().map_err(|_| bad())?);
+    if hours > 23 || minutes > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (hours * 3600 + minutes * 60))
 }
 
 /// The durability the config asks for.

@@ -31,6 +31,9 @@ pub fn run(data_dir: &Path, args: &ReplayArgs) -> Result<Outcome> {
         config.data.instrument = Some(instrument.clone());
     }
     config.data.sort |= args.sort;
+    if let Some(offset) = &args.utc_offset {
+        config.data.utc_offset = Some(offset.clone());
+    }
     if let Some(cash) = args.cash {
         config.account.starting_cash = cash;
     }
