@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ledger_adapters::background::BackgroundLog;
 use ledger_adapters::market_data::{read_ticks, ReadOptions};
 use ledger_adapters::sled_log::{Durability, SledLog};
 use ledger_core::engine::{Engine, RunSpec, Tick};
@@ -108,10 +109,21 @@ fn main() {
         events = log.head().seq.get();
         bytes = log.byte_len();
     }
+    let mut best_mem_bg = Duration::MAX;
+    for _ in 0..3 {
+        let mut log = BackgroundLog::new(MemLog::new());
+        let (time, _) = backtest(&mut log, &ticks, 256, false);
+        best_mem_bg = best_mem_bg.min(time);
+    }
     println!(
         "in memory (MemLog):        {:>12.0} bars/s  ({events} events, {} bytes/event framed, best of 3: {best_mem:?})",
         rate(bars, best_mem),
         bytes as u64 / events
+    );
+
+    println!(
+        "in memory, writer thread:  {:>12.0} bars/s  (BackgroundLog<MemLog>, best of 3: {best_mem_bg:?})",
+        rate(bars, best_mem_bg)
     );
 
     if std::env::var("PIPELINE_BENCH_ONLY").as_deref() == Ok("memory") {
@@ -124,7 +136,19 @@ fn main() {
         let (time, _) = backtest(&mut log, &ticks, 256, false);
         best_sled = best_sled.min(time);
     }
+    let mut best_sled_bg = Duration::MAX;
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = BackgroundLog::new(SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap());
+        let (time, _) = backtest(&mut log, &ticks, 256, false);
+        best_sled_bg = best_sled_bg.min(time);
+    }
     println!("persisted (sled, group):   {:>12.0} bars/s  (best of 3: {best_sled:?})", rate(bars, best_sled));
+
+    println!(
+        "persisted, writer thread:  {:>12.0} bars/s  (BackgroundLog<SledLog>, best of 3: {best_sled_bg:?})",
+        rate(bars, best_sled_bg)
+    );
 
     let mut log = MemLog::new();
     let (_, mut latencies) = backtest(&mut log, &ticks, 1, true);

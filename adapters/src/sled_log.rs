@@ -220,7 +220,7 @@ impl EventLog for SledLog {
         }
         let first = self.head.seq.next();
         if batch.is_empty() {
-            return Ok(AppendReceipt { first, head: self.head, durable_through: self.durable });
+            return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.durable });
         }
         let head = self.encoder.encode(self.head, batch)?;
         self.events.insert(first.to_key(), self.encoder.segment()).map_err(|e| storage("appending", e))?;
@@ -242,7 +242,7 @@ impl EventLog for SledLog {
         if due {
             self.flush()?;
         }
-        Ok(AppendReceipt { first, head, durable_through: self.durable })
+        Ok(AppendReceipt { first, last: head.seq, durable_through: self.durable })
     }
 
     fn head(&self) -> Head {

@@ -42,13 +42,13 @@ fn reopen_keeps_head_and_sequences_stay_gapless() {
     let head = {
         let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
         let receipt = log.append(&ticks(1, 0..3), None).unwrap();
-        assert_eq!((receipt.first, receipt.head.seq, receipt.durable_through), (Seq::new(1), Seq::new(3), Seq::new(3)));
+        assert_eq!((receipt.first, receipt.last, receipt.durable_through), (Seq::new(1), Seq::new(3), Seq::new(3)));
         log.head()
     };
     let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     assert_eq!(log.head(), head);
     let receipt = log.append(&ticks(1, 3..5), Some(Seq::new(3))).unwrap();
-    assert_eq!((receipt.first, receipt.head.seq), (Seq::new(4), Seq::new(5)));
+    assert_eq!((receipt.first, receipt.last), (Seq::new(4), Seq::new(5)));
     let seqs: Vec<u64> = log.read(Seq::new(1), 100).unwrap().iter().map(|e| e.header.seq.get()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert!(matches!(verify(&log).unwrap(), Verdict::Intact { records: 5, .. }));

@@ -20,8 +20,9 @@
 //! persisted backtest keep pace with the pipeline (docs/benchmarks.md); the chain and
 //! every record inside are unchanged, as in Kafka's record batches.
 //!
-//! Decimals are stored as (mantissa `i128`, scale `u8`): exact, compact under varint,
-//! and free of string formatting on the hot path. JSON (any human-readable serde
+//! Decimals are stored as one varint `i128`, `mantissa * 32 + scale` (the scale is at
+//! most 28): exact, a byte or two for everyday prices, and free of string formatting on
+//! the hot path. JSON (any human-readable serde
 //! format) shows them as decimal strings.
 
 use bincode::config::{self, Configuration};
@@ -258,7 +259,7 @@ fn upcast(schema_version: u16, payload: Payload) -> Result<Payload, CodecError> 
     }
 }
 
-/// Serde for `Decimal` fields: (mantissa, scale) in binary formats, a string in JSON.
+/// Serde for `Decimal` fields: `mantissa * 32 + scale` in binary formats, a string in JSON.
 ///
 /// Use as `#[serde(with = "crate::codec::decimal")]`.
 pub mod decimal {
@@ -273,7 +274,8 @@ pub mod decimal {
         if serializer.is_human_readable() {
             Serialize::serialize(value, serializer)
         } else {
-            (value.mantissa(), value.scale() as u8).serialize(serializer)
+            // |mantissa| < 2^96 and scale <= 28 < 32: the product fits an i128 exactly.
+            (value.mantissa() * 32 + i128::from(value.scale())).serialize(serializer)
         }
     }
 
@@ -285,8 +287,9 @@ pub mod decimal {
         if deserializer.is_human_readable() {
             <Decimal as Deserialize>::deserialize(deserializer)
         } else {
-            let (mantissa, scale) = <(i128, u8)>::deserialize(deserializer)?;
-            Decimal::try_from_i128_with_scale(mantissa, u32::from(scale)).map_err(serde::de::Error::custom)
+            let packed = i128::deserialize(deserializer)?;
+            let (mantissa, scale) = (packed.div_euclid(32), packed.rem_euclid(32));
+            Decimal::try_from_i128_with_scale(mantissa, scale as u32).map_err(serde::de::Error::custom)
         }
     }
 }

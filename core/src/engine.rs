@@ -187,9 +187,8 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let receipt = self.log.append(&self.pending, Some(self.appended_head))?;
-        self.appended_head = receipt.head.seq;
-        self.pending.clear();
+        let receipt = self.log.append_owned(&mut self.pending, Some(self.appended_head))?;
+        self.appended_head = receipt.last;
         self.cycles_pending = 0;
         Ok(())
     }

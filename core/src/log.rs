@@ -78,8 +78,8 @@ pub struct Head {
 pub struct AppendReceipt {
     /// Sequence of the batch's first event.
     pub first: Seq,
-    /// The new head: sequence and hash of the batch's last event.
-    pub head: Head,
+    /// Sequence of the batch's last event: the new head (for an empty batch, the head).
+    pub last: Seq,
     /// Every event up to this sequence is durable (flushed). In `group` durability this
     /// may trail `head.seq`; nothing beyond it may be reported as recorded.
     pub durable_through: Seq,
@@ -137,6 +137,13 @@ impl RunIndex {
             _ => {}
         }
         info
+    }
+
+    /// Records a batch whose first event got sequence `first`.
+    pub fn observe_batch(&mut self, first: Seq, batch: &[EventDraft]) {
+        for (offset, draft) in batch.iter().enumerate() {
+            self.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);
+        }
     }
 
     /// One run.
@@ -224,6 +231,22 @@ pub trait EventLog {
     /// [`LogError::HeadMoved`] when `expected_head` is stale; storage or encoding errors.
     /// On error nothing of the batch is stored and the head is unchanged.
     fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError>;
+
+    /// As [`EventLog::append`], taking the batch's drafts: on success `batch` is left
+    /// empty with its capacity, ready for the next cycle. A log that hands the work to
+    /// another thread moves the drafts instead of copying them.
+    ///
+    /// # Errors
+    /// As [`EventLog::append`]; on error `batch` is left as it was.
+    fn append_owned(
+        &mut self,
+        batch: &mut Vec<EventDraft>,
+        expected_head: Option<Seq>,
+    ) -> Result<AppendReceipt, LogError> {
+        let receipt = self.append(batch, expected_head)?;
+        batch.clear();
+        Ok(receipt)
+    }
 
     /// The last event's sequence and hash.
     fn head(&self) -> Head;
@@ -362,15 +385,13 @@ impl EventLog for MemLog {
         }
         let first = self.head.seq.next();
         if batch.is_empty() {
-            return Ok(AppendReceipt { first, head: self.head, durable_through: self.head.seq });
+            return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.head.seq });
         }
         let head = self.encoder.encode(self.head, batch)?;
-        for (offset, draft) in batch.iter().enumerate() {
-            self.runs.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);
-        }
+        self.runs.observe_batch(first, batch);
         self.store(first);
         self.head = head;
-        Ok(AppendReceipt { first, head, durable_through: head.seq })
+        Ok(AppendReceipt { first, last: head.seq, durable_through: head.seq })
     }
 
     fn head(&self) -> Head {

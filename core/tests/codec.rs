@@ -87,3 +87,20 @@ fn json_form_of_each_kind() {
     }
     insta::assert_snapshot!(lines.join("\n"));
 }
+
+#[test]
+fn extreme_decimals_round_trip() {
+    use ledger_core::event::{MarketTick, Payload, TickData, Trade};
+    use rust_decimal::Decimal;
+    let extremes =
+        [Decimal::MAX, Decimal::MIN, Decimal::new(1, 28), Decimal::new(-1, 28), Decimal::ZERO, -Decimal::ONE];
+    for price in extremes {
+        let payload = Payload::MarketTick(MarketTick {
+            instrument: inst("X"),
+            data: TickData::Trade(Trade { price, size: price, aggressor: None }),
+        });
+        let draft = draft(1, 1, 0, payload);
+        let (_, event) = round_trip(Seq::new(1), Hash32::ZERO, &draft);
+        assert_eq!(event.payload, draft.payload, "{price}");
+    }
+}

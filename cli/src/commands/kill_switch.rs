@@ -61,6 +61,6 @@ pub fn run(data_dir: &Path, command: &KillSwitchCommand) -> Result<Outcome> {
     };
     let receipt = log.append(&[draft], None)?;
     log.sync()?;
-    println!("kill switch {done} (seq {})", receipt.head.seq);
+    println!("kill switch {done} (seq {})", receipt.last);
     Ok(Outcome::Ok)
 }

@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use ledger_adapters::background::BackgroundLog;
 use ledger_core::engine::Tick;
 use ledger_core::event::{Envelope, Payload};
 use ledger_core::ids::RunId;
@@ -48,12 +49,14 @@ fn backtest(data_dir: &Path, config: &Config, in_memory: bool, repeat: usize) ->
     let (ticks, source) = pipeline::ticks(config)?;
     let ticks = repeated(ticks, repeat);
     let provider = pipeline::provider(config)?;
+    // A backtest runs as fast as it can: the ledger writes on a second thread while the
+    // engine computes the next cycles.
     if in_memory {
-        let mut log = MemLog::new();
+        let mut log = BackgroundLog::new(MemLog::new());
         let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source))?;
         return print_report(&log, run, false);
     }
-    let mut log = store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?;
+    let mut log = BackgroundLog::new(store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?);
     let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source))?;
     print_report(&log, run, false)
 }

@@ -1,0 +1,229 @@
+//! A log whose appends run on a second thread, so that encoding, hashing and storing a
+//! batch overlap with the engine computing the next cycles (two cores, two stages).
+//!
+//! The background log is the single writer of the log it wraps: it knows the next
+//! sequence without waiting, checks `expected_head` itself, and hands each batch to the
+//! writer thread by moving the drafts (no copy). A bounded queue keeps the engine at most
+//! [`QUEUE_BATCHES`] batches ahead. Reads, `head`, `sync` and `durable_seq` first wait
+//! until every queued batch is stored. A write that fails is reported by the next call,
+//! and no later batch is written after it.
+
+use std::ops::ControlFlow;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use ledger_core::event::EventDraft;
+use ledger_core::ids::Seq;
+use ledger_core::log::{AppendReceipt, EventLog, Head, LogError, RunIndex};
+
+/// Batches that may wait for the writer before `append` blocks.
+pub const QUEUE_BATCHES: usize = 4;
+
+/// What the writer thread shares with the engine's thread.
+struct Shared<L> {
+    log: Mutex<L>,
+    /// Batches queued but not yet stored, and the first write error.
+    state: Mutex<WriterState>,
+    settled: Condvar,
+}
+
+#[derive(Default)]
+struct WriterState {
+    in_flight: usize,
+    failure: Option<String>,
+    /// The wrapped log's durable seq after the last stored batch.
+    durable: Seq,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic on the writer thread is a broken invariant; the state it guarded is still
+    // the best account of what was written.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An [`EventLog`] that appends on a writer thread. See the module docs.
+pub struct BackgroundLog<L: EventLog + Send + 'static> {
+    shared: Arc<Shared<L>>,
+    queue: Option<SyncSender<Vec<EventDraft>>>,
+    recycled: Receiver<Vec<EventDraft>>,
+    writer: Option<JoinHandle<()>>,
+    next_head: Seq,
+    runs: RunIndex,
+}
+
+impl<L: EventLog + Send + 'static> BackgroundLog<L> {
+    /// Wraps `log`, starting its writer thread.
+    pub fn new(log: L) -> Self {
+        let next_head = log.head().seq;
+        let runs = log.runs().clone();
+        let state = WriterState { durable: log.durable_seq(), ..WriterState::default() };
+        let shared = Arc::new(Shared { log: Mutex::new(log), state: Mutex::new(state), settled: Condvar::new() });
+        let (queue, batches) = mpsc::sync_channel::<Vec<EventDraft>>(QUEUE_BATCHES);
+        let (give_back, recycled) = mpsc::channel();
+        let writer_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || {
+                for mut batch in batches {
+                    let failed = lock(&writer_shared.state).failure.is_some();
+                    if !failed {
+                        let result = lock(&writer_shared.log).append(&batch, None);
+                        let mut state = lock(&writer_shared.state);
+                        match result {
+                            Ok(receipt) => state.durable = receipt.durable_through,
+                            Err(error) => state.failure = Some(error.to_string()),
+                        }
+                    }
+                    batch.clear();
+                    let _ = give_back.send(batch); // the engine may have gone: nothing to recycle for
+                    let mut state = lock(&writer_shared.state);
+                    state.in_flight -= 1;
+                    writer_shared.settled.notify_all();
+                }
+            })
+            .ok();
+        BackgroundLog { shared, queue: writer.as_ref().map(|_| queue), recycled, writer, next_head, runs }
+    }
+
+    /// Waits until every queued batch is stored; reports a failed write.
+    fn settle(&self) -> Result<MutexGuard<'_, L>, LogError> {
+        let mut state = lock(&self.shared.state);
+        while state.in_flight > 0 {
+            state = self.shared.settled.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+        if let Some(failure) = &state.failure {
+            return Err(LogError::Storage(format!("background append failed: {failure}")));
+        }
+        drop(state);
+        Ok(lock(&self.shared.log))
+    }
+}
+
+impl<L: EventLog + Send + 'static> EventLog for BackgroundLog<L> {
+    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError> {
+        self.append_owned(&mut batch.to_vec(), expected_head)
+    }
+
+    fn append_owned(
+        &mut self,
+        batch: &mut Vec<EventDraft>,
+        expected_head: Option<Seq>,
+    ) -> Result<AppendReceipt, LogError> {
+        if let Some(expected) = expected_head {
+            if expected != self.next_head {
+                return Err(LogError::HeadMoved { expected, actual: self.next_head });
+            }
+        }
+        {
+            let mut state = lock(&self.shared.state);
+            if let Some(failure) = &state.failure {
+                return Err(LogError::Storage(format!("background append failed: {failure}")));
+            }
+            state.in_flight += 1;
+        }
+        let first = self.next_head.next();
+        self.runs.observe_batch(first, batch);
+        let last = self.next_head.plus(batch.len() as u64);
+        let spare = self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(batch.capacity()));
+        let drafts = std::mem::replace(batch, spare);
+        let Some(queue) = &self.queue else {
+            return Err(LogError::Storage("the writer thread could not be started".into()));
+        };
+        queue.send(drafts).map_err(|_| LogError::Storage("the writer thread stopped".into()))?;
+        self.next_head = last;
+        let durable_through = lock(&self.shared.state).durable;
+        Ok(AppendReceipt { first, last, durable_through })
+    }
+
+    fn head(&self) -> Head {
+        match self.settle() {
+            Ok(log) => log.head(),
+            // The head of what was stored; the failure is reported by the next append.
+            Err(_) => lock(&self.shared.log).head(),
+        }
+    }
+
+    fn durable_seq(&self) -> Seq {
+        lock(&self.shared.state).durable
+    }
+
+    fn sync(&mut self) -> Result<Seq, LogError> {
+        let durable = self.settle()?.sync()?;
+        lock(&self.shared.state).durable = durable;
+        Ok(durable)
+    }
+
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
+        self.settle()?.visit_records(from, visit)
+    }
+
+    fn runs(&self) -> &RunIndex {
+        &self.runs
+    }
+
+    fn recorded_head(&self) -> Option<Seq> {
+        lock(&self.shared.log).recorded_head()
+    }
+}
+
+impl<L: EventLog + Send + 'static> Drop for BackgroundLog<L> {
+    /// Closes the queue and waits for the writer, so nothing queued is lost.
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::event::{Payload, RunStopped};
+    use ledger_core::ids::{CycleId, RunId};
+    use ledger_core::log::MemLog;
+    use ledger_core::time::TimestampNs;
+    use ledger_core::verify::{verify, Verdict};
+
+    fn drafts(n: usize) -> Vec<EventDraft> {
+        (0..n)
+            .map(|i| EventDraft {
+                run_id: RunId::new(1),
+                cycle_id: CycleId::new(i as u64),
+                causation_seq: None,
+                ts_event: TimestampNs::from_nanos(i as i64),
+                ts_recorded: TimestampNs::from_nanos(i as i64),
+                payload: Payload::RunStopped(RunStopped { reason: "x".into() }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn background_appends_equal_direct_appends_byte_for_byte() {
+        let mut direct = MemLog::new();
+        let mut background = BackgroundLog::new(MemLog::new());
+        for chunk in drafts(1000).chunks(7) {
+            direct.append(chunk, None).unwrap();
+            let mut owned = chunk.to_vec();
+            let receipt = background
+                .append_owned(&mut owned, Some(Seq::new(direct.head().seq.get() - chunk.len() as u64)))
+                .unwrap();
+            assert!(owned.is_empty());
+            assert_eq!(receipt.last, direct.head().seq);
+        }
+        assert_eq!(background.head(), direct.head());
+        assert!(matches!(verify(&background).unwrap(), Verdict::Intact { records: 1000, .. }));
+        assert_eq!(background.runs(), direct.runs());
+    }
+
+    #[test]
+    fn a_stale_expected_head_is_refused_without_waiting() {
+        let mut background = BackgroundLog::new(MemLog::new());
+        background.append_owned(&mut drafts(3), None).unwrap();
+        let refused = background.append_owned(&mut drafts(1), Some(Seq::new(1)));
+        assert!(
+            matches!(refused, Err(LogError::HeadMoved { expected, actual }) if expected.get() == 1 && actual.get() == 3)
+        );
+    }
+}
