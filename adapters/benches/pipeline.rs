@@ -102,7 +102,8 @@ fn main() {
     // Best of three, to see past the noise of a shared 2-core machine.
     let mut best_mem = Duration::MAX;
     let (mut events, mut bytes) = (0, 0);
-    for _ in 0..3 {
+    let only_background = std::env::var("PIPELINE_BENCH_ONLY").as_deref() == Ok("background");
+    for _ in 0..if only_background { 0 } else { 3 } {
         let mut log = MemLog::new();
         let (time, _) = backtest(&mut log, &ticks, 256, false);
         best_mem = best_mem.min(time);
@@ -115,12 +116,18 @@ fn main() {
         let (time, _) = backtest(&mut log, &ticks, 256, false);
         best_mem_bg = best_mem_bg.min(time);
     }
-    println!(
-        "in memory (MemLog):        {:>12.0} bars/s  ({events} events, {} bytes/event framed, best of 3: {best_mem:?})",
-        rate(bars, best_mem),
-        bytes as u64 / events
-    );
+    if !only_background {
+        println!(
+            "in memory (MemLog):        {:>12.0} bars/s  ({events} events, {} bytes/event framed, best of 3: {best_mem:?})",
+            rate(bars, best_mem),
+            bytes as u64 / events
+        );
+    }
 
+    if only_background {
+        println!("writer thread: {:.0} bars/s", rate(bars, best_mem_bg));
+        return;
+    }
     println!(
         "in memory, writer thread:  {:>12.0} bars/s  (BackgroundLog<MemLog>, best of 3: {best_mem_bg:?})",
         rate(bars, best_mem_bg)

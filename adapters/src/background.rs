@@ -75,7 +75,8 @@ impl<L: EventLog + Send + 'static> BackgroundLog<L> {
                             Err(error) => state.failure = Some(error.to_string()),
                         }
                     }
-                    batch.clear();
+                    // The drafts go back whole and are dropped on the engine's thread: their
+                    // shared strings' reference counts then never bounce between cores.
                     let _ = give_back.send(batch); // the engine may have gone: nothing to recycle for
                     let mut state = lock(&writer_shared.state);
                     state.in_flight -= 1;
@@ -125,7 +126,13 @@ impl<L: EventLog + Send + 'static> EventLog for BackgroundLog<L> {
         let first = self.next_head.next();
         self.runs.observe_batch(first, batch);
         let last = self.next_head.plus(batch.len() as u64);
-        let spare = self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(batch.capacity()));
+        let spare = match self.recycled.try_recv() {
+            Ok(mut spare) => {
+                spare.clear();
+                spare
+            }
+            Err(_) => Vec::with_capacity(batch.capacity()),
+        };
         let drafts = std::mem::replace(batch, spare);
         let Some(queue) = &self.queue else {
             return Err(LogError::Storage("the writer thread could not be started".into()));
