@@ -65,7 +65,7 @@ impl<L: EventLog + Send + 'static> BackgroundLog<L> {
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
-                for mut batch in batches {
+                for batch in batches {
                     let failed = lock(&writer_shared.state).failure.is_some();
                     if !failed {
                         let result = lock(&writer_shared.log).append(&batch, None);
