@@ -2,8 +2,10 @@
 //! batch overlap with the engine computing the next cycles (two cores, two stages).
 //!
 //! The background log is the single writer of the log it wraps: it knows the next
-//! sequence without waiting, checks `expected_head` itself, and hands each batch to the
-//! writer thread by moving the drafts (no copy). A bounded queue keeps the engine at most
+//! sequence without waiting, checks `expected_head` itself, encodes the batch on the
+//! caller's thread ([`BatchEncoder::prepare`]) and hands drafts and encoding to the writer
+//! thread by moving them (no copy); the writer chains, hashes and stores. The two halves
+//! of the work are about equal, which is what makes two cores pay. A bounded queue keeps the engine at most
 //! [`QUEUE_BATCHES`] batches ahead. Reads, `head`, `sync` and `durable_seq` first wait
 //! until every queued batch is stored. A write that fails is reported by the next call,
 //! and no later batch is written after it.
@@ -15,7 +17,10 @@ use std::thread::JoinHandle;
 
 use ledger_core::event::EventDraft;
 use ledger_core::ids::Seq;
-use ledger_core::log::{AppendReceipt, EventLog, Head, LogError, RunIndex};
+use ledger_core::log::{AppendReceipt, BatchEncoder, EventLog, Head, LogError, RunIndex};
+
+/// A batch on its way to the writer and back: drafts and their prepared encoding.
+type Work = (Vec<EventDraft>, BatchEncoder);
 
 /// Batches that may wait for the writer before `append` blocks.
 pub const QUEUE_BATCHES: usize = 4;
@@ -45,8 +50,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// An [`EventLog`] that appends on a writer thread. See the module docs.
 pub struct BackgroundLog<L: EventLog + Send + 'static> {
     shared: Arc<Shared<L>>,
-    queue: Option<SyncSender<Vec<EventDraft>>>,
-    recycled: Receiver<Vec<EventDraft>>,
+    queue: Option<SyncSender<Work>>,
+    recycled: Receiver<Work>,
     writer: Option<JoinHandle<()>>,
     next_head: Seq,
     runs: RunIndex,
@@ -59,16 +64,16 @@ impl<L: EventLog + Send + 'static> BackgroundLog<L> {
         let runs = log.runs().clone();
         let state = WriterState { durable: log.durable_seq(), ..WriterState::default() };
         let shared = Arc::new(Shared { log: Mutex::new(log), state: Mutex::new(state), settled: Condvar::new() });
-        let (queue, batches) = mpsc::sync_channel::<Vec<EventDraft>>(QUEUE_BATCHES);
+        let (queue, batches) = mpsc::sync_channel::<Work>(QUEUE_BATCHES);
         let (give_back, recycled) = mpsc::channel();
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
-                for batch in batches {
+                for (batch, mut encoder) in batches {
                     let failed = lock(&writer_shared.state).failure.is_some();
                     if !failed {
-                        let result = lock(&writer_shared.log).append(&batch, None);
+                        let result = lock(&writer_shared.log).append_prepared(&mut encoder, &batch);
                         let mut state = lock(&writer_shared.state);
                         match result {
                             Ok(receipt) => state.durable = receipt.durable_through,
@@ -77,7 +82,7 @@ impl<L: EventLog + Send + 'static> BackgroundLog<L> {
                     }
                     // The drafts go back whole and are dropped on the engine's thread: their
                     // shared strings' reference counts then never bounce between cores.
-                    let _ = give_back.send(batch); // the engine may have gone: nothing to recycle for
+                    let _ = give_back.send((batch, encoder)); // the engine may have gone: nothing to recycle for
                     let mut state = lock(&writer_shared.state);
                     state.in_flight -= 1;
                     writer_shared.settled.notify_all();
@@ -116,28 +121,31 @@ impl<L: EventLog + Send + 'static> EventLog for BackgroundLog<L> {
                 return Err(LogError::HeadMoved { expected, actual: self.next_head });
             }
         }
-        {
-            let mut state = lock(&self.shared.state);
-            if let Some(failure) = &state.failure {
-                return Err(LogError::Storage(format!("background append failed: {failure}")));
-            }
-            state.in_flight += 1;
-        }
-        let first = self.next_head.next();
-        self.runs.observe_batch(first, batch);
-        let last = self.next_head.plus(batch.len() as u64);
-        let spare = match self.recycled.try_recv() {
-            Ok(mut spare) => {
-                spare.clear();
-                spare
-            }
-            Err(_) => Vec::with_capacity(batch.capacity()),
-        };
-        let drafts = std::mem::replace(batch, spare);
         let Some(queue) = &self.queue else {
             return Err(LogError::Storage("the writer thread could not be started".into()));
         };
-        queue.send(drafts).map_err(|_| LogError::Storage("the writer thread stopped".into()))?;
+        if let Some(failure) = &lock(&self.shared.state).failure {
+            return Err(LogError::Storage(format!("background append failed: {failure}")));
+        }
+        let first = self.next_head.next();
+        let (spare, mut encoder) = match self.recycled.try_recv() {
+            Ok((mut spare, encoder)) => {
+                spare.clear();
+                (spare, encoder)
+            }
+            Err(_) => (Vec::with_capacity(batch.capacity()), BatchEncoder::default()),
+        };
+        encoder.prepare(first, batch)?;
+        // The runs index is kept here, ahead of the writer, so reading it never waits.
+        self.runs.observe_batch(first, batch);
+        let last = self.next_head.plus(batch.len() as u64);
+        let drafts = std::mem::replace(batch, spare);
+        lock(&self.shared.state).in_flight += 1;
+        if let Err(mpsc::SendError((drafts, _))) = queue.send((drafts, encoder)) {
+            lock(&self.shared.state).in_flight -= 1;
+            *batch = drafts;
+            return Err(LogError::Storage("the writer thread stopped".into()));
+        }
         self.next_head = last;
         let durable_through = lock(&self.shared.state).durable;
         Ok(AppendReceipt { first, last, durable_through })

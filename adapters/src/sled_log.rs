@@ -215,6 +215,18 @@ impl EventLog for SledLog {
                 return Err(LogError::HeadMoved { expected, actual: self.head.seq });
             }
         }
+        let mut encoder = std::mem::take(&mut self.encoder);
+        let prepared = encoder.prepare(self.head.seq.next(), batch);
+        let receipt = prepared.and_then(|()| self.append_prepared(&mut encoder, batch));
+        self.encoder = encoder;
+        receipt
+    }
+
+    fn append_prepared(
+        &mut self,
+        prepared: &mut BatchEncoder,
+        batch: &[EventDraft],
+    ) -> Result<AppendReceipt, LogError> {
         if self.recorded_head > self.head.seq {
             return Err(LogError::TailMissing { head: self.head.seq, recorded: self.recorded_head });
         }
@@ -222,8 +234,8 @@ impl EventLog for SledLog {
         if batch.is_empty() {
             return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.durable });
         }
-        let head = self.encoder.encode(self.head, batch)?;
-        self.events.insert(first.to_key(), self.encoder.segment()).map_err(|e| storage("appending", e))?;
+        let head = prepared.chain(self.head)?;
+        self.events.insert(first.to_key(), prepared.segment()).map_err(|e| storage("appending", e))?;
         self.head = head;
         for (offset, draft) in batch.iter().enumerate() {
             let info = self.runs.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);

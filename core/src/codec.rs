@@ -120,22 +120,47 @@ pub fn encode_record(
 }
 
 /// Appends the record for `draft` to the segment in `out`, behind its length prefix,
-/// and returns its hash. See [`encode_record`].
+/// with its previous hash and its own hash left as zeros for [`chain_record`] to fill.
+/// Encoding and chaining are apart so that they can run on different threads: encoding
+/// needs only the sequence, chaining needs the previous record.
 ///
 /// # Errors
-/// As [`encode_record`].
-pub fn encode_framed_record(
-    seq: Seq,
-    prev_hash: &Hash32,
-    draft: &EventDraft,
-    out: &mut Vec<u8>,
-) -> Result<Hash32, CodecError> {
+/// [`CodecError::Encode`] only if the serializer fails, which no payload provokes.
+pub fn encode_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let prefix_at = out.len();
     out.extend_from_slice(&[0; 4]);
-    let hash = encode_record(seq, prev_hash, draft, out)?;
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(Hash32::ZERO.as_bytes());
+    let header = StoredHeader {
+        seq,
+        run_id: draft.run_id,
+        cycle_id: draft.cycle_id,
+        causation_seq: draft.causation_seq,
+        ts_event: draft.ts_event,
+        ts_recorded: draft.ts_recorded,
+        schema_version: SCHEMA_VERSION,
+    };
+    bincode::serde::encode_into_writer((&header, &draft.payload), VecWriter(out), BINCODE)
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    out.extend_from_slice(Hash32::ZERO.as_bytes());
     let len = u32::try_from(out.len() - prefix_at - 4).map_err(|_| CodecError::Encode("record over 4 GiB".into()))?;
     out[prefix_at..prefix_at + 4].copy_from_slice(&len.to_le_bytes());
-    Ok(hash)
+    Ok(())
+}
+
+/// Chains a record written by [`encode_unchained`] (without its length prefix): writes
+/// `prev_hash` into it, then its hash, which it returns.
+///
+/// # Panics
+/// If `record` is shorter than the two hashes and the version byte, which
+/// [`encode_unchained`] never writes (a broken invariant).
+pub fn chain_record(record: &mut [u8], prev_hash: &Hash32) -> Hash32 {
+    assert!(record.len() > PREFIX_LEN + HASH_LEN, "record too short to chain"); // invariant
+    record[1..PREFIX_LEN].copy_from_slice(prev_hash.as_bytes());
+    let split = record.len() - HASH_LEN;
+    let hash = Hash32::digest(&record[..split]);
+    record[split..].copy_from_slice(hash.as_bytes());
+    hash
 }
 
 /// The records of a segment, in order. A length prefix that runs past the end of the

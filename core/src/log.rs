@@ -185,17 +185,46 @@ impl BatchEncoder {
     /// # Errors
     /// [`LogError::Encode`] if a payload cannot be encoded (a serializer bug).
     pub fn encode(&mut self, head: Head, batch: &[EventDraft]) -> Result<Head, LogError> {
+        self.prepare(head.seq.next(), batch)?;
+        self.chain(head)
+    }
+
+    /// First phase of [`BatchEncoder::encode`]: encodes `batch` as the events from `first`
+    /// on, leaving the hashes for [`BatchEncoder::chain`]. Needs no previous record, so it
+    /// can run ahead of the log on another thread.
+    ///
+    /// # Errors
+    /// [`LogError::Encode`] if a payload cannot be encoded (a serializer bug).
+    pub fn prepare(&mut self, first: Seq, batch: &[EventDraft]) -> Result<(), LogError> {
         self.segment.clear();
         self.spans.clear();
-        self.first = head.seq.next();
-        let mut head = head;
-        for draft in batch {
-            let seq = head.seq.next();
+        self.first = first;
+        for (offset, draft) in batch.iter().enumerate() {
+            let seq = first.plus(offset as u64);
             let start = self.segment.len() + 4;
-            let hash = codec::encode_framed_record(seq, &head.hash, draft, &mut self.segment)
+            codec::encode_unchained(seq, draft, &mut self.segment)
                 .map_err(|source| LogError::Encode { seq, source })?;
             self.spans.push((start, self.segment.len()));
-            head = Head { seq, hash };
+        }
+        Ok(())
+    }
+
+    /// Second phase: chains the prepared records from `head` and returns the head after
+    /// them.
+    ///
+    /// # Errors
+    /// [`LogError::HeadMoved`] if the records were prepared for another position.
+    pub fn chain(&mut self, head: Head) -> Result<Head, LogError> {
+        if self.first != head.seq.next() {
+            return Err(LogError::HeadMoved {
+                expected: Seq::new(self.first.get().saturating_sub(1)),
+                actual: head.seq,
+            });
+        }
+        let mut head = head;
+        for &(start, end) in &self.spans {
+            let hash = codec::chain_record(&mut self.segment[start..end], &head.hash);
+            head = Head { seq: head.seq.next(), hash };
         }
         Ok(head)
     }
@@ -246,6 +275,23 @@ pub trait EventLog {
         let receipt = self.append(batch, expected_head)?;
         batch.clear();
         Ok(receipt)
+    }
+
+    /// Appends `batch`, whose records `prepared` already holds encoded by
+    /// [`BatchEncoder::prepare`] for the sequences after the current head, but not yet
+    /// chained. A log that stores segments chains and stores them without encoding again;
+    /// the default encodes anew.
+    ///
+    /// # Errors
+    /// As [`EventLog::append`]; [`LogError::HeadMoved`] if `prepared` was made for
+    /// another position.
+    fn append_prepared(
+        &mut self,
+        prepared: &mut BatchEncoder,
+        batch: &[EventDraft],
+    ) -> Result<AppendReceipt, LogError> {
+        let expected = Seq::new(prepared.first_seq().get().saturating_sub(1));
+        self.append(batch, Some(expected))
     }
 
     /// The last event's sequence and hash.
@@ -362,8 +408,7 @@ impl MemLog {
         self.segments.iter().map(|&(_, _, start, end)| end - start).sum()
     }
 
-    fn store(&mut self, first: Seq) {
-        let segment = self.encoder.segment();
+    fn store(&mut self, first: Seq, segment: &[u8]) {
         let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= segment.len());
         if !fits {
             self.chunks.push(Vec::with_capacity(MEM_CHUNK.max(segment.len())));
@@ -383,13 +428,25 @@ impl EventLog for MemLog {
                 return Err(LogError::HeadMoved { expected, actual: self.head.seq });
             }
         }
+        let mut encoder = std::mem::take(&mut self.encoder);
+        let prepared = encoder.prepare(self.head.seq.next(), batch);
+        let receipt = prepared.and_then(|()| self.append_prepared(&mut encoder, batch));
+        self.encoder = encoder;
+        receipt
+    }
+
+    fn append_prepared(
+        &mut self,
+        prepared: &mut BatchEncoder,
+        batch: &[EventDraft],
+    ) -> Result<AppendReceipt, LogError> {
         let first = self.head.seq.next();
         if batch.is_empty() {
             return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.head.seq });
         }
-        let head = self.encoder.encode(self.head, batch)?;
+        let head = prepared.chain(self.head)?;
         self.runs.observe_batch(first, batch);
-        self.store(first);
+        self.store(first, prepared.segment());
         self.head = head;
         Ok(AppendReceipt { first, last: head.seq, durable_through: head.seq })
     }
