@@ -99,63 +99,39 @@ fn main() {
     let bars = ticks.len();
     println!("pipeline bench: {bars} bars (sma-cross 10/30, next_open, 0.1% commission)");
 
-    // Best of three, to see past the noise of a shared 2-core machine.
-    let mut best_mem = Duration::MAX;
-    let (mut events, mut bytes) = (0, 0);
+    // Best of three, the variants interleaved so that each sees the same machine: this is
+    // a shared 2-core VM whose speed drifts from minute to minute.
     let only_background = std::env::var("PIPELINE_BENCH_ONLY").as_deref() == Ok("background");
-    for _ in 0..if only_background { 0 } else { 3 } {
-        let mut log = MemLog::new();
-        let (time, _) = backtest(&mut log, &ticks, 256, false);
-        best_mem = best_mem.min(time);
-        events = log.head().seq.get();
-        bytes = log.byte_len();
-    }
-    let mut best_mem_bg = Duration::MAX;
+    let mut best = [Duration::MAX; 4];
+    let (mut events, mut bytes) = (0, 0);
     for _ in 0..3 {
         let mut log = BackgroundLog::new(MemLog::new());
-        let (time, _) = backtest(&mut log, &ticks, 256, false);
-        best_mem_bg = best_mem_bg.min(time);
-    }
-    if !only_background {
-        println!(
-            "in memory (MemLog):        {:>12.0} bars/s  ({events} events, {} bytes/event framed, best of 3: {best_mem:?})",
-            rate(bars, best_mem),
-            bytes as u64 / events
-        );
-    }
-
-    if only_background {
-        println!("writer thread: {:.0} bars/s", rate(bars, best_mem_bg));
-        return;
-    }
-    println!(
-        "in memory, writer thread:  {:>12.0} bars/s  (BackgroundLog<MemLog>, best of 3: {best_mem_bg:?})",
-        rate(bars, best_mem_bg)
-    );
-
-    if std::env::var("PIPELINE_BENCH_ONLY").as_deref() == Ok("memory") {
-        return; // for profiling the in-memory path alone
-    }
-    let mut best_sled = Duration::MAX;
-    for _ in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap();
-        let (time, _) = backtest(&mut log, &ticks, 256, false);
-        best_sled = best_sled.min(time);
-    }
-    let mut best_sled_bg = Duration::MAX;
-    for _ in 0..3 {
+        best[0] = best[0].min(backtest(&mut log, &ticks, 256, false).0);
+        if only_background {
+            continue;
+        }
+        let mut log = MemLog::new();
+        best[1] = best[1].min(backtest(&mut log, &ticks, 256, false).0);
+        (events, bytes) = (log.head().seq.get(), log.byte_len() as u64);
+        drop(log);
         let dir = tempfile::tempdir().unwrap();
         let mut log = BackgroundLog::new(SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap());
-        let (time, _) = backtest(&mut log, &ticks, 256, false);
-        best_sled_bg = best_sled_bg.min(time);
+        best[2] = best[2].min(backtest(&mut log, &ticks, 256, false).0);
+        drop(log);
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap();
+        best[3] = best[3].min(backtest(&mut log, &ticks, 256, false).0);
     }
-    println!("persisted (sled, group):   {:>12.0} bars/s  (best of 3: {best_sled:?})", rate(bars, best_sled));
-
-    println!(
-        "persisted, writer thread:  {:>12.0} bars/s  (BackgroundLog<SledLog>, best of 3: {best_sled_bg:?})",
-        rate(bars, best_sled_bg)
-    );
+    let line =
+        |name: &str, time: Duration| println!("{name:<52} {:>10.0} bars/s  (best of 3: {time:?})", rate(bars, time));
+    line("in memory, writer thread (BackgroundLog<MemLog>)", best[0]);
+    if only_background {
+        return;
+    }
+    line("in memory, one thread (MemLog)", best[1]);
+    line("persisted, writer thread (BackgroundLog<SledLog>)", best[2]);
+    line("persisted, one thread (SledLog)", best[3]);
+    println!("{events} events per run, {} bytes per event stored (framed)", bytes / events);
 
     let mut log = MemLog::new();
     let (_, mut latencies) = backtest(&mut log, &ticks, 1, true);
