@@ -75,7 +75,18 @@ fn records(drafts: &[EventDraft]) -> Vec<([u8; 8], Vec<u8>)> {
 }
 
 fn raw_tree(dir: &Path) -> (sled::Db, sled::Tree) {
-    let db = sled::Config::new().path(dir).flush_every_ms(None).open().unwrap();
+    // sled releases a closed database's file lock from background threads: retry briefly.
+    let mut tries = 0;
+    let db = loop {
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => break db,
+            Err(_) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
     let tree = db.open_tree("events").unwrap();
     (db, tree)
 }
@@ -169,7 +180,6 @@ fn read_and_verify(c: &mut Criterion) {
             b.iter(|| tree.iter().map(|e| e.unwrap().1.iter().map(|&b| b as usize).sum::<usize>()).sum::<usize>())
         });
     }
-    std::thread::sleep(Duration::from_millis(500)); // sled releases its lock in the background
     let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     group.bench_function("ledger_decode_all", |b| {
         b.iter(|| {
