@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, lints, then every test of the workspace.
-# Works on a fresh machine with the Rust toolchain; installs what else it needs.
+# The project's test command: formatting, lints, then every test of the workspace, with
+# one summary line at the end. Works on a fresh machine with the Rust toolchain; installs
+# what else it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +13,12 @@ done
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# cargo prints one result line per test binary; add them up so the run ends on one total.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
