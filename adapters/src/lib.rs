@@ -5,10 +5,12 @@
 //! - [`market_data`]: bars, trades and quotes from CSV/JSONL files (gzip transparent).
 //! - [`script`]: decisions from a JSONL file, keyed by tick time.
 //! - [`clock`]: the wall clock for live and paper runs.
+//! - [`bus`]: the in-process event bus (the embedded default for publishing).
 //! - [`background`]: a log whose appends run on a writer thread (two-stage pipeline).
 #![forbid(unsafe_code)]
 
 pub mod background;
+pub mod bus;
 pub mod clock;
 pub mod market_data;
 pub mod script;

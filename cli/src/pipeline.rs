@@ -12,6 +12,7 @@ use ledger_adapters::clock::WallClock;
 use ledger_adapters::market_data::{read_ticks, ReadOptions};
 use ledger_adapters::script::ScriptProvider;
 use ledger_adapters::sled_log::Durability;
+use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::{Engine, RunSpec, Tick};
 use ledger_core::event::{Payload, RunMode};
@@ -198,6 +199,24 @@ pub fn execute<L: EventLog>(
     provider: Box<dyn DecisionProvider>,
     session: &Session<'_>,
 ) -> Result<RunId> {
+    execute_publishing(log, config, ticks, provider, session, None)
+}
+
+/// As [`execute`], publishing every durable event of the run to `bus` through an outbox:
+/// after each cycle in paced sessions (which then flush every cycle), at the end in fast
+/// ones.
+///
+/// # Errors
+/// A failed append, flush or publish.
+pub fn execute_publishing<L: EventLog>(
+    log: &mut L,
+    config: &Config,
+    ticks: &[Tick],
+    provider: Box<dyn DecisionProvider>,
+    session: &Session<'_>,
+    mut bus: Option<&mut dyn EventBus>,
+) -> Result<RunId> {
+    let mut outbox = Outbox::new(log.head().seq);
     let run_id = log.runs().next_run_id();
     let kill_tripped = session.kill_switch_tripped;
     if kill_tripped {
@@ -235,20 +254,46 @@ pub fn execute<L: EventLog>(
         }
         if let (true, Some(previous)) = (session.speed > 0.0, i.checked_sub(1).map(|p| &ticks[p])) {
             let gap = (tick.ts.nanos() - previous.ts.nanos()).max(0) as f64 / session.speed;
-            std::thread::sleep(Duration::from_nanos(gap as u64));
+            if !pace(Duration::from_nanos(gap as u64), session.stop) {
+                stopped_early = true;
+                break;
+            }
         }
         if let SessionClock::Simulated(clock) = &clock {
             clock.set(tick.ts);
         }
         engine.on_tick(tick)?;
+        if let (true, Some(bus)) = (session.speed > 0.0, bus.as_deref_mut()) {
+            engine.sync()?;
+            outbox.forward(engine.log(), bus)?;
+        }
         if i % 4096 == 0 {
             progress.set_position(i as u64);
         }
     }
     progress.finish_and_clear();
     engine.stop(if stopped_early { "interrupted" } else { "end of data" })?;
+    if let Some(bus) = bus {
+        outbox.forward(&*log, bus)?;
+    }
     tracing::info!(run = %run_id, ticks = ticks.len(), stopped_early, "run finished");
     Ok(run_id)
+}
+
+/// Waits `gap` in slices of at most 100 ms, so a stop request is seen promptly; returns
+/// `false` if one came.
+fn pace(gap: Duration, stop: Option<&AtomicBool>) -> bool {
+    let deadline = std::time::Instant::now() + gap;
+    loop {
+        if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
 }
 
 fn progress_bar(len: usize) -> ProgressBar {

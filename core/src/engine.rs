@@ -169,6 +169,21 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
         self.run_id
     }
 
+    /// The log the run appends to (its appended part; see [`Engine::sync`]).
+    pub fn log(&self) -> &L {
+        self.log
+    }
+
+    /// Appends the cycles gathered so far and makes every appended event durable, so
+    /// that they can be published. Returns the durable sequence.
+    ///
+    /// # Errors
+    /// A failed append or flush.
+    pub fn sync(&mut self) -> Result<Seq, EngineError> {
+        self.append()?;
+        Ok(self.log.sync()?)
+    }
+
     /// Queues a draft and returns the seq it will get.
     fn push(&mut self, cycle: CycleId, cause: Option<Seq>, ts_event: TimestampNs, payload: Payload) -> Seq {
         let seq = self.appended_head.plus(self.pending.len() as u64 + 1);

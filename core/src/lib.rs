@@ -13,6 +13,7 @@
 //! a replay byte-identical to the run it replays.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod chain;
 pub mod codec;
 pub mod decision;

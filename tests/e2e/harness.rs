@@ -23,16 +23,16 @@ impl Ledger {
         self.dir.path().join("ledger-data")
     }
 
+    /// `ledger --data-dir <temp> ARGS`, from the workspace root, logging warnings.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
+        command.current_dir(workspace_root()).arg("--data-dir").arg(self.data_dir()).args(args).env("RUST_LOG", "warn");
+        command
+    }
+
     /// Runs `ledger --data-dir <temp> ARGS` and returns its exit code and output.
     pub fn run(&self, args: &[&str]) -> Run {
-        let output: Output = Command::new(env!("CARGO_BIN_EXE_ledger"))
-            .current_dir(workspace_root())
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("the ledger binary runs");
+        let output: Output = self.command(args).output().expect("the ledger binary runs");
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

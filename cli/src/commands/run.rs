@@ -1,17 +1,20 @@
-//! `ledger run`: paper trading on a played-back feed. Ctrl-C stops after the current
-//! cycle and records `RunStopped { reason: "interrupted" }`.
+//! `ledger run`: paper trading on a played-back feed. Durable events are published on the
+//! in-process bus (fills, rejections and kill-switch trips are logged as they happen).
+//! Ctrl-C stops after the current cycle and records `RunStopped { reason: "interrupted" }`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use ledger_core::event::RunMode;
+use ledger_adapters::bus::InProcessBus;
+use ledger_core::event::{Payload, RunMode};
 
 use crate::args::RunArgs;
 use crate::commands::replay::run_events;
 use crate::commands::report;
 use crate::config::Config;
+use crate::describe;
 use crate::pipeline::{self, Session};
 use crate::store;
 use crate::Outcome;
@@ -39,7 +42,23 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         parent: None,
         stop: Some(&stop),
     };
-    let run = pipeline::execute(&mut log, &config, &ticks, provider, &session)?;
+    // The in-process bus: a subscriber reports what a trader watches for as it happens.
+    let mut bus = InProcessBus::new();
+    let events = bus.subscribe();
+    let watcher = std::thread::spawn(move || {
+        for event in events {
+            if matches!(
+                event.payload,
+                Payload::OrderFilled(_) | Payload::OrderRejected(_) | Payload::KillSwitchTripped(_)
+            ) {
+                tracing::info!(seq = %event.header.seq, "{} {}", event.payload.kind(), describe::summary(&event.payload));
+            }
+        }
+    });
+    let run = pipeline::execute_publishing(&mut log, &config, &ticks, provider, &session, Some(&mut bus));
+    drop(bus);
+    let _ = watcher.join(); // the watcher only logs; its end changes nothing
+    let run = run?;
     report::print(&run_events(&log, run)?, false)?;
     Ok(Outcome::Ok)
 }
