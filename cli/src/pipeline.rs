@@ -15,13 +15,13 @@ use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::{Engine, RunSpec, Tick};
-use ledger_core::event::{Payload, RunMode};
+use ledger_core::event::{Payload, RunMode, TickData};
 use ledger_core::ids::{InstrumentId, RunId, Seq};
 use ledger_core::log::EventLog;
 use ledger_core::risk::{KillSwitch, RiskEngine};
 use ledger_core::strategy::{EmaRsi, RuleSizing, SmaCross};
 use ledger_core::time::{Clock, SimulatedClock, TimestampNs};
-use ledger_core::venue::PaperVenue;
+use ledger_core::venue::{FillModel, PaperVenue};
 use rust_decimal::Decimal;
 
 use crate::config::{Config, LedgerConfig};
@@ -105,9 +105,35 @@ pub fn ticks(config: &Config) -> Result<(Vec<Tick>, String)> {
         Some(text) => parse_utc_offset(text)?,
     };
     let ticks = read_ticks(file, &ReadOptions { instrument, sort: config.data.sort, utc_offset_seconds })?;
+    check_fill_model(config.venue.fill_model, &ticks[0].data, file)?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let source = format!("{} sha256:{}", file.display(), ledger_core::chain::Hash32::digest(&bytes));
     Ok((ticks, source))
+}
+
+/// Refuses a fill model that cannot fill on the file's kind of data (orders would wait
+/// forever), naming the model that can.
+///
+/// # Errors
+/// The mismatch, with the setting to use.
+fn check_fill_model(model: FillModel, data: &TickData, file: &Path) -> Result<()> {
+    let (kind, fits) = match data {
+        TickData::Bar(_) => ("bars", matches!(model, FillModel::NextOpen | FillModel::Close)),
+        TickData::Quote(_) => ("quotes", model == FillModel::Quote),
+        TickData::Trade(_) => ("trades", model == FillModel::Trade),
+    };
+    if !fits {
+        let suggestion = match data {
+            TickData::Bar(_) => "next_open\" (or \"close",
+            TickData::Quote(_) => "quote",
+            TickData::Trade(_) => "trade",
+        };
+        bail!(
+            "{} holds {kind}, which fill model {model:?} cannot fill on: set [venue] fill_model = \"{suggestion}\" in the config",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Parses `+HH:MM` / `-HH:MM` into seconds east of UTC.

@@ -101,22 +101,8 @@ pub fn encode_record(
     out: &mut Vec<u8>,
 ) -> Result<Hash32, CodecError> {
     let start = out.len();
-    out.push(FORMAT_VERSION);
-    out.extend_from_slice(prev_hash.as_bytes());
-    let header = StoredHeader {
-        seq,
-        run_id: draft.run_id,
-        cycle_id: draft.cycle_id,
-        causation_seq: draft.causation_seq,
-        ts_event: draft.ts_event,
-        ts_recorded: draft.ts_recorded,
-        schema_version: SCHEMA_VERSION,
-    };
-    bincode::serde::encode_into_writer((&header, &draft.payload), VecWriter(out), BINCODE)
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
-    let hash = Hash32::digest(&out[start..]);
-    out.extend_from_slice(hash.as_bytes());
-    Ok(hash)
+    write_unchained(seq, draft, out)?;
+    Ok(chain_record(&mut out[start..], prev_hash))
 }
 
 /// Appends the record for `draft` to the segment in `out`, behind its length prefix,
@@ -129,6 +115,14 @@ pub fn encode_record(
 pub fn encode_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let prefix_at = out.len();
     out.extend_from_slice(&[0; 4]);
+    write_unchained(seq, draft, out)?;
+    let len = u32::try_from(out.len() - prefix_at - 4).map_err(|_| CodecError::Encode("record over 4 GiB".into()))?;
+    out[prefix_at..prefix_at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Writes version, a zero previous hash, the body and a zero hash.
+fn write_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Result<(), CodecError> {
     out.push(FORMAT_VERSION);
     out.extend_from_slice(Hash32::ZERO.as_bytes());
     let header = StoredHeader {
@@ -143,8 +137,6 @@ pub fn encode_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Resu
     bincode::serde::encode_into_writer((&header, &draft.payload), VecWriter(out), BINCODE)
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     out.extend_from_slice(Hash32::ZERO.as_bytes());
-    let len = u32::try_from(out.len() - prefix_at - 4).map_err(|_| CodecError::Encode("record over 4 GiB".into()))?;
-    out[prefix_at..prefix_at + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 

@@ -182,9 +182,9 @@ impl InlineId {
     }
 
     fn as_str(&self) -> &str {
-        // Invariant: constructed only from validated ASCII.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("inline id is ASCII")
-        // invariant
+        // Constructed only from validated ASCII, so this cannot fail.
+        let text = std::str::from_utf8(&self.bytes[..self.len as usize]);
+        text.expect("inline id is ASCII") // invariant
     }
 }
 

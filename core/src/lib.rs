@@ -7,6 +7,14 @@
 //! - [`chain`]: the SHA-256 hash chain over those bytes.
 //! - [`log`]: the [`log::EventLog`] trait and the in-memory log beside it.
 //! - [`verify`]: the whole-ledger check behind `ledger verify`.
+//! - [`bus`]: the [`bus::EventBus`] trait and the outbox that feeds buses from the log.
+//! - [`portfolio`]: cash, positions, P&L and drawdown: what a fill and a mark do.
+//! - [`strategy`]: indicators and the built-in rule strategies.
+//! - [`decision`]: the decision contract, its parser and the provider trait.
+//! - [`risk`]: the risk engine and the kill switch.
+//! - [`venue`]: the venue trait and the deterministic paper venue.
+//! - [`engine`]: one cycle per tick, tick -> decision -> verdict -> order -> fill.
+//! - [`replay`]: re-running a recorded run and finding where it diverges.
 //!
 //! Nothing here reads the wall clock, the file system or the network: time arrives
 //! through a [`time::Clock`], records through an [`log::EventLog`]. That is what makes

@@ -383,7 +383,6 @@ impl KillSwitch {
         let start = portfolio.starting_equity;
         let equity = portfolio.equity();
         let change = if start > Decimal::ZERO { (equity - start) / start } else { Decimal::ZERO };
-        let l = &self.limits;
         let trip = if let Some(limit) = l.max_gain.filter(|&limit| change >= limit) {
             Some((KillTrigger::Gain, change, limit))
         } else if let Some(limit) = l.max_loss.filter(|&limit| -change >= limit) {

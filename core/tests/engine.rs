@@ -69,6 +69,17 @@ fn run_with(
     venue: PaperConfig,
     cash: Decimal,
 ) -> Portfolio {
+    run_with_kill_switch(log, ticks, provider, venue, cash, KillSwitchLimits::default())
+}
+
+fn run_with_kill_switch(
+    log: &mut MemLog,
+    ticks: &[Tick],
+    provider: Box<dyn DecisionProvider>,
+    venue: PaperConfig,
+    cash: Decimal,
+    kill_limits: KillSwitchLimits,
+) -> Portfolio {
     let clock = SimulatedClock::new(ticks[0].ts);
     let spec = RunSpec {
         run_id: log.runs().next_run_id(),
@@ -82,7 +93,7 @@ fn run_with(
         cycles_per_append: 3,
     };
     let risk = RiskEngine::new(RiskLimits::default());
-    let kill = KillSwitch::new(KillSwitchLimits::default(), false);
+    let kill = KillSwitch::new(kill_limits, false);
     let mut engine = Engine::start(log, &clock, spec, provider, risk, kill, Box::new(PaperVenue::new(venue))).unwrap();
     for tick in ticks {
         clock.set(tick.ts);
@@ -274,4 +285,38 @@ fn a_changed_decision_is_reported_at_its_cycle() {
     let divergence = compare_runs(&original, &run_events(&log, RunId::new(2))).expect("a divergence");
     assert_eq!(divergence.cycle, 7);
     assert!(divergence.fields.iter().any(|(field, _, _)| field.contains("action")), "{:?}", divergence.fields);
+}
+
+#[test]
+fn the_kill_switch_trips_on_drawdown_closes_the_position_and_blocks_new_opens() {
+    let mut log = MemLog::new();
+    // Long 10 at 100 on bar 1; the price falls to 75 (25% drawdown) on bar 2; a long is
+    // asked again on bar 3.
+    let ticks = [
+        bar(0, dec!(100), dec!(100)),
+        bar(1, dec!(100), dec!(100)),
+        bar(2, dec!(75), dec!(75)),
+        bar(3, dec!(76), dec!(76)),
+        bar(4, dec!(77), dec!(77)),
+    ];
+    let actions = [(Action::Long, dec!(1)), (Action::Hold, dec!(0)), (Action::Hold, dec!(0)), (Action::Long, dec!(1))];
+    let kill = KillSwitchLimits { max_drawdown: Some(dec!(0.2)), close_positions: true, ..KillSwitchLimits::default() };
+    let portfolio =
+        run_with_kill_switch(&mut log, &ticks, scripted(&actions), PaperConfig::default(), dec!(1000), kill);
+    let events = payloads(&log);
+    let trip = events.iter().find_map(|p| match p {
+        Payload::KillSwitchTripped(t) => Some(t.clone()),
+        _ => None,
+    });
+    let trip = trip.expect("the kill switch trips");
+    assert_eq!((trip.trigger, trip.value, trip.limit), (KillTrigger::Drawdown, dec!(0.25), dec!(0.2)));
+    // The closing order fills at the next open (76); the later long is denied by the switch.
+    let f = fills(&log);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!((f[1].side, f[1].qty, f[1].price), (Side::Sell, dec!(10), dec!(76)));
+    assert!(portfolio.positions.is_empty());
+    let denied = events
+        .iter()
+        .any(|p| matches!(p, Payload::RiskVerdict(v) if !v.approved && v.reason.starts_with("kill_switch")));
+    assert!(denied, "the long after the trip must be denied by the kill switch");
 }

@@ -22,15 +22,13 @@ fn a_paper_run_replays_identically_and_a_backtest_too() {
     ledger.ok(&["run", "--config", "fixtures/ledger.example.toml", "--speed", "0"]);
     let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
     assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
-    ledger.ok(&[
-        "replay",
-        "--data",
-        "fixtures/eurusd-quotes-2014-05-08.csv",
-        "--strategy",
-        "ema-rsi",
-        "--param",
-        "size_pct=0.5",
-    ]);
+    let quotes = ledger.dir.path().join("quotes.toml");
+    std::fs::write(&quotes, "[venue]\nfill_model = \"quote\"\nlot_size = \"1000\"\n").unwrap();
+    let quotes = quotes.to_str().unwrap();
+    let args =
+        ["replay", "--data", "fixtures/eurusd-quotes-2014-05-08.csv", "--config", quotes, "--strategy", "ema-rsi"];
+    ledger.ok(&args);
+    assert!(ledger.ok(&["events", "--run", "3", "--json"]).contains("OrderFilled"), "quotes should fill at bid/ask");
     let verified = ledger.ok(&["replay", "--run", "3", "--verify"]);
     assert!(verified.starts_with("ok: run 4 reproduces run 3"), "{verified}");
     let runs = ledger.ok(&["runs"]);
