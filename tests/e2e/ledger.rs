@@ -86,3 +86,25 @@ fn the_kill_switch_persists_and_is_reset_by_an_operator_event() {
     assert_eq!(ledger.ok(&["kill-switch", "status"]).trim(), "kill switch: armed");
     assert!(ledger.ok(&["events", "--run", "0"]).contains("by bob: drill over"));
 }
+
+#[test]
+fn a_run_killed_with_sigkill_leaves_a_verifiable_ledger_that_carries_on() {
+    let ledger = Ledger::new();
+    let config = ledger.dir.path().join("paper.toml");
+    std::fs::write(&config, "[data]\nfile = \"fixtures/btcperp-1m-2022-01.csv\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    // Paced at 1,000,000x (60 µs a bar, every cycle flushed): killed mid-run.
+    let mut child = ledger.command(&["run", "--config", config, "--speed", "1000000"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    child.kill().unwrap(); // SIGKILL: no chance to stop cleanly
+    child.wait().unwrap();
+    let verify = ledger.ok(&["verify"]);
+    assert!(verify.starts_with("ok: "), "{verify}");
+    let runs = ledger.ok(&["runs"]);
+    assert!(runs.contains("| 1   | Paper") && runs.contains("| -"), "the killed run has no stop: {runs}");
+    // The next run continues the same chain after the recovered head.
+    ledger.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    let verify = ledger.ok(&["verify"]);
+    assert!(verify.starts_with("ok: "), "{verify}");
+    assert!(ledger.ok(&["runs"]).contains("| 2   | Replay"));
+}
