@@ -9,7 +9,7 @@
 //! whole or not at all.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ledger_core::chain::Hash32;
@@ -44,7 +44,6 @@ const META_RUNS_THROUGH: &[u8] = b"runs_indexed_through";
 
 /// A hash-chained event log in a sled database directory. One process at a time.
 pub struct SledLog {
-    path: PathBuf,
     db: sled::Db,
     events: sled::Tree,
     runs_tree: sled::Tree,
@@ -83,7 +82,6 @@ impl SledLog {
         };
 
         let mut log = SledLog {
-            path: path.to_path_buf(),
             db,
             events,
             runs_tree,
@@ -100,11 +98,6 @@ impl SledLog {
         };
         log.load_runs_index()?;
         Ok(log)
-    }
-
-    /// The data directory.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Loads the persisted runs index and folds in the events it does not cover yet.

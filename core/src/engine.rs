@@ -159,16 +159,6 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
         Ok(engine)
     }
 
-    /// The account as the run's events have left it.
-    pub fn portfolio(&self) -> &Portfolio {
-        &self.portfolio
-    }
-
-    /// The run's id.
-    pub fn run_id(&self) -> RunId {
-        self.run_id
-    }
-
     /// The log the run appends to (its appended part; see [`Engine::sync`]).
     pub fn log(&self) -> &L {
         self.log

@@ -314,7 +314,7 @@ impl Checks {
 }
 
 /// The snake_case name of a check, as in JSON.
-pub fn check_name(id: RiskCheckId) -> &'static str {
+fn check_name(id: RiskCheckId) -> &'static str {
     use RiskCheckId::*;
     match id {
         PositionExists => "position_exists",

@@ -121,11 +121,6 @@ impl RunFold {
         }
     }
 
-    /// The account as the events leave it.
-    pub fn portfolio(&self) -> &Portfolio {
-        &self.portfolio
-    }
-
     /// The statistics of the run so far.
     pub fn report(&self) -> Report {
         let start_equity = self.portfolio.starting_equity;
