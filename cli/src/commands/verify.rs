@@ -11,6 +11,10 @@ use crate::Outcome;
 pub fn run(data_dir: &Path) -> Result<Outcome> {
     let log = store::open_existing(data_dir)?;
     match verify(&log)? {
+        Verdict::Intact { records: 0, .. } => {
+            println!("ok: the ledger is empty");
+            Ok(Outcome::Ok)
+        }
         Verdict::Intact { records, head } => {
             println!("ok: {records} events, seq 1..={}, chain intact, head {}", head.seq, head.hash);
             Ok(Outcome::Ok)
