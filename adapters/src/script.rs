@@ -85,3 +85,56 @@ impl DecisionProvider for ScriptProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::event::Action;
+    use ledger_core::ids::InstrumentId;
+    use rust_decimal::Decimal;
+    use std::io::Write;
+
+    #[test]
+    fn scripted_lines_are_held_to_the_contract_by_tick_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let mut file = std::fs::File::create(&path).unwrap();
+        writeln!(
+            file,
+            r#"{{"ts": "2020-01-02", "action": "long", "size_pct": 0.5, "confidence": 0.9, "reason": "breakout"}}"#
+        )
+        .unwrap();
+        writeln!(
+            file,
+            r#"{{"ts": "2020-01-03", "action": "moon", "size_pct": 0.5, "confidence": 0.9, "reason": "?"}}"#
+        )
+        .unwrap();
+        let mut provider = ScriptProvider::open(&path).unwrap();
+        let spy = InstrumentId::new("SPY").unwrap();
+        let mut decide = |day: &str| {
+            let ts = parse_time(day).unwrap();
+            let input =
+                DecisionInput { ts, instrument: &spy, price: Decimal::ONE, bar: None, position_qty: Decimal::ZERO };
+            provider.decide(&input)
+        };
+        // TC0: a valid line is the decision, its text recorded as the raw output.
+        let long = decide("2020-01-02");
+        assert_eq!((long.decision.action, long.parse_status.clone()), (Action::Long, ParseStatus::Ok));
+        assert!(long.raw_output.contains("breakout"));
+        // TC1: an invalid line becomes hold with the failure recorded.
+        let bad = decide("2020-01-03");
+        assert_eq!(bad.decision.action, Action::Hold);
+        assert!(matches!(&bad.parse_status, ParseStatus::Invalid(why) if why.contains("unknown action")));
+        // TC2: no line for the tick: hold.
+        assert_eq!(decide("2020-01-06").decision.action, Action::Hold);
+    }
+
+    #[test]
+    fn a_line_without_a_time_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        std::fs::write(&path, "{\"ts\": \"2020-01-02\", \"action\": \"hold\"}\n{\"action\": \"long\"}\n").unwrap();
+        let error = ScriptProvider::open(&path).unwrap_err().to_string();
+        assert!(error.contains("decisions.jsonl:2: column ts: missing or unreadable `ts`"), "{error}");
+    }
+}
