@@ -92,13 +92,17 @@ impl RunFold {
                 let before = self.portfolio.qty(&fill.instrument);
                 self.portfolio.apply_fill(fill);
                 let after = self.portfolio.qty(&fill.instrument);
-                self.track_trade(fill.instrument, before, after, fill.price);
+                self.track_trade(fill.instrument, before, after, fill.price, fill.fee);
             }
             _ => {}
         }
     }
 
-    fn track_trade(&mut self, instrument: InstrumentId, before: Decimal, after: Decimal, price: Decimal) {
+    /// Opens, closes or flips the round trip of `instrument` after a fill moved its
+    /// position from `before` to `after` units. A trade's P&L is its realized P&L net of
+    /// the fees of every fill in it, entry and exit; a single fill that flips the
+    /// position counts its whole fee in the trade it closes.
+    fn track_trade(&mut self, instrument: InstrumentId, before: Decimal, after: Decimal, price: Decimal, fee: Decimal) {
         let crossed = !before.is_zero() && (after.is_zero() || after.is_sign_positive() != before.is_sign_positive());
         if crossed {
             if let Some(open) = self.open_trades.remove(&instrument) {
@@ -110,12 +114,14 @@ impl RunFold {
             }
         }
         if !after.is_zero() && (before.is_zero() || crossed) {
+            // A fresh entry's own fee belongs to the trade it opens.
+            let entry_fee = if crossed { Decimal::ZERO } else { fee };
             self.open_trades.insert(
                 instrument,
                 OpenTrade {
                     entry_notional: after.abs() * price,
                     realized_at_entry: self.portfolio.realized_pnl,
-                    fees_at_entry: self.portfolio.fees,
+                    fees_at_entry: self.portfolio.fees - entry_fee,
                 },
             );
         }
@@ -379,4 +385,114 @@ fn round(x: f64, places: i32) -> f64 {
 
 fn pct(x: f64) -> f64 {
     round(x * 100.0, 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::chain::Hash32;
+    use ledger_core::event::*;
+    use ledger_core::ids::{ClientOrderId, CycleId, FillId, Seq};
+    use rust_decimal_macros::dec;
+
+    const DAY: i64 = 86_400_000_000_000;
+
+    fn event(day: i64, payload: Payload) -> Envelope {
+        Envelope {
+            header: Header {
+                seq: Seq::new(1),
+                run_id: RunId::new(1),
+                cycle_id: CycleId::new(0),
+                causation_seq: None,
+                ts_event: TimestampNs::from_nanos(day * DAY),
+                ts_recorded: TimestampNs::from_nanos(day * DAY),
+                schema_version: 1,
+                prev_hash: Hash32::ZERO,
+                hash: Hash32::ZERO,
+            },
+            payload,
+        }
+    }
+
+    fn close(day: i64, price: Decimal) -> Envelope {
+        let instrument = InstrumentId::new("SPY").unwrap();
+        let bar = Bar { open: price, high: price, low: price, close: price, volume: None, interval_ns: DAY };
+        event(day, Payload::MarketTick(MarketTick { instrument, data: TickData::Bar(bar) }))
+    }
+
+    fn fill(day: i64, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> Envelope {
+        event(
+            day,
+            Payload::OrderFilled(OrderFilled {
+                client_order_id: ClientOrderId::new("o").unwrap(),
+                fill_id: FillId::new(1),
+                instrument: InstrumentId::new("SPY").unwrap(),
+                side,
+                qty,
+                price,
+                fee,
+                liquidity: Liquidity::Taker,
+            }),
+        )
+    }
+
+    fn start(cash: Decimal) -> Envelope {
+        event(
+            0,
+            Payload::RunStarted(RunStarted {
+                mode: RunMode::Replay,
+                config_hash: Hash32::ZERO,
+                config: "{}".into(),
+                software_version: "test".into(),
+                venue: "paper".into(),
+                instruments: Vec::new(),
+                decision_provider: "test".into(),
+                parent_run: None,
+                data_source: "test".into(),
+                starting_cash: cash,
+                kill_switch_tripped: false,
+            }),
+        )
+    }
+
+    #[test]
+    fn trades_fees_drawdown_and_exposure_by_hand() {
+        // Cash 1,000. Day 0 close 100. Day 1: buy 5 @ 100 (fee 1), close 110. Day 2: close 90.
+        // Day 3: sell 5 @ 120 (fee 1), close 120: a trade of +100 gross, +98 net on a
+        // 500 entry. Day 4: buy 5 @ 120 (fee 1), close 100. Day 5: sell 5 @ 100 (fee 1),
+        // close 100: a trade of -100 gross, -102 net.
+        let events = [
+            start(dec!(1000)),
+            close(0, dec!(100)),
+            fill(1, Side::Buy, dec!(5), dec!(100), dec!(1)),
+            close(1, dec!(110)),
+            close(2, dec!(90)),
+            fill(3, Side::Sell, dec!(5), dec!(120), dec!(1)),
+            close(3, dec!(120)),
+            fill(4, Side::Buy, dec!(5), dec!(120), dec!(1)),
+            close(4, dec!(100)),
+            fill(5, Side::Sell, dec!(5), dec!(100), dec!(1)),
+            close(5, dec!(100)),
+        ];
+        let mut fold = RunFold::default();
+        for e in &events {
+            fold.apply(e);
+        }
+        let r = fold.report();
+        // Equity: day 0 1000, day 1 499 + 550 = 1049, day 2 949, day 3 1098, day 4 997, day 5 996.
+        assert_eq!((r.equity_final, r.equity_peak, r.total_fees), (dec!(996), dec!(1098), dec!(4)));
+        assert_eq!((r.trades, r.win_rate_pct), (2, 50.0));
+        assert_eq!((r.best_trade_pct, r.worst_trade_pct), (19.6, -17.0)); // 98 / 500, -102 / 600
+        assert_eq!(r.expectancy, dec!(-2)); // (98 - 102) / 2
+        assert_eq!(r.profit_factor, 0.961); // 98 / 102
+                                            // Drawdowns: 1049 -> 949 (9.533%), recovered on day 3; 1098 -> 996 (9.290%), open to the end.
+        assert_eq!(r.max_drawdown_pct, -9.533);
+        assert_eq!(r.avg_drawdown_pct, -9.411);
+        assert_eq!(r.max_drawdown_duration_days, 2.0);
+        // Positions were open at the marks of days 1, 2 and 4: 3 of 6 ticks.
+        assert_eq!(r.exposure_time_pct, 50.0);
+        assert_eq!(r.buy_and_hold_return_pct, 0.0);
+        assert_eq!(r.return_pct, -0.4);
+        assert!(r.open_positions.is_empty());
+    }
 }
