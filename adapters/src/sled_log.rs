@@ -100,6 +100,11 @@ impl SledLog {
         Ok(log)
     }
 
+    /// Whether `path` holds a sled database (a ledger), without opening or creating it.
+    pub fn exists(path: &Path) -> bool {
+        path.join("conf").is_file()
+    }
+
     /// Loads the persisted runs index and folds in the events it does not cover yet.
     fn load_runs_index(&mut self) -> Result<(), LogError> {
         for entry in self.runs_tree.iter() {

@@ -117,16 +117,11 @@ pub fn ticks(config: &Config) -> Result<(Vec<Tick>, String)> {
 /// # Errors
 /// The mismatch, with the setting to use.
 fn check_fill_model(model: FillModel, data: &TickData, file: &Path) -> Result<()> {
-    let (kind, fits) = match data {
-        TickData::Bar(_) => ("bars", matches!(model, FillModel::NextOpen | FillModel::Close)),
-        TickData::Quote(_) => ("quotes", model == FillModel::Quote),
-        TickData::Trade(_) => ("trades", model == FillModel::Trade),
-    };
-    if !fits {
-        let suggestion = match data {
-            TickData::Bar(_) => "next_open\" (or \"close",
-            TickData::Quote(_) => "quote",
-            TickData::Trade(_) => "trade",
+    if !model.fills_on(data) {
+        let (kind, suggestion) = match data {
+            TickData::Bar(_) => ("bars", "next_open\" (or \"close"),
+            TickData::Quote(_) => ("quotes", "quote"),
+            TickData::Trade(_) => ("trades", "trade"),
         };
         bail!(
             "{} holds {kind}, which fill model {model:?} cannot fill on: set [venue] fill_model = \"{suggestion}\" in the config",
@@ -214,27 +209,13 @@ impl Clock for SessionClock {
 /// Ticks above which a progress bar is worth drawing (on a terminal only).
 const PROGRESS_MIN_TICKS: usize = 200_000;
 
-/// Runs `ticks` through a fresh engine on `log` as a new run; returns its id.
+/// Runs `ticks` through a fresh engine on `log` as a new run and returns its id. With a
+/// `bus`, every durable event of the run is published through an outbox: after each
+/// cycle in paced sessions (which then flush every cycle), at the end in fast ones.
 ///
 /// # Errors
-/// A failed append (the run stops there; what was appended stays).
+/// A failed append, flush or publish (the run stops there; what was appended stays).
 pub fn execute<L: EventLog>(
-    log: &mut L,
-    config: &Config,
-    ticks: &[Tick],
-    provider: Box<dyn DecisionProvider>,
-    session: &Session<'_>,
-) -> Result<RunId> {
-    execute_publishing(log, config, ticks, provider, session, None)
-}
-
-/// As [`execute`], publishing every durable event of the run to `bus` through an outbox:
-/// after each cycle in paced sessions (which then flush every cycle), at the end in fast
-/// ones.
-///
-/// # Errors
-/// A failed append, flush or publish.
-pub fn execute_publishing<L: EventLog>(
     log: &mut L,
     config: &Config,
     ticks: &[Tick],

@@ -8,7 +8,7 @@ use ledger_adapters::sled_log::{Durability, SledLog};
 /// Opens an existing ledger; a missing directory is an error rather than a new, empty
 /// ledger, so a mistyped `--data-dir` is noticed.
 pub fn open_existing(data_dir: &Path) -> Result<SledLog> {
-    if !data_dir.join("conf").exists() {
+    if !SledLog::exists(data_dir) {
         bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", data_dir.display());
     }
     SledLog::open(data_dir, Durability::Strict).with_context(|| format!("opening ledger at {}", data_dir.display()))

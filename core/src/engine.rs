@@ -44,17 +44,6 @@ pub struct Tick {
     pub data: TickData,
 }
 
-impl Tick {
-    /// The reference price: bar close, trade price or quote mid.
-    pub fn price(&self) -> Decimal {
-        match &self.data {
-            TickData::Bar(bar) => bar.close,
-            TickData::Trade(trade) => trade.price,
-            TickData::Quote(quote) => (quote.bid + quote.ask) / Decimal::TWO,
-        }
-    }
-}
-
 /// How a run is started.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -212,7 +201,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
         self.take_reports(&market)?;
 
         // 2. The tick itself, and marks.
-        let price = tick.price();
+        let price = tick.data.reference_price();
         let tick_seq = self.push(
             cycle,
             None,

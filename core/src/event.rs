@@ -191,6 +191,17 @@ pub enum TickData {
     Quote(Quote),
 }
 
+impl TickData {
+    /// The price a tick marks positions at: bar close, trade price or quote mid.
+    pub fn reference_price(&self) -> Decimal {
+        match self {
+            TickData::Bar(bar) => bar.close,
+            TickData::Trade(trade) => trade.price,
+            TickData::Quote(quote) => (quote.bid + quote.ask) / Decimal::TWO,
+        }
+    }
+}
+
 /// An OHLCV bar. Prices in the instrument's quote currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bar {

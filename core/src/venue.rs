@@ -66,6 +66,19 @@ pub enum FillModel {
     Trade,
 }
 
+impl FillModel {
+    /// Whether this model can fill on ticks like `data` (otherwise orders would wait
+    /// forever): bars for `next_open` and `close`, quotes for `quote`, trades for `trade`.
+    pub fn fills_on(self, data: &TickData) -> bool {
+        matches!(
+            (self, data),
+            (FillModel::NextOpen | FillModel::Close, TickData::Bar(_))
+                | (FillModel::Quote, TickData::Quote(_))
+                | (FillModel::Trade, TickData::Trade(_))
+        )
+    }
+}
+
 /// Paper venue settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

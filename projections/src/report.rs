@@ -75,11 +75,7 @@ impl RunFold {
                 self.started = Some(event.header.ts_event);
             }
             Payload::MarketTick(tick) => {
-                let price = match &tick.data {
-                    ledger_core::event::TickData::Bar(b) => b.close,
-                    ledger_core::event::TickData::Trade(t) => t.price,
-                    ledger_core::event::TickData::Quote(q) => (q.bid + q.ask) / Decimal::TWO,
-                };
+                let price = tick.data.reference_price();
                 self.first_price.get_or_insert(price);
                 self.last_price = Some(price);
                 self.portfolio.mark(&tick.instrument, price);

@@ -53,11 +53,11 @@ fn backtest(data_dir: &Path, config: &Config, in_memory: bool, repeat: usize) ->
     // engine computes the next cycles.
     if in_memory {
         let mut log = BackgroundLog::new(MemLog::new());
-        let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source))?;
+        let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source), None)?;
         return print_report(&log, run, false);
     }
     let mut log = BackgroundLog::new(store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?);
-    let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source))?;
+    let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source), None)?;
     print_report(&log, run, false)
 }
 
@@ -112,7 +112,7 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
         _ => false,
     };
     let session = Session { parent: Some(parent), kill_switch_tripped, ..Session::backtest(&source) };
-    let run = pipeline::execute(&mut log, &replay_config, &recording.ticks, provider, &session)
+    let run = pipeline::execute(&mut log, &replay_config, &recording.ticks, provider, &session, None)
         .with_context(|| format!("replaying run {parent}"))?;
     let replayed = run_events(&log, run)?;
     if !verify {

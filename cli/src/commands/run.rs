@@ -55,7 +55,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
             }
         }
     });
-    let run = pipeline::execute_publishing(&mut log, &config, &ticks, provider, &session, Some(&mut bus));
+    let run = pipeline::execute(&mut log, &config, &ticks, provider, &session, Some(&mut bus));
     drop(bus);
     let _ = watcher.join(); // the watcher only logs; its end changes nothing
     let run = run?;
