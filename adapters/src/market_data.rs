@@ -21,7 +21,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use ledger_core::engine::Tick;
+use ledger_core::feed::Tick;
 use ledger_core::event::{Bar, Quote, Side, TickData, Trade};
 use ledger_core::ids::InstrumentId;
 use ledger_core::time::TimestampNs;

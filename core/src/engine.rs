@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::chain::Hash32;
 use crate::decision::{DecisionInput, DecisionProvider};
 use crate::event::*;
+pub use crate::feed::Tick;
 use crate::ids::{ClientOrderId, CycleId, InstrumentId, RunId, Seq};
 use crate::log::{EventLog, LogError};
 use crate::portfolio::Portfolio;
@@ -31,17 +32,6 @@ pub enum EngineError {
     /// A generated client order id was invalid (a broken invariant of the id scheme).
     #[error("client order id: {0}")]
     OrderId(#[from] crate::ids::IdError),
-}
-
-/// One tick of market data for one instrument.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tick {
-    /// Source time, UTC ns (bar open time for bars).
-    pub ts: TimestampNs,
-    /// The instrument.
-    pub instrument: InstrumentId,
-    /// Bar, trade or quote.
-    pub data: TickData,
 }
 
 /// How a run is started.

@@ -13,6 +13,7 @@
 //! - [`decision`]: the decision contract, its parser and the provider trait.
 //! - [`risk`]: the risk engine and the kill switch.
 //! - [`venue`]: the venue trait and the deterministic paper venue.
+//! - [`feed`]: the [`feed::MarketFeed`] trait: ticks as a stream.
 //! - [`engine`]: one cycle per tick, tick -> decision -> verdict -> order -> fill.
 //! - [`replay`]: re-running a recorded run and finding where it diverges.
 //!
@@ -27,6 +28,7 @@ pub mod codec;
 pub mod decision;
 pub mod engine;
 pub mod event;
+pub mod feed;
 pub mod ids;
 pub mod log;
 pub mod portfolio;

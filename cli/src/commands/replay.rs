@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ledger_adapters::background::BackgroundLog;
-use ledger_core::engine::Tick;
+use ledger_core::feed::Tick;
 use ledger_core::event::{Envelope, Payload};
 use ledger_core::ids::RunId;
 use ledger_core::log::{EventLog, MemLog};
