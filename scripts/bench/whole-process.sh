@@ -32,7 +32,8 @@ die() {
   echo "whole-process: FAILED at step '$step': $*" >&2
   exit 1
 }
-trap 'echo "whole-process: FAILED at step '"'"'$step'"'"' (line $LINENO, exit $?)" >&2' ERR
+on_error() { echo "whole-process: FAILED at step '$step' (line $1, exit $2)" >&2; }
+trap 'on_error $LINENO $?' ERR
 
 mkdir -p "$work_dir"
 work_dir=$(cd "$work_dir" && pwd)
@@ -130,9 +131,11 @@ for n in $all_sizes; do
   series[$n]=$("$python" "$here/make-series.py" --work-dir "$work_dir" "$n") || die "make-series.py $n failed"
 done
 
+step="ledger --version"
+ledger_version=$("$ledger" --version) || die "'$ledger --version' failed"
 git_rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$repo" status --porcelain 2>/dev/null) ]]; then git_rev+="-dirty"; fi
-record kind=meta utc="$stamp" git="$git_rev" ledger="$ledger" ledger_version="$("$ledger" --version)" \
+record kind=meta utc="$stamp" git="$git_rev" ledger="$ledger" ledger_version="$ledger_version" \
   nproc="$(nproc)" mem_total_kb="$(awk '/MemTotal/ { print $2 }' /proc/meminfo)" config="$config"
 
 rows=()          # ledger rows of the main table, without the ratio (known at the end)
@@ -141,20 +144,28 @@ extra_rows=()    # verify and report rows
 rss_per_bar=""   # from the largest size run so far, to predict the next one's peak RSS
 
 # --- (d) the ledger, for each size ----------------------------------------------------------
-for n in $sizes; do
+notes=()         # sizes skipped, printed under the table
+# Smallest first, so that each size's peak RSS predicts the next one's.
+for n in $(printf '%s\n' $sizes | sort -n -u); do
   file=${series[$n]}
   step="memory check, $n bars"
   avail_kb=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
   if [[ -n $rss_per_bar && ${FORCE:-0} != 1 ]]; then
     need_kb=$(fmt "$(calc "$rss_per_bar * $n")")
-    if ((need_kb > avail_kb * 9 / 10)); then
+    # Two thirds, not all: the machine is shared, and a run that swaps or meets the OOM
+    # killer measures nothing (today's code needs ~2 GB per million bars: 10M would not fit).
+    if ((need_kb > avail_kb * 2 / 3)); then
       echo "whole-process: SKIPPING $n bars: the runs so far predict a peak RSS of $(mib "$need_kb") MiB," \
-        "more than 90% of the $(mib "$avail_kb") MiB available (FORCE=1 runs it anyway)" >&2
+        "more than 2/3 of the $(mib "$avail_kb") MiB available (FORCE=1 runs it anyway)" >&2
       record kind=skipped bars="$n" predicted_rss_kb="$need_kb" available_kb="$avail_kb"
+      notes+=("Skipped $n bars: predicted peak RSS $(mib "$need_kb") MiB, $(mib "$avail_kb") MiB available (FORCE=1 runs it).")
       continue
     fi
   fi
   cat "$file" >/dev/null # same warm page cache for every variant
+  # Dirty pages left by earlier steps (a freshly written series, the previous data dir)
+  # would otherwise be written back during the persisted run and charged to it.
+  sync
 
   # Persisted: a fresh data dir, the default group durability of the config.
   step="ledger replay (persisted), $n bars"
@@ -219,6 +230,7 @@ done
 step="backtesting.py peer, $peer_bars bars"
 echo "whole-process: $step" >&2
 cat "${series[$peer_bars]}" >/dev/null
+sync
 timed "backtesting-py-$peer_bars" "$peer_python" "$here/backtesting_peer.py" "${series[$peer_bars]}"
 b_wall=$wall_s b_cpu=$cpu_s b_rss=$rss_kb
 peer_json=$(grep '^{' "$logs/backtesting-py-$peer_bars.out" | tail -n 1)
@@ -249,5 +261,6 @@ echo "| step | bars | events | wall s | events/s | peak RSS MiB |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${extra_rows[@]}"
 echo
+((${#notes[@]} == 0)) || { printf '%s\n' "${notes[@]}"; echo; }
 echo "Raw numbers: $results"
 echo "Each process's output and /usr/bin/time report: $logs/"
