@@ -17,7 +17,7 @@ use ledger_adapters::market_data::{read_ticks, ReadOptions};
 use ledger_adapters::sled_log::{Durability, SledLog};
 use ledger_core::event::*;
 use ledger_core::ids::{CycleId, InstrumentId, RunId, Seq};
-use ledger_core::log::{BatchEncoder, EventLog, Head};
+use ledger_core::log::{visit_events, EventLog, MemLog, RecordSource};
 use ledger_core::verify::{verify, Verdict};
 use rust_decimal::Decimal;
 
@@ -40,9 +40,6 @@ fn drafts() -> Vec<EventDraft> {
         };
         out.push(draft(Payload::MarketTick(MarketTick { instrument: tick.instrument, data: tick.data.clone() })));
         out.push(draft(Payload::DecisionMade(DecisionMade {
-            provider: "rules".into(),
-            model: "sma-cross".into(),
-            params: "fast=10 slow=30".into(),
             prompt_sha256: None,
             prompt: "".into(),
             raw_output: "".into(),
@@ -69,9 +66,15 @@ fn drafts() -> Vec<EventDraft> {
 
 /// The record bytes the ledger would store for `drafts`, keyed by seq.
 fn records(drafts: &[EventDraft]) -> Vec<([u8; 8], Vec<u8>)> {
-    let mut encoder = BatchEncoder::default();
-    encoder.encode(Head::default(), drafts).unwrap();
-    encoder.records().map(|(seq, bytes)| (seq.to_key(), bytes.to_vec())).collect()
+    let mut log = MemLog::new();
+    log.append(&mut drafts.to_vec()).unwrap();
+    let mut out = Vec::new();
+    log.visit_records(Seq::new(1), &mut |seq, bytes| {
+        out.push((seq.to_key(), bytes.to_vec()));
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
 }
 
 fn raw_tree(dir: &Path) -> (sled::Db, sled::Tree) {
@@ -108,7 +111,7 @@ fn append(c: &mut Criterion) {
                     |dir| {
                         let mut log = SledLog::open(dir.path(), durability).unwrap();
                         for chunk in drafts[..events].chunks(batch) {
-                            log.append(chunk, None).unwrap();
+                            log.append(&mut chunk.to_vec()).unwrap();
                         }
                         log.sync().unwrap();
                         dir
@@ -167,7 +170,7 @@ fn read_and_verify(c: &mut Criterion) {
     {
         let mut log = SledLog::open(dir.path(), GROUP).unwrap();
         for chunk in drafts.chunks(1024) {
-            log.append(chunk, None).unwrap();
+            log.append(&mut chunk.to_vec()).unwrap();
         }
     }
     let mut group = c.benchmark_group("read");
@@ -184,7 +187,7 @@ fn read_and_verify(c: &mut Criterion) {
     group.bench_function("ledger_decode_all", |b| {
         b.iter(|| {
             let mut n = 0u64;
-            log.visit_events(Seq::new(1), &mut |_| {
+            visit_events(&log, Seq::new(1), &mut |_| {
                 n += 1;
                 std::ops::ControlFlow::Continue(())
             })

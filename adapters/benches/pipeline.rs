@@ -1,7 +1,9 @@
-//! Pipeline throughput: bars per second of an SMA-cross backtest on the largest intraday
-//! file (BTC perpetual, 1-minute bars, 45,031 rows) repeated to over 1,000,000 bars, in
-//! memory and persisted to sled with group durability; and the p50/p99 latency of one
-//! cycle (tick -> decision -> verdict -> order -> fill, appended) without persistence.
+//! A breakdown of the whole-process benchmark (scripts/bench/whole-process.sh): the
+//! runner's inner loop alone, over ticks already parsed. Bars per second of an SMA-cross
+//! backtest on the largest intraday file (BTC perpetual, 1-minute bars, 45,031 rows)
+//! repeated to over 1,000,000 bars, in memory and persisted to sled with group
+//! durability; and the p50/p99 latency of one cycle (tick -> decision -> verdict ->
+//! order -> fill, appended) without persistence.
 //!
 //! Run: `cargo bench -p ledger-adapters --bench pipeline` (reads ../shared/data).
 
@@ -11,13 +13,15 @@ use std::time::{Duration, Instant};
 use ledger_adapters::background::BackgroundLog;
 use ledger_adapters::market_data::{read_ticks, ReadOptions};
 use ledger_adapters::sled_log::{Durability, SledLog};
-use ledger_core::engine::{Engine, RunSpec, Tick};
+use ledger_core::engine::RunSpec;
 use ledger_core::event::RunMode;
+use ledger_core::feed::Tick;
 use ledger_core::ids::{InstrumentId, RunId};
-use ledger_core::log::{EventLog, MemLog};
+use ledger_core::log::{EventLog, HeadLog, MemLog};
 use ledger_core::risk::{KillSwitch, KillSwitchLimits, RiskEngine, RiskLimits};
+use ledger_core::runner::{RunParts, Runner};
 use ledger_core::strategy::{RuleSizing, SmaCross};
-use ledger_core::time::{SimulatedClock, TimestampNs};
+use ledger_core::time::TimestampNs;
 use ledger_core::venue::{PaperConfig, PaperVenue};
 use rust_decimal::Decimal;
 
@@ -38,7 +42,7 @@ fn load() -> Vec<Tick> {
         .collect()
 }
 
-/// Runs every tick through a fresh engine; returns the wall time and per-cycle latencies
+/// Runs every tick through a fresh runner; returns the wall time and per-cycle latencies
 /// when `sample_latency` is set.
 fn backtest<L: EventLog>(
     log: &mut L,
@@ -46,7 +50,6 @@ fn backtest<L: EventLog>(
     cycles_per_append: usize,
     sample_latency: bool,
 ) -> (Duration, Vec<u32>) {
-    let clock = SimulatedClock::new(ticks[0].ts);
     let spec = RunSpec {
         run_id: RunId::new(1),
         mode: RunMode::Replay,
@@ -56,34 +59,32 @@ fn backtest<L: EventLog>(
         data_source: DATA.into(),
         parent_run: None,
         starting_cash: Decimal::from(100_000),
-        cycles_per_append,
+        venue: "paper".into(),
     };
     let provider = Box::new(SmaCross::new(10, 30, RuleSizing { size_pct: Decimal::ONE, allow_short: true }));
     let venue =
         PaperConfig { commission_rate: Decimal::new(1, 3), lot_size: Decimal::new(1, 3), ..PaperConfig::default() };
-    let mut latencies = Vec::with_capacity(if sample_latency { ticks.len() } else { 0 });
-    let started = Instant::now();
-    let mut engine = Engine::start(
-        log,
-        &clock,
+    let parts = RunParts {
         spec,
         provider,
-        RiskEngine::new(RiskLimits::default()),
-        KillSwitch::new(KillSwitchLimits::default(), false),
-        Box::new(PaperVenue::new(venue)),
-    )
-    .unwrap();
+        risk: RiskEngine::new(RiskLimits::default()),
+        kill: KillSwitch::new(KillSwitchLimits::default(), false),
+        venue: Box::new(PaperVenue::new(venue)),
+    };
+    let mut latencies = Vec::with_capacity(if sample_latency { ticks.len() } else { 0 });
+    let started = Instant::now();
+    let mut observer = ();
+    let mut runner = Runner::start(log, &mut observer, parts, ticks[0].ts, cycles_per_append).unwrap();
     for tick in ticks {
-        clock.set(tick.ts);
         if sample_latency {
             let t = Instant::now();
-            engine.on_tick(tick).unwrap();
+            runner.on_tick(tick, tick.ts).unwrap();
             latencies.push(t.elapsed().as_nanos() as u32);
         } else {
-            engine.on_tick(tick).unwrap();
+            runner.on_tick(tick, tick.ts).unwrap();
         }
     }
-    engine.stop("end of data").unwrap();
+    runner.stop("end of data", ticks[ticks.len() - 1].ts).unwrap();
     (started.elapsed(), latencies)
 }
 
@@ -105,7 +106,7 @@ fn main() {
     let mut best = [Duration::MAX; 4];
     let (mut events, mut bytes) = (0, 0);
     for _ in 0..3 {
-        let mut log = BackgroundLog::new(MemLog::new());
+        let mut log = BackgroundLog::new(HeadLog::new());
         best[0] = best[0].min(backtest(&mut log, &ticks, 256, false).0);
         if only_background {
             continue;
@@ -124,7 +125,7 @@ fn main() {
     }
     let line =
         |name: &str, time: Duration| println!("{name:<52} {:>10.0} bars/s  (best of 3: {time:?})", rate(bars, time));
-    line("in memory, writer thread (BackgroundLog<MemLog>)", best[0]);
+    line("in memory, writer thread (BackgroundLog<HeadLog>)", best[0]);
     if only_background {
         return;
     }

@@ -10,14 +10,13 @@
 //! until every queued batch is stored. A write that fails is reported by the next call,
 //! and no later batch is written after it.
 
-use std::ops::ControlFlow;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use ledger_core::event::EventDraft;
 use ledger_core::ids::Seq;
-use ledger_core::log::{AppendReceipt, BatchEncoder, EventLog, Head, LogError, RunIndex};
+use ledger_core::log::{AppendReceipt, BatchEncoder, EventLog, Head, LogError, PreparedAppend, RecordSource};
 
 /// A batch on its way to the writer and back: drafts and their prepared encoding.
 type Work = (Vec<EventDraft>, BatchEncoder);
@@ -48,20 +47,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// An [`EventLog`] that appends on a writer thread. See the module docs.
-pub struct BackgroundLog<L: EventLog + Send + 'static> {
+pub struct BackgroundLog<L: PreparedAppend + Send + 'static> {
     shared: Arc<Shared<L>>,
     queue: Option<SyncSender<Work>>,
     recycled: Receiver<Work>,
     writer: Option<JoinHandle<()>>,
     next_head: Seq,
-    runs: RunIndex,
 }
 
-impl<L: EventLog + Send + 'static> BackgroundLog<L> {
+impl<L: PreparedAppend + Send + 'static> BackgroundLog<L> {
     /// Wraps `log`, starting its writer thread.
     pub fn new(log: L) -> Self {
         let next_head = log.head().seq;
-        let runs = log.runs().clone();
         let state = WriterState { durable: log.durable_seq(), ..WriterState::default() };
         let shared = Arc::new(Shared { log: Mutex::new(log), state: Mutex::new(state), settled: Condvar::new() });
         let (queue, batches) = mpsc::sync_channel::<Work>(QUEUE_BATCHES);
@@ -73,7 +70,7 @@ impl<L: EventLog + Send + 'static> BackgroundLog<L> {
                 for (batch, mut encoder) in batches {
                     let failed = lock(&writer_shared.state).failure.is_some();
                     if !failed {
-                        let result = lock(&writer_shared.log).append_prepared(&mut encoder, &batch);
+                        let result = lock(&writer_shared.log).append_prepared(&mut encoder);
                         let mut state = lock(&writer_shared.state);
                         match result {
                             Ok(receipt) => state.durable = receipt.durable_through,
@@ -89,7 +86,27 @@ impl<L: EventLog + Send + 'static> BackgroundLog<L> {
                 }
             })
             .ok();
-        BackgroundLog { shared, queue: writer.as_ref().map(|_| queue), recycled, writer, next_head, runs }
+        BackgroundLog { shared, queue: writer.as_ref().map(|_| queue), recycled, writer, next_head }
+    }
+
+    /// Stops the writer after every queued batch is stored and returns the wrapped log.
+    ///
+    /// # Errors
+    /// [`LogError::WriterStopped`] if a queued write failed (the log keeps everything
+    /// stored before the failure, and is dropped, flushing it).
+    pub fn into_inner(mut self) -> Result<L, LogError> {
+        self.queue = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join(); // a panic there is reported below as a missing log
+        }
+        let shared = Arc::clone(&self.shared);
+        drop(self);
+        let shared = Arc::try_unwrap(shared)
+            .map_err(|_| LogError::WriterStopped("the writer thread still holds the log".into()))?;
+        if let Some(failure) = shared.state.into_inner().unwrap_or_else(PoisonError::into_inner).failure {
+            return Err(LogError::WriterStopped(failure));
+        }
+        Ok(shared.log.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Waits until every queued batch is stored; reports a failed write.
@@ -99,33 +116,20 @@ impl<L: EventLog + Send + 'static> BackgroundLog<L> {
             state = self.shared.settled.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
         if let Some(failure) = &state.failure {
-            return Err(LogError::Storage(format!("background append failed: {failure}")));
+            return Err(LogError::WriterStopped(failure.clone()));
         }
         drop(state);
         Ok(lock(&self.shared.log))
     }
 }
 
-impl<L: EventLog + Send + 'static> EventLog for BackgroundLog<L> {
-    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError> {
-        self.append_owned(&mut batch.to_vec(), expected_head)
-    }
-
-    fn append_owned(
-        &mut self,
-        batch: &mut Vec<EventDraft>,
-        expected_head: Option<Seq>,
-    ) -> Result<AppendReceipt, LogError> {
-        if let Some(expected) = expected_head {
-            if expected != self.next_head {
-                return Err(LogError::HeadMoved { expected, actual: self.next_head });
-            }
-        }
+impl<L: PreparedAppend + Send + 'static> EventLog for BackgroundLog<L> {
+    fn append(&mut self, batch: &mut Vec<EventDraft>) -> Result<AppendReceipt, LogError> {
         let Some(queue) = &self.queue else {
-            return Err(LogError::Storage("the writer thread could not be started".into()));
+            return Err(LogError::WriterStopped("the writer thread could not be started".into()));
         };
         if let Some(failure) = &lock(&self.shared.state).failure {
-            return Err(LogError::Storage(format!("background append failed: {failure}")));
+            return Err(LogError::WriterStopped(failure.clone()));
         }
         let first = self.next_head.next();
         let (spare, mut encoder) = match self.recycled.try_recv() {
@@ -136,15 +140,13 @@ impl<L: EventLog + Send + 'static> EventLog for BackgroundLog<L> {
             Err(_) => (Vec::with_capacity(batch.capacity()), BatchEncoder::default()),
         };
         encoder.prepare(first, batch)?;
-        // The runs index is kept here, ahead of the writer, so reading it never waits.
-        self.runs.observe_batch(first, batch);
         let last = self.next_head.plus(batch.len() as u64);
         let drafts = std::mem::replace(batch, spare);
         lock(&self.shared.state).in_flight += 1;
         if let Err(mpsc::SendError((drafts, _))) = queue.send((drafts, encoder)) {
             lock(&self.shared.state).in_flight -= 1;
             *batch = drafts;
-            return Err(LogError::Storage("the writer thread stopped".into()));
+            return Err(LogError::WriterStopped("the writer thread stopped".into()));
         }
         self.next_head = last;
         let durable_through = lock(&self.shared.state).durable;
@@ -169,20 +171,12 @@ impl<L: EventLog + Send + 'static> EventLog for BackgroundLog<L> {
         Ok(durable)
     }
 
-    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        self.settle()?.visit_records(from, visit)
-    }
-
-    fn runs(&self) -> &RunIndex {
-        &self.runs
-    }
-
-    fn recorded_head(&self) -> Option<Seq> {
-        lock(&self.shared.log).recorded_head()
+    fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
+        lock(&self.shared.log).reader()
     }
 }
 
-impl<L: EventLog + Send + 'static> Drop for BackgroundLog<L> {
+impl<L: PreparedAppend + Send + 'static> Drop for BackgroundLog<L> {
     /// Closes the queue and waits for the writer, so nothing queued is lost.
     fn drop(&mut self) {
         self.queue = None;
@@ -198,6 +192,7 @@ mod tests {
     use ledger_core::event::{Payload, RunStopped};
     use ledger_core::ids::{CycleId, RunId};
     use ledger_core::log::MemLog;
+    use ledger_core::log::RecordSource;
     use ledger_core::time::TimestampNs;
     use ledger_core::verify::{verify, Verdict};
 
@@ -219,26 +214,42 @@ mod tests {
         let mut direct = MemLog::new();
         let mut background = BackgroundLog::new(MemLog::new());
         for chunk in drafts(1000).chunks(7) {
-            direct.append(chunk, None).unwrap();
+            direct.append(&mut chunk.to_vec()).unwrap();
             let mut owned = chunk.to_vec();
-            let receipt = background
-                .append_owned(&mut owned, Some(Seq::new(direct.head().seq.get() - chunk.len() as u64)))
-                .unwrap();
+            let receipt = background.append(&mut owned).unwrap();
             assert!(owned.is_empty());
             assert_eq!(receipt.last, direct.head().seq);
         }
         assert_eq!(background.head(), direct.head());
-        assert!(matches!(verify(&background).unwrap(), Verdict::Intact { records: 1000, .. }));
-        assert_eq!(background.runs(), direct.runs());
+        let reader = background.reader().unwrap();
+        assert!(matches!(verify(&*reader).unwrap(), Verdict::Intact { records: 1000, .. }));
+        let stored = background.into_inner().unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        stored
+            .visit_records(Seq::new(1), &mut |_, r| {
+                a.extend_from_slice(r);
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        direct
+            .visit_records(Seq::new(1), &mut |_, r| {
+                b.extend_from_slice(r);
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]
-    fn a_stale_expected_head_is_refused_without_waiting() {
+    fn a_batch_that_does_not_encode_is_refused_whole() {
+        // An event whose causation is not before it cannot be encoded: the append fails
+        // on the caller's thread, before anything is queued.
         let mut background = BackgroundLog::new(MemLog::new());
-        background.append_owned(&mut drafts(3), None).unwrap();
-        let refused = background.append_owned(&mut drafts(1), Some(Seq::new(1)));
-        assert!(
-            matches!(refused, Err(LogError::HeadMoved { expected, actual }) if expected.get() == 1 && actual.get() == 3)
-        );
+        background.append(&mut drafts(3)).unwrap();
+        let mut bad = drafts(1);
+        bad[0].causation_seq = Some(Seq::new(10));
+        assert!(matches!(background.append(&mut bad), Err(LogError::Encode { .. })));
+        assert_eq!(bad.len(), 1, "a refused batch is left as it was");
+        assert_eq!(background.head().seq, Seq::new(3));
     }
 }

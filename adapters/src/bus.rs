@@ -54,12 +54,12 @@ mod tests {
             ts_recorded: TimestampNs::from_nanos(0),
             payload: Payload::RunStopped(RunStopped { reason: "x".into() }),
         };
-        log.append(&vec![draft; 3], None).unwrap();
+        log.append(&mut vec![draft; 3]).unwrap();
         let mut bus = InProcessBus::new();
         let (a, b) = (bus.subscribe(), bus.subscribe());
         drop(b); // one subscriber leaves
         let c = bus.subscribe();
-        Outbox::default().forward(&log, &mut bus).unwrap();
+        Outbox::default().forward(&log, log.durable_seq(), &mut bus).unwrap();
         for receiver in [a, c] {
             let seqs: Vec<u64> = receiver.try_iter().map(|e| e.header.seq.get()).collect();
             assert_eq!(seqs, [1, 2, 3]);

@@ -2,21 +2,22 @@
 //!
 //! Trees: `events` (the seq of a segment's first record, big-endian, to the segment: the
 //! records of one append, see [`ledger_core::codec`]; big-endian keys make sled append at
-//! the tail), `runs` (run id to [`RunInfo`]) and `meta` (the head written down at the
-//! last flush, which the runs index covers). The events tree is the source of truth: the
-//! head is recovered from its last record on open, and the runs index is caught up from
-//! the events after the head it covers. An append is one sled insert, so it is stored
-//! whole or not at all.
+//! the tail), `meta` (the head seq written down at each flush), and `snapshots` (the
+//! projections' folds, each under its name with the seq it covers, written by whoever
+//! owns the fold). The events tree is the source of truth: the head is recovered from
+//! its last record on open. An append is one sled insert, so it is stored whole or not
+//! at all. Derived state (the runs index, the kill switch) is not the log's business:
+//! it lives in folds (`ledger-projections`).
 
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ledger_core::chain::Hash32;
 use ledger_core::codec;
 use ledger_core::event::EventDraft;
-use ledger_core::ids::{RunId, Seq};
-use ledger_core::log::{AppendReceipt, BatchEncoder, EventLog, Head, LogError, RunIndex, RunInfo};
+use ledger_core::ids::Seq;
+use ledger_core::log::{AppendReceipt, BatchEncoder, EventLog, Head, LogError, PreparedAppend, RecordSource};
 
 /// When appended events are flushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,64 +41,67 @@ impl Durability {
         Durability::Group { max_events: 10_000, max_delay: Duration::from_millis(50) };
 }
 
-const META_RUNS_THROUGH: &[u8] = b"runs_indexed_through";
+/// The `meta` key of the head seq written down at the last flush (its name is from
+/// format 1, when the runs index lived here and covered the same seq).
+const META_HEAD: &[u8] = b"runs_indexed_through";
+
+/// sled's page cache. Its default (1 GiB) is sized for a database server; the ledger
+/// appends at the tail and reads ranges once, so a small cache costs no speed and keeps
+/// a ten-million-bar backtest in a few hundred megabytes.
+const CACHE_BYTES: u64 = 64 << 20;
 
 /// A hash-chained event log in a sled database directory. One process at a time.
 pub struct SledLog {
+    path: PathBuf,
     db: sled::Db,
     events: sled::Tree,
-    runs_tree: sled::Tree,
     meta: sled::Tree,
+    snapshots: sled::Tree,
     head: Head,
     durable: Seq,
     durability: Durability,
     unflushed_since: Option<Instant>,
     unflushed_events: u64,
-    runs: RunIndex,
-    /// The head written down at the last flush (the runs index covers up to it).
+    /// The head written down at the last flush.
     recorded_head: Seq,
-    dirty_runs: Vec<RunId>,
     encoder: BatchEncoder,
-}
-
-fn storage(context: &str, error: impl std::fmt::Display) -> LogError {
-    LogError::Storage(format!("{context}: {error}"))
 }
 
 impl SledLog {
     /// Opens (or creates) the ledger in directory `path`, recovering the head from the
-    /// last stored record and catching the runs index up with it.
+    /// last stored record.
     ///
     /// # Errors
-    /// [`LogError::Locked`] if another process has the directory open; storage errors;
-    /// [`LogError::Codec`] if the last record or the stored index does not decode.
+    /// [`LogError::Locked`] if another process has the directory open; storage errors
+    /// naming the directory.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, LogError> {
         let db = open_db(path)?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| storage(&format!("opening tree {name}"), e));
-        let (events, runs_tree, meta) = (tree("events")?, tree("runs")?, tree("meta")?);
-
-        let head = match events.last().map_err(|e| storage("reading the last segment", e))? {
+        let tree = |name: &str| db.open_tree(name).map_err(|e| LogError::storage(format!("opening tree {name}"), e));
+        let (events, meta, snapshots) = (tree("events")?, tree("meta")?, tree("snapshots")?);
+        let head = match events.last().map_err(|e| LogError::storage("reading the last segment", e))? {
             None => Head::default(),
             Some((key, segment)) => last_record(key_to_seq(&key)?, &segment),
         };
-
-        let mut log = SledLog {
+        let recorded_head = match meta.get(META_HEAD).map_err(|e| LogError::storage("reading meta", e))? {
+            Some(bytes) => {
+                codec::decode_meta::<Seq>(&bytes).map_err(|source| LogError::Codec { seq: Seq::ZERO, source })?
+            }
+            None => Seq::ZERO,
+        };
+        Ok(SledLog {
+            path: path.to_path_buf(),
             db,
             events,
-            runs_tree,
             meta,
+            snapshots,
             head,
             durable: head.seq,
             durability,
             unflushed_since: None,
             unflushed_events: 0,
-            runs: RunIndex::default(),
-            recorded_head: Seq::ZERO,
-            dirty_runs: Vec::new(),
+            recorded_head,
             encoder: BatchEncoder::default(),
-        };
-        log.load_runs_index()?;
-        Ok(log)
+        })
     }
 
     /// Whether `path` holds a sled database (a ledger), without opening or creating it.
@@ -105,60 +109,38 @@ impl SledLog {
         path.join("conf").is_file()
     }
 
-    /// Loads the persisted runs index and folds in the events it does not cover yet.
-    fn load_runs_index(&mut self) -> Result<(), LogError> {
-        for entry in self.runs_tree.iter() {
-            let (key, bytes) = entry.map_err(|e| storage("reading the runs index", e))?;
-            let info: RunInfo = codec::decode_meta(&bytes)
-                .map_err(|source| LogError::Codec { seq: Seq::ZERO, source })
-                .map_err(|e| storage(&format!("runs index entry {key:?}"), e))?;
-            self.runs.insert(info);
-        }
-        let covered = match self.meta.get(META_RUNS_THROUGH).map_err(|e| storage("reading meta", e))? {
-            Some(bytes) => codec::decode_meta::<Seq>(&bytes).map_err(|e| storage("meta runs_indexed_through", e))?,
-            None => Seq::ZERO,
-        };
-        self.recorded_head = covered;
-        if covered < self.head.seq {
-            let mut runs = std::mem::take(&mut self.runs);
-            let mut touched = Vec::new();
-            self.visit_events(covered.next(), &mut |event| {
-                let h = &event.header;
-                runs.observe(h.seq, h.run_id, h.ts_recorded, &event.payload);
-                touched.push(h.run_id);
-                ControlFlow::Continue(())
-            })?;
-            self.runs = runs;
-            self.dirty_runs = touched;
-            self.dirty_runs.dedup();
-            self.persist_runs_index()?;
-        }
-        Ok(())
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    /// Writes the runs index entries changed since the last flush, and the sequence the
-    /// index now covers. Not atomic with the events, which is fine: it is derived, and
-    /// `open` catches it up.
-    fn persist_runs_index(&mut self) -> Result<(), LogError> {
-        self.dirty_runs.sort_unstable();
-        self.dirty_runs.dedup();
-        for run in self.dirty_runs.drain(..) {
-            if let Some(info) = self.runs.get(run) {
-                let bytes = codec::encode_meta(info).map_err(|e| storage("encoding the runs index", e))?;
-                self.runs_tree
-                    .insert(run.get().to_be_bytes(), bytes)
-                    .map_err(|e| storage("writing the runs index", e))?;
-            }
-        }
-        let covered = codec::encode_meta(&self.head.seq).map_err(|e| storage("encoding meta", e))?;
-        self.meta.insert(META_RUNS_THROUGH, covered).map_err(|e| storage("writing meta", e))?;
-        self.recorded_head = self.head.seq;
+    /// The snapshot stored under `name`, if any (bytes as [`SledLog::put_snapshot`]
+    /// stored them; the fold that wrote them knows what they mean).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let bytes = self.snapshots.get(name).map_err(|e| LogError::storage(format!("reading snapshot {name}"), e))?;
+        Ok(bytes.map(|b| b.to_vec()))
+    }
+
+    /// Stores a fold's snapshot under `name`, replacing the previous one. Durable with
+    /// the next flush; a snapshot may trail the log (the fold catches up from the seq it
+    /// covers) but must never run ahead of it, so write it after the events it covers.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn put_snapshot(&mut self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+        self.snapshots.insert(name, bytes).map_err(|e| LogError::storage(format!("writing snapshot {name}"), e))?;
         Ok(())
     }
 
     fn flush(&mut self) -> Result<Seq, LogError> {
-        self.persist_runs_index()?;
-        self.db.flush().map_err(|e| storage("flushing", e))?;
+        let head =
+            codec::encode_meta(&self.head.seq).map_err(|source| LogError::Encode { seq: self.head.seq, source })?;
+        self.meta.insert(META_HEAD, head).map_err(|e| LogError::storage("writing meta", e))?;
+        self.db.flush().map_err(|e| LogError::storage(format!("flushing {}", self.path.display()), e))?;
+        self.recorded_head = self.head.seq;
         self.durable = self.head.seq;
         self.unflushed_since = None;
         self.unflushed_events = 0;
@@ -175,7 +157,7 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(1_000);
 fn open_db(path: &Path) -> Result<sled::Db, LogError> {
     let started = Instant::now();
     loop {
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
+        match sled::Config::new().path(path).cache_capacity(CACHE_BYTES).flush_every_ms(None).open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                 if started.elapsed() >= LOCK_PATIENCE {
@@ -183,7 +165,7 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(error) => return Err(storage(&format!("opening {}", path.display()), error)),
+            Err(error) => return Err(LogError::storage(format!("opening {}", path.display()), error)),
         }
     }
 }
@@ -200,48 +182,29 @@ fn last_record(first: Seq, segment: &[u8]) -> Head {
     head
 }
 
+/// An events-tree key that is not 8 bytes: the tree holds something a ledger did not write.
+#[derive(Debug, thiserror::Error)]
+#[error("events tree key of {0} bytes, expected 8")]
+struct BadKey(usize);
+
 fn key_to_seq(key: &[u8]) -> Result<Seq, LogError> {
-    let bytes: [u8; 8] =
-        key.try_into().map_err(|_| storage("events tree", format!("key of {} bytes, expected 8", key.len())))?;
+    let bytes: [u8; 8] = key.try_into().map_err(|_| LogError::storage("reading the events tree", BadKey(key.len())))?;
     Ok(Seq::new(u64::from_be_bytes(bytes)))
 }
 
-impl EventLog for SledLog {
-    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError> {
-        if let Some(expected) = expected_head {
-            if expected != self.head.seq {
-                return Err(LogError::HeadMoved { expected, actual: self.head.seq });
-            }
-        }
-        let mut encoder = std::mem::take(&mut self.encoder);
-        let prepared = encoder.prepare(self.head.seq.next(), batch);
-        let receipt = prepared.and_then(|()| self.append_prepared(&mut encoder, batch));
-        self.encoder = encoder;
-        receipt
-    }
-
-    fn append_prepared(
-        &mut self,
-        prepared: &mut BatchEncoder,
-        batch: &[EventDraft],
-    ) -> Result<AppendReceipt, LogError> {
+impl PreparedAppend for SledLog {
+    fn append_prepared(&mut self, prepared: &mut BatchEncoder) -> Result<AppendReceipt, LogError> {
         if self.recorded_head > self.head.seq {
             return Err(LogError::TailMissing { head: self.head.seq, recorded: self.recorded_head });
         }
         let first = self.head.seq.next();
-        if batch.is_empty() {
+        if prepared.is_empty() {
             return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.durable });
         }
         let head = prepared.chain(self.head)?;
-        self.events.insert(first.to_key(), prepared.segment()).map_err(|e| storage("appending", e))?;
+        self.events.insert(first.to_key(), prepared.segment()).map_err(|e| LogError::storage("appending", e))?;
         self.head = head;
-        for (offset, draft) in batch.iter().enumerate() {
-            let info = self.runs.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);
-            if self.dirty_runs.last() != Some(&info.run_id) {
-                self.dirty_runs.push(info.run_id);
-            }
-        }
-        self.unflushed_events += batch.len() as u64;
+        self.unflushed_events += prepared.len() as u64;
         let since = *self.unflushed_since.get_or_insert_with(Instant::now);
         let due = match self.durability {
             Durability::Strict => true,
@@ -253,6 +216,19 @@ impl EventLog for SledLog {
             self.flush()?;
         }
         Ok(AppendReceipt { first, last: head.seq, durable_through: self.durable })
+    }
+}
+
+impl EventLog for SledLog {
+    fn append(&mut self, batch: &mut Vec<EventDraft>) -> Result<AppendReceipt, LogError> {
+        let first = self.head.seq.next();
+        let mut prepared = std::mem::take(&mut self.encoder);
+        let receipt = prepared.prepare(first, batch).and_then(|()| self.append_prepared(&mut prepared));
+        self.encoder = prepared;
+        if receipt.is_ok() {
+            batch.clear();
+        }
+        receipt
     }
 
     fn head(&self) -> Head {
@@ -267,33 +243,60 @@ impl EventLog for SledLog {
         self.flush()
     }
 
-    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        // Start at the segment holding `from`: the last key at or before it.
-        let start = match self.events.range(..=from.to_key()).next_back() {
-            Some(entry) => entry.map_err(|e| storage("reading records", e))?.0,
-            None => sled::IVec::from(&from.to_key()[..]),
-        };
-        for entry in self.events.range(start..) {
-            let (key, segment) = entry.map_err(|e| storage("reading records", e))?;
-            let first = key_to_seq(&key)?;
-            for (index, record) in codec::segment_records(&segment).enumerate() {
-                let seq = first.plus(index as u64);
-                let record = record.map_err(|source| LogError::Codec { seq, source })?;
-                if seq >= from && visit(seq, record).is_break() {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+    fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
+        Ok(Box::new(SledReader { events: self.events.clone(), recorded_head: Some(self.recorded_head) }))
     }
+}
 
-    fn runs(&self) -> &RunIndex {
-        &self.runs
+impl RecordSource for SledLog {
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
+        visit_tree(&self.events, from, visit)
     }
 
     fn recorded_head(&self) -> Option<Seq> {
         Some(self.recorded_head)
     }
+}
+
+/// A reader of a [`SledLog`]'s events tree, for another thread while the log appends
+/// (sled's trees are safe to read during inserts; a reader sees whole segments only).
+struct SledReader {
+    events: sled::Tree,
+    recorded_head: Option<Seq>,
+}
+
+impl RecordSource for SledReader {
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
+        visit_tree(&self.events, from, visit)
+    }
+
+    fn recorded_head(&self) -> Option<Seq> {
+        self.recorded_head
+    }
+}
+
+fn visit_tree(
+    events: &sled::Tree,
+    from: Seq,
+    visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>,
+) -> Result<(), LogError> {
+    // Start at the segment holding `from`: the last key at or before it.
+    let start = match events.range(..=from.to_key()).next_back() {
+        Some(entry) => entry.map_err(|e| LogError::storage("reading records", e))?.0,
+        None => sled::IVec::from(&from.to_key()[..]),
+    };
+    for entry in events.range(start..) {
+        let (key, segment) = entry.map_err(|e| LogError::storage("reading records", e))?;
+        let first = key_to_seq(&key)?;
+        for (index, record) in codec::segment_records(&segment).enumerate() {
+            let seq = first.plus(index as u64);
+            let record = record.map_err(|source| LogError::Codec { seq, source })?;
+            if seq >= from && visit(seq, record).is_break() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Drop for SledLog {
@@ -317,7 +320,7 @@ pub mod raw {
     /// Storage errors, or the lock held by another process.
     pub fn events_tree(path: &Path) -> Result<(sled::Db, sled::Tree), LogError> {
         let db = open_db(path)?;
-        let tree = db.open_tree("events").map_err(|e| storage("opening events", e))?;
+        let tree = db.open_tree("events").map_err(|e| LogError::storage("opening events", e))?;
         Ok((db, tree))
     }
 }

@@ -1,13 +1,13 @@
-//! The sled log: gapless sequences across reopen, optimistic concurrency, the runs
-//! index, locking, and `verify` catching any tampering at the right sequence.
+//! The sled log: gapless sequences across reopen, durability, snapshots, locking, reads
+//! beside a writer, and `verify` and checked reads catching any tampering at the right
+//! sequence.
 
 use std::ops::ControlFlow;
-use std::sync::{Arc, Barrier, Mutex};
 
 use ledger_adapters::sled_log::{raw, Durability, SledLog};
 use ledger_core::event::*;
 use ledger_core::ids::{CycleId, InstrumentId, RunId, Seq};
-use ledger_core::log::{EventLog, LogError};
+use ledger_core::log::{visit_events, EventLog, LogError};
 use ledger_core::time::TimestampNs;
 use ledger_core::verify::{verify, Problem, Verdict};
 use proptest::prelude::*;
@@ -28,6 +28,20 @@ fn tick(run: u64, n: i64) -> EventDraft {
     }
 }
 
+/// The seqs of up to `limit` events from `from`, read checked.
+fn read_seqs(log: &SledLog, from: u64, limit: usize) -> Result<Vec<u64>, LogError> {
+    let mut seqs = Vec::new();
+    visit_events(log, Seq::new(from), &mut |e| {
+        seqs.push(e.header.seq.get());
+        if seqs.len() >= limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    Ok(seqs)
+}
+
 fn ticks(run: u64, range: std::ops::Range<i64>) -> Vec<EventDraft> {
     range.map(|n| tick(run, n)).collect()
 }
@@ -41,16 +55,15 @@ fn reopen_keeps_head_and_sequences_stay_gapless() {
     let dir = tempfile::tempdir().unwrap();
     let head = {
         let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
-        let receipt = log.append(&ticks(1, 0..3), None).unwrap();
+        let receipt = log.append(&mut ticks(1, 0..3)).unwrap();
         assert_eq!((receipt.first, receipt.last, receipt.durable_through), (Seq::new(1), Seq::new(3), Seq::new(3)));
         log.head()
     };
     let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     assert_eq!(log.head(), head);
-    let receipt = log.append(&ticks(1, 3..5), Some(Seq::new(3))).unwrap();
+    let receipt = log.append(&mut ticks(1, 3..5)).unwrap();
     assert_eq!((receipt.first, receipt.last), (Seq::new(4), Seq::new(5)));
-    let seqs: Vec<u64> = log.read(Seq::new(1), 100).unwrap().iter().map(|e| e.header.seq.get()).collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(read_seqs(&log, 1, 100).unwrap(), [1, 2, 3, 4, 5]);
     assert!(matches!(verify(&log).unwrap(), Verdict::Intact { records: 5, .. }));
 }
 
@@ -60,62 +73,54 @@ fn group_durability_acknowledges_only_flushed_events() {
     let group = Durability::Group { max_events: 4, max_delay: std::time::Duration::from_secs(3600) };
     let mut log = SledLog::open(dir.path(), group).unwrap();
     // TC0: below the event threshold nothing is durable yet.
-    assert_eq!(log.append(&ticks(1, 0..3), None).unwrap().durable_through, Seq::ZERO);
+    assert_eq!(log.append(&mut ticks(1, 0..3)).unwrap().durable_through, Seq::ZERO);
     // TC1: crossing it flushes everything appended so far.
-    assert_eq!(log.append(&ticks(1, 3..4), None).unwrap().durable_through, Seq::new(4));
+    assert_eq!(log.append(&mut ticks(1, 3..4)).unwrap().durable_through, Seq::new(4));
     // TC2: sync flushes the rest.
-    log.append(&ticks(1, 4..5), None).unwrap();
+    log.append(&mut ticks(1, 4..5)).unwrap();
     assert_eq!(log.durable_seq(), Seq::new(4));
     assert_eq!(log.sync().unwrap(), Seq::new(5));
 }
 
 #[test]
-fn two_writers_with_the_same_expected_head_exactly_one_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(Mutex::new(SledLog::open(dir.path(), Durability::Strict).unwrap()));
-    log.lock().unwrap().append(&ticks(1, 0..2), None).unwrap();
-    let barrier = Arc::new(Barrier::new(2));
-    let writers: Vec<_> = (0..2)
-        .map(|w| {
-            let (log, barrier) = (Arc::clone(&log), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                let expected = log.lock().unwrap().head().seq;
-                barrier.wait();
-                log.lock().unwrap().append(&ticks(2 + w, 0..3), Some(expected))
-            })
-        })
-        .collect();
-    let results: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
-    let wins = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(wins, 1, "{results:?}");
-    assert!(results.iter().any(|r| matches!(
-        r,
-        Err(LogError::HeadMoved { expected, actual }) if expected.get() == 2 && actual.get() == 5
-    )));
-    assert!(matches!(verify(&*log.lock().unwrap()).unwrap(), Verdict::Intact { records: 5, .. }));
-}
-
-#[test]
-fn runs_index_reads_one_run_and_survives_reopen() {
+fn a_reader_reads_while_the_log_appends_and_snapshots_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut log = SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap();
-        log.append(&ticks(1, 0..4), None).unwrap();
-        log.append(&[stop(1)], None).unwrap();
-        log.append(&ticks(2, 0..2), None).unwrap();
+        log.append(&mut ticks(1, 0..4)).unwrap();
+        let reader = log.reader().unwrap();
+        let writer = std::thread::scope(|scope| {
+            let appends = scope.spawn(|| {
+                for n in 0..50 {
+                    log.append(&mut ticks(1, 4 + n..5 + n)).unwrap();
+                }
+            });
+            // Every read sees a chained prefix of the log, whatever the writer is doing.
+            while !appends.is_finished() {
+                let seqs = read_seqs_from(&*reader);
+                assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+            }
+            appends.join()
+        });
+        writer.unwrap();
+        assert_eq!(read_seqs_from(&*reader).len(), 54);
+        log.put_snapshot("runs", b"state at 54").unwrap();
+        log.append(&mut vec![stop(1)]).unwrap();
     }
     let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
-    let run1 = log.runs().get(RunId::new(1)).unwrap().clone();
-    assert_eq!((run1.first_seq.get(), run1.last_seq.get(), run1.event_count), (1, 5, 5));
-    assert_eq!(run1.stop_reason.as_deref(), Some("end of data"));
-    assert_eq!(log.runs().next_run_id(), RunId::new(3));
-    let mut seen = Vec::new();
-    log.visit_run(RunId::new(2), &mut |e| {
-        seen.push(e.header.seq.get());
+    assert_eq!(log.snapshot("runs").unwrap().as_deref(), Some(&b"state at 54"[..]));
+    assert_eq!(log.snapshot("other").unwrap(), None);
+    assert_eq!(log.head().seq, Seq::new(55));
+}
+
+fn read_seqs_from(source: &dyn ledger_core::log::RecordSource) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    visit_events(source, Seq::new(1), &mut |e| {
+        seqs.push(e.header.seq.get());
         ControlFlow::Continue(())
     })
     .unwrap();
-    assert_eq!(seen, [6, 7]);
+    seqs
 }
 
 #[test]
@@ -132,7 +137,7 @@ fn ledger_of(n: i64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut log = SledLog::open(dir.path(), Durability::GROUP_DEFAULT).unwrap();
     for chunk in ticks(1, 0..n).chunks(3) {
-        log.append(chunk, None).unwrap();
+        log.append(&mut chunk.to_vec()).unwrap();
     }
     dir
 }
@@ -236,13 +241,38 @@ fn a_cut_tail_is_reported_and_blocks_appends() {
     let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
     let (seq, problem) = broken_at(verify(&log).unwrap());
     assert_eq!((seq, problem), (4, Problem::MissingTail { recorded_head: Seq::new(5) }));
-    assert!(matches!(log.append(&ticks(1, 9..10), None), Err(LogError::TailMissing { .. })));
+    assert!(matches!(log.append(&mut ticks(1, 9..10)), Err(LogError::TailMissing { .. })));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Reads check what they show: a changed byte anywhere makes every read that covers
+    /// it fail, naming the record (not only `verify`).
+    #[test]
+    fn reads_refuse_a_changed_record(n in 2i64..10, pick in any::<prop::sample::Index>(), byte in any::<prop::sample::Index>(), xor in 1u8..) {
+        let dir = ledger_of(n);
+        let all = segments(&dir);
+        let (first, mut segment) = all[pick.index(all.len())].clone();
+        let at = byte.index(segment.len());
+        let victim = seq_at(first, &segment, at);
+        segment[at] ^= xor;
+        rewrite(&dir, |events| {
+            events.insert(first.to_be_bytes(), segment).unwrap();
+        });
+        let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+        let error = read_seqs(&log, 1, usize::MAX).unwrap_err();
+        let named = match error {
+            LogError::HashMismatch { seq } | LogError::Gap { expected: seq, .. } | LogError::Codec { seq, .. } => seq.get(),
+            other => panic!("unexpected {other:?}"),
+        };
+        prop_assert_eq!(named, victim);
+    }
 }
 
 #[test]
 fn reads_start_inside_a_segment() {
     let dir = ledger_of(10);
     let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
-    let seqs: Vec<u64> = log.read(Seq::new(5), 3).unwrap().iter().map(|e| e.header.seq.get()).collect();
-    assert_eq!(seqs, [5, 6, 7]);
+    assert_eq!(read_seqs(&log, 5, 3).unwrap(), [5, 6, 7]);
 }

@@ -52,12 +52,12 @@ pub enum Command {
     Verify,
     /// Backtest on historic data, or re-run a recorded run and prove it reproduces.
     #[command(
-        after_help = "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error."
+        after_help = "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error."
     )]
     Replay(ReplayArgs),
     /// Paper trading on a market data file played back at --speed.
     #[command(
-        after_help = "Ctrl-C stops after the current cycle and records RunStopped (interrupted).\n\nExample:\n  ledger run --config fixtures/ledger.example.toml --speed 0"
+        after_help = "Takes the same data and strategy flags as `ledger replay`. Ctrl-C stops after the current cycle and records RunStopped (interrupted).\n\nExamples:\n  ledger run --config fixtures/ledger.example.toml --speed 0\n  ledger run --data fixtures/btcperp-1m-2022-01.csv --strategy sma-cross --param fast=10 --param slow=30 --speed 60"
     )]
     Run(RunArgs),
     /// Show, trip or reset the kill switch (recorded as events).
@@ -74,44 +74,52 @@ pub enum Command {
     Report(ReportArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// Market data file (CSV or JSONL, .gz read transparently).
-    #[arg(long, conflicts_with = "run")]
-    pub data: Option<PathBuf>,
-    /// Strategy: sma-cross or ema-rsi.
-    #[arg(long)]
-    pub strategy: Option<String>,
-    /// Strategy parameter, KEY=VALUE (repeatable): fast, slow, short, size_pct, ...
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub param: Vec<String>,
+/// What a session trades on and with: the same flags for `replay` and `run`. They
+/// override the config file and the environment (see [`crate::config`]).
+#[derive(Debug, Args, Default)]
+pub struct SessionFlags {
     /// TOML configuration (see fixtures/ledger.example.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Instrument symbol (default: from the data file name).
+    /// Market data file (CSV or JSONL, .gz streamed); repeat to merge several files by
+    /// time into one stream (one portfolio sees every instrument).
+    #[arg(long, value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Instrument symbol of a single data file (default: from the file name).
     #[arg(long)]
     pub instrument: Option<String>,
-    /// Sort the data by time instead of refusing out-of-order rows.
+    /// Sort each file by time instead of refusing out-of-order rows (holds the file in
+    /// memory).
     #[arg(long)]
     pub sort: bool,
     /// Offset of times written without one, e.g. -05:00 (default: UTC).
     #[arg(long, allow_hyphen_values = true)]
     pub utc_offset: Option<String>,
+    /// Strategy: sma-cross, ema-rsi, or script (with --param file=DECISIONS.jsonl).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Strategy parameter, KEY=VALUE (repeatable): fast, slow, short, size_pct, ...
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub param: Vec<String>,
     /// Starting cash, account currency.
     #[arg(long)]
     pub cash: Option<rust_decimal::Decimal>,
-    /// Re-run this recorded run with its own ticks and decisions.
-    #[arg(long)]
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub session: SessionFlags,
+    /// Re-run this recorded run with its own ticks, times and decisions.
+    #[arg(long, conflicts_with = "data")]
     pub run: Option<u64>,
     /// With --run: compare every derived event with the original.
     #[arg(long)]
     pub verify: bool,
-    /// Keep the events in memory only (nothing written to the data dir).
+    /// Record nothing: the events are chained and folded into the report as they are
+    /// made, in memory that does not grow with the data, and then dropped.
     #[arg(long)]
     pub in_memory: bool,
-    /// Play the data this many times back to back (throughput measurements).
-    #[arg(long, default_value_t = 1, hide = true)]
-    pub repeat: usize,
 }
 
 #[derive(Debug, Args)]
@@ -142,12 +150,8 @@ pub struct EventsArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// TOML configuration (see fixtures/ledger.example.toml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Market data file, overriding [data] file.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub session: SessionFlags,
     /// Playback pace: 1 = the data's own pace, 0 = as fast as possible.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,

@@ -14,11 +14,13 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table {
 pub fn summary(payload: &Payload) -> String {
     match payload {
         Payload::RunStarted(p) => format!(
-            "{:?} {} on {} via {} from {}",
+            "{:?} {} on {} via {}:{} {} from {}",
             p.mode,
             p.instruments.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(","),
             p.venue,
-            p.decision_provider,
+            p.provider,
+            p.model,
+            p.params,
             p.data_source
         ),
         Payload::RunStopped(p) => p.reason.to_string(),

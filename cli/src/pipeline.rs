@@ -1,6 +1,8 @@
-//! Wiring: strategies, venue, risk and the log, from a validated [`Config`].
+//! Wiring and the session loop: the provider, the feed, the venue, the risk engine and
+//! the folds from validated [`Settings`], and [`execute`], which pulls cycles from a
+//! feed and runs them through a [`Runner`] (pacing, stop requests, publishing).
 
-use std::ops::ControlFlow;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,52 +16,56 @@ use ledger_adapters::script::ScriptProvider;
 use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
-use ledger_core::engine::{Engine, RunSpec, Tick};
-use ledger_core::event::{Payload, RunMode, TickData};
-use ledger_core::ids::{InstrumentId, RunId, Seq};
+use ledger_core::engine::RunSpec;
+use ledger_core::event::{RunMode, TickData};
+use ledger_core::feed::Tick;
+use ledger_core::ids::{InstrumentId, RunId};
 use ledger_core::log::EventLog;
+use ledger_core::portfolio::Portfolio;
+use ledger_core::replay::RecordedRun;
 use ledger_core::risk::{KillSwitch, RiskEngine};
+use ledger_core::runner::{Observer, RunParts, Runner};
 use ledger_core::strategy::{EmaRsi, RuleSizing, SmaCross};
-use ledger_core::time::{Clock, SimulatedClock, TimestampNs};
+use ledger_core::time::{Clock, TimestampNs};
 use ledger_core::venue::{FillModel, PaperVenue};
 use rust_decimal::Decimal;
 
-use crate::config::{Config, LedgerConfig};
+use crate::config::{DurabilityMode, LedgerConfig, ProviderConfig, Settings};
 
-/// Builds the rules provider the config names.
+/// Builds the decision provider the settings name.
 ///
 /// # Errors
-/// An unknown strategy or parameter, or a parameter that does not parse.
-pub fn provider(config: &Config) -> Result<Box<dyn DecisionProvider>> {
-    let params = &config.strategy.params;
-    let known: &[&str] = match config.strategy.name.as_str() {
+/// An unknown strategy or parameter, a parameter that does not parse or is out of
+/// range, or a provider that is not built yet.
+pub fn provider(settings: &Settings) -> Result<Box<dyn DecisionProvider>> {
+    let (strategy, params) = match &settings.provider {
+        ProviderConfig::Rules { strategy, params } => (strategy.as_str(), params),
+        ProviderConfig::Script { file } => return Ok(Box::new(ScriptProvider::open(file)?)),
+        ProviderConfig::Openai { .. } | ProviderConfig::Anthropic { .. } => {
+            bail!("the openai and anthropic providers are not built yet: use kind = \"rules\" or \"script\"")
+        }
+    };
+    let known: &[&str] = match strategy {
         "sma-cross" => &["fast", "slow", "short", "size_pct"],
         "ema-rsi" => &["fast", "slow", "rsi", "overbought", "oversold", "short", "size_pct"],
-        other => bail!("unknown strategy {other:?}: choose sma-cross or ema-rsi"),
+        "script" => bail!("the script strategy needs --param file=DECISIONS.jsonl (or [provider] kind = \"script\")"),
+        other => bail!("unknown strategy {other:?}: choose sma-cross, ema-rsi or script"),
     };
     if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
-        bail!("unknown parameter {unknown:?} for {}: known are {known:?}", config.strategy.name);
+        bail!("unknown parameter {unknown:?} for {strategy}: known are {known:?}");
     }
-    fn get<T: std::str::FromStr>(
-        params: &std::collections::BTreeMap<String, String>,
-        key: &str,
-        default: T,
-    ) -> Result<T> {
+    fn get<T: std::str::FromStr>(params: &BTreeMap<String, String>, key: &str, default: T) -> Result<T> {
         match params.get(key) {
             None => Ok(default),
             Some(text) => text.parse().map_err(|_| anyhow::anyhow!("parameter {key}={text:?} does not parse")),
         }
-    }
-    if config.strategy.name == "script" {
-        let Some(file) = params.get("file") else { bail!("the script strategy needs --param file=DECISIONS.jsonl") };
-        return Ok(Box::new(ScriptProvider::open(Path::new(file))?));
     }
     let size_pct: Decimal = get(params, "size_pct", Decimal::ONE)?;
     if size_pct <= Decimal::ZERO || size_pct > Decimal::ONE {
         bail!("parameter size_pct={size_pct} must be in (0, 1]");
     }
     let sizing = RuleSizing { size_pct, allow_short: get(params, "short", true)? };
-    Ok(match config.strategy.name.as_str() {
+    Ok(match strategy {
         "sma-cross" => {
             let (fast, slow) = (get(params, "fast", 10usize)?, get(params, "slow", 30usize)?);
             if fast == 0 || slow == 0 || fast >= slow {
@@ -78,13 +84,10 @@ pub fn provider(config: &Config) -> Result<Box<dyn DecisionProvider>> {
     })
 }
 
-/// The instrument: as configured, else derived from the file name.
-///
-/// # Errors
-/// An invalid symbol.
-pub fn instrument(config: &Config, file: &Path) -> Result<InstrumentId> {
-    let text = match &config.data.instrument {
-        Some(symbol) => symbol.clone(),
+/// The instrument of `file`: as configured, else derived from the file name.
+fn instrument(configured: Option<&str>, file: &Path) -> Result<InstrumentId> {
+    let text = match configured {
+        Some(symbol) => symbol.to_string(),
         None => {
             let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             name.split(['_', '-', '.']).next().unwrap_or_default().to_ascii_uppercase()
@@ -93,29 +96,55 @@ pub fn instrument(config: &Config, file: &Path) -> Result<InstrumentId> {
     InstrumentId::new(&text).with_context(|| format!("instrument for {} (set --instrument)", file.display()))
 }
 
-/// Reads the configured data file.
+/// A session's market data: the feed, where it comes from, and its instruments.
+pub struct MarketData {
+    /// The ticks, in time order.
+    pub feed: FileCycles,
+    /// Provenance recorded in `RunStarted`.
+    pub source: String,
+    /// The instruments, one per file.
+    pub instruments: Vec<InstrumentId>,
+}
+
+/// Opens the configured data files as one feed.
 ///
 /// # Errors
-/// No file configured, or a [`ledger_adapters::market_data::DataError`].
-pub fn ticks(config: &Config) -> Result<(Vec<Tick>, String)> {
-    let Some(file) = &config.data.file else { bail!("no market data: pass --data FILE or set [data] file") };
-    let instrument = instrument(config, file)?;
-    let utc_offset_seconds = match &config.data.utc_offset {
+/// No file configured, an unreadable file, a fill model that cannot fill on the data,
+/// or a [`ledger_adapters::market_data::DataError`].
+pub fn market_data(settings: &Settings) -> Result<MarketData> {
+    let data = &settings.data;
+    if data.files.is_empty() {
+        bail!("no market data: pass --data FILE or set [data] files");
+    }
+    if data.instrument.is_some() && data.files.len() > 1 {
+        bail!(
+            "--instrument names the instrument of a single file; with several files each is named from its file name"
+        );
+    }
+    let utc_offset_seconds = match &data.utc_offset {
         None => 0,
         Some(text) => parse_utc_offset(text)?,
     };
-    let ticks = read_ticks(file, &ReadOptions { instrument, sort: config.data.sort, utc_offset_seconds })?;
-    check_fill_model(config.venue.fill_model, &ticks[0].data, file)?;
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let source = format!("{} sha256:{}", file.display(), ledger_core::chain::Hash32::digest(&bytes));
-    Ok((ticks, source))
+    let mut ticks = Vec::new();
+    let mut instruments = Vec::new();
+    let mut sources = Vec::new();
+    for file in &data.files {
+        let instrument = instrument(data.instrument.as_deref(), file)?;
+        let read = read_ticks(file, &ReadOptions { instrument, sort: data.sort, utc_offset_seconds })?;
+        if let Some(first) = read.first() {
+            check_fill_model(settings.venue.fill_model, &first.data, file)?;
+        }
+        let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        sources.push(format!("{} ({bytes} bytes)", file.display()));
+        instruments.push(instrument);
+        ticks.extend(read);
+    }
+    ticks.sort_by_key(|t| t.ts);
+    Ok(MarketData { feed: FileCycles::new(ticks), source: sources.join(", "), instruments })
 }
 
 /// Refuses a fill model that cannot fill on the file's kind of data (orders would wait
 /// forever), naming the model that can.
-///
-/// # Errors
-/// The mismatch, with the setting to use.
 fn check_fill_model(model: FillModel, data: &TickData, file: &Path) -> Result<()> {
     if !model.fills_on(data) {
         let (kind, suggestion) = match data {
@@ -132,9 +161,6 @@ fn check_fill_model(model: FillModel, data: &TickData, file: &Path) -> Result<()
 }
 
 /// Parses `+HH:MM` / `-HH:MM` into seconds east of UTC.
-///
-/// # Errors
-/// Any other form.
 fn parse_utc_offset(text: &str) -> Result<i32> {
     let bad = || anyhow::anyhow!("utc_offset {text:?}: expected +HH:MM or -HH:MM, e.g. -05:00 for EST");
     let (sign, rest) = match text.trim().split_at_checked(1) {
@@ -150,141 +176,171 @@ fn parse_utc_offset(text: &str) -> Result<i32> {
     Ok(sign * (hours * 3600 + minutes * 60))
 }
 
-/// The durability the config asks for.
-///
-/// # Errors
-/// An unknown mode.
-pub fn durability(ledger: &LedgerConfig) -> Result<Durability> {
-    Ok(match ledger.durability.as_str() {
-        "strict" => Durability::Strict,
-        "group" => Durability::Group {
+/// The durability the settings ask for.
+pub fn durability(ledger: &LedgerConfig) -> Durability {
+    match ledger.durability {
+        DurabilityMode::Strict => Durability::Strict,
+        DurabilityMode::Group => Durability::Group {
             max_events: ledger.group_events.max(1),
-            max_delay: Duration::from_millis(ledger.group_ms),
+            max_delay: Duration::from_nanos(ledger.group_interval_ns.unwrap_or(0).max(0) as u64),
         },
-        other => bail!("unknown durability {other:?}: choose strict or group"),
-    })
+    }
+}
+
+/// Where a session's cycles come from: each tick with the time its cycle runs at.
+pub trait Cycles {
+    /// The next tick and its cycle's time, or `None` at the end.
+    ///
+    /// # Errors
+    /// The source's (a bad row, a damaged record).
+    fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>>;
+}
+
+/// Cycles from market data files. A backtest's cycles run at the data's time; a paper
+/// or live session's at the wall clock's, read once per cycle.
+pub struct FileCycles {
+    ticks: std::vec::IntoIter<Tick>,
+    wall_clock: bool,
+}
+
+impl FileCycles {
+    fn new(ticks: Vec<Tick>) -> Self {
+        FileCycles { ticks: ticks.into_iter(), wall_clock: false }
+    }
+
+    /// Runs the cycles at the wall clock's time (paper and live sessions).
+    pub fn at_wall_clock(mut self) -> Self {
+        self.wall_clock = true;
+        self
+    }
+}
+
+impl Cycles for FileCycles {
+    fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>> {
+        Ok(self.ticks.next().map(|tick| {
+            let now = if self.wall_clock { WallClock.now() } else { tick.ts };
+            (tick, now)
+        }))
+    }
+}
+
+impl Cycles for RecordedRun<'_> {
+    fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>> {
+        Ok(RecordedRun::next_cycle(self)?)
+    }
 }
 
 /// How a session is played: its mode, pace, provenance and how it is stopped.
 pub struct Session<'a> {
+    /// The run's id.
+    pub run_id: RunId,
     /// Paper or replay (live venues are not wired yet).
     pub mode: RunMode,
     /// 0 = as fast as possible; 1 = the data's own pace; 2 = twice as fast, ...
     pub speed: f64,
     /// Where the data came from, recorded in `RunStarted`.
     pub source: &'a str,
+    /// The instruments traded.
+    pub instruments: Vec<InstrumentId>,
     /// The replayed run, if any.
     pub parent: Option<RunId>,
     /// Set from another thread (Ctrl-C) to stop after the current cycle.
     pub stop: Option<&'a AtomicBool>,
-    /// Whether the kill switch starts tripped. Paper and live runs take the ledger's
-    /// persisted state; a backtest is a simulation and starts armed; a replay of a
-    /// recorded run starts as the original did.
+    /// Whether the kill switch starts tripped. Paper and live runs take the operator's
+    /// switch; a backtest is a simulation and starts armed; a replay of a recorded run
+    /// starts as the original did.
     pub kill_switch_tripped: bool,
 }
 
-impl<'a> Session<'a> {
-    /// A replay-mode backtest as fast as possible.
-    pub fn backtest(source: &'a str) -> Self {
-        Session { mode: RunMode::Replay, speed: 0.0, source, parent: None, stop: None, kill_switch_tripped: false }
-    }
-}
+/// Ticks between progress-bar updates.
+const PROGRESS_EVERY: u64 = 4096;
 
-/// The clock of a session: the data's time in replays (byte-identical reruns), the
-/// wall clock in paper and live runs.
-enum SessionClock {
-    Simulated(SimulatedClock),
-    Wall(WallClock),
-}
-
-impl Clock for SessionClock {
-    fn now(&self) -> TimestampNs {
-        match self {
-            SessionClock::Simulated(clock) => clock.now(),
-            SessionClock::Wall(clock) => clock.now(),
-        }
-    }
-}
-
-/// Ticks above which a progress bar is worth drawing (on a terminal only).
-const PROGRESS_MIN_TICKS: usize = 200_000;
-
-/// Runs `ticks` through a fresh engine on `log` as a new run and returns its id. With a
-/// `bus`, every durable event of the run is published through an outbox: after each
-/// cycle in paced sessions (which then flush every cycle), at the end in fast ones.
+/// Runs `cycles` through a new run on `log`, feeding `observer` (the live folds) as the
+/// events are appended. With a `bus`, every durable event of the run is published
+/// through an outbox: after each cycle in paced sessions (which then flush every
+/// cycle), at the end in fast ones. Returns the final account.
 ///
 /// # Errors
-/// A failed append, flush or publish (the run stops there; what was appended stays).
-pub fn execute<L: EventLog>(
+/// A failed append, flush, read or publish (the run stops there; what was appended
+/// stays, chained).
+pub fn execute<L: EventLog + ?Sized>(
     log: &mut L,
-    config: &Config,
-    ticks: &[Tick],
+    observer: &mut dyn Observer,
+    settings: &Settings,
+    cycles: &mut dyn Cycles,
     provider: Box<dyn DecisionProvider>,
     session: &Session<'_>,
     mut bus: Option<&mut dyn EventBus>,
-) -> Result<RunId> {
+) -> Result<Portfolio> {
+    let reader = log.reader()?;
     let mut outbox = Outbox::new(log.head().seq);
-    let run_id = log.runs().next_run_id();
-    let kill_tripped = session.kill_switch_tripped;
-    if kill_tripped {
+    if session.kill_switch_tripped {
         tracing::warn!(
             "the kill switch is tripped: no new positions will be opened (reset with `ledger kill-switch reset`)"
         );
     }
-    let clock = match session.mode {
-        RunMode::Replay => {
-            SessionClock::Simulated(SimulatedClock::new(ticks.first().map(|t| t.ts).unwrap_or_default()))
-        }
-        RunMode::Paper | RunMode::Live => SessionClock::Wall(WallClock),
+    let paced = session.speed > 0.0;
+    let first = cycles.next_cycle()?;
+    let start = match (&first, session.mode) {
+        (Some((_, now)), _) => *now,
+        (None, _) => WallClock.now(),
     };
-    let spec = RunSpec {
-        run_id,
-        mode: session.mode,
-        config: Arc::from(config.canonical_json().as_str()),
-        software_version: Arc::from(env!("CARGO_PKG_VERSION")),
-        instruments: ticks.first().map(|t| vec![t.instrument]).unwrap_or_default(),
-        data_source: Arc::from(session.source),
-        parent_run: session.parent,
-        starting_cash: config.account.starting_cash,
-        cycles_per_append: if session.speed > 0.0 { 1 } else { config.ledger.cycles_per_append },
+    let parts = RunParts {
+        spec: RunSpec {
+            run_id: session.run_id,
+            mode: session.mode,
+            config: Arc::from(settings.canonical_json().as_str()),
+            software_version: Arc::from(env!("CARGO_PKG_VERSION")),
+            instruments: session.instruments.clone(),
+            data_source: Arc::from(session.source),
+            parent_run: session.parent,
+            starting_cash: settings.account.starting_cash,
+            venue: Arc::from("paper"),
+        },
+        provider,
+        risk: RiskEngine::new(settings.risk.clone()),
+        kill: KillSwitch::new(settings.kill_switch.clone(), session.kill_switch_tripped),
+        venue: Box::new(PaperVenue::new(settings.venue.clone())),
     };
-    let venue = Box::new(PaperVenue::new(config.venue.clone()));
-    let risk = RiskEngine::new(config.risk.clone());
-    let kill = KillSwitch::new(config.kill_switch.clone(), kill_tripped);
-    let mut engine = Engine::start(log, &clock, spec, provider, risk, kill, venue)?;
-    let progress = progress_bar(ticks.len());
-    let mut stopped_early = false;
-    for (i, tick) in ticks.iter().enumerate() {
+    let cycles_per_append = if paced { 1 } else { settings.ledger.cycles_per_append };
+    let mut runner = Runner::start(log, observer, parts, start, cycles_per_append)?;
+    let progress = progress_bar();
+    let (mut count, mut stopped_early, mut last) = (0u64, false, start);
+    let mut previous_ts: Option<TimestampNs> = None;
+    let mut next = first;
+    while let Some((tick, now)) = next {
         if session.stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
             stopped_early = true;
             break;
         }
-        if let (true, Some(previous)) = (session.speed > 0.0, i.checked_sub(1).map(|p| &ticks[p])) {
-            let gap = (tick.ts.nanos() - previous.ts.nanos()).max(0) as f64 / session.speed;
+        if let (true, Some(previous)) = (paced, previous_ts) {
+            let gap = (tick.ts.nanos() - previous.nanos()).max(0) as f64 / session.speed;
             if !pace(Duration::from_nanos(gap as u64), session.stop) {
                 stopped_early = true;
                 break;
             }
         }
-        if let SessionClock::Simulated(clock) = &clock {
-            clock.set(tick.ts);
+        previous_ts = Some(tick.ts);
+        runner.on_tick(&tick, now)?;
+        last = now;
+        if let (true, Some(bus)) = (paced, bus.as_deref_mut()) {
+            let durable = runner.flush()?;
+            outbox.forward(&*reader, durable, bus)?;
         }
-        engine.on_tick(tick)?;
-        if let (true, Some(bus)) = (session.speed > 0.0, bus.as_deref_mut()) {
-            engine.sync()?;
-            outbox.forward(engine.log(), bus)?;
+        count += 1;
+        if count % PROGRESS_EVERY == 0 {
+            progress.set_position(count);
         }
-        if i % 4096 == 0 {
-            progress.set_position(i as u64);
-        }
+        next = cycles.next_cycle()?;
     }
     progress.finish_and_clear();
-    engine.stop(if stopped_early { "interrupted" } else { "end of data" })?;
+    let end = if session.mode == RunMode::Replay { last } else { WallClock.now() };
+    let portfolio = runner.stop(if stopped_early { "interrupted" } else { "end of data" }, end)?;
     if let Some(bus) = bus {
-        outbox.forward(&*log, bus)?;
+        outbox.forward(&*reader, log.durable_seq(), bus)?;
     }
-    tracing::info!(run = %run_id, ticks = ticks.len(), stopped_early, "run finished");
-    Ok(run_id)
+    tracing::info!(run = %session.run_id, ticks = count, stopped_early, "run finished");
+    Ok(portfolio)
 }
 
 /// Waits `gap` in slices of at most 100 ms, so a stop request is seen promptly; returns
@@ -303,30 +359,12 @@ fn pace(gap: Duration, stop: Option<&AtomicBool>) -> bool {
     }
 }
 
-fn progress_bar(len: usize) -> ProgressBar {
-    if len < PROGRESS_MIN_TICKS {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} ticks ({per_sec}, {eta})") {
+/// A spinner with the tick count and rate, drawn on a terminal only (indicatif hides
+/// it when stderr is not one).
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos} ticks ({per_sec}, {elapsed})") {
         bar.set_style(style);
     }
     bar
-}
-
-/// Whether the kill switch is tripped now: the last trip or reset in the ledger wins.
-///
-/// # Errors
-/// Storage or decoding errors.
-pub fn kill_switch_tripped(log: &dyn EventLog) -> Result<bool> {
-    let mut tripped = false;
-    log.visit_events(Seq::new(1), &mut |event| {
-        match event.payload {
-            Payload::KillSwitchTripped(_) => tripped = true,
-            Payload::KillSwitchReset(_) => tripped = false,
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    })?;
-    Ok(tripped)
 }

@@ -1,20 +1,92 @@
-//! Opening the ledger in the data directory, for commands that read or write it.
+//! The ledger in the data directory, with the folds every command needs: the runs
+//! index and the kill-switch state. They are kept as snapshots in the ledger's
+//! `snapshots` tree, with the seq they cover, and caught up from the events after it
+//! when the ledger is opened: opening reads a snapshot and a tail, not the whole log.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ledger_adapters::sled_log::{Durability, SledLog};
+use ledger_core::codec;
+use ledger_core::log::EventLog;
+use ledger_projections::kill_switch::KillSwitchFold;
+use ledger_projections::runs::RunsFold;
+use ledger_projections::{fold_log, Fold, Folds};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-/// Opens an existing ledger; a missing directory is an error rather than a new, empty
-/// ledger, so a mistyped `--data-dir` is noticed.
-pub fn open_existing(data_dir: &Path) -> Result<SledLog> {
-    if !SledLog::exists(data_dir) {
-        bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", data_dir.display());
-    }
-    SledLog::open(data_dir, Durability::Strict).with_context(|| format!("opening ledger at {}", data_dir.display()))
+/// Snapshot names in the `snapshots` tree.
+const RUNS: &str = "runs";
+const KILL_SWITCH: &str = "kill_switch";
+
+/// An open ledger and its folds, caught up with its head.
+pub struct Ledger {
+    /// The event log.
+    pub log: SledLog,
+    /// The runs index.
+    pub runs: RunsFold,
+    /// The operator's kill switch.
+    pub kill_switch: KillSwitchFold,
 }
 
-/// Opens the ledger in `data_dir`, creating it if it does not exist yet.
-pub fn open_or_create(data_dir: &Path, durability: Durability) -> Result<SledLog> {
-    SledLog::open(data_dir, durability).with_context(|| format!("opening ledger at {}", data_dir.display()))
+impl Ledger {
+    /// Opens an existing ledger; a missing directory is an error rather than a new,
+    /// empty ledger, so a mistyped `--data-dir` is noticed.
+    ///
+    /// # Errors
+    /// No ledger there, a storage error, or damage met while catching the folds up.
+    pub fn open_existing(data_dir: &Path) -> Result<Ledger> {
+        if !SledLog::exists(data_dir) {
+            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", data_dir.display());
+        }
+        Ledger::open(data_dir, Durability::Strict)
+    }
+
+    /// Opens the ledger in `data_dir`, creating it if it does not exist yet.
+    ///
+    /// # Errors
+    /// A storage error, or damage met while catching the folds up.
+    pub fn open(data_dir: &Path, durability: Durability) -> Result<Ledger> {
+        let log =
+            SledLog::open(data_dir, durability).with_context(|| format!("opening ledger at {}", data_dir.display()))?;
+        let head = log.head().seq;
+        // A snapshot ahead of the log (records cut off the tail) is not trusted.
+        let runs: Option<RunsFold> = load(&log, RUNS)?.filter(|f: &RunsFold| f.covers() <= head);
+        let kill_switch: Option<KillSwitchFold> =
+            load(&log, KILL_SWITCH)?.filter(|f: &KillSwitchFold| f.covers() <= head);
+        let (mut runs, mut kill_switch) = (runs.unwrap_or_default(), kill_switch.unwrap_or_default());
+        if runs.covers().min(kill_switch.covers()) < head {
+            fold_log(&log, &mut Folds::new().with(&mut runs).with(&mut kill_switch))
+                .with_context(|| format!("reading the ledger at {}", data_dir.display()))?;
+        }
+        Ok(Ledger { log, runs, kill_switch })
+    }
+
+    /// Writes the folds' snapshots (after the events they cover are appended).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn save_folds(&mut self) -> Result<()> {
+        save(&mut self.log, RUNS, &self.runs)?;
+        save(&mut self.log, KILL_SWITCH, &self.kill_switch)?;
+        Ok(())
+    }
+}
+
+fn load<T: DeserializeOwned>(log: &SledLog, name: &str) -> Result<Option<T>> {
+    let Some(bytes) = log.snapshot(name)? else { return Ok(None) };
+    match codec::decode_meta(&bytes) {
+        Ok(value) => Ok(Some(value)),
+        // A snapshot this build cannot read is rebuilt from the log, never trusted.
+        Err(error) => {
+            tracing::warn!(%error, snapshot = name, "snapshot unreadable; rebuilding it from the log");
+            Ok(None)
+        }
+    }
+}
+
+fn save<T: Serialize>(log: &mut SledLog, name: &str, value: &T) -> Result<()> {
+    let bytes = codec::encode_meta(value).with_context(|| format!("encoding snapshot {name}"))?;
+    log.put_snapshot(name, &bytes)?;
+    Ok(())
 }

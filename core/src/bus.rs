@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::event::Envelope;
 use crate::ids::Seq;
-use crate::log::{EventLog, LogError};
+use crate::log::{self, LogError, RecordSource};
 
 /// Why an event could not be published.
 #[derive(Debug, Error)]
@@ -54,18 +54,24 @@ impl Outbox {
         self.published
     }
 
-    /// Publishes every durable event after the last published one; returns how many.
+    /// Publishes every event of `source` after the last published one up to `durable`
+    /// (the log's durable seq: nothing not yet durable is published); returns how many.
+    /// Events are read checked ([`log::visit_events`]).
     ///
     /// # Errors
     /// The first bus or log failure; what was published before it stays published.
-    pub fn forward(&mut self, log: &dyn EventLog, bus: &mut dyn EventBus) -> Result<usize, BusError> {
-        let durable = log.durable_seq();
+    pub fn forward(
+        &mut self,
+        source: &dyn RecordSource,
+        durable: Seq,
+        bus: &mut dyn EventBus,
+    ) -> Result<usize, BusError> {
         if durable <= self.published {
             return Ok(0);
         }
         let mut count = 0;
         let mut failure = None;
-        log.visit_events(self.published.next(), &mut |event| {
+        log::visit_events(source, self.published.next(), &mut |event| {
             if event.header.seq > durable {
                 return ControlFlow::Break(());
             }
@@ -90,7 +96,7 @@ mod tests {
     use super::*;
     use crate::event::{EventDraft, Payload, RunStopped};
     use crate::ids::{CycleId, RunId};
-    use crate::log::MemLog;
+    use crate::log::{EventLog, MemLog};
     use crate::time::TimestampNs;
 
     struct Recorder {
@@ -127,15 +133,17 @@ mod tests {
         let mut log = MemLog::new();
         let mut bus = Recorder { seqs: Vec::new(), fail_at: Some(4) };
         let mut outbox = Outbox::default();
-        log.append(&drafts(5), None).unwrap();
+        log.append(&mut drafts(5)).unwrap();
         // TC0: the bus fails at seq 4: 1..=3 are published, 4 stays in the outbox.
-        assert!(outbox.forward(&log, &mut bus).is_err());
+        assert!(outbox.forward(&log, log.durable_seq(), &mut bus).is_err());
         assert_eq!(outbox.published(), Seq::new(3));
         // TC1: the next forward resumes at 4; nothing is repeated.
-        assert_eq!(outbox.forward(&log, &mut bus).unwrap(), 2);
-        log.append(&drafts(2), None).unwrap();
-        assert_eq!(outbox.forward(&log, &mut bus).unwrap(), 2);
+        assert_eq!(outbox.forward(&log, log.durable_seq(), &mut bus).unwrap(), 2);
+        log.append(&mut drafts(2)).unwrap();
+        // TC2: nothing beyond the durable seq goes out.
+        assert_eq!(outbox.forward(&log, Seq::new(6), &mut bus).unwrap(), 1);
+        assert_eq!(outbox.forward(&log, log.durable_seq(), &mut bus).unwrap(), 1);
         assert_eq!(bus.seqs, [1, 2, 3, 4, 5, 6, 7]);
-        assert_eq!(outbox.forward(&log, &mut bus).unwrap(), 0);
+        assert_eq!(outbox.forward(&log, log.durable_seq(), &mut bus).unwrap(), 0);
     }
 }

@@ -1,17 +1,25 @@
 //! The bytes of one stored record. This is the only module that knows the encoding, so
 //! the codec can be replaced by adding a format version, never by rewriting old records.
 //!
-//! # Record layout (format version 1)
+//! # Record layout, format version 2 (written by this build)
 //! ```text
-//! [0]            format version, 1
-//! [1..33]        prev_hash: hash of the previous record (32 zero bytes for the first)
-//! [33..len-32]   body: bincode 2.0.1, `config::standard()` (little-endian, varint), of
-//!                (header fields, payload)
-//! [len-32..len]  hash = SHA-256(bytes[0..len-32])
+//! [0]            format version, 2
+//! [1..len-32]    body: bincode 2.0.1, `config::standard()` (little-endian, varint), of
+//!                (header, payload); the header holds run, cycle, causation as a distance
+//!                back from the record's own seq, source time, and recording time as a
+//!                difference from the source time
+//! [len-32..len]  hash = SHA-256(version || prev_hash || seq as 8 bytes big-endian || body)
 //! ```
-//! The hash covers the version byte, the previous hash, the header and the payload, so
-//! any changed byte anywhere in a record breaks its hash, and any removed or swapped
-//! record breaks the link after it.
+//! Nothing is stored that the reader already knows: the seq is the record's position
+//! (the segment's key plus its index), the previous hash is the previous record's stored
+//! hash. Both are still covered by the hash, so any changed byte, and any removed,
+//! swapped or moved record, breaks the hash of the record where it happens.
+//!
+//! # Format version 1 (read, never written)
+//! ```text
+//! [0] 1 | [1..33] prev_hash | [33..len-32] body (seq in the header) | [len-32..] SHA-256(bytes[0..len-32])
+//! ```
+//! Its payloads are schema 1 and are upcast to the current schema on read ([`v1`]).
 //!
 //! # Segments
 //! Storage keeps the records of one append together as a *segment*: each record
@@ -22,11 +30,11 @@
 //!
 //! Decimals are stored as one varint `i128`, `mantissa * 32 + scale` (the scale is at
 //! most 28): exact, a byte or two for everyday prices, and free of string formatting on
-//! the hot path. JSON (any human-readable serde
-//! format) shows them as decimal strings.
+//! the hot path. JSON (any human-readable serde format) shows them as decimal strings.
 
 use bincode::config::{self, Configuration};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::chain::Hash32;
@@ -35,12 +43,14 @@ use crate::ids::{CycleId, RunId, Seq};
 use crate::time::TimestampNs;
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// The first format, still read.
+const FORMAT_V1: u8 = 1;
 
-/// Bytes before the body: version byte and previous hash.
-const PREFIX_LEN: usize = 1 + 32;
 /// Bytes after the body: the record's own hash.
 const HASH_LEN: usize = 32;
+/// Bytes before a version-1 body: version byte and previous hash.
+const V1_PREFIX_LEN: usize = 1 + 32;
 
 /// The one bincode configuration. Changing it means a new [`FORMAT_VERSION`].
 const BINCODE: Configuration = config::standard();
@@ -49,13 +59,13 @@ const BINCODE: Configuration = config::standard();
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CodecError {
     /// The first byte names a format this build does not know.
-    #[error("unknown record format version {found} (this build reads version {FORMAT_VERSION})")]
+    #[error("unknown record format version {found} (this build reads versions 1 to {FORMAT_VERSION})")]
     UnknownFormatVersion {
         /// The version byte found.
         found: u8,
     },
-    /// Too short to hold the prefix and the hash.
-    #[error("record is truncated: {len} bytes, at least {} needed", PREFIX_LEN + HASH_LEN + 1)]
+    /// Too short to hold the version, a body and the hash.
+    #[error("record is truncated: {len} bytes")]
     Truncated {
         /// The record's length.
         len: usize,
@@ -67,92 +77,104 @@ pub enum CodecError {
     #[error("record body has {0} trailing bytes")]
     TrailingBytes(usize),
     /// The header names a schema version with no upcaster.
-    #[error("schema version {found} is newer than this build reads ({SCHEMA_VERSION})")]
+    #[error("schema version {found} is not one this build reads (1 to {SCHEMA_VERSION})")]
     UnsupportedSchema {
         /// The schema version found.
         found: u16,
     },
-    /// Encoding failed (only on a serializer bug: every payload is encodable).
+    /// A version-1 record's header names another seq than its position.
+    #[error("the record's header says seq {in_header}")]
+    SeqMismatch {
+        /// The seq written in the header.
+        in_header: Seq,
+    },
+    /// The event cannot be encoded: its causation is not an earlier event, its times
+    /// are too far apart for one `i64`, or the serializer failed.
     #[error("record does not encode: {0}")]
     Encode(String),
 }
 
-/// The header as stored: everything but the two hashes, which frame the body.
+/// The header as format 2 stores it: what the position and the previous record do not
+/// already say.
 #[derive(Serialize, Deserialize)]
 struct StoredHeader {
-    seq: Seq,
     run_id: RunId,
     cycle_id: CycleId,
-    causation_seq: Option<Seq>,
+    /// `seq - causation_seq`; 0 when there is no causation.
+    causation_back: u64,
     ts_event: TimestampNs,
-    ts_recorded: TimestampNs,
+    /// `ts_recorded - ts_event`, nanoseconds (0 in backtests, where both are data time).
+    recorded_after_event_ns: i64,
     schema_version: u16,
 }
 
-/// Appends the record for `draft` at `seq`, chained from `prev_hash`, to `out`, and
-/// returns its hash. `out` is a reused buffer: nothing else is allocated.
-///
-/// # Errors
-/// [`CodecError::Encode`] only if the serializer fails, which no payload provokes.
-pub fn encode_record(
-    seq: Seq,
-    prev_hash: &Hash32,
-    draft: &EventDraft,
-    out: &mut Vec<u8>,
-) -> Result<Hash32, CodecError> {
-    let start = out.len();
-    write_unchained(seq, draft, out)?;
-    Ok(chain_record(&mut out[start..], prev_hash))
-}
-
 /// Appends the record for `draft` to the segment in `out`, behind its length prefix,
-/// with its previous hash and its own hash left as zeros for [`chain_record`] to fill.
-/// Encoding and chaining are apart so that they can run on different threads: encoding
-/// needs only the sequence, chaining needs the previous record.
+/// with its hash left as zeros for [`chain_record`] to fill. Encoding and chaining are
+/// apart so that they can run on different threads: encoding needs only the sequence,
+/// chaining needs the previous record.
 ///
 /// # Errors
-/// [`CodecError::Encode`] only if the serializer fails, which no payload provokes.
+/// [`CodecError::Encode`] when the causation is not an earlier seq or the times are
+/// more than `i64` nanoseconds apart.
 pub fn encode_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let causation_back = match draft.causation_seq {
+        None => 0,
+        Some(cause) if cause < seq => seq.get() - cause.get(),
+        Some(cause) => return Err(CodecError::Encode(format!("causation seq {cause} is not before seq {seq}"))),
+    };
+    let recorded_after_event_ns = draft
+        .ts_recorded
+        .nanos()
+        .checked_sub(draft.ts_event.nanos())
+        .ok_or_else(|| CodecError::Encode("ts_recorded and ts_event are too far apart".into()))?;
+    let header = StoredHeader {
+        run_id: draft.run_id,
+        cycle_id: draft.cycle_id,
+        causation_back,
+        ts_event: draft.ts_event,
+        recorded_after_event_ns,
+        schema_version: SCHEMA_VERSION,
+    };
     let prefix_at = out.len();
     out.extend_from_slice(&[0; 4]);
-    write_unchained(seq, draft, out)?;
-    let len = u32::try_from(out.len() - prefix_at - 4).map_err(|_| CodecError::Encode("record over 4 GiB".into()))?;
+    out.push(FORMAT_VERSION);
+    let encoded = bincode::serde::encode_into_writer((&header, &draft.payload), VecWriter(out), BINCODE);
+    if let Err(error) = encoded {
+        out.truncate(prefix_at);
+        return Err(CodecError::Encode(error.to_string()));
+    }
+    out.extend_from_slice(Hash32::ZERO.as_bytes());
+    let Ok(len) = u32::try_from(out.len() - prefix_at - 4) else {
+        out.truncate(prefix_at);
+        return Err(CodecError::Encode("record over 4 GiB".into()));
+    };
     out[prefix_at..prefix_at + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 
-/// Writes version, a zero previous hash, the body and a zero hash.
-fn write_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    out.push(FORMAT_VERSION);
-    out.extend_from_slice(Hash32::ZERO.as_bytes());
-    let header = StoredHeader {
-        seq,
-        run_id: draft.run_id,
-        cycle_id: draft.cycle_id,
-        causation_seq: draft.causation_seq,
-        ts_event: draft.ts_event,
-        ts_recorded: draft.ts_recorded,
-        schema_version: SCHEMA_VERSION,
-    };
-    bincode::serde::encode_into_writer((&header, &draft.payload), VecWriter(out), BINCODE)
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
-    out.extend_from_slice(Hash32::ZERO.as_bytes());
-    Ok(())
-}
-
-/// Chains a record written by [`encode_unchained`] (without its length prefix): writes
-/// `prev_hash` into it, then its hash, which it returns.
+/// Chains a format-2 record written by [`encode_unchained`] (without its length prefix)
+/// as the record at `seq` after `prev_hash`: computes its hash, writes it into the
+/// record's last 32 bytes and returns it.
 ///
 /// # Panics
-/// If `record` is shorter than the two hashes and the version byte, which
+/// If `record` is shorter than the version byte and the hash, which
 /// [`encode_unchained`] never writes (a broken invariant).
-pub fn chain_record(record: &mut [u8], prev_hash: &Hash32) -> Hash32 {
-    assert!(record.len() > PREFIX_LEN + HASH_LEN, "record too short to chain"); // invariant
-    record[1..PREFIX_LEN].copy_from_slice(prev_hash.as_bytes());
+pub fn chain_record(record: &mut [u8], seq: Seq, prev_hash: &Hash32) -> Hash32 {
+    assert!(record.len() > 1 + HASH_LEN, "record too short to chain"); // invariant
     let split = record.len() - HASH_LEN;
-    let hash = Hash32::digest(&record[..split]);
+    let hash = hash_v2(record[0], prev_hash, seq, &record[1..split]);
     record[split..].copy_from_slice(hash.as_bytes());
     hash
+}
+
+fn hash_v2(version: u8, prev_hash: &Hash32, seq: Seq, body: &[u8]) -> Hash32 {
+    let digest = Sha256::new()
+        .chain_update([version])
+        .chain_update(prev_hash.as_bytes())
+        .chain_update(seq.get().to_be_bytes())
+        .chain_update(body)
+        .finalize();
+    Hash32::from_bytes(digest.into())
 }
 
 /// The records of a segment, in order. A length prefix that runs past the end of the
@@ -194,85 +216,253 @@ impl bincode::enc::write::Writer for VecWriter<'_> {
 /// A record split into its frame, without decoding the body.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordFrame<'a> {
-    /// The previous record's hash, as stored.
-    pub prev_hash: Hash32,
+    /// The format version byte.
+    pub version: u8,
+    /// The previous record's hash, as a version-1 record stores it (`None` in format 2,
+    /// which does not store it).
+    pub stored_prev_hash: Option<Hash32>,
     /// The stored hash of this record.
     pub stored_hash: Hash32,
-    /// The bytes the hash covers (version, prev hash, body).
-    pub hashed: &'a [u8],
     /// The encoded (header, payload).
     pub body: &'a [u8],
+    /// Version 1: the bytes its hash covers.
+    hashed_v1: &'a [u8],
 }
 
 impl RecordFrame<'_> {
-    /// Whether the stored hash is the SHA-256 of the hashed bytes.
-    pub fn hash_matches(&self) -> bool {
-        Hash32::digest(self.hashed) == self.stored_hash
+    /// The hash this record must carry as the record at `seq` after one hashed
+    /// `prev_hash`. For a version-1 record, whose bytes hold its own previous hash, the
+    /// link is [`RecordFrame::stored_prev_hash`]'s to check.
+    pub fn computed_hash(&self, seq: Seq, prev_hash: &Hash32) -> Hash32 {
+        match self.version {
+            FORMAT_V1 => Hash32::digest(self.hashed_v1),
+            version => hash_v2(version, prev_hash, seq, self.body),
+        }
     }
 }
 
-/// Splits a record into version, hashes and body, checking only the version and length.
+/// Splits a record into version, body and hashes, checking only the version and length.
 ///
 /// # Errors
 /// [`CodecError::Truncated`] or [`CodecError::UnknownFormatVersion`].
 pub fn frame(record: &[u8]) -> Result<RecordFrame<'_>, CodecError> {
-    if record.len() <= PREFIX_LEN + HASH_LEN {
-        return Err(CodecError::Truncated { len: record.len() });
-    }
-    if record[0] != FORMAT_VERSION {
-        return Err(CodecError::UnknownFormatVersion { found: record[0] });
-    }
-    let split = record.len() - HASH_LEN;
     let hash_bytes = |bytes: &[u8]| {
         let mut out = [0u8; 32];
         out.copy_from_slice(bytes);
         Hash32::from_bytes(out)
     };
+    let version = *record.first().ok_or(CodecError::Truncated { len: 0 })?;
+    let prefix = match version {
+        FORMAT_V1 => V1_PREFIX_LEN,
+        FORMAT_VERSION => 1,
+        found => return Err(CodecError::UnknownFormatVersion { found }),
+    };
+    if record.len() <= prefix + HASH_LEN {
+        return Err(CodecError::Truncated { len: record.len() });
+    }
+    let split = record.len() - HASH_LEN;
     Ok(RecordFrame {
-        prev_hash: hash_bytes(&record[1..PREFIX_LEN]),
+        version,
+        stored_prev_hash: (version == FORMAT_V1).then(|| hash_bytes(&record[1..V1_PREFIX_LEN])),
         stored_hash: hash_bytes(&record[split..]),
-        hashed: &record[..split],
-        body: &record[PREFIX_LEN..split],
+        body: &record[prefix..split],
+        hashed_v1: &record[..split],
     })
 }
 
-/// Decodes a whole record into an [`Envelope`], upcasting older schema versions.
-/// Does not check the hash (see [`RecordFrame::hash_matches`]).
+/// Decodes the record at `seq`, whose predecessor hashed `prev_hash`, into an
+/// [`Envelope`], upcasting older formats and schemas. Does not check the hash (see
+/// [`RecordFrame::computed_hash`]); the envelope's `prev_hash` is the stored one for
+/// version-1 records and `prev_hash` otherwise.
 ///
 /// # Errors
 /// Any [`CodecError`] but `Encode`.
-pub fn decode_record(record: &[u8]) -> Result<Envelope, CodecError> {
+pub fn decode_record(seq: Seq, prev_hash: &Hash32, record: &[u8]) -> Result<Envelope, CodecError> {
     let frame = frame(record)?;
-    let ((stored, payload), used): ((StoredHeader, Payload), usize) =
-        bincode::serde::decode_from_slice(frame.body, BINCODE).map_err(|e| CodecError::Body(e.to_string()))?;
-    if used != frame.body.len() {
-        return Err(CodecError::TrailingBytes(frame.body.len() - used));
+    if frame.version == FORMAT_V1 {
+        return v1::decode(seq, &frame);
     }
-    let payload = upcast(stored.schema_version, payload)?;
+    let (stored, payload): (StoredHeader, Payload) = decode_body(frame.body)?;
+    if stored.schema_version != SCHEMA_VERSION {
+        return Err(CodecError::UnsupportedSchema { found: stored.schema_version });
+    }
+    let causation_seq = match stored.causation_back {
+        0 => None,
+        back => Some(Seq::new(seq.get().checked_sub(back).ok_or_else(|| {
+            CodecError::Body(format!("causation {back} records back from seq {seq} is before the ledger"))
+        })?)),
+    };
+    let ts_recorded = stored
+        .ts_event
+        .nanos()
+        .checked_add(stored.recorded_after_event_ns)
+        .ok_or_else(|| CodecError::Body("ts_recorded out of range".into()))?;
     Ok(Envelope {
         header: Header {
-            seq: stored.seq,
+            seq,
             run_id: stored.run_id,
             cycle_id: stored.cycle_id,
-            causation_seq: stored.causation_seq,
+            causation_seq,
             ts_event: stored.ts_event,
-            ts_recorded: stored.ts_recorded,
+            ts_recorded: TimestampNs::from_nanos(ts_recorded),
             schema_version: stored.schema_version,
-            prev_hash: frame.prev_hash,
+            prev_hash: *prev_hash,
             hash: frame.stored_hash,
         },
         payload,
     })
 }
 
-/// Brings a payload written under `schema_version` to the current schema.
+fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
+    let (value, used): (T, usize) =
+        bincode::serde::decode_from_slice(body, BINCODE).map_err(|e| CodecError::Body(e.to_string()))?;
+    if used != body.len() {
+        return Err(CodecError::TrailingBytes(body.len() - used));
+    }
+    Ok(value)
+}
+
+/// Format 1 and schema 1: the types as they were stored, and their upcast.
 ///
-/// Version 1 is the only schema so far. When the schema changes, the old payload type
-/// is kept beside an upcaster here, so records written years ago stay readable.
-fn upcast(schema_version: u16, payload: Payload) -> Result<Payload, CodecError> {
-    match schema_version {
-        SCHEMA_VERSION => Ok(payload),
-        found => Err(CodecError::UnsupportedSchema { found }),
+/// Schema 1 carried the provider, model and parameters in every `DecisionMade` and one
+/// `decision_provider` text (`provider:model params`) in `RunStarted`; schema 2 keeps
+/// them once, in `RunStarted`. Every other payload is unchanged, so its current type
+/// decodes it.
+pub mod v1 {
+    use super::*;
+    use crate::event::{self, *};
+    use crate::ids::Seq;
+
+    #[derive(Serialize, Deserialize)]
+    struct StoredHeader {
+        seq: Seq,
+        run_id: RunId,
+        cycle_id: CycleId,
+        causation_seq: Option<Seq>,
+        ts_event: TimestampNs,
+        ts_recorded: TimestampNs,
+        schema_version: u16,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct RunStarted {
+        mode: RunMode,
+        config_hash: Hash32,
+        config: Text,
+        software_version: Text,
+        venue: Text,
+        instruments: Vec<crate::ids::InstrumentId>,
+        decision_provider: Text,
+        parent_run: Option<RunId>,
+        data_source: Text,
+        #[serde(with = "super::decimal")]
+        starting_cash: rust_decimal::Decimal,
+        kill_switch_tripped: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct DecisionMade {
+        provider: Text,
+        model: Text,
+        params: Text,
+        prompt_sha256: Option<Hash32>,
+        prompt: Text,
+        raw_output: Text,
+        parsed: Decision,
+        parse_status: ParseStatus,
+        latency_us: u64,
+        tokens_in: u32,
+        tokens_out: u32,
+    }
+
+    /// The schema-1 payload enum: same variants, same order.
+    #[derive(Serialize, Deserialize)]
+    enum Payload {
+        RunStarted(RunStarted),
+        RunStopped(event::RunStopped),
+        MarketTick(event::MarketTick),
+        DecisionMade(DecisionMade),
+        RiskVerdict(event::RiskVerdict),
+        OrderSubmitted(event::OrderSubmitted),
+        OrderAccepted(event::OrderAccepted),
+        OrderRejected(event::OrderRejected),
+        OrderCanceled(event::OrderCanceled),
+        OrderFilled(event::OrderFilled),
+        KillSwitchTripped(event::KillSwitchTripped),
+        KillSwitchReset(event::KillSwitchReset),
+        RiskLimitsChanged(event::RiskLimitsChanged),
+    }
+
+    pub(super) fn decode(seq: Seq, frame: &RecordFrame<'_>) -> Result<Envelope, CodecError> {
+        let (stored, payload): (StoredHeader, Payload) = decode_body(frame.body)?;
+        if stored.seq != seq {
+            return Err(CodecError::SeqMismatch { in_header: stored.seq });
+        }
+        if stored.schema_version != 1 {
+            return Err(CodecError::UnsupportedSchema { found: stored.schema_version });
+        }
+        Ok(Envelope {
+            header: Header {
+                seq,
+                run_id: stored.run_id,
+                cycle_id: stored.cycle_id,
+                causation_seq: stored.causation_seq,
+                ts_event: stored.ts_event,
+                ts_recorded: stored.ts_recorded,
+                schema_version: stored.schema_version,
+                prev_hash: frame.stored_prev_hash.unwrap_or(Hash32::ZERO),
+                hash: frame.stored_hash,
+            },
+            payload: upcast(payload),
+        })
+    }
+
+    /// Schema 1 to schema 2: `decision_provider` (`provider:model params`) is split into
+    /// its parts; a decision's own copies of them are dropped (they were the run's).
+    fn upcast(payload: Payload) -> event::Payload {
+        use event::Payload as P;
+        match payload {
+            Payload::RunStarted(s) => {
+                let (provider, rest) = s.decision_provider.split_once(':').unwrap_or(("", &s.decision_provider));
+                let (model, params) = rest.split_once(' ').unwrap_or((rest, ""));
+                P::RunStarted(event::RunStarted {
+                    mode: s.mode,
+                    config_hash: s.config_hash,
+                    config: s.config,
+                    software_version: s.software_version,
+                    venue: s.venue,
+                    instruments: s.instruments,
+                    provider: provider.into(),
+                    model: model.into(),
+                    params: params.into(),
+                    parent_run: s.parent_run,
+                    data_source: s.data_source,
+                    starting_cash: s.starting_cash,
+                    kill_switch_tripped: s.kill_switch_tripped,
+                })
+            }
+            Payload::DecisionMade(d) => P::DecisionMade(event::DecisionMade {
+                prompt_sha256: d.prompt_sha256,
+                prompt: d.prompt,
+                raw_output: d.raw_output,
+                parsed: d.parsed,
+                parse_status: d.parse_status,
+                latency_us: d.latency_us,
+                tokens_in: d.tokens_in,
+                tokens_out: d.tokens_out,
+            }),
+            Payload::RunStopped(p) => P::RunStopped(p),
+            Payload::MarketTick(p) => P::MarketTick(p),
+            Payload::RiskVerdict(p) => P::RiskVerdict(p),
+            Payload::OrderSubmitted(p) => P::OrderSubmitted(p),
+            Payload::OrderAccepted(p) => P::OrderAccepted(p),
+            Payload::OrderRejected(p) => P::OrderRejected(p),
+            Payload::OrderCanceled(p) => P::OrderCanceled(p),
+            Payload::OrderFilled(p) => P::OrderFilled(p),
+            Payload::KillSwitchTripped(p) => P::KillSwitchTripped(p),
+            Payload::KillSwitchReset(p) => P::KillSwitchReset(p),
+            Payload::RiskLimitsChanged(p) => P::RiskLimitsChanged(p),
+        }
     }
 }
 
@@ -336,13 +526,16 @@ pub mod decimal_opt {
     }
 }
 
+/// The format version of metadata values (heads, snapshots), apart from records'.
+const META_VERSION: u8 = 1;
+
 /// Encodes a piece of ledger metadata (the runs index, watermarks) with the same
 /// bincode configuration, behind a leading format-version byte.
 ///
 /// # Errors
 /// [`CodecError::Encode`] if the serializer fails.
 pub fn encode_meta<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![FORMAT_VERSION];
+    let mut out = vec![META_VERSION];
     bincode::serde::encode_into_std_write(value, &mut out, BINCODE).map_err(|e| CodecError::Encode(e.to_string()))?;
     Ok(out)
 }
@@ -353,13 +546,8 @@ pub fn encode_meta<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// Unknown version, truncation, or a body that does not decode.
 pub fn decode_meta<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Truncated { len: 0 })?;
-    if version != FORMAT_VERSION {
+    if version != META_VERSION {
         return Err(CodecError::UnknownFormatVersion { found: version });
     }
-    let (value, used) =
-        bincode::serde::decode_from_slice(body, BINCODE).map_err(|e| CodecError::Body(e.to_string()))?;
-    if used != body.len() {
-        return Err(CodecError::TrailingBytes(body.len() - used));
-    }
-    Ok(value)
+    decode_body(body)
 }

@@ -1,10 +1,17 @@
-//! The engine: one cycle per market tick, tick -> decision -> risk verdict -> order ->
-//! fill, every step an event. The same engine runs live, paper and replay; only the
-//! clock, the feed and the venue differ.
+//! The engine: one cycle per market tick, tick -> decision -> risk verdict -> orders,
+//! and the venue's reports on those orders, every step an event draft. The engine is
+//! pure: it holds no log, no venue and no clock. A tick (with the cycle's time) or a
+//! venue report goes in; the cycle's drafts come out, pushed onto the caller's buffer;
+//! and the engine's own state changes only by applying those drafts ([`Engine`]'s
+//! `apply`), so a run rebuilt from its events is the run that made them.
 //!
-//! A cycle's events are appended together. Several cycles may be gathered into one
-//! append (`cycles_per_append`) to amortise storage; an order bound for an external
-//! venue is always made durable before the venue sees it.
+//! Time enters a cycle once: the runner passes `now` with the tick, every draft of the
+//! cycle carries it as `ts_recorded`, and every check that needs the time (the price
+//! staleness check) reads it from there. A replay passes the recorded `ts_recorded`, so
+//! a paper run replays identically.
+//!
+//! The engine predicts the sequence each draft will get (its drafts are appended in the
+//! order it pushes them, by one writer), so causation links are known before appending.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,20 +22,18 @@ use thiserror::Error;
 use crate::chain::Hash32;
 use crate::decision::{DecisionInput, DecisionProvider};
 use crate::event::*;
-pub use crate::feed::Tick;
+use crate::feed::Tick;
 use crate::ids::{ClientOrderId, CycleId, InstrumentId, RunId, Seq};
-use crate::log::{EventLog, LogError};
 use crate::portfolio::Portfolio;
 use crate::risk::{KillSwitch, RiskEngine, RiskInput};
-use crate::time::{Clock, TimestampNs};
-use crate::venue::{MarketView, Venue, VenueReport};
+use crate::sizing::Funds;
+use crate::time::TimestampNs;
+use crate::venue::VenueReport;
 
-/// Why the engine stopped. Provider failures never get here: they become `hold`.
+/// Why the engine could not make a cycle's drafts. Provider failures never get here:
+/// they become `hold`.
 #[derive(Debug, Error)]
 pub enum EngineError {
-    /// The log refused or failed an append: the run cannot continue.
-    #[error("ledger: {0}")]
-    Log(#[from] LogError),
     /// A generated client order id was invalid (a broken invariant of the id scheme).
     #[error("client order id: {0}")]
     OrderId(#[from] crate::ids::IdError),
@@ -53,174 +58,200 @@ pub struct RunSpec {
     pub parent_run: Option<RunId>,
     /// Starting cash, account currency.
     pub starting_cash: Decimal,
-    /// Cycles gathered per append (1 = every cycle on its own).
-    pub cycles_per_append: usize,
+    /// The venue's name, e.g. `paper`.
+    pub venue: Text,
 }
 
-/// The pipeline bound to a log, a clock, a provider, a risk engine and a venue.
-pub struct Engine<'a, L: EventLog + ?Sized, C: Clock + ?Sized> {
-    log: &'a mut L,
-    clock: &'a C,
-    provider: Box<dyn DecisionProvider + 'a>,
+/// The deterministic core of a run: provider, risk engine, kill switch and account.
+pub struct Engine {
+    provider: Box<dyn DecisionProvider>,
     risk: RiskEngine,
     kill: KillSwitch,
-    venue: Box<dyn Venue + 'a>,
     portfolio: Portfolio,
     run_id: RunId,
     cycle: u64,
-    cycles_pending: usize,
-    cycles_per_append: usize,
-    /// Drafts not yet appended; their seqs follow `appended_head`.
-    pending: Vec<EventDraft>,
-    appended_head: Seq,
-    /// Order -> (cycle, seq of its OrderSubmitted), for linking fills to their cycle.
+    /// The seq the next pushed draft will get.
+    next_seq: Seq,
+    /// Order -> (cycle, seq of its OrderSubmitted), for linking reports to their cycle.
     orders: BTreeMap<ClientOrderId, (CycleId, Seq)>,
     last_price: BTreeMap<InstrumentId, Decimal>,
-    provider_info: crate::decision::ProviderInfo,
     order_counter: u64,
-    /// Source time of the last tick: the `ts_event` of what the run does at its end, so
-    /// that a replay derives the same events whatever the wall clock says.
+    /// Source time of the last tick: the `ts_event` of what the run does at its end.
     last_tick_ts: TimestampNs,
 }
 
-impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
-    /// Starts a run: records `RunStarted` and returns the engine.
-    ///
-    /// # Errors
-    /// A failed append.
+impl Engine {
+    /// Starts a run after the ledger's `head`: pushes `RunStarted` onto `out` and
+    /// returns the engine.
     pub fn start(
-        log: &'a mut L,
-        clock: &'a C,
         spec: RunSpec,
-        provider: Box<dyn DecisionProvider + 'a>,
+        provider: Box<dyn DecisionProvider>,
         risk: RiskEngine,
         kill: KillSwitch,
-        venue: Box<dyn Venue + 'a>,
-    ) -> Result<Self, EngineError> {
+        head: Seq,
+        now: TimestampNs,
+        out: &mut Vec<EventDraft>,
+    ) -> Engine {
         let info = provider.info();
-        let appended_head = log.head().seq;
         let mut engine = Engine {
-            log,
-            clock,
             provider,
             risk,
             kill,
-            venue,
             portfolio: Portfolio::new(spec.starting_cash),
             run_id: spec.run_id,
             cycle: 0,
-            cycles_pending: 0,
-            cycles_per_append: spec.cycles_per_append.max(1),
-            pending: Vec::with_capacity(64),
-            appended_head,
+            next_seq: head.next(),
             orders: BTreeMap::new(),
             last_price: BTreeMap::new(),
-            provider_info: info.clone(),
             order_counter: 0,
-            last_tick_ts: clock.now(),
+            last_tick_ts: now,
         };
-        let now = clock.now();
         let started = RunStarted {
             mode: spec.mode,
             config_hash: Hash32::digest(spec.config.as_bytes()),
             config: spec.config,
             software_version: spec.software_version,
-            venue: Arc::from(engine.venue.name()),
+            venue: spec.venue,
             instruments: spec.instruments,
-            decision_provider: Arc::from(format!("{}:{} {}", info.provider, info.model, info.params).as_str()),
+            provider: info.provider,
+            model: info.model,
+            params: info.params,
             parent_run: spec.parent_run,
             data_source: spec.data_source,
             starting_cash: spec.starting_cash,
             kill_switch_tripped: engine.kill.is_tripped(),
         };
-        engine.push(CycleId::new(0), None, now, Payload::RunStarted(started));
-        engine.append()?;
-        Ok(engine)
+        engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(started));
+        engine
     }
 
-    /// The log the run appends to (its appended part; see [`Engine::sync`]).
-    pub fn log(&self) -> &L {
-        self.log
+    /// The account as the engine keeps it.
+    pub fn portfolio(&self) -> &Portfolio {
+        &self.portfolio
     }
 
-    /// Appends the cycles gathered so far and makes every appended event durable, so
-    /// that they can be published. Returns the durable sequence.
-    ///
-    /// # Errors
-    /// A failed append or flush.
-    pub fn sync(&mut self) -> Result<Seq, EngineError> {
-        self.append()?;
-        Ok(self.log.sync()?)
+    /// The money orders may use now, as handed to venues.
+    pub fn funds(&self) -> Funds {
+        Funds {
+            cash: self.portfolio.cash,
+            equity: self.portfolio.equity(),
+            gross_exposure: self.portfolio.gross_exposure(),
+        }
     }
 
-    /// Queues a draft and returns the seq it will get.
-    fn push(&mut self, cycle: CycleId, cause: Option<Seq>, ts_event: TimestampNs, payload: Payload) -> Seq {
-        let seq = self.appended_head.plus(self.pending.len() as u64 + 1);
-        self.pending.push(EventDraft {
+    /// The seq the next draft will get.
+    pub fn next_seq(&self) -> Seq {
+        self.next_seq
+    }
+
+    /// Pushes a draft, applies it to the engine's state and returns the seq it will get.
+    fn emit(
+        &mut self,
+        out: &mut Vec<EventDraft>,
+        cycle: CycleId,
+        cause: Option<Seq>,
+        ts_event: TimestampNs,
+        now: TimestampNs,
+        payload: Payload,
+    ) -> Seq {
+        let seq = self.next_seq;
+        self.next_seq = seq.next();
+        self.apply(seq, cycle, &payload);
+        out.push(EventDraft {
             run_id: self.run_id,
             cycle_id: cycle,
             causation_seq: cause,
             ts_event,
-            ts_recorded: self.clock.now(),
+            ts_recorded: now,
             payload,
         });
         seq
     }
 
-    fn append(&mut self) -> Result<(), EngineError> {
-        if self.pending.is_empty() {
-            return Ok(());
+    /// What an event does to the engine's state: the one place its state changes.
+    fn apply(&mut self, seq: Seq, cycle: CycleId, payload: &Payload) {
+        match payload {
+            Payload::MarketTick(tick) => {
+                let price = tick.data.reference_price();
+                self.portfolio.mark(&tick.instrument, price);
+                self.last_price.insert(tick.instrument, price);
+            }
+            Payload::DecisionMade(made) => self.kill.on_outcome(!matches!(made.parse_status, ParseStatus::Ok)),
+            Payload::OrderSubmitted(order) => {
+                self.orders.insert(order.client_order_id, (cycle, seq));
+            }
+            Payload::OrderFilled(fill) => {
+                self.portfolio.apply_fill(fill);
+                self.kill.on_outcome(false);
+                self.orders.remove(&fill.client_order_id);
+            }
+            Payload::OrderRejected(rejected) => {
+                self.kill.on_outcome(true);
+                self.orders.remove(&rejected.client_order_id);
+            }
+            Payload::OrderCanceled(canceled) => {
+                self.orders.remove(&canceled.client_order_id);
+            }
+            Payload::KillSwitchTripped(_) => self.kill.trip(),
+            Payload::KillSwitchReset(_) => self.kill.reset(),
+            Payload::RunStarted(_)
+            | Payload::RunStopped(_)
+            | Payload::RiskVerdict(_)
+            | Payload::OrderAccepted(_)
+            | Payload::RiskLimitsChanged(_) => {}
         }
-        let receipt = self.log.append_owned(&mut self.pending, Some(self.appended_head))?;
-        self.appended_head = receipt.last;
-        self.cycles_pending = 0;
-        Ok(())
     }
 
-    /// Runs one cycle for `tick`.
+    /// Records a venue's report on one of the run's orders, at source time `ts_event`
+    /// (the tick it happened on), in the order's cycle.
+    pub fn on_report(
+        &mut self,
+        report: VenueReport,
+        ts_event: TimestampNs,
+        now: TimestampNs,
+        out: &mut Vec<EventDraft>,
+    ) {
+        let (cycle, order_seq) =
+            self.orders.get(&report.client_order_id()).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
+        let cause = (order_seq != Seq::ZERO).then_some(order_seq);
+        let payload = match report {
+            VenueReport::Accepted(r) => Payload::OrderAccepted(r),
+            VenueReport::Rejected(r) => Payload::OrderRejected(r),
+            VenueReport::Filled(r) => Payload::OrderFilled(r),
+            VenueReport::Canceled(r) => Payload::OrderCanceled(r),
+        };
+        self.emit(out, cycle, cause, ts_event, now, payload);
+    }
+
+    /// Runs one cycle for `tick` at time `now` (the cycle's recording time): the tick
+    /// and its marks, the kill switch, the decision, the verdict and the orders, pushed
+    /// onto `out`. The orders' `OrderSubmitted` drafts are for the runner to send.
     ///
     /// # Errors
-    /// A failed append; the events of the failed append are not recorded.
-    pub fn on_tick(&mut self, tick: &Tick) -> Result<(), EngineError> {
+    /// [`EngineError::OrderId`] only on a broken invariant of the id scheme.
+    pub fn on_tick(&mut self, tick: &Tick, now: TimestampNs, out: &mut Vec<EventDraft>) -> Result<(), EngineError> {
         self.cycle += 1;
         self.last_tick_ts = tick.ts;
         let cycle = CycleId::new(self.cycle);
-        let market = MarketView { ts: tick.ts, data: &tick.data };
-
-        // 1. Working orders from earlier cycles may fill on this tick.
-        self.take_reports(&market)?;
-
-        // 2. The tick itself, and marks.
-        let price = tick.data.reference_price();
-        let tick_seq = self.push(
-            cycle,
-            None,
-            tick.ts,
-            Payload::MarketTick(MarketTick { instrument: tick.instrument, data: tick.data.clone() }),
-        );
-        self.portfolio.mark(&tick.instrument, price);
+        let previous_price = self.last_price.get(&tick.instrument).copied();
+        let market = MarketTick { instrument: tick.instrument, data: tick.data.clone() };
+        let tick_seq = self.emit(out, cycle, None, tick.ts, now, Payload::MarketTick(market));
         self.risk.on_tick(tick.ts, self.portfolio.equity());
-        let previous_price = self.last_price.insert(tick.instrument, price);
 
-        // 3. The kill switch watches equity.
+        // The kill switch watches equity.
         if let Some(tripped) = self.kill.check(&self.portfolio) {
-            let close = self.kill.closes_positions();
-            let trip_seq = self.push(cycle, Some(tick_seq), tick.ts, Payload::KillSwitchTripped(tripped));
-            for id in self.venue.cancel_all() {
-                let cause = self.orders.get(&id).map(|&(_, seq)| seq);
-                let reason = Arc::from("kill switch tripped");
-                self.push(cycle, cause, tick.ts, Payload::OrderCanceled(OrderCanceled { client_order_id: id, reason }));
-            }
-            if close {
+            let trip_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::KillSwitchTripped(tripped));
+            if self.kill.closes_positions() {
                 let positions: Vec<_> = self.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
                 for (instrument, qty) in positions {
                     let side = if qty > Decimal::ZERO { Side::Sell } else { Side::Buy };
-                    self.submit(cycle, trip_seq, tick, instrument, side, OrderQty::Units(qty.abs()))?;
+                    self.submit(out, cycle, trip_seq, tick.ts, now, instrument, side, OrderQty::Units(qty.abs()))?;
                 }
             }
         }
 
-        // 4. Decision.
+        // Decision.
+        let price = tick.data.reference_price();
         let bar = match &tick.data {
             TickData::Bar(bar) => Some(bar),
             _ => None,
@@ -233,14 +264,8 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             position_qty: self.portfolio.qty(&tick.instrument),
         };
         let answer = self.provider.decide(&input);
-        let failed = !matches!(answer.parse_status, ParseStatus::Ok);
-        self.kill.on_outcome(failed);
         let decision = answer.decision.clone();
-        let info = &self.provider_info;
         let made = DecisionMade {
-            provider: info.provider.clone(),
-            model: info.model.clone(),
-            params: info.params.clone(),
             prompt_sha256: (!answer.prompt.is_empty()).then(|| Hash32::digest(answer.prompt.as_bytes())),
             prompt: answer.prompt,
             raw_output: answer.raw_output,
@@ -250,40 +275,40 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             tokens_in: answer.tokens_in,
             tokens_out: answer.tokens_out,
         };
-        let decision_seq = self.push(cycle, Some(tick_seq), tick.ts, Payload::DecisionMade(made));
+        let decision_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::DecisionMade(made));
 
-        // 5. Risk verdict.
+        // Risk verdict, at the cycle's time.
         let judgement = self.risk.judge(&RiskInput {
             decision: &decision,
             instrument: &tick.instrument,
             price: Some(price),
             previous_price,
             tick_ts: tick.ts,
-            now: self.clock.now(),
+            now,
             portfolio: &self.portfolio,
             kill_switch_tripped: self.kill.is_tripped(),
         });
         let approved = judgement.approved;
         let verdict = RiskVerdict { decision_seq, approved, checks: judgement.checks, reason: judgement.reason };
-        let verdict_seq = self.push(cycle, Some(decision_seq), tick.ts, Payload::RiskVerdict(verdict));
+        let verdict_seq = self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::RiskVerdict(verdict));
 
-        // 6. Orders.
-        if approved {
-            let placed = self.place(cycle, verdict_seq, tick, &decision)?;
-            if placed {
-                self.risk.on_order(tick.ts, &decision);
-            }
-        }
-
-        self.cycles_pending += 1;
-        if self.cycles_pending >= self.cycles_per_append {
-            self.append()?;
+        // Orders.
+        if approved && self.place(out, cycle, verdict_seq, tick, now, &decision)? {
+            self.risk.on_order(tick.ts, &decision);
         }
         Ok(())
     }
 
     /// Turns an approved decision into orders; returns whether any was submitted.
-    fn place(&mut self, cycle: CycleId, cause: Seq, tick: &Tick, decision: &Decision) -> Result<bool, EngineError> {
+    fn place(
+        &mut self,
+        out: &mut Vec<EventDraft>,
+        cycle: CycleId,
+        cause: Seq,
+        tick: &Tick,
+        now: TimestampNs,
+        decision: &Decision,
+    ) -> Result<bool, EngineError> {
         let held = self.portfolio.qty(&tick.instrument);
         let target_side = match decision.action {
             Action::Long => Side::Buy,
@@ -293,7 +318,7 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
                     return Ok(false);
                 }
                 let side = if held > Decimal::ZERO { Side::Sell } else { Side::Buy };
-                self.submit(cycle, cause, tick, tick.instrument, side, OrderQty::Units(held.abs()))?;
+                self.submit(out, cycle, cause, tick.ts, now, tick.instrument, side, OrderQty::Units(held.abs()))?;
                 return Ok(true);
             }
             Action::Hold => return Ok(false),
@@ -306,19 +331,22 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
         let notional = decision.size_pct * self.portfolio.equity().max(Decimal::ZERO);
         if !held.is_zero() {
             // Reversal: the closing leg first, then the opening leg.
-            self.submit(cycle, cause, tick, tick.instrument, target_side, OrderQty::Units(held.abs()))?;
+            self.submit(out, cycle, cause, tick.ts, now, tick.instrument, target_side, OrderQty::Units(held.abs()))?;
         }
         if notional > Decimal::ZERO {
-            self.submit(cycle, cause, tick, tick.instrument, target_side, OrderQty::Notional(notional))?;
+            self.submit(out, cycle, cause, tick.ts, now, tick.instrument, target_side, OrderQty::Notional(notional))?;
         }
         Ok(true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn submit(
         &mut self,
+        out: &mut Vec<EventDraft>,
         cycle: CycleId,
         cause: Seq,
-        tick: &Tick,
+        ts: TimestampNs,
+        now: TimestampNs,
         instrument: InstrumentId,
         side: Side,
         qty: OrderQty,
@@ -334,55 +362,25 @@ impl<'a, L: EventLog + ?Sized, C: Clock + ?Sized> Engine<'a, L, C> {
             limit_price: None,
             tif: TimeInForce::Gtc,
         };
-        let seq = self.push(cycle, Some(cause), tick.ts, Payload::OrderSubmitted(order.clone()));
-        self.orders.insert(id, (cycle, seq));
-        if self.venue.is_external() {
-            // The order must be durable before it leaves the process.
-            self.append()?;
-            self.log.sync()?;
-        }
-        let market = MarketView { ts: tick.ts, data: &tick.data };
-        self.venue.submit(&order, &market);
-        self.push(cycle, Some(seq), tick.ts, Payload::OrderAccepted(OrderAccepted { client_order_id: id }));
-        self.take_reports(&market)
-    }
-
-    /// Records every report the venue has now, applying fills to the portfolio one by one.
-    fn take_reports(&mut self, market: &MarketView<'_>) -> Result<(), EngineError> {
-        while let Some((id, report)) = self.venue.poll(market, &self.portfolio) {
-            let (order_cycle, order_seq) = self.orders.get(&id).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
-            let cause = (order_seq != Seq::ZERO).then_some(order_seq);
-            match report {
-                VenueReport::Filled(fill) => {
-                    self.portfolio.apply_fill(&fill);
-                    self.kill.on_outcome(false);
-                    self.push(order_cycle, cause, market.ts, Payload::OrderFilled(fill));
-                }
-                VenueReport::Rejected(rejected) => {
-                    self.kill.on_outcome(true);
-                    self.push(order_cycle, cause, market.ts, Payload::OrderRejected(rejected));
-                }
-            }
-        }
+        self.emit(out, cycle, Some(cause), ts, now, Payload::OrderSubmitted(order));
         Ok(())
     }
 
-    /// Ends the run: cancels working orders, records `RunStopped` and makes everything
-    /// durable. Returns the final account.
-    ///
-    /// # Errors
-    /// A failed append or sync.
-    pub fn stop(mut self, reason: &str) -> Result<Portfolio, EngineError> {
-        let now = self.last_tick_ts;
-        for id in self.venue.cancel_all() {
-            let (cycle, seq) = self.orders.get(&id).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
-            let reason = Arc::from(format!("canceled at stop: {reason}").as_str());
-            let cause = (seq != Seq::ZERO).then_some(seq);
-            self.push(cycle, cause, now, Payload::OrderCanceled(OrderCanceled { client_order_id: id, reason }));
+    /// Ends the run at `now`: records the venue's cancellations of working orders
+    /// (`canceled`) and `RunStopped`. Returns the final account.
+    pub fn stop(
+        mut self,
+        reason: &str,
+        canceled: Vec<VenueReport>,
+        now: TimestampNs,
+        out: &mut Vec<EventDraft>,
+    ) -> Portfolio {
+        let ts = self.last_tick_ts;
+        for report in canceled {
+            self.on_report(report, ts, now, out);
         }
-        self.push(CycleId::new(0), None, now, Payload::RunStopped(RunStopped { reason: Arc::from(reason) }));
-        self.append()?;
-        self.log.sync()?;
-        Ok(self.portfolio)
+        let stopped = RunStopped { reason: Arc::from(reason) };
+        self.emit(out, CycleId::new(0), None, ts, now, Payload::RunStopped(stopped));
+        self.portfolio
     }
 }

@@ -17,7 +17,10 @@ use crate::ids::{ClientOrderId, CycleId, FillId, InstrumentId, RunId, Seq};
 use crate::time::TimestampNs;
 
 /// The schema version written into every new header. Older versions are upcast on read.
-pub const SCHEMA_VERSION: u16 = 1;
+///
+/// Version 2 moved the provider, model and parameters of a run from every `DecisionMade`
+/// into its `RunStarted` (they are constant for a run); [`crate::codec`] upcasts version 1.
+pub const SCHEMA_VERSION: u16 = 2;
 
 /// Free text carried by events: shared, immutable, cheap to clone.
 pub type Text = Arc<str>;
@@ -71,6 +74,58 @@ pub struct EventDraft {
     pub ts_recorded: TimestampNs,
     /// The fact.
     pub payload: Payload,
+}
+
+impl EventDraft {
+    /// This draft as the event it becomes at `seq`.
+    pub fn at(&self, seq: Seq) -> EventRef<'_> {
+        EventRef {
+            seq,
+            run_id: self.run_id,
+            cycle_id: self.cycle_id,
+            causation_seq: self.causation_seq,
+            ts_event: self.ts_event,
+            ts_recorded: self.ts_recorded,
+            payload: &self.payload,
+        }
+    }
+}
+
+impl Envelope {
+    /// A borrowed view of this event, the form folds take.
+    pub fn as_ref(&self) -> EventRef<'_> {
+        let h = &self.header;
+        EventRef {
+            seq: h.seq,
+            run_id: h.run_id,
+            cycle_id: h.cycle_id,
+            causation_seq: h.causation_seq,
+            ts_event: h.ts_event,
+            ts_recorded: h.ts_recorded,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// An event as a fold sees it: its place and times, and the fact, borrowed. Made from a
+/// stored [`Envelope`] or from a draft as it is appended, so a fold fed live and a fold
+/// over the stored log see the same thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// Position in the ledger.
+    pub seq: Seq,
+    /// The run.
+    pub run_id: RunId,
+    /// The cycle (0 outside cycles).
+    pub cycle_id: CycleId,
+    /// The event that caused this one.
+    pub causation_seq: Option<Seq>,
+    /// Source time, UTC ns.
+    pub ts_event: TimestampNs,
+    /// Recording time, UTC ns.
+    pub ts_recorded: TimestampNs,
+    /// The fact.
+    pub payload: &'a Payload,
 }
 
 /// Every kind of fact the ledger records.
@@ -151,8 +206,12 @@ pub struct RunStarted {
     pub venue: Text,
     /// Instruments traded.
     pub instruments: Vec<InstrumentId>,
-    /// Decision provider and its settings, e.g. `rules:sma-cross fast=10 slow=30`.
-    pub decision_provider: Text,
+    /// Decision provider kind: `rules`, `script`, `recorded`, `openai`, `anthropic`.
+    pub provider: Text,
+    /// Strategy or model name, e.g. `sma-cross`, `deepseek-chat`.
+    pub model: Text,
+    /// Provider parameters in canonical `k=v` form, sorted by key, space separated.
+    pub params: Text,
     /// For replays: the run being replayed, if any.
     pub parent_run: Option<RunId>,
     /// Where the market data came from (file name and its SHA-256, or a feed name).
@@ -303,15 +362,10 @@ pub enum ParseStatus {
     ProviderError(Text),
 }
 
-/// A decision provider answered.
+/// A decision provider answered. The provider, model and parameters are the run's, in
+/// its `RunStarted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionMade {
-    /// Provider kind: `rules`, `script`, `recorded`, `openai`, `anthropic`.
-    pub provider: Text,
-    /// Strategy or model name, e.g. `sma-cross`, `deepseek-chat`.
-    pub model: Text,
-    /// Provider parameters in canonical `k=v` form, sorted by key.
-    pub params: Text,
     /// SHA-256 of the prompt, when there was one.
     pub prompt_sha256: Option<Hash32>,
     /// The prompt sent (empty for rules).

@@ -5,7 +5,7 @@
 //! - [`event`]: the envelope and every payload kind (what happened).
 //! - [`codec`]: the stored bytes of one record (how it is written), versioned.
 //! - [`chain`]: the SHA-256 hash chain over those bytes.
-//! - [`log`]: the [`log::EventLog`] trait and the in-memory log beside it.
+//! - [`log`]: the [`log::EventLog`] trait, checked reads, and the in-memory logs.
 //! - [`verify`]: the whole-ledger check behind `ledger verify`.
 //! - [`bus`]: the [`bus::EventBus`] trait and the outbox that feeds buses from the log.
 //! - [`portfolio`]: cash, positions, P&L and drawdown: what a fill and a mark do.
@@ -17,8 +17,8 @@
 //! - [`engine`]: one cycle per tick, tick -> decision -> verdict -> order -> fill.
 //! - [`replay`]: re-running a recorded run and finding where it diverges.
 //!
-//! Nothing here reads the wall clock, the file system or the network: time arrives
-//! through a [`time::Clock`], records through an [`log::EventLog`]. That is what makes
+//! Nothing here reads the wall clock, the file system or the network: time arrives with
+//! each tick from the runner's caller, records go to an [`log::EventLog`]. That is what makes
 //! a replay byte-identical to the run it replays.
 #![forbid(unsafe_code)]
 
@@ -34,6 +34,8 @@ pub mod log;
 pub mod portfolio;
 pub mod replay;
 pub mod risk;
+pub mod runner;
+pub mod sizing;
 pub mod strategy;
 pub mod time;
 pub mod venue;

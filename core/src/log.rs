@@ -1,39 +1,51 @@
-//! The [`EventLog`] trait, its shared machinery and [`MemLog`], the in-memory log.
+//! The [`EventLog`] trait, the checked reading of events, and the in-memory logs.
 //!
-//! A log owns `next_seq` and the head hash. Appends take a batch of [`EventDraft`]s,
-//! give them the next gapless sequences, chain and encode them once into a reused buffer,
-//! and store those same bytes atomically. The sled log lives in `ledger-adapters`.
+//! A log owns `next_seq` and the head hash. An append takes a batch of
+//! [`EventDraft`]s, gives them the next gapless sequences, encodes and chains them once
+//! into a reused buffer ([`BatchEncoder`]) and stores those same bytes atomically.
+//! Reading is apart from writing: every log hands out a [`RecordSource`] that reads
+//! while the log appends (the outbox, reports and exports run beside a live run), and
+//! [`visit_events`] decodes a range from any source, checking every record's hash and
+//! its link to the one before, so nothing is shown or folded that the chain does not
+//! vouch for. The sled log lives in `ledger-adapters`.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::chain::Hash32;
 use crate::codec::{self, CodecError};
-use crate::event::{Envelope, EventDraft, Payload, RunMode, Text};
-use crate::ids::{RunId, Seq};
-use crate::time::TimestampNs;
+use crate::event::{Envelope, EventDraft};
+use crate::ids::Seq;
 
-/// What can go wrong reading or writing a log.
+/// What can go wrong reading or writing a log. [`LogError::is_data_damage`] tells the
+/// problems in stored data (a run stops; `ledger verify` names the seq) from failures
+/// of the storage itself.
 #[derive(Debug, Error)]
 pub enum LogError {
-    /// An append named an expected head that another writer has moved past.
-    #[error("head moved: expected head seq {expected}, ledger is at {actual}")]
-    HeadMoved {
-        /// The head the writer expected.
-        expected: Seq,
-        /// The head the ledger has.
-        actual: Seq,
-    },
-    /// A stored record could not be decoded.
+    /// A stored record could not be framed or decoded.
     #[error("seq {seq}: {source}")]
     Codec {
-        /// The record's key.
+        /// The record's sequence.
         seq: Seq,
         /// What the codec said.
         source: CodecError,
+    },
+    /// A stored record's hash does not match its bytes chained from the record before.
+    #[error("seq {seq}: the record does not match its hash (changed, or not chained from seq {})", seq.get().saturating_sub(1))]
+    HashMismatch {
+        /// The record's sequence.
+        seq: Seq,
+    },
+    /// A stored record is missing: the next one found has another sequence.
+    #[error("seq {expected}: missing; the next stored record is seq {found}")]
+    Gap {
+        /// The sequence that should have come next.
+        expected: Seq,
+        /// The sequence found instead.
+        found: Seq,
     },
     /// An event could not be encoded.
     #[error("encoding event {seq}: {source}")]
@@ -58,9 +70,38 @@ pub enum LogError {
         /// The data directory.
         path: String,
     },
-    /// The storage below failed (I/O, sled).
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The storage below failed (I/O, sled), with its own error as the source.
+    #[error("storage: {context}")]
+    Storage {
+        /// What the log was doing.
+        context: String,
+        /// The storage's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The log's writer stopped after an earlier failure; nothing more is appended.
+    #[error("the ledger's writer stopped after an earlier failure: {0}")]
+    WriterStopped(String),
+}
+
+impl LogError {
+    /// Whether this is damage in stored data (a bad record, a gap, a cut tail), which no
+    /// retry mends: the run stops and `ledger verify` names where it starts. Everything
+    /// else is a failure of the storage or the process (I/O, a lock, a stopped writer):
+    /// also fatal for the append that met it, but the data already written is intact.
+    pub fn is_data_damage(&self) -> bool {
+        matches!(
+            self,
+            LogError::Codec { .. }
+                | LogError::HashMismatch { .. }
+                | LogError::Gap { .. }
+                | LogError::TailMissing { .. }
+        )
+    }
+
+    /// A storage error with its context.
+    pub fn storage(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        LogError::Storage { context: context.into(), source: Box::new(source) }
+    }
 }
 
 /// The last event of a ledger: its sequence and hash. `Seq::ZERO` and [`Hash32::ZERO`] for
@@ -81,95 +122,147 @@ pub struct AppendReceipt {
     /// Sequence of the batch's last event: the new head (for an empty batch, the head).
     pub last: Seq,
     /// Every event up to this sequence is durable (flushed). In `group` durability this
-    /// may trail `head.seq`; nothing beyond it may be reported as recorded.
+    /// may trail `last`; nothing beyond it may be reported as recorded.
     pub durable_through: Seq,
 }
 
-/// One run as the `runs` index knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunInfo {
-    /// The run.
-    pub run_id: RunId,
-    /// Live, paper or replay (`None` if the run's `RunStarted` is not in the ledger).
-    pub mode: Option<RunMode>,
-    /// Sequence of the run's first event.
-    pub first_seq: Seq,
-    /// Sequence of the run's last event so far.
-    pub last_seq: Seq,
-    /// Events of the run.
-    pub event_count: u64,
-    /// `ts_recorded` of the run's first event, UTC ns.
-    pub started: TimestampNs,
-    /// `ts_recorded` of its `RunStopped`, if it has stopped.
-    pub stopped: Option<TimestampNs>,
-    /// The reason its `RunStopped` gave.
-    pub stop_reason: Option<Text>,
+/// Stored records, read in sequence order. Every log hands one out
+/// ([`EventLog::reader`]) that reads while the log appends.
+pub trait RecordSource {
+    /// Calls `visit` with each stored record's sequence and bytes, in order, from
+    /// `from` (inclusive) until the end or until `visit` breaks. Records are not checked
+    /// here (see [`visit_events`]).
+    ///
+    /// # Errors
+    /// Storage errors; [`LogError::Codec`] for a segment whose framing is cut.
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError>;
+
+    /// The head sequence the storage wrote down at its last flush, when it keeps one.
+    /// A recorded head beyond the last record means records were cut off the tail.
+    fn recorded_head(&self) -> Option<Seq> {
+        None
+    }
 }
 
-/// The `runs` index: run id to [`RunInfo`], kept by every log as events are appended.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunIndex {
-    runs: BTreeMap<RunId, RunInfo>,
+/// An append-only, hash-chained event log: append, head, sync, and a reader.
+///
+/// Implementations own the head: sequences are gapless from 1, a batch is stored
+/// atomically (all of it or none), and the head is recovered when a stored log is opened.
+pub trait EventLog {
+    /// Appends the drafts in `batch` as one atomic unit after the current head, taking
+    /// them: on success `batch` is left empty with its capacity. An empty batch writes
+    /// nothing and returns the current head.
+    ///
+    /// # Errors
+    /// Storage or encoding errors. On error nothing of the batch is stored, the head is
+    /// unchanged and `batch` is left as it was.
+    fn append(&mut self, batch: &mut Vec<EventDraft>) -> Result<AppendReceipt, LogError>;
+
+    /// The last appended event's sequence and hash.
+    fn head(&self) -> Head;
+
+    /// Every event up to this sequence is durable.
+    fn durable_seq(&self) -> Seq;
+
+    /// Makes every appended event durable and returns the durable sequence.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn sync(&mut self) -> Result<Seq, LogError>;
+
+    /// A reader of this log's stored records, usable from another thread while this log
+    /// appends; it sees every append completed before each of its reads starts.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError>;
 }
 
-impl RunIndex {
-    /// Records that an event of `run`, recorded at `ts_recorded`, got sequence `seq`.
-    /// Returns the run's updated entry.
-    pub fn observe(&mut self, seq: Seq, run: RunId, ts_recorded: TimestampNs, payload: &Payload) -> &RunInfo {
-        let info = self.runs.entry(run).or_insert_with(|| RunInfo {
-            run_id: run,
-            mode: None,
-            first_seq: seq,
-            last_seq: seq,
-            event_count: 0,
-            started: ts_recorded,
-            stopped: None,
-            stop_reason: None,
-        });
-        info.last_seq = seq;
-        info.event_count += 1;
-        match payload {
-            Payload::RunStarted(started) => info.mode = Some(started.mode),
-            Payload::RunStopped(stopped) => {
-                info.stopped = Some(ts_recorded);
-                info.stop_reason = Some(stopped.reason.clone());
+/// A log that stores segments made by a [`BatchEncoder`], and can store one that was
+/// encoded elsewhere: a writer thread chains and stores what the engine's thread encoded
+/// (`ledger_adapters::background`), so each half runs on its own core.
+pub trait PreparedAppend: EventLog {
+    /// Chains and stores `prepared`, a batch encoded for the seqs after the head
+    /// ([`BatchEncoder::prepare`]), without encoding again.
+    ///
+    /// # Errors
+    /// As [`EventLog::append`]; [`LogError::WriterStopped`] if `prepared` was made for
+    /// another position.
+    fn append_prepared(&mut self, prepared: &mut BatchEncoder) -> Result<AppendReceipt, LogError>;
+}
+
+/// [`EventLog::append`] for a [`PreparedAppend`] log with its own encoder.
+fn append_with<L: PreparedAppend>(
+    log: &mut L,
+    encoder: impl Fn(&mut L) -> &mut BatchEncoder,
+    batch: &mut Vec<EventDraft>,
+) -> Result<AppendReceipt, LogError> {
+    let first = log.head().seq.next();
+    let mut prepared = std::mem::take(encoder(log));
+    let receipt = prepared.prepare(first, batch).and_then(|()| log.append_prepared(&mut prepared));
+    *encoder(log) = prepared;
+    if receipt.is_ok() {
+        batch.clear();
+    }
+    receipt
+}
+
+/// Calls `visit` with each event from `from` (inclusive), decoded and checked: each
+/// record's hash must match its bytes chained from the record before (the first record
+/// of the range is chained from its stored predecessor), and sequences must be gapless.
+///
+/// # Errors
+/// Storage errors; [`LogError::HashMismatch`], [`LogError::Gap`] or [`LogError::Codec`]
+/// naming the first record that fails.
+pub fn visit_events(
+    source: &dyn RecordSource,
+    from: Seq,
+    visit: &mut dyn FnMut(Envelope) -> ControlFlow<()>,
+) -> Result<(), LogError> {
+    let from = from.max(Seq::new(1));
+    let start = Seq::new(from.get() - 1).max(Seq::new(1));
+    let mut prev: Option<Hash32> = (from == Seq::new(1)).then_some(Hash32::ZERO);
+    let mut expected = start;
+    let mut failure = None;
+    source.visit_records(start, &mut |seq, bytes| {
+        if seq != expected {
+            failure = Some(LogError::Gap { expected, found: seq });
+            return ControlFlow::Break(());
+        }
+        expected = seq.next();
+        let frame = match codec::frame(bytes) {
+            Ok(frame) => frame,
+            Err(source) => {
+                failure = Some(LogError::Codec { seq, source });
+                return ControlFlow::Break(());
             }
-            _ => {}
+        };
+        let Some(prev_hash) = prev else {
+            // The stored predecessor of the range: its hash is the first link.
+            prev = Some(frame.stored_hash);
+            return ControlFlow::Continue(());
+        };
+        let linked = frame.stored_prev_hash.is_none_or(|stored| stored == prev_hash);
+        if !linked || frame.computed_hash(seq, &prev_hash) != frame.stored_hash {
+            failure = Some(LogError::HashMismatch { seq });
+            return ControlFlow::Break(());
         }
-        info
-    }
-
-    /// Records a batch whose first event got sequence `first`.
-    pub fn observe_batch(&mut self, first: Seq, batch: &[EventDraft]) {
-        for (offset, draft) in batch.iter().enumerate() {
-            self.observe(first.plus(offset as u64), draft.run_id, draft.ts_recorded, &draft.payload);
+        prev = Some(frame.stored_hash);
+        match codec::decode_record(seq, &prev_hash, bytes) {
+            Ok(event) => visit(event),
+            Err(source) => {
+                failure = Some(LogError::Codec { seq, source });
+                ControlFlow::Break(())
+            }
         }
-    }
-
-    /// One run.
-    pub fn get(&self, run: RunId) -> Option<&RunInfo> {
-        self.runs.get(&run)
-    }
-
-    /// Every run, by id.
-    pub fn iter(&self) -> impl Iterator<Item = &RunInfo> {
-        self.runs.values()
-    }
-
-    /// The id the next run should take: one above the highest so far, from 1.
-    pub fn next_run_id(&self) -> RunId {
-        RunId::new(self.runs.keys().next_back().map_or(1, |id| id.get() + 1))
-    }
-
-    /// Replaces one run's entry (used when loading a persisted index).
-    pub fn insert(&mut self, info: RunInfo) {
-        self.runs.insert(info.run_id, info);
-    }
+    })?;
+    failure.map_or(Ok(()), Err)
 }
 
 /// Encodes batches: gives drafts their sequences, chains them from a head, and writes
 /// each record once, framed, into a reused buffer that is the batch's segment (see
-/// [`crate::codec`]).
+/// [`crate::codec`]). The logs' shared machinery, in two phases so that encoding and
+/// chaining can run on different threads.
 #[derive(Debug, Default)]
 pub struct BatchEncoder {
     segment: Vec<u8>,
@@ -179,22 +272,12 @@ pub struct BatchEncoder {
 }
 
 impl BatchEncoder {
-    /// Encodes `batch` as the events after `head` and returns the head after them.
-    /// Replaces whatever the encoder held before.
+    /// First phase: encodes `batch` as the events from `first` on, leaving the hashes for
+    /// [`BatchEncoder::chain`]. Needs no previous record, so it can run ahead of the log
+    /// on another thread. Replaces whatever the encoder held before.
     ///
     /// # Errors
-    /// [`LogError::Encode`] if a payload cannot be encoded (a serializer bug).
-    pub fn encode(&mut self, head: Head, batch: &[EventDraft]) -> Result<Head, LogError> {
-        self.prepare(head.seq.next(), batch)?;
-        self.chain(head)
-    }
-
-    /// First phase of [`BatchEncoder::encode`]: encodes `batch` as the events from `first`
-    /// on, leaving the hashes for [`BatchEncoder::chain`]. Needs no previous record, so it
-    /// can run ahead of the log on another thread.
-    ///
-    /// # Errors
-    /// [`LogError::Encode`] if a payload cannot be encoded (a serializer bug).
+    /// [`LogError::Encode`] naming the draft that cannot be encoded.
     pub fn prepare(&mut self, first: Seq, batch: &[EventDraft]) -> Result<(), LogError> {
         self.segment.clear();
         self.spans.clear();
@@ -213,18 +296,20 @@ impl BatchEncoder {
     /// them.
     ///
     /// # Errors
-    /// [`LogError::HeadMoved`] if the records were prepared for another position.
+    /// [`LogError::WriterStopped`] if the records were prepared for another position (a
+    /// broken invariant of the single writer).
     pub fn chain(&mut self, head: Head) -> Result<Head, LogError> {
         if self.first != head.seq.next() {
-            return Err(LogError::HeadMoved {
-                expected: Seq::new(self.first.get().saturating_sub(1)),
-                actual: head.seq,
-            });
+            return Err(LogError::WriterStopped(format!(
+                "a batch prepared for seq {} met the head at {}",
+                self.first, head.seq
+            )));
         }
         let mut head = head;
         for &(start, end) in &self.spans {
-            let hash = codec::chain_record(&mut self.segment[start..end], &head.hash);
-            head = Head { seq: head.seq.next(), hash };
+            let seq = head.seq.next();
+            let hash = codec::chain_record(&mut self.segment[start..end], seq, &head.hash);
+            head = Head { seq, hash };
         }
         Ok(head)
     }
@@ -234,180 +319,35 @@ impl BatchEncoder {
         self.first
     }
 
+    /// Records in the batch.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
     /// The whole batch as one stored segment.
     pub fn segment(&self) -> &[u8] {
         &self.segment
     }
-
-    /// The encoded records with their sequences, in order.
-    pub fn records(&self) -> impl Iterator<Item = (Seq, &[u8])> + '_ {
-        self.spans.iter().enumerate().map(|(i, &(start, end))| (self.first.plus(i as u64), &self.segment[start..end]))
-    }
-}
-
-/// An append-only, hash-chained event log.
-///
-/// Implementations own the head: sequences are gapless from 1, a batch is stored
-/// atomically (all of it or none), and the head is recovered when a stored log is opened.
-pub trait EventLog {
-    /// Appends `batch` as one atomic unit after the current head.
-    ///
-    /// With `expected_head`, the append is refused unless the head is still that
-    /// sequence (optimistic concurrency between writers). An empty batch writes nothing
-    /// and returns the current head.
-    ///
-    /// # Errors
-    /// [`LogError::HeadMoved`] when `expected_head` is stale; storage or encoding errors.
-    /// On error nothing of the batch is stored and the head is unchanged.
-    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError>;
-
-    /// As [`EventLog::append`], taking the batch's drafts: on success `batch` is left
-    /// empty with its capacity, ready for the next cycle. A log that hands the work to
-    /// another thread moves the drafts instead of copying them.
-    ///
-    /// # Errors
-    /// As [`EventLog::append`]; on error `batch` is left as it was.
-    fn append_owned(
-        &mut self,
-        batch: &mut Vec<EventDraft>,
-        expected_head: Option<Seq>,
-    ) -> Result<AppendReceipt, LogError> {
-        let receipt = self.append(batch, expected_head)?;
-        batch.clear();
-        Ok(receipt)
-    }
-
-    /// Appends `batch`, whose records `prepared` already holds encoded by
-    /// [`BatchEncoder::prepare`] for the sequences after the current head, but not yet
-    /// chained. A log that stores segments chains and stores them without encoding again;
-    /// the default encodes anew.
-    ///
-    /// # Errors
-    /// As [`EventLog::append`]; [`LogError::HeadMoved`] if `prepared` was made for
-    /// another position.
-    fn append_prepared(
-        &mut self,
-        prepared: &mut BatchEncoder,
-        batch: &[EventDraft],
-    ) -> Result<AppendReceipt, LogError> {
-        let expected = Seq::new(prepared.first_seq().get().saturating_sub(1));
-        self.append(batch, Some(expected))
-    }
-
-    /// The last event's sequence and hash.
-    fn head(&self) -> Head;
-
-    /// Every event up to this sequence is durable.
-    fn durable_seq(&self) -> Seq;
-
-    /// Makes every appended event durable and returns the durable sequence.
-    ///
-    /// # Errors
-    /// Storage errors.
-    fn sync(&mut self) -> Result<Seq, LogError>;
-
-    /// Calls `visit` with each stored record's key and bytes, in sequence order, from
-    /// `from` (inclusive) until the end or until `visit` breaks.
-    ///
-    /// # Errors
-    /// Storage errors. Decoding is the visitor's business.
-    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError>;
-
-    /// The `runs` index.
-    fn runs(&self) -> &RunIndex;
-
-    /// The head sequence the storage wrote down at its last flush, when it keeps one.
-    /// A stored head beyond the last record means records were cut off the tail.
-    fn recorded_head(&self) -> Option<Seq> {
-        None
-    }
-
-    /// Decoded events from `from` (inclusive), at most `limit` of them.
-    ///
-    /// # Errors
-    /// Storage errors, or [`LogError::Codec`] naming the first record that does not decode.
-    fn read(&self, from: Seq, limit: usize) -> Result<Vec<Envelope>, LogError> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        self.visit_events(from, &mut |event| {
-            out.push(event);
-            if out.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        Ok(out)
-    }
-
-    /// Calls `visit` with each decoded event from `from` (inclusive).
-    ///
-    /// # Errors
-    /// Storage errors, or [`LogError::Codec`] naming the first record that does not decode.
-    fn visit_events(&self, from: Seq, visit: &mut dyn FnMut(Envelope) -> ControlFlow<()>) -> Result<(), LogError> {
-        let mut failure = None;
-        self.visit_records(from, &mut |seq, bytes| match codec::decode_record(bytes) {
-            Ok(event) => visit(event),
-            Err(source) => {
-                failure = Some(LogError::Codec { seq, source });
-                ControlFlow::Break(())
-            }
-        })?;
-        failure.map_or(Ok(()), Err)
-    }
-
-    /// Calls `visit` with each event of `run`, in order. Reads only the run's own
-    /// sequence range, from the `runs` index.
-    ///
-    /// # Errors
-    /// As [`EventLog::visit_events`]. An unknown run visits nothing.
-    fn visit_run(&self, run: RunId, visit: &mut dyn FnMut(Envelope) -> ControlFlow<()>) -> Result<(), LogError> {
-        let Some(info) = self.runs().get(run).cloned() else {
-            return Ok(());
-        };
-        self.visit_events(info.first_seq, &mut |event| {
-            if event.header.seq > info.last_seq {
-                return ControlFlow::Break(());
-            }
-            if event.header.run_id == run {
-                visit(event)
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-    }
-}
-
-/// An in-memory [`EventLog`]. Segments are copied into fixed-size chunks (a full chunk is
-/// never reallocated or moved), so appending costs no allocation per event and no
-/// re-copying as the log grows. Used by tests and by backtests that need no persistence.
-#[derive(Debug, Default)]
-pub struct MemLog {
-    /// Storage; every chunk but the last is full.
-    chunks: Vec<Vec<u8>>,
-    /// `(seq of the first record, chunk, start, end)` of each segment, in order.
-    segments: Vec<(Seq, usize, usize, usize)>,
-    head: Head,
-    runs: RunIndex,
-    encoder: BatchEncoder,
 }
 
 /// Size of one [`MemLog`] chunk (a larger segment gets a chunk of its own size).
 const MEM_CHUNK: usize = 4 << 20;
 
-impl MemLog {
-    /// An empty log.
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// The stored part of a [`MemLog`], shared with its readers.
+#[derive(Debug, Default)]
+struct MemStore {
+    /// Storage; every chunk but the last is full.
+    chunks: Vec<Vec<u8>>,
+    /// `(seq of the first record, chunk, start, end)` of each segment, in order.
+    segments: Vec<(Seq, usize, usize, usize)>,
+}
 
-    /// Bytes of all stored segments.
-    pub fn byte_len(&self) -> usize {
-        self.segments.iter().map(|&(_, _, start, end)| end - start).sum()
-    }
-
+impl MemStore {
     fn store(&mut self, first: Seq, segment: &[u8]) {
         let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= segment.len());
         if !fits {
@@ -421,34 +361,47 @@ impl MemLog {
     }
 }
 
-impl EventLog for MemLog {
-    fn append(&mut self, batch: &[EventDraft], expected_head: Option<Seq>) -> Result<AppendReceipt, LogError> {
-        if let Some(expected) = expected_head {
-            if expected != self.head.seq {
-                return Err(LogError::HeadMoved { expected, actual: self.head.seq });
-            }
-        }
-        let mut encoder = std::mem::take(&mut self.encoder);
-        let prepared = encoder.prepare(self.head.seq.next(), batch);
-        let receipt = prepared.and_then(|()| self.append_prepared(&mut encoder, batch));
-        self.encoder = encoder;
-        receipt
+/// An in-memory [`EventLog`] that keeps every record. Segments are copied into
+/// fixed-size chunks (a full chunk is never reallocated or moved), so appending costs no
+/// allocation per event and no re-copying as the log grows. Used by tests and by
+/// replays that compare runs; memory grows with the log (see [`HeadLog`] for one that
+/// keeps nothing).
+#[derive(Debug, Default)]
+pub struct MemLog {
+    store: Arc<RwLock<MemStore>>,
+    head: Head,
+    encoder: BatchEncoder,
+}
+
+impl MemLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    fn append_prepared(
-        &mut self,
-        prepared: &mut BatchEncoder,
-        batch: &[EventDraft],
-    ) -> Result<AppendReceipt, LogError> {
+    /// Bytes of all stored segments.
+    pub fn byte_len(&self) -> usize {
+        let store = self.store.read().unwrap_or_else(PoisonError::into_inner);
+        store.segments.iter().map(|&(_, _, start, end)| end - start).sum()
+    }
+}
+
+impl PreparedAppend for MemLog {
+    fn append_prepared(&mut self, prepared: &mut BatchEncoder) -> Result<AppendReceipt, LogError> {
         let first = self.head.seq.next();
-        if batch.is_empty() {
+        if prepared.is_empty() {
             return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.head.seq });
         }
         let head = prepared.chain(self.head)?;
-        self.runs.observe_batch(first, batch);
-        self.store(first, prepared.segment());
+        self.store.write().unwrap_or_else(PoisonError::into_inner).store(first, prepared.segment());
         self.head = head;
         Ok(AppendReceipt { first, last: head.seq, durable_through: head.seq })
+    }
+}
+
+impl EventLog for MemLog {
+    fn append(&mut self, batch: &mut Vec<EventDraft>) -> Result<AppendReceipt, LogError> {
+        append_with(self, |log| &mut log.encoder, batch)
     }
 
     fn head(&self) -> Head {
@@ -463,11 +416,27 @@ impl EventLog for MemLog {
         Ok(self.head.seq)
     }
 
+    fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
+        Ok(Box::new(MemReader(Arc::clone(&self.store))))
+    }
+}
+
+impl RecordSource for MemLog {
     fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
+        MemReader(Arc::clone(&self.store)).visit_records(from, visit)
+    }
+}
+
+/// A reader of a [`MemLog`].
+struct MemReader(Arc<RwLock<MemStore>>);
+
+impl RecordSource for MemReader {
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
+        let store = self.0.read().unwrap_or_else(PoisonError::into_inner);
         // The segment holding `from`: the last one starting at or before it.
-        let start = self.segments.partition_point(|(first, ..)| *first <= from).saturating_sub(1);
-        for &(first, chunk, begin, end) in &self.segments[start..] {
-            for (index, record) in codec::segment_records(&self.chunks[chunk][begin..end]).enumerate() {
+        let start = store.segments.partition_point(|(first, ..)| *first <= from).saturating_sub(1);
+        for &(first, chunk, begin, end) in &store.segments[start..] {
+            for (index, record) in codec::segment_records(&store.chunks[chunk][begin..end]).enumerate() {
                 let seq = first.plus(index as u64);
                 let record = record.map_err(|source| LogError::Codec { seq, source })?;
                 if seq >= from && visit(seq, record).is_break() {
@@ -477,8 +446,107 @@ impl EventLog for MemLog {
         }
         Ok(())
     }
+}
 
-    fn runs(&self) -> &RunIndex {
-        &self.runs
+/// A log that chains every event and keeps none: sequences, hashes and the head are
+/// exactly those a stored log would have, in memory that does not grow with the run.
+/// What `ledger replay --in-memory` appends to; its report comes from folds fed as the
+/// events are appended, since nothing can be read back.
+#[derive(Debug, Default)]
+pub struct HeadLog {
+    head: Head,
+    encoder: BatchEncoder,
+}
+
+impl HeadLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl PreparedAppend for HeadLog {
+    fn append_prepared(&mut self, prepared: &mut BatchEncoder) -> Result<AppendReceipt, LogError> {
+        let first = self.head.seq.next();
+        self.head = prepared.chain(self.head)?;
+        Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.head.seq })
+    }
+}
+
+impl EventLog for HeadLog {
+    fn append(&mut self, batch: &mut Vec<EventDraft>) -> Result<AppendReceipt, LogError> {
+        append_with(self, |log| &mut log.encoder, batch)
+    }
+
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    fn durable_seq(&self) -> Seq {
+        self.head.seq
+    }
+
+    fn sync(&mut self) -> Result<Seq, LogError> {
+        Ok(self.head.seq)
+    }
+
+    fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
+        Ok(Box::new(NoRecords))
+    }
+}
+
+/// The reader of a [`HeadLog`]: it keeps no records.
+struct NoRecords;
+
+impl RecordSource for NoRecords {
+    fn visit_records(&self, _: Seq, _: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
+        Ok(())
+    }
+}
+
+/// Events read in bounded chunks, pulled one at a time: a range of any size is walked
+/// in memory that does not grow with it, and no lock is held between chunks, so the
+/// same log can be appended to while a cursor walks it. Every chunk is read with
+/// [`visit_events`], so every event is checked.
+pub struct EventCursor<'a> {
+    source: &'a dyn RecordSource,
+    next: Seq,
+    last: Seq,
+    buffer: std::collections::VecDeque<Envelope>,
+}
+
+/// Events read per chunk by an [`EventCursor`].
+const CURSOR_CHUNK: usize = 4096;
+
+impl<'a> EventCursor<'a> {
+    /// A cursor over the events `first..=last` of `source`.
+    pub fn new(source: &'a dyn RecordSource, first: Seq, last: Seq) -> Self {
+        EventCursor { source, next: first, last, buffer: std::collections::VecDeque::with_capacity(CURSOR_CHUNK) }
+    }
+
+    /// The next event, or `None` after `last` (or at the end of the log).
+    ///
+    /// # Errors
+    /// As [`visit_events`].
+    pub fn next_event(&mut self) -> Result<Option<Envelope>, LogError> {
+        if self.buffer.is_empty() && self.next <= self.last {
+            let (last, buffer) = (self.last, &mut self.buffer);
+            visit_events(self.source, self.next, &mut |event| {
+                if event.header.seq > last {
+                    return ControlFlow::Break(());
+                }
+                buffer.push_back(event);
+                if buffer.len() >= CURSOR_CHUNK {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })?;
+            self.next = match self.buffer.back() {
+                Some(event) => event.header.seq.next(),
+                None => self.last.next(),
+            };
+        }
+        Ok(self.buffer.pop_front())
     }
 }

@@ -1,72 +1,116 @@
-//! Replaying a recorded run: its ticks and decisions go through the pipeline again, and
-//! the events derived from them are compared with the original, field by field.
+//! Replaying a recorded run: its ticks, their recorded times and its decisions go
+//! through the pipeline again, and the events derived from them are compared with the
+//! original, field by field. Both are read from the log as streams, in bounded memory.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use serde_json::Value;
 
 use crate::decision::{DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo};
-use crate::engine::Tick;
-use crate::event::{Envelope, Payload};
-use crate::ids::Seq;
+use crate::event::{Envelope, ParseStatus, Payload, RunStarted};
+use crate::feed::Tick;
+use crate::ids::{ClientOrderId, RunId, Seq};
+use crate::log::{EventCursor, LogError, RecordSource};
+use crate::time::TimestampNs;
 
-/// The ticks and provider answers of a recorded run, in cycle order.
-#[derive(Debug, Clone)]
-pub struct Recording {
-    /// The run's ticks.
-    pub ticks: Vec<Tick>,
-    /// The provider as the run recorded it.
-    pub info: ProviderInfo,
-    /// One answer per tick.
-    pub answers: VecDeque<ProviderAnswer>,
+/// Where a run's events lie in the ledger (its events are in `first..=last`, among
+/// other runs' events that may interleave).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunRange {
+    /// The run.
+    pub run_id: RunId,
+    /// Sequence of its first event.
+    pub first: Seq,
+    /// Sequence of its last event.
+    pub last: Seq,
 }
 
-impl Recording {
-    /// Extracts ticks and decisions from a run's events (in seq order).
-    pub fn from_events(events: &[Envelope]) -> Recording {
-        let mut ticks = Vec::new();
-        let mut answers = VecDeque::new();
-        let mut info = ProviderInfo { provider: "recorded".into(), model: "".into(), params: "".into() };
-        for event in events {
-            match &event.payload {
-                Payload::MarketTick(tick) => {
-                    ticks.push(Tick { ts: event.header.ts_event, instrument: tick.instrument, data: tick.data.clone() })
+/// A recorded run read back as cycles: each tick with the time its cycle recorded, and
+/// (through the paired [`RecordedProvider`]) the decision it got.
+pub struct RecordedRun<'a> {
+    cursor: EventCursor<'a>,
+    run: RunId,
+    slot: Rc<RefCell<Option<ProviderAnswer>>>,
+}
+
+impl<'a> RecordedRun<'a> {
+    /// Opens run `range` of `source`; returns its `RunStarted`, the cycles, and the
+    /// provider that answers with the recorded decisions.
+    ///
+    /// # Errors
+    /// Reading fails, or the run's first event is not its `RunStarted`.
+    pub fn open(
+        source: &'a dyn RecordSource,
+        range: RunRange,
+    ) -> Result<(RunStarted, RecordedRun<'a>, RecordedProvider), LogError> {
+        let mut cursor = EventCursor::new(source, range.first, range.last);
+        let started = match cursor.next_event()? {
+            Some(Envelope { payload: Payload::RunStarted(started), .. }) => started,
+            _ => {
+                return Err(LogError::Codec {
+                    seq: range.first,
+                    source: crate::codec::CodecError::Body(format!(
+                        "run {} does not begin with RunStarted",
+                        range.run_id
+                    )),
+                })
+            }
+        };
+        let slot = Rc::new(RefCell::new(None));
+        let info = ProviderInfo {
+            provider: started.provider.clone(),
+            model: started.model.clone(),
+            params: started.params.clone(),
+        };
+        let provider = RecordedProvider { info, slot: Rc::clone(&slot) };
+        Ok((started, RecordedRun { cursor, run: range.run_id, slot }, provider))
+    }
+
+    /// The next cycle's tick and recorded time; its decision is handed to the provider.
+    /// `None` after the run's last cycle.
+    ///
+    /// # Errors
+    /// As [`EventCursor::next_event`].
+    pub fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>, LogError> {
+        let mut tick = None;
+        while let Some(event) = self.cursor.next_event()? {
+            if event.header.run_id != self.run {
+                continue;
+            }
+            match event.payload {
+                Payload::MarketTick(market) => {
+                    let data = Tick { ts: event.header.ts_event, instrument: market.instrument, data: market.data };
+                    tick = Some((data, event.header.ts_recorded, event.header.cycle_id));
                 }
                 Payload::DecisionMade(made) => {
-                    info = ProviderInfo {
-                        provider: made.provider.clone(),
-                        model: made.model.clone(),
-                        params: made.params.clone(),
-                    };
-                    answers.push_back(ProviderAnswer {
-                        decision: made.parsed.clone(),
-                        parse_status: made.parse_status.clone(),
-                        prompt: made.prompt.clone(),
-                        raw_output: made.raw_output.clone(),
+                    let Some((data, now, cycle)) = tick.take() else { continue };
+                    if cycle != event.header.cycle_id {
+                        continue;
+                    }
+                    *self.slot.borrow_mut() = Some(ProviderAnswer {
+                        decision: made.parsed,
+                        parse_status: made.parse_status,
+                        prompt: made.prompt,
+                        raw_output: made.raw_output,
                         latency_us: made.latency_us,
                         tokens_in: made.tokens_in,
                         tokens_out: made.tokens_out,
                     });
+                    return Ok(Some((data, now)));
                 }
                 _ => {}
             }
         }
-        Recording { ticks, info, answers }
+        Ok(None)
     }
 }
 
-/// A provider that answers with a recording's decisions, in order; makes no model calls.
-#[derive(Debug, Clone)]
+/// A provider that answers with a recorded run's decisions, cycle by cycle, as its
+/// [`RecordedRun`] reads them; makes no model calls.
 pub struct RecordedProvider {
     info: ProviderInfo,
-    answers: VecDeque<ProviderAnswer>,
-}
-
-impl RecordedProvider {
-    /// A provider replaying `answers` as `info`.
-    pub fn new(info: ProviderInfo, answers: VecDeque<ProviderAnswer>) -> Self {
-        RecordedProvider { info, answers }
-    }
+    slot: Rc<RefCell<Option<ProviderAnswer>>>,
 }
 
 impl DecisionProvider for RecordedProvider {
@@ -75,9 +119,9 @@ impl DecisionProvider for RecordedProvider {
     }
 
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
-        self.answers.pop_front().unwrap_or_else(|| ProviderAnswer {
+        self.slot.borrow_mut().take().unwrap_or_else(|| ProviderAnswer {
             decision: crate::decision::hold("recording exhausted".into()),
-            parse_status: crate::event::ParseStatus::ProviderError("no recorded decision for this tick".into()),
+            parse_status: ParseStatus::ProviderError("no recorded decision for this tick".into()),
             prompt: "".into(),
             raw_output: "".into(),
             latency_us: 0,
@@ -102,65 +146,125 @@ pub struct Divergence {
     pub fields: Vec<(String, String, String)>,
 }
 
-/// Compares the derived events of two runs: everything but `RunStarted` and
-/// `RunStopped`, on cycle, source time, kind, payload and causation (relative to the run's
-/// first seq). Returns the first divergence, or `None` when they match.
-pub fn compare_runs(original: &[Envelope], replayed: &[Envelope]) -> Option<Divergence> {
-    let derived = |events: &[Envelope]| -> Vec<(Value, Seq, u64)> {
-        let base = events.first().map_or(0, |e| e.header.seq.get());
-        events
-            .iter()
-            .filter(|e| !matches!(e.payload, Payload::RunStarted(_) | Payload::RunStopped(_)))
-            .map(|e| {
-                let h = &e.header;
-                let view = serde_json::json!({
-                    "cycle_id": h.cycle_id.get(),
-                    "ts_event": h.ts_event,
-                    "causation_offset": h.causation_seq.map(|c| c.get() as i64 - base as i64),
-                    "payload": comparable(&e.payload),
-                });
-                (view, h.seq, h.cycle_id.get())
-            })
-            .collect()
-    };
-    let (a, b) = (derived(original), derived(replayed));
-    for index in 0..a.len().max(b.len()) {
-        let (left, right) = (a.get(index), b.get(index));
-        let (lv, rv) = (left.map(|x| &x.0), right.map(|x| &x.0));
-        if lv == rv {
-            continue;
+/// Compares the derived events of two runs read from `source`: everything but
+/// `RunStarted` and `RunStopped`, on cycle, source time, kind, payload and causation
+/// (relative to the run's first seq); client order ids without their `r<run>-` prefix,
+/// and a verdict's decision seq relative to the run's first seq. Returns the first
+/// divergence, or `None` when they match. Streams both runs.
+///
+/// # Errors
+/// Reading either run fails.
+pub fn compare_runs(
+    source: &dyn RecordSource,
+    original: RunRange,
+    replayed: RunRange,
+) -> Result<Option<Divergence>, LogError> {
+    let mut a = DerivedEvents::new(source, original);
+    let mut b = DerivedEvents::new(source, replayed);
+    let mut index = 0;
+    loop {
+        let (left, right) = (a.next()?, b.next()?);
+        if left.is_none() && right.is_none() {
+            return Ok(None);
         }
-        let mut fields = Vec::new();
-        diff("", lv.unwrap_or(&Value::Null), rv.unwrap_or(&Value::Null), &mut fields);
-        return Some(Divergence {
-            index,
-            original_seq: left.map(|x| x.1),
-            replayed_seq: right.map(|x| x.1),
-            cycle: left.or(right).map_or(0, |x| x.2),
-            fields,
-        });
+        let same = match (&left, &right) {
+            (Some(l), Some(r)) => l.same_as(r),
+            _ => false,
+        };
+        if !same {
+            let view = |d: &Option<Derived>| d.as_ref().map_or(Value::Null, Derived::view);
+            let mut fields = Vec::new();
+            diff("", &view(&left), &view(&right), &mut fields);
+            return Ok(Some(Divergence {
+                index,
+                original_seq: left.as_ref().map(|d| d.seq),
+                replayed_seq: right.as_ref().map(|d| d.seq),
+                cycle: left.as_ref().or(right.as_ref()).map_or(0, |d| d.cycle),
+                fields,
+            }));
+        }
+        index += 1;
     }
-    None
 }
 
-/// The payload as JSON, without what names the run: client order ids lose their
-/// `r<run>-` prefix and verdicts their absolute decision seq (linked through
-/// `causation_offset` instead).
-fn comparable(payload: &Payload) -> Value {
-    let mut value = serde_json::to_value(payload).unwrap_or(Value::Null);
-    if let Some(Value::Object(fields)) = value.as_object_mut().and_then(|o| o.values_mut().next()) {
-        if let Some(Value::String(id)) = fields.get_mut("client_order_id") {
-            if let Some((_, per_run)) = id.split_once('-') {
-                *id = per_run.to_string();
+/// A run's derived events, normalised so that two runs compare on what they derived.
+struct DerivedEvents<'a> {
+    cursor: EventCursor<'a>,
+    range: RunRange,
+}
+
+/// One derived event, without what names its run.
+struct Derived {
+    seq: Seq,
+    cycle: u64,
+    ts_event: TimestampNs,
+    causation_offset: Option<i64>,
+    payload: Payload,
+}
+
+impl<'a> DerivedEvents<'a> {
+    fn new(source: &'a dyn RecordSource, range: RunRange) -> Self {
+        DerivedEvents { cursor: EventCursor::new(source, range.first, range.last), range }
+    }
+
+    fn next(&mut self) -> Result<Option<Derived>, LogError> {
+        let base = self.range.first.get();
+        while let Some(event) = self.cursor.next_event()? {
+            let h = &event.header;
+            if h.run_id != self.range.run_id || matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_))
+            {
+                continue;
             }
+            let mut payload = event.payload;
+            match &mut payload {
+                Payload::RiskVerdict(verdict) => {
+                    verdict.decision_seq = Seq::new(verdict.decision_seq.get().wrapping_sub(base))
+                }
+                other => strip_run_prefix(other),
+            }
+            return Ok(Some(Derived {
+                seq: h.seq,
+                cycle: h.cycle_id.get(),
+                ts_event: h.ts_event,
+                causation_offset: h.causation_seq.map(|c| c.get() as i64 - base as i64),
+                payload,
+            }));
         }
+        Ok(None)
     }
-    if let Payload::RiskVerdict(_) = payload {
-        if let Some(v) = value.pointer_mut("/RiskVerdict/decision_seq") {
-            *v = Value::Null; // linked through causation_offset already
-        }
+}
+
+impl Derived {
+    fn same_as(&self, other: &Derived) -> bool {
+        self.cycle == other.cycle
+            && self.ts_event == other.ts_event
+            && self.causation_offset == other.causation_offset
+            && self.payload == other.payload
     }
-    value
+
+    fn view(&self) -> Value {
+        serde_json::json!({
+            "cycle_id": self.cycle,
+            "ts_event": self.ts_event,
+            "causation_offset": self.causation_offset,
+            "payload": serde_json::to_value(&self.payload).unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// Replaces a client order id `r<run>-<n>` by its per-run part `<n>`.
+fn strip_run_prefix(payload: &mut Payload) {
+    let id = match payload {
+        Payload::OrderSubmitted(p) => &mut p.client_order_id,
+        Payload::OrderAccepted(p) => &mut p.client_order_id,
+        Payload::OrderRejected(p) => &mut p.client_order_id,
+        Payload::OrderCanceled(p) => &mut p.client_order_id,
+        Payload::OrderFilled(p) => &mut p.client_order_id,
+        _ => return,
+    };
+    if let Some(stripped) = id.as_str().split_once('-').and_then(|(_, n)| ClientOrderId::new(n).ok()) {
+        *id = stripped;
+    }
 }
 
 fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, String, String)>) {

@@ -25,7 +25,9 @@ use crate::time::TimestampNs;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RiskLimits {
-    /// Oldest acceptable reference tick, nanoseconds before now.
+    /// Oldest acceptable reference tick, nanoseconds before the cycle's time (in a
+    /// file: `max_price_age = "2m"`).
+    #[serde(alias = "max_price_age", with = "crate::time::duration_ns")]
     pub max_price_age_ns: Option<i64>,
     /// Minimum decision confidence, 0..1.
     pub min_confidence: Option<Decimal>,
@@ -49,9 +51,13 @@ pub struct RiskLimits {
     pub daily_loss_cap: Option<Decimal>,
     /// Maximum orders per UTC day.
     pub max_trades_per_day: Option<u32>,
-    /// Minimum time after an open before the next open, nanoseconds.
+    /// Minimum time after an open before the next open, nanoseconds (in a file:
+    /// `cooldown = "5m"`).
+    #[serde(alias = "cooldown", with = "crate::time::duration_ns")]
     pub cooldown_ns: Option<i64>,
-    /// Length of the rate-limit window, nanoseconds (default one minute).
+    /// Length of the rate-limit window, nanoseconds (default one minute; in a file:
+    /// `rate_window = "1m"`).
+    #[serde(alias = "rate_window", with = "crate::time::duration_ns")]
     pub rate_window_ns: Option<i64>,
     /// Maximum decisions per window.
     pub max_decisions_per_window: Option<u32>,
@@ -369,9 +375,20 @@ impl KillSwitch {
         self.failures = if failed { self.failures + 1 } else { 0 };
     }
 
-    /// Checks the thresholds against `portfolio`; returns the trip event the first time
-    /// one is crossed.
-    pub fn check(&mut self, portfolio: &Portfolio) -> Option<KillSwitchTripped> {
+    /// Trips the switch (applying a `KillSwitchTripped`).
+    pub fn trip(&mut self) {
+        self.tripped = true;
+    }
+
+    /// Resets the switch and its failure count (applying a `KillSwitchReset`).
+    pub fn reset(&mut self) {
+        self.tripped = false;
+        self.failures = 0;
+    }
+
+    /// Checks the thresholds against `portfolio`; returns the trip event when the switch
+    /// is armed and one is crossed. Recording the event trips it ([`KillSwitch::trip`]).
+    pub fn check(&self, portfolio: &Portfolio) -> Option<KillSwitchTripped> {
         let l = &self.limits;
         let armed = l.max_gain.is_some()
             || l.max_loss.is_some()
@@ -395,7 +412,6 @@ impl KillSwitch {
                 .map(|limit| (KillTrigger::Failures, Decimal::from(self.failures), Decimal::from(limit)))
         };
         let (trigger, value, limit) = trip?;
-        self.tripped = true;
         let value = value.round_dp(6);
         let reason = Arc::from(format!("{trigger:?} {value} reached limit {limit}").to_lowercase().as_str());
         Some(KillSwitchTripped { trigger, value, limit, reason })
@@ -696,8 +712,14 @@ mod tests {
         portfolio.mark(&spy, dec!(80)); // 20%: trips
         let trip = switch.check(&portfolio).expect("trips at the threshold");
         assert_eq!((trip.trigger, trip.value, trip.limit), (KillTrigger::Drawdown, dec!(0.2), dec!(0.2)));
+        // Checking changes nothing; recording the trip trips it.
+        assert!(!switch.is_tripped());
+        switch.trip();
         portfolio.mark(&spy, dec!(70));
         assert!(switch.check(&portfolio).is_none(), "trips once");
         assert!(switch.is_tripped());
+        // TC: a reset re-arms it.
+        switch.reset();
+        assert!(switch.check(&portfolio).is_some());
     }
 }

@@ -3,7 +3,6 @@
 //! Storage keeps `i64` nanoseconds (fixed width, exact); JSON shows RFC 3339 with
 //! microseconds, the form people and other tools read.
 
-use std::cell::Cell;
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -81,37 +80,53 @@ impl<'de> Deserialize<'de> for TimestampNs {
     }
 }
 
-/// Where the core gets "now" from. Nothing in `ledger-core` reads the wall clock.
-///
-/// Live runs pass a wall clock (in `ledger-adapters`); backtests and replays pass a
-/// [`SimulatedClock`] driven by the data, which is what makes replays byte-identical.
+/// Where a run's caller gets "now" from, once per cycle. Nothing in `ledger-core` reads
+/// the wall clock: live and paper runs pass the time of a wall clock (in
+/// `ledger-adapters`) with each tick; backtests pass the data's time, and replays the
+/// recorded time, which is what makes replays byte-identical.
 pub trait Clock {
     /// The current time, UTC nanoseconds.
     fn now(&self) -> TimestampNs;
 }
 
-/// A clock that shows whatever time it was last set to: the time of the tick being
-/// processed, in backtests and replays.
-#[derive(Debug, Default)]
-pub struct SimulatedClock {
-    now: Cell<TimestampNs>,
-}
+/// Serde for optional durations kept as `i64` nanoseconds: written as the number, read
+/// from a number of nanoseconds or from text such as `"2m"`, `"500ms"`, `"1h 30m"`
+/// (humantime's forms). Use as `#[serde(default, with = "crate::time::duration_ns")]`.
+pub mod duration_ns {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-impl SimulatedClock {
-    /// A clock showing `start`.
-    pub fn new(start: TimestampNs) -> Self {
-        SimulatedClock { now: Cell::new(start) }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Nanos(i64),
+        Text(String),
     }
 
-    /// Moves the clock to `time` (it may move backwards; the caller owns ordering).
-    pub fn set(&self, time: TimestampNs) {
-        self.now.set(time);
+    /// Serializes the nanoseconds as a number.
+    ///
+    /// # Errors
+    /// Those of the serializer.
+    pub fn serialize<S: Serializer>(value: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
+        value.serialize(serializer)
     }
-}
 
-impl Clock for SimulatedClock {
-    fn now(&self) -> TimestampNs {
-        self.now.get()
+    /// Reads nanoseconds, or a duration in words.
+    ///
+    /// # Errors
+    /// Text that is not a duration, or one beyond `i64` nanoseconds (about 292 years).
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+        match Option::<Written>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(Written::Nanos(nanos)) => Ok(Some(nanos)),
+            Some(Written::Text(text)) => {
+                let duration = humantime::parse_duration(&text).map_err(|e| {
+                    serde::de::Error::custom(format!("{text:?} is not a duration (e.g. \"500ms\", \"2m\"): {e}"))
+                })?;
+                i64::try_from(duration.as_nanos())
+                    .map(Some)
+                    .map_err(|_| serde::de::Error::custom(format!("{text:?} is too long a duration")))
+            }
+        }
     }
 }
 

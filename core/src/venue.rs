@@ -1,17 +1,22 @@
-//! Venues: the [`Venue`] trait and the deterministic [`PaperVenue`].
+//! Venues: the [`Venue`] trait, the reports a venue makes, and the deterministic
+//! [`PaperVenue`].
 //!
 //! The paper venue is pure arithmetic on the market data it is shown, so it lives in the
 //! core beside the trait: backtests, replays and tests need no adapter to fill orders.
 //! Live venues implement the same trait in `ledger-adapters`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use crate::event::{Liquidity, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, Side, TickData};
+use crate::event::{
+    Liquidity, OrderAccepted, OrderCanceled, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, Side, TickData,
+};
 use crate::ids::{ClientOrderId, FillId};
-use crate::portfolio::Portfolio;
+use crate::sizing::{self, Costs, Funds};
 use crate::time::TimestampNs;
 
 /// The market as a venue sees it on one tick.
@@ -23,33 +28,61 @@ pub struct MarketView<'a> {
     pub data: &'a TickData,
 }
 
-/// What a venue reports about an order.
+/// What a venue reports about an order: the venue's side of the order's life, recorded
+/// as events by the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VenueReport {
+    /// The venue took the order; it is working.
+    Accepted(OrderAccepted),
+    /// The venue refused the order, with the reason.
+    Rejected(OrderRejected),
     /// Filled (wholly, in the paper venue).
     Filled(OrderFilled),
-    /// Refused, with the reason.
-    Rejected(OrderRejected),
+    /// No longer working: canceled on request.
+    Canceled(OrderCanceled),
 }
 
-/// A place orders go.
+impl VenueReport {
+    /// The order the report is about.
+    pub fn client_order_id(&self) -> ClientOrderId {
+        match self {
+            VenueReport::Accepted(r) => r.client_order_id,
+            VenueReport::Rejected(r) => r.client_order_id,
+            VenueReport::Filled(r) => r.client_order_id,
+            VenueReport::Canceled(r) => r.client_order_id,
+        }
+    }
+}
+
+/// An order the venue could not take at all (not sent, or refused on the wire). The
+/// engine records it as the order's rejection; a run goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct VenueError(pub String);
+
+/// A place orders go. The venue does the venue's own work only: it takes orders and
+/// reports what becomes of them; the engine records the reports and keeps the account.
 pub trait Venue {
     /// Short name recorded in `RunStarted`, e.g. `paper`.
     fn name(&self) -> &str;
 
-    /// Whether orders leave the process (a live venue). The engine makes every
+    /// Whether orders leave the process (a live venue). The runner makes every
     /// `OrderSubmitted` durable before such a venue sees it.
     fn is_external(&self) -> bool;
 
-    /// Takes an order. The venue accepts it; fills and rejections come from [`Venue::poll`].
-    fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>);
+    /// Takes an order. What becomes of it (accepted, filled, rejected) comes from
+    /// [`Venue::poll`].
+    ///
+    /// # Errors
+    /// The order could not be placed at all; it is recorded as rejected.
+    fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<(), VenueError>;
 
-    /// The next report for a working order, given the market now and the account as it
-    /// stands after every report already taken. `None` when nothing more happens now.
-    fn poll(&mut self, market: &MarketView<'_>, portfolio: &Portfolio) -> Option<(ClientOrderId, VenueReport)>;
+    /// The next report, given the market now and the money the account has now (after
+    /// every report already taken). `None` when nothing more happens now.
+    fn poll(&mut self, market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport>;
 
-    /// Cancels every working order; returns their ids in submission order.
-    fn cancel_all(&mut self) -> Vec<ClientOrderId>;
+    /// Cancels every working order; returns their `Canceled` reports in submission order.
+    fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport>;
 }
 
 /// Which price a paper fill takes.
@@ -119,24 +152,42 @@ impl Default for PaperConfig {
     }
 }
 
+impl PaperConfig {
+    /// The costs sizing and fees take from this configuration.
+    pub fn costs(&self) -> Costs {
+        Costs {
+            commission_rate: self.commission_rate,
+            commission_per_unit: self.commission_per_unit,
+            commission_min: self.commission_min,
+            lot_size: self.lot_size,
+            money_decimals: self.money_decimals,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct WorkingOrder {
     order: OrderSubmitted,
     submitted_at: TimestampNs,
 }
 
-/// A deterministic simulated venue. See [`PaperConfig`] for its conventions.
+/// A deterministic simulated venue. See [`PaperConfig`] for its conventions. Orders are
+/// accepted when submitted and fill in submission order, each sized with the funds the
+/// engine hands it after the fills before it ([`sizing::units_for`]).
 #[derive(Debug, Clone)]
 pub struct PaperVenue {
     config: PaperConfig,
-    working: Vec<WorkingOrder>,
+    costs: Costs,
+    working: VecDeque<WorkingOrder>,
+    reports: VecDeque<VenueReport>,
     next_fill: u64,
 }
 
 impl PaperVenue {
     /// A venue with `config`.
     pub fn new(config: PaperConfig) -> Self {
-        PaperVenue { config, working: Vec::new(), next_fill: 1 }
+        let costs = config.costs();
+        PaperVenue { config, costs, working: VecDeque::new(), reports: VecDeque::new(), next_fill: 1 }
     }
 
     /// Reference price for `side` on this tick, or `None` if the model cannot fill here.
@@ -163,51 +214,12 @@ impl PaperVenue {
         }
     }
 
-    /// Commission on `units` at `price`, rounded to the account currency.
-    pub fn fee(&self, units: Decimal, price: Decimal) -> Decimal {
-        let c = &self.config;
-        let fee = (units * price * c.commission_rate + units * c.commission_per_unit).max(c.commission_min);
-        fee.round_dp_with_strategy(c.money_decimals, RoundingStrategy::MidpointAwayFromZero)
-    }
-
-    fn floor_lot(&self, units: Decimal) -> Decimal {
-        let lot = self.config.lot_size;
-        if lot <= Decimal::ZERO {
-            return units;
-        }
-        (units / lot).floor() * lot
-    }
-
-    /// Units a notional order buys at `price`: the most lots whose cost plus commission
-    /// fits in `min(notional, budget)`.
-    fn units_for(&self, notional: Decimal, budget: Decimal, price: Decimal) -> Decimal {
-        let spend = notional.min(budget);
-        if spend <= Decimal::ZERO || price <= Decimal::ZERO {
-            return Decimal::ZERO;
-        }
-        let c = &self.config;
-        let per_unit = price * (Decimal::ONE + c.commission_rate) + c.commission_per_unit;
-        let mut units = self.floor_lot(spend / per_unit);
-        // The minimum commission and fee rounding can push the cost over: step down.
-        while units > Decimal::ZERO && units * price + self.fee(units, price) > spend {
-            units -= c.lot_size.max(Decimal::ONE).min(units);
-            units = self.floor_lot(units);
-        }
-        units
-    }
-
-    fn fill(&mut self, working: &WorkingOrder, price: Decimal, portfolio: &Portfolio) -> VenueReport {
-        let order = &working.order;
+    fn fill(&mut self, order: &OrderSubmitted, price: Decimal, funds: &Funds) -> VenueReport {
         let units = match order.qty {
-            OrderQty::Units(units) => self.floor_lot(units),
+            OrderQty::Units(units) => sizing::floor_lot(units, self.costs.lot_size),
             OrderQty::Notional(notional) => {
-                let equity = portfolio.equity();
-                let room = equity * self.config.max_leverage - portfolio.gross_exposure();
-                let budget = match order.side {
-                    Side::Buy => portfolio.cash + (self.config.max_leverage - Decimal::ONE) * equity,
-                    Side::Sell => room,
-                };
-                self.units_for(notional, budget.min(room.max(Decimal::ZERO)), price)
+                let budget = funds.budget(order.side, self.config.max_leverage);
+                sizing::units_for(notional, budget, price, &self.costs)
             }
         };
         if units <= Decimal::ZERO {
@@ -227,7 +239,7 @@ impl PaperVenue {
             side: order.side,
             qty: units,
             price,
-            fee: self.fee(units, price),
+            fee: sizing::fee(units, price, &self.costs),
             liquidity: Liquidity::Taker,
         })
     }
@@ -242,20 +254,33 @@ impl Venue for PaperVenue {
         false
     }
 
-    fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) {
-        self.working.push(WorkingOrder { order: order.clone(), submitted_at: market.ts });
+    fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<(), VenueError> {
+        self.working.push_back(WorkingOrder { order: order.clone(), submitted_at: market.ts });
+        self.reports.push_back(VenueReport::Accepted(OrderAccepted { client_order_id: order.client_order_id }));
+        Ok(())
     }
 
-    fn poll(&mut self, market: &MarketView<'_>, portfolio: &Portfolio) -> Option<(ClientOrderId, VenueReport)> {
-        let first = self.working.first()?;
+    fn poll(&mut self, market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport> {
+        if let Some(report) = self.reports.pop_front() {
+            return Some(report);
+        }
+        let first = self.working.front()?;
         let reference = self.reference(first.order.side, market, first.submitted_at)?;
-        let working = self.working.remove(0);
+        let working = self.working.pop_front()?;
         let price = self.fill_price(working.order.side, reference);
-        let report = self.fill(&working, price, portfolio);
-        Some((working.order.client_order_id, report))
+        Some(self.fill(&working.order, price, funds))
     }
 
-    fn cancel_all(&mut self) -> Vec<ClientOrderId> {
-        self.working.drain(..).map(|w| w.order.client_order_id).collect()
+    fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport> {
+        let reason: Arc<str> = Arc::from(reason);
+        self.working
+            .drain(..)
+            .map(|w| {
+                VenueReport::Canceled(OrderCanceled {
+                    client_order_id: w.order.client_order_id,
+                    reason: reason.clone(),
+                })
+            })
+            .collect()
     }
 }

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use crate::chain::Hash32;
 use crate::codec::{self, CodecError};
 use crate::ids::Seq;
-use crate::log::{EventLog, Head, LogError};
+use crate::log::{Head, LogError, RecordSource};
 
 /// What is wrong at the first bad record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +19,7 @@ pub enum Problem {
     },
     /// The record's bytes do not decode.
     Undecodable(CodecError),
-    /// The header's sequence differs from the key it is stored under.
-    SeqMismatch {
-        /// The sequence written in the header.
-        in_header: Seq,
-    },
-    /// The stored previous hash is not the previous record's hash.
+    /// The stored previous hash (format 1 stores it) is not the previous record's hash.
     BrokenLink {
         /// The previous record's actual hash.
         expected: Hash32,
@@ -37,7 +32,8 @@ pub enum Problem {
         /// The head the ledger wrote down.
         recorded_head: Seq,
     },
-    /// The stored hash is not the SHA-256 of the record's bytes.
+    /// The stored hash is not the SHA-256 of the record's bytes chained from the previous
+    /// record (see [`crate::codec`]): the record, or its link, was changed.
     HashMismatch {
         /// SHA-256 of the bytes as stored.
         computed: Hash32,
@@ -56,7 +52,6 @@ impl fmt::Display for Problem {
             Problem::MissingTail { recorded_head } => {
                 write!(f, "missing records: the ledger recorded its head at seq {recorded_head}")
             }
-            Problem::SeqMismatch { in_header } => write!(f, "header says seq {in_header}"),
             Problem::BrokenLink { expected, stored } => write!(
                 f,
                 "broken chain: prev_hash {} but the previous record hashes to {}",
@@ -95,13 +90,14 @@ pub enum Verdict {
     Broken(Failure),
 }
 
-/// Checks every record of `log`: contiguous sequences from 1, decodable bodies, header
-/// sequence equal to key, `prev_hash` equal to the previous hash, stored hash equal to
-/// SHA-256 of the bytes. Stops at the first problem.
+/// Checks every record of `log`: contiguous sequences from 1, decodable bodies, stored
+/// hash equal to the hash of the bytes chained from the previous record (and, for
+/// format-1 records, the stored previous hash and header seq). Stops at the first
+/// problem. Memory does not grow with the ledger.
 ///
 /// # Errors
 /// Only storage errors; problems in the data are a [`Verdict::Broken`].
-pub fn verify(log: &dyn EventLog) -> Result<Verdict, LogError> {
+pub fn verify(log: &dyn RecordSource) -> Result<Verdict, LogError> {
     let mut expected = Seq::new(1);
     let mut prev = Hash32::ZERO;
     let mut failure = None;
@@ -142,16 +138,13 @@ fn check(key: Seq, bytes: &[u8], expected: Seq, prev: &Hash32) -> Result<Hash32,
         return Err((expected, Problem::Gap { found: key }));
     }
     let frame = codec::frame(bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
-    let computed = Hash32::digest(frame.hashed);
+    let computed = frame.computed_hash(key, prev);
     if computed != frame.stored_hash {
         return Err((key, Problem::HashMismatch { computed, stored: frame.stored_hash }));
     }
-    if frame.prev_hash != *prev {
-        return Err((key, Problem::BrokenLink { expected: *prev, stored: frame.prev_hash }));
+    if let Some(stored) = frame.stored_prev_hash.filter(|stored| stored != prev) {
+        return Err((key, Problem::BrokenLink { expected: *prev, stored }));
     }
-    let event = codec::decode_record(bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
-    if event.header.seq != key {
-        return Err((key, Problem::SeqMismatch { in_header: event.header.seq }));
-    }
+    codec::decode_record(key, prev, bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
     Ok(computed)
 }

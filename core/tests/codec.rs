@@ -4,17 +4,26 @@
 mod support;
 
 use ledger_core::chain::Hash32;
-use ledger_core::codec::{decode_record, encode_record, CodecError, FORMAT_VERSION};
-use ledger_core::event::Envelope;
+use ledger_core::codec::{chain_record, decode_record, encode_unchained, frame, CodecError, FORMAT_VERSION};
+use ledger_core::event::{Envelope, EventDraft};
 use ledger_core::ids::Seq;
 use proptest::prelude::*;
 use support::*;
 
-fn round_trip(seq: Seq, prev: Hash32, draft: &ledger_core::event::EventDraft) -> (Vec<u8>, Envelope) {
+/// One chained record, without its segment length prefix.
+fn encode(seq: Seq, prev: &Hash32, draft: &EventDraft) -> Result<(Vec<u8>, Hash32), CodecError> {
     let mut buf = Vec::new();
-    let hash = encode_record(seq, &prev, draft, &mut buf).unwrap();
-    let event = decode_record(&buf).unwrap();
+    encode_unchained(seq, draft, &mut buf)?;
+    let mut record = buf.split_off(4);
+    let hash = chain_record(&mut record, seq, prev);
+    Ok((record, hash))
+}
+
+fn round_trip(seq: Seq, prev: Hash32, draft: &EventDraft) -> (Vec<u8>, Envelope) {
+    let (buf, hash) = encode(seq, &prev, draft).unwrap();
+    let event = decode_record(seq, &prev, &buf).unwrap();
     assert_eq!(event.header.hash, hash);
+    assert_eq!(frame(&buf).unwrap().computed_hash(seq, &prev), hash);
     (buf, event)
 }
 
@@ -22,6 +31,13 @@ proptest! {
     #[test]
     fn every_payload_kind_round_trips(draft in any_draft(), seq in 1u64.., prev in any::<[u8; 32]>()) {
         let prev = Hash32::from_bytes(prev);
+        // A causation must be an earlier event, and both times must fit one i64 apart.
+        let encodable = draft.causation_seq.is_none_or(|c| c.get() < seq)
+            && draft.ts_recorded.nanos().checked_sub(draft.ts_event.nanos()).is_some();
+        if !encodable {
+            prop_assert!(matches!(encode(Seq::new(seq), &prev, &draft), Err(CodecError::Encode(_))));
+            return Ok(());
+        }
         let (_, event) = round_trip(Seq::new(seq), prev, &draft);
         prop_assert_eq!(&event.payload, &draft.payload);
         prop_assert_eq!(event.header.seq, Seq::new(seq));
@@ -35,14 +51,32 @@ proptest! {
 
     #[test]
     fn encoding_is_deterministic(draft in any_draft()) {
+        let mut draft = draft;
+        draft.causation_seq = None;
+        draft.ts_recorded = draft.ts_event;
         let (a, _) = round_trip(Seq::new(1), Hash32::ZERO, &draft);
         let (b, _) = round_trip(Seq::new(1), Hash32::ZERO, &draft.clone());
         prop_assert_eq!(a, b);
     }
 
     #[test]
-    fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = decode_record(&bytes);
+    fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), seq in any::<u64>()) {
+        let _ = decode_record(Seq::new(seq), &Hash32::ZERO, &bytes);
+    }
+
+    /// A record is bound to its place: the same bytes at another seq, or after another
+    /// record, do not carry their hash.
+    #[test]
+    fn a_record_moved_or_relinked_breaks_its_hash(draft in any_draft(), seq in 2u64..1_000_000, other in 1u64..1_000_000, prev in any::<[u8; 32]>()) {
+        let mut draft = draft;
+        draft.causation_seq = None;
+        draft.ts_recorded = draft.ts_event;
+        let prev = Hash32::from_bytes(prev);
+        let (record, hash) = encode(Seq::new(seq), &prev, &draft).unwrap();
+        let framed = frame(&record).unwrap();
+        prop_assume!(other != seq && prev != Hash32::ZERO);
+        prop_assert_ne!(framed.computed_hash(Seq::new(other), &prev), hash);
+        prop_assert_ne!(framed.computed_hash(Seq::new(seq), &Hash32::ZERO), hash);
     }
 }
 
@@ -57,17 +91,17 @@ fn every_kind_round_trips_by_example() {
 
 #[test]
 fn unknown_format_version_is_a_clear_error() {
-    let mut buf = Vec::new();
-    encode_record(Seq::new(1), &Hash32::ZERO, &draft(1, 0, 0, one_of_each().remove(1)), &mut buf).unwrap();
+    let (mut buf, _) = encode(Seq::new(1), &Hash32::ZERO, &draft(1, 0, 0, one_of_each().remove(1))).unwrap();
     buf[0] = FORMAT_VERSION + 1;
-    let error = decode_record(&buf).unwrap_err();
+    let error = decode_record(Seq::new(1), &Hash32::ZERO, &buf).unwrap_err();
     assert_eq!(error, CodecError::UnknownFormatVersion { found: FORMAT_VERSION + 1 });
-    assert_eq!(error.to_string(), "unknown record format version 2 (this build reads version 1)");
+    assert_eq!(error.to_string(), "unknown record format version 3 (this build reads versions 1 to 2)");
 }
 
 #[test]
 fn truncated_record_is_an_error() {
-    assert_eq!(decode_record(&[1; 10]), Err(CodecError::Truncated { len: 10 }));
+    assert_eq!(decode_record(Seq::new(1), &Hash32::ZERO, &[1; 10]), Err(CodecError::Truncated { len: 10 }));
+    assert_eq!(decode_record(Seq::new(1), &Hash32::ZERO, &[]), Err(CodecError::Truncated { len: 0 }));
 }
 
 #[test]

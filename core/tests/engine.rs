@@ -1,19 +1,22 @@
-//! The pipeline end to end in memory: fill and commission arithmetic against
-//! hand-computed cases, determinism, and replay divergence detection.
+//! The pipeline end to end in memory (engine, runner, paper venue, log): fill and
+//! commission arithmetic against hand-computed cases, determinism, replays of paper and
+//! backtest runs under any risk configuration, and divergence detection.
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
 
 use ledger_core::decision::{DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo};
-use ledger_core::engine::{Engine, RunSpec, Tick};
+use ledger_core::engine::RunSpec;
 use ledger_core::event::*;
+use ledger_core::feed::Tick;
 use ledger_core::ids::{InstrumentId, RunId, Seq};
-use ledger_core::log::{EventLog, MemLog};
+use ledger_core::log::{visit_events, EventLog, MemLog};
 use ledger_core::portfolio::Portfolio;
-use ledger_core::replay::{compare_runs, RecordedProvider, Recording};
+use ledger_core::replay::{compare_runs, RecordedRun, RunRange};
 use ledger_core::risk::{KillSwitch, KillSwitchLimits, RiskEngine, RiskLimits};
+use ledger_core::runner::{RunParts, Runner};
 use ledger_core::strategy::{RuleSizing, SmaCross};
-use ledger_core::time::{SimulatedClock, TimestampNs};
+use ledger_core::time::TimestampNs;
 use ledger_core::venue::{FillModel, PaperConfig, PaperVenue};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -69,37 +72,77 @@ fn run_with(
     venue: PaperConfig,
     cash: Decimal,
 ) -> Portfolio {
-    run_with_kill_switch(log, ticks, provider, venue, cash, KillSwitchLimits::default())
+    let run = Run { venue, cash, ..Run::default() };
+    run.go(log, ticks.iter().map(|t| (t.clone(), t.ts)), provider).0
 }
 
-fn run_with_kill_switch(
-    log: &mut MemLog,
-    ticks: &[Tick],
-    provider: Box<dyn DecisionProvider>,
+/// How a test run is set up: mode, limits, venue and cash.
+#[derive(Clone)]
+struct Run {
+    mode: RunMode,
+    risk: RiskLimits,
+    kill: KillSwitchLimits,
     venue: PaperConfig,
     cash: Decimal,
-    kill_limits: KillSwitchLimits,
-) -> Portfolio {
-    let clock = SimulatedClock::new(ticks[0].ts);
-    let spec = RunSpec {
-        run_id: log.runs().next_run_id(),
-        mode: RunMode::Replay,
-        config: "{}".into(),
-        software_version: "test".into(),
-        instruments: vec![spy()],
-        data_source: "test".into(),
-        parent_run: None,
-        starting_cash: cash,
-        cycles_per_append: 3,
-    };
-    let risk = RiskEngine::new(RiskLimits::default());
-    let kill = KillSwitch::new(kill_limits, false);
-    let mut engine = Engine::start(log, &clock, spec, provider, risk, kill, Box::new(PaperVenue::new(venue))).unwrap();
-    for tick in ticks {
-        clock.set(tick.ts);
-        engine.on_tick(tick).unwrap();
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            mode: RunMode::Replay,
+            risk: RiskLimits::default(),
+            kill: KillSwitchLimits::default(),
+            venue: PaperConfig::default(),
+            cash: dec!(100000),
+        }
     }
-    engine.stop("end of data").unwrap()
+}
+
+impl Run {
+    /// Runs `cycles` (tick, cycle time) as the next run of `log`; returns the final
+    /// account and the run's range.
+    fn go(
+        &self,
+        log: &mut MemLog,
+        cycles: impl IntoIterator<Item = (Tick, TimestampNs)>,
+        provider: Box<dyn DecisionProvider>,
+    ) -> (Portfolio, RunRange) {
+        let first = log.head().seq.next();
+        let run_id = RunId::new(run_count(log) + 1);
+        let mut cycles = cycles.into_iter().peekable();
+        let start = cycles.peek().map_or(TimestampNs::from_nanos(0), |(_, now)| *now);
+        let parts = RunParts {
+            spec: RunSpec {
+                run_id,
+                mode: self.mode,
+                config: "{}".into(),
+                software_version: "test".into(),
+                instruments: vec![spy()],
+                data_source: "test".into(),
+                parent_run: None,
+                starting_cash: self.cash,
+                venue: "paper".into(),
+            },
+            provider,
+            risk: RiskEngine::new(self.risk.clone()),
+            kill: KillSwitch::new(self.kill.clone(), false),
+            venue: Box::new(PaperVenue::new(self.venue.clone())),
+        };
+        let mut observer = ();
+        let mut runner = Runner::start(log, &mut observer, parts, start, 3).unwrap();
+        let mut last = start;
+        for (tick, now) in cycles {
+            runner.on_tick(&tick, now).unwrap();
+            last = now;
+        }
+        let portfolio = runner.stop("end of data", last).unwrap();
+        (portfolio, RunRange { run_id, first, last: log.head().seq })
+    }
+}
+
+/// Runs in the log so far (each test run starts with `RunStarted`).
+fn run_count(log: &MemLog) -> u64 {
+    payloads(log).iter().filter(|p| matches!(p, Payload::RunStarted(_))).count() as u64
 }
 
 fn scripted(actions: &[(Action, Decimal)]) -> Box<dyn DecisionProvider> {
@@ -116,8 +159,18 @@ fn fills(log: &MemLog) -> Vec<OrderFilled> {
         .collect()
 }
 
+fn events(log: &MemLog) -> Vec<Envelope> {
+    let mut events = Vec::new();
+    visit_events(log, Seq::new(1), &mut |e| {
+        events.push(e);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    events
+}
+
 fn payloads(log: &MemLog) -> Vec<Payload> {
-    log.read(Seq::new(1), usize::MAX).unwrap().into_iter().map(|e| e.payload).collect()
+    events(log).into_iter().map(|e| e.payload).collect()
 }
 
 fn commission(rate: Decimal) -> PaperConfig {
@@ -232,6 +285,72 @@ fn sma_run(log: &mut MemLog, ticks: &[Tick]) {
     run_with(log, ticks, Box::new(SmaCross::new(2, 5, sizing)), commission(dec!(0.001)), dec!(100000));
 }
 
+/// Replays run `original` of `log` from its own record (ticks, recorded times and
+/// decisions) under `run`'s settings; returns the replay's range.
+fn replay(log: &mut MemLog, original: RunRange, run: &Run) -> RunRange {
+    let reader = log.reader().unwrap();
+    let (_, mut recorded, provider) = RecordedRun::open(&*reader, original).unwrap();
+    // Read as the replay runs: each cycle hands its decision to the provider.
+    let cycles = std::iter::from_fn(|| recorded.next_cycle().unwrap());
+    run.go(log, cycles, Box::new(provider)).1
+}
+
+/// The decisions of a run, in order.
+fn decisions(log: &MemLog, range: RunRange) -> Vec<ProviderAnswer> {
+    events(log)
+        .into_iter()
+        .filter(|e| e.header.run_id == range.run_id)
+        .filter_map(|e| match e.payload {
+            Payload::DecisionMade(made) => Some(ProviderAnswer {
+                decision: made.parsed,
+                parse_status: made.parse_status,
+                prompt: made.prompt,
+                raw_output: made.raw_output,
+                latency_us: made.latency_us,
+                tokens_in: made.tokens_in,
+                tokens_out: made.tokens_out,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answers given in order.
+struct Answers(VecDeque<ProviderAnswer>);
+
+impl DecisionProvider for Answers {
+    fn info(&self) -> ProviderInfo {
+        ProviderInfo { provider: "test".into(), model: "answers".into(), params: "".into() }
+    }
+
+    fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
+        self.0.pop_front().expect("an answer per cycle")
+    }
+}
+
+fn risk_limits() -> impl Strategy<Value = RiskLimits> {
+    (
+        proptest::option::of(0i64..3 * DAY),
+        proptest::option::of(0u32..100).prop_map(|c| c.map(|c| Decimal::new(i64::from(c), 2))),
+        proptest::option::of(1u32..120).prop_map(|c| c.map(|c| Decimal::new(i64::from(c), 2))),
+        proptest::option::of(1u32..2_000).prop_map(|c| c.map(Decimal::from)),
+        proptest::option::of(0u32..5),
+        proptest::option::of(0i64..5 * DAY),
+        any::<bool>(),
+    )
+        .prop_map(|(age, confidence, position_pct, collar, per_day, cooldown, duplicates)| RiskLimits {
+            max_price_age_ns: age,
+            min_confidence: confidence,
+            max_position_pct: position_pct,
+            price_collar_bps: collar,
+            max_trades_per_day: per_day,
+            cooldown_ns: cooldown,
+            block_duplicate_orders: duplicates,
+            daily_loss_cap: Some(dec!(0.02)),
+            ..RiskLimits::default()
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
@@ -241,50 +360,91 @@ proptest! {
         let (mut a, mut b) = (MemLog::new(), MemLog::new());
         sma_run(&mut a, &ticks);
         sma_run(&mut b, &ticks);
-        let hashes = |log: &MemLog| log.read(Seq::new(1), usize::MAX).unwrap().iter().map(|e| e.header.hash).collect::<Vec<_>>();
+        let hashes = |log: &MemLog| events(log).iter().map(|e| e.header.hash).collect::<Vec<_>>();
         prop_assert_eq!(hashes(&a), hashes(&b));
     }
 
+    /// Any run, paper (cycles at a wall clock that runs ahead of the data by any amount,
+    /// irregularly) or backtest, under any risk configuration, replays identically from
+    /// its own record.
     #[test]
-    fn a_replay_of_recorded_decisions_reproduces_the_run(closes in proptest::collection::vec(1_000u32..2_000, 2..120)) {
+    fn every_run_replays_identically(
+        closes in proptest::collection::vec(1_000u32..2_000, 2..80),
+        paper in any::<bool>(),
+        lag in proptest::collection::vec(0i64..2 * DAY, 80),
+        risk in risk_limits(),
+        short in any::<bool>(),
+    ) {
         let mut log = MemLog::new();
-        sma_run(&mut log, &sma_ticks(&closes));
-        let original = run_events(&log, RunId::new(1));
-        let recording = Recording::from_events(&original);
-        let provider = Box::new(RecordedProvider::new(recording.info.clone(), recording.answers.clone()));
-        run_with(&mut log, &recording.ticks, provider, commission(dec!(0.001)), dec!(100000));
-        let replayed = run_events(&log, RunId::new(2));
-        prop_assert_eq!(compare_runs(&original, &replayed), None);
+        let ticks = sma_ticks(&closes);
+        let mode = if paper { RunMode::Paper } else { RunMode::Replay };
+        let run = Run { mode, risk, venue: commission(dec!(0.001)), ..Run::default() };
+        let cycles = ticks.iter().zip(&lag).map(|(t, lag)| {
+            let now = if paper { TimestampNs::from_nanos(t.ts.nanos() + lag) } else { t.ts };
+            (t.clone(), now)
+        });
+        let sizing = RuleSizing { size_pct: dec!(0.5), allow_short: short };
+        let (_, original) = run.go(&mut log, cycles.collect::<Vec<_>>(), Box::new(SmaCross::new(2, 5, sizing)));
+        let replayed = replay(&mut log, original, &run);
+        prop_assert_eq!(compare_runs(&log, original, replayed).unwrap(), None);
     }
-}
-
-fn run_events(log: &MemLog, run: RunId) -> Vec<Envelope> {
-    let mut events = Vec::new();
-    log.visit_run(run, &mut |e| {
-        events.push(e);
-        ControlFlow::Continue(())
-    })
-    .unwrap();
-    events
 }
 
 #[test]
 fn a_changed_decision_is_reported_at_its_cycle() {
     let closes: Vec<u32> = (0..40).map(|i| 1_500 + ((i * 37) % 23) * 10).collect();
     let mut log = MemLog::new();
-    sma_run(&mut log, &sma_ticks(&closes));
-    let original = run_events(&log, RunId::new(1));
-    let mut recording = Recording::from_events(&original);
+    let run = Run { venue: commission(dec!(0.001)), ..Run::default() };
+    let sizing = RuleSizing { size_pct: dec!(0.5), allow_short: true };
+    let (_, original) = run.go(
+        &mut log,
+        sma_ticks(&closes).into_iter().map(|t| (t.clone(), t.ts)),
+        Box::new(SmaCross::new(2, 5, sizing)),
+    );
+    let mut answers = decisions(&log, original);
     // Cycle 7 (the seventh decision) now says long where the strategy said something else.
-    let changed = &mut recording.answers[6];
+    let changed = &mut answers[6];
     let was = changed.decision.action;
     changed.decision.action = if was == Action::Long { Action::Close } else { Action::Long };
     changed.decision.size_pct = dec!(0.5);
-    let provider = Box::new(RecordedProvider::new(recording.info.clone(), recording.answers.clone()));
-    run_with(&mut log, &recording.ticks, provider, commission(dec!(0.001)), dec!(100000));
-    let divergence = compare_runs(&original, &run_events(&log, RunId::new(2))).expect("a divergence");
+    let replayed = run
+        .go(&mut log, sma_ticks(&closes).into_iter().map(|t| (t.clone(), t.ts)), Box::new(Answers(answers.into())))
+        .1;
+    let divergence = compare_runs(&log, original, replayed).unwrap().expect("a divergence");
     assert_eq!(divergence.cycle, 7);
     assert!(divergence.fields.iter().any(|(field, _, _)| field.contains("action")), "{:?}", divergence.fields);
+}
+
+#[test]
+fn a_recorded_run_is_read_back_cycle_by_cycle_with_its_times_and_decisions() {
+    let mut log = MemLog::new();
+    let ticks = sma_ticks(&[1000, 1010, 1020, 1000, 990, 1030, 1050]);
+    let run = Run { mode: RunMode::Paper, ..Run::default() };
+    let late = |t: &Tick| TimestampNs::from_nanos(t.ts.nanos() + 7);
+    let sizing = RuleSizing { size_pct: dec!(0.5), allow_short: true };
+    let (_, range) = run.go(
+        &mut log,
+        ticks.iter().map(|t| (t.clone(), late(t))).collect::<Vec<_>>(),
+        Box::new(SmaCross::new(2, 5, sizing)),
+    );
+    let reader = log.reader().unwrap();
+    let (started, mut recorded, mut provider) = RecordedRun::open(&*reader, range).unwrap();
+    assert_eq!((started.provider.as_ref(), started.model.as_ref()), ("rules", "sma-cross"));
+    let originals = decisions(&log, range);
+    let mut n = 0;
+    while let Some((tick, now)) = recorded.next_cycle().unwrap() {
+        assert_eq!((&tick, now), (&ticks[n], late(&ticks[n])));
+        let input = DecisionInput {
+            ts: tick.ts,
+            instrument: &tick.instrument,
+            price: dec!(1),
+            bar: None,
+            position_qty: dec!(0),
+        };
+        assert_eq!(provider.decide(&input), originals[n]);
+        n += 1;
+    }
+    assert_eq!(n, ticks.len());
 }
 
 #[test]
@@ -301,8 +461,8 @@ fn the_kill_switch_trips_on_drawdown_closes_the_position_and_blocks_new_opens() 
     ];
     let actions = [(Action::Long, dec!(1)), (Action::Hold, dec!(0)), (Action::Hold, dec!(0)), (Action::Long, dec!(1))];
     let kill = KillSwitchLimits { max_drawdown: Some(dec!(0.2)), close_positions: true, ..KillSwitchLimits::default() };
-    let portfolio =
-        run_with_kill_switch(&mut log, &ticks, scripted(&actions), PaperConfig::default(), dec!(1000), kill);
+    let run = Run { kill, cash: dec!(1000), ..Run::default() };
+    let portfolio = run.go(&mut log, ticks.iter().map(|t| (t.clone(), t.ts)), scripted(&actions)).0;
     let events = payloads(&log);
     let trip = events.iter().find_map(|p| match p {
         Payload::KillSwitchTripped(t) => Some(t.clone()),

@@ -1,8 +1,107 @@
-//! `ledger-projections`: folds of the event log into views people read.
+//! `ledger-projections`: the folds of the event log into the views people and the
+//! pipeline read.
+//!
+//! Every projection is a [`Fold`]: it applies events in sequence order, knows the last
+//! seq it covers, and its state is plain serializable data (a snapshot is its bytes).
+//! The runner feeds the folds live, batch by batch as it appends ([`Folds`]); a command
+//! folds the stored log the same way ([`fold_log`]); both see the same [`EventRef`]s, so
+//! a fold fed live equals the fold over the stored log.
 //!
 //! # Layout
-//! - [`report`]: the performance report of one run (portfolio fold, equity curve,
-//!   round-trip trades, statistics).
+//! - [`runs`]: the runs index (one summary per run).
+//! - [`kill_switch`]: the operator's kill-switch state, scoped (a backtest's trips stay in it).
+//! - [`portfolio`]: one run's account: cash, positions, P&L, drawdown.
+//! - [`report`]: one run's performance statistics, in memory that does not grow with it.
 #![forbid(unsafe_code)]
 
+pub mod kill_switch;
+pub mod portfolio;
 pub mod report;
+pub mod runs;
+
+use std::ops::ControlFlow;
+
+use ledger_core::event::{EventDraft, EventRef};
+use ledger_core::ids::Seq;
+use ledger_core::log::{self, LogError, RecordSource};
+use ledger_core::runner::Observer;
+
+/// A projection of the log. Events are applied in sequence order, each once; an event
+/// at or below [`Fold::covers`] has already been applied and is skipped by the helpers
+/// here, so a fold restored from a snapshot can be fed from any earlier seq.
+pub trait Fold {
+    /// Applies one event.
+    fn apply(&mut self, event: &EventRef<'_>);
+
+    /// The last seq applied (0: none).
+    fn covers(&self) -> Seq;
+}
+
+/// Several folds fed together, as the runner's [`Observer`] or over the stored log.
+#[derive(Default)]
+pub struct Folds<'a>(Vec<&'a mut dyn Fold>);
+
+impl<'a> Folds<'a> {
+    /// No folds yet.
+    pub fn new() -> Self {
+        Folds(Vec::new())
+    }
+
+    /// Adds a fold.
+    pub fn with(mut self, fold: &'a mut dyn Fold) -> Self {
+        self.0.push(fold);
+        self
+    }
+
+    /// Applies `event` to every fold that has not covered it yet.
+    pub fn apply(&mut self, event: &EventRef<'_>) {
+        for fold in self.0.iter_mut() {
+            if event.seq > fold.covers() {
+                fold.apply(event);
+            }
+        }
+    }
+
+    /// The lowest seq every fold covers.
+    pub fn covers(&self) -> Seq {
+        self.0.iter().map(|f| f.covers()).min().unwrap_or(Seq::ZERO)
+    }
+}
+
+impl Observer for Folds<'_> {
+    fn observe(&mut self, first: Seq, events: &[EventDraft]) {
+        for (offset, draft) in events.iter().enumerate() {
+            self.apply(&draft.at(first.plus(offset as u64)));
+        }
+    }
+}
+
+/// Feeds `folds` every stored event they do not cover yet, read checked from `source`
+/// ([`log::visit_events`]). Memory does not grow with the log.
+///
+/// # Errors
+/// As [`log::visit_events`].
+pub fn fold_log(source: &dyn RecordSource, folds: &mut Folds<'_>) -> Result<(), LogError> {
+    let from = folds.covers().next();
+    log::visit_events(source, from, &mut |event| {
+        folds.apply(&event.as_ref());
+        ControlFlow::Continue(())
+    })
+}
+
+/// Feeds `fold` the stored events `first..=last` (one run's range), read checked from
+/// `source`. Memory does not grow with the range.
+///
+/// # Errors
+/// As [`log::visit_events`].
+pub fn fold_range(source: &dyn RecordSource, first: Seq, last: Seq, fold: &mut dyn Fold) -> Result<(), LogError> {
+    log::visit_events(source, first, &mut |event| {
+        if event.header.seq > last {
+            return ControlFlow::Break(());
+        }
+        if event.header.seq > fold.covers() {
+            fold.apply(&event.as_ref());
+        }
+        ControlFlow::Continue(())
+    })
+}

@@ -1,5 +1,5 @@
 //! The performance report of one run: a fold of its events into the portfolio, the
-//! equity curve (marked at every tick) and round-trip trades, then the statistics.
+//! equity marked at every tick and round-trip trades, then the statistics.
 //!
 //! Money is exact (`Decimal`); ratios are `f64`, computed for display only. Formulas
 //! follow backtesting.py's `compute_stats` (`backtesting/_stats.py`) where it defines
@@ -9,89 +9,175 @@
 
 use std::collections::BTreeMap;
 
-use ledger_core::event::{Envelope, Payload};
-use ledger_core::ids::{InstrumentId, RunId};
+use ledger_core::event::{EventRef, Payload};
+use ledger_core::ids::{InstrumentId, RunId, Seq};
 use ledger_core::portfolio::Portfolio;
 use ledger_core::time::{TimestampNs, NANOS_PER_DAY};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// The fold state of one run.
-#[derive(Debug, Clone)]
-pub struct RunFold {
+use crate::Fold;
+
+/// The report fold of one run. Everything the statistics need is accumulated as the
+/// events go by (running sums, Welford's mean and variance, drawdown episodes closed as
+/// they end), so memory does not grow with the run: a ten-million-bar backtest is
+/// reported from a few hundred bytes of state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportFold {
+    run: RunId,
+    covers: Seq,
+    started: Option<TimestampNs>,
     portfolio: Portfolio,
-    equity: Vec<(TimestampNs, Decimal)>,
+    ticks: u64,
     exposed_ticks: u64,
+    first_tick: Option<TimestampNs>,
+    last_tick: Option<TimestampNs>,
     first_price: Option<Decimal>,
     last_price: Option<Decimal>,
+    /// Equity at the previous tick, for per-tick returns.
+    last_equity: Option<f64>,
+    returns: Moments,
+    /// Mean of squared negative returns (downside deviation), as a running sum.
+    downside_squares: f64,
+    drawdowns: Drawdowns,
     open_trades: BTreeMap<InstrumentId, OpenTrade>,
-    trades: Vec<ClosedTrade>,
-    run_id: Option<RunId>,
-    started: Option<TimestampNs>,
+    trades: TradeStats,
 }
 
-#[derive(Debug, Clone)]
+/// Count, mean and sum of squared deviations (Welford, *Technometrics* 4(3), 1962).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Moments {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn push(&mut self, x: f64) {
+        self.n += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (x - self.mean);
+    }
+
+    /// Sample standard deviation (n - 1), 0 below two values.
+    fn std_dev(&self) -> f64 {
+        if self.n < 2 {
+            0.0
+        } else {
+            (self.m2 / (self.n - 1) as f64).sqrt()
+        }
+    }
+}
+
+/// Drawdown episodes, from a peak until equity regains it: the current one, and sums
+/// and maxima of those that ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Drawdowns {
+    peak: Option<(TimestampNs, Decimal)>,
+    depth: f64,
+    ended: u64,
+    depth_sum: f64,
+    depth_max: f64,
+    days_sum: f64,
+    days_max: f64,
+}
+
+impl Drawdowns {
+    fn push(&mut self, ts: TimestampNs, equity: Decimal) {
+        let Some((_, peak)) = self.peak else {
+            self.peak = Some((ts, equity));
+            return;
+        };
+        if equity >= peak {
+            self.close(ts);
+            self.peak = Some((ts, equity));
+        } else if peak > Decimal::ZERO {
+            self.depth = self.depth.max(ratio(peak - equity, peak));
+        }
+    }
+
+    /// Ends the current episode (if any) at `ts`.
+    fn close(&mut self, ts: TimestampNs) {
+        if self.depth > 0.0 {
+            let days = self.peak.map_or(0.0, |(peak_ts, _)| days_between(peak_ts, ts));
+            self.ended += 1;
+            self.depth_sum += self.depth;
+            self.depth_max = self.depth_max.max(self.depth);
+            self.days_sum += days;
+            self.days_max = self.days_max.max(days);
+            self.depth = 0.0;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenTrade {
     entry_notional: Decimal,
     realized_at_entry: Decimal,
     fees_at_entry: Decimal,
 }
 
-/// One round trip: from flat to flat (a reversal closes one and opens another).
-#[derive(Debug, Clone, Serialize)]
-pub struct ClosedTrade {
-    /// The instrument.
-    pub instrument: InstrumentId,
-    /// Net P&L, account currency, after the fees of both legs.
-    pub pnl: Decimal,
-    /// Net P&L over the entry notional.
-    pub return_pct: f64,
+/// Closed round trips, as sums and extremes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TradeStats {
+    count: u64,
+    wins: u64,
+    gross_win: Decimal,
+    gross_loss: Decimal,
+    pnl_sum: Decimal,
+    return_sum: f64,
+    best: Option<f64>,
+    worst: Option<f64>,
 }
 
-impl Default for RunFold {
-    fn default() -> Self {
-        RunFold {
+impl ReportFold {
+    /// The report fold of run `run`; other runs' events are passed over.
+    pub fn new(run: RunId) -> Self {
+        ReportFold {
+            run,
+            covers: Seq::ZERO,
+            started: None,
             portfolio: Portfolio::new(Decimal::ZERO),
-            equity: Vec::new(),
+            ticks: 0,
             exposed_ticks: 0,
+            first_tick: None,
+            last_tick: None,
             first_price: None,
             last_price: None,
+            last_equity: None,
+            returns: Moments::default(),
+            downside_squares: 0.0,
+            drawdowns: Drawdowns::default(),
             open_trades: BTreeMap::new(),
-            trades: Vec::new(),
-            run_id: None,
-            started: None,
+            trades: TradeStats::default(),
         }
     }
-}
 
-impl RunFold {
-    /// Folds one event of the run.
-    pub fn apply(&mut self, event: &Envelope) {
-        match &event.payload {
-            Payload::RunStarted(started) => {
-                self.portfolio = Portfolio::new(started.starting_cash);
-                self.run_id = Some(event.header.run_id);
-                self.started = Some(event.header.ts_event);
-            }
-            Payload::MarketTick(tick) => {
-                let price = tick.data.reference_price();
-                self.first_price.get_or_insert(price);
-                self.last_price = Some(price);
-                self.portfolio.mark(&tick.instrument, price);
-                if !self.portfolio.positions.is_empty() {
-                    self.exposed_ticks += 1;
-                }
-                self.equity.push((event.header.ts_event, self.portfolio.equity()));
-            }
-            Payload::OrderFilled(fill) => {
-                let before = self.portfolio.qty(&fill.instrument);
-                self.portfolio.apply_fill(fill);
-                let after = self.portfolio.qty(&fill.instrument);
-                self.track_trade(fill.instrument, before, after, fill.price, fill.fee);
-            }
-            _ => {}
+    /// The run's account so far.
+    pub fn portfolio(&self) -> &Portfolio {
+        &self.portfolio
+    }
+
+    fn on_tick(&mut self, ts: TimestampNs, price: Decimal) {
+        self.first_price.get_or_insert(price);
+        self.last_price = Some(price);
+        self.first_tick.get_or_insert(ts);
+        self.last_tick = Some(ts);
+        self.ticks += 1;
+        if !self.portfolio.positions.is_empty() {
+            self.exposed_ticks += 1;
         }
+        let equity = self.portfolio.equity();
+        let value = to_f64(equity);
+        if let Some(previous) = self.last_equity {
+            let r = if previous == 0.0 { 0.0 } else { (value - previous) / previous };
+            self.returns.push(r);
+            self.downside_squares += r.min(0.0).powi(2);
+        }
+        self.last_equity = Some(value);
+        self.drawdowns.push(ts, equity);
     }
 
     /// Opens, closes or flips the round trip of `instrument` after a fill moved its
@@ -106,7 +192,18 @@ impl RunFold {
                 let pnl =
                     (self.portfolio.realized_pnl - open.realized_at_entry) - (self.portfolio.fees - open.fees_at_entry);
                 let return_pct = ratio(pnl, open.entry_notional);
-                self.trades.push(ClosedTrade { instrument, pnl, return_pct });
+                let t = &mut self.trades;
+                t.count += 1;
+                t.pnl_sum += pnl;
+                t.return_sum += return_pct;
+                if pnl > Decimal::ZERO {
+                    t.wins += 1;
+                    t.gross_win += pnl;
+                } else if pnl < Decimal::ZERO {
+                    t.gross_loss -= pnl;
+                }
+                t.best = Some(t.best.map_or(return_pct, |b| b.max(return_pct)));
+                t.worst = Some(t.worst.map_or(return_pct, |w| w.min(return_pct)));
             }
         }
         if !after.is_zero() && (before.is_zero() || crossed) {
@@ -127,45 +224,41 @@ impl RunFold {
     pub fn report(&self) -> Report {
         let start_equity = self.portfolio.starting_equity;
         let final_equity = self.portfolio.equity();
-        let (start, end) = match (self.equity.first(), self.equity.last()) {
-            (Some(first), Some(last)) => (first.0, last.0),
-            _ => (self.started.unwrap_or_default(), self.started.unwrap_or_default()),
-        };
+        let started = self.started.unwrap_or_default();
+        let (start, end) = (self.first_tick.unwrap_or(started), self.last_tick.unwrap_or(started));
         let years = (end.nanos() - start.nanos()) as f64 / (365.25 * NANOS_PER_DAY as f64);
-        let ticks = self.equity.len();
+        let ticks = self.ticks;
         let periods_per_year = if years > 0.0 { ticks as f64 / years } else { 0.0 };
-        let returns: Vec<f64> = self
-            .equity
-            .windows(2)
-            .map(|w| if w[0].1.is_zero() { 0.0 } else { ratio(w[1].1 - w[0].1, w[0].1) })
-            .collect();
         let total_return = ratio(final_equity - start_equity, start_equity);
         let ann_return = if years > 0.0 && start_equity > Decimal::ZERO {
             (to_f64(final_equity) / to_f64(start_equity)).powf(1.0 / years) - 1.0
         } else {
             0.0
         };
-        let volatility = std_dev(&returns) * periods_per_year.sqrt();
-        let downside = {
-            let squares: Vec<f64> = returns.iter().map(|r| r.min(0.0).powi(2)).collect();
-            (mean(&squares)).sqrt() * periods_per_year.sqrt()
+        let volatility = self.returns.std_dev() * periods_per_year.sqrt();
+        let downside = if self.returns.n > 0 {
+            (self.downside_squares / self.returns.n as f64).sqrt() * periods_per_year.sqrt()
+        } else {
+            0.0
         };
-        let drawdowns = drawdown_episodes(&self.equity);
-        let max_dd = drawdowns.iter().map(|d| d.depth).fold(0.0, f64::max);
-        let wins: Vec<&ClosedTrade> = self.trades.iter().filter(|t| t.pnl > Decimal::ZERO).collect();
-        let gross_win: Decimal = wins.iter().map(|t| t.pnl).sum();
-        let gross_loss: Decimal = self.trades.iter().filter(|t| t.pnl < Decimal::ZERO).map(|t| -t.pnl).sum();
-        let trade_returns: Vec<f64> = self.trades.iter().map(|t| t.return_pct).collect();
+        // The episode still open at the end counts, as of the last tick.
+        let mut drawdowns = self.drawdowns.clone();
+        drawdowns.close(end);
+        let max_dd = drawdowns.depth_max;
+        let episodes = drawdowns.ended as f64;
+        let mean_of = |sum: f64| if episodes > 0.0 { sum / episodes } else { 0.0 };
+        let t = &self.trades;
+        let per_trade = |sum: f64| if t.count > 0 { sum / t.count as f64 } else { 0.0 };
         let buy_and_hold = match (self.first_price, self.last_price) {
             (Some(first), Some(last)) => ratio(last - first, first),
             _ => 0.0,
         };
         Report {
-            run_id: self.run_id.map_or(0, RunId::get),
+            run_id: self.run.get(),
             start: start.to_rfc3339(),
             end: end.to_rfc3339(),
             duration_days: round(years * 365.25, 2),
-            ticks: ticks as u64,
+            ticks,
             exposure_time_pct: pct(if ticks > 0 { self.exposed_ticks as f64 / ticks as f64 } else { 0.0 }),
             equity_start: start_equity,
             equity_final: final_equity.round_dp(2),
@@ -191,42 +284,53 @@ impl RunFold {
             sortino_ratio: round(if downside > 0.0 { ann_return / downside } else { 0.0 }, 3),
             calmar_ratio: round(if max_dd > 0.0 { ann_return / max_dd } else { 0.0 }, 3),
             max_drawdown_pct: pct(-max_dd),
-            avg_drawdown_pct: pct(-mean(&drawdowns.iter().map(|d| d.depth).collect::<Vec<_>>())),
-            max_drawdown_duration_days: round(drawdowns.iter().map(|d| d.days).fold(0.0, f64::max), 2),
-            avg_drawdown_duration_days: round(mean(&drawdowns.iter().map(|d| d.days).collect::<Vec<_>>()), 2),
-            trades: self.trades.len() as u64,
-            win_rate_pct: pct(if self.trades.is_empty() { 0.0 } else { wins.len() as f64 / self.trades.len() as f64 }),
-            best_trade_pct: pct(trade_returns.iter().copied().fold(f64::NAN, f64::max).max_or_zero()),
-            worst_trade_pct: pct(trade_returns.iter().copied().fold(f64::NAN, f64::min).max_or_zero()),
-            avg_trade_pct: pct(mean(&trade_returns)),
-            profit_factor: round(if gross_loss > Decimal::ZERO { ratio(gross_win, gross_loss) } else { 0.0 }, 3),
-            expectancy: if self.trades.is_empty() {
-                Decimal::ZERO
-            } else {
-                (self.trades.iter().map(|t| t.pnl).sum::<Decimal>() / Decimal::from(self.trades.len() as u64))
-                    .round_dp(2)
-            },
+            avg_drawdown_pct: pct(-mean_of(drawdowns.depth_sum)),
+            max_drawdown_duration_days: round(drawdowns.days_max, 2),
+            avg_drawdown_duration_days: round(mean_of(drawdowns.days_sum), 2),
+            trades: t.count,
+            win_rate_pct: pct(per_trade(t.wins as f64)),
+            best_trade_pct: pct(t.best.unwrap_or(0.0)),
+            worst_trade_pct: pct(t.worst.unwrap_or(0.0)),
+            avg_trade_pct: pct(per_trade(t.return_sum)),
+            profit_factor: round(if t.gross_loss > Decimal::ZERO { ratio(t.gross_win, t.gross_loss) } else { 0.0 }, 3),
+            expectancy: if t.count == 0 { Decimal::ZERO } else { (t.pnl_sum / Decimal::from(t.count)).round_dp(2) },
             total_fees: self.portfolio.fees.round_dp(2),
         }
     }
 }
 
-trait NanToZero {
-    fn max_or_zero(self) -> f64;
-}
-
-impl NanToZero for f64 {
-    fn max_or_zero(self) -> f64 {
-        if self.is_nan() {
-            0.0
-        } else {
-            self
+impl Fold for ReportFold {
+    fn apply(&mut self, event: &EventRef<'_>) {
+        self.covers = event.seq;
+        if event.run_id != self.run {
+            return;
         }
+        match event.payload {
+            Payload::RunStarted(started) => {
+                self.portfolio = Portfolio::new(started.starting_cash);
+                self.started = Some(event.ts_event);
+            }
+            Payload::MarketTick(tick) => {
+                self.portfolio.mark(&tick.instrument, tick.data.reference_price());
+                self.on_tick(event.ts_event, tick.data.reference_price());
+            }
+            Payload::OrderFilled(fill) => {
+                let before = self.portfolio.qty(&fill.instrument);
+                self.portfolio.apply_fill(fill);
+                let after = self.portfolio.qty(&fill.instrument);
+                self.track_trade(fill.instrument, before, after, fill.price, fill.fee);
+            }
+            _ => {}
+        }
+    }
+
+    fn covers(&self) -> Seq {
+        self.covers
     }
 }
 
 /// A position still open at the end of the run, marked to the last price.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenPosition {
     /// The instrument.
     pub instrument: InstrumentId,
@@ -242,7 +346,7 @@ pub struct OpenPosition {
 
 /// The statistics of one run. Percentages are in percent (12.5 = 12.5%), durations in
 /// days, money in the account currency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// The run.
     pub run_id: u64,
@@ -306,36 +410,6 @@ pub struct Report {
     pub total_fees: Decimal,
 }
 
-struct Episode {
-    depth: f64,
-    days: f64,
-}
-
-/// Drawdown episodes: from a peak until equity regains it (or the data ends).
-fn drawdown_episodes(equity: &[(TimestampNs, Decimal)]) -> Vec<Episode> {
-    let mut episodes = Vec::new();
-    let Some(&(mut peak_ts, mut peak)) = equity.first() else {
-        return episodes;
-    };
-    let mut depth = 0.0f64;
-    for &(ts, value) in &equity[1..] {
-        if value >= peak {
-            if depth > 0.0 {
-                episodes.push(Episode { depth, days: days_between(peak_ts, ts) });
-            }
-            (peak_ts, peak, depth) = (ts, value, 0.0);
-        } else if peak > Decimal::ZERO {
-            depth = depth.max(ratio(peak - value, peak));
-        }
-    }
-    if depth > 0.0 {
-        if let Some(&(end, _)) = equity.last() {
-            episodes.push(Episode { depth, days: days_between(peak_ts, end) });
-        }
-    }
-    episodes
-}
-
 fn days_between(a: TimestampNs, b: TimestampNs) -> f64 {
     (b.nanos() - a.nanos()) as f64 / NANOS_PER_DAY as f64
 }
@@ -350,23 +424,6 @@ fn ratio(num: Decimal, den: Decimal) -> f64 {
     } else {
         to_f64(num / den)
     }
-}
-
-fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        0.0
-    } else {
-        xs.iter().sum::<f64>() / xs.len() as f64
-    }
-}
-
-/// Sample standard deviation (n - 1).
-fn std_dev(xs: &[f64]) -> f64 {
-    if xs.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(xs);
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
 fn round(x: f64, places: i32) -> f64 {
@@ -388,7 +445,7 @@ mod tests {
     use super::*;
     use ledger_core::chain::Hash32;
     use ledger_core::event::*;
-    use ledger_core::ids::{ClientOrderId, CycleId, FillId, Seq};
+    use ledger_core::ids::{ClientOrderId, CycleId, FillId};
     use rust_decimal_macros::dec;
 
     const DAY: i64 = 86_400_000_000_000;
@@ -442,7 +499,9 @@ mod tests {
                 software_version: "test".into(),
                 venue: "paper".into(),
                 instruments: Vec::new(),
-                decision_provider: "test".into(),
+                provider: "test".into(),
+                model: "test".into(),
+                params: "".into(),
                 parent_run: None,
                 data_source: "test".into(),
                 starting_cash: cash,
@@ -470,9 +529,11 @@ mod tests {
             fill(5, Side::Sell, dec!(5), dec!(100), dec!(1)),
             close(5, dec!(100)),
         ];
-        let mut fold = RunFold::default();
-        for e in &events {
-            fold.apply(e);
+        let mut fold = ReportFold::new(RunId::new(1));
+        for (seq, e) in events.iter().enumerate() {
+            let mut e = e.clone();
+            e.header.seq = Seq::new(seq as u64 + 1);
+            fold.apply(&e.as_ref());
         }
         let r = fold.report();
         // Equity: day 0 1000, day 1 499 + 550 = 1049, day 2 949, day 3 1098, day 4 997, day 5 996.

@@ -1,6 +1,6 @@
 //! The main job: a backtest on real data, its report, and replays that reproduce runs.
 
-use crate::harness::Ledger;
+use crate::harness::{fixture, Ledger};
 
 #[test]
 fn the_readme_backtest_prints_its_report_and_writes_a_verifiable_ledger() {
@@ -66,7 +66,10 @@ fn a_paced_paper_run_publishes_fills_as_they_happen_and_stops_on_ctrl_c() {
     let config = ledger.dir.path().join("paper.toml");
     std::fs::write(
         &config,
-        "[data]\nfile = \"fixtures/spy-daily-1998-q1.csv\"\n[strategy]\nparams = { fast = \"2\", slow = \"5\" }\n",
+        format!(
+            "[data]\nfiles = [{:?}]\n[provider]\nkind = \"rules\"\nstrategy = \"sma-cross\"\nparams = {{ fast = 2, slow = \"5\" }}\n",
+            fixture("spy-daily-1998-q1.csv")
+        ),
     )
     .unwrap();
     let config = config.to_str().unwrap();

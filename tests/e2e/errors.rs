@@ -22,7 +22,11 @@ fn an_unknown_config_key_names_the_key_and_the_file() {
     std::fs::write(&config, "[venue]\nfill_modle = \"close\"\n").unwrap();
     let run = ledger.run(&["replay", "--config", config.to_str().unwrap(), "--data", "fixtures/spy-daily-1998-q1.csv"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("bad.toml") && run.stderr.contains("unknown field `fill_modle`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bad.toml") && run.stderr.contains("key venue.fill_modle: unknown field"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

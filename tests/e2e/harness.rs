@@ -51,3 +51,9 @@ impl Ledger {
 pub fn workspace_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
+
+/// The absolute path of a file in fixtures/, for configs written outside the repository
+/// (paths in a config file are relative to its own folder).
+pub fn fixture(name: &str) -> String {
+    workspace_root().join("fixtures").join(name).display().to_string()
+}

@@ -3,7 +3,7 @@
 use ledger_adapters::sled_log::{raw, Durability, SledLog};
 use ledger_core::ids::Seq;
 
-use crate::harness::Ledger;
+use crate::harness::{fixture, Ledger};
 
 /// SMA 2/5 on the first 60 SPY days of 1998: a few trades, a few hundred events.
 fn small_ledger() -> Ledger {
@@ -75,7 +75,10 @@ fn the_kill_switch_persists_and_is_reset_by_an_operator_event() {
     let config = ledger.dir.path().join("paper.toml");
     std::fs::write(
         &config,
-        "[data]\nfile = \"fixtures/spy-daily-1998-q1.csv\"\n[strategy]\nparams = { fast = \"2\", slow = \"5\" }\n",
+        format!(
+            "[data]\nfiles = [{:?}]\n[provider]\nkind = \"rules\"\nstrategy = \"sma-cross\"\nparams = {{ fast = 2, slow = \"5\" }}\n",
+            fixture("spy-daily-1998-q1.csv")
+        ),
     )
     .unwrap();
     ledger.ok(&["run", "--config", config.to_str().unwrap(), "--speed", "0"]);
@@ -91,7 +94,7 @@ fn the_kill_switch_persists_and_is_reset_by_an_operator_event() {
 fn a_run_killed_with_sigkill_leaves_a_verifiable_ledger_that_carries_on() {
     let ledger = Ledger::new();
     let config = ledger.dir.path().join("paper.toml");
-    std::fs::write(&config, "[data]\nfile = \"fixtures/btcperp-1m-2022-01.csv\"\n").unwrap();
+    std::fs::write(&config, format!("[data]\nfile = {:?}\n", fixture("btcperp-1m-2022-01.csv"))).unwrap();
     let config = config.to_str().unwrap();
     // Paced at 1,000,000x (60 µs a bar, every cycle flushed): killed mid-run.
     let mut child = ledger.command(&["run", "--config", config, "--speed", "1000000"]).spawn().unwrap();

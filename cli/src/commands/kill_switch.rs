@@ -9,20 +9,21 @@ use ledger_adapters::clock::WallClock;
 use ledger_core::event::{EventDraft, KillSwitchReset, KillSwitchTripped, KillTrigger, Payload};
 use ledger_core::ids::{CycleId, RunId};
 use ledger_core::log::EventLog;
+use ledger_core::runner::Observer;
 use ledger_core::time::Clock;
+use ledger_projections::Folds;
 use rust_decimal::Decimal;
 
 use crate::args::KillSwitchCommand;
-use crate::pipeline;
-use crate::store;
+use crate::store::Ledger;
 use crate::Outcome;
 
 /// Operator commands are recorded under this run id.
 const OPERATOR_RUN: RunId = RunId::new(0);
 
 pub fn run(data_dir: &Path, command: &KillSwitchCommand) -> Result<Outcome> {
-    let mut log = store::open_existing(data_dir)?;
-    let tripped = pipeline::kill_switch_tripped(&log)?;
+    let mut ledger = Ledger::open_existing(data_dir)?;
+    let tripped = ledger.kill_switch.is_tripped();
     let (payload, done) = match command {
         KillSwitchCommand::Status => {
             println!("kill switch: {}", if tripped { "TRIPPED" } else { "armed" });
@@ -59,8 +60,13 @@ pub fn run(data_dir: &Path, command: &KillSwitchCommand) -> Result<Outcome> {
         ts_recorded: now,
         payload,
     };
-    let receipt = log.append(&[draft], None)?;
-    log.sync()?;
+    let first = ledger.log.head().seq.next();
+    let mut folds = Folds::new().with(&mut ledger.runs).with(&mut ledger.kill_switch);
+    folds.observe(first, std::slice::from_ref(&draft));
+    drop(folds);
+    let receipt = ledger.log.append(&mut vec![draft])?;
+    ledger.log.sync()?;
+    ledger.save_folds()?;
     println!("kill switch {done} (seq {})", receipt.last);
     Ok(Outcome::Ok)
 }

@@ -1,128 +1,117 @@
 //! `ledger replay`: a backtest on historic data (`--data`), or a recorded run fed through
 //! the pipeline again (`--run`), optionally checked event by event (`--verify`).
+//!
+//! A backtest folds its report as its events are appended and prints it without
+//! reading them back; with `--in-memory` nothing is stored at all. Both run on two
+//! cores: the engine on one, encoding, chaining and storing on the other.
 
-use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ledger_adapters::background::BackgroundLog;
-use ledger_core::feed::Tick;
-use ledger_core::event::{Envelope, Payload};
+use ledger_core::event::RunMode;
 use ledger_core::ids::RunId;
-use ledger_core::log::{EventLog, MemLog};
-use ledger_core::replay::{compare_runs, RecordedProvider, Recording};
+use ledger_core::log::{EventLog, HeadLog};
+use ledger_core::replay::{compare_runs, RecordedRun};
+use ledger_projections::report::ReportFold;
+use ledger_projections::Folds;
 
 use crate::args::ReplayArgs;
 use crate::commands::report;
-use crate::config::Config;
+use crate::config::{RecordedSettings, Settings};
 use crate::pipeline::{self, Session};
-use crate::store;
+use crate::store::Ledger;
 use crate::Outcome;
 
 pub fn run(data_dir: &Path, args: &ReplayArgs) -> Result<Outcome> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(strategy) = &args.strategy {
-        config.strategy.name = strategy.clone();
-    }
-    config.set_params(&args.param)?;
-    if let Some(data) = &args.data {
-        config.data.file = Some(data.clone());
-    }
-    if let Some(instrument) = &args.instrument {
-        config.data.instrument = Some(instrument.clone());
-    }
-    config.data.sort |= args.sort;
-    if let Some(offset) = &args.utc_offset {
-        config.data.utc_offset = Some(offset.clone());
-    }
-    if let Some(cash) = args.cash {
-        config.account.starting_cash = cash;
-    }
     match args.run {
         Some(run) => replay_recorded(data_dir, RunId::new(run), args.verify),
         None if args.verify => bail!("--verify needs --run ID (the run to reproduce)"),
-        None => backtest(data_dir, &config, args.in_memory, args.repeat.max(1)),
+        None => backtest(data_dir, &Settings::resolve(&args.session)?, args.in_memory),
     }
 }
 
-fn backtest(data_dir: &Path, config: &Config, in_memory: bool, repeat: usize) -> Result<Outcome> {
-    let (ticks, source) = pipeline::ticks(config)?;
-    let ticks = repeated(ticks, repeat);
-    let provider = pipeline::provider(config)?;
-    // A backtest runs as fast as it can: the ledger writes on a second thread while the
-    // engine computes the next cycles.
+fn backtest(data_dir: &Path, settings: &Settings, in_memory: bool) -> Result<Outcome> {
+    let data = pipeline::market_data(settings)?;
+    let provider = pipeline::provider(settings)?;
+    let mut feed = data.feed;
+    let session = |run_id| Session {
+        run_id,
+        mode: RunMode::Replay,
+        speed: 0.0,
+        source: &data.source,
+        instruments: data.instruments.clone(),
+        parent: None,
+        stop: None,
+        kill_switch_tripped: false,
+    };
     if in_memory {
-        let mut log = BackgroundLog::new(MemLog::new());
-        let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source), None)?;
-        return print_report(&log, run, false);
+        let run_id = RunId::new(1);
+        let mut report = ReportFold::new(run_id);
+        let mut log = BackgroundLog::new(HeadLog::new());
+        let mut folds = Folds::new().with(&mut report);
+        pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None)?;
+        report::print(&report.report(), false)?;
+        return Ok(Outcome::Ok);
     }
-    let mut log = BackgroundLog::new(store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?);
-    let run = pipeline::execute(&mut log, config, &ticks, provider, &Session::backtest(&source), None)?;
-    print_report(&log, run, false)
-}
-
-/// Repeats a tick series `times` times, shifting each copy past the previous one, for
-/// throughput measurements on more bars than a file holds.
-fn repeated(ticks: Vec<Tick>, times: usize) -> Vec<Tick> {
-    if times <= 1 || ticks.is_empty() {
-        return ticks;
-    }
-    let span = ticks[ticks.len() - 1].ts.nanos() - ticks[0].ts.nanos() + 60_000_000_000;
-    let mut out = Vec::with_capacity(ticks.len() * times);
-    for copy in 0..times as i64 {
-        out.extend(
-            ticks.iter().map(|t| Tick {
-                ts: ledger_core::time::TimestampNs::from_nanos(t.ts.nanos() + copy * span),
-                ..t.clone()
-            }),
-        );
-    }
-    out
-}
-
-fn print_report(log: &dyn EventLog, run: RunId, json: bool) -> Result<Outcome> {
-    let events = run_events(log, run)?;
-    report::print(&events, json)?;
+    let Ledger { log, mut runs, mut kill_switch } = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
+    let run_id = runs.next_run_id();
+    let mut report = ReportFold::new(run_id);
+    let mut log = BackgroundLog::new(log);
+    let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
+    let result = pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None);
+    drop(folds);
+    let mut ledger = Ledger { log: log.into_inner()?, runs, kill_switch };
+    result?;
+    ledger.save_folds()?;
+    report::print(&report.report(), false)?;
     Ok(Outcome::Ok)
 }
 
-/// Every event of `run`, in order.
-pub fn run_events(log: &dyn EventLog, run: RunId) -> Result<Vec<Envelope>> {
-    if log.runs().get(run).is_none() {
-        bail!("no run {run} in the ledger (see `ledger runs`)");
-    }
-    let mut events = Vec::new();
-    log.visit_run(run, &mut |e| {
-        events.push(e);
-        ControlFlow::Continue(())
-    })?;
-    Ok(events)
-}
-
 fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outcome> {
-    let mut log = store::open_existing(data_dir)?;
-    let original = run_events(&log, parent)?;
-    let recording = Recording::from_events(&original);
-    let replay_config = original_config(&original)?;
-    let provider = Box::new(RecordedProvider::new(recording.info.clone(), recording.answers.clone()));
-    let source = format!("run {parent}");
-    // The kill switch starts as it was when the original run started.
-    let kill_switch_tripped = match original.first().map(|e| &e.payload) {
-        Some(Payload::RunStarted(started)) => started.kill_switch_tripped,
-        _ => false,
+    let Ledger { mut log, mut runs, mut kill_switch } = Ledger::open_existing(data_dir)?;
+    let Some(original) = runs.get(parent).map(|r| r.range()) else {
+        bail!("no run {parent} in the ledger (see `ledger runs`)");
     };
-    let session = Session { parent: Some(parent), kill_switch_tripped, ..Session::backtest(&source) };
-    let run = pipeline::execute(&mut log, &replay_config, &recording.ticks, provider, &session, None)
+    let reader = log.reader()?;
+    let (started, mut recorded, provider) = RecordedRun::open(&*reader, original)?;
+    let recorded_settings = RecordedSettings::from_recorded(&started.config, &started.config_hash)?;
+    let settings = Settings {
+        account: recorded_settings.account,
+        venue: recorded_settings.venue,
+        risk: recorded_settings.risk,
+        kill_switch: recorded_settings.kill_switch,
+        ..Settings::resolve(&Default::default())?
+    };
+    let run_id = runs.next_run_id();
+    let source = format!("run {parent}");
+    let session = Session {
+        run_id,
+        mode: RunMode::Replay,
+        speed: 0.0,
+        source: &source,
+        instruments: started.instruments.clone(),
+        parent: Some(parent),
+        stop: None,
+        // The kill switch starts as it was when the original run started.
+        kill_switch_tripped: started.kill_switch_tripped,
+    };
+    let mut report = ReportFold::new(run_id);
+    let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
+    pipeline::execute(&mut log, &mut folds, &settings, &mut recorded, Box::new(provider), &session, None)
         .with_context(|| format!("replaying run {parent}"))?;
-    let replayed = run_events(&log, run)?;
+    drop(folds);
+    let replayed = runs.get(run_id).map(|r| r.range()).context("the replay's run is missing from the runs index")?;
+    let mut ledger = Ledger { log, runs, kill_switch };
+    ledger.save_folds()?;
     if !verify {
-        report::print(&replayed, false)?;
+        report::print(&report.report(), false)?;
         return Ok(Outcome::Ok);
     }
-    match compare_runs(&original, &replayed) {
+    match compare_runs(&*reader, original, replayed)? {
         None => {
-            let derived = original.len().saturating_sub(2);
-            println!("ok: run {run} reproduces run {parent}: {derived} derived events identical");
+            let derived = ledger.runs.get(parent).map_or(0, |r| r.event_count.saturating_sub(2));
+            println!("ok: run {run_id} reproduces run {parent}: {derived} derived events identical");
             Ok(Outcome::Ok)
         }
         Some(d) => {
@@ -137,14 +126,5 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
             }
             Ok(Outcome::CheckFailed)
         }
-    }
-}
-
-/// The configuration the original run recorded (so the same venue, risk and account
-/// settings apply), checked against its hash.
-fn original_config(original: &[Envelope]) -> Result<Config> {
-    match original.first().map(|e| &e.payload) {
-        Some(Payload::RunStarted(started)) => Config::from_recorded(&started.config, &started.config_hash),
-        _ => bail!("the run has no RunStarted event to take its configuration from"),
     }
 }

@@ -1,4 +1,6 @@
-//! `ledger run`: paper trading on a played-back feed. Durable events are published on the
+//! `ledger run`: paper trading on a played-back feed, with the same data and strategy
+//! flags as `ledger replay`. Each cycle runs at the wall clock's time, recorded in its
+//! events, so the run replays identically. Durable events are published on the
 //! in-process bus (fills, rejections and kill-switch trips are logged as they happen).
 //! Ctrl-C stops after the current cycle and records `RunStopped { reason: "interrupted" }`.
 
@@ -9,38 +11,38 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use ledger_adapters::bus::InProcessBus;
 use ledger_core::event::{Payload, RunMode};
+use ledger_projections::report::ReportFold;
+use ledger_projections::Folds;
 
 use crate::args::RunArgs;
-use crate::commands::replay::run_events;
 use crate::commands::report;
-use crate::config::Config;
+use crate::config::Settings;
 use crate::describe;
 use crate::pipeline::{self, Session};
-use crate::store;
+use crate::store::Ledger;
 use crate::Outcome;
 
 pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     if !(args.speed.is_finite() && args.speed >= 0.0) {
         anyhow::bail!("--speed {} must be 0 (as fast as possible) or a positive factor", args.speed);
     }
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(data) = &args.data {
-        config.data.file = Some(data.clone());
-    }
-    let (ticks, source) = pipeline::ticks(&config)?;
-    let provider = pipeline::provider(&config)?;
+    let settings = Settings::resolve(&args.session)?;
+    let data = pipeline::market_data(&settings)?;
+    let provider = pipeline::provider(&settings)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
-    let mut log = store::open_or_create(data_dir, pipeline::durability(&config.ledger)?)?;
-    let kill_switch_tripped = pipeline::kill_switch_tripped(&log)?;
+    let mut ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
+    let run_id = ledger.runs.next_run_id();
     let session = Session {
-        kill_switch_tripped,
+        run_id,
         mode: RunMode::Paper,
         speed: args.speed,
-        source: &source,
+        source: &data.source,
+        instruments: data.instruments.clone(),
         parent: None,
         stop: Some(&stop),
+        kill_switch_tripped: ledger.kill_switch.is_tripped(),
     };
     // The in-process bus: a subscriber reports what a trader watches for as it happens.
     let mut bus = InProcessBus::new();
@@ -55,10 +57,16 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
             }
         }
     });
-    let run = pipeline::execute(&mut log, &config, &ticks, provider, &session, Some(&mut bus));
+    let mut report = ReportFold::new(run_id);
+    let mut feed = data.feed.at_wall_clock();
+    let Ledger { log, runs, kill_switch } = &mut ledger;
+    let mut folds = Folds::new().with(runs).with(kill_switch).with(&mut report);
+    let result = pipeline::execute(log, &mut folds, &settings, &mut feed, provider, &session, Some(&mut bus));
+    drop(folds);
     drop(bus);
     let _ = watcher.join(); // the watcher only logs; its end changes nothing
-    let run = run?;
-    report::print(&run_events(&log, run)?, false)?;
+    result?;
+    ledger.save_folds()?;
+    report::print(&report.report(), false)?;
     Ok(Outcome::Ok)
 }

@@ -4,16 +4,15 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use ledger_core::log::EventLog;
 
 use crate::describe;
-use crate::store;
+use crate::store::Ledger;
 use crate::Outcome;
 
 pub fn run(data_dir: &Path) -> Result<Outcome> {
-    let log = store::open_existing(data_dir)?;
+    let ledger = Ledger::open_existing(data_dir)?;
     let mut table = describe::table(["run", "mode", "first seq", "last seq", "events", "started", "stopped"]);
-    for info in log.runs().iter() {
+    for info in ledger.runs.iter() {
         table.add_row([
             info.run_id.to_string(),
             info.mode.map_or_else(|| "operator".to_string(), |m| format!("{m:?}")),

@@ -5,12 +5,12 @@ use std::path::Path;
 use anyhow::Result;
 use ledger_core::verify::{verify, Verdict};
 
-use crate::store;
+use crate::store::Ledger;
 use crate::Outcome;
 
 pub fn run(data_dir: &Path) -> Result<Outcome> {
-    let log = store::open_existing(data_dir)?;
-    match verify(&log)? {
+    let ledger = Ledger::open_existing(data_dir)?;
+    match verify(&ledger.log)? {
         Verdict::Intact { records: 0, .. } => {
             println!("ok: the ledger is empty");
             Ok(Outcome::Ok)

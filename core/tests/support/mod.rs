@@ -33,7 +33,9 @@ pub fn one_of_each() -> Vec<Payload> {
             software_version: text("0.1.0"),
             venue: text("paper"),
             instruments: vec![inst("SPY")],
-            decision_provider: text("rules:sma-cross fast=10 slow=30"),
+            provider: text("rules"),
+            model: text("sma-cross"),
+            params: text("fast=10 slow=30"),
             parent_run: Some(RunId::new(1)),
             data_source: text("spy_daily.csv"),
             starting_cash: dec!(100000.00),
@@ -65,9 +67,6 @@ pub fn one_of_each() -> Vec<Payload> {
             }),
         }),
         Payload::DecisionMade(DecisionMade {
-            provider: text("rules"),
-            model: text("sma-cross"),
-            params: text("fast=10 slow=30"),
             prompt_sha256: None,
             prompt: text(""),
             raw_output: text(""),
@@ -236,7 +235,9 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     software_version: t.clone(),
                     venue: t.clone(),
                     instruments,
-                    decision_provider: t.clone(),
+                    provider: t.clone(),
+                    model: t.clone(),
+                    params: t.clone(),
                     parent_run: parent.map(RunId::new),
                     data_source: t,
                     starting_cash,
@@ -256,9 +257,6 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
         )
             .prop_map(|(t, action, size_pct, confidence, prompt_sha256, latency_us, tokens)| {
                 Payload::DecisionMade(DecisionMade {
-                    provider: t.clone(),
-                    model: t.clone(),
-                    params: t.clone(),
                     prompt_sha256,
                     prompt: t.clone(),
                     raw_output: t.clone(),
