@@ -20,6 +20,9 @@ pub struct MergedFeed<F: MarketFeed> {
     /// (time, feed index) of every head, earliest first, then lowest index.
     queue: BinaryHeap<Reverse<(TimestampNs, usize)>>,
     started: bool,
+    /// The feed whose head was given last: it is asked for its next tick on the next
+    /// call, not before, so that its error comes after the tick, not instead of it.
+    taken: Option<usize>,
 }
 
 impl<F: MarketFeed> MergedFeed<F> {
@@ -27,7 +30,7 @@ impl<F: MarketFeed> MergedFeed<F> {
     /// Nothing is read until the first [`MarketFeed::next_tick`].
     pub fn new(feeds: Vec<F>) -> Self {
         let heads = feeds.iter().map(|_| None).collect();
-        MergedFeed { queue: BinaryHeap::with_capacity(feeds.len()), feeds, heads, started: false }
+        MergedFeed { queue: BinaryHeap::with_capacity(feeds.len()), feeds, heads, started: false, taken: None }
     }
 
     /// Takes feed `index`'s next tick as its head.
@@ -49,7 +52,8 @@ impl<F: MarketFeed> MarketFeed for MergedFeed<F> {
     /// every feed has ended.
     ///
     /// # Errors
-    /// The first error of any feed, as it is met.
+    /// The first error of any feed, as it is met (a feed is asked for its next tick
+    /// when the merge needs it, so ticks it gave before its error come first).
     fn next_tick(&mut self) -> Result<Option<Tick>, F::Error> {
         if !self.started {
             self.started = true;
@@ -57,9 +61,12 @@ impl<F: MarketFeed> MarketFeed for MergedFeed<F> {
                 self.refill(index)?;
             }
         }
+        if let Some(index) = self.taken.take() {
+            self.refill(index)?;
+        }
         let Some(Reverse((_, index))) = self.queue.pop() else { return Ok(None) };
-        let tick = self.heads.get_mut(index).and_then(Option::take);
-        self.refill(index)?;
-        Ok(tick)
+        self.taken = Some(index);
+        // invariant: the queue holds (time, index) exactly while heads[index] holds a tick.
+        Ok(self.heads.get_mut(index).and_then(Option::take))
     }
 }

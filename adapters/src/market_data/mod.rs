@@ -511,3 +511,22 @@ fn csv_error(path: &Path, line: u64, error: csv::Error) -> DataError {
     }
     DataError::Row { path: path.to_path_buf(), line, column: "*".into(), message: error.to_string() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_interval_is_the_most_common_positive_gap() {
+        let interval = |times: &[i64]| bar_interval(times.iter().map(|&t| TimestampNs::from_nanos(t)));
+        // TC0: no bars, one bar: unknown.
+        assert_eq!(interval(&[]), 0);
+        assert_eq!(interval(&[5]), 0);
+        // TC1: a weekend gap is rarer than the interval.
+        assert_eq!(interval(&[0, 1, 2, 3, 10, 11]), 1);
+        // TC2: repeated times (gap 0) do not count; a tie goes to the shorter gap.
+        assert_eq!(interval(&[0, 0, 2, 4, 7, 10]), 2);
+        // TC3: gaps that would overflow saturate instead of panicking.
+        assert_eq!(interval(&[i64::MIN, i64::MAX]), i64::MAX);
+    }
+}
