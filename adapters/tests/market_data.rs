@@ -332,7 +332,7 @@ fn bars_get_their_interval_from_the_first_rows_and_a_later_bad_row_waits_its_tur
     for minute in [0, 5, 10, 15, 75, 80] {
         text.push_str(&format!("2022-01-01 {:02}:{:02}:00,1,2,0.5,1.5\n", minute / 60, minute % 60));
     }
-    text.push_str("2022-01-01 01:25:00,1,2,0.5,x\n");
+    text.push_str("2022-01-01 01:25:00,1,2,0.5,x\n2022-01-01 01:30:00,1,2,0.5,1.5\n");
     let (_dir, path) = temp_file("b.csv", text.as_bytes());
     let mut feed = FileFeed::open(&path, &options()).unwrap();
     for _ in 0..6 {
@@ -341,6 +341,7 @@ fn bars_get_their_interval_from_the_first_rows_and_a_later_bad_row_waits_its_tur
     }
     let error = feed.next_tick().unwrap_err();
     assert!(matches!(&error, DataError::Row { line: 8, column, .. } if column == "close"), "{error:?}");
+    assert!(feed.next_tick().unwrap().is_none(), "nothing after the error, though line 9 is good");
 }
 
 #[test]

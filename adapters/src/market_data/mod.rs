@@ -181,6 +181,7 @@ impl FileFeed {
                 Err(error) => {
                     feed.pending = Some(error);
                     feed.exhausted = true;
+                    break;
                 }
             }
         }
