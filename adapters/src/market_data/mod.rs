@@ -360,7 +360,8 @@ impl RowSource {
                     }
                 }
                 // Market data has no quoted fields spanning lines, so each record is one
-                // line. (csv's own record positions lag a line behind: not used.)
+                // line. (csv's `ByteRecord::position` gave the second record line 1 here:
+                // not used.)
                 *line += 1;
                 let columns = self.parser.columns.names.len();
                 if record.len() != columns {
