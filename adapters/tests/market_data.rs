@@ -1,11 +1,16 @@
-//! Market data readers on the real fixtures, and clear errors on bad input.
+//! Market data readers on the real fixtures, and clear errors on bad input: files as
+//! streams ([`FileFeed`]), several merged by time ([`MergedFeed`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ledger_adapters::market_data::{read_ticks, DataError, ReadOptions};
-use ledger_core::event::{Side, TickData};
+use ledger_adapters::market_data::{describe_source, read_ticks, DataError, FileFeed, MergedFeed, ReadOptions};
+use ledger_core::event::{Side, TickData, Trade};
+use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::InstrumentId;
+use ledger_core::time::TimestampNs;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
 fn fixture(name: &str) -> PathBuf {
@@ -125,4 +130,359 @@ fn headerless_trades_and_quotes_with_a_utc_offset() {
     let quotes = read_ticks(&fixture("eurusd-histdata-est-2020-01-01.csv"), &est).unwrap();
     assert_eq!(quotes[0].ts.to_rfc3339(), "2020-01-01T22:00:00.065000Z");
     assert!(matches!(&quotes[0].data, TickData::Quote(q) if q.bid == dec!(1.121200) && q.ask == dec!(1.121720)));
+}
+
+/// Every tick of a feed, or its first error.
+fn collect<F: MarketFeed>(feed: &mut F) -> Result<Vec<Tick>, F::Error> {
+    let mut ticks = Vec::new();
+    while let Some(tick) = feed.next_tick()? {
+        ticks.push(tick);
+    }
+    Ok(ticks)
+}
+
+/// FNV-1a over each tick's time and data (Debug, which shows each decimal's scale).
+fn digest(ticks: &[Tick]) -> u64 {
+    ticks
+        .iter()
+        .flat_map(|t| format!("{} {:?}\n", t.ts.nanos(), t.data).into_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Row counts and digests of the reader before streaming (`read_ticks` on a whole
+/// `Vec`, chrono per row), recorded once when the new reader was compared with it tick
+/// by tick: the stream must give the same ticks.
+const FIXTURES: [(&str, usize, u64); 7] = [
+    ("bcheur-kraken-trades-2023-01-02.csv", 486, 0x5b42922e3d188c16),
+    ("btcperp-1m-2022-01.csv", 10_000, 0x04117ec7c99f4677),
+    ("eurusd-histdata-est-2020-01-01.csv", 500, 0x6af8ffaf04b29809),
+    ("eurusd-quotes-2014-05-08.csv", 5_000, 0x4e34e20005e96ece),
+    ("spy-daily-1998-2021.csv", 5_849, 0xe0602e3bdd878512),
+    ("spy-daily-1998-q1.csv", 60, 0x5168fec44ab6b128),
+    ("xrpeth-aggtrades-2019-10-11.csv", 3_000, 0x13b86dc44f78af61),
+];
+
+/// As [`FIXTURES`], for `../shared/data` (row counts as its README says).
+const SHARED: [(&str, usize, u64); 18] = [
+    ("backtrader_yahoo_ORCL_daily_1995-2014.csv", 5_036, 0x0ca22514afd1e754),
+    ("freqtrade_binance_XRP-ETH_aggtrades_2019-10-11_13.csv", 12_477, 0x9d94cff5f59c49a6),
+    ("freqtrade_bittrex_ETH-BTC_5m_2018-01.csv", 5_760, 0xeb6931d3ce879366),
+    ("freqtrade_kraken_BCHEUR_trades_2023-01-02.csv", 486, 0x5b42922e3d188c16),
+    ("hftbacktest_binance_spot_BTCUSDT_bookticker_2024-08-08T2354_0005.csv.gz", 73_174, 0xfc277ebdd2240ee1),
+    ("hftbacktest_binance_spot_BTCUSDT_trades_2024-08-08T2354_0005.csv.gz", 19_904, 0xa9ee712c0ca8bb17),
+    ("lean_AAPL_daily_unadjusted_1998-2021.csv", 5_849, 0x6bffe01a46c6a363),
+    ("lean_SPY_1m_trade_bars_2013-10-07_11.csv", 4_128, 0x916eaa81331ec6e3),
+    ("lean_SPY_daily_unadjusted_1998-2021.csv", 5_849, 0xe0602e3bdd878512),
+    ("lean_SPY_trade_ticks_2013-10-08.csv.gz", 451_545, 0x43a7b75a7e96a7a4),
+    ("lean_coinbase_BTCUSD_daily_2014-12_2018-08.csv", 1_318, 0xf9abe1406d651ccc),
+    ("lean_fxcm_EURUSD_quote_ticks_2014-05-08.csv.gz", 167_466, 0x9f8bf9a176d79950),
+    ("nautilus_btc-perp_1m_2021-12-31_2022-02-01.csv", 45_031, 0xcce7a2d5fc001ea1),
+    ("nautilus_cme_6EH4_1m_2024-01.csv.gz", 29_996, 0xcaeb125c3e94c0b2),
+    ("nautilus_fxcm_GBPUSD_1m_bid_2012-02.csv", 30_117, 0x1e41ca441dfdf888),
+    ("nautilus_histdata_EURUSD_quote_ticks_2020-01-01.csv", 9_500, 0x7555eb218b8b0c1f),
+    ("nautilus_truefx_USDJPY_quote_ticks_2013-01-01.csv", 1_000, 0x6167fce7b7c6c6ff),
+    ("hftbacktest_binance_spot_BTCUSDT_rawfeed_20240808.gz", 0, 0),
+];
+
+#[test]
+fn fixtures_stream_the_same_ticks_as_before() {
+    for (name, rows, expected) in FIXTURES {
+        let mut feed = FileFeed::open(&fixture(name), &options()).unwrap();
+        let ticks = collect(&mut feed).unwrap();
+        assert_eq!((ticks.len(), digest(&ticks)), (rows, expected), "{name}");
+        assert!(feed.next_tick().unwrap().is_none(), "{name}: the end stays the end");
+    }
+}
+
+#[test]
+fn shared_data_streams_the_same_ticks_as_before() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if !dir.is_dir() {
+        println!("skipped: {} is not here", dir.display());
+        return;
+    }
+    for (name, rows, expected) in SHARED {
+        let path = dir.join(name);
+        let result = FileFeed::open(&path, &options()).and_then(|mut feed| collect(&mut feed));
+        if rows == 0 {
+            // Raw websocket capture, not a table: no time column.
+            assert!(matches!(result, Err(DataError::Layout { .. })), "{name}");
+            continue;
+        }
+        let ticks = result.unwrap();
+        assert_eq!((ticks.len(), digest(&ticks)), (rows, expected), "{name}");
+    }
+    // The header lies about its columns: refused at the first row, naming it.
+    let error = FileFeed::open(&dir.join("backtrader_unlabeled-index-future_1m_2006-01_02.csv"), &options())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.ends_with("backtrader_unlabeled-index-future_1m_2006-01_02.csv:2: column *: 8 fields, the header has 7"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_gzip_file_streams_member_after_member_and_a_truncated_one_fails_at_its_end() {
+    let rows = |from: u32, to: u32| -> Vec<u8> {
+        (from..to)
+            .map(|i| format!("{},1.{i},1.{}\n", 1_400_000_000_000u64 + u64::from(i), i + 1))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let gzip = |bytes: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    };
+    // TC0: two gzip members, as `cat a.gz b.gz` makes: every row of both.
+    let mut two = gzip(&[b"ts_ms,bid,ask\n".as_slice(), &rows(0, 30_000)].concat());
+    two.extend(gzip(&rows(30_000, 60_000)));
+    let (_dir, path) = temp_file("q.csv.gz", &two);
+    let ticks = collect(&mut FileFeed::open(&path, &options()).unwrap()).unwrap();
+    assert_eq!(ticks.len(), 60_000);
+    assert_eq!(ticks[59_999].ts, TimestampNs::from_nanos(1_400_000_059_999_000_000));
+    // TC1: cut short: the rows before the cut come first, then an I/O error.
+    let whole = gzip(&[b"ts_ms,bid,ask\n".as_slice(), &rows(0, 60_000)].concat());
+    let (_dir, path) = temp_file("cut.csv.gz", &whole[..whole.len() / 2]);
+    let mut feed = FileFeed::open(&path, &options()).unwrap();
+    let mut given = 0;
+    let error = loop {
+        match feed.next_tick() {
+            Ok(Some(_)) => given += 1,
+            Ok(None) => panic!("a truncated gzip must not end quietly"),
+            Err(error) => break error,
+        }
+    };
+    assert!(given > 1_000 && given < 60_000, "{given}");
+    assert!(matches!(error, DataError::Io { .. }), "{error:?}");
+    assert!(feed.next_tick().unwrap().is_none(), "after an error the feed gives nothing more");
+}
+
+#[test]
+fn a_row_out_of_order_comes_after_the_rows_before_it_and_names_its_line() {
+    let contents = b"ts_utc,price,size\n2020-01-01T00:00:01Z,10,1\n2020-01-01T00:00:02Z,11,1\n2020-01-01T00:00:02Z,12,1\n2020-01-01T00:00:01.5Z,13,1\n";
+    let (_dir, path) = temp_file("t.csv", contents);
+    let mut feed = FileFeed::open(&path, &options()).unwrap();
+    assert_eq!(feed.next_tick().unwrap().unwrap().ts.to_rfc3339(), "2020-01-01T00:00:01.000000Z");
+    assert!(feed.next_tick().unwrap().is_some());
+    assert!(feed.next_tick().unwrap().is_some(), "an equal time is in order");
+    match feed.next_tick() {
+        Err(DataError::OutOfOrder { line: 5, time, previous, .. }) => {
+            assert_eq!(
+                (time.to_rfc3339(), previous.to_rfc3339()),
+                ("2020-01-01T00:00:01.500000Z".into(), "2020-01-01T00:00:02.000000Z".into())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_bad_time_on_line_n_names_line_n_the_column_and_the_layout() {
+    // TC0: a minute-bar file whose fourth line is not a time of its layout.
+    let (_dir, path) = temp_file(
+        "m.csv",
+        b"timestamp,open,high,low,close\n2022-01-01 00:00:00.000000,1,2,0.5,1.5\n2022-01-01 00:01:00.000000,1,2,0.5,1.5\n2022-01-01 00:02,1,2,0.5,1.5\n",
+    );
+    let mut feed = FileFeed::open(&path, &options()).unwrap();
+    assert_eq!(collect_until_error(&mut feed), 2, "the good rows come first");
+    let text = FileFeed::open(&path, &options()).and_then(|mut f| collect(&mut f)).unwrap_err().to_string();
+    assert!(
+        text.ends_with("m.csv:4: column timestamp: \"2022-01-01 00:02\" does not match the file's time layout, YYYY-MM-DD HH:MM:SS[.fraction] (set by line 2)"),
+        "{text}"
+    );
+    // TC1: the right shape, a field out of range.
+    let (_dir, path) =
+        temp_file("d.csv", b"date,open,high,low,close\n2020-02-28,1,2,0.5,1.5\n2020-02-30,1,2,0.5,1.5\n");
+    let error = read_ticks(&path, &options()).unwrap_err();
+    assert!(matches!(&error, DataError::Row { line: 3, column, .. } if column == "date"), "{error:?}");
+    assert!(
+        error.to_string().contains("\"2020-02-30\": day out of range (the file's time layout is YYYY-MM-DD"),
+        "{error}"
+    );
+    // TC2: a year that i64 nanoseconds do not hold is an error, not an overflow.
+    let (_dir, path) =
+        temp_file("y.csv", b"date,open,high,low,close\n2020-02-28,1,2,0.5,1.5\n9999-12-31,1,2,0.5,1.5\n");
+    let text = read_ticks(&path, &options()).unwrap_err().to_string();
+    assert!(text.contains("y.csv:3: column date: \"9999-12-31\": outside the years 1677..2262"), "{text}");
+    // TC3: a first row that is no time at all fails the open.
+    let (_dir, path) = temp_file("n.csv", b"date,open,high,low,close\nsoon,1,2,0.5,1.5\n");
+    let text = FileFeed::open(&path, &options()).unwrap_err().to_string();
+    assert!(text.ends_with("n.csv:2: column date: \"soon\" is not a time we read"), "{text}");
+}
+
+/// Ticks given before the feed's first error (which must come).
+fn collect_until_error(feed: &mut FileFeed) -> usize {
+    let mut given = 0;
+    loop {
+        match feed.next_tick() {
+            Ok(Some(_)) => given += 1,
+            Ok(None) => panic!("an error was expected"),
+            Err(_) => return given,
+        }
+    }
+}
+
+#[test]
+fn bars_get_their_interval_from_the_first_rows_and_a_later_bad_row_waits_its_turn() {
+    // 5-minute bars, an hour's gap, and a bad value on the last line (inside the
+    // look-ahead): the open succeeds, the bars come with their interval, then the error.
+    let mut text = String::from("timestamp,open,high,low,close\n");
+    for minute in [0, 5, 10, 15, 75, 80] {
+        text.push_str(&format!("2022-01-01 {:02}:{:02}:00,1,2,0.5,1.5\n", minute / 60, minute % 60));
+    }
+    text.push_str("2022-01-01 01:25:00,1,2,0.5,x\n2022-01-01 01:30:00,1,2,0.5,1.5\n");
+    let (_dir, path) = temp_file("b.csv", text.as_bytes());
+    let mut feed = FileFeed::open(&path, &options()).unwrap();
+    for _ in 0..6 {
+        let tick = feed.next_tick().unwrap().unwrap();
+        assert!(matches!(tick.data, TickData::Bar(b) if b.interval_ns == 300_000_000_000));
+    }
+    let error = feed.next_tick().unwrap_err();
+    assert!(matches!(&error, DataError::Row { line: 8, column, .. } if column == "close"), "{error:?}");
+    assert!(feed.next_tick().unwrap().is_none(), "nothing after the error, though line 9 is good");
+}
+
+#[test]
+fn describe_source_names_the_file_and_its_size() {
+    let path = fixture("spy-daily-1998-q1.csv");
+    assert_eq!(describe_source(&path).unwrap(), format!("{} (3250 bytes)", path.display()));
+    assert!(matches!(describe_source(Path::new("/no/such/file.csv")), Err(DataError::Io { .. })));
+}
+
+/// A trade at `ts` seconds whose price tells where it came from: feed * 1000 + position.
+fn trade(ts: i64, feed: usize, position: usize) -> Tick {
+    Tick {
+        ts: TimestampNs::from_nanos(ts * 1_000_000_000),
+        instrument: InstrumentId::new(&format!("F{feed}")).unwrap(),
+        data: TickData::Trade(Trade {
+            price: Decimal::from(feed * 1_000 + position + 1),
+            size: Decimal::ONE,
+            aggressor: None,
+        }),
+    }
+}
+
+/// A feed over ticks in memory, failing after `fail_after` ticks when set.
+struct VecFeed {
+    ticks: std::vec::IntoIter<Tick>,
+    fail_after: Option<usize>,
+    given: usize,
+}
+
+impl VecFeed {
+    fn new(ticks: Vec<Tick>) -> Self {
+        VecFeed { ticks: ticks.into_iter(), fail_after: None, given: 0 }
+    }
+}
+
+impl MarketFeed for VecFeed {
+    type Error = std::io::Error;
+
+    fn next_tick(&mut self) -> Result<Option<Tick>, std::io::Error> {
+        if self.fail_after == Some(self.given) {
+            return Err(std::io::Error::other("feed broke"));
+        }
+        self.given += 1;
+        Ok(self.ticks.next())
+    }
+}
+
+#[test]
+fn merged_feeds_interleave_by_time_ties_in_list_order() {
+    let a = VecFeed::new(vec![trade(1, 0, 0), trade(3, 0, 1), trade(3, 0, 2)]);
+    let b = VecFeed::new(vec![trade(0, 1, 0), trade(3, 1, 1), trade(5, 1, 2)]);
+    let c = VecFeed::new(vec![]);
+    let merged = collect(&mut MergedFeed::new(vec![a, c, b])).unwrap();
+    let order: Vec<(i64, String)> =
+        merged.iter().map(|t| (t.ts.nanos() / 1_000_000_000, t.data.reference_price().to_string())).collect();
+    let expected = [(0, "1001"), (1, "1"), (3, "2"), (3, "3"), (3, "1002"), (5, "1003")];
+    assert_eq!(order, expected.map(|(t, p)| (t, p.to_string())));
+    // An error in any feed comes out of the merge.
+    let broken = VecFeed { fail_after: Some(1), ..VecFeed::new(vec![trade(0, 0, 0), trade(1, 0, 1)]) };
+    let mut merged = MergedFeed::new(vec![VecFeed::new(vec![trade(2, 1, 0)]), broken]);
+    assert_eq!(merged.next_tick().unwrap().unwrap().ts.nanos(), 0);
+    assert!(merged.next_tick().is_err());
+}
+
+#[test]
+fn merged_file_feeds_show_one_portfolio_every_instrument() {
+    let (_dir_a, a) = temp_file("a.csv", b"ts,price,qty\n2020-01-01T00:00:01Z,10,1\n2020-01-01T00:00:03Z,11,1\n");
+    let (_dir_b, b) = temp_file(
+        "b.jsonl",
+        b"{\"ts\": 1577836801000, \"bid\": 1, \"ask\": 2}\n{\"ts\": 1577836802000, \"bid\": 1, \"ask\": 2}\n",
+    );
+    let btc = ReadOptions { instrument: InstrumentId::new("BTC").unwrap(), ..options() };
+    let eur = ReadOptions { instrument: InstrumentId::new("EUR").unwrap(), ..options() };
+    let feeds = vec![FileFeed::open(&a, &btc).unwrap(), FileFeed::open(&b, &eur).unwrap()];
+    let merged = collect(&mut MergedFeed::new(feeds)).unwrap();
+    let seen: Vec<(i64, String)> =
+        merged.iter().map(|t| (t.ts.nanos() / 1_000_000_000 - 1_577_836_800, t.instrument.to_string())).collect();
+    assert_eq!(seen, [(1, "BTC".into()), (1, "EUR".into()), (2, "EUR".into()), (3, "BTC".into())]);
+}
+
+proptest! {
+    /// The merge of sorted streams is sorted by time, stable (ties by feed, then by each
+    /// feed's own order) and holds exactly the input ticks: it equals a stable sort of the
+    /// streams laid end to end.
+    #[test]
+    fn a_merge_is_a_stable_sort_of_its_inputs(gaps in prop::collection::vec(prop::collection::vec(0i64..3, 0..40), 0..6)) {
+        let streams: Vec<Vec<Tick>> = gaps
+            .iter()
+            .enumerate()
+            .map(|(feed, gaps)| {
+                gaps.iter().scan(0, |ts, gap| { *ts += gap; Some(*ts) }).enumerate().map(|(position, ts)| trade(ts, feed, position)).collect()
+            })
+            .collect();
+        let mut expected: Vec<Tick> = streams.concat();
+        expected.sort_by_key(|t| t.ts);
+        let merged = collect(&mut MergedFeed::new(streams.into_iter().map(VecFeed::new).collect())).unwrap();
+        prop_assert_eq!(merged, expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// No file content makes the reader panic: known headers over arbitrary rows, and
+    /// arbitrary bytes, as CSV, headerless CSV and JSONL, sorted or not.
+    #[test]
+    fn no_file_content_panics(
+        header in prop::sample::select(vec![
+            "timestamp,open,high,low,close,volume\n",
+            "date,time,open,high,low,close\n",
+            "ts_utc,bid,ask,bid_qty,ask_qty\n",
+            "ts_ms,price,qty,is_buyer_maker\n",
+            "",
+        ]),
+        body in "([0-9]{1,20}|[-:., TZ+e\"]|2020-0[1-9]-[0-3][0-9]|\n){0,200}",
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+        sort in any::<bool>(),
+        offset in -86_400i32..86_400,
+    ) {
+        let o = ReadOptions { sort, utc_offset_seconds: offset, ..options() };
+        let text = format!("{header}{body}");
+        for (name, contents) in [("f.csv", text.as_bytes()), ("f.jsonl", text.as_bytes()), ("g.csv", &bytes[..]), ("g.ndjson", &bytes[..])] {
+            let (_dir, path) = temp_file(name, contents);
+            let _ = read_ticks(&path, &o);
+        }
+    }
+}
+
+/// Rows per second streaming `$BARS_CSV` (a big bar CSV; run in release mode).
+#[test]
+#[ignore]
+fn throughput_bars() {
+    let Ok(path) = std::env::var("BARS_CSV") else {
+        println!("skipped: set BARS_CSV to a bar CSV");
+        return;
+    };
+    let start = std::time::Instant::now();
+    let mut feed = FileFeed::open(Path::new(&path), &options()).unwrap();
+    let mut rows = 0u64;
+    while feed.next_tick().unwrap().is_some() {
+        rows += 1;
+    }
+    let elapsed = start.elapsed();
+    println!("{rows} rows in {elapsed:?}: {:.0} rows/s", rows as f64 / elapsed.as_secs_f64());
 }

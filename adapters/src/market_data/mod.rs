@@ -1,0 +1,534 @@
+//! Market data files as streams: OHLCV bars, trades and quotes from CSV or JSONL, gzip
+//! read transparently (by the `.gz` suffix), one tick at a time.
+//!
+//! The layout is recognised from the header: `open, high, low, close` make bars,
+//! `bid, ask` make quotes, `price` with `size`/`qty`/`volume`/`amount` makes trades. The
+//! time column is the first of `timestamp`, `ts_utc_bar_open`, `timestamp_utc`,
+//! `datetime`, `date`, `time`, `ts_utc`, `ts`, `ts_ms`, `trade_ts_ms`, `local_ts_ns`
+//! present (case ignored); a separate `time` column after `date` is joined to it. Times
+//! may be RFC 3339, `YYYY-MM-DD[ HH:MM:SS[.f]][+00:00]`, `YYYYMMDD HHMMSSmmm`, or epoch
+//! numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by digit
+//! count); times without an offset are UTC unless [`ReadOptions::utc_offset_seconds`]
+//! says otherwise. A file keeps one time layout: it is recognised on the first data row
+//! and every later row must match it. Prices and sizes are parsed as exact decimals.
+//! `Adj Close` is ignored: bars are traded as the source printed them.
+//!
+//! Files without a header are recognised when their first field is a time: three
+//! columns are trades (`time, price, size`, as Kraken's trade dumps), four are quotes
+//! (`time, bid, ask, volume`, as HistData's tick files).
+//!
+//! # Layout
+//! - this file: [`FileFeed`] (one file as a [`MarketFeed`]), [`read_ticks`],
+//!   [`describe_source`], the errors and options.
+//! - `layout`: the header's meaning, and one row's fields turned into a tick.
+//! - `time`: [`parse_time`] (the general recogniser) and the fast per-file time parsers.
+//! - `merge`: [`MergedFeed`], several feeds merged by time.
+
+mod layout;
+mod merge;
+mod time;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use ledger_core::event::TickData;
+use ledger_core::feed::{MarketFeed, Tick};
+use ledger_core::ids::InstrumentId;
+use ledger_core::time::TimestampNs;
+use thiserror::Error;
+
+use layout::{Columns, Layout, RowParser};
+pub use merge::MergedFeed;
+pub use time::{parse_time, parse_time_in};
+
+/// A problem with a market data file, located as precisely as the problem allows.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS (or the gzip decoder) said.
+        source: std::io::Error,
+    },
+    /// The header does not name a layout we know.
+    #[error("{path}: {message}")]
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        message: String,
+    },
+    /// A row is bad.
+    #[error("{path}:{line}: column {column}: {message}")]
+    Row {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// The column's header name (`*` for the row as a whole).
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Time went backwards and `--sort` was not given.
+    #[error(
+        "{path}:{line}: time {time} is before the previous row's {previous}; pass --sort to sort the file by time"
+    )]
+    OutOfOrder {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// This row's time.
+        time: TimestampNs,
+        /// The previous row's time.
+        previous: TimestampNs,
+    },
+    /// The file holds no rows.
+    #[error("{path}: no data rows")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// How to read a file.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// The instrument the file is about.
+    pub instrument: InstrumentId,
+    /// Sort rows by time (stable: rows sharing a time keep file order) instead of
+    /// refusing out-of-order rows. Sorting holds the whole file in memory.
+    pub sort: bool,
+    /// Offset from UTC of times written without one, seconds east (-18000 for EST).
+    pub utc_offset_seconds: i32,
+}
+
+/// Gaps looked at to find the bar interval: the first 1,000 (1,001 bars).
+const INTERVAL_SAMPLE: usize = 1_000;
+
+/// Bytes the CSV reader buffers.
+const CSV_BUFFER_BYTES: usize = 64 * 1024;
+
+/// One market data file as a [`MarketFeed`]: ticks in file order, parsed as they are
+/// asked for.
+///
+/// Memory is bounded independently of the file's size: a read buffer, one reused row,
+/// and for bars a look-ahead of the first 1,001 rows, from which the bar interval
+/// ([`ledger_core::event::Bar::interval_ns`]: the most common positive gap between
+/// consecutive bars among the first 1,000) is computed before the first tick is given.
+/// The one exception is [`ReadOptions::sort`], which reads and holds the whole file to
+/// sort it.
+///
+/// Problems with the file as a whole ([`DataError::Io`] opening it,
+/// [`DataError::Layout`], [`DataError::Empty`]) and a bad first row come from
+/// [`FileFeed::open`]; a later bad row comes from [`MarketFeed::next_tick`] after the
+/// rows before it have been given, and then the feed gives nothing more.
+#[derive(Debug)]
+pub struct FileFeed {
+    source: RowSource,
+    instrument: InstrumentId,
+    /// Rows read ahead (the bar-interval sample, or the whole sorted file).
+    ahead: VecDeque<(TimestampNs, TickData)>,
+    /// An error met while reading ahead, due once the rows before it are given.
+    pending: Option<DataError>,
+    /// Bar length in ns given to every bar (0 for other ticks or when unknown).
+    interval_ns: i64,
+    /// The source has nothing more (its end, or an error).
+    exhausted: bool,
+}
+
+impl FileFeed {
+    /// Opens `path` (CSV, or JSONL when the name ends in `.jsonl` or `.ndjson`, either
+    /// optionally `.gz`), recognises its layout from the header and its time layout from
+    /// the first data row, and reads ahead what the bar interval needs (or, with
+    /// [`ReadOptions::sort`], the whole file).
+    ///
+    /// # Errors
+    /// [`DataError::Io`] if the file cannot be opened or read, [`DataError::Layout`] for
+    /// a header we do not know, [`DataError::Empty`] for a file without rows, and the
+    /// [`DataError::Row`] or [`DataError::OutOfOrder`] of a bad first row (of any row,
+    /// with `sort`).
+    pub fn open(path: &Path, options: &ReadOptions) -> Result<FileFeed, DataError> {
+        let source = RowSource::open(path, options)?;
+        let wanted = if options.sort {
+            usize::MAX
+        } else if matches!(source.parser.columns.layout, Layout::Bars { .. }) {
+            INTERVAL_SAMPLE + 1
+        } else {
+            1
+        };
+        let mut feed = FileFeed {
+            source,
+            instrument: options.instrument,
+            ahead: VecDeque::new(),
+            pending: None,
+            interval_ns: 0,
+            exhausted: false,
+        };
+        while feed.ahead.len() < wanted {
+            match feed.source.next_row() {
+                Ok(Some(row)) => feed.ahead.push_back(row),
+                Ok(None) => {
+                    feed.exhausted = true;
+                    break;
+                }
+                Err(error) if feed.ahead.is_empty() || options.sort => return Err(error),
+                Err(error) => {
+                    feed.pending = Some(error);
+                    feed.exhausted = true;
+                    break;
+                }
+            }
+        }
+        if feed.ahead.is_empty() {
+            return Err(DataError::Empty { path: path.to_path_buf() });
+        }
+        if options.sort {
+            // Stable: rows sharing a time keep file order.
+            feed.ahead.make_contiguous().sort_by_key(|(ts, _)| *ts);
+        }
+        if matches!(feed.source.parser.columns.layout, Layout::Bars { .. }) {
+            feed.interval_ns = bar_interval(feed.ahead.iter().take(INTERVAL_SAMPLE + 1).map(|(ts, _)| *ts));
+        }
+        Ok(feed)
+    }
+
+    fn tick(&self, (ts, mut data): (TimestampNs, TickData)) -> Tick {
+        if let TickData::Bar(bar) = &mut data {
+            bar.interval_ns = self.interval_ns;
+        }
+        Tick { ts, instrument: self.instrument, data }
+    }
+}
+
+impl MarketFeed for FileFeed {
+    type Error = DataError;
+
+    /// The next row as a tick, `Ok(None)` at the end of the file.
+    ///
+    /// # Errors
+    /// [`DataError::Row`] for a bad row (naming its line and column),
+    /// [`DataError::OutOfOrder`] for a row earlier than the one before it (without
+    /// `sort`), [`DataError::Io`] when reading fails. After an error the feed gives
+    /// `Ok(None)`.
+    fn next_tick(&mut self) -> Result<Option<Tick>, DataError> {
+        if let Some(row) = self.ahead.pop_front() {
+            return Ok(Some(self.tick(row)));
+        }
+        if let Some(error) = self.pending.take() {
+            return Err(error);
+        }
+        if self.exhausted {
+            return Ok(None);
+        }
+        match self.source.next_row() {
+            Ok(Some(row)) => Ok(Some(self.tick(row))),
+            Ok(None) => {
+                self.exhausted = true;
+                Ok(None)
+            }
+            Err(error) => {
+                self.exhausted = true;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Reads a whole market data file into ticks in time order: a [`FileFeed`] collected.
+///
+/// # Errors
+/// Those of [`FileFeed::open`] and [`MarketFeed::next_tick`].
+pub fn read_ticks(path: &Path, options: &ReadOptions) -> Result<Vec<Tick>, DataError> {
+    let mut feed = FileFeed::open(path, options)?;
+    let mut ticks = Vec::new();
+    while let Some(tick) = feed.next_tick()? {
+        ticks.push(tick);
+    }
+    Ok(ticks)
+}
+
+/// A short description of a data file for provenance: its path as given and its size,
+/// e.g. `fixtures/x.csv (345989 bytes)`. Reads the file's metadata, not its contents.
+///
+/// # Errors
+/// [`DataError::Io`] when the file's metadata cannot be read.
+pub fn describe_source(path: &Path) -> Result<String, DataError> {
+    let metadata = std::fs::metadata(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    Ok(format!("{} ({} bytes)", path.display(), metadata.len()))
+}
+
+/// The bar length: the most common gap between consecutive bars among the first 1,000
+/// (gaps from weekends and missing minutes are rarer than the true interval); the
+/// shortest such gap on a tie, 0 without any positive gap.
+fn bar_interval(times: impl Iterator<Item = TimestampNs>) -> i64 {
+    let times: Vec<i64> = times.map(TimestampNs::nanos).collect();
+    let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1].saturating_sub(w[0])).filter(|g| *g > 0).collect();
+    gaps.sort_unstable();
+    let mut best = (0i64, 0usize);
+    for chunk in gaps.chunk_by(|a, b| a == b) {
+        if chunk.len() > best.1 {
+            best = (chunk[0], chunk.len());
+        }
+    }
+    best.0
+}
+
+/// The rows of one file, parsed one at a time, checked for order.
+#[derive(Debug)]
+struct RowSource {
+    path: PathBuf,
+    records: Records,
+    parser: RowParser,
+    /// Refuse rows earlier than the previous one (not when sorting).
+    check_order: bool,
+    previous: Option<TimestampNs>,
+}
+
+/// Where rows come from: a CSV reader or JSON lines.
+enum Records {
+    Csv {
+        reader: csv::Reader<Box<dyn Read>>,
+        /// The current row, reused.
+        record: csv::ByteRecord,
+        /// `record` holds a data row already read (a headerless file's first line).
+        replay: bool,
+        /// The current row's line.
+        line: u64,
+    },
+    Jsonl {
+        reader: BufReader<Box<dyn Read>>,
+        /// The current line's text, reused.
+        text: String,
+        /// The current object's values by column (empty for absent keys), reused.
+        values: Vec<String>,
+        /// `values` holds the first object, read to learn the columns.
+        replay: bool,
+        /// The current line.
+        line: u64,
+    },
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Records::Csv { line, .. } => f.debug_struct("Csv").field("line", line).finish_non_exhaustive(),
+            Records::Jsonl { line, .. } => f.debug_struct("Jsonl").field("line", line).finish_non_exhaustive(),
+        }
+    }
+}
+
+impl RowSource {
+    fn open(path: &Path, options: &ReadOptions) -> Result<RowSource, DataError> {
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let reader: Box<dyn Read> =
+            if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+        let base = name.trim_end_matches(".gz");
+        let offset = options.utc_offset_seconds;
+        let (records, columns) = if base.ends_with(".jsonl") || base.ends_with(".ndjson") {
+            open_jsonl(path, reader)?
+        } else {
+            open_csv(path, reader, offset)?
+        };
+        Ok(RowSource {
+            path: path.to_path_buf(),
+            records,
+            parser: RowParser::new(columns, offset),
+            check_order: !options.sort,
+            previous: None,
+        })
+    }
+
+    /// The next row's time and tick, `None` at the end.
+    fn next_row(&mut self) -> Result<Option<(TimestampNs, TickData)>, DataError> {
+        let path = self.path.as_path();
+        let (line, (ts, data)) = match &mut self.records {
+            Records::Csv { reader, record, replay, line } => {
+                if *replay {
+                    *replay = false;
+                } else {
+                    match reader.read_byte_record(record) {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(None),
+                        Err(error) => return Err(csv_error(path, *line + 1, error)),
+                    }
+                }
+                // Market data has no quoted fields spanning lines, so each record is one
+                // line. (csv's `ByteRecord::position` gave the second record line 1 here:
+                // not used.)
+                *line += 1;
+                let columns = self.parser.columns.names.len();
+                if record.len() != columns {
+                    return Err(DataError::Row {
+                        path: path.to_path_buf(),
+                        line: *line,
+                        column: "*".into(),
+                        message: format!("{} fields, the header has {columns}", record.len()),
+                    });
+                }
+                let record = &*record;
+                (*line, self.parser.parse(path, *line, |i| record.get(i).unwrap_or_default().trim_ascii())?)
+            }
+            Records::Jsonl { reader, text, values, replay, line } => {
+                if *replay {
+                    *replay = false;
+                } else if !next_object(path, reader, text, line, &self.parser.columns.names, values)? {
+                    return Ok(None);
+                }
+                let values = &*values;
+                (
+                    *line,
+                    self.parser.parse(path, *line, |i| values.get(i).map_or(&[][..], |v| v.as_bytes().trim_ascii()))?,
+                )
+            }
+        };
+        if self.check_order {
+            if let Some(previous) = self.previous.filter(|previous| ts < *previous) {
+                return Err(DataError::OutOfOrder { path: path.to_path_buf(), line, time: ts, previous });
+            }
+        }
+        self.previous = Some(ts);
+        Ok(Some((ts, data)))
+    }
+}
+
+/// Reads the header (or, for a headerless file, the first row) and keeps the reader.
+fn open_csv(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<(Records, Columns), DataError> {
+    // Fields are trimmed where they are used, not by the reader: cheaper, same result.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(CSV_BUFFER_BYTES)
+        .from_reader(reader);
+    let mut record = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut record).map_err(|e| csv_error(path, 1, e))? {
+        return Err(DataError::Empty { path: path.to_path_buf() });
+    }
+    let first = record.get(0).unwrap_or_default().trim_ascii();
+    let headerless = std::str::from_utf8(first).ok().and_then(|f| parse_time_in(f, offset)).is_some();
+    let names: Vec<String> = if headerless {
+        layout::headerless_names(record.len(), path)?
+    } else {
+        record.iter().map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase().replace(' ', "_")).collect()
+    };
+    let columns = Columns::from_header(names, path)?;
+    Ok((Records::Csv { reader, record, replay: headerless, line: u64::from(!headerless) }, columns))
+}
+
+/// Reads up to the first object, whose keys name the columns, and keeps its values to
+/// be the first row.
+fn open_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<(Records, Columns), DataError> {
+    let mut reader = BufReader::new(reader);
+    let mut text = String::new();
+    let mut line = 0;
+    let object = loop {
+        text.clear();
+        let read = reader.read_line(&mut text).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        if read == 0 {
+            return Err(DataError::Empty { path: path.to_path_buf() });
+        }
+        line += 1;
+        if !text.trim().is_empty() {
+            break parse_object(path, &text, line)?;
+        }
+    };
+    let names: Vec<String> = object.keys().map(|k| k.to_ascii_lowercase()).collect();
+    let columns = Columns::from_header(names, path)?;
+    let mut values = vec![String::new(); columns.names.len()];
+    fill_values(&object, &columns.names, &mut values);
+    Ok((Records::Jsonl { reader, text, values, replay: true, line }, columns))
+}
+
+/// Reads the next non-blank line's object into `values`; `false` at the end.
+fn next_object(
+    path: &Path,
+    reader: &mut BufReader<Box<dyn Read>>,
+    text: &mut String,
+    line: &mut u64,
+    names: &[String],
+    values: &mut [String],
+) -> Result<bool, DataError> {
+    loop {
+        text.clear();
+        let read = reader.read_line(text).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        if read == 0 {
+            return Ok(false);
+        }
+        *line += 1;
+        if !text.trim().is_empty() {
+            let object = parse_object(path, text, *line)?;
+            fill_values(&object, names, values);
+            return Ok(true);
+        }
+    }
+}
+
+fn parse_object(path: &Path, text: &str, line: u64) -> Result<serde_json::Map<String, serde_json::Value>, DataError> {
+    serde_json::from_str(text).map_err(|e| DataError::Row {
+        path: path.to_path_buf(),
+        line,
+        column: "*".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Puts each column's value (strings as they are, other JSON values as JSON text) in
+/// `values`, by column; absent keys leave an empty value. Keys match columns ignoring
+/// case; the first key to match a column wins.
+fn fill_values(object: &serde_json::Map<String, serde_json::Value>, names: &[String], values: &mut [String]) {
+    use std::fmt::Write;
+    let mut filled = vec![false; values.len()];
+    for value in values.iter_mut() {
+        value.clear();
+    }
+    for (key, value) in object {
+        let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(key)) else { continue };
+        if filled[i] {
+            continue;
+        }
+        filled[i] = true;
+        match value {
+            serde_json::Value::String(s) => values[i].push_str(s),
+            // Writing to a String cannot fail.
+            other => {
+                let _ = write!(values[i], "{other}");
+            }
+        }
+    }
+}
+
+fn csv_error(path: &Path, line: u64, error: csv::Error) -> DataError {
+    if error.is_io_error() {
+        if let csv::ErrorKind::Io(source) = error.into_kind() {
+            return DataError::Io { path: path.to_path_buf(), source };
+        }
+        // invariant: is_io_error() means the kind is Io; unreachable, but not a panic.
+        return DataError::Io { path: path.to_path_buf(), source: std::io::Error::other("csv I/O error") };
+    }
+    DataError::Row { path: path.to_path_buf(), line, column: "*".into(), message: error.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_interval_is_the_most_common_positive_gap() {
+        let interval = |times: &[i64]| bar_interval(times.iter().map(|&t| TimestampNs::from_nanos(t)));
+        // TC0: no bars, one bar: unknown.
+        assert_eq!(interval(&[]), 0);
+        assert_eq!(interval(&[5]), 0);
+        // TC1: a weekend gap is rarer than the interval.
+        assert_eq!(interval(&[0, 1, 2, 3, 10, 11]), 1);
+        // TC2: repeated times (gap 0) do not count; a tie goes to the shorter gap.
+        assert_eq!(interval(&[0, 0, 2, 4, 7, 10]), 2);
+        // TC3: gaps that would overflow saturate instead of panicking.
+        assert_eq!(interval(&[i64::MIN, i64::MAX]), i64::MAX);
+    }
+}
