@@ -11,14 +11,14 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_adapters::clock::WallClock;
-use ledger_adapters::market_data::{read_ticks, ReadOptions};
+use ledger_adapters::market_data::{describe_source, DataError, FileFeed, MergedFeed, ReadOptions};
 use ledger_adapters::script::ScriptProvider;
 use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::RunSpec;
 use ledger_core::event::{RunMode, TickData};
-use ledger_core::feed::Tick;
+use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::{InstrumentId, RunId};
 use ledger_core::log::EventLog;
 use ledger_core::portfolio::Portfolio;
@@ -106,41 +106,63 @@ pub struct MarketData {
     pub instruments: Vec<InstrumentId>,
 }
 
-/// Opens the configured data files as one feed.
+/// Opens the configured data files as one stream of ticks, merged by time when there
+/// are several.
 ///
 /// # Errors
 /// No file configured, an unreadable file, a fill model that cannot fill on the data,
-/// or a [`ledger_adapters::market_data::DataError`].
+/// or a [`DataError`] naming the file, line and column.
 pub fn market_data(settings: &Settings) -> Result<MarketData> {
     let data = &settings.data;
     if data.files.is_empty() {
         bail!("no market data: pass --data FILE or set [data] files");
     }
     if data.instrument.is_some() && data.files.len() > 1 {
-        bail!(
-            "--instrument names the instrument of a single file; with several files each is named from its file name"
-        );
+        bail!("--instrument names the instrument of a single file; with several files each is named from its file name");
     }
     let utc_offset_seconds = match &data.utc_offset {
         None => 0,
         Some(text) => parse_utc_offset(text)?,
     };
-    let mut ticks = Vec::new();
+    let mut feeds = Vec::new();
     let mut instruments = Vec::new();
     let mut sources = Vec::new();
     for file in &data.files {
         let instrument = instrument(data.instrument.as_deref(), file)?;
-        let read = read_ticks(file, &ReadOptions { instrument, sort: data.sort, utc_offset_seconds })?;
-        if let Some(first) = read.first() {
+        let mut feed = FileFeed::open(file, &ReadOptions { instrument, sort: data.sort, utc_offset_seconds })?;
+        let first = feed.next_tick()?;
+        if let Some(first) = &first {
             check_fill_model(settings.venue.fill_model, &first.data, file)?;
         }
-        let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        sources.push(format!("{} ({bytes} bytes)", file.display()));
+        sources.push(describe_source(file)?);
         instruments.push(instrument);
-        ticks.extend(read);
+        feeds.push(Peeked { first, rest: feed });
     }
-    ticks.sort_by_key(|t| t.ts);
-    Ok(MarketData { feed: FileCycles::new(ticks), source: sources.join(", "), instruments })
+    let feed = if feeds.len() == 1 { Feed::One(feeds.remove(0)) } else { Feed::Merged(MergedFeed::new(feeds)) };
+    Ok(MarketData { feed: FileCycles { feed, wall_clock: false }, source: sources.join(", "), instruments })
+}
+
+/// A feed whose first tick was read ahead (to check the fill model against the data).
+struct Peeked {
+    first: Option<Tick>,
+    rest: FileFeed,
+}
+
+impl MarketFeed for Peeked {
+    type Error = DataError;
+
+    fn next_tick(&mut self) -> Result<Option<Tick>, DataError> {
+        match self.first.take() {
+            Some(tick) => Ok(Some(tick)),
+            None => self.rest.next_tick(),
+        }
+    }
+}
+
+/// One file read directly, or several merged by time.
+enum Feed {
+    One(Peeked),
+    Merged(MergedFeed<Peeked>),
 }
 
 /// Refuses a fill model that cannot fill on the file's kind of data (orders would wait
@@ -196,18 +218,14 @@ pub trait Cycles {
     fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>>;
 }
 
-/// Cycles from market data files. A backtest's cycles run at the data's time; a paper
-/// or live session's at the wall clock's, read once per cycle.
+/// Cycles from market data files, streamed. A backtest's cycles run at the data's
+/// time; a paper or live session's at the wall clock's, read once per cycle.
 pub struct FileCycles {
-    ticks: std::vec::IntoIter<Tick>,
+    feed: Feed,
     wall_clock: bool,
 }
 
 impl FileCycles {
-    fn new(ticks: Vec<Tick>) -> Self {
-        FileCycles { ticks: ticks.into_iter(), wall_clock: false }
-    }
-
     /// Runs the cycles at the wall clock's time (paper and live sessions).
     pub fn at_wall_clock(mut self) -> Self {
         self.wall_clock = true;
@@ -217,7 +235,11 @@ impl FileCycles {
 
 impl Cycles for FileCycles {
     fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>> {
-        Ok(self.ticks.next().map(|tick| {
+        let tick = match &mut self.feed {
+            Feed::One(feed) => feed.next_tick()?,
+            Feed::Merged(feed) => feed.next_tick()?,
+        };
+        Ok(tick.map(|tick| {
             let now = if self.wall_clock { WallClock.now() } else { tick.ts };
             (tick, now)
         }))
