@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::sync::mpsc::{self, SyncSender};
 
 use crate::chain::Hash32;
 use crate::codec::{self, CodecError};
@@ -92,51 +93,146 @@ pub enum Verdict {
 
 /// Checks every record of `log`: contiguous sequences from 1, decodable bodies, stored
 /// hash equal to the hash of the bytes chained from the previous record (and, for
-/// format-1 records, the stored previous hash and header seq). Stops at the first
+/// format-1 records, the stored previous hash and header seq). Reports the first
 /// problem. Memory does not grow with the ledger.
+///
+/// The records are read in order on the calling thread, which checks contiguity and
+/// takes each record's link from its predecessor's stored hash; hashing and decoding,
+/// most of the work, run on two worker threads in batches of [`BATCH`] records (each
+/// record's check needs only its bytes and that link), so a check uses both cores.
 ///
 /// # Errors
 /// Only storage errors; problems in the data are a [`Verdict::Broken`].
 pub fn verify(log: &dyn RecordSource) -> Result<Verdict, LogError> {
-    let mut expected = Seq::new(1);
-    let mut prev = Hash32::ZERO;
-    let mut failure = None;
-    let visited = log.visit_records(Seq::new(1), &mut |key, bytes| match check(key, bytes, expected, &prev) {
-        Ok(hash) => {
-            prev = hash;
-            expected = expected.next();
-            ControlFlow::Continue(())
+    std::thread::scope(|scope| {
+        let (results, collected) = mpsc::channel();
+        let workers: Vec<SyncSender<Batch>> = (0..WORKERS)
+            .map(|_| {
+                let (send, receive) = mpsc::sync_channel::<Batch>(2);
+                let results = results.clone();
+                scope.spawn(move || {
+                    for batch in receive {
+                        // The receiver outlives every worker: the send cannot fail.
+                        let _ = results.send(batch.check());
+                    }
+                });
+                send
+            })
+            .collect();
+        drop(results);
+        let mut reading = Reading { expected: Seq::new(1), prev: Hash32::ZERO, failure: None, batch: Batch::new(), sent: 0 };
+        let visited = log.visit_records(Seq::new(1), &mut |key, bytes| reading.take(key, bytes, &workers));
+        let batch = std::mem::replace(&mut reading.batch, Batch::new());
+        if !batch.seqs.is_empty() {
+            let _ = workers[reading.sent % WORKERS].send(batch); // a worker only stops when its sender is dropped
         }
-        Err((seq, problem)) => {
-            failure = Some(Failure { seq, problem, good_records: expected.get() - 1 });
-            ControlFlow::Break(())
+        drop(workers);
+        match visited {
+            // A record the storage could not even frame is a problem in the data.
+            Err(LogError::Codec { seq, source }) if reading.failure.is_none() => {
+                let expected = reading.expected;
+                let problem = if seq == expected { Problem::Undecodable(source) } else { Problem::Gap { found: seq } };
+                reading.failure = Some((expected, problem));
+            }
+            other => other?,
         }
-    });
-    match visited {
-        // A record the storage could not even frame is a problem in the data.
-        Err(LogError::Codec { seq, source }) if failure.is_none() => {
-            let problem = if seq == expected { Problem::Undecodable(source) } else { Problem::Gap { found: seq } };
-            failure = Some(Failure { seq: expected, problem, good_records: expected.get() - 1 });
-        }
-        other => other?,
-    }
-    let records = expected.get() - 1;
-    if failure.is_none() {
-        if let Some(recorded_head) = log.recorded_head().filter(|&head| head.get() > records) {
-            let problem = Problem::MissingTail { recorded_head };
-            failure = Some(Failure { seq: expected, problem, good_records: records });
-        }
-    }
-    Ok(match failure {
-        Some(failure) => Verdict::Broken(failure),
-        None => Verdict::Intact { records, head: Head { seq: Seq::new(records), hash: prev } },
+        // The first problem in seq order, wherever it was found.
+        let failure = collected.iter().filter_map(Result::err).chain(reading.failure).min_by_key(|(seq, _)| *seq);
+        let records = reading.expected.get() - 1;
+        let failure = failure.or_else(|| {
+            log.recorded_head()
+                .filter(|&head| head.get() > records)
+                .map(|recorded_head| (reading.expected, Problem::MissingTail { recorded_head }))
+        });
+        Ok(match failure {
+            Some((seq, problem)) => Verdict::Broken(Failure { seq, problem, good_records: seq.get() - 1 }),
+            None => Verdict::Intact { records, head: Head { seq: Seq::new(records), hash: reading.prev } },
+        })
     })
 }
 
-fn check(key: Seq, bytes: &[u8], expected: Seq, prev: &Hash32) -> Result<Hash32, (Seq, Problem)> {
-    if key != expected {
-        return Err((expected, Problem::Gap { found: key }));
+/// Threads that hash and decode.
+const WORKERS: usize = 2;
+
+/// Records per batch handed to a worker.
+const BATCH: usize = 4096;
+
+/// The reading side of [`verify`]: contiguity, links, and batches for the workers.
+struct Reading {
+    expected: Seq,
+    /// The stored hash of the last record read.
+    prev: Hash32,
+    failure: Option<(Seq, Problem)>,
+    batch: Batch,
+    sent: usize,
+}
+
+impl Reading {
+    fn take(&mut self, key: Seq, bytes: &[u8], workers: &[SyncSender<Batch>]) -> ControlFlow<()> {
+        if key != self.expected {
+            self.failure = Some((self.expected, Problem::Gap { found: key }));
+            return ControlFlow::Break(());
+        }
+        let stored = match codec::frame(bytes) {
+            Ok(frame) => frame.stored_hash,
+            Err(error) => {
+                self.failure = Some((key, Problem::Undecodable(error)));
+                return ControlFlow::Break(());
+            }
+        };
+        self.batch.push(key, self.prev, bytes);
+        self.prev = stored;
+        self.expected = key.next();
+        if self.batch.seqs.len() >= BATCH {
+            let batch = std::mem::replace(&mut self.batch, Batch::new());
+            if workers[self.sent % WORKERS].send(batch).is_err() {
+                return ControlFlow::Break(()); // a worker is gone: a panic there, reported by the scope
+            }
+            self.sent += 1;
+        }
+        ControlFlow::Continue(())
     }
+}
+
+/// Records to check: their seqs, the stored hash of each one's predecessor, and their
+/// bytes, one after another.
+struct Batch {
+    seqs: Vec<Seq>,
+    prevs: Vec<Hash32>,
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            seqs: Vec::with_capacity(BATCH),
+            prevs: Vec::with_capacity(BATCH),
+            ends: Vec::with_capacity(BATCH),
+            bytes: Vec::with_capacity(BATCH * 96),
+        }
+    }
+
+    fn push(&mut self, seq: Seq, prev: Hash32, record: &[u8]) {
+        self.seqs.push(seq);
+        self.prevs.push(prev);
+        self.bytes.extend_from_slice(record);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The first problem in the batch, if any.
+    fn check(self) -> Result<(), (Seq, Problem)> {
+        let mut start = 0;
+        for ((&seq, prev), &end) in self.seqs.iter().zip(&self.prevs).zip(&self.ends) {
+            check(seq, &self.bytes[start..end], prev)?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Checks one record at `key`, whose predecessor's stored hash is `prev`.
+fn check(key: Seq, bytes: &[u8], prev: &Hash32) -> Result<(), (Seq, Problem)> {
     let frame = codec::frame(bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
     let computed = frame.computed_hash(key, prev);
     if computed != frame.stored_hash {
@@ -146,5 +242,5 @@ fn check(key: Seq, bytes: &[u8], expected: Seq, prev: &Hash32) -> Result<Hash32,
         return Err((key, Problem::BrokenLink { expected: *prev, stored }));
     }
     codec::decode_record(key, prev, bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
-    Ok(computed)
+    Ok(())
 }
