@@ -6,3 +6,4 @@ mod harness;
 mod backtest;
 mod errors;
 mod ledger;
+mod stream;
