@@ -30,8 +30,8 @@ impl ScriptProvider {
     /// Unreadable file, a line that is not a JSON object, or a missing or unreadable
     /// `ts`, named by line.
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
         let mut lines = BTreeMap::new();
         for (index, line) in text.lines().enumerate() {
             if line.trim().is_empty() {

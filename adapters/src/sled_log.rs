@@ -109,7 +109,9 @@ impl Store {
         let guard = self.handles.read().unwrap_or_else(PoisonError::into_inner);
         match guard.as_ref() {
             Some(handles) => f(handles),
-            None => Err(LogError::WriterStopped(format!("the ledger at {} could not be reopened", self.path.display()))),
+            None => {
+                Err(LogError::WriterStopped(format!("the ledger at {} could not be reopened", self.path.display())))
+            }
         }
     }
 

@@ -118,7 +118,9 @@ pub fn market_data(settings: &Settings) -> Result<MarketData> {
         bail!("no market data: pass --data FILE or set [data] files");
     }
     if data.instrument.is_some() && data.files.len() > 1 {
-        bail!("--instrument names the instrument of a single file; with several files each is named from its file name");
+        bail!(
+            "--instrument names the instrument of a single file; with several files each is named from its file name"
+        );
     }
     let utc_offset_seconds = match &data.utc_offset {
         None => 0,
@@ -138,7 +140,8 @@ pub fn market_data(settings: &Settings) -> Result<MarketData> {
         instruments.push(instrument);
         feeds.push(Peeked { first, rest: feed });
     }
-    let feed = if feeds.len() == 1 { Feed::One(feeds.remove(0)) } else { Feed::Merged(MergedFeed::new(feeds)) };
+    let feed =
+        if feeds.len() == 1 { Feed::One(Box::new(feeds.remove(0))) } else { Feed::Merged(MergedFeed::new(feeds)) };
     Ok(MarketData { feed: FileCycles { feed, wall_clock: false }, source: sources.join(", "), instruments })
 }
 
@@ -161,7 +164,7 @@ impl MarketFeed for Peeked {
 
 /// One file read directly, or several merged by time.
 enum Feed {
-    One(Peeked),
+    One(Box<Peeked>),
     Merged(MergedFeed<Peeked>),
 }
 

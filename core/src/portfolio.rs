@@ -19,10 +19,13 @@ use crate::ids::InstrumentId;
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Position {
     /// Signed units: positive long, negative short, never zero while open.
+    #[serde(with = "crate::codec::decimal")]
     pub qty: Decimal,
     /// Quantity-weighted entry price, quote currency.
+    #[serde(with = "crate::codec::decimal")]
     pub avg_price: Decimal,
     /// Last mark price, quote currency.
+    #[serde(with = "crate::codec::decimal")]
     pub mark: Decimal,
 }
 
@@ -42,18 +45,24 @@ impl Position {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Portfolio {
     /// Cash, account currency; negative only when leverage allows.
+    #[serde(with = "crate::codec::decimal")]
     pub cash: Decimal,
     /// Open positions by instrument (sorted, so iteration is deterministic).
     pub positions: BTreeMap<InstrumentId, Position>,
     /// Realized P&L so far, gross of fees.
+    #[serde(with = "crate::codec::decimal")]
     pub realized_pnl: Decimal,
     /// Fees paid so far.
+    #[serde(with = "crate::codec::decimal")]
     pub fees: Decimal,
     /// Equity at the start.
+    #[serde(with = "crate::codec::decimal")]
     pub starting_equity: Decimal,
     /// Highest equity seen at a mark.
+    #[serde(with = "crate::codec::decimal")]
     pub peak_equity: Decimal,
     /// Largest drawdown seen, as a fraction of the peak (0.25 = 25%).
+    #[serde(with = "crate::codec::decimal")]
     pub max_drawdown: Decimal,
 }
 

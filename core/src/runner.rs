@@ -131,7 +131,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     /// # Errors
     /// A failed append or flush; the events of the failed append are not recorded.
     pub fn on_tick(&mut self, tick: &Tick, now: TimestampNs) -> Result<(), RunError> {
-        let market = MarketView { ts: tick.ts, data: &tick.data };
+        let market = MarketView { ts: tick.ts, instrument: tick.instrument, data: &tick.data };
         self.take_reports(&market, now);
         let first_new = self.pending.len();
         self.engine.on_tick(tick, now, &mut self.pending)?;

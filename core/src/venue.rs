@@ -15,7 +15,7 @@ use thiserror::Error;
 use crate::event::{
     Liquidity, OrderAccepted, OrderCanceled, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, Side, TickData,
 };
-use crate::ids::{ClientOrderId, FillId};
+use crate::ids::{ClientOrderId, FillId, InstrumentId};
 use crate::sizing::{self, Costs, Funds};
 use crate::time::TimestampNs;
 
@@ -24,6 +24,8 @@ use crate::time::TimestampNs;
 pub struct MarketView<'a> {
     /// Source time of the tick, UTC ns.
     pub ts: TimestampNs,
+    /// The instrument the tick is for.
+    pub instrument: InstrumentId,
     /// The tick.
     pub data: &'a TickData,
 }
@@ -260,13 +262,17 @@ impl Venue for PaperVenue {
         Ok(())
     }
 
+    /// Fills the oldest working order for the tick's instrument that the fill model can
+    /// fill on this tick (orders for other instruments wait for their own ticks).
     fn poll(&mut self, market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport> {
         if let Some(report) = self.reports.pop_front() {
             return Some(report);
         }
-        let first = self.working.front()?;
-        let reference = self.reference(first.order.side, market, first.submitted_at)?;
-        let working = self.working.pop_front()?;
+        let (index, reference) = self.working.iter().enumerate().find_map(|(i, w)| {
+            let fillable = w.order.instrument == market.instrument;
+            fillable.then(|| self.reference(w.order.side, market, w.submitted_at)).flatten().map(|r| (i, r))
+        })?;
+        let working = self.working.remove(index)?;
         let price = self.fill_price(working.order.side, reference);
         Some(self.fill(&working.order, price, funds))
     }

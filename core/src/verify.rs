@@ -120,7 +120,8 @@ pub fn verify(log: &dyn RecordSource) -> Result<Verdict, LogError> {
             })
             .collect();
         drop(results);
-        let mut reading = Reading { expected: Seq::new(1), prev: Hash32::ZERO, failure: None, batch: Batch::new(), sent: 0 };
+        let mut reading =
+            Reading { expected: Seq::new(1), prev: Hash32::ZERO, failure: None, batch: Batch::new(), sent: 0 };
         let visited = log.visit_records(Seq::new(1), &mut |key, bytes| reading.take(key, bytes, &workers));
         let batch = std::mem::replace(&mut reading.batch, Batch::new());
         if !batch.seqs.is_empty() {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use ledger_core::codec::{decimal, decimal_opt};
 use ledger_core::event::{EventRef, Payload};
 use ledger_core::ids::{InstrumentId, RunId, Seq};
 use ledger_core::portfolio::Portfolio;
@@ -33,7 +34,9 @@ pub struct ReportFold {
     exposed_ticks: u64,
     first_tick: Option<TimestampNs>,
     last_tick: Option<TimestampNs>,
+    #[serde(with = "decimal_opt")]
     first_price: Option<Decimal>,
+    #[serde(with = "decimal_opt")]
     last_price: Option<Decimal>,
     /// Equity at the previous tick, for per-tick returns.
     last_equity: Option<f64>,
@@ -71,11 +74,19 @@ impl Moments {
     }
 }
 
+/// The equity peak of the current drawdown episode.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Peak {
+    ts: TimestampNs,
+    #[serde(with = "decimal")]
+    equity: Decimal,
+}
+
 /// Drawdown episodes, from a peak until equity regains it: the current one, and sums
 /// and maxima of those that ended.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Drawdowns {
-    peak: Option<(TimestampNs, Decimal)>,
+    peak: Option<Peak>,
     depth: f64,
     ended: u64,
     depth_sum: f64,
@@ -86,13 +97,13 @@ struct Drawdowns {
 
 impl Drawdowns {
     fn push(&mut self, ts: TimestampNs, equity: Decimal) {
-        let Some((_, peak)) = self.peak else {
-            self.peak = Some((ts, equity));
+        let Some(Peak { equity: peak, .. }) = self.peak else {
+            self.peak = Some(Peak { ts, equity });
             return;
         };
         if equity >= peak {
             self.close(ts);
-            self.peak = Some((ts, equity));
+            self.peak = Some(Peak { ts, equity });
         } else if peak > Decimal::ZERO {
             self.depth = self.depth.max(ratio(peak - equity, peak));
         }
@@ -101,7 +112,7 @@ impl Drawdowns {
     /// Ends the current episode (if any) at `ts`.
     fn close(&mut self, ts: TimestampNs) {
         if self.depth > 0.0 {
-            let days = self.peak.map_or(0.0, |(peak_ts, _)| days_between(peak_ts, ts));
+            let days = self.peak.map_or(0.0, |peak| days_between(peak.ts, ts));
             self.ended += 1;
             self.depth_sum += self.depth;
             self.depth_max = self.depth_max.max(self.depth);
@@ -114,8 +125,11 @@ impl Drawdowns {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenTrade {
+    #[serde(with = "decimal")]
     entry_notional: Decimal,
+    #[serde(with = "decimal")]
     realized_at_entry: Decimal,
+    #[serde(with = "decimal")]
     fees_at_entry: Decimal,
 }
 
@@ -124,8 +138,11 @@ struct OpenTrade {
 struct TradeStats {
     count: u64,
     wins: u64,
+    #[serde(with = "decimal")]
     gross_win: Decimal,
+    #[serde(with = "decimal")]
     gross_loss: Decimal,
+    #[serde(with = "decimal")]
     pnl_sum: Decimal,
     return_sum: f64,
     best: Option<f64>,
@@ -330,7 +347,7 @@ impl Fold for ReportFold {
 }
 
 /// A position still open at the end of the run, marked to the last price.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OpenPosition {
     /// The instrument.
     pub instrument: InstrumentId,
@@ -346,7 +363,7 @@ pub struct OpenPosition {
 
 /// The statistics of one run. Percentages are in percent (12.5 = 12.5%), durations in
 /// days, money in the account currency.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The run.
     pub run_id: u64,

@@ -407,7 +407,7 @@ proptest! {
     /// at any seq with `encode_meta`, read back with `decode_meta` and caught up equal
     /// the full folds.
     #[test]
-    #[ignore = "bug: PortfolioFold and ReportFold snapshots do not decode: decode_meta gives Body(\"Serde(AnyNotSupported)\") (Decimal's serde needs deserialize_any, which bincode lacks)"]
+
     fn a_fold_restored_from_its_snapshot_and_caught_up_equals_the_full_fold(
         runs in proptest::collection::vec(any_run(), 2),
         operators in proptest::collection::vec(any_operator(), 2),

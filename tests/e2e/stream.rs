@@ -67,7 +67,9 @@ fn v1_ledger() -> Ledger {
     std::fs::create_dir_all(&target).unwrap();
     for entry in std::fs::read_dir(workspace_root().join("fixtures/ledger-v1")).unwrap() {
         let entry = entry.unwrap();
-        assert!(entry.file_type().unwrap().is_file(), "the fixture ledger is flat");
+        if entry.file_type().unwrap().is_dir() {
+            continue; // sled's empty blobs/ folder, which git does not keep; sled makes it
+        }
         std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
     }
     ledger
@@ -276,7 +278,7 @@ fn several_files_merge_by_time_into_one_run() {
 }
 
 #[test]
-#[ignore = "bug: in a merged run the paper venue fills an order on the next tick of any instrument: BTCPERP orders fill at SPY's open (97.84) and SPY orders at BTC-PERP's (46435.0)"]
+
 fn each_fill_of_a_merged_run_takes_its_own_instruments_price() {
     let (_ledger, run1) = merged_run();
     // (instrument, ts_event) -> open of that bar.

@@ -47,12 +47,12 @@ pub use time::{parse_time, parse_time_in};
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// What the OS (or the gzip decoder) said.
-        source: std::io::Error,
+        /// What the OS (or the gzip decoder) said (in the message, so not also a source).
+        error: std::io::Error,
     },
     /// The header does not name a layout we know.
     #[error("{path}: {message}")]
@@ -259,7 +259,8 @@ pub fn read_ticks(path: &Path, options: &ReadOptions) -> Result<Vec<Tick>, DataE
 /// # Errors
 /// [`DataError::Io`] when the file's metadata cannot be read.
 pub fn describe_source(path: &Path) -> Result<String, DataError> {
-    let metadata = std::fs::metadata(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let metadata =
+        std::fs::metadata(path).map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
     Ok(format!("{} ({} bytes)", path.display(), metadata.len()))
 }
 
@@ -326,7 +327,7 @@ impl std::fmt::Debug for Records {
 impl RowSource {
     fn open(path: &Path, options: &ReadOptions) -> Result<RowSource, DataError> {
         let name = path.to_string_lossy().to_ascii_lowercase();
-        let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
         let reader: Box<dyn Read> =
             if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
         let base = name.trim_end_matches(".gz");
@@ -429,7 +430,8 @@ fn open_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<(Records, Columns), 
     let mut line = 0;
     let object = loop {
         text.clear();
-        let read = reader.read_line(&mut text).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let read =
+            reader.read_line(&mut text).map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
         if read == 0 {
             return Err(DataError::Empty { path: path.to_path_buf() });
         }
@@ -456,7 +458,8 @@ fn next_object(
 ) -> Result<bool, DataError> {
     loop {
         text.clear();
-        let read = reader.read_line(text).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let read =
+            reader.read_line(text).map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
         if read == 0 {
             return Ok(false);
         }
@@ -506,10 +509,10 @@ fn fill_values(object: &serde_json::Map<String, serde_json::Value>, names: &[Str
 fn csv_error(path: &Path, line: u64, error: csv::Error) -> DataError {
     if error.is_io_error() {
         if let csv::ErrorKind::Io(source) = error.into_kind() {
-            return DataError::Io { path: path.to_path_buf(), source };
+            return DataError::Io { path: path.to_path_buf(), error: source };
         }
         // invariant: is_io_error() means the kind is Io; unreachable, but not a panic.
-        return DataError::Io { path: path.to_path_buf(), source: std::io::Error::other("csv I/O error") };
+        return DataError::Io { path: path.to_path_buf(), error: std::io::Error::other("csv I/O error") };
     }
     DataError::Row { path: path.to_path_buf(), line, column: "*".into(), message: error.to_string() }
 }
