@@ -54,12 +54,7 @@ fn drafts() -> Vec<EventDraft> {
             tokens_in: 0,
             tokens_out: 0,
         })));
-        out.push(draft(Payload::RiskVerdict(RiskVerdict {
-            decision_seq: Seq::new(3 * i as u64 + 2),
-            approved: true,
-            checks: Vec::new(),
-            reason: "".into(),
-        })));
+        out.push(draft(Payload::RiskVerdict(RiskVerdict { approved: true, checks: Vec::new(), reason: "".into() })));
     }
     out
 }

@@ -11,8 +11,8 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table {
 }
 
 /// One line saying what a payload holds.
-pub fn summary(payload: &Payload) -> String {
-    match payload {
+pub fn summary(event: &Envelope) -> String {
+    match &event.payload {
         Payload::RunStarted(p) => format!(
             "{:?} {} on {} via {}:{} {} from {}",
             p.mode,
@@ -50,7 +50,8 @@ pub fn summary(payload: &Payload) -> String {
             let verdict = if p.approved { "approved" } else { "denied" };
             let failed = p.checks.iter().filter(|c| !c.passed).count();
             let why = if p.reason.is_empty() { String::new() } else { format!(": {}", p.reason) };
-            format!("{verdict} decision {} ({} checks, {failed} failed){why}", p.decision_seq, p.checks.len())
+            let decision = event.header.causation_seq.map_or("-".to_string(), |s| s.to_string());
+            format!("{verdict} decision {decision} ({} checks, {failed} failed){why}", p.checks.len())
         }
         Payload::OrderSubmitted(p) => {
             let qty = match &p.qty {

@@ -6,14 +6,16 @@
 //! [0]            format version, 2
 //! [1..len-32]    body: bincode 2.0.1, `config::standard()` (little-endian, varint), of
 //!                (header, payload); the header holds run, cycle, causation as a distance
-//!                back from the record's own seq, source time, and recording time as a
-//!                difference from the source time
+//!                back from the record's own seq, source time ([`nanos`]: whole seconds
+//!                take 5 bytes), and recording time as a difference from the source time
 //! [len-32..len]  hash = SHA-256(version || prev_hash || seq as 8 bytes big-endian || body)
 //! ```
 //! Nothing is stored that the reader already knows: the seq is the record's position
 //! (the segment's key plus its index), the previous hash is the previous record's stored
-//! hash. Both are still covered by the hash, so any changed byte, and any removed,
-//! swapped or moved record, breaks the hash of the record where it happens.
+//! hash, and the payload schema is the format's (format 2 carries schema 2: a new schema
+//! takes a new format byte). The seq and previous hash are still covered by the hash, so
+//! any changed byte, and any removed, swapped or moved record, breaks the hash of the
+//! record where it happens.
 //!
 //! # Format version 1 (read, never written)
 //! ```text
@@ -102,10 +104,10 @@ struct StoredHeader {
     cycle_id: CycleId,
     /// `seq - causation_seq`; 0 when there is no causation.
     causation_back: u64,
-    ts_event: TimestampNs,
+    #[serde(with = "nanos")]
+    ts_event: i64,
     /// `ts_recorded - ts_event`, nanoseconds (0 in backtests, where both are data time).
     recorded_after_event_ns: i64,
-    schema_version: u16,
 }
 
 /// Appends the record for `draft` to the segment in `out`, behind its length prefix,
@@ -131,9 +133,8 @@ pub fn encode_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Resu
         run_id: draft.run_id,
         cycle_id: draft.cycle_id,
         causation_back,
-        ts_event: draft.ts_event,
+        ts_event: draft.ts_event.nanos(),
         recorded_after_event_ns,
-        schema_version: SCHEMA_VERSION,
     };
     let prefix_at = out.len();
     out.extend_from_slice(&[0; 4]);
@@ -283,9 +284,6 @@ pub fn decode_record(seq: Seq, prev_hash: &Hash32, record: &[u8]) -> Result<Enve
         return v1::decode(seq, &frame);
     }
     let (stored, payload): (StoredHeader, Payload) = decode_body(frame.body)?;
-    if stored.schema_version != SCHEMA_VERSION {
-        return Err(CodecError::UnsupportedSchema { found: stored.schema_version });
-    }
     let causation_seq = match stored.causation_back {
         0 => None,
         back => Some(Seq::new(seq.get().checked_sub(back).ok_or_else(|| {
@@ -294,7 +292,6 @@ pub fn decode_record(seq: Seq, prev_hash: &Hash32, record: &[u8]) -> Result<Enve
     };
     let ts_recorded = stored
         .ts_event
-        .nanos()
         .checked_add(stored.recorded_after_event_ns)
         .ok_or_else(|| CodecError::Body("ts_recorded out of range".into()))?;
     Ok(Envelope {
@@ -303,9 +300,9 @@ pub fn decode_record(seq: Seq, prev_hash: &Hash32, record: &[u8]) -> Result<Enve
             run_id: stored.run_id,
             cycle_id: stored.cycle_id,
             causation_seq,
-            ts_event: stored.ts_event,
+            ts_event: TimestampNs::from_nanos(stored.ts_event),
             ts_recorded: TimestampNs::from_nanos(ts_recorded),
-            schema_version: stored.schema_version,
+            schema_version: SCHEMA_VERSION,
             prev_hash: *prev_hash,
             hash: frame.stored_hash,
         },
@@ -326,8 +323,9 @@ fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CodecEr
 ///
 /// Schema 1 carried the provider, model and parameters in every `DecisionMade` and one
 /// `decision_provider` text (`provider:model params`) in `RunStarted`; schema 2 keeps
-/// them once, in `RunStarted`. Every other payload is unchanged, so its current type
-/// decodes it.
+/// them once, in `RunStarted`, stores a bar's interval packed ([`super::nanos`]), and
+/// drops a verdict's `decision_seq` (its `causation_seq` names the same decision).
+/// Every other payload is unchanged, so its current type decodes it.
 pub mod v1 {
     use super::*;
     use crate::event::{self, *};
@@ -375,14 +373,52 @@ pub mod v1 {
         tokens_out: u32,
     }
 
+    #[derive(Serialize, Deserialize)]
+    struct MarketTick {
+        instrument: crate::ids::InstrumentId,
+        data: TickData,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    enum TickData {
+        Bar(Bar),
+        Trade(event::Trade),
+        Quote(event::Quote),
+    }
+
+    /// Schema 1 stored a bar's interval as a plain varint.
+    #[derive(Serialize, Deserialize)]
+    struct Bar {
+        #[serde(with = "super::decimal")]
+        open: rust_decimal::Decimal,
+        #[serde(with = "super::decimal")]
+        high: rust_decimal::Decimal,
+        #[serde(with = "super::decimal")]
+        low: rust_decimal::Decimal,
+        #[serde(with = "super::decimal")]
+        close: rust_decimal::Decimal,
+        #[serde(with = "super::decimal_opt")]
+        volume: Option<rust_decimal::Decimal>,
+        interval_ns: i64,
+    }
+
+    /// Schema 1 named the decision a verdict judges, which is always its cause.
+    #[derive(Serialize, Deserialize)]
+    struct RiskVerdict {
+        decision_seq: Seq,
+        approved: bool,
+        checks: Vec<event::RiskCheck>,
+        reason: Text,
+    }
+
     /// The schema-1 payload enum: same variants, same order.
     #[derive(Serialize, Deserialize)]
     enum Payload {
         RunStarted(RunStarted),
         RunStopped(event::RunStopped),
-        MarketTick(event::MarketTick),
+        MarketTick(MarketTick),
         DecisionMade(DecisionMade),
-        RiskVerdict(event::RiskVerdict),
+        RiskVerdict(RiskVerdict),
         OrderSubmitted(event::OrderSubmitted),
         OrderAccepted(event::OrderAccepted),
         OrderRejected(event::OrderRejected),
@@ -452,8 +488,24 @@ pub mod v1 {
                 tokens_out: d.tokens_out,
             }),
             Payload::RunStopped(p) => P::RunStopped(p),
-            Payload::MarketTick(p) => P::MarketTick(p),
-            Payload::RiskVerdict(p) => P::RiskVerdict(p),
+            Payload::MarketTick(MarketTick { instrument, data }) => P::MarketTick(event::MarketTick {
+                instrument,
+                data: match data {
+                    TickData::Bar(b) => event::TickData::Bar(event::Bar {
+                        open: b.open,
+                        high: b.high,
+                        low: b.low,
+                        close: b.close,
+                        volume: b.volume,
+                        interval_ns: b.interval_ns,
+                    }),
+                    TickData::Trade(t) => event::TickData::Trade(t),
+                    TickData::Quote(q) => event::TickData::Quote(q),
+                },
+            }),
+            Payload::RiskVerdict(v) => {
+                P::RiskVerdict(event::RiskVerdict { approved: v.approved, checks: v.checks, reason: v.reason })
+            }
             Payload::OrderSubmitted(p) => P::OrderSubmitted(p),
             Payload::OrderAccepted(p) => P::OrderAccepted(p),
             Payload::OrderRejected(p) => P::OrderRejected(p),
@@ -462,6 +514,54 @@ pub mod v1 {
             Payload::KillSwitchTripped(p) => P::KillSwitchTripped(p),
             Payload::KillSwitchReset(p) => P::KillSwitchReset(p),
             Payload::RiskLimitsChanged(p) => P::RiskLimitsChanged(p),
+        }
+    }
+}
+
+/// Serde for `i64` nanoseconds (times and durations) that are often whole seconds: in
+/// binary formats one varint, `seconds * 2 + 1` for a non-negative whole number of
+/// seconds (5 bytes for any time before 2038, 1 byte for a minute), else
+/// `zigzag(nanoseconds) * 2`; a plain number in JSON.
+///
+/// Use as `#[serde(with = "crate::codec::nanos")]`.
+pub mod nanos {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    const PER_SECOND: i64 = 1_000_000_000;
+
+    /// Serializes `value`.
+    ///
+    /// # Errors
+    /// Those of the serializer.
+    pub fn serialize<S: Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            return value.serialize(serializer);
+        }
+        let ns = *value;
+        let packed: u128 = if ns >= 0 && ns % PER_SECOND == 0 {
+            u128::from((ns / PER_SECOND) as u64) * 2 + 1
+        } else {
+            let zigzag = ((ns << 1) ^ (ns >> 63)) as u64;
+            u128::from(zigzag) * 2
+        };
+        packed.serialize(serializer)
+    }
+
+    /// Deserializes a value written by [`serialize`].
+    ///
+    /// # Errors
+    /// A packed value outside the `i64` nanosecond range, or those of the deserializer.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        if deserializer.is_human_readable() {
+            return i64::deserialize(deserializer);
+        }
+        let packed = u128::deserialize(deserializer)?;
+        let out_of_range = || serde::de::Error::custom(format!("packed nanoseconds {packed} out of range"));
+        let half = u64::try_from(packed >> 1).map_err(|_| out_of_range())?;
+        if packed & 1 == 1 {
+            i64::try_from(half).ok().and_then(|s| s.checked_mul(PER_SECOND)).ok_or_else(out_of_range)
+        } else {
+            Ok(((half >> 1) as i64) ^ -((half & 1) as i64))
         }
     }
 }

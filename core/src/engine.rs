@@ -289,7 +289,7 @@ impl Engine {
             kill_switch_tripped: self.kill.is_tripped(),
         });
         let approved = judgement.approved;
-        let verdict = RiskVerdict { decision_seq, approved, checks: judgement.checks, reason: judgement.reason };
+        let verdict = RiskVerdict { approved, checks: judgement.checks, reason: judgement.reason };
         let verdict_seq = self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::RiskVerdict(verdict));
 
         // Orders.

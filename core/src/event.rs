@@ -19,7 +19,8 @@ use crate::time::TimestampNs;
 /// The schema version written into every new header. Older versions are upcast on read.
 ///
 /// Version 2 moved the provider, model and parameters of a run from every `DecisionMade`
-/// into its `RunStarted` (they are constant for a run); [`crate::codec`] upcasts version 1.
+/// into its `RunStarted` (they are constant for a run) and packs a bar's interval;
+/// [`crate::codec`] upcasts version 1.
 pub const SCHEMA_VERSION: u16 = 2;
 
 /// Free text carried by events: shared, immutable, cheap to clone.
@@ -280,6 +281,7 @@ pub struct Bar {
     #[serde(with = "decimal_opt")]
     pub volume: Option<Decimal>,
     /// Bar length in nanoseconds (86,400e9 for daily bars); 0 when unknown.
+    #[serde(with = "crate::codec::nanos")]
     pub interval_ns: i64,
 }
 
@@ -444,10 +446,9 @@ pub struct RiskCheck {
 }
 
 /// The risk engine's judgement of one decision; every check is listed, passes included.
+/// The decision judged is the verdict's cause (`causation_seq` of its header).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskVerdict {
-    /// The `DecisionMade` judged.
-    pub decision_seq: Seq,
     /// Whether an order may follow.
     pub approved: bool,
     /// Every check run, in order.

@@ -216,12 +216,7 @@ impl<'a> DerivedEvents<'a> {
                 continue;
             }
             let mut payload = event.payload;
-            match &mut payload {
-                Payload::RiskVerdict(verdict) => {
-                    verdict.decision_seq = Seq::new(verdict.decision_seq.get().wrapping_sub(base))
-                }
-                other => strip_run_prefix(other),
-            }
+            strip_run_prefix(&mut payload);
             return Ok(Some(Derived {
                 seq: h.seq,
                 cycle: h.cycle_id.get(),

@@ -76,9 +76,13 @@ fn v1_ledger() -> Ledger {
 }
 
 /// A schema-1 payload as schema 2 has it: `DecisionMade` without `provider`, `model`
-/// and `params`; `RunStarted`'s `decision_provider` (`provider:model params`) split.
+/// and `params`; `RunStarted`'s `decision_provider` (`provider:model params`) split;
+/// `RiskVerdict` without `decision_seq` (its header's causation names the decision).
 fn upcast(payload: &Value) -> Value {
     let mut payload = payload.clone();
+    if let Some(verdict) = payload.get_mut("RiskVerdict").and_then(Value::as_object_mut) {
+        assert!(verdict.remove("decision_seq").is_some(), "schema 1 RiskVerdict has decision_seq");
+    }
     if let Some(made) = payload.get_mut("DecisionMade").and_then(Value::as_object_mut) {
         for field in ["provider", "model", "params"] {
             assert!(made.remove(field).is_some(), "schema 1 DecisionMade has {field}");

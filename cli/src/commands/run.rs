@@ -53,7 +53,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
                 event.payload,
                 Payload::OrderFilled(_) | Payload::OrderRejected(_) | Payload::KillSwitchTripped(_)
             ) {
-                tracing::info!(seq = %event.header.seq, "{} {}", event.payload.kind(), describe::summary(&event.payload));
+                tracing::info!(seq = %event.header.seq, "{} {}", event.payload.kind(), describe::summary(&event));
             }
         }
     });

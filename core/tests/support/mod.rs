@@ -82,7 +82,6 @@ pub fn one_of_each() -> Vec<Payload> {
             tokens_out: 0,
         }),
         Payload::RiskVerdict(RiskVerdict {
-            decision_seq: Seq::new(4),
             approved: false,
             checks: vec![
                 RiskCheck { id: RiskCheckId::PriceValid, value: dec!(97.96), limit: dec!(0), passed: true },
@@ -267,14 +266,8 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     tokens_out: tokens / 2,
                 })
             }),
-        (any::<u64>(), any::<bool>(), proptest::collection::vec(any_check(), 0..6), any_text()).prop_map(
-            |(seq, approved, checks, reason)| Payload::RiskVerdict(RiskVerdict {
-                decision_seq: Seq::new(seq),
-                approved,
-                checks,
-                reason
-            })
-        ),
+        (any::<bool>(), proptest::collection::vec(any_check(), 0..6), any_text())
+            .prop_map(|(approved, checks, reason)| Payload::RiskVerdict(RiskVerdict { approved, checks, reason })),
         (any_coid(), any_inst(), any_side(), any_decimal(), any::<bool>(), proptest::option::of(any_decimal()))
             .prop_map(|(client_order_id, instrument, side, q, notional, limit_price)| {
                 Payload::OrderSubmitted(OrderSubmitted {
