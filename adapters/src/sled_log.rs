@@ -11,7 +11,7 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,10 @@ struct Store {
     handles: RwLock<Option<Handles>>,
     /// Segment bytes read or written since the database was last opened.
     touched: AtomicU64,
+    /// Whether an insert is waiting for a flush (the database is then not reopened).
+    unflushed: AtomicBool,
+    /// Bytes between reopens ([`REOPEN_BYTES`] unless set by [`SledLog::reopen_every`]).
+    reopen_bytes: AtomicU64,
 }
 
 /// One opening of the database and its trees.
@@ -121,12 +125,18 @@ impl Store {
     }
 
     /// Reopens the database when [`REOPEN_BYTES`] have been read or written since it was
-    /// opened. Call only when everything written is flushed.
+    /// opened and nothing written waits for a flush. Any thread may call it: it waits
+    /// until no read or write is inside the database.
     fn reopen_if_due(&self) -> Result<(), LogError> {
-        if self.touched.load(Ordering::Relaxed) < REOPEN_BYTES {
+        let due = || self.touched.load(Ordering::Relaxed) >= self.reopen_bytes.load(Ordering::Relaxed);
+        if !due() {
             return Ok(());
         }
         let mut guard = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock: an insert sets it inside `with`, before releasing it.
+        if self.unflushed.load(Ordering::Acquire) || !due() {
+            return Ok(());
+        }
         // Close first: sled holds the directory's lock until its last handle is gone.
         drop(guard.take());
         *guard = Some(Handles::open(&self.path)?);
@@ -154,7 +164,13 @@ impl SledLog {
             }
             None => Seq::ZERO,
         };
-        let store = Store { path: path.to_path_buf(), handles: RwLock::new(Some(handles)), touched: AtomicU64::new(0) };
+        let store = Store {
+            path: path.to_path_buf(),
+            handles: RwLock::new(Some(handles)),
+            touched: AtomicU64::new(0),
+            unflushed: AtomicBool::new(false),
+            reopen_bytes: AtomicU64::new(REOPEN_BYTES),
+        };
         Ok(SledLog {
             path: path.to_path_buf(),
             store: Arc::new(store),
@@ -168,14 +184,16 @@ impl SledLog {
         })
     }
 
+    /// Reopens the database every `bytes` read or written instead of every
+    /// [`REOPEN_BYTES`] (tests use a small figure to exercise reopening on small ledgers).
+    pub fn reopen_every(self, bytes: u64) -> Self {
+        self.store.reopen_bytes.store(bytes.max(1), Ordering::Relaxed);
+        self
+    }
+
     /// Whether `path` holds a sled database (a ledger), without opening or creating it.
     pub fn exists(path: &Path) -> bool {
         path.join("conf").is_file()
-    }
-
-    /// The data directory.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The snapshot stored under `name`, if any (bytes as [`SledLog::put_snapshot`]
@@ -208,7 +226,9 @@ impl SledLog {
             codec::encode_meta(&self.head.seq).map_err(|source| LogError::Encode { seq: self.head.seq, source })?;
         self.store.with(|h| {
             h.meta.insert(META_HEAD, head).map_err(|e| LogError::storage("writing meta", e))?;
-            h.db.flush().map_err(|e| LogError::storage(format!("flushing {}", self.path.display()), e))
+            h.db.flush().map_err(|e| LogError::storage(format!("flushing {}", self.path.display()), e))?;
+            self.store.unflushed.store(false, Ordering::Release);
+            Ok(())
         })?;
         self.recorded_head = self.head.seq;
         self.durable = self.head.seq;
@@ -274,7 +294,9 @@ impl PreparedAppend for SledLog {
         }
         let head = prepared.chain(self.head)?;
         self.store.with(|h| {
-            h.events.insert(first.to_key(), prepared.segment()).map_err(|e| LogError::storage("appending", e))
+            h.events.insert(first.to_key(), prepared.segment()).map_err(|e| LogError::storage("appending", e))?;
+            self.store.unflushed.store(true, Ordering::Release);
+            Ok(())
         })?;
         self.store.touch(prepared.segment().len());
         self.head = head;
@@ -324,8 +346,7 @@ impl EventLog for SledLog {
 
 impl RecordSource for SledLog {
     fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        // Reads may reopen the database only when nothing appended is waiting for a flush.
-        visit_store(&self.store, from, self.durable == self.head.seq, visit)
+        visit_store(&self.store, from, visit)
     }
 
     fn recorded_head(&self) -> Option<Seq> {
@@ -335,7 +356,6 @@ impl RecordSource for SledLog {
 
 /// A reader of a [`SledLog`]'s events tree, for another thread while the log appends
 /// (sled's trees are safe to read during inserts; a reader sees whole segments only).
-/// It never reopens the database: the log does, at its flushes.
 struct SledReader {
     store: Arc<Store>,
     recorded_head: Option<Seq>,
@@ -343,7 +363,7 @@ struct SledReader {
 
 impl RecordSource for SledReader {
     fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        visit_store(&self.store, from, false, visit)
+        visit_store(&self.store, from, visit)
     }
 
     fn recorded_head(&self) -> Option<Seq> {
@@ -354,24 +374,18 @@ impl RecordSource for SledReader {
 /// Segments read per hold of the store's lock (between two, the database may reopen).
 const SEGMENTS_PER_READ: usize = 64;
 
-/// Visits the records from `from` on, reading [`SEGMENTS_PER_READ`] segments at a time;
-/// with `may_reopen`, reopens the database between reads when it is due.
-fn visit_store(
-    store: &Store,
-    from: Seq,
-    may_reopen: bool,
-    visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>,
-) -> Result<(), LogError> {
+/// Visits the records from `from` on, reading [`SEGMENTS_PER_READ`] segments at a time,
+/// and reopening the database between reads when it is due.
+fn visit_store(store: &Store, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
     let mut next = Some(from);
     while let Some(at) = next {
+        // Before each read, so that readers that stop early (cursors) reopen too.
+        store.reopen_if_due()?;
         let (done, last) = store.with(|h| read_segments(&h.events, at, store, visit))?;
         if done {
             return Ok(());
         }
         next = last.map(Seq::next);
-        if may_reopen {
-            store.reopen_if_due()?;
-        }
     }
     Ok(())
 }

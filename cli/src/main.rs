@@ -15,6 +15,7 @@ mod store;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ledger_core::log::LogError;
 
 /// What a command reports back to `main`.
 pub enum Outcome {
@@ -35,9 +36,17 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {error:#}");
+            if is_data_damage(&error) {
+                eprintln!("the ledger's stored data is damaged: `ledger verify` names the first bad record");
+            }
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the error is damage in stored records (not a failure of the storage itself).
+fn is_data_damage(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<LogError>().is_some_and(LogError::is_data_damage))
 }
 
 /// `ledger events | head` closes the pipe early; that is not an error.

@@ -15,9 +15,11 @@ use ledger_projections::{fold_log, Fold, Folds};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Snapshot names in the `snapshots` tree.
-const RUNS: &str = "runs";
-const KILL_SWITCH: &str = "kill_switch";
+/// Snapshot names in the `snapshots` tree, each with the version of its fold's state: a
+/// fold whose state changes shape takes a new version, and the old snapshot is ignored
+/// and the fold rebuilt from the log.
+const RUNS: &str = "runs/1";
+const KILL_SWITCH: &str = "kill_switch/1";
 
 /// An open ledger and its folds, caught up with its head.
 pub struct Ledger {

@@ -139,11 +139,6 @@ impl Engine {
         }
     }
 
-    /// The seq the next draft will get.
-    pub fn next_seq(&self) -> Seq {
-        self.next_seq
-    }
-
     /// Pushes a draft, applies it to the engine's state and returns the seq it will get.
     fn emit(
         &mut self,

@@ -115,16 +115,6 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         Ok(runner)
     }
 
-    /// The log the run appends to.
-    pub fn log(&self) -> &L {
-        self.log
-    }
-
-    /// The account as it stands after every cycle run so far.
-    pub fn portfolio(&self) -> &Portfolio {
-        self.engine.portfolio()
-    }
-
     /// Runs one cycle for `tick` at time `now`: the venue's reports for earlier orders
     /// on this tick, then the engine's cycle, then its orders through the venue.
     ///
