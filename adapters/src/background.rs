@@ -204,7 +204,7 @@ mod tests {
                 causation_seq: None,
                 ts_event: TimestampNs::from_nanos(i as i64),
                 ts_recorded: TimestampNs::from_nanos(i as i64),
-                payload: Payload::RunStopped(RunStopped { reason: "x".into() }),
+                payload: Payload::RunStopped(RunStopped { reason: "x".into(), skipped_rows: 0 }),
             })
             .collect()
     }

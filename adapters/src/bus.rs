@@ -52,7 +52,7 @@ mod tests {
             causation_seq: None,
             ts_event: TimestampNs::from_nanos(0),
             ts_recorded: TimestampNs::from_nanos(0),
-            payload: Payload::RunStopped(RunStopped { reason: "x".into() }),
+            payload: Payload::RunStopped(RunStopped { reason: "x".into(), skipped_rows: 0 }),
         };
         log.append(&mut vec![draft; 3]).unwrap();
         let mut bus = InProcessBus::new();

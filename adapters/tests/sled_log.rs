@@ -47,7 +47,10 @@ fn ticks(run: u64, range: std::ops::Range<i64>) -> Vec<EventDraft> {
 }
 
 fn stop(run: u64) -> EventDraft {
-    EventDraft { payload: Payload::RunStopped(RunStopped { reason: "end of data".into() }), ..tick(run, 99) }
+    EventDraft {
+        payload: Payload::RunStopped(RunStopped { reason: "end of data".into(), skipped_rows: 0 }),
+        ..tick(run, 99)
+    }
 }
 
 #[test]

@@ -95,6 +95,10 @@ pub struct SessionFlags {
     /// Offset of times written without one, e.g. -05:00 (default: UTC).
     #[arg(long, allow_hyphen_values = true)]
     pub utc_offset: Option<String>,
+    /// Skip bad market data rows (counted in the run's RunStopped) instead of refusing
+    /// the file.
+    #[arg(long)]
+    pub lenient: bool,
     /// Strategy: sma-cross, ema-rsi, or script (with --param file=DECISIONS.jsonl).
     #[arg(long)]
     pub strategy: Option<String>,

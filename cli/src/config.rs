@@ -93,11 +93,14 @@ pub struct DataConfig<P> {
     /// Offset of times written without one, `+HH:MM` or `-HH:MM` (default UTC).
     #[serde(default)]
     pub utc_offset: Option<String>,
+    /// Skip bad rows (counted in the run's `RunStopped`) instead of refusing the file.
+    #[serde(default)]
+    pub lenient: bool,
 }
 
 impl<P> DataConfig<P> {
     fn default() -> Self {
-        DataConfig { files: Vec::new(), file: None, instrument: None, sort: false, utc_offset: None }
+        DataConfig { files: Vec::new(), file: None, instrument: None, sort: false, utc_offset: None, lenient: false }
     }
 }
 
@@ -238,6 +241,7 @@ impl Settings {
             self.data.instrument = Some(instrument.clone());
         }
         self.data.sort |= flags.sort;
+        self.data.lenient |= flags.lenient;
         if let Some(offset) = &flags.utc_offset {
             self.data.utc_offset = Some(offset.clone());
         }
@@ -307,6 +311,7 @@ impl Config<RelativePathBuf> {
                 instrument: self.data.instrument,
                 sort: self.data.sort,
                 utc_offset: self.data.utc_offset,
+                lenient: self.data.lenient,
             },
             provider: match self.provider {
                 ProviderConfig::Rules { strategy, params } => ProviderConfig::Rules { strategy, params },

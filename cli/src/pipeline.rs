@@ -131,7 +131,10 @@ pub fn market_data(settings: &Settings) -> Result<MarketData> {
     let mut sources = Vec::new();
     for file in &data.files {
         let instrument = instrument(data.instrument.as_deref(), file)?;
-        let mut feed = FileFeed::open(file, &ReadOptions { instrument, sort: data.sort, utc_offset_seconds })?;
+        let mut feed = FileFeed::open(
+            file,
+            &ReadOptions { instrument, sort: data.sort, utc_offset_seconds, lenient: data.lenient },
+        )?;
         let first = feed.next_tick()?;
         if let Some(first) = &first {
             check_fill_model(settings.venue.fill_model, &first.data, file)?;
@@ -219,6 +222,11 @@ pub trait Cycles {
     /// # Errors
     /// The source's (a bad row, a damaged record).
     fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>>;
+
+    /// Rows of market data skipped as bad so far (`--lenient`).
+    fn skipped_rows(&self) -> u64 {
+        0
+    }
 }
 
 /// Cycles from market data files, streamed. A backtest's cycles run at the data's
@@ -246,6 +254,13 @@ impl Cycles for FileCycles {
             let now = if self.wall_clock { WallClock.now() } else { tick.ts };
             (tick, now)
         }))
+    }
+
+    fn skipped_rows(&self) -> u64 {
+        match &self.feed {
+            Feed::One(feed) => feed.rest.skipped_rows(),
+            Feed::Merged(feed) => feed.feeds().map(|f| f.rest.skipped_rows()).sum(),
+        }
     }
 }
 
@@ -360,7 +375,8 @@ pub fn execute<L: EventLog + ?Sized>(
     }
     progress.finish_and_clear();
     let end = if session.mode == RunMode::Replay { last } else { WallClock.now() };
-    let portfolio = runner.stop(if stopped_early { "interrupted" } else { "end of data" }, end)?;
+    let reason = if stopped_early { "interrupted" } else { "end of data" };
+    let portfolio = runner.stop(reason, cycles.skipped_rows(), end)?;
     if let Some(bus) = bus {
         outbox.forward(&*reader, log.durable_seq(), bus)?;
     }

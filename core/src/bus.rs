@@ -123,7 +123,7 @@ mod tests {
             causation_seq: None,
             ts_event: TimestampNs::from_nanos(0),
             ts_recorded: TimestampNs::from_nanos(0),
-            payload: Payload::RunStopped(RunStopped { reason: "x".into() }),
+            payload: Payload::RunStopped(RunStopped { reason: "x".into(), skipped_rows: 0 }),
         };
         vec![draft; n]
     }

@@ -324,7 +324,8 @@ fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CodecEr
 /// Schema 1 carried the provider, model and parameters in every `DecisionMade` and one
 /// `decision_provider` text (`provider:model params`) in `RunStarted`; schema 2 keeps
 /// them once, in `RunStarted`, stores a bar's interval packed ([`super::nanos`]), and
-/// drops a verdict's `decision_seq` (its `causation_seq` names the same decision).
+/// drops a verdict's `decision_seq` (its `causation_seq` names the same decision); a
+/// run's stop counts the market data rows skipped (none in schema 1).
 /// Every other payload is unchanged, so its current type decodes it.
 pub mod v1 {
     use super::*;
@@ -402,6 +403,11 @@ pub mod v1 {
         interval_ns: i64,
     }
 
+    #[derive(Serialize, Deserialize)]
+    struct RunStopped {
+        reason: Text,
+    }
+
     /// Schema 1 named the decision a verdict judges, which is always its cause.
     #[derive(Serialize, Deserialize)]
     struct RiskVerdict {
@@ -415,7 +421,7 @@ pub mod v1 {
     #[derive(Serialize, Deserialize)]
     enum Payload {
         RunStarted(RunStarted),
-        RunStopped(event::RunStopped),
+        RunStopped(RunStopped),
         MarketTick(MarketTick),
         DecisionMade(DecisionMade),
         RiskVerdict(RiskVerdict),
@@ -487,7 +493,7 @@ pub mod v1 {
                 tokens_in: d.tokens_in,
                 tokens_out: d.tokens_out,
             }),
-            Payload::RunStopped(p) => P::RunStopped(p),
+            Payload::RunStopped(p) => P::RunStopped(event::RunStopped { reason: p.reason, skipped_rows: 0 }),
             Payload::MarketTick(MarketTick { instrument, data }) => P::MarketTick(event::MarketTick {
                 instrument,
                 data: match data {

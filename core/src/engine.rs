@@ -362,10 +362,12 @@ impl Engine {
     }
 
     /// Ends the run at `now`: records the venue's cancellations of working orders
-    /// (`canceled`) and `RunStopped`. Returns the final account.
+    /// (`canceled`) and `RunStopped` with the count of market data rows skipped as bad.
+    /// Returns the final account.
     pub fn stop(
         mut self,
         reason: &str,
+        skipped_rows: u64,
         canceled: Vec<VenueReport>,
         now: TimestampNs,
         out: &mut Vec<EventDraft>,
@@ -374,7 +376,7 @@ impl Engine {
         for report in canceled {
             self.on_report(report, ts, now, out);
         }
-        let stopped = RunStopped { reason: Arc::from(reason) };
+        let stopped = RunStopped { reason: Arc::from(reason), skipped_rows };
         self.emit(out, CycleId::new(0), None, ts, now, Payload::RunStopped(stopped));
         self.portfolio
     }

@@ -229,6 +229,8 @@ pub struct RunStarted {
 pub struct RunStopped {
     /// Why: `end of data`, `interrupted`, `kill switch`, ...
     pub reason: Text,
+    /// Rows of market data skipped as bad (`--lenient`; 0 otherwise).
+    pub skipped_rows: u64,
 }
 
 /// Market data for one instrument.

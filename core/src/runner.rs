@@ -203,15 +203,16 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         Ok(self.log.sync()?)
     }
 
-    /// Ends the run at `now`: cancels working orders, records `RunStopped` and makes
-    /// everything durable. Returns the final account.
+    /// Ends the run at `now`: cancels working orders, records `RunStopped` (with the
+    /// count of market data rows skipped as bad) and makes everything durable. Returns
+    /// the final account.
     ///
     /// # Errors
     /// A failed append or flush.
-    pub fn stop(mut self, reason: &str, now: TimestampNs) -> Result<Portfolio, RunError> {
+    pub fn stop(mut self, reason: &str, skipped_rows: u64, now: TimestampNs) -> Result<Portfolio, RunError> {
         let canceled = self.venue.cancel_all(&format!("canceled at stop: {reason}"));
         let mut pending = std::mem::take(&mut self.pending);
-        let portfolio = self.engine.stop(reason, canceled, now, &mut pending);
+        let portfolio = self.engine.stop(reason, skipped_rows, canceled, now, &mut pending);
         let expected = self.appended.next();
         self.observer.observe(expected, &pending);
         let receipt = self.log.append(&mut pending)?;

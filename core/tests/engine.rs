@@ -135,7 +135,7 @@ impl Run {
             runner.on_tick(&tick, now).unwrap();
             last = now;
         }
-        let portfolio = runner.stop("end of data", last).unwrap();
+        let portfolio = runner.stop("end of data", 0, last).unwrap();
         (portfolio, RunRange { run_id, first, last: log.head().seq })
     }
 }

@@ -226,7 +226,7 @@ impl RunCase {
             runner.on_tick(tick, *now).unwrap();
             last = *now;
         }
-        runner.stop("end of data", last).unwrap()
+        runner.stop("end of data", 0, last).unwrap()
     }
 }
 
@@ -448,7 +448,7 @@ fn tick() -> Payload {
 }
 
 fn stopped(reason: &str) -> Payload {
-    Payload::RunStopped(RunStopped { reason: reason.into() })
+    Payload::RunStopped(RunStopped { reason: reason.into(), skipped_rows: 0 })
 }
 
 fn trip() -> Payload {

@@ -77,9 +77,13 @@ fn v1_ledger() -> Ledger {
 
 /// A schema-1 payload as schema 2 has it: `DecisionMade` without `provider`, `model`
 /// and `params`; `RunStarted`'s `decision_provider` (`provider:model params`) split;
-/// `RiskVerdict` without `decision_seq` (its header's causation names the decision).
+/// `RiskVerdict` without `decision_seq` (its header's causation names the decision);
+/// `RunStopped` with `skipped_rows: 0`.
 fn upcast(payload: &Value) -> Value {
     let mut payload = payload.clone();
+    if let Some(stopped) = payload.get_mut("RunStopped").and_then(Value::as_object_mut) {
+        stopped.insert("skipped_rows".into(), 0.into());
+    }
     if let Some(verdict) = payload.get_mut("RiskVerdict").and_then(Value::as_object_mut) {
         assert!(verdict.remove("decision_seq").is_some(), "schema 1 RiskVerdict has decision_seq");
     }

@@ -33,6 +33,11 @@ impl<F: MarketFeed> MergedFeed<F> {
         MergedFeed { queue: BinaryHeap::with_capacity(feeds.len()), feeds, heads, started: false, taken: None }
     }
 
+    /// The merged feeds, in their order.
+    pub fn feeds(&self) -> impl Iterator<Item = &F> {
+        self.feeds.iter()
+    }
+
     /// Takes feed `index`'s next tick as its head.
     fn refill(&mut self, index: usize) -> Result<(), F::Error> {
         if let (Some(feed), Some(head)) = (self.feeds.get_mut(index), self.heads.get_mut(index)) {

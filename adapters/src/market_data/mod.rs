@@ -106,6 +106,9 @@ pub struct ReadOptions {
     pub sort: bool,
     /// Offset from UTC of times written without one, seconds east (-18000 for EST).
     pub utc_offset_seconds: i32,
+    /// Skip bad rows and count them ([`FileFeed::skipped_rows`]) instead of stopping at
+    /// the first.
+    pub lenient: bool,
 }
 
 /// Gaps looked at to find the bar interval: the first 1,000 (1,001 bars).
@@ -140,6 +143,8 @@ pub struct FileFeed {
     interval_ns: i64,
     /// The source has nothing more (its end, or an error).
     exhausted: bool,
+    /// Bad rows skipped ([`ReadOptions::lenient`]).
+    skipped_rows: u64,
 }
 
 impl FileFeed {
@@ -169,6 +174,7 @@ impl FileFeed {
             pending: None,
             interval_ns: 0,
             exhausted: false,
+            skipped_rows: 0,
         };
         while feed.ahead.len() < wanted {
             match feed.source.next_row() {
@@ -196,6 +202,11 @@ impl FileFeed {
             feed.interval_ns = bar_interval(feed.ahead.iter().take(INTERVAL_SAMPLE + 1).map(|(ts, _)| *ts));
         }
         Ok(feed)
+    }
+
+    /// Rows skipped as bad so far ([`ReadOptions::lenient`]; always 0 without it).
+    pub fn skipped_rows(&self) -> u64 {
+        self.skipped_rows
     }
 
     fn tick(&self, (ts, mut data): (TimestampNs, TickData)) -> Tick {

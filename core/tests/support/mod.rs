@@ -41,7 +41,7 @@ pub fn one_of_each() -> Vec<Payload> {
             starting_cash: dec!(100000.00),
             kill_switch_tripped: false,
         }),
-        Payload::RunStopped(RunStopped { reason: text("end of data") }),
+        Payload::RunStopped(RunStopped { reason: text("end of data"), skipped_rows: 0 }),
         Payload::MarketTick(MarketTick {
             instrument: inst("SPY"),
             data: TickData::Bar(Bar {
@@ -243,7 +243,8 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     kill_switch_tripped: true,
                 })
             }),
-        any_text().prop_map(|reason| Payload::RunStopped(RunStopped { reason })),
+        (any_text(), any::<u64>())
+            .prop_map(|(reason, skipped_rows)| Payload::RunStopped(RunStopped { reason, skipped_rows })),
         (any_inst(), any_tick()).prop_map(|(instrument, data)| Payload::MarketTick(MarketTick { instrument, data })),
         (
             any_text(),
