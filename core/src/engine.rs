@@ -24,7 +24,7 @@ use crate::decision::{DecisionInput, DecisionProvider};
 use crate::event::*;
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, CycleId, InstrumentId, RunId, Seq};
-use crate::portfolio::Portfolio;
+use crate::portfolio::{AccountOverflow, Portfolio};
 use crate::risk::{KillSwitch, RiskEngine, RiskInput};
 use crate::sizing::Funds;
 use crate::time::TimestampNs;
@@ -37,6 +37,15 @@ pub enum EngineError {
     /// A generated client order id was invalid (a broken invariant of the id scheme).
     #[error("client order id: {0}")]
     OrderId(#[from] crate::ids::IdError),
+    /// The account would leave the range of exact decimals (a price or quantity far
+    /// outside anything traded): the run stops; nothing of the cycle is recorded.
+    #[error("cycle {cycle}: {source}")]
+    Overflow {
+        /// The cycle it happened in.
+        cycle: u64,
+        /// What would have overflowed.
+        source: AccountOverflow,
+    },
 }
 
 /// How a run is started.
@@ -83,6 +92,9 @@ pub struct Engine {
 impl Engine {
     /// Starts a run after the ledger's `head`: pushes `RunStarted` onto `out` and
     /// returns the engine.
+    ///
+    /// # Errors
+    /// None in practice (a `RunStarted` changes no account); the type is the engine's.
     pub fn start(
         spec: RunSpec,
         provider: Box<dyn DecisionProvider>,
@@ -91,7 +103,7 @@ impl Engine {
         head: Seq,
         now: TimestampNs,
         out: &mut Vec<EventDraft>,
-    ) -> Engine {
+    ) -> Result<Engine, EngineError> {
         let info = provider.info();
         let mut engine = Engine {
             provider,
@@ -121,8 +133,8 @@ impl Engine {
             starting_cash: spec.starting_cash,
             kill_switch_tripped: engine.kill.is_tripped(),
         };
-        engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(started));
-        engine
+        engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(started))?;
+        Ok(engine)
     }
 
     /// The account as the engine keeps it.
@@ -148,10 +160,10 @@ impl Engine {
         ts_event: TimestampNs,
         now: TimestampNs,
         payload: Payload,
-    ) -> Seq {
+    ) -> Result<Seq, EngineError> {
         let seq = self.next_seq;
+        self.apply(seq, cycle, &payload).map_err(|source| EngineError::Overflow { cycle: self.cycle, source })?;
         self.next_seq = seq.next();
-        self.apply(seq, cycle, &payload);
         out.push(EventDraft {
             run_id: self.run_id,
             cycle_id: cycle,
@@ -160,15 +172,16 @@ impl Engine {
             ts_recorded: now,
             payload,
         });
-        seq
+        Ok(seq)
     }
 
-    /// What an event does to the engine's state: the one place its state changes.
-    fn apply(&mut self, seq: Seq, cycle: CycleId, payload: &Payload) {
+    /// What an event does to the engine's state: the one place its state changes. A
+    /// change the account cannot represent is refused, and the state is left as it was.
+    fn apply(&mut self, seq: Seq, cycle: CycleId, payload: &Payload) -> Result<(), AccountOverflow> {
         match payload {
             Payload::MarketTick(tick) => {
                 let price = tick.data.reference_price();
-                self.portfolio.mark(&tick.instrument, price);
+                self.portfolio.mark(&tick.instrument, price)?;
                 self.last_price.insert(tick.instrument, price);
             }
             Payload::DecisionMade(made) => self.kill.on_outcome(!matches!(made.parse_status, ParseStatus::Ok)),
@@ -176,7 +189,7 @@ impl Engine {
                 self.orders.insert(order.client_order_id, (cycle, seq));
             }
             Payload::OrderFilled(fill) => {
-                self.portfolio.apply_fill(fill);
+                self.portfolio.apply_fill(fill)?;
                 self.kill.on_outcome(false);
                 self.orders.remove(&fill.client_order_id);
             }
@@ -195,6 +208,7 @@ impl Engine {
             | Payload::OrderAccepted(_)
             | Payload::RiskLimitsChanged(_) => {}
         }
+        Ok(())
     }
 
     /// Records a venue's report on one of the run's orders, at source time `ts_event`
@@ -205,7 +219,7 @@ impl Engine {
         ts_event: TimestampNs,
         now: TimestampNs,
         out: &mut Vec<EventDraft>,
-    ) {
+    ) -> Result<(), EngineError> {
         let (cycle, order_seq) =
             self.orders.get(&report.client_order_id()).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
         let cause = (order_seq != Seq::ZERO).then_some(order_seq);
@@ -215,7 +229,7 @@ impl Engine {
             VenueReport::Filled(r) => Payload::OrderFilled(r),
             VenueReport::Canceled(r) => Payload::OrderCanceled(r),
         };
-        self.emit(out, cycle, cause, ts_event, now, payload);
+        self.emit(out, cycle, cause, ts_event, now, payload).map(|_| ())
     }
 
     /// Runs one cycle for `tick` at time `now` (the cycle's recording time): the tick
@@ -230,12 +244,12 @@ impl Engine {
         let cycle = CycleId::new(self.cycle);
         let previous_price = self.last_price.get(&tick.instrument).copied();
         let market = MarketTick { instrument: tick.instrument, data: tick.data.clone() };
-        let tick_seq = self.emit(out, cycle, None, tick.ts, now, Payload::MarketTick(market));
+        let tick_seq = self.emit(out, cycle, None, tick.ts, now, Payload::MarketTick(market))?;
         self.risk.on_tick(tick.ts, self.portfolio.equity());
 
         // The kill switch watches equity.
         if let Some(tripped) = self.kill.check(&self.portfolio) {
-            let trip_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::KillSwitchTripped(tripped));
+            let trip_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::KillSwitchTripped(tripped))?;
             if self.kill.closes_positions() {
                 let positions: Vec<_> = self.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
                 for (instrument, qty) in positions {
@@ -270,7 +284,7 @@ impl Engine {
             tokens_in: answer.tokens_in,
             tokens_out: answer.tokens_out,
         };
-        let decision_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::DecisionMade(made));
+        let decision_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::DecisionMade(made))?;
 
         // Risk verdict, at the cycle's time.
         let judgement = self.risk.judge(&RiskInput {
@@ -285,7 +299,7 @@ impl Engine {
         });
         let approved = judgement.approved;
         let verdict = RiskVerdict { approved, checks: judgement.checks, reason: judgement.reason };
-        let verdict_seq = self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::RiskVerdict(verdict));
+        let verdict_seq = self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::RiskVerdict(verdict))?;
 
         // Orders.
         if approved && self.place(out, cycle, verdict_seq, tick, now, &decision)? {
@@ -357,13 +371,16 @@ impl Engine {
             limit_price: None,
             tif: TimeInForce::Gtc,
         };
-        self.emit(out, cycle, Some(cause), ts, now, Payload::OrderSubmitted(order));
+        self.emit(out, cycle, Some(cause), ts, now, Payload::OrderSubmitted(order))?;
         Ok(())
     }
 
     /// Ends the run at `now`: records the venue's cancellations of working orders
     /// (`canceled`) and `RunStopped` with the count of market data rows skipped as bad.
     /// Returns the final account.
+    ///
+    /// # Errors
+    /// None in practice (cancellations and a stop change no account).
     pub fn stop(
         mut self,
         reason: &str,
@@ -371,13 +388,13 @@ impl Engine {
         canceled: Vec<VenueReport>,
         now: TimestampNs,
         out: &mut Vec<EventDraft>,
-    ) -> Portfolio {
+    ) -> Result<Portfolio, EngineError> {
         let ts = self.last_tick_ts;
         for report in canceled {
-            self.on_report(report, ts, now, out);
+            self.on_report(report, ts, now, out)?;
         }
         let stopped = RunStopped { reason: Arc::from(reason), skipped_rows };
-        self.emit(out, CycleId::new(0), None, ts, now, Payload::RunStopped(stopped));
-        self.portfolio
+        self.emit(out, CycleId::new(0), None, ts, now, Payload::RunStopped(stopped))?;
+        Ok(self.portfolio)
     }
 }

@@ -42,6 +42,10 @@ impl Position {
 }
 
 /// Cash, positions, P&L and drawdown of one account (single currency).
+///
+/// Invariant: every position's value, the equity and the gross exposure fit in a
+/// `Decimal`: [`Portfolio::apply_fill`] and [`Portfolio::mark`] refuse a change that
+/// would break it, so the sums below cannot overflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Portfolio {
     /// Cash, account currency; negative only when leverage allows.
@@ -107,63 +111,133 @@ impl Portfolio {
 
     /// Applies a fill: moves cash by notional and fee, updates the position's quantity
     /// and average price, and realizes P&L on the part that reduces the position.
-    pub fn apply_fill(&mut self, fill: &OrderFilled) {
+    ///
+    /// # Errors
+    /// [`AccountOverflow`] when the account after the fill would leave the range of
+    /// `Decimal` (about ±7.9e28); the account is then unchanged.
+    pub fn apply_fill(&mut self, fill: &OrderFilled) -> Result<(), AccountOverflow> {
+        let overflow = || AccountOverflow { cause: "a fill" };
         let signed = match fill.side {
             Side::Buy => fill.qty,
             Side::Sell => -fill.qty,
         };
-        self.cash -= signed * fill.price + fill.fee;
-        self.fees += fill.fee;
-        let position = self.positions.entry(fill.instrument).or_default();
+        let notional = signed.checked_mul(fill.price).ok_or_else(overflow)?;
+        let cash = self.cash.checked_sub(notional).and_then(|c| c.checked_sub(fill.fee)).ok_or_else(overflow)?;
+        let fees = self.fees.checked_add(fill.fee).ok_or_else(overflow)?;
+        let mut position = self.positions.get(&fill.instrument).cloned().unwrap_or_default();
         if position.qty.is_zero() {
             position.mark = fill.price;
         }
         let old = position.qty;
-        let new = old + signed;
+        let new = old.checked_add(signed).ok_or_else(overflow)?;
+        let mut realized = self.realized_pnl;
         if old.is_zero() || old.is_sign_positive() == signed.is_sign_positive() {
             // Opening or adding: the average moves toward the fill price.
-            position.avg_price = (old.abs() * position.avg_price + fill.qty * fill.price) / new.abs();
+            let cost = old
+                .abs()
+                .checked_mul(position.avg_price)
+                .and_then(|c| c.checked_add(fill.qty.checked_mul(fill.price)?))
+                .ok_or_else(overflow)?;
+            position.avg_price = cost.checked_div(new.abs()).ok_or_else(overflow)?;
         } else {
             // Reducing, closing or reversing: realize on the closed part.
             let closed = old.abs().min(fill.qty);
-            let direction = if old.is_sign_positive() { Decimal::ONE } else { -Decimal::ONE };
-            self.realized_pnl += closed * (fill.price - position.avg_price) * direction;
+            let gain = fill.price.checked_sub(position.avg_price).and_then(|d| d.checked_mul(closed));
+            let gain = gain.ok_or_else(overflow)?;
+            let gain = if old.is_sign_positive() { gain } else { -gain };
+            realized = realized.checked_add(gain).ok_or_else(overflow)?;
             if !new.is_zero() && new.is_sign_positive() != old.is_sign_positive() {
                 position.avg_price = fill.price;
             }
         }
         position.qty = new;
+        let mut positions = self.positions.clone();
         if new.is_zero() {
-            self.positions.remove(&fill.instrument);
+            positions.remove(&fill.instrument);
+        } else {
+            positions.insert(fill.instrument, position);
         }
-        self.update_peak();
+        let equity = checked_equity(cash, &positions).ok_or_else(overflow)?;
+        (self.cash, self.fees, self.realized_pnl, self.positions) = (cash, fees, realized, positions);
+        self.update_peak(equity);
+        Ok(())
     }
 
     /// Marks `instrument` to `price` and updates peak equity and drawdown.
-    pub fn mark(&mut self, instrument: &InstrumentId, price: Decimal) {
+    ///
+    /// # Errors
+    /// [`AccountOverflow`] when the position's value or the equity at `price` would leave
+    /// the range of `Decimal`; the account is then unchanged.
+    pub fn mark(&mut self, instrument: &InstrumentId, price: Decimal) -> Result<(), AccountOverflow> {
+        let overflow = || AccountOverflow { cause: "a mark" };
+        let Some(position) = self.positions.get(instrument) else {
+            self.update_peak(self.equity());
+            return Ok(());
+        };
+        let value = position.qty.checked_mul(price).ok_or_else(overflow)?;
+        let mut equity = self.cash.checked_add(value).ok_or_else(overflow)?;
+        let mut gross = value.abs();
+        for (id, other) in &self.positions {
+            if id != instrument {
+                equity = equity.checked_add(other.value()).ok_or_else(overflow)?;
+                gross = gross.checked_add(other.value().abs()).ok_or_else(overflow)?;
+            }
+        }
         if let Some(position) = self.positions.get_mut(instrument) {
             position.mark = price;
         }
-        self.update_peak();
+        self.update_peak(equity);
+        Ok(())
     }
 
-    fn update_peak(&mut self) {
-        let equity = self.equity();
+    fn update_peak(&mut self, equity: Decimal) {
         if equity > self.peak_equity {
             self.peak_equity = equity;
-        } else if self.peak_equity > Decimal::ZERO && self.peak_equity - equity > self.max_drawdown * self.peak_equity {
+        } else if self.peak_equity > Decimal::ZERO {
             // Divide only on a new maximum drawdown: most marks are not one.
-            self.max_drawdown = drawdown(self.peak_equity, equity);
+            let fall = self.peak_equity.checked_sub(equity);
+            let deepest = self.max_drawdown.checked_mul(self.peak_equity);
+            let deeper = match (fall, deepest) {
+                (Some(fall), Some(deepest)) => fall > deepest,
+                _ => true,
+            };
+            if deeper {
+                self.max_drawdown = drawdown(self.peak_equity, equity);
+            }
         }
     }
 }
 
+/// The account's values would leave the range of `Decimal` (about ±7.9e28): a price or
+/// a quantity far outside anything traded. The change is refused and the account kept as
+/// it was; a run stops with this error rather than record numbers it cannot represent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the account's value would leave the range of exact decimals (about 7.9e28) at {cause}")]
+pub struct AccountOverflow {
+    /// What would have overflowed it: `a fill` or `a mark`.
+    pub cause: &'static str,
+}
+
+/// Cash plus every position's value, and every value's absolute sum, if they fit.
+fn checked_equity(cash: Decimal, positions: &BTreeMap<InstrumentId, Position>) -> Option<Decimal> {
+    let mut equity = cash;
+    let mut gross = Decimal::ZERO;
+    for position in positions.values() {
+        let value = position.qty.checked_mul(position.mark)?;
+        equity = equity.checked_add(value)?;
+        gross = gross.checked_add(value.abs())?;
+    }
+    Some(equity)
+}
+
 /// `(peak - equity) / peak`, or 0 when the peak is not positive.
+/// Saturates at `Decimal::MAX` for an equity so far below a tiny peak that the fraction
+/// leaves the range.
 pub fn drawdown(peak: Decimal, equity: Decimal) -> Decimal {
     if peak <= Decimal::ZERO || equity >= peak {
         Decimal::ZERO
     } else {
-        (peak - equity) / peak
+        peak.checked_sub(equity).and_then(|d| d.checked_div(peak)).unwrap_or(Decimal::MAX)
     }
 }
 
@@ -192,13 +266,13 @@ mod tests {
         let spy = InstrumentId::new("SPY").unwrap();
         let mut p = Portfolio::new(dec!(10000));
         // TC0: buy 10 @ 100, fee 1: cash 10000 - 1000 - 1.
-        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(1)));
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(1))).unwrap();
         assert_eq!((p.cash, p.qty(&spy), p.fees), (dec!(8999), dec!(10), dec!(1)));
         // TC1: mark at 110: equity = 8999 + 1100.
-        p.mark(&spy, dec!(110));
+        p.mark(&spy, dec!(110)).unwrap();
         assert_eq!((p.equity(), p.unrealized_pnl()), (dec!(10099), dec!(100)));
         // TC2: sell 10 @ 110, fee 1.1: realized 100 gross, fees 2.1, flat.
-        p.apply_fill(&fill(Side::Sell, dec!(10), dec!(110), dec!(1.1)));
+        p.apply_fill(&fill(Side::Sell, dec!(10), dec!(110), dec!(1.1))).unwrap();
         assert_eq!((p.cash, p.realized_pnl, p.fees), (dec!(10097.9), dec!(100), dec!(2.1)));
         assert!(p.positions.is_empty());
     }
@@ -207,14 +281,14 @@ mod tests {
     fn adding_averages_and_reversing_resets_the_entry_price() {
         let spy = InstrumentId::new("SPY").unwrap();
         let mut p = Portfolio::new(dec!(10000));
-        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(0)));
-        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(110), dec!(0)));
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(0))).unwrap();
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(110), dec!(0))).unwrap();
         assert_eq!(p.positions[&spy].avg_price, dec!(105));
         // Sell 30 @ 120: closes 20 (realize 20 x 15), opens 10 short at 120.
-        p.apply_fill(&fill(Side::Sell, dec!(30), dec!(120), dec!(0)));
+        p.apply_fill(&fill(Side::Sell, dec!(30), dec!(120), dec!(0))).unwrap();
         assert_eq!((p.realized_pnl, p.qty(&spy), p.positions[&spy].avg_price), (dec!(300), dec!(-10), dec!(120)));
         // Short loses when the price rises.
-        p.mark(&spy, dec!(130));
+        p.mark(&spy, dec!(130)).unwrap();
         assert_eq!(p.unrealized_pnl(), dec!(-100));
     }
 
@@ -222,11 +296,11 @@ mod tests {
     fn drawdown_tracks_the_peak() {
         let spy = InstrumentId::new("SPY").unwrap();
         let mut p = Portfolio::new(dec!(1000));
-        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(0)));
-        p.mark(&spy, dec!(120)); // equity 1200, new peak
-        p.mark(&spy, dec!(90)); // equity 900: 25% below 1200
+        p.apply_fill(&fill(Side::Buy, dec!(10), dec!(100), dec!(0))).unwrap();
+        p.mark(&spy, dec!(120)).unwrap(); // equity 1200, new peak
+        p.mark(&spy, dec!(90)).unwrap(); // equity 900: 25% below 1200
         assert_eq!((p.peak_equity, p.drawdown(), p.max_drawdown), (dec!(1200), dec!(0.25), dec!(0.25)));
-        p.mark(&spy, dec!(110));
+        p.mark(&spy, dec!(110)).unwrap();
         assert_eq!(p.max_drawdown, dec!(0.25));
     }
 }

@@ -164,7 +164,7 @@ impl RiskEngine {
     /// Tells the engine an order for `decision` was submitted at `ts`.
     pub fn on_order(&mut self, ts: TimestampNs, decision: &Decision) {
         self.orders.push_back(ts.nanos());
-        self.orders_today += 1;
+        self.orders_today = self.orders_today.saturating_add(1);
         if matches!(decision.action, Action::Long | Action::Short) {
             self.last_open = Some(ts.nanos());
         }
@@ -175,8 +175,8 @@ impl RiskEngine {
     pub fn judge(&mut self, input: &RiskInput<'_>) -> Judgement {
         let now = input.tick_ts.nanos();
         let window = self.limits.rate_window_ns.unwrap_or(DEFAULT_RATE_WINDOW_NS);
-        prune(&mut self.decisions, now - window);
-        prune(&mut self.orders, now - window);
+        prune(&mut self.decisions, now.saturating_sub(window));
+        prune(&mut self.orders, now.saturating_sub(window));
         self.decisions.push_back(now);
 
         let decision = input.decision;
@@ -197,14 +197,14 @@ impl RiskEngine {
         let l = &self.limits;
         checks.add(RiskCheckId::KillSwitch, flag(input.kill_switch_tripped), Decimal::ZERO, !input.kill_switch_tripped);
         if let Some(limit) = l.max_price_age_ns {
-            let age = input.now.nanos() - input.tick_ts.nanos();
+            let age = input.now.nanos().saturating_sub(input.tick_ts.nanos());
             checks.add(RiskCheckId::PriceStaleness, age.into(), limit.into(), age <= limit);
         }
         if let Some(limit) = l.min_confidence {
             checks.add(RiskCheckId::MinConfidence, decision.confidence, limit, decision.confidence >= limit);
         }
         let equity = input.portfolio.equity();
-        let notional = decision.size_pct * equity.max(Decimal::ZERO);
+        let notional = decision.size_pct.checked_mul(equity.max(Decimal::ZERO)).unwrap_or(Decimal::MAX);
         if let Some(limit) = l.max_position_pct {
             let pct = ratio(notional, equity);
             checks.add(RiskCheckId::MaxPositionPct, pct, limit, pct <= limit);
@@ -223,7 +223,8 @@ impl RiskEngine {
                 .filter(|(id, _)| *id != input.instrument)
                 .map(|(_, p)| p.value().abs())
                 .sum();
-            let leverage = if equity > Decimal::ZERO { ratio(others + notional, equity) } else { Decimal::MAX };
+            let exposure = others.checked_add(notional).unwrap_or(Decimal::MAX);
+            let leverage = if equity > Decimal::ZERO { ratio(exposure, equity) } else { Decimal::MAX };
             checks.add(RiskCheckId::MaxGrossLeverage, leverage, limit, leverage <= limit);
         }
         if let Some(limit) = l.max_open_positions {
@@ -239,7 +240,11 @@ impl RiskEngine {
         }
         if let (Some(limit), Some(previous)) = (l.price_collar_bps, input.previous_price) {
             let bps = if previous > Decimal::ZERO {
-                ((price - previous).abs() / previous * Decimal::from(10_000)).round_dp(RATIO_DP)
+                let moved = price.checked_sub(previous).map(|d| d.abs());
+                moved
+                    .and_then(|m| m.checked_div(previous))
+                    .and_then(|f| f.checked_mul(Decimal::from(10_000)))
+                    .map_or(Decimal::MAX, |bps| bps.round_dp(RATIO_DP))
             } else {
                 Decimal::ZERO
             };
@@ -247,18 +252,19 @@ impl RiskEngine {
         }
         if let Some(limit) = l.daily_loss_cap {
             let loss = if self.day_start_equity > Decimal::ZERO {
-                ((self.day_start_equity - equity) / self.day_start_equity).max(Decimal::ZERO).round_dp(RATIO_DP)
+                ratio(self.day_start_equity.checked_sub(equity).unwrap_or(Decimal::MAX), self.day_start_equity)
+                    .max(Decimal::ZERO)
             } else {
                 Decimal::ZERO
             };
             checks.add(RiskCheckId::DailyLossCap, loss, limit, loss < limit);
         }
         if let Some(limit) = l.max_trades_per_day {
-            let after = self.orders_today + 1;
+            let after = self.orders_today.saturating_add(1);
             checks.add(RiskCheckId::MaxTradesPerDay, after.into(), limit.into(), after <= limit);
         }
         if let (Some(limit), Some(last)) = (l.cooldown_ns, self.last_open) {
-            let since = now - last;
+            let since = now.saturating_sub(last);
             checks.add(RiskCheckId::Cooldown, since.into(), limit.into(), since >= limit);
         }
         if let Some(limit) = l.max_decisions_per_window {
@@ -266,25 +272,29 @@ impl RiskEngine {
             checks.add(RiskCheckId::MaxDecisionsPerWindow, count.into(), limit.into(), count <= limit);
         }
         if let Some(limit) = l.max_orders_per_window {
-            let after = self.orders.len() as u32 + 1;
+            let after = u32::try_from(self.orders.len()).unwrap_or(u32::MAX).saturating_add(1);
             checks.add(RiskCheckId::MaxOrdersPerWindow, after.into(), limit.into(), after <= limit);
         }
         if l.block_duplicate_orders {
-            let duplicate = self
-                .last_order
-                .is_some_and(|(a, s, ts)| a == decision.action && s == decision.size_pct && now - ts < window);
+            let duplicate = self.last_order.is_some_and(|(a, s, ts)| {
+                a == decision.action && s == decision.size_pct && now.saturating_sub(ts) < window
+            });
             checks.add(RiskCheckId::DuplicateOrder, flag(duplicate), Decimal::ZERO, !duplicate);
         }
         checks.finish(&self.approved)
     }
 }
 
-/// `num / den` to [`RATIO_DP`] places, or 0 when `den` is not positive.
+/// `num / den` to [`RATIO_DP`] places, or 0 when `den` is not positive; `Decimal::MAX`
+/// (or `MIN`) when the quotient leaves the range (a check then fails, never panics).
 fn ratio(num: Decimal, den: Decimal) -> Decimal {
-    if den > Decimal::ZERO {
-        (num / den).round_dp(RATIO_DP)
-    } else {
-        Decimal::ZERO
+    if den <= Decimal::ZERO {
+        return Decimal::ZERO;
+    }
+    match num.checked_div(den) {
+        Some(q) => q.round_dp(RATIO_DP),
+        None if num.is_sign_negative() => Decimal::MIN,
+        None => Decimal::MAX,
     }
 }
 
@@ -372,7 +382,7 @@ impl KillSwitch {
 
     /// Counts a failure (`true`) or a success (`false`, which resets the count).
     pub fn on_outcome(&mut self, failed: bool) {
-        self.failures = if failed { self.failures + 1 } else { 0 };
+        self.failures = if failed { self.failures.saturating_add(1) } else { 0 };
     }
 
     /// Trips the switch (applying a `KillSwitchTripped`).
@@ -399,7 +409,12 @@ impl KillSwitch {
         }
         let start = portfolio.starting_equity;
         let equity = portfolio.equity();
-        let change = if start > Decimal::ZERO { (equity - start) / start } else { Decimal::ZERO };
+        let change = match equity.checked_sub(start).and_then(|d| d.checked_div(start)) {
+            _ if start <= Decimal::ZERO => Decimal::ZERO,
+            Some(change) => change,
+            None if equity < start => Decimal::MIN,
+            None => Decimal::MAX,
+        };
         let trip = if let Some(limit) = l.max_gain.filter(|&limit| change >= limit) {
             Some((KillTrigger::Gain, change, limit))
         } else if let Some(limit) = l.max_loss.filter(|&limit| -change >= limit) {
@@ -620,7 +635,7 @@ mod tests {
         };
         let mut engine = RiskEngine::new(limits);
         let mut portfolio = Portfolio::new(dec!(1000));
-        portfolio.apply_fill(&fill(Side::Buy, dec!(5), dec!(100)));
+        portfolio.apply_fill(&fill(Side::Buy, dec!(5), dec!(100))).unwrap();
         engine.on_tick(TimestampNs::from_nanos(0), portfolio.equity());
         let long = decision(Action::Long, dec!(0.1), dec!(1));
         let judge = |engine: &mut RiskEngine, at: i64, portfolio: &Portfolio| {
@@ -643,7 +658,7 @@ mod tests {
         let failed: Vec<_> = j.checks.iter().filter(|c| !c.passed).map(|c| c.id).collect();
         assert_eq!(failed, [RiskCheckId::Cooldown, RiskCheckId::DuplicateOrder]);
         // TC2: after the cooldown and the window, but 10% down on the day: the loss cap denies.
-        portfolio.mark(&spy, dec!(80)); // equity 1000 - 100 = 900: exactly 10% down
+        portfolio.mark(&spy, dec!(80)).unwrap(); // equity 1000 - 100 = 900: exactly 10% down
         let j = judge(&mut engine, 120 * SEC, &portfolio);
         let failed: Vec<_> = j.checks.iter().filter(|c| !c.passed).map(|c| c.id).collect();
         assert_eq!(failed, [RiskCheckId::DailyLossCap]);
@@ -704,18 +719,18 @@ mod tests {
     fn kill_switch_trips_once_on_drawdown_and_stays_tripped() {
         let spy = InstrumentId::new("SPY").unwrap();
         let mut portfolio = Portfolio::new(dec!(1000));
-        portfolio.apply_fill(&fill(Side::Buy, dec!(10), dec!(100)));
+        portfolio.apply_fill(&fill(Side::Buy, dec!(10), dec!(100))).unwrap();
         let mut switch =
             KillSwitch::new(KillSwitchLimits { max_drawdown: Some(dec!(0.2)), ..Default::default() }, false);
-        portfolio.mark(&spy, dec!(81)); // equity 810: 19% down
+        portfolio.mark(&spy, dec!(81)).unwrap(); // equity 810: 19% down
         assert!(switch.check(&portfolio).is_none());
-        portfolio.mark(&spy, dec!(80)); // 20%: trips
+        portfolio.mark(&spy, dec!(80)).unwrap(); // 20%: trips
         let trip = switch.check(&portfolio).expect("trips at the threshold");
         assert_eq!((trip.trigger, trip.value, trip.limit), (KillTrigger::Drawdown, dec!(0.2), dec!(0.2)));
         // Checking changes nothing; recording the trip trips it.
         assert!(!switch.is_tripped());
         switch.trip();
-        portfolio.mark(&spy, dec!(70));
+        portfolio.mark(&spy, dec!(70)).unwrap();
         assert!(switch.check(&portfolio).is_none(), "trips once");
         assert!(switch.is_tripped());
         // TC: a reset re-arms it.

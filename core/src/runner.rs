@@ -99,7 +99,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     ) -> Result<Self, RunError> {
         let appended = log.head().seq;
         let mut pending = Vec::with_capacity(64);
-        let engine = Engine::start(parts.spec, parts.provider, parts.risk, parts.kill, appended, now, &mut pending);
+        let engine = Engine::start(parts.spec, parts.provider, parts.risk, parts.kill, appended, now, &mut pending)?;
         let mut runner = Runner {
             log,
             observer,
@@ -119,18 +119,32 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     /// on this tick, then the engine's cycle, then its orders through the venue.
     ///
     /// # Errors
-    /// A failed append or flush; the events of the failed append are not recorded.
+    /// A failed append or flush (the events of the failed append are not recorded), or
+    /// a cycle the engine cannot make ([`EngineError::Overflow`]): nothing of that cycle
+    /// is recorded, the cycles before it are appended, and the run cannot go on.
     pub fn on_tick(&mut self, tick: &Tick, now: TimestampNs) -> Result<(), RunError> {
-        let market = MarketView { ts: tick.ts, instrument: tick.instrument, data: &tick.data };
-        self.take_reports(&market, now);
-        let first_new = self.pending.len();
-        self.engine.on_tick(tick, now, &mut self.pending)?;
-        self.act_on(first_new, &market, now)?;
+        let cycle_start = self.pending.len();
+        if let Err(error) = self.cycle(tick, now) {
+            // Nothing of a failed cycle is recorded; the cycles before it are.
+            self.pending.truncate(cycle_start);
+            let appended = self.append();
+            return Err(appended.err().unwrap_or(error));
+        }
         self.cycles_pending += 1;
         if self.cycles_pending >= self.cycles_per_append {
             self.append()?;
         }
         Ok(())
+    }
+
+    /// One cycle's drafts: the venue's reports on earlier orders at this tick, the
+    /// engine's cycle, and its orders through the venue.
+    fn cycle(&mut self, tick: &Tick, now: TimestampNs) -> Result<(), RunError> {
+        let market = MarketView { ts: tick.ts, instrument: tick.instrument, data: &tick.data };
+        self.take_reports(&market, now)?;
+        let first_new = self.pending.len();
+        self.engine.on_tick(tick, now, &mut self.pending)?;
+        self.act_on(first_new, &market, now)
     }
 
     /// Carries out what the drafts from `first_new` on ask of the venue: a kill-switch
@@ -148,7 +162,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         }
         if tripped {
             for report in self.venue.cancel_all("kill switch tripped") {
-                self.engine.on_report(report, market.ts, now, &mut self.pending);
+                self.engine.on_report(report, market.ts, now, &mut self.pending)?;
             }
         }
         if self.to_send.is_empty() {
@@ -163,18 +177,18 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             if let Err(error) = self.venue.submit(&order, market) {
                 let reason = format!("venue refused the order: {error}");
                 let rejected = OrderRejected { client_order_id: order.client_order_id, reason: reason.as_str().into() };
-                self.engine.on_report(VenueReport::Rejected(rejected), market.ts, now, &mut self.pending);
+                self.engine.on_report(VenueReport::Rejected(rejected), market.ts, now, &mut self.pending)?;
             }
         }
-        self.take_reports(market, now);
-        Ok(())
+        self.take_reports(market, now)
     }
 
     /// Records every report the venue has now, handing it the funds after each.
-    fn take_reports(&mut self, market: &MarketView<'_>, now: TimestampNs) {
+    fn take_reports(&mut self, market: &MarketView<'_>, now: TimestampNs) -> Result<(), RunError> {
         while let Some(report) = self.venue.poll(market, &self.engine.funds()) {
-            self.engine.on_report(report, market.ts, now, &mut self.pending);
+            self.engine.on_report(report, market.ts, now, &mut self.pending)?;
         }
+        Ok(())
     }
 
     /// Appends the cycles gathered so far, feeding them to the observer first.
@@ -212,7 +226,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     pub fn stop(mut self, reason: &str, skipped_rows: u64, now: TimestampNs) -> Result<Portfolio, RunError> {
         let canceled = self.venue.cancel_all(&format!("canceled at stop: {reason}"));
         let mut pending = std::mem::take(&mut self.pending);
-        let portfolio = self.engine.stop(reason, skipped_rows, canceled, now, &mut pending);
+        let portfolio = self.engine.stop(reason, skipped_rows, canceled, now, &mut pending)?;
         let expected = self.appended.next();
         self.observer.observe(expected, &pending);
         let receipt = self.log.append(&mut pending)?;

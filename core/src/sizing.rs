@@ -38,29 +38,38 @@ impl Funds {
     /// The most an opening order on `side` may spend, account currency: cash plus the
     /// leverage room for buys, the room under `max_leverage` x equity for sells (shorts),
     /// never more than that room, never negative.
+    ///
+    /// Arithmetic that leaves `Decimal`'s range gives no budget (the order is rejected).
     pub fn budget(&self, side: Side, max_leverage: Decimal) -> Decimal {
-        let room = (self.equity * max_leverage - self.gross_exposure).max(Decimal::ZERO);
+        let room = self.equity.checked_mul(max_leverage).and_then(|l| l.checked_sub(self.gross_exposure));
+        let Some(room) = room.map(|r| r.max(Decimal::ZERO)) else { return Decimal::ZERO };
         let budget = match side {
-            Side::Buy => self.cash + (max_leverage - Decimal::ONE) * self.equity,
-            Side::Sell => room,
+            Side::Buy => max_leverage
+                .checked_sub(Decimal::ONE)
+                .and_then(|l| l.checked_mul(self.equity))
+                .and_then(|extra| self.cash.checked_add(extra)),
+            Side::Sell => Some(room),
         };
-        budget.min(room).max(Decimal::ZERO)
+        budget.map_or(Decimal::ZERO, |b| b.min(room).max(Decimal::ZERO))
     }
 }
 
 /// Commission on `units` at `price`: rate x notional plus per-unit, at least the
-/// minimum, rounded half away from zero to the account currency's places.
-pub fn fee(units: Decimal, price: Decimal, costs: &Costs) -> Decimal {
-    let fee = (units * price * costs.commission_rate + units * costs.commission_per_unit).max(costs.commission_min);
-    fee.round_dp_with_strategy(costs.money_decimals, RoundingStrategy::MidpointAwayFromZero)
+/// minimum, rounded half away from zero to the account currency's places. `None` when
+/// it leaves `Decimal`'s range.
+pub fn fee(units: Decimal, price: Decimal, costs: &Costs) -> Option<Decimal> {
+    let by_rate = units.checked_mul(price)?.checked_mul(costs.commission_rate)?;
+    let fee = by_rate.checked_add(units.checked_mul(costs.commission_per_unit)?)?.max(costs.commission_min);
+    Some(fee.round_dp_with_strategy(costs.money_decimals, RoundingStrategy::MidpointAwayFromZero))
 }
 
-/// `units` rounded down to a whole number of lots (unchanged when the lot is not positive).
+/// `units` rounded down to a whole number of lots (unchanged when the lot is not
+/// positive; zero when the division leaves `Decimal`'s range).
 pub fn floor_lot(units: Decimal, lot: Decimal) -> Decimal {
     if lot <= Decimal::ZERO {
         return units;
     }
-    (units / lot).floor() * lot
+    units.checked_div(lot).and_then(|n| n.floor().checked_mul(lot)).unwrap_or(Decimal::ZERO)
 }
 
 /// Units a notional order buys at `price`: the most lots whose cost plus commission fits
@@ -69,20 +78,28 @@ pub fn floor_lot(units: Decimal, lot: Decimal) -> Decimal {
 /// The first guess divides the money by the cost of one unit with its commission; the
 /// minimum commission and the fee's rounding can still push the cost over, so it steps
 /// down by one lot, then two, four, ... until it fits (a few steps at most).
+///
+/// Arithmetic that leaves `Decimal`'s range (prices near 1e-28 or 1e28) gives zero units.
 pub fn units_for(notional: Decimal, budget: Decimal, price: Decimal, costs: &Costs) -> Decimal {
     let spend = notional.min(budget);
     if spend <= Decimal::ZERO || price <= Decimal::ZERO {
         return Decimal::ZERO;
     }
-    let per_unit = price * (Decimal::ONE + costs.commission_rate) + costs.commission_per_unit;
-    if per_unit <= Decimal::ZERO {
-        return Decimal::ZERO;
-    }
-    let mut units = floor_lot(spend / per_unit, costs.lot_size);
+    let per_unit = Decimal::ONE
+        .checked_add(costs.commission_rate)
+        .and_then(|r| r.checked_mul(price))
+        .and_then(|p| p.checked_add(costs.commission_per_unit));
+    let Some(per_unit) = per_unit.filter(|p| *p > Decimal::ZERO) else { return Decimal::ZERO };
+    let Some(first_guess) = spend.checked_div(per_unit) else { return Decimal::ZERO };
+    let mut units = floor_lot(first_guess, costs.lot_size);
     let mut step = if costs.lot_size > Decimal::ZERO { costs.lot_size } else { Decimal::new(1, 8) };
-    while units > Decimal::ZERO && units * price + fee(units, price, costs) > spend {
+    let fits = |units: Decimal| {
+        let cost = units.checked_mul(price).zip(fee(units, price, costs)).and_then(|(n, f)| n.checked_add(f));
+        cost.is_some_and(|c| c <= spend)
+    };
+    while units > Decimal::ZERO && !fits(units) {
         units = floor_lot((units - step).max(Decimal::ZERO), costs.lot_size);
-        step *= Decimal::TWO;
+        step = step.checked_mul(Decimal::TWO).unwrap_or(units);
     }
     units
 }
@@ -108,15 +125,26 @@ mod tests {
         assert_eq!(units_for(dec!(10000), dec!(10000), dec!(100), &costs(dec!(0.001), dec!(0), dec!(1))), dec!(99));
         // TC1: crypto lots of 1e-8 step down by a lot, not by a whole unit.
         let btc = units_for(dec!(100000), dec!(100000), dec!(47000), &costs(dec!(0.001), dec!(0), dec!(0.00000001)));
-        assert!(
-            btc > dec!(2.12)
-                && btc * dec!(47000) + fee(btc, dec!(47000), &costs(dec!(0.001), dec!(0), dec!(0.00000001)))
-                    <= dec!(100000)
-        );
+        let cost = btc * dec!(47000) + fee(btc, dec!(47000), &costs(dec!(0.001), dec!(0), dec!(0.00000001))).unwrap();
+        assert!(btc > dec!(2.12) && cost <= dec!(100000));
         // TC2: a minimum commission of 5 pushes the first guess over: 99 units cost 9,900 + 5.
         assert_eq!(units_for(dec!(10000), dec!(10000), dec!(100), &costs(dec!(0), dec!(5), dec!(1))), dec!(99));
         // TC3: no money, no units.
         assert_eq!(units_for(dec!(0), dec!(10000), dec!(100), &costs(dec!(0), dec!(0), dec!(1))), dec!(0));
+    }
+
+    #[test]
+    fn extreme_prices_give_zero_units_never_a_panic() {
+        let c = costs(dec!(0.001), dec!(0), dec!(0.001));
+        // TC0: a price near the smallest decimal: the division would overflow.
+        assert_eq!(units_for(dec!(100000), dec!(100000), Decimal::new(1, 27), &c), dec!(0));
+        // TC1: the largest price: nothing fits.
+        assert_eq!(units_for(dec!(100000), dec!(100000), Decimal::MAX, &c), dec!(0));
+        // TC2: a fee on the largest notional does not fit.
+        assert_eq!(fee(Decimal::MAX, dec!(2), &c), None);
+        // TC3: a budget on the largest equity with leverage does not overflow.
+        let funds = Funds { cash: Decimal::MAX, equity: Decimal::MAX, gross_exposure: dec!(0) };
+        assert_eq!(funds.budget(Side::Buy, dec!(2)), dec!(0));
     }
 
     #[test]

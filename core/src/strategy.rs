@@ -22,22 +22,43 @@ pub struct Sma {
     sum: Decimal,
 }
 
+/// Values a new SMA reserves room for; a longer window grows as values arrive, so a
+/// period from configuration never allocates up front.
+const SMA_RESERVE: usize = 4096;
+
+/// The running sum of an SMA's window left the range of `Decimal` (values near 7.9e28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SumOverflow;
+
 impl Sma {
     /// An SMA of `len` values (`len >= 1`).
     pub fn new(len: usize) -> Self {
-        Sma { len: len.max(1), window: VecDeque::with_capacity(len.max(1) + 1), sum: Decimal::ZERO }
+        let len = len.max(1);
+        Sma { len, window: VecDeque::with_capacity(len.min(SMA_RESERVE) + 1), sum: Decimal::ZERO }
     }
 
     /// Adds a value; returns the running sum once `len` values are in.
-    pub fn push(&mut self, value: Decimal) -> Option<Decimal> {
+    ///
+    /// # Errors
+    /// [`SumOverflow`] when the sum leaves `Decimal`'s range; the SMA then starts over
+    /// (empty), so it warms up again from the next value.
+    pub fn push(&mut self, value: Decimal) -> Result<Option<Decimal>, SumOverflow> {
+        let Some(mut sum) = self.sum.checked_add(value) else {
+            (self.window, self.sum) = (VecDeque::new(), Decimal::ZERO);
+            return Err(SumOverflow);
+        };
         self.window.push_back(value);
-        self.sum += value;
         if self.window.len() > self.len {
             if let Some(old) = self.window.pop_front() {
-                self.sum -= old;
+                let Some(rest) = sum.checked_sub(old) else {
+                    (self.window, self.sum) = (VecDeque::new(), Decimal::ZERO);
+                    return Err(SumOverflow);
+                };
+                sum = rest;
             }
         }
-        (self.window.len() == self.len).then_some(self.sum)
+        self.sum = sum;
+        Ok((self.window.len() == self.len).then_some(self.sum))
     }
 }
 
@@ -250,12 +271,27 @@ impl DecisionProvider for SmaCross {
 
     fn decide(&mut self, input: &DecisionInput<'_>) -> ProviderAnswer {
         let close = input.bar.map_or(input.price, |bar| bar.close);
-        let (fast, slow) = (self.fast.push(close), self.slow.push(close));
+        let (fast, slow) = match (self.fast.push(close), self.slow.push(close)) {
+            (Ok(fast), Ok(slow)) => (fast, slow),
+            _ => {
+                // Both start over, so that they stay in step.
+                (self.fast, self.slow) = (Sma::new(self.fast_len), Sma::new(self.slow_len));
+                let why = format!("sma-cross: close {close} overflows the moving sums; warming up again");
+                return ProviderAnswer {
+                    parse_status: ParseStatus::ProviderError(Arc::from(why.as_str())),
+                    ..answer(hold(self.reasons.warmup.clone()), &self.reasons.empty)
+                };
+            }
+        };
         let decision = match (fast, slow) {
             (Some(fast_sum), Some(slow_sum)) => {
-                // Compare means without dividing: fast_sum/f vs slow_sum/s <=> fast_sum*s vs slow_sum*f.
-                let lhs = fast_sum * Decimal::from(self.slow_len as u64);
-                let rhs = slow_sum * Decimal::from(self.fast_len as u64);
+                // Compare means without dividing: fast_sum/f vs slow_sum/s <=> fast_sum*s vs
+                // slow_sum*f; past Decimal's range, compare the divided means instead.
+                let (f, s) = (Decimal::from(self.fast_len as u64), Decimal::from(self.slow_len as u64));
+                let (lhs, rhs) = match (fast_sum.checked_mul(s), slow_sum.checked_mul(f)) {
+                    (Some(lhs), Some(rhs)) => (lhs, rhs),
+                    _ => (fast_sum / f, slow_sum / s),
+                };
                 let stance = match lhs.cmp(&rhs) {
                     std::cmp::Ordering::Less => Stance::Below,
                     std::cmp::Ordering::Equal => Stance::Equal,
@@ -373,10 +409,13 @@ mod tests {
     #[test]
     fn sma_is_exact_over_its_window() {
         let mut sma = Sma::new(3);
-        assert_eq!(sma.push(dec!(1)), None);
-        assert_eq!(sma.push(dec!(2)), None);
-        assert_eq!(sma.push(dec!(3)), Some(dec!(6)));
-        assert_eq!(sma.push(dec!(10)), Some(dec!(15)));
+        assert_eq!(sma.push(dec!(1)), Ok(None));
+        assert_eq!(sma.push(dec!(2)), Ok(None));
+        assert_eq!(sma.push(dec!(3)), Ok(Some(dec!(6))));
+        assert_eq!(sma.push(dec!(10)), Ok(Some(dec!(15))));
+        // TC: a sum past Decimal's range starts the SMA over, never panics.
+        assert_eq!(sma.push(Decimal::MAX), Err(SumOverflow));
+        assert_eq!(sma.push(dec!(1)), Ok(None));
     }
 
     #[test]

@@ -203,20 +203,30 @@ impl PaperVenue {
         }
     }
 
-    /// Reference price moved against the trader by the slippage, on the price grid.
-    fn fill_price(&self, side: Side, reference: Decimal) -> Decimal {
-        let slip = self.config.slippage_bps / Decimal::from(10_000);
+    /// Reference price moved against the trader by the slippage, on the price grid;
+    /// `None` when that leaves `Decimal`'s range (the order is then rejected).
+    fn fill_price(&self, side: Side, reference: Decimal) -> Option<Decimal> {
+        let slip = self.config.slippage_bps.checked_div(Decimal::from(10_000))?;
         let (raw, strategy) = match side {
-            Side::Buy => (reference * (Decimal::ONE + slip), RoundingStrategy::AwayFromZero),
-            Side::Sell => (reference * (Decimal::ONE - slip), RoundingStrategy::ToZero),
+            Side::Buy => (reference.checked_mul(Decimal::ONE.checked_add(slip)?)?, RoundingStrategy::AwayFromZero),
+            Side::Sell => (reference.checked_mul(Decimal::ONE.checked_sub(slip)?)?, RoundingStrategy::ToZero),
         };
         match self.config.price_increment.filter(|inc| *inc > Decimal::ZERO) {
-            Some(inc) => (raw / inc).round_dp_with_strategy(0, strategy) * inc,
-            None => raw,
+            Some(inc) => raw.checked_div(inc)?.round_dp_with_strategy(0, strategy).checked_mul(inc),
+            None => Some(raw),
         }
     }
 
-    fn fill(&mut self, order: &OrderSubmitted, price: Decimal, funds: &Funds) -> VenueReport {
+    fn fill(&mut self, order: &OrderSubmitted, reference: Decimal, funds: &Funds) -> VenueReport {
+        let reject = |reason: String| {
+            VenueReport::Rejected(OrderRejected {
+                client_order_id: order.client_order_id,
+                reason: Arc::from(reason.as_str()),
+            })
+        };
+        let Some(price) = self.fill_price(order.side, reference).filter(|p| *p > Decimal::ZERO) else {
+            return reject(format!("no fill price: reference {reference} with the slippage and price grid"));
+        };
         let units = match order.qty {
             OrderQty::Units(units) => sizing::floor_lot(units, self.costs.lot_size),
             OrderQty::Notional(notional) => {
@@ -225,13 +235,14 @@ impl PaperVenue {
             }
         };
         if units <= Decimal::ZERO {
-            let reason =
-                format!("zero units: order {:?} at fill price {price} does not fit the cash available", order.qty);
-            return VenueReport::Rejected(OrderRejected {
-                client_order_id: order.client_order_id,
-                reason: Arc::from(reason.as_str()),
-            });
+            return reject(format!(
+                "zero units: order {:?} at fill price {price} does not fit the cash available",
+                order.qty
+            ));
         }
+        let Some(fee) = sizing::fee(units, price, &self.costs) else {
+            return reject(format!("the fee on {units} units at {price} is out of range"));
+        };
         let fill_id = FillId::new(self.next_fill);
         self.next_fill += 1;
         VenueReport::Filled(OrderFilled {
@@ -241,7 +252,7 @@ impl PaperVenue {
             side: order.side,
             qty: units,
             price,
-            fee: sizing::fee(units, price, &self.costs),
+            fee,
             liquidity: Liquidity::Taker,
         })
     }
@@ -273,8 +284,7 @@ impl Venue for PaperVenue {
             fillable.then(|| self.reference(w.order.side, market, w.submitted_at)).flatten().map(|r| (i, r))
         })?;
         let working = self.working.remove(index)?;
-        let price = self.fill_price(working.order.side, reference);
-        Some(self.fill(&working.order, price, funds))
+        Some(self.fill(&working.order, reference, funds))
     }
 
     fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport> {

@@ -37,8 +37,14 @@ impl Fold for PortfolioFold {
         }
         match event.payload {
             Payload::RunStarted(started) => self.portfolio = Portfolio::new(started.starting_cash),
-            Payload::MarketTick(tick) => self.portfolio.mark(&tick.instrument, tick.data.reference_price()),
-            Payload::OrderFilled(fill) => self.portfolio.apply_fill(fill),
+            // A change the account cannot represent is not in a ledger the engine wrote;
+            // in any other it is passed over, as the engine would have refused it.
+            Payload::MarketTick(tick) => {
+                let _ = self.portfolio.mark(&tick.instrument, tick.data.reference_price());
+            }
+            Payload::OrderFilled(fill) => {
+                let _ = self.portfolio.apply_fill(fill);
+            }
             _ => {}
         }
     }

@@ -105,7 +105,7 @@ impl Drawdowns {
             self.close(ts);
             self.peak = Some(Peak { ts, equity });
         } else if peak > Decimal::ZERO {
-            self.depth = self.depth.max(ratio(peak - equity, peak));
+            self.depth = self.depth.max(ratio(peak.saturating_sub(equity), peak));
         }
     }
 
@@ -206,18 +206,18 @@ impl ReportFold {
         if crossed {
             if let Some(open) = self.open_trades.remove(&instrument) {
                 // Fees of the closing fill are counted whole in this trade.
-                let pnl =
-                    (self.portfolio.realized_pnl - open.realized_at_entry) - (self.portfolio.fees - open.fees_at_entry);
+                let pnl = (self.portfolio.realized_pnl.saturating_sub(open.realized_at_entry))
+                    .saturating_sub(self.portfolio.fees.saturating_sub(open.fees_at_entry));
                 let return_pct = ratio(pnl, open.entry_notional);
                 let t = &mut self.trades;
                 t.count += 1;
-                t.pnl_sum += pnl;
+                t.pnl_sum = t.pnl_sum.saturating_add(pnl);
                 t.return_sum += return_pct;
                 if pnl > Decimal::ZERO {
                     t.wins += 1;
-                    t.gross_win += pnl;
+                    t.gross_win = t.gross_win.saturating_add(pnl);
                 } else if pnl < Decimal::ZERO {
-                    t.gross_loss -= pnl;
+                    t.gross_loss = t.gross_loss.saturating_sub(pnl);
                 }
                 t.best = Some(t.best.map_or(return_pct, |b| b.max(return_pct)));
                 t.worst = Some(t.worst.map_or(return_pct, |w| w.min(return_pct)));
@@ -229,9 +229,9 @@ impl ReportFold {
             self.open_trades.insert(
                 instrument,
                 OpenTrade {
-                    entry_notional: after.abs() * price,
+                    entry_notional: after.abs().saturating_mul(price),
                     realized_at_entry: self.portfolio.realized_pnl,
-                    fees_at_entry: self.portfolio.fees - entry_fee,
+                    fees_at_entry: self.portfolio.fees.saturating_sub(entry_fee),
                 },
             );
         }
@@ -246,7 +246,7 @@ impl ReportFold {
         let years = (end.nanos() - start.nanos()) as f64 / (365.25 * NANOS_PER_DAY as f64);
         let ticks = self.ticks;
         let periods_per_year = if years > 0.0 { ticks as f64 / years } else { 0.0 };
-        let total_return = ratio(final_equity - start_equity, start_equity);
+        let total_return = ratio(final_equity.saturating_sub(start_equity), start_equity);
         let ann_return = if years > 0.0 && start_equity > Decimal::ZERO {
             (to_f64(final_equity) / to_f64(start_equity)).powf(1.0 / years) - 1.0
         } else {
@@ -267,7 +267,7 @@ impl ReportFold {
         let t = &self.trades;
         let per_trade = |sum: f64| if t.count > 0 { sum / t.count as f64 } else { 0.0 };
         let buy_and_hold = match (self.first_price, self.last_price) {
-            (Some(first), Some(last)) => ratio(last - first, first),
+            (Some(first), Some(last)) => ratio(last.saturating_sub(first), first),
             _ => 0.0,
         };
         Report {
@@ -327,15 +327,19 @@ impl Fold for ReportFold {
                 self.portfolio = Portfolio::new(started.starting_cash);
                 self.started = Some(event.ts_event);
             }
+            // A change the account cannot represent is not in a ledger the engine wrote
+            // (it stops the run instead); in any other it is passed over.
             Payload::MarketTick(tick) => {
-                self.portfolio.mark(&tick.instrument, tick.data.reference_price());
-                self.on_tick(event.ts_event, tick.data.reference_price());
+                if self.portfolio.mark(&tick.instrument, tick.data.reference_price()).is_ok() {
+                    self.on_tick(event.ts_event, tick.data.reference_price());
+                }
             }
             Payload::OrderFilled(fill) => {
                 let before = self.portfolio.qty(&fill.instrument);
-                self.portfolio.apply_fill(fill);
-                let after = self.portfolio.qty(&fill.instrument);
-                self.track_trade(fill.instrument, before, after, fill.price, fill.fee);
+                if self.portfolio.apply_fill(fill).is_ok() {
+                    let after = self.portfolio.qty(&fill.instrument);
+                    self.track_trade(fill.instrument, before, after, fill.price, fill.fee);
+                }
             }
             _ => {}
         }
@@ -435,11 +439,13 @@ fn to_f64(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(0.0)
 }
 
+/// `num / den` as a float for display: exact where the quotient fits a `Decimal`, in
+/// floating point beyond (never a panic), 0 for a zero denominator.
 fn ratio(num: Decimal, den: Decimal) -> f64 {
     if den.is_zero() {
         0.0
     } else {
-        to_f64(num / den)
+        num.checked_div(den).map_or_else(|| to_f64(num) / to_f64(den), to_f64)
     }
 }
 
