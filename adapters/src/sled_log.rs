@@ -100,6 +100,10 @@ struct Handles {
 
 impl Handles {
     fn open(path: &Path) -> Result<Handles, LogError> {
+        guarded(|| format!("opening {}", path.display()), || Handles::open_unguarded(path))
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Handles, LogError> {
         let db = open_db(path)?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| LogError::storage(format!("opening tree {name}"), e));
         let (events, meta, snapshots) = (tree("events")?, tree("meta")?, tree("snapshots")?);
@@ -108,11 +112,11 @@ impl Handles {
 }
 
 impl Store {
-    /// Runs `f` with the open handles.
+    /// Runs `f` with the open handles; a panic inside sled becomes a storage error.
     fn with<T>(&self, f: impl FnOnce(&Handles) -> Result<T, LogError>) -> Result<T, LogError> {
         let guard = self.handles.read().unwrap_or_else(PoisonError::into_inner);
         match guard.as_ref() {
-            Some(handles) => f(handles),
+            Some(handles) => guarded(|| format!("reading or writing {}", self.path.display()), || f(handles)),
             None => {
                 Err(LogError::WriterStopped(format!("the ledger at {} could not be reopened", self.path.display())))
             }
@@ -154,16 +158,22 @@ impl SledLog {
     /// naming the directory.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, LogError> {
         let handles = Handles::open(path)?;
-        let head = match handles.events.last().map_err(|e| LogError::storage("reading the last segment", e))? {
-            None => Head::default(),
-            Some((key, segment)) => last_record(key_to_seq(&key)?, &segment),
-        };
-        let recorded_head = match handles.meta.get(META_HEAD).map_err(|e| LogError::storage("reading meta", e))? {
-            Some(bytes) => {
-                codec::decode_meta::<Seq>(&bytes).map_err(|source| LogError::Codec { seq: Seq::ZERO, source })?
-            }
-            None => Seq::ZERO,
-        };
+        let (head, recorded_head) = guarded(
+            || format!("reading {}", path.display()),
+            || {
+                let head = match handles.events.last().map_err(|e| LogError::storage("reading the last segment", e))? {
+                    None => Head::default(),
+                    Some((key, segment)) => last_record(key_to_seq(&key)?, &segment),
+                };
+                let recorded_head =
+                    match handles.meta.get(META_HEAD).map_err(|e| LogError::storage("reading meta", e))? {
+                        Some(bytes) => codec::decode_meta::<Seq>(&bytes)
+                            .map_err(|source| LogError::Codec { seq: Seq::ZERO, source })?,
+                        None => Seq::ZERO,
+                    };
+                Ok((head, recorded_head))
+            },
+        )?;
         let store = Store {
             path: path.to_path_buf(),
             handles: RwLock::new(Some(handles)),
@@ -236,6 +246,28 @@ impl SledLog {
         self.unflushed_events = 0;
         self.store.reopen_if_due()?;
         Ok(self.durable)
+    }
+}
+
+/// sled 0.34 panics on some damaged or foreign files (a `db` from another database:
+/// "tried to serialize Uninitialized") instead of returning an error.
+#[derive(Debug, thiserror::Error)]
+#[error("sled failed inside: {0} (the data directory's files are damaged or not a ledger's)")]
+struct SledPanic(String);
+
+/// Runs a call into sled, turning a panic inside it into [`LogError::Storage`] naming
+/// what was being done: no panic from stored data reaches the caller.
+fn guarded<T>(what: impl FnOnce() -> String, call: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(LogError::storage(what(), SledPanic(message)))
+        }
     }
 }
 

@@ -28,7 +28,25 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let args = args::Cli::parse();
     logging::init(args.global.log_format);
-    match commands::dispatch(args) {
+    // Panics are not for users: the storage turns sled's into errors, and any other is a
+    // bug, reported below as one line with exit 2 (never 101 with a backtrace).
+    std::panic::set_hook(Box::new(|info| {
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(format!("{message}{place}"));
+        }
+    }));
+    let result = std::panic::catch_unwind(|| commands::dispatch(args)).unwrap_or_else(|_| {
+        let what = LAST_PANIC.lock().ok().and_then(|mut last| last.take()).unwrap_or_default();
+        Err(anyhow::anyhow!("internal error (a bug; please report it): {what}"))
+    });
+    match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::CheckFailed) => ExitCode::from(1),
         Err(error) => {
@@ -43,6 +61,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The last panic's message and place, for the one-line report of a bug.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 /// Whether the error is damage in stored records (not a failure of the storage itself).
 fn is_data_damage(error: &anyhow::Error) -> bool {

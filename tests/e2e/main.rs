@@ -6,4 +6,5 @@ mod harness;
 mod backtest;
 mod errors;
 mod ledger;
+mod storage;
 mod stream;
