@@ -329,10 +329,8 @@ impl Fold for ReportFold {
             }
             // A change the account cannot represent is not in a ledger the engine wrote
             // (it stops the run instead); in any other it is passed over.
-            Payload::MarketTick(tick) => {
-                if self.portfolio.mark(&tick.instrument, tick.data.reference_price()).is_ok() {
-                    self.on_tick(event.ts_event, tick.data.reference_price());
-                }
+            Payload::MarketTick(tick) if self.portfolio.mark(&tick.instrument, tick.data.reference_price()).is_ok() => {
+                self.on_tick(event.ts_event, tick.data.reference_price());
             }
             Payload::OrderFilled(fill) => {
                 let before = self.portfolio.qty(&fill.instrument);
