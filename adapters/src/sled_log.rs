@@ -168,7 +168,7 @@ impl SledLog {
                 let recorded_head =
                     match handles.meta.get(META_HEAD).map_err(|e| LogError::storage("reading meta", e))? {
                         Some(bytes) => codec::decode_meta::<Seq>(&bytes)
-                            .map_err(|source| LogError::Codec { seq: Seq::ZERO, source })?,
+                            .map_err(|source| LogError::Codec { seq: Seq::ZERO, error: source })?,
                         None => Seq::ZERO,
                     };
                 Ok((head, recorded_head))
@@ -232,8 +232,8 @@ impl SledLog {
     }
 
     fn flush(&mut self) -> Result<Seq, LogError> {
-        let head =
-            codec::encode_meta(&self.head.seq).map_err(|source| LogError::Encode { seq: self.head.seq, source })?;
+        let head = codec::encode_meta(&self.head.seq)
+            .map_err(|source| LogError::Encode { seq: self.head.seq, error: source })?;
         self.store.with(|h| {
             h.meta.insert(META_HEAD, head).map_err(|e| LogError::storage("writing meta", e))?;
             h.db.flush().map_err(|e| LogError::storage(format!("flushing {}", self.path.display()), e))?;
@@ -443,7 +443,7 @@ fn read_segments(
         store.touch(segment.len());
         for (index, record) in codec::segment_records(&segment).enumerate() {
             let seq = first.plus(index as u64);
-            let record = record.map_err(|source| LogError::Codec { seq, source })?;
+            let record = record.map_err(|source| LogError::Codec { seq, error: source })?;
             if seq < at {
                 continue;
             }

@@ -49,6 +49,28 @@ impl Ledger {
     /// # Errors
     /// A storage error, or damage met while catching the folds up.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Ledger> {
+        let mut ledger = Ledger::open_snapshots(data_dir, durability)?;
+        if ledger.runs.covers().min(ledger.kill_switch.covers()) < ledger.log.head().seq {
+            fold_log(&ledger.log, &mut Folds::new().with(&mut ledger.runs).with(&mut ledger.kill_switch))
+                .with_context(|| format!("reading the ledger at {}", data_dir.display()))?;
+        }
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger with its folds as their snapshots left them, not caught
+    /// up with the events after them: for `ledger verify`, which reads every event
+    /// itself (and must name damage, not stop at it).
+    ///
+    /// # Errors
+    /// No ledger there, or a storage error.
+    pub fn open_snapshots_only(data_dir: &Path) -> Result<Ledger> {
+        if !SledLog::exists(data_dir) {
+            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", data_dir.display());
+        }
+        Ledger::open_snapshots(data_dir, Durability::Strict)
+    }
+
+    fn open_snapshots(data_dir: &Path, durability: Durability) -> Result<Ledger> {
         let log =
             SledLog::open(data_dir, durability).with_context(|| format!("opening ledger at {}", data_dir.display()))?;
         let head = log.head().seq;
@@ -56,12 +78,7 @@ impl Ledger {
         let runs: Option<RunsFold> = load(&log, RUNS)?.filter(|f: &RunsFold| f.covers() <= head);
         let kill_switch: Option<KillSwitchFold> =
             load(&log, KILL_SWITCH)?.filter(|f: &KillSwitchFold| f.covers() <= head);
-        let (mut runs, mut kill_switch) = (runs.unwrap_or_default(), kill_switch.unwrap_or_default());
-        if runs.covers().min(kill_switch.covers()) < head {
-            fold_log(&log, &mut Folds::new().with(&mut runs).with(&mut kill_switch))
-                .with_context(|| format!("reading the ledger at {}", data_dir.display()))?;
-        }
-        Ok(Ledger { log, runs, kill_switch })
+        Ok(Ledger { log, runs: runs.unwrap_or_default(), kill_switch: kill_switch.unwrap_or_default() })
     }
 
     /// Writes the folds' snapshots (after the events they cover are appended).

@@ -26,12 +26,12 @@ use crate::ids::Seq;
 #[derive(Debug, Error)]
 pub enum LogError {
     /// A stored record could not be framed or decoded.
-    #[error("seq {seq}: {source}")]
+    #[error("seq {seq}: {error}")]
     Codec {
         /// The record's sequence.
         seq: Seq,
-        /// What the codec said.
-        source: CodecError,
+        /// What the codec said (in the message, so not also a source).
+        error: CodecError,
     },
     /// A stored record's hash does not match its bytes chained from the record before.
     #[error("seq {seq}: the record does not match its hash (changed, or not chained from seq {})", seq.get().saturating_sub(1))]
@@ -48,12 +48,12 @@ pub enum LogError {
         found: Seq,
     },
     /// An event could not be encoded.
-    #[error("encoding event {seq}: {source}")]
+    #[error("encoding event {seq}: {error}")]
     Encode {
         /// The sequence it would have had.
         seq: Seq,
-        /// What the codec said.
-        source: CodecError,
+        /// What the codec said (in the message, so not also a source).
+        error: CodecError,
     },
     /// The ledger wrote down a later head than its last record: records were cut off
     /// the tail. Appending would hide that, so it is refused.
@@ -233,7 +233,7 @@ pub fn visit_events(
         let frame = match codec::frame(bytes) {
             Ok(frame) => frame,
             Err(source) => {
-                failure = Some(LogError::Codec { seq, source });
+                failure = Some(LogError::Codec { seq, error: source });
                 return ControlFlow::Break(());
             }
         };
@@ -251,7 +251,7 @@ pub fn visit_events(
         match codec::decode_record(seq, &prev_hash, bytes) {
             Ok(event) => visit(event),
             Err(source) => {
-                failure = Some(LogError::Codec { seq, source });
+                failure = Some(LogError::Codec { seq, error: source });
                 ControlFlow::Break(())
             }
         }
@@ -286,7 +286,7 @@ impl BatchEncoder {
             let seq = first.plus(offset as u64);
             let start = self.segment.len() + 4;
             codec::encode_unchained(seq, draft, &mut self.segment)
-                .map_err(|source| LogError::Encode { seq, source })?;
+                .map_err(|source| LogError::Encode { seq, error: source })?;
             self.spans.push((start, self.segment.len()));
         }
         Ok(())
@@ -438,7 +438,7 @@ impl RecordSource for MemReader {
         for &(first, chunk, begin, end) in &store.segments[start..] {
             for (index, record) in codec::segment_records(&store.chunks[chunk][begin..end]).enumerate() {
                 let seq = first.plus(index as u64);
-                let record = record.map_err(|source| LogError::Codec { seq, source })?;
+                let record = record.map_err(|source| LogError::Codec { seq, error: source })?;
                 if seq >= from && visit(seq, record).is_break() {
                     return Ok(());
                 }

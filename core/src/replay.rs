@@ -50,7 +50,7 @@ impl<'a> RecordedRun<'a> {
             _ => {
                 return Err(LogError::Codec {
                     seq: range.first,
-                    source: crate::codec::CodecError::Body(format!(
+                    error: crate::codec::CodecError::Body(format!(
                         "run {} does not begin with RunStarted",
                         range.run_id
                     )),

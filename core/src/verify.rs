@@ -7,6 +7,7 @@ use std::sync::mpsc::{self, SyncSender};
 
 use crate::chain::Hash32;
 use crate::codec::{self, CodecError};
+use crate::event::Envelope;
 use crate::ids::Seq;
 use crate::log::{Head, LogError, RecordSource};
 
@@ -104,41 +105,71 @@ pub enum Verdict {
 /// # Errors
 /// Only storage errors; problems in the data are a [`Verdict::Broken`].
 pub fn verify(log: &dyn RecordSource) -> Result<Verdict, LogError> {
+    verify_with(log, None)
+}
+
+/// As [`verify`], also handing every decoded event, in seq order, to `observe` (a fold
+/// to check against the ledger's own, for instance); events from the first problem on
+/// are not handed over.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with(
+    log: &dyn RecordSource,
+    observe: Option<&mut (dyn FnMut(&Envelope) + Send)>,
+) -> Result<Verdict, LogError> {
+    let keep = observe.is_some();
     std::thread::scope(|scope| {
-        let (results, collected) = mpsc::channel();
-        let workers: Vec<SyncSender<Batch>> = (0..WORKERS)
+        // Bounded: workers wait for a slow collector instead of piling results up.
+        let (results, collected) = mpsc::sync_channel(2 * WORKERS);
+        let workers: Vec<SyncSender<(usize, Batch)>> = (0..WORKERS)
             .map(|_| {
-                let (send, receive) = mpsc::sync_channel::<Batch>(2);
+                let (send, receive) = mpsc::sync_channel::<(usize, Batch)>(2);
                 let results = results.clone();
                 scope.spawn(move || {
-                    for batch in receive {
+                    for (index, batch) in receive {
                         // The receiver outlives every worker: the send cannot fail.
-                        let _ = results.send(batch.check());
+                        let _ = results.send((index, batch.check(keep)));
                     }
                 });
                 send
             })
             .collect();
         drop(results);
+        // The checked batches: put back in order and handed to the observer on a thread
+        // of their own (the reading thread is the one that cannot be parallel), or only
+        // searched for problems.
+        let collector = scope.spawn(move || match observe {
+            Some(observe) => {
+                let mut ordered = InOrder::default();
+                ordered.extend(collected.iter(), observe);
+                ordered.problems
+            }
+            None => collected.iter().filter_map(|(_, result)| result.err()).collect::<Vec<_>>(),
+        });
         let mut reading =
             Reading { expected: Seq::new(1), prev: Hash32::ZERO, failure: None, batch: Batch::new(), sent: 0 };
         let visited = log.visit_records(Seq::new(1), &mut |key, bytes| reading.take(key, bytes, &workers));
         let batch = std::mem::replace(&mut reading.batch, Batch::new());
         if !batch.seqs.is_empty() {
-            let _ = workers[reading.sent % WORKERS].send(batch); // a worker only stops when its sender is dropped
+            // A worker stops only when its sender is dropped: the send cannot fail.
+            let _ = workers[reading.sent % WORKERS].send((reading.sent, batch));
         }
         drop(workers);
         match visited {
             // A record the storage could not even frame is a problem in the data.
-            Err(LogError::Codec { seq, source }) if reading.failure.is_none() => {
+            Err(LogError::Codec { seq, error: source }) if reading.failure.is_none() => {
                 let expected = reading.expected;
                 let problem = if seq == expected { Problem::Undecodable(source) } else { Problem::Gap { found: seq } };
                 reading.failure = Some((expected, problem));
             }
             other => other?,
         }
+        // The collector ends when every worker has: a panic there is a bug, reported as
+        // a problem-free read would be wrong, so it is carried on.
+        let problems = collector.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         // The first problem in seq order, wherever it was found.
-        let failure = collected.iter().filter_map(Result::err).chain(reading.failure).min_by_key(|(seq, _)| *seq);
+        let failure = problems.into_iter().chain(reading.failure).min_by_key(|(seq, _)| *seq);
         let records = reading.expected.get() - 1;
         let failure = failure.or_else(|| {
             log.recorded_head()
@@ -169,7 +200,7 @@ struct Reading {
 }
 
 impl Reading {
-    fn take(&mut self, key: Seq, bytes: &[u8], workers: &[SyncSender<Batch>]) -> ControlFlow<()> {
+    fn take(&mut self, key: Seq, bytes: &[u8], workers: &[SyncSender<(usize, Batch)>]) -> ControlFlow<()> {
         if key != self.expected {
             self.failure = Some((self.expected, Problem::Gap { found: key }));
             return ControlFlow::Break(());
@@ -186,7 +217,7 @@ impl Reading {
         self.expected = key.next();
         if self.batch.seqs.len() >= BATCH {
             let batch = std::mem::replace(&mut self.batch, Batch::new());
-            if workers[self.sent % WORKERS].send(batch).is_err() {
+            if workers[self.sent % WORKERS].send((self.sent, batch)).is_err() {
                 return ControlFlow::Break(()); // a worker is gone: a panic there, reported by the scope
             }
             self.sent += 1;
@@ -221,19 +252,55 @@ impl Batch {
         self.ends.push(self.bytes.len());
     }
 
-    /// The first problem in the batch, if any.
-    fn check(self) -> Result<(), (Seq, Problem)> {
+    /// The first problem in the batch, if any; else its events, decoded, if `keep`.
+    fn check(self, keep: bool) -> BatchResult {
         let mut start = 0;
+        let mut events = Vec::with_capacity(if keep { self.seqs.len() } else { 0 });
         for ((&seq, prev), &end) in self.seqs.iter().zip(&self.prevs).zip(&self.ends) {
-            check(seq, &self.bytes[start..end], prev)?;
+            let event = check(seq, &self.bytes[start..end], prev)?;
+            if keep {
+                events.push(event);
+            }
             start = end;
         }
-        Ok(())
+        Ok(events)
     }
 }
 
-/// Checks one record at `key`, whose predecessor's stored hash is `prev`.
-fn check(key: Seq, bytes: &[u8], prev: &Hash32) -> Result<(), (Seq, Problem)> {
+/// A checked batch: its events (when kept), or its first problem.
+type BatchResult = Result<Vec<Envelope>, (Seq, Problem)>;
+
+/// Batch results put back in order for an observer.
+#[derive(Default)]
+struct InOrder {
+    next: usize,
+    waiting: std::collections::BTreeMap<usize, BatchResult>,
+    problems: Vec<(Seq, Problem)>,
+}
+
+impl InOrder {
+    /// Takes `results` and hands every event that is next in order to `observe`; after
+    /// a batch with a problem, hands nothing more over.
+    fn extend(&mut self, results: impl Iterator<Item = (usize, BatchResult)>, observe: &mut dyn FnMut(&Envelope)) {
+        for (index, result) in results {
+            match result {
+                Err(problem) => self.problems.push(problem),
+                Ok(events) => {
+                    self.waiting.insert(index, Ok(events));
+                }
+            }
+            while self.problems.is_empty() {
+                let Some(Ok(events)) = self.waiting.remove(&self.next) else { break };
+                self.next += 1;
+                events.iter().for_each(&mut *observe);
+            }
+        }
+    }
+}
+
+/// Checks one record at `key`, whose predecessor's stored hash is `prev`; returns it
+/// decoded.
+fn check(key: Seq, bytes: &[u8], prev: &Hash32) -> Result<Envelope, (Seq, Problem)> {
     let frame = codec::frame(bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
     let computed = frame.computed_hash(key, prev);
     if computed != frame.stored_hash {
@@ -242,6 +309,5 @@ fn check(key: Seq, bytes: &[u8], prev: &Hash32) -> Result<(), (Seq, Problem)> {
     if let Some(stored) = frame.stored_prev_hash.filter(|stored| stored != prev) {
         return Err((key, Problem::BrokenLink { expected: *prev, stored }));
     }
-    codec::decode_record(key, prev, bytes).map_err(|e| (key, Problem::Undecodable(e)))?;
-    Ok(())
+    codec::decode_record(key, prev, bytes).map_err(|e| (key, Problem::Undecodable(e)))
 }

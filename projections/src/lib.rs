@@ -39,7 +39,7 @@ pub trait Fold {
 
 /// Several folds fed together, as the runner's [`Observer`] or over the stored log.
 #[derive(Default)]
-pub struct Folds<'a>(Vec<&'a mut dyn Fold>);
+pub struct Folds<'a>(Vec<&'a mut (dyn Fold + Send)>);
 
 impl<'a> Folds<'a> {
     /// No folds yet.
@@ -48,7 +48,7 @@ impl<'a> Folds<'a> {
     }
 
     /// Adds a fold.
-    pub fn with(mut self, fold: &'a mut dyn Fold) -> Self {
+    pub fn with(mut self, fold: &'a mut (dyn Fold + Send)) -> Self {
         self.0.push(fold);
         self
     }

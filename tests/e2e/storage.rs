@@ -16,3 +16,21 @@ fn a_db_file_from_another_ledger_is_a_clear_error_not_a_panic() {
         assert!(!run.stderr.contains("panicked"), "{command:?}: {}", run.stderr);
     }
 }
+
+/// `verify` checks the folds kept as snapshots (the runs index, the kill switch) against
+/// the events: a snapshot that does not match them fails the check, though every record
+/// is intact.
+#[test]
+fn verify_refuses_a_runs_index_snapshot_that_does_not_match_the_events() {
+    use ledger_adapters::sled_log::{Durability, SledLog};
+    let (a, b) = (Ledger::new(), Ledger::new());
+    a.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    a.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv", "--strategy", "ema-rsi"]);
+    b.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv", "--param", "fast=2", "--param", "slow=3"]);
+    assert!(a.ok(&["verify"]).starts_with("ok: "));
+    let foreign = SledLog::open(&b.data_dir(), Durability::Strict).unwrap().snapshot("runs/1").unwrap().unwrap();
+    SledLog::open(&a.data_dir(), Durability::Strict).unwrap().put_snapshot("runs/1", &foreign).unwrap();
+    let run = a.run(&["verify"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("the runs index kept as a snapshot does not match the events"), "{}", run.stdout);
+}
