@@ -432,13 +432,14 @@ fn read_segments(
     visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>,
 ) -> Result<(bool, Option<Seq>), LogError> {
     // Start at the segment holding `at`: the last key at or before it.
+    let context = || format!("reading the records from seq {at}");
     let start = match events.range(..=at.to_key()).next_back() {
-        Some(entry) => entry.map_err(|e| LogError::storage("reading records", e))?.0,
+        Some(entry) => entry.map_err(|e| LogError::storage(context(), e))?.0,
         None => sled::IVec::from(&at.to_key()[..]),
     };
     let mut last = None;
     for entry in events.range(start..).take(SEGMENTS_PER_READ) {
-        let (key, segment) = entry.map_err(|e| LogError::storage("reading records", e))?;
+        let (key, segment) = entry.map_err(|e| LogError::storage(context(), e))?;
         let first = key_to_seq(&key)?;
         store.touch(segment.len());
         for (index, record) in codec::segment_records(&segment).enumerate() {

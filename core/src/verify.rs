@@ -34,6 +34,9 @@ pub enum Problem {
         /// The head the ledger wrote down.
         recorded_head: Seq,
     },
+    /// The storage could not read the records from here on (sled reported corruption or
+    /// an I/O failure): what it said.
+    Unreadable(String),
     /// The stored hash is not the SHA-256 of the record's bytes chained from the previous
     /// record (see [`crate::codec`]): the record, or its link, was changed.
     HashMismatch {
@@ -51,6 +54,7 @@ impl fmt::Display for Problem {
                 write!(f, "missing record: next stored record is seq {found}")
             }
             Problem::Undecodable(error) => write!(f, "does not decode: {error}"),
+            Problem::Unreadable(error) => write!(f, "the storage cannot read it: {error}"),
             Problem::MissingTail { recorded_head } => {
                 write!(f, "missing records: the ledger recorded its head at seq {recorded_head}")
             }
@@ -103,7 +107,9 @@ pub enum Verdict {
 /// record's check needs only its bytes and that link), so a check uses both cores.
 ///
 /// # Errors
-/// Only storage errors; problems in the data are a [`Verdict::Broken`].
+/// Only a storage that cannot be read at all (a lock, a writer that stopped); problems
+/// in the data, and segments the storage cannot read, are a [`Verdict::Broken`] naming
+/// the seq where they start.
 pub fn verify(log: &dyn RecordSource) -> Result<Verdict, LogError> {
     verify_with(log, None)
 }
@@ -162,6 +168,14 @@ pub fn verify_with(
                 let expected = reading.expected;
                 let problem = if seq == expected { Problem::Undecodable(source) } else { Problem::Gap { found: seq } };
                 reading.failure = Some((expected, problem));
+            }
+            // So is a segment the storage cannot read: the damage starts at the next seq.
+            Err(error @ (LogError::Storage { .. } | LogError::Gap { .. } | LogError::HashMismatch { .. }))
+                if reading.failure.is_none() =>
+            {
+                let chain = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source());
+                let message = chain.map(|e| e.to_string()).collect::<Vec<_>>().join(": ");
+                reading.failure = Some((reading.expected, Problem::Unreadable(message)));
             }
             other => other?,
         }
