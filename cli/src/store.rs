@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use ledger_adapters::sled_log::{Durability, SledLog};
 use ledger_core::codec;
+use ledger_core::ids::Seq;
 use ledger_core::log::EventLog;
 use ledger_projections::kill_switch::KillSwitchFold;
 use ledger_projections::runs::RunsFold;
@@ -29,6 +30,9 @@ pub struct Ledger {
     pub runs: RunsFold,
     /// The operator's kill switch.
     pub kill_switch: KillSwitchFold,
+    /// The highest seq a snapshot covers beyond the log's head, if any: snapshots are
+    /// written after the events they cover, so records were cut off the tail.
+    pub snapshot_beyond_head: Option<Seq>,
 }
 
 impl Ledger {
@@ -74,11 +78,17 @@ impl Ledger {
         let log =
             SledLog::open(data_dir, durability).with_context(|| format!("opening ledger at {}", data_dir.display()))?;
         let head = log.head().seq;
+        let runs: Option<RunsFold> = load(&log, RUNS)?;
+        let kill_switch: Option<KillSwitchFold> = load(&log, KILL_SWITCH)?;
+        let covered = [runs.as_ref().map(Fold::covers), kill_switch.as_ref().map(Fold::covers)];
+        let snapshot_beyond_head = covered.into_iter().flatten().filter(|&covers| covers > head).max();
         // A snapshot ahead of the log (records cut off the tail) is not trusted.
-        let runs: Option<RunsFold> = load(&log, RUNS)?.filter(|f: &RunsFold| f.covers() <= head);
-        let kill_switch: Option<KillSwitchFold> =
-            load(&log, KILL_SWITCH)?.filter(|f: &KillSwitchFold| f.covers() <= head);
-        Ok(Ledger { log, runs: runs.unwrap_or_default(), kill_switch: kill_switch.unwrap_or_default() })
+        Ok(Ledger {
+            log,
+            runs: runs.filter(|f| f.covers() <= head).unwrap_or_default(),
+            kill_switch: kill_switch.filter(|f| f.covers() <= head).unwrap_or_default(),
+            snapshot_beyond_head,
+        })
     }
 
     /// Writes the folds' snapshots (after the events they cover are appended).

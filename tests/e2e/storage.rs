@@ -34,3 +34,19 @@ fn verify_refuses_a_runs_index_snapshot_that_does_not_match_the_events() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("the runs index kept as a snapshot does not match the events"), "{}", run.stdout);
 }
+
+/// Snapshots are written after the events they cover: one that covers more than the log
+/// holds means records were cut off the tail, and `verify` says so (exit 1).
+#[test]
+fn verify_names_records_missing_behind_a_snapshot() {
+    use ledger_adapters::sled_log::{Durability, SledLog};
+    let (a, b) = (Ledger::new(), Ledger::new());
+    a.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    b.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    b.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    let ahead = SledLog::open(&b.data_dir(), Durability::Strict).unwrap().snapshot("runs/1").unwrap().unwrap();
+    SledLog::open(&a.data_dir(), Durability::Strict).unwrap().put_snapshot("runs/1", &ahead).unwrap();
+    let run = a.run(&["verify"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("missing records: the ledger's snapshots cover seq"), "{}", run.stdout);
+}

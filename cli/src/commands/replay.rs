@@ -54,14 +54,14 @@ fn backtest(data_dir: &Path, settings: &Settings, in_memory: bool) -> Result<Out
         report::print(&report.report(), false)?;
         return Ok(Outcome::Ok);
     }
-    let Ledger { log, mut runs, mut kill_switch } = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
+    let Ledger { log, mut runs, mut kill_switch, .. } = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
     let run_id = runs.next_run_id();
     let mut report = ReportFold::new(run_id);
     let mut log = BackgroundLog::new(log);
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
     let result = pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None);
     drop(folds);
-    let mut ledger = Ledger { log: log.into_inner()?, runs, kill_switch };
+    let mut ledger = Ledger { log: log.into_inner()?, runs, kill_switch, snapshot_beyond_head: None };
     result?;
     ledger.save_folds()?;
     report::print(&report.report(), false)?;
@@ -69,7 +69,7 @@ fn backtest(data_dir: &Path, settings: &Settings, in_memory: bool) -> Result<Out
 }
 
 fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outcome> {
-    let Ledger { mut log, mut runs, mut kill_switch } = Ledger::open_existing(data_dir)?;
+    let Ledger { mut log, mut runs, mut kill_switch, .. } = Ledger::open_existing(data_dir)?;
     let Some(original) = runs.get(parent).map(|r| r.range()) else {
         bail!("no run {parent} in the ledger (see `ledger runs`)");
     };
@@ -102,7 +102,7 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
         .with_context(|| format!("replaying run {parent}"))?;
     drop(folds);
     let replayed = runs.get(run_id).map(|r| r.range()).context("the replay's run is missing from the runs index")?;
-    let mut ledger = Ledger { log, runs, kill_switch };
+    let mut ledger = Ledger { log, runs, kill_switch, snapshot_beyond_head: None };
     ledger.save_folds()?;
     if !verify {
         report::print(&report.report(), false)?;

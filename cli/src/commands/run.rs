@@ -59,7 +59,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     });
     let mut report = ReportFold::new(run_id);
     let mut feed = data.feed.at_wall_clock();
-    let Ledger { log, runs, kill_switch } = &mut ledger;
+    let Ledger { log, runs, kill_switch, .. } = &mut ledger;
     let mut folds = Folds::new().with(runs).with(kill_switch).with(&mut report);
     let result = pipeline::execute(log, &mut folds, &settings, &mut feed, provider, &session, Some(&mut bus));
     drop(folds);

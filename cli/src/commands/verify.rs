@@ -16,11 +16,19 @@ use crate::Outcome;
 pub fn run(data_dir: &Path) -> Result<Outcome> {
     // The kept folds as their snapshots left them, caught up here with the same events
     // that fresh folds see from seq 1: they must come out equal.
-    let Ledger { log, runs: mut kept_runs, kill_switch: mut kept_kill } = Ledger::open_snapshots_only(data_dir)?;
+    let Ledger { log, runs: mut kept_runs, kill_switch: mut kept_kill, snapshot_beyond_head } =
+        Ledger::open_snapshots_only(data_dir)?;
     let (mut runs, mut kill_switch) = (RunsFold::default(), KillSwitchFold::default());
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut kept_runs).with(&mut kept_kill);
     let verdict = verify_with(&log, Some(&mut |event| folds.apply(&event.as_ref())))?;
     drop(folds);
+    if let (Verdict::Intact { records, .. }, Some(covers)) = (&verdict, snapshot_beyond_head) {
+        println!(
+            "FAILED at seq {}: missing records: the ledger's snapshots cover seq {covers} ({records} events before it are intact)",
+            records + 1
+        );
+        return Ok(Outcome::CheckFailed);
+    }
     if matches!(verdict, Verdict::Intact { .. }) {
         let stale = [("runs index", runs != kept_runs), ("kill switch", kill_switch != kept_kill)];
         if let Some((name, _)) = stale.iter().find(|(_, differs)| *differs) {
