@@ -17,7 +17,7 @@ use ledger_core::engine::RunSpec;
 use ledger_core::event::RunMode;
 use ledger_core::feed::Tick;
 use ledger_core::ids::{InstrumentId, RunId};
-use ledger_core::log::{EventLog, HeadLog, MemLog};
+use ledger_core::log::{EventLog, MemLog};
 use ledger_core::risk::{KillSwitch, KillSwitchLimits, RiskEngine, RiskLimits};
 use ledger_core::runner::{RunParts, Runner};
 use ledger_core::strategy::{RuleSizing, SmaCross};
@@ -110,7 +110,7 @@ fn main() {
     let mut best = [Duration::MAX; 4];
     let (mut events, mut bytes) = (0, 0);
     for _ in 0..3 {
-        let mut log = BackgroundLog::new(HeadLog::new());
+        let mut log = BackgroundLog::new(MemLog::head_only());
         best[0] = best[0].min(backtest(&mut log, &ticks, 256, false).0);
         if only_background {
             continue;
@@ -129,7 +129,7 @@ fn main() {
     }
     let line =
         |name: &str, time: Duration| println!("{name:<52} {:>10.0} bars/s  (best of 3: {time:?})", rate(bars, time));
-    line("in memory, writer thread (BackgroundLog<HeadLog>)", best[0]);
+    line("in memory, writer thread (BackgroundLog<MemLog::head_only>)", best[0]);
     if only_background {
         return;
     }

@@ -361,28 +361,44 @@ impl MemStore {
     }
 }
 
-/// An in-memory [`EventLog`] that keeps every record. Segments are copied into
+/// An in-memory [`EventLog`]. By default it keeps every record: segments are copied into
 /// fixed-size chunks (a full chunk is never reallocated or moved), so appending costs no
-/// allocation per event and no re-copying as the log grows. Used by tests and by
-/// replays that compare runs; memory grows with the log (see [`HeadLog`] for one that
-/// keeps nothing).
-#[derive(Debug, Default)]
+/// allocation per event and no re-copying as the log grows; used by tests and by replays
+/// that compare runs. [`MemLog::head_only`] keeps none: sequences, hashes and the head
+/// are exactly those a stored log would have, in memory that does not grow with the run
+/// (what `ledger replay --in-memory` appends to; its report comes from folds fed as the
+/// events are appended, since nothing can be read back).
+#[derive(Debug)]
 pub struct MemLog {
-    store: Arc<RwLock<MemStore>>,
+    /// The records, when they are kept.
+    store: Option<Arc<RwLock<MemStore>>>,
     head: Head,
     encoder: BatchEncoder,
 }
 
+impl Default for MemLog {
+    fn default() -> Self {
+        MemLog { store: Some(Arc::default()), head: Head::default(), encoder: BatchEncoder::default() }
+    }
+}
+
 impl MemLog {
-    /// An empty log.
+    /// An empty log that keeps its records.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Bytes of all stored segments.
+    /// An empty log that chains every event and keeps none.
+    pub fn head_only() -> Self {
+        MemLog { store: None, ..Self::default() }
+    }
+
+    /// Bytes of all stored segments (0 for a head-only log).
     pub fn byte_len(&self) -> usize {
-        let store = self.store.read().unwrap_or_else(PoisonError::into_inner);
-        store.segments.iter().map(|&(_, _, start, end)| end - start).sum()
+        self.store.as_ref().map_or(0, |store| {
+            let store = store.read().unwrap_or_else(PoisonError::into_inner);
+            store.segments.iter().map(|&(_, _, start, end)| end - start).sum()
+        })
     }
 }
 
@@ -393,7 +409,9 @@ impl PreparedAppend for MemLog {
             return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.head.seq });
         }
         let head = prepared.chain(self.head)?;
-        self.store.write().unwrap_or_else(PoisonError::into_inner).store(first, prepared.segment());
+        if let Some(store) = &self.store {
+            store.write().unwrap_or_else(PoisonError::into_inner).store(first, prepared.segment());
+        }
         self.head = head;
         Ok(AppendReceipt { first, last: head.seq, durable_through: head.seq })
     }
@@ -417,22 +435,23 @@ impl EventLog for MemLog {
     }
 
     fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
-        Ok(Box::new(MemReader(Arc::clone(&self.store))))
+        Ok(Box::new(MemReader(self.store.clone())))
     }
 }
 
 impl RecordSource for MemLog {
     fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        MemReader(Arc::clone(&self.store)).visit_records(from, visit)
+        MemReader(self.store.clone()).visit_records(from, visit)
     }
 }
 
-/// A reader of a [`MemLog`].
-struct MemReader(Arc<RwLock<MemStore>>);
+/// A reader of a [`MemLog`] (of a head-only one: no records).
+struct MemReader(Option<Arc<RwLock<MemStore>>>);
 
 impl RecordSource for MemReader {
     fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
-        let store = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(store) = &self.0 else { return Ok(()) };
+        let store = store.read().unwrap_or_else(PoisonError::into_inner);
         // The segment holding `from`: the last one starting at or before it.
         let start = store.segments.partition_point(|(first, ..)| *first <= from).saturating_sub(1);
         for &(first, chunk, begin, end) in &store.segments[start..] {
@@ -444,62 +463,6 @@ impl RecordSource for MemReader {
                 }
             }
         }
-        Ok(())
-    }
-}
-
-/// A log that chains every event and keeps none: sequences, hashes and the head are
-/// exactly those a stored log would have, in memory that does not grow with the run.
-/// What `ledger replay --in-memory` appends to; its report comes from folds fed as the
-/// events are appended, since nothing can be read back.
-#[derive(Debug, Default)]
-pub struct HeadLog {
-    head: Head,
-    encoder: BatchEncoder,
-}
-
-impl HeadLog {
-    /// An empty log.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl PreparedAppend for HeadLog {
-    fn append_prepared(&mut self, prepared: &mut BatchEncoder) -> Result<AppendReceipt, LogError> {
-        let first = self.head.seq.next();
-        self.head = prepared.chain(self.head)?;
-        Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.head.seq })
-    }
-}
-
-impl EventLog for HeadLog {
-    fn append(&mut self, batch: &mut Vec<EventDraft>) -> Result<AppendReceipt, LogError> {
-        append_with(self, |log| &mut log.encoder, batch)
-    }
-
-    fn head(&self) -> Head {
-        self.head
-    }
-
-    fn durable_seq(&self) -> Seq {
-        self.head.seq
-    }
-
-    fn sync(&mut self) -> Result<Seq, LogError> {
-        Ok(self.head.seq)
-    }
-
-    fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
-        Ok(Box::new(NoRecords))
-    }
-}
-
-/// The reader of a [`HeadLog`]: it keeps no records.
-struct NoRecords;
-
-impl RecordSource for NoRecords {
-    fn visit_records(&self, _: Seq, _: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
         Ok(())
     }
 }

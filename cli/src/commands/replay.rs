@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use ledger_adapters::background::BackgroundLog;
 use ledger_core::event::RunMode;
 use ledger_core::ids::RunId;
-use ledger_core::log::{EventLog, HeadLog};
+use ledger_core::log::{EventLog, MemLog};
 use ledger_core::replay::{compare_runs, RecordedRun};
 use ledger_projections::report::ReportFold;
 use ledger_projections::Folds;
@@ -48,7 +48,7 @@ fn backtest(data_dir: &Path, settings: &Settings, in_memory: bool) -> Result<Out
     if in_memory {
         let run_id = RunId::new(1);
         let mut report = ReportFold::new(run_id);
-        let mut log = BackgroundLog::new(HeadLog::new());
+        let mut log = BackgroundLog::new(MemLog::head_only());
         let mut folds = Folds::new().with(&mut report);
         pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None)?;
         report::print(&report.report(), false)?;
