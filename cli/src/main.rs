@@ -35,7 +35,8 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {error:#}");
+            // Every cause made terminal-safe: errors echo paths, keys and values.
+            eprintln!("error: {}", describe::error_text(&error));
             if is_data_damage(&error) {
                 eprintln!("the ledger's stored data is damaged: `ledger verify` names the first bad record");
             }

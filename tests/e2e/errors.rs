@@ -23,7 +23,8 @@ fn an_unknown_config_key_names_the_key_and_the_file() {
     let run = ledger.run(&["replay", "--config", config.to_str().unwrap(), "--data", "fixtures/spy-daily-1998-q1.csv"]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("bad.toml") && run.stderr.contains("key venue.fill_modle: unknown field"),
+        run.stderr.contains("bad.toml")
+            && run.stderr.contains("venue.fill_modle: unknown key; the keys in [venue] are"),
         "{}",
         run.stderr
     );
