@@ -155,3 +155,27 @@ fn raw_summary(event: &Envelope) -> String {
         Payload::RiskLimitsChanged(p) => format!("by {}: {}", p.by, p.reason),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_escapes_what_acts_on_a_terminal_and_nothing_else() {
+        // (label, text, shown)
+        let cases = [
+            ("TC0: plain text borrows", "SPY 100.5 é €", "SPY 100.5 é €"),
+            ("TC1: ESC and a colour", "\u{1b}[31mred", "\\u{1b}[31mred"),
+            ("TC2: newline, CR, tab", "a\nb\rc\td", "a\\u{a}b\\u{d}c\\u{9}d"),
+            ("TC3: DEL and C1 (CSI)", "\u{7f}\u{9b}", "\\u{7f}\\u{9b}"),
+            ("TC4: bidi override and isolate", "\u{202e}abc\u{2066}", "\\u{202e}abc\\u{2066}"),
+            ("TC5: line and paragraph separators", "\u{2028}\u{2029}", "\\u{2028}\\u{2029}"),
+            ("TC6: an escape already shown stays", "\\u{1b}", "\\u{1b}"),
+        ];
+        for (label, text, shown) in cases {
+            assert_eq!(safe(text), shown, "{label}");
+            assert_eq!(safe(&safe(text)), shown, "{label}: escaping twice changes nothing");
+        }
+        assert!(matches!(safe("plain"), Cow::Borrowed(_)));
+    }
+}

@@ -15,6 +15,8 @@ use ledger_projections::{fold_log, Fold, Folds};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::describe;
+
 /// Snapshot names in the `snapshots` tree, each with the version of its fold's state: a
 /// fold whose state changes shape takes a new version, and the old snapshot is ignored
 /// and the fold rebuilt from the log.
@@ -39,7 +41,7 @@ impl Ledger {
     /// No ledger there, a storage error, or damage met while catching the folds up.
     pub fn open_existing(data_dir: &Path) -> Result<Ledger> {
         if !SledLog::exists(data_dir) {
-            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", data_dir.display());
+            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", describe::path(data_dir));
         }
         Ledger::open(data_dir, Durability::Strict)
     }
@@ -49,8 +51,8 @@ impl Ledger {
     /// # Errors
     /// A storage error, or damage met while catching the folds up.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Ledger> {
-        let log =
-            SledLog::open(data_dir, durability).with_context(|| format!("opening ledger at {}", data_dir.display()))?;
+        let log = SledLog::open(data_dir, durability)
+            .with_context(|| format!("opening ledger at {}", describe::path(data_dir)))?;
         let head = log.head().seq;
         // A snapshot ahead of the log (records cut off the tail) is not trusted.
         let runs: Option<RunsFold> = load(&log, RUNS)?.filter(|f: &RunsFold| f.covers() <= head);
@@ -59,7 +61,7 @@ impl Ledger {
         let (mut runs, mut kill_switch) = (runs.unwrap_or_default(), kill_switch.unwrap_or_default());
         if runs.covers().min(kill_switch.covers()) < head {
             fold_log(&log, &mut Folds::new().with(&mut runs).with(&mut kill_switch))
-                .with_context(|| format!("reading the ledger at {}", data_dir.display()))?;
+                .with_context(|| format!("reading the ledger at {}", describe::path(data_dir)))?;
         }
         Ok(Ledger { log, runs, kill_switch })
     }

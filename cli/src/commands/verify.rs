@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use ledger_core::verify::{verify, Verdict};
 
+use crate::describe;
 use crate::store::Ledger;
 use crate::Outcome;
 
@@ -22,7 +23,9 @@ pub fn run(data_dir: &Path) -> Result<Outcome> {
         Verdict::Broken(failure) => {
             println!(
                 "FAILED at seq {}: {} ({} events before it are intact)",
-                failure.seq, failure.problem, failure.good_records
+                failure.seq,
+                describe::safe(&failure.problem.to_string()),
+                failure.good_records
             );
             Ok(Outcome::CheckFailed)
         }
