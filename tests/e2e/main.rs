@@ -4,6 +4,8 @@
 mod harness;
 
 mod backtest;
+mod corpus;
 mod errors;
 mod ledger;
 mod stream;
+mod terminal;

@@ -821,6 +821,10 @@ pub fn figment_problems(error: figment::Error, origins: &Origins<'_>) -> Vec<Pro
                             key = named.to_string();
                             rest.to_string()
                         }
+                        // ledger_core::time::duration_ns reads a number or text.
+                        _ if message.contains("untagged enum Written") => {
+                            "expected a duration: text such as \"500ms\" or \"2m\", or whole nanoseconds".to_string()
+                        }
                         _ => one_line(message),
                     }
                 }
