@@ -1,5 +1,5 @@
-//! Terminal-safe output: text from data files, decision files, paths, flags and
-//! operators is shown with its control characters escaped (`\u{1b}`) in every table,
+//! Terminal-safe output: text from data files, decision files, paths, flags (clap's
+//! own errors too) and operators is shown with its control characters escaped (`\u{1b}`) in every table,
 //! log line and error message, so it cannot move the cursor, recolour, reorder a line
 //! or forge a row; `--json` keeps it exact.
 
@@ -82,6 +82,11 @@ fn an_instrument_a_config_path_and_a_data_error_echo_input_escaped() {
     assert!(run.stderr.contains("bad\\u{a}error: forged.csv"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert_safe("TC3", &run.stderr);
+    // TC4: a flag value clap refuses is echoed by clap: escaped too.
+    let run = ledger.run(&["replay", "--cash", &format!("1{HOSTILE}")]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--cash"), "{}", run.stderr);
+    assert_safe("TC4", &run.stderr);
 }
 
 #[test]
