@@ -167,19 +167,19 @@ pub enum KillSwitchCommand {
     Status,
     /// Trip it by hand: no new positions until reset.
     Trip {
-        /// Who trips it.
+        /// Who trips it (1 to 64 characters, no control characters).
         #[arg(long)]
         by: String,
-        /// Why.
+        /// Why (1 to 500 characters, no control characters).
         #[arg(long)]
         reason: String,
     },
     /// Reset it after a trip.
     Reset {
-        /// Who resets it.
+        /// Who resets it (1 to 64 characters, no control characters).
         #[arg(long)]
         by: String,
-        /// Why.
+        /// Why (1 to 500 characters, no control characters).
         #[arg(long)]
         reason: String,
     },

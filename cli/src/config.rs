@@ -4,6 +4,8 @@
 //! [`Settings`] that a run uses and records.
 //!
 //! - Unknown keys are an error that names the key and the file.
+//! - Every value is range-checked at load ([`validate`]); all problems are reported
+//!   together, each naming the key, the value, the allowed range and its origin.
 //! - Paths in the file are relative to the file's folder; paths in flags and the
 //!   environment to the working directory.
 //! - Durations are written as text (`"500ms"`, `"2m"`) or as nanoseconds.
@@ -13,19 +15,27 @@
 //!   order, maps sorted) into `RunStarted.config_hash`, and recorded beside it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use figment::value::magic::RelativePathBuf;
 use figment::Figment;
 use ledger_core::chain::Hash32;
 use ledger_core::risk::{KillSwitchLimits, RiskLimits};
 use ledger_core::venue::PaperConfig;
 use rust_decimal::Decimal;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::args::SessionFlags;
+use crate::describe;
+
+mod validate;
+
+pub use validate::{derived_instrument, parse_utc_offset, rule_strategy, ConfigError, RuleStrategy};
+use validate::{flag_problem, Checker, Origins};
 
 /// Everything a run or a backtest is configured by, validated. `P` is how paths are
 /// held: [`RelativePathBuf`] as read from a file, [`PathBuf`] once resolved.
@@ -105,15 +115,20 @@ impl<P> DataConfig<P> {
 }
 
 /// Who decides: a tagged enum, `kind = "rules" | "script" | "openai" | "anthropic"`.
+/// Read through [`ProviderFile`], so each kind's keys are checked against the kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    try_from = "ProviderFile<P>",
+    bound(deserialize = "P: Deserialize<'de>")
+)]
 pub enum ProviderConfig<P> {
     /// A built-in rule strategy.
     Rules {
         /// `sma-cross` or `ema-rsi`.
         strategy: String,
         /// Its parameters (`fast`, `slow`, `short`, `size_pct`, ...), as text.
-        #[serde(default, deserialize_with = "scalars")]
         params: BTreeMap<String, String>,
     },
     /// Decisions from a JSONL file keyed by tick time.
@@ -145,29 +160,149 @@ impl<P> ProviderConfig<P> {
     }
 }
 
-/// Strategy parameters written as strings, numbers or booleans, kept as text.
-fn scalars<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Scalar {
-        Text(String),
-        Int(i64),
-        Float(f64),
-        Bool(bool),
-    }
-    let map = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
-    Ok(map
-        .into_iter()
-        .map(|(k, v)| {
-            let text = match v {
-                Scalar::Text(s) => s,
-                Scalar::Int(i) => i.to_string(),
-                Scalar::Float(f) => f.to_string(),
-                Scalar::Bool(b) => b.to_string(),
-            };
-            (k, text)
+/// The kinds of provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ProviderKind {
+    Rules,
+    Script,
+    Openai,
+    Anthropic,
+}
+
+/// `[provider]` as written: every key of every kind, checked against the kind when it
+/// becomes a [`ProviderConfig`]. (serde's internally tagged enums buffer the section,
+/// which loses figment's key paths and its file-relative paths: `kind = "script"`
+/// with a `file` could not be read that way.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "P: Deserialize<'de>"))]
+struct ProviderFile<P> {
+    kind: ProviderKind,
+    strategy: Option<String>,
+    params: Option<Scalars>,
+    file: Option<P>,
+    model: Option<String>,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+}
+
+impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
+    type Error = String;
+
+    /// # Errors
+    /// A key the kind does not take, or one it needs missing; the message starts with
+    /// the key (`provider.file: ...`).
+    fn try_from(f: ProviderFile<P>) -> Result<Self, String> {
+        let given = [
+            ("strategy", f.strategy.is_some()),
+            ("params", f.params.is_some()),
+            ("file", f.file.is_some()),
+            ("model", f.model.is_some()),
+            ("base_url", f.base_url.is_some()),
+            ("api_key_env", f.api_key_env.is_some()),
+        ];
+        let (name, takes, needs): (&str, &[&str], &[&str]) = match f.kind {
+            ProviderKind::Rules => ("rules", &["strategy", "params"], &["strategy"]),
+            ProviderKind::Script => ("script", &["file"], &["file"]),
+            ProviderKind::Openai => {
+                ("openai", &["model", "base_url", "api_key_env"], &["model", "base_url", "api_key_env"])
+            }
+            ProviderKind::Anthropic => ("anthropic", &["model", "api_key_env"], &["model", "api_key_env"]),
+        };
+        if let Some((extra, _)) = given.iter().find(|(key, set)| *set && !takes.contains(key)) {
+            return Err(format!("provider.{extra}: not a key of kind = \"{name}\", which takes {}", takes.join(", ")));
+        }
+        if let Some(missing) = needs.iter().find(|key| given.iter().any(|(k, set)| k == *key && !set)) {
+            return Err(format!("provider.{missing}: missing; kind = \"{name}\" needs {}", needs.join(", ")));
+        }
+        let missing = || "provider: incomplete".to_string(); // unreachable: checked above
+        Ok(match f.kind {
+            ProviderKind::Rules => ProviderConfig::Rules {
+                strategy: f.strategy.ok_or_else(missing)?,
+                params: f.params.map(|p| p.0).unwrap_or_default(),
+            },
+            ProviderKind::Script => ProviderConfig::Script { file: f.file.ok_or_else(missing)? },
+            ProviderKind::Openai => ProviderConfig::Openai {
+                model: f.model.ok_or_else(missing)?,
+                base_url: f.base_url.ok_or_else(missing)?,
+                api_key_env: f.api_key_env.ok_or_else(missing)?,
+            },
+            ProviderKind::Anthropic => ProviderConfig::Anthropic {
+                model: f.model.ok_or_else(missing)?,
+                api_key_env: f.api_key_env.ok_or_else(missing)?,
+            },
         })
-        .collect())
+    }
+}
+
+/// Strategy parameters written as strings, numbers or booleans, kept as text.
+struct Scalars(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Scalars {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Table;
+        impl<'de> Visitor<'de> for Table {
+            type Value = Scalars;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of parameters, e.g. { fast = 10, slow = 30 }")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalars, A::Error> {
+                let mut params = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    params.insert(key, map.next_value::<Scalar>()?.0);
+                }
+                Ok(Scalars(params))
+            }
+        }
+        deserializer.deserialize_map(Table)
+    }
+}
+
+/// One parameter: a string, number or boolean, as text.
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = Scalar;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
 }
 
 /// When appended events are made durable.
@@ -209,31 +344,55 @@ impl Default for LedgerConfig {
 
 impl Settings {
     /// The settings of a session: the file named by `--config` (if any), then the
-    /// `LEDGER_<SECTION>__<KEY>` environment, then the flags.
+    /// `LEDGER_<SECTION>__<KEY>` environment, then the flags, validated.
     ///
     /// # Errors
-    /// An unreadable or invalid file, an unknown key (named, with the file), a value of
-    /// the wrong type, or a flag that does not apply.
+    /// A missing, unreadable or non-TOML file; otherwise a [`ConfigError`] listing every
+    /// problem: an unknown key, a value of the wrong type or out of range, a float that
+    /// cannot hold its digits, a missing data file, a bad strategy parameter, a flag that
+    /// does not apply.
     pub fn resolve(flags: &SessionFlags) -> Result<Settings> {
+        let mut early = Vec::new();
         let mut figment = Figment::new();
         if let Some(path) = &flags.config {
+            let shown = describe::path(path);
             if !path.is_file() {
-                bail!("config {}: no such file", path.display());
+                bail!("config {shown}: no such file");
             }
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {shown}"))?;
+            let origin = format!("config {shown}");
+            early.extend(validate::toml_floats(&text, &origin).map_err(anyhow::Error::msg)?);
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("LEDGER_").split("__").filter(|key| key.as_str().contains('.')));
-        let file: Config<RelativePathBuf> = figment.extract().map_err(|error| {
-            let file = flags.config.as_ref().map_or_else(String::new, |p| format!("config {}: ", p.display()));
-            anyhow::anyhow!("{file}{}", error_text(&error))
-        })?;
+        let env = validate::env();
+        early.extend(validate::env_floats(&env));
+        figment = figment.merge(env);
+        let origins = Origins::new(&figment, flags);
+        let mut checker = Checker::new(&origins);
+        let numbers_refused = !early.is_empty();
+        checker.extend(early);
+        let file: Config<RelativePathBuf> = match figment.extract() {
+            Ok(file) => file,
+            Err(error) => {
+                // A number refused as read (beyond 64 bits) also fails figment's TOML
+                // parser: said once.
+                let problems = validate::figment_problems(error, &origins);
+                checker.extend(problems.into_iter().filter(|p| !(numbers_refused && p.is_toml_parse_error())));
+                checker.finish()?;
+                bail!("invalid configuration"); // finish() returned the problems above
+            }
+        };
+        validate::before_paths(&file, &mut checker);
         let mut settings = file.resolve_paths();
-        settings.apply(flags)?;
+        settings.apply(flags, &mut checker);
+        validate::settings(&settings, &mut checker);
+        checker.finish()?;
         Ok(settings)
     }
 
-    /// Applies the flags over the file and environment.
-    fn apply(&mut self, flags: &SessionFlags) -> Result<()> {
+    /// Applies the flags over the file and environment; a flag that is malformed or
+    /// does not apply is a problem.
+    fn apply(&mut self, flags: &SessionFlags, checker: &mut Checker<'_>) {
         if !flags.data.is_empty() {
             self.data.files = flags.data.clone();
         }
@@ -251,17 +410,21 @@ impl Settings {
         let mut params = BTreeMap::new();
         for param in &flags.param {
             let Some((key, value)) = param.split_once('=') else {
-                bail!("--param {param:?}: expected KEY=VALUE");
+                checker.extend([flag_problem("--param", format!("{}: expected KEY=VALUE", describe::quoted(param)))]);
+                continue;
             };
             params.insert(key.trim().to_string(), value.trim().to_string());
         }
         match (&flags.strategy, &mut self.provider) {
             (Some(name), _) if name == "script" => {
                 let Some(file) = params.remove("file") else {
-                    bail!("--strategy script needs --param file=DECISIONS.jsonl");
+                    checker
+                        .extend([flag_problem("--strategy", "--strategy script needs --param file=DECISIONS.jsonl")]);
+                    return;
                 };
-                if let Some(extra) = params.keys().next() {
-                    bail!("--param {extra}: the script provider takes only file=");
+                for extra in params.keys() {
+                    let rule = format!("{}: the script provider takes only file=", describe::quoted(extra));
+                    checker.extend([flag_problem("--param", rule)]);
                 }
                 self.provider = ProviderConfig::Script { file: PathBuf::from(file) };
             }
@@ -276,12 +439,12 @@ impl Settings {
                 self.provider = ProviderConfig::Rules { strategy: name.clone(), params };
             }
             (None, ProviderConfig::Rules { params: existing, .. }) => existing.extend(params),
-            (None, _) if !params.is_empty() => {
-                bail!("--param applies to rule strategies; the config names another provider")
-            }
+            (None, _) if !params.is_empty() => checker.extend([flag_problem(
+                "--param",
+                "applies to rule strategies; the config names another provider (set --strategy too)",
+            )]),
             (None, _) => {}
         }
-        Ok(())
     }
 
     /// The canonical JSON form: struct fields in declaration order, maps sorted.
@@ -327,21 +490,6 @@ impl Config<RelativePathBuf> {
             ledger: self.ledger,
         }
     }
-}
-
-/// A figment error as one line per problem: the key, what is wrong, and where the value
-/// came from (the file, or the environment variable).
-fn error_text(error: &figment::Error) -> String {
-    error
-        .clone()
-        .into_iter()
-        .map(|e| {
-            let source = e.metadata.as_ref().and_then(|m| m.source.as_ref()).map(|s| format!(" (from {s})"));
-            let key = if e.path.is_empty() { String::new() } else { format!("key {}: ", e.path.join(".")) };
-            format!("{key}{}{}", e.kind, source.unwrap_or_default())
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// What a replay of a recorded run takes from the run's recorded settings: the account,

@@ -15,6 +15,7 @@ mod store;
 use std::process::ExitCode;
 
 use clap::Parser;
+
 use ledger_core::log::LogError;
 
 /// What a command reports back to `main`.
@@ -26,7 +27,18 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let args = args::Cli::parse();
+    let args = match args::Cli::try_parse() {
+        Ok(args) => args,
+        // --help and --version: clap prints them (stdout, exit 0).
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            // clap's errors echo what was typed: escaped line by line, uncoloured.
+            let text = error.render().to_string();
+            let lines: Vec<_> = text.trim_end().lines().map(describe::safe).collect();
+            eprintln!("{}", lines.join("\n"));
+            return ExitCode::from(2);
+        }
+    };
     logging::init(args.global.log_format);
     // Panics are not for users: the storage turns sled's into errors, and any other is a
     // bug, reported below as one line with exit 2 (never 101 with a backtrace).
@@ -53,7 +65,8 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {error:#}");
+            // Every cause made terminal-safe: errors echo paths, keys and values.
+            eprintln!("error: {}", describe::error_text(&error));
             if is_data_damage(&error) {
                 eprintln!("the ledger's stored data is damaged: `ledger verify` names the first bad record");
             }

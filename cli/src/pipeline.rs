@@ -2,7 +2,6 @@
 //! the folds from validated [`Settings`], and [`execute`], which pulls cycles from a
 //! feed and runs them through a [`Runner`] (pacing, stop requests, publishing).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,18 +24,19 @@ use ledger_core::portfolio::Portfolio;
 use ledger_core::replay::RecordedRun;
 use ledger_core::risk::{KillSwitch, RiskEngine};
 use ledger_core::runner::{Observer, RunParts, Runner};
-use ledger_core::strategy::{EmaRsi, RuleSizing, SmaCross};
+use ledger_core::strategy::{EmaRsi, SmaCross};
 use ledger_core::time::{Clock, TimestampNs};
 use ledger_core::venue::{FillModel, PaperVenue};
-use rust_decimal::Decimal;
 
-use crate::config::{DurabilityMode, LedgerConfig, ProviderConfig, Settings};
+use crate::config::{self, DurabilityMode, LedgerConfig, ProviderConfig, RuleStrategy, Settings};
+use crate::describe;
 
 /// Builds the decision provider the settings name.
 ///
 /// # Errors
 /// An unknown strategy or parameter, a parameter that does not parse or is out of
-/// range, or a provider that is not built yet.
+/// range ([`config::rule_strategy`], already checked when the settings were resolved),
+/// an unreadable decisions file, or a provider that is not built yet.
 pub fn provider(settings: &Settings) -> Result<Box<dyn DecisionProvider>> {
     let (strategy, params) = match &settings.provider {
         ProviderConfig::Rules { strategy, params } => (strategy.as_str(), params),
@@ -45,42 +45,11 @@ pub fn provider(settings: &Settings) -> Result<Box<dyn DecisionProvider>> {
             bail!("the openai and anthropic providers are not built yet: use kind = \"rules\" or \"script\"")
         }
     };
-    let known: &[&str] = match strategy {
-        "sma-cross" => &["fast", "slow", "short", "size_pct"],
-        "ema-rsi" => &["fast", "slow", "rsi", "overbought", "oversold", "short", "size_pct"],
-        "script" => bail!("the script strategy needs --param file=DECISIONS.jsonl (or [provider] kind = \"script\")"),
-        other => bail!("unknown strategy {other:?}: choose sma-cross, ema-rsi or script"),
-    };
-    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
-        bail!("unknown parameter {unknown:?} for {strategy}: known are {known:?}");
-    }
-    fn get<T: std::str::FromStr>(params: &BTreeMap<String, String>, key: &str, default: T) -> Result<T> {
-        match params.get(key) {
-            None => Ok(default),
-            Some(text) => text.parse().map_err(|_| anyhow::anyhow!("parameter {key}={text:?} does not parse")),
+    Ok(match config::rule_strategy(strategy, params)? {
+        RuleStrategy::SmaCross { fast, slow, sizing } => Box::new(SmaCross::new(fast, slow, sizing)),
+        RuleStrategy::EmaRsi { fast, slow, rsi, overbought, oversold, sizing } => {
+            Box::new(EmaRsi::new(fast, slow, rsi, overbought, oversold, sizing))
         }
-    }
-    let size_pct: Decimal = get(params, "size_pct", Decimal::ONE)?;
-    if size_pct <= Decimal::ZERO || size_pct > Decimal::ONE {
-        bail!("parameter size_pct={size_pct} must be in (0, 1]");
-    }
-    let sizing = RuleSizing { size_pct, allow_short: get(params, "short", true)? };
-    Ok(match strategy {
-        "sma-cross" => {
-            let (fast, slow) = (get(params, "fast", 10usize)?, get(params, "slow", 30usize)?);
-            if fast == 0 || slow == 0 || fast >= slow {
-                bail!("sma-cross needs 0 < fast < slow, got fast={fast} slow={slow}");
-            }
-            Box::new(SmaCross::new(fast, slow, sizing))
-        }
-        _ => Box::new(EmaRsi::new(
-            get(params, "fast", 20)?,
-            get(params, "slow", 50)?,
-            get(params, "rsi", 14)?,
-            get(params, "overbought", 70.0)?,
-            get(params, "oversold", 30.0)?,
-            sizing,
-        )),
     })
 }
 
@@ -88,12 +57,9 @@ pub fn provider(settings: &Settings) -> Result<Box<dyn DecisionProvider>> {
 fn instrument(configured: Option<&str>, file: &Path) -> Result<InstrumentId> {
     let text = match configured {
         Some(symbol) => symbol.to_string(),
-        None => {
-            let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            name.split(['_', '-', '.']).next().unwrap_or_default().to_ascii_uppercase()
-        }
+        None => config::derived_instrument(file),
     };
-    InstrumentId::new(&text).with_context(|| format!("instrument for {} (set --instrument)", file.display()))
+    InstrumentId::new(&text).with_context(|| format!("instrument for {} (set --instrument)", describe::path(file)))
 }
 
 /// A session's market data: the feed, where it comes from, and its instruments.
@@ -124,7 +90,8 @@ pub fn market_data(settings: &Settings) -> Result<MarketData> {
     }
     let utc_offset_seconds = match &data.utc_offset {
         None => 0,
-        Some(text) => parse_utc_offset(text)?,
+        Some(text) => config::parse_utc_offset(text)
+            .map_err(|rule| anyhow::anyhow!("utc_offset {}: {rule}", describe::quoted(text)))?,
     };
     let mut feeds = Vec::new();
     let mut instruments = Vec::new();
@@ -182,26 +149,10 @@ fn check_fill_model(model: FillModel, data: &TickData, file: &Path) -> Result<()
         };
         bail!(
             "{} holds {kind}, which fill model {model:?} cannot fill on: set [venue] fill_model = \"{suggestion}\" in the config",
-            file.display()
+            describe::path(file)
         );
     }
     Ok(())
-}
-
-/// Parses `+HH:MM` / `-HH:MM` into seconds east of UTC.
-fn parse_utc_offset(text: &str) -> Result<i32> {
-    let bad = || anyhow::anyhow!("utc_offset {text:?}: expected +HH:MM or -HH:MM, e.g. -05:00 for EST");
-    let (sign, rest) = match text.trim().split_at_checked(1) {
-        Some(("+", rest)) => (1, rest),
-        Some(("-", rest)) => (-1, rest),
-        _ => return Err(bad()),
-    };
-    let (hours, minutes) = rest.split_once(':').ok_or_else(bad)?;
-    let (hours, minutes): (i32, i32) = (hours.parse().map_err(|_| bad())?, minutes.parse().map_err(|_| bad())?);
-    if hours > 23 || minutes > 59 {
-        return Err(bad());
-    }
-    Ok(sign * (hours * 3600 + minutes * 60))
 }
 
 /// The durability the settings ask for.

@@ -16,6 +16,8 @@ use ledger_projections::{fold_log, Fold, Folds};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::describe;
+
 /// Snapshot names in the `snapshots` tree, each with the version of its fold's state: a
 /// fold whose state changes shape takes a new version, and the old snapshot is ignored
 /// and the fold rebuilt from the log.
@@ -43,7 +45,7 @@ impl Ledger {
     /// No ledger there, a storage error, or damage met while catching the folds up.
     pub fn open_existing(data_dir: &Path) -> Result<Ledger> {
         if !SledLog::exists(data_dir) {
-            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", data_dir.display());
+            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", describe::path(data_dir));
         }
         Ledger::open(data_dir, Durability::Strict)
     }
@@ -56,7 +58,7 @@ impl Ledger {
         let mut ledger = Ledger::open_snapshots(data_dir, durability)?;
         if ledger.runs.covers().min(ledger.kill_switch.covers()) < ledger.log.head().seq {
             fold_log(&ledger.log, &mut Folds::new().with(&mut ledger.runs).with(&mut ledger.kill_switch))
-                .with_context(|| format!("reading the ledger at {}", data_dir.display()))?;
+                .with_context(|| format!("reading the ledger at {}", describe::path(data_dir)))?;
         }
         Ok(ledger)
     }
@@ -69,14 +71,14 @@ impl Ledger {
     /// No ledger there, or a storage error.
     pub fn open_snapshots_only(data_dir: &Path) -> Result<Ledger> {
         if !SledLog::exists(data_dir) {
-            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", data_dir.display());
+            bail!("no ledger at {} (set --data-dir or LEDGER_DATA_DIR)", describe::path(data_dir));
         }
         Ledger::open_snapshots(data_dir, Durability::Strict)
     }
 
     fn open_snapshots(data_dir: &Path, durability: Durability) -> Result<Ledger> {
-        let log =
-            SledLog::open(data_dir, durability).with_context(|| format!("opening ledger at {}", data_dir.display()))?;
+        let log = SledLog::open(data_dir, durability)
+            .with_context(|| format!("opening ledger at {}", describe::path(data_dir)))?;
         let head = log.head().seq;
         let runs: Option<RunsFold> = load(&log, RUNS)?;
         let kill_switch: Option<KillSwitchFold> = load(&log, KILL_SWITCH)?;

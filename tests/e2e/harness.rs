@@ -57,3 +57,24 @@ pub fn workspace_root() -> &'static Path {
 pub fn fixture(name: &str) -> String {
     workspace_root().join("fixtures").join(name).display().to_string()
 }
+
+/// The first character in `text` that would act on a terminal (a C0 control other than
+/// the newlines that end lines, DEL, C1, a bidi control, U+2028/U+2029), if any: what
+/// the binary prints for people must hold none.
+pub fn first_control(text: &str) -> Option<char> {
+    text.chars().find(|&c| {
+        c != '\n'
+            && matches!(
+                c,
+                '\u{0}'..='\u{1f}'
+                    | '\u{7f}'..='\u{9f}'
+                    | '\u{61c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            )
+    })
+}

@@ -4,7 +4,9 @@
 mod harness;
 
 mod backtest;
+mod corpus;
 mod errors;
 mod ledger;
 mod storage;
 mod stream;
+mod terminal;

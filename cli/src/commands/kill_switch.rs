@@ -1,5 +1,9 @@
 //! `ledger kill-switch`: show, trip or reset the kill switch. Trips and resets are events
 //! of the operator run (run 0), so they are in the chain like everything else.
+//!
+//! Who and why are stored forever and printed by `ledger events`: `--by` and `--reason`
+//! are checked before the ledger is opened ([`operator_text`]): trimmed, not empty, at
+//! most [`MAX_BY_CHARS`] and [`MAX_REASON_CHARS`] characters, no control characters.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,16 +19,32 @@ use ledger_projections::Folds;
 use rust_decimal::Decimal;
 
 use crate::args::KillSwitchCommand;
+use crate::describe;
 use crate::store::Ledger;
 use crate::Outcome;
 
 /// Operator commands are recorded under this run id.
 const OPERATOR_RUN: RunId = RunId::new(0);
+/// Longest `--by`, characters.
+pub const MAX_BY_CHARS: usize = 64;
+/// Longest `--reason`, characters.
+pub const MAX_REASON_CHARS: usize = 500;
 
 pub fn run(data_dir: &Path, command: &KillSwitchCommand) -> Result<Outcome> {
+    let command = match command {
+        KillSwitchCommand::Status => KillSwitchCommand::Status,
+        KillSwitchCommand::Trip { by, reason } => KillSwitchCommand::Trip {
+            by: operator_text("--by", by, MAX_BY_CHARS)?,
+            reason: operator_text("--reason", reason, MAX_REASON_CHARS)?,
+        },
+        KillSwitchCommand::Reset { by, reason } => KillSwitchCommand::Reset {
+            by: operator_text("--by", by, MAX_BY_CHARS)?,
+            reason: operator_text("--reason", reason, MAX_REASON_CHARS)?,
+        },
+    };
     let mut ledger = Ledger::open_existing(data_dir)?;
     let tripped = ledger.kill_switch.is_tripped();
-    let (payload, done) = match command {
+    let (payload, done) = match &command {
         KillSwitchCommand::Status => {
             println!("kill switch: {}", if tripped { "TRIPPED" } else { "armed" });
             return Ok(Outcome::Ok);
@@ -69,4 +89,54 @@ pub fn run(data_dir: &Path, command: &KillSwitchCommand) -> Result<Outcome> {
     ledger.save_folds()?;
     println!("kill switch {done} (seq {})", receipt.last);
     Ok(Outcome::Ok)
+}
+
+/// An operator's `--by` or `--reason`, trimmed.
+///
+/// # Errors
+/// Empty after trimming, longer than `max` characters, or holding a control character
+/// ([`describe::is_control`]); the message names the flag.
+pub fn operator_text(flag: &str, text: &str, max: usize) -> Result<String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        bail!("{flag} must not be empty");
+    }
+    if let Some(c) = trimmed.chars().find(|&c| describe::is_control(c)) {
+        bail!(
+            "{flag} {}: control characters are not allowed (found {})",
+            describe::quoted(&trimmed.chars().take(max).collect::<String>()),
+            describe::safe(&c.to_string())
+        );
+    }
+    let chars = trimmed.chars().count();
+    if chars > max {
+        bail!("{flag} is {chars} characters long: at most {max}");
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_text_is_trimmed_bounded_and_printable() {
+        // (label, text, max, Ok(stored) or Err(part of the message))
+        let cases: [(&str, &str, usize, Result<&str, &str>); 7] = [
+            ("TC0: plain", "alice", 64, Ok("alice")),
+            ("TC1: trimmed", "  alice \t", 64, Ok("alice")),
+            ("TC2: only spaces", "   ", 64, Err("--by must not be empty")),
+            ("TC3: too long", "é".repeat(65).leak(), 64, Err("is 65 characters long: at most 64")),
+            ("TC4: exactly the limit", "é".repeat(64).leak(), 64, Ok("é".repeat(64).leak())),
+            ("TC5: a newline inside", "a\nb", 64, Err("control characters are not allowed (found \\u{a})")),
+            ("TC6: a bidi override", "a\u{202e}b", 64, Err("(found \\u{202e})")),
+        ];
+        for (label, text, max, expected) in cases {
+            match (operator_text("--by", text, max), expected) {
+                (Ok(stored), Ok(want)) => assert_eq!(stored, want, "{label}"),
+                (Err(error), Err(part)) => assert!(error.to_string().contains(part), "{label}: {error}"),
+                (got, want) => panic!("{label}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ use ledger_projections::Folds;
 use crate::args::ReplayArgs;
 use crate::commands::report;
 use crate::config::{RecordedSettings, Settings};
+use crate::describe;
 use crate::pipeline::{self, Session};
 use crate::store::Ledger;
 use crate::Outcome;
@@ -122,6 +123,8 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
                 d.replayed_seq.map_or("-".into(), |s| s.to_string())
             );
             for (field, was, now) in &d.fields {
+                // Recorded values are stored text: escaped for the terminal.
+                let (field, was, now) = (describe::safe(field), describe::safe(was), describe::safe(now));
                 println!("  {field}: original {was}, replay {now}");
             }
             Ok(Outcome::CheckFailed)

@@ -25,7 +25,7 @@ pub fn run(data_dir: &Path, run: u64, json: bool) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Prints `report` as a table or as JSON.
+/// Prints `report` as a table (its text escaped for the terminal) or as JSON (exact).
 pub fn print(report: &Report, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
@@ -41,7 +41,7 @@ pub fn print(report: &Report, json: bool) -> Result<()> {
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),
             };
-            table.add_row([key, shown]);
+            table.add_row([describe::safe(&key).into_owned(), describe::safe(&shown).into_owned()]);
         }
     }
     writeln!(out, "{table}")?;
@@ -51,7 +51,7 @@ pub fn print(report: &Report, json: bool) -> Result<()> {
     let mut open = describe::table(["open position", "qty", "avg price", "mark", "unrealized P&L"]);
     for p in &report.open_positions {
         open.add_row([
-            p.instrument.to_string(),
+            describe::safe(p.instrument.as_str()).into_owned(),
             p.qty.to_string(),
             p.avg_price.round_dp(8).to_string(),
             p.mark.to_string(),

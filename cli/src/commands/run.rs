@@ -24,7 +24,7 @@ use crate::Outcome;
 
 pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     if !(args.speed.is_finite() && args.speed >= 0.0) {
-        anyhow::bail!("--speed {} must be 0 (as fast as possible) or a positive factor", args.speed);
+        anyhow::bail!("--speed {}: must be finite and >= 0 (0 = as fast as possible, 1 = the data's pace)", args.speed);
     }
     let settings = Settings::resolve(&args.session)?;
     let data = pipeline::market_data(&settings)?;

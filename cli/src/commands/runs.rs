@@ -1,4 +1,5 @@
-//! `ledger runs`: one row per run from the runs index.
+//! `ledger runs`: one row per run from the runs index (stop reasons escaped for the
+//! terminal: they are stored text).
 
 use std::io::Write;
 use std::path::Path;
@@ -21,7 +22,7 @@ pub fn run(data_dir: &Path) -> Result<Outcome> {
             info.event_count.to_string(),
             info.started.to_rfc3339(),
             match (&info.stopped, &info.stop_reason) {
-                (Some(at), Some(reason)) => format!("{} ({reason})", at.to_rfc3339()),
+                (Some(at), Some(reason)) => format!("{} ({})", at.to_rfc3339(), describe::safe(reason)),
                 _ => "-".to_string(),
             },
         ]);

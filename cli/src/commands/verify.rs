@@ -10,6 +10,7 @@ use ledger_projections::kill_switch::KillSwitchFold;
 use ledger_projections::runs::RunsFold;
 use ledger_projections::{Fold, Folds};
 
+use crate::describe;
 use crate::store::Ledger;
 use crate::Outcome;
 
@@ -51,7 +52,9 @@ pub fn run(data_dir: &Path) -> Result<Outcome> {
         Verdict::Broken(failure) => {
             println!(
                 "FAILED at seq {}: {} ({} events before it are intact)",
-                failure.seq, failure.problem, failure.good_records
+                failure.seq,
+                describe::safe(&failure.problem.to_string()),
+                failure.good_records
             );
             Ok(Outcome::CheckFailed)
         }
