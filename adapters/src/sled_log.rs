@@ -72,6 +72,9 @@ pub struct SledLog {
     unflushed_events: u64,
     /// The head written down at the last flush.
     recorded_head: Seq,
+    /// The first damaged record found in the last segment when the log was opened:
+    /// appends after it would chain onto data the chain does not vouch for.
+    damaged_tail: Option<Seq>,
     encoder: BatchEncoder,
 }
 
@@ -181,7 +184,7 @@ impl SledLog {
             unflushed: AtomicBool::new(false),
             reopen_bytes: AtomicU64::new(REOPEN_BYTES),
         };
-        Ok(SledLog {
+        let mut log = SledLog {
             path: path.to_path_buf(),
             store: Arc::new(store),
             head,
@@ -190,8 +193,33 @@ impl SledLog {
             unflushed_since: None,
             unflushed_events: 0,
             recorded_head,
+            damaged_tail: None,
             encoder: BatchEncoder::default(),
-        })
+        };
+        log.damaged_tail = log.check_tail()?;
+        Ok(log)
+    }
+
+    /// Checks the records of the last segment (hash and link, from the stored
+    /// predecessor): the ones the next append chains onto. Returns the first bad seq.
+    fn check_tail(&self) -> Result<Option<Seq>, LogError> {
+        let last_key = self.store.with(|h| {
+            let last = h.events.last().map_err(|e| LogError::storage("reading the last segment", e))?;
+            last.map(|(key, _)| key_to_seq(&key)).transpose()
+        })?;
+        let Some(first) = last_key else { return Ok(None) };
+        match ledger_core::log::visit_events(self, first, &mut |_| ControlFlow::Continue(())) {
+            Ok(()) => Ok(None),
+            Err(error @ (LogError::HashMismatch { .. } | LogError::Codec { .. } | LogError::Gap { .. })) => {
+                let seq = match error {
+                    LogError::HashMismatch { seq } | LogError::Codec { seq, .. } => seq,
+                    LogError::Gap { expected, .. } => expected,
+                    _ => first,
+                };
+                Ok(Some(seq))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Reopens the database every `bytes` read or written instead of every
@@ -319,6 +347,9 @@ impl PreparedAppend for SledLog {
     fn append_prepared(&mut self, prepared: &mut BatchEncoder) -> Result<AppendReceipt, LogError> {
         if self.recorded_head > self.head.seq {
             return Err(LogError::TailMissing { head: self.head.seq, recorded: self.recorded_head });
+        }
+        if let Some(seq) = self.damaged_tail {
+            return Err(LogError::HashMismatch { seq });
         }
         let first = self.head.seq.next();
         if prepared.is_empty() {

@@ -55,6 +55,14 @@ fn verify_accepts_the_ledger_and_names_the_first_tampered_seq() {
     let broken = ledger.run(&["verify"]);
     assert_eq!(broken.code, 1, "{}{}", broken.stdout, broken.stderr);
     assert!(broken.stdout.starts_with("FAILED at seq 227: hash mismatch"), "{}", broken.stdout);
+    // Reads refuse it, and nothing is appended onto it: the tail is checked at open.
+    let report = ledger.run(&["report", "--run", "1"]);
+    assert_eq!(report.code, 2, "{}{}", report.stdout, report.stderr);
+    assert!(report.stderr.contains("seq 227"), "{}", report.stderr);
+    let append = ledger.run(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    assert_eq!(append.code, 2, "{}{}", append.stdout, append.stderr);
+    assert!(append.stderr.contains("seq 227"), "{}", append.stderr);
+    assert!(ledger.run(&["verify"]).stdout.starts_with("FAILED at seq 227"), "nothing was appended");
 }
 
 #[test]
