@@ -627,3 +627,52 @@ fn lenient_skips_bad_rows_counts_them_and_still_stops_on_order_and_io() {
     collect(&mut feed).unwrap();
     assert_eq!(feed.skipped_rows(), 0);
 }
+
+/// How one read of a corpus file ended: ticks and skipped rows, an error's text, or a
+/// panic.
+fn corpus_outcome(path: &Path, lenient: bool) -> Result<Result<(usize, u64), String>, ()> {
+    let o = ReadOptions { lenient, ..options() };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut feed = FileFeed::open(path, &o).map_err(|e| e.to_string())?;
+        let ticks = collect(&mut feed).map_err(|e| e.to_string())?;
+        Ok((ticks.len(), feed.skipped_rows()))
+    }))
+    .map_err(|_| ())
+}
+
+/// Every file of tests/corpus/market-data (damaged market data, made by its make.py)
+/// read strictly and leniently ends as its line of expected.tsv says, and none panics.
+/// All mismatches are reported together.
+#[test]
+fn the_damaged_data_corpus_ends_as_expected_and_never_panics() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/market-data");
+    let expected = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
+    let mut failures = Vec::new();
+    let mut listed = std::collections::HashSet::new();
+    for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [name, strict, message, lenient, extra] = fields[..] else { panic!("expected.tsv: {line:?}") };
+        listed.insert(name.to_string());
+        let path = dir.join(name);
+        let cases = [
+            ("strict", false, strict, if strict == "ok" { "0" } else { message }),
+            ("lenient", true, lenient, if extra == "=" { message } else { extra }),
+        ];
+        for (how, lenient, want, detail) in cases {
+            match (corpus_outcome(&path, lenient), want) {
+                (Err(()), _) => failures.push(format!("{name}: the {how} read panicked")),
+                (Ok(Ok((_, skipped))), "ok") if detail.parse() == Ok(skipped) => {}
+                (Ok(Err(text)), "error") if detail == "-" || text.contains(detail) => {}
+                (Ok(got), _) => failures.push(format!("{name}: {how}: expected {want} {detail:?}, got {got:?}")),
+            }
+        }
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !["expected.tsv", "make.py", "README.md"].contains(&name.as_str()) && !listed.contains(&name) {
+            failures.push(format!("{name}: not in expected.tsv"));
+        }
+    }
+    assert!(listed.len() >= 60, "only {} corpus files", listed.len());
+    assert!(failures.is_empty(), "{} of {} corpus files:\n{}", failures.len(), listed.len(), failures.join("\n"));
+}

@@ -478,34 +478,63 @@ impl RowSource {
     }
 }
 
-/// A reader that ends its stream with `\n` when the last byte is another: every CSV
-/// record is then ended by a `\n`, which makes its line number computable (see
-/// [`next_record`]). The extra byte changes no field: it only ends the last line.
+/// A reader that adds a tail to its stream, so that every CSV record, the last
+/// included, is ended by a `\n` outside quotes, which makes its line number computable
+/// (see [`next_record`]):
+/// - `\n` when the last byte is another, to end the last line;
+/// - then `"\n`: after a complete last record it is a blank record (a quoted newline)
+///   that [`next_record`] skips; after a quote left open to the end of the file it
+///   closes the quote and ends that record with a `\n` like every other.
+///
+/// The tail changes no complete field: an unclosed quoted field, an error anyway, gains
+/// a trailing `\n`, trimmed.
 struct NewlineAtEnd<R> {
     inner: R,
     /// The last byte given (`None` before any).
     last: Option<u8>,
-    done: bool,
+    /// The tail still to give, once the inner reader has ended.
+    tail: Option<&'static [u8]>,
+    /// Bytes given, the tail's included.
+    given: u64,
+}
+
+impl<R> NewlineAtEnd<R> {
+    fn new(inner: R) -> Self {
+        NewlineAtEnd { inner, last: None, tail: None, given: 0 }
+    }
+
+    /// Whether a record that ends at byte `end` took in the tail's quote: then its
+    /// last quoted field was still open at the end of the file. (After a complete last
+    /// record, the tail is a record of its own, ending 2 bytes later.)
+    fn swallowed_tail(&self, end: u64) -> bool {
+        self.last.is_some() && self.tail.is_some_and(<[u8]>::is_empty) && end == self.given
+    }
 }
 
 impl<R: Read> Read for NewlineAtEnd<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.done || buf.is_empty() {
+        if buf.is_empty() {
             return Ok(0);
         }
-        let read = self.inner.read(buf)?;
-        if let Some(&last) = buf.get(..read).and_then(<[u8]>::last) {
-            self.last = Some(last);
-            return Ok(read);
-        }
-        self.done = true;
-        match (self.last, buf.first_mut()) {
-            (Some(last), Some(first)) if last != b'\n' => {
-                *first = b'\n';
-                Ok(1)
+        if self.tail.is_none() {
+            let read = self.inner.read(buf)?;
+            if let Some(&last) = buf.get(..read).and_then(<[u8]>::last) {
+                self.last = Some(last);
+                self.given += read as u64;
+                return Ok(read);
             }
-            _ => Ok(0),
+            self.tail = Some(match self.last {
+                None => b"",
+                Some(b'\n') => b"\"\n",
+                Some(_) => b"\n\"\n",
+            });
         }
+        let tail = self.tail.unwrap_or_default();
+        let given = tail.len().min(buf.len());
+        buf[..given].copy_from_slice(&tail[..given]);
+        self.tail = Some(&tail[given..]);
+        self.given += given as u64;
+        Ok(given)
     }
 }
 
@@ -519,10 +548,12 @@ impl<R: Read> Read for NewlineAtEnd<R> {
 /// after every blank line. What is right: the reader's position after the record, less
 /// the record's own newlines (inside quoted fields), less the `\n` that ended it. For
 /// that, `\n` alone ends a record (a `\r` before it stays in the last field, which is
-/// trimmed) and [`NewlineAtEnd`] makes sure the last record has one too.
+/// trimmed) and [`NewlineAtEnd`] makes sure the last record has one too, even one
+/// whose quote is never closed.
 ///
 /// # Errors
-/// [`DataError::Io`] when reading fails.
+/// [`DataError::Io`] when reading fails; [`DataError::Row`] for a record whose quote is
+/// still open at the end of the file (csv would read it as if closed).
 fn next_record(
     path: &Path,
     reader: &mut csv::Reader<NewlineAtEnd<Box<dyn Read>>>,
@@ -539,7 +570,16 @@ fn next_record(
             continue;
         }
         let newlines = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-        return Ok(Some(reader.position().line().saturating_sub(newlines + 1).max(1)));
+        let line = reader.position().line().saturating_sub(newlines + 1).max(1);
+        if reader.get_ref().swallowed_tail(reader.position().byte()) {
+            return Err(DataError::Row {
+                path: path.to_path_buf(),
+                line,
+                column: "*".into(),
+                message: "a quoted field is still open at the end of the file".into(),
+            });
+        }
+        return Ok(Some(line));
     }
 }
 
@@ -551,20 +591,12 @@ fn open_csv(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<(Records,
         .flexible(true)
         .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(CSV_BUFFER_BYTES)
-        .from_reader(NewlineAtEnd { inner: reader, last: None, done: false });
+        .from_reader(NewlineAtEnd::new(reader));
     let mut record = csv::ByteRecord::new();
     let Some(line) = next_record(path, &mut reader, &mut record)? else {
         return Err(DataError::Empty { path: path.to_path_buf() });
     };
-    // A UTF-8 byte order mark before the first field is not part of it.
-    if record.get(0).is_some_and(|first| first.starts_with(UTF8_BOM)) {
-        let fields: Vec<Vec<u8>> = record
-            .iter()
-            .enumerate()
-            .map(|(i, f)| if i == 0 { f[UTF8_BOM.len()..].to_vec() } else { f.to_vec() })
-            .collect();
-        record = csv::ByteRecord::from(fields);
-    }
+    // (csv skips a UTF-8 byte order mark at the start itself.)
     let first = record.get(0).unwrap_or_default().trim_ascii();
     let headerless = std::str::from_utf8(first).ok().and_then(|f| parse_time_in(f, offset)).is_some();
     let names: Vec<String> = if headerless {
