@@ -226,7 +226,8 @@ fn shared_data_streams_the_same_ticks_as_before() {
 fn a_gzip_file_streams_member_after_member_and_a_truncated_one_fails_at_its_end() {
     let rows = |from: u32, to: u32| -> Vec<u8> {
         (from..to)
-            .map(|i| format!("{},1.{i},1.{}\n", 1_400_000_000_000u64 + u64::from(i), i + 1))
+            // Five decimals, so that the bid stays below the ask (`1.9,1.10` is crossed).
+            .map(|i| format!("{},1.{i:05},1.{:05}\n", 1_400_000_000_000u64 + u64::from(i), i + 1))
             .collect::<String>()
             .into_bytes()
     };
@@ -485,4 +486,193 @@ fn throughput_bars() {
     }
     let elapsed = start.elapsed();
     println!("{rows} rows in {elapsed:?}: {:.0} rows/s", rows as f64 / elapsed.as_secs_f64());
+}
+
+#[test]
+fn lines_are_counted_right_across_quoted_newlines_crlf_and_blank_lines() {
+    // csv's own record position is off in CRLF files and after blank lines: each case
+    // has its bad row on line 5 (and the good ones before it read).
+    let cases: [(&str, &[u8]); 5] = [
+        (
+            "TC0 a quoted field over two lines",
+            b"ts,price,size,note\n1577836801,10,1,\"two\nlines\"\n1577836802,10,1,x\n1577836803,10,x,x\n",
+        ),
+        ("TC1 CRLF", b"ts,price,size\r\n1577836801,10,1\r\n1577836802,10,1\r\n1577836803,10,1\r\n1577836804,10,x\r\n"),
+        ("TC2 blank lines", b"ts,price,size\n\n1577836801,10,1\n\n1577836804,10,x\n"),
+        (
+            "TC3 a blank CRLF line and no newline at the end",
+            b"ts,price,size\r\n1577836801,10,1\r\n\r\n1577836803,10,1\r\n1577836804,10,x",
+        ),
+        (
+            "TC4 a quoted CRLF newline, then spaces on a line",
+            b"ts,price,size,note\r\n1577836801,10,1,\"a\r\nb\"\r\n   \r\n1577836804,10,x,y\r\n",
+        ),
+    ];
+    for (label, contents) in cases {
+        let (_dir, path) = temp_file("l.csv", contents);
+        let error = read_ticks(&path, &options()).unwrap_err();
+        assert!(matches!(&error, DataError::Row { line: 5, column, .. } if column == "size"), "{label}: {error:?}");
+    }
+}
+
+#[test]
+fn new_rules_refuse_with_file_line_column_and_rule() {
+    let cases: [(&str, &str, &[u8], &str); 10] = [
+        (
+            "TC0 trade size zero",
+            "t.csv",
+            b"ts,price,size\n1577836801,10,0\n",
+            "t.csv:2: column size: trade size 0 is not positive",
+        ),
+        (
+            "TC1 negative volume",
+            "b.csv",
+            b"date,open,high,low,close,volume\n2020-01-02,1,2,0.5,1.5,-3\n",
+            "b.csv:2: column volume: volume -3 is negative",
+        ),
+        (
+            "TC2 negative quote size",
+            "q.csv",
+            b"ts,bid,ask,bid_size\n1577836801,1,2,-1\n",
+            "q.csv:2: column bid_size: bid size -1 is negative",
+        ),
+        (
+            "TC3 grossly crossed quote",
+            "q.csv",
+            b"ts,bid,ask\n1577836801,1.1,1.2\n1577836802,110,1.2\n",
+            "q.csv:3: column bid: bid 110 is more than 1% above ask 1.2",
+        ),
+        (
+            "TC4 duplicate header",
+            "d.csv",
+            b"ts,price,size,Price\n1577836801,10,1,11\n",
+            "d.csv:1: column price: the header names columns 2 and 4 both \"price\"",
+        ),
+        (
+            "TC5 too many digits",
+            "x.csv",
+            b"ts,price,size\n1577836801,1.23456789012345678901234567890123,1\n",
+            "x.csv:2: column price: \"1.23456789012345678901234567890123\" does not fit exactly in 28 digits",
+        ),
+        ("TC6 1e400", "x.csv", b"ts,price,size\n1577836801,1e400,1\n", "does not fit exactly in 28 digits"),
+        (
+            "TC7 NaN",
+            "x.csv",
+            b"ts,price,size\n1577836801,NaN,1\n",
+            "x.csv:2: column price: \"NaN\" is not a decimal number",
+        ),
+        (
+            "TC8 JSON duplicate key",
+            "j.jsonl",
+            b"{\"ts\":1577836801,\"price\":1,\"size\":1}\n{\"ts\":1577836802,\"price\":1,\"size\":1,\"Size\":2}\n",
+            "j.jsonl:2: column Size: the key \"Size\" appears twice",
+        ),
+        (
+            "TC9 JSON nested",
+            "j.jsonl",
+            b"{\"ts\":1577836801,\"price\":{\"v\":1},\"size\":1}\n",
+            "column price: the value of \"price\" is a nested object",
+        ),
+    ];
+    for (label, name, contents, expected) in cases {
+        let (_dir, path) = temp_file(name, contents);
+        let text = read_ticks(&path, &options()).unwrap_err().to_string();
+        assert!(text.contains(expected), "{label}: {text}");
+    }
+    // A crossed quote within 1% is real data (FXCM's EURUSD has 18,285): read.
+    let (_dir, path) = temp_file("q.csv", b"ts,bid,ask\n1577836801,1.39150,1.39148\n1577836802,1.0099,1\n");
+    assert_eq!(read_ticks(&path, &options()).unwrap().len(), 2);
+}
+
+#[test]
+fn jsonl_numbers_are_exact_decimals_and_null_is_absent() {
+    let (_dir, path) = temp_file(
+        "t.jsonl",
+        b"\xEF\xBB\xBF{\"ts\": 1570752011620, \"price\": 0.30000000000000004, \"qty\": 1.5e1, \"side\": null}\n",
+    );
+    let ticks = read_ticks(&path, &options()).unwrap();
+    assert!(
+        matches!(&ticks[0].data, TickData::Trade(t) if t.price == dec!(0.30000000000000004) && t.size == dec!(15) && t.aggressor.is_none()),
+        "{:?}",
+        ticks[0]
+    );
+}
+
+#[test]
+fn lenient_skips_bad_rows_counts_them_and_still_stops_on_order_and_io() {
+    let lenient = ReadOptions { lenient: true, ..options() };
+    // Lines 3 (not a number), 4 (field count), 5 (size 0), 7 (bad time) are bad.
+    let contents = b"ts,price,size\n1577836801,10,1\n1577836802,x,1\n1577836803,10\n1577836804,10,0\n1577836805,10,1\nsoon,10,1\n1577836807,10,1\n";
+    let (_dir, path) = temp_file("t.csv", contents);
+    let mut feed = FileFeed::open(&path, &lenient).unwrap();
+    let ticks = collect(&mut feed).unwrap();
+    assert_eq!((ticks.len(), feed.skipped_rows()), (3, 4));
+    // Strict: the first bad row ends it.
+    assert!(matches!(read_ticks(&path, &options()), Err(DataError::Row { line: 3, .. })));
+    // A bad first row is skipped too; the time layout comes from the first good one.
+    let (_dir, path) = temp_file("f.csv", b"ts,price,size\nnow,10,1\n1577836801,10,1\n");
+    let mut feed = FileFeed::open(&path, &lenient).unwrap();
+    assert_eq!((collect(&mut feed).unwrap().len(), feed.skipped_rows()), (1, 1));
+    // Out of order still stops, after the skipped row is counted.
+    let (_dir, path) = temp_file("o.csv", b"ts,price,size\n1577836802,10,1\n1577836803,x,1\n1577836801,10,1\n");
+    let mut feed = FileFeed::open(&path, &lenient).unwrap();
+    assert!(matches!(collect(&mut feed), Err(DataError::OutOfOrder { line: 4, .. })));
+    assert_eq!(feed.skipped_rows(), 1);
+    // A header problem still stops.
+    let (_dir, path) = temp_file("h.csv", b"ts,price,size,size\n1577836802,10,1,1\n");
+    assert!(matches!(FileFeed::open(&path, &lenient), Err(DataError::Row { line: 1, .. })));
+    // Without lenient nothing is counted.
+    let (_dir, path) = temp_file("g.csv", b"ts,price,size\n1577836801,10,1\n");
+    let mut feed = FileFeed::open(&path, &options()).unwrap();
+    collect(&mut feed).unwrap();
+    assert_eq!(feed.skipped_rows(), 0);
+}
+
+/// How one read of a corpus file ended: ticks and skipped rows, an error's text, or a
+/// panic.
+fn corpus_outcome(path: &Path, lenient: bool) -> Result<Result<(usize, u64), String>, ()> {
+    let o = ReadOptions { lenient, ..options() };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut feed = FileFeed::open(path, &o).map_err(|e| e.to_string())?;
+        let ticks = collect(&mut feed).map_err(|e| e.to_string())?;
+        Ok((ticks.len(), feed.skipped_rows()))
+    }))
+    .map_err(|_| ())
+}
+
+/// Every file of tests/corpus/market-data (damaged market data, made by its make.py)
+/// read strictly and leniently ends as its line of expected.tsv says, and none panics.
+/// All mismatches are reported together.
+#[test]
+fn the_damaged_data_corpus_ends_as_expected_and_never_panics() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/market-data");
+    let expected = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
+    let mut failures = Vec::new();
+    let mut listed = std::collections::HashSet::new();
+    for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [name, strict, message, lenient, extra] = fields[..] else { panic!("expected.tsv: {line:?}") };
+        listed.insert(name.to_string());
+        let path = dir.join(name);
+        let cases = [
+            ("strict", false, strict, if strict == "ok" { "0" } else { message }),
+            ("lenient", true, lenient, if extra == "=" { message } else { extra }),
+        ];
+        for (how, lenient, want, detail) in cases {
+            match (corpus_outcome(&path, lenient), want) {
+                (Err(()), _) => failures.push(format!("{name}: the {how} read panicked")),
+                (Ok(Ok((_, skipped))), "ok") if detail.parse() == Ok(skipped) => {}
+                (Ok(Err(text)), "error") if detail == "-" || text.contains(detail) => {}
+                (Ok(got), _) => failures.push(format!("{name}: {how}: expected {want} {detail:?}, got {got:?}")),
+            }
+        }
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !["expected.tsv", "make.py", "README.md"].contains(&name.as_str()) && !listed.contains(&name) {
+            failures.push(format!("{name}: not in expected.tsv"));
+        }
+    }
+    assert!(listed.len() >= 60, "only {} corpus files", listed.len());
+    assert!(failures.is_empty(), "{} of {} corpus files:\n{}", failures.len(), listed.len(), failures.join("\n"));
 }

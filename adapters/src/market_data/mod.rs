@@ -17,13 +17,51 @@
 //! columns are trades (`time, price, size`, as Kraken's trade dumps), four are quotes
 //! (`time, bid, ask, volume`, as HistData's tick files).
 //!
+//! # Rules
+//! Every row is checked; a row that breaks a rule is a [`DataError::Row`] naming the
+//! file, the line (of the row's first byte, right across quoted newlines, CRLF and blank
+//! lines) and the column, with a message that names the rule:
+//! - prices are positive: a bar's open, high, low and close, a trade's price, a quote's
+//!   bid and ask (`price -1.5 is not positive`);
+//! - a trade's size is positive; a bar's volume and a quote's sizes are not negative
+//!   (`-0` reads as 0);
+//! - a bar's high and low contain its open and close;
+//! - a quote's bid is at most 1% above its ask. Real feeds cross by a little (FXCM's
+//!   EURUSD of 2014-05-08 has 18,285 rows with bid > ask, by up to 0.016%; they are
+//!   data, read as they are), while a bid 1% above the ask is a broken row (a bid 100
+//!   times the ask, say);
+//! - numbers are `[+-]?(digits[.digits]|.digits)([eE][+-]?digits)?` and fit a
+//!   [`rust_decimal::Decimal`] exactly: `NaN`, `inf`, `1,000` and `1_000` are not
+//!   numbers, and what would be rounded (more than 28 decimal places, 2^96 or more,
+//!   `1e400`) "does not fit exactly in 28 digits";
+//! - times are of the file's one time layout and inside the `i64` nanosecond range
+//!   (1677..2262);
+//! - a CSV row has as many fields as the header; a JSONL row is one flat JSON object
+//!   (no nested objects or arrays, no key twice ignoring case), UTF-8;
+//! - no two header columns share a name (empty names aside), refused on the header's
+//!   line naming both columns.
+//!
+//! A UTF-8 byte order mark at the start is skipped; lines of only spaces are blank; a
+//! `\r` before the `\n` is trimmed with the last field. In JSONL, numbers are read from
+//! their text (not through `f64`) and `null` is an absent value.
+//!
+//! With [`ReadOptions::lenient`], a bad row (any of the above, or a row that is not CSV
+//! or JSON at all) is skipped and counted ([`FileFeed::skipped_rows`]) instead of ending
+//! the feed; the first five are logged with `tracing::warn!`, and the total when the
+//! feed ends. What is not a row's fault still stops: an unreadable file or a broken
+//! gzip stream ([`DataError::Io`]), a header of no known layout or with a repeated name,
+//! a JSONL file whose first object is bad, and a row out of time order without `--sort`.
+//! docs/market-data.md has the rules with examples, and the fuzzing.
+//!
 //! # Layout
 //! - this file: [`FileFeed`] (one file as a [`MarketFeed`]), [`read_ticks`],
 //!   [`describe_source`], the errors and options.
 //! - `layout`: the header's meaning, and one row's fields turned into a tick.
 //! - `time`: [`parse_time`] (the general recogniser) and the fast per-file time parsers.
+//! - `jsonl`: one JSON lines row split into keys and value texts, numbers as written.
 //! - `merge`: [`MergedFeed`], several feeds merged by time.
 
+mod jsonl;
 mod layout;
 mod merge;
 mod time;
@@ -130,7 +168,9 @@ const CSV_BUFFER_BYTES: usize = 64 * 1024;
 /// Problems with the file as a whole ([`DataError::Io`] opening it,
 /// [`DataError::Layout`], [`DataError::Empty`]) and a bad first row come from
 /// [`FileFeed::open`]; a later bad row comes from [`MarketFeed::next_tick`] after the
-/// rows before it have been given, and then the feed gives nothing more.
+/// rows before it have been given, and then the feed gives nothing more. With
+/// [`ReadOptions::lenient`] bad rows are skipped instead (the [rules](self)), and a file
+/// whose every row is bad is [`DataError::Empty`].
 #[derive(Debug)]
 pub struct FileFeed {
     source: RowSource,
@@ -143,8 +183,6 @@ pub struct FileFeed {
     interval_ns: i64,
     /// The source has nothing more (its end, or an error).
     exhausted: bool,
-    /// Bad rows skipped ([`ReadOptions::lenient`]).
-    skipped_rows: u64,
 }
 
 impl FileFeed {
@@ -174,7 +212,6 @@ impl FileFeed {
             pending: None,
             interval_ns: 0,
             exhausted: false,
-            skipped_rows: 0,
         };
         while feed.ahead.len() < wanted {
             match feed.source.next_row() {
@@ -206,7 +243,7 @@ impl FileFeed {
 
     /// Rows skipped as bad so far ([`ReadOptions::lenient`]; always 0 without it).
     pub fn skipped_rows(&self) -> u64 {
-        self.skipped_rows
+        self.source.skipped
     }
 
     fn tick(&self, (ts, mut data): (TimestampNs, TickData)) -> Tick {
@@ -291,6 +328,9 @@ fn bar_interval(times: impl Iterator<Item = TimestampNs>) -> i64 {
     best.0
 }
 
+/// Skipped rows logged one by one ([`ReadOptions::lenient`]); the rest are counted.
+const SKIPPED_ROWS_LOGGED: u64 = 5;
+
 /// The rows of one file, parsed one at a time, checked for order.
 #[derive(Debug)]
 struct RowSource {
@@ -300,23 +340,28 @@ struct RowSource {
     /// Refuse rows earlier than the previous one (not when sorting).
     check_order: bool,
     previous: Option<TimestampNs>,
+    /// Skip bad rows instead of stopping ([`ReadOptions::lenient`]).
+    lenient: bool,
+    /// Bad rows skipped.
+    skipped: u64,
+    /// The source has ended (its end, or an error) and said so.
+    ended: bool,
 }
 
 /// Where rows come from: a CSV reader or JSON lines.
 enum Records {
     Csv {
-        reader: csv::Reader<Box<dyn Read>>,
+        reader: csv::Reader<NewlineAtEnd<Box<dyn Read>>>,
         /// The current row, reused.
         record: csv::ByteRecord,
-        /// `record` holds a data row already read (a headerless file's first line).
-        replay: bool,
-        /// The current row's line.
-        line: u64,
+        /// `record` holds a data row already read (a headerless file's first line),
+        /// from line `replay`.
+        replay: Option<u64>,
     },
     Jsonl {
         reader: BufReader<Box<dyn Read>>,
-        /// The current line's text, reused.
-        text: String,
+        /// The current line's bytes, reused.
+        bytes: Vec<u8>,
         /// The current object's values by column (empty for absent keys), reused.
         values: Vec<String>,
         /// `values` holds the first object, read to learn the columns.
@@ -329,7 +374,7 @@ enum Records {
 impl std::fmt::Debug for Records {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Records::Csv { line, .. } => f.debug_struct("Csv").field("line", line).finish_non_exhaustive(),
+            Records::Csv { .. } => f.debug_struct("Csv").finish_non_exhaustive(),
             Records::Jsonl { line, .. } => f.debug_struct("Jsonl").field("line", line).finish_non_exhaustive(),
         }
     }
@@ -354,43 +399,66 @@ impl RowSource {
             parser: RowParser::new(columns, offset),
             check_order: !options.sort,
             previous: None,
+            lenient: options.lenient,
+            skipped: 0,
+            ended: false,
         })
     }
 
-    /// The next row's time and tick, `None` at the end.
+    /// The next good row's time and tick, `None` at the end. With `lenient`, bad rows
+    /// ([`DataError::Row`]) are skipped and counted; any other error ends the source.
     fn next_row(&mut self) -> Result<Option<(TimestampNs, TickData)>, DataError> {
-        let path = self.path.as_path();
-        let (line, (ts, data)) = match &mut self.records {
-            Records::Csv { reader, record, replay, line } => {
-                if *replay {
-                    *replay = false;
-                } else {
-                    match reader.read_byte_record(record) {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(None),
-                        Err(error) => return Err(csv_error(path, *line + 1, error)),
+        loop {
+            let result = self.read_row();
+            match result {
+                Err(error @ DataError::Row { .. }) if self.lenient => {
+                    self.skipped += 1;
+                    if self.skipped <= SKIPPED_ROWS_LOGGED {
+                        tracing::warn!(%error, "bad market data row skipped (lenient)");
+                    } else if self.skipped == SKIPPED_ROWS_LOGGED + 1 {
+                        tracing::warn!(path = %self.path.display(), "more bad rows skipped; the total comes at the end");
                     }
                 }
-                // Market data has no quoted fields spanning lines, so each record is one
-                // line. (csv's `ByteRecord::position` gave the second record line 1 here:
-                // not used.)
-                *line += 1;
+                Ok(Some(row)) => return Ok(Some(row)),
+                Ok(None) | Err(_) => {
+                    if !self.ended && self.skipped > 0 {
+                        tracing::warn!(path = %self.path.display(), skipped = self.skipped, "bad market data rows skipped (lenient)");
+                    }
+                    self.ended = true;
+                    return result;
+                }
+            }
+        }
+    }
+
+    /// The next row, good or bad.
+    fn read_row(&mut self) -> Result<Option<(TimestampNs, TickData)>, DataError> {
+        let path = self.path.as_path();
+        let (line, (ts, data)) = match &mut self.records {
+            Records::Csv { reader, record, replay } => {
+                let line = match replay.take() {
+                    Some(line) => line,
+                    None => match next_record(path, reader, record)? {
+                        Some(line) => line,
+                        None => return Ok(None),
+                    },
+                };
                 let columns = self.parser.columns.names.len();
                 if record.len() != columns {
                     return Err(DataError::Row {
                         path: path.to_path_buf(),
-                        line: *line,
+                        line,
                         column: "*".into(),
                         message: format!("{} fields, the header has {columns}", record.len()),
                     });
                 }
                 let record = &*record;
-                (*line, self.parser.parse(path, *line, |i| record.get(i).unwrap_or_default().trim_ascii())?)
+                (line, self.parser.parse(path, line, |i| record.get(i).unwrap_or_default().trim_ascii())?)
             }
-            Records::Jsonl { reader, text, values, replay, line } => {
+            Records::Jsonl { reader, bytes, values, replay, line } => {
                 if *replay {
                     *replay = false;
-                } else if !next_object(path, reader, text, line, &self.parser.columns.names, values)? {
+                } else if !next_object(path, reader, bytes, line, &self.parser.columns.names, values)? {
                     return Ok(None);
                 }
                 let values = &*values;
@@ -410,18 +478,125 @@ impl RowSource {
     }
 }
 
+/// A reader that adds a tail to its stream, so that every CSV record, the last
+/// included, is ended by a `\n` outside quotes, which makes its line number computable
+/// (see [`next_record`]):
+/// - `\n` when the last byte is another, to end the last line;
+/// - then `"\n`: after a complete last record it is a blank record (a quoted newline)
+///   that [`next_record`] skips; after a quote left open to the end of the file it
+///   closes the quote and ends that record with a `\n` like every other.
+///
+/// The tail changes no complete field: an unclosed quoted field, an error anyway, gains
+/// a trailing `\n`, trimmed.
+struct NewlineAtEnd<R> {
+    inner: R,
+    /// The last byte given (`None` before any).
+    last: Option<u8>,
+    /// The tail still to give, once the inner reader has ended.
+    tail: Option<&'static [u8]>,
+    /// Bytes given, the tail's included.
+    given: u64,
+}
+
+impl<R> NewlineAtEnd<R> {
+    fn new(inner: R) -> Self {
+        NewlineAtEnd { inner, last: None, tail: None, given: 0 }
+    }
+
+    /// Whether a record that ends at byte `end` took in the tail's quote: then its
+    /// last quoted field was still open at the end of the file. (After a complete last
+    /// record, the tail is a record of its own, ending 2 bytes later.)
+    fn swallowed_tail(&self, end: u64) -> bool {
+        self.last.is_some() && self.tail.is_some_and(<[u8]>::is_empty) && end == self.given
+    }
+}
+
+impl<R: Read> Read for NewlineAtEnd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.tail.is_none() {
+            let read = self.inner.read(buf)?;
+            if let Some(&last) = buf.get(..read).and_then(<[u8]>::last) {
+                self.last = Some(last);
+                self.given += read as u64;
+                return Ok(read);
+            }
+            self.tail = Some(match self.last {
+                None => b"",
+                Some(b'\n') => b"\"\n",
+                Some(_) => b"\n\"\n",
+            });
+        }
+        let tail = self.tail.unwrap_or_default();
+        let given = tail.len().min(buf.len());
+        buf[..given].copy_from_slice(&tail[..given]);
+        self.tail = Some(&tail[given..]);
+        self.given += given as u64;
+        Ok(given)
+    }
+}
+
+/// Reads the next CSV record that is not a blank line into `record`; `Some(its first
+/// line)`, `None` at the end.
+///
+/// Lines: csv's `ByteRecord::position` is where the reader stood when it began the
+/// record, before it skipped blank lines and, in CRLF files, the `\n` after the last
+/// record's `\r` (csv ends a record at `\r` and skips the `\n` next time), so it names
+/// the line before the record in every CRLF file (line 1 for the second record) and
+/// after every blank line. What is right: the reader's position after the record, less
+/// the record's own newlines (inside quoted fields), less the `\n` that ended it. For
+/// that, `\n` alone ends a record (a `\r` before it stays in the last field, which is
+/// trimmed) and [`NewlineAtEnd`] makes sure the last record has one too, even one
+/// whose quote is never closed.
+///
+/// # Errors
+/// [`DataError::Io`] when reading fails; [`DataError::Row`] for a record whose quote is
+/// still open at the end of the file (csv would read it as if closed).
+fn next_record(
+    path: &Path,
+    reader: &mut csv::Reader<NewlineAtEnd<Box<dyn Read>>>,
+    record: &mut csv::ByteRecord,
+) -> Result<Option<u64>, DataError> {
+    loop {
+        let before = reader.position().line();
+        if !reader.read_byte_record(record).map_err(|e| csv_error(path, before, e))? {
+            return Ok(None);
+        }
+        // A line of spaces, or the `\r` of an empty CRLF line: blank, skipped (csv skips
+        // empty lines itself).
+        if record.len() == 1 && record.as_slice().trim_ascii().is_empty() {
+            continue;
+        }
+        let newlines = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        let line = reader.position().line().saturating_sub(newlines + 1).max(1);
+        if reader.get_ref().swallowed_tail(reader.position().byte()) {
+            return Err(DataError::Row {
+                path: path.to_path_buf(),
+                line,
+                column: "*".into(),
+                message: "a quoted field is still open at the end of the file".into(),
+            });
+        }
+        return Ok(Some(line));
+    }
+}
+
 /// Reads the header (or, for a headerless file, the first row) and keeps the reader.
 fn open_csv(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<(Records, Columns), DataError> {
     // Fields are trimmed where they are used, not by the reader: cheaper, same result.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(CSV_BUFFER_BYTES)
-        .from_reader(reader);
+        .from_reader(NewlineAtEnd::new(reader));
     let mut record = csv::ByteRecord::new();
-    if !reader.read_byte_record(&mut record).map_err(|e| csv_error(path, 1, e))? {
+    let Some(line) = next_record(path, &mut reader, &mut record)? else {
         return Err(DataError::Empty { path: path.to_path_buf() });
-    }
+    };
+    // (csv skips a UTF-8 byte order mark at the start itself.)
     let first = record.get(0).unwrap_or_default().trim_ascii();
     let headerless = std::str::from_utf8(first).ok().and_then(|f| parse_time_in(f, offset)).is_some();
     let names: Vec<String> = if headerless {
@@ -429,90 +604,98 @@ fn open_csv(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<(Records,
     } else {
         record.iter().map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase().replace(' ', "_")).collect()
     };
-    let columns = Columns::from_header(names, path)?;
-    Ok((Records::Csv { reader, record, replay: headerless, line: u64::from(!headerless) }, columns))
+    let columns = Columns::from_header(names, path, line)?;
+    Ok((Records::Csv { reader, record, replay: headerless.then_some(line) }, columns))
 }
+
+/// The UTF-8 byte order mark, which some tools write at the start of a file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads up to the first object, whose keys name the columns, and keeps its values to
 /// be the first row.
 fn open_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<(Records, Columns), DataError> {
     let mut reader = BufReader::new(reader);
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let mut line = 0;
-    let object = loop {
-        text.clear();
-        let read =
-            reader.read_line(&mut text).map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
-        if read == 0 {
+    let entries = loop {
+        if !read_line(path, &mut reader, &mut bytes)? {
             return Err(DataError::Empty { path: path.to_path_buf() });
         }
         line += 1;
+        let text = if line == 1 { bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes) } else { &bytes[..] };
+        let text = line_text(path, line, text)?;
         if !text.trim().is_empty() {
-            break parse_object(path, &text, line)?;
+            break parse_object(path, text, line)?;
         }
     };
-    let names: Vec<String> = object.keys().map(|k| k.to_ascii_lowercase()).collect();
-    let columns = Columns::from_header(names, path)?;
+    let names: Vec<String> = entries.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    let columns = Columns::from_header(names, path, line)?;
     let mut values = vec![String::new(); columns.names.len()];
-    fill_values(&object, &columns.names, &mut values);
-    Ok((Records::Jsonl { reader, text, values, replay: true, line }, columns))
+    fill_values(&entries, &columns.names, &mut values);
+    Ok((Records::Jsonl { reader, bytes, values, replay: true, line }, columns))
+}
+
+/// Reads one line (its `\n` included) into `bytes`; `false` at the end.
+fn read_line(path: &Path, reader: &mut BufReader<Box<dyn Read>>, bytes: &mut Vec<u8>) -> Result<bool, DataError> {
+    bytes.clear();
+    let read =
+        reader.read_until(b'\n', bytes).map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
+    Ok(read > 0)
+}
+
+/// A line's text; a row error when it is not UTF-8.
+fn line_text<'b>(path: &Path, line: u64, bytes: &'b [u8]) -> Result<&'b str, DataError> {
+    std::str::from_utf8(bytes).map_err(|e| DataError::Row {
+        path: path.to_path_buf(),
+        line,
+        column: "*".into(),
+        message: format!("not UTF-8 text ({e})"),
+    })
 }
 
 /// Reads the next non-blank line's object into `values`; `false` at the end.
 fn next_object(
     path: &Path,
     reader: &mut BufReader<Box<dyn Read>>,
-    text: &mut String,
+    bytes: &mut Vec<u8>,
     line: &mut u64,
     names: &[String],
     values: &mut [String],
 ) -> Result<bool, DataError> {
     loop {
-        text.clear();
-        let read =
-            reader.read_line(text).map_err(|source| DataError::Io { path: path.to_path_buf(), error: source })?;
-        if read == 0 {
+        if !read_line(path, reader, bytes)? {
             return Ok(false);
         }
         *line += 1;
+        let text = line_text(path, *line, bytes)?;
         if !text.trim().is_empty() {
-            let object = parse_object(path, text, *line)?;
-            fill_values(&object, names, values);
+            let entries = parse_object(path, text, *line)?;
+            fill_values(&entries, names, values);
             return Ok(true);
         }
     }
 }
 
-fn parse_object(path: &Path, text: &str, line: u64) -> Result<serde_json::Map<String, serde_json::Value>, DataError> {
-    serde_json::from_str(text).map_err(|e| DataError::Row {
+fn parse_object(path: &Path, text: &str, line: u64) -> Result<Vec<(String, Option<String>)>, DataError> {
+    jsonl::flat_object(text).map_err(|e| DataError::Row {
         path: path.to_path_buf(),
         line,
-        column: "*".into(),
-        message: e.to_string(),
+        column: e.key.unwrap_or_else(|| "*".into()),
+        message: e.message,
     })
 }
 
-/// Puts each column's value (strings as they are, other JSON values as JSON text) in
-/// `values`, by column; absent keys leave an empty value. Keys match columns ignoring
-/// case; the first key to match a column wins.
-fn fill_values(object: &serde_json::Map<String, serde_json::Value>, names: &[String], values: &mut [String]) {
-    use std::fmt::Write;
-    let mut filled = vec![false; values.len()];
+/// Puts each column's value in `values`, by column; absent keys and `null` leave an
+/// empty value. Keys match columns ignoring case ([`jsonl::flat_object`] has refused
+/// two keys that do); keys of no column are ignored.
+fn fill_values(entries: &[(String, Option<String>)], names: &[String], values: &mut [String]) {
     for value in values.iter_mut() {
         value.clear();
     }
-    for (key, value) in object {
+    for (key, value) in entries {
         let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(key)) else { continue };
-        if filled[i] {
-            continue;
-        }
-        filled[i] = true;
-        match value {
-            serde_json::Value::String(s) => values[i].push_str(s),
-            // Writing to a String cannot fail.
-            other => {
-                let _ = write!(values[i], "{other}");
-            }
+        if let (Some(slot), Some(value)) = (values.get_mut(i), value) {
+            slot.push_str(value);
         }
     }
 }
