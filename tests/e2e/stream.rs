@@ -573,3 +573,21 @@ fn the_report_of_a_stored_run_is_the_report_the_run_printed() {
     }
     assert!(ledger.ok(&["report", "--run", "1"]).contains("| open position "), "TC0 ends with a position open");
 }
+
+/// `--lenient` skips a bad row instead of refusing the file, and the run's `RunStopped`
+/// counts it; without it the same file is refused naming the line.
+#[test]
+fn lenient_skips_bad_rows_and_the_run_counts_them() {
+    let ledger = Ledger::new();
+    let config = ledger.dir.path().join("trade.toml");
+    std::fs::write(&config, "[venue]\nfill_model = \"trade\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let data = "tests/corpus/market-data/missing-field.csv";
+    let strict = ledger.run(&["replay", "--data", data, "--config", config]);
+    assert_eq!(strict.code, 2, "{}", strict.stderr);
+    assert!(strict.stderr.contains("missing-field.csv:3"), "{}", strict.stderr);
+    // The strict run stopped at the bad row, after the rows before it (run 1, no stop).
+    ledger.ok(&["replay", "--data", data, "--config", config, "--lenient"]);
+    let stopped = events(&ledger, &["--run", "2"]).into_iter().find_map(|e| e["payload"].get("RunStopped").cloned());
+    assert_eq!(stopped.expect("the run stopped")["skipped_rows"], 1);
+}
