@@ -322,7 +322,16 @@ pub fn execute<L: EventLog + ?Sized>(
         if count % PROGRESS_EVERY == 0 {
             progress.set_position(count);
         }
-        next = cycles.next_cycle()?;
+        next = match cycles.next_cycle() {
+            Ok(next) => next,
+            Err(error) => {
+                // Bad data ends the run on the record, with the reason, before the error.
+                progress.finish_and_clear();
+                let reason = format!("stopped by bad market data: {}", describe::safe(&format!("{error:#}")));
+                runner.stop(&reason, cycles.skipped_rows(), last)?;
+                return Err(error);
+            }
+        };
     }
     progress.finish_and_clear();
     let end = if session.mode == RunMode::Replay { last } else { WallClock.now() };

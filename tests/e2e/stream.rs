@@ -586,7 +586,9 @@ fn lenient_skips_bad_rows_and_the_run_counts_them() {
     let strict = ledger.run(&["replay", "--data", data, "--config", config]);
     assert_eq!(strict.code, 2, "{}", strict.stderr);
     assert!(strict.stderr.contains("missing-field.csv:3"), "{}", strict.stderr);
-    // The strict run stopped at the bad row, after the rows before it (run 1, no stop).
+    // The strict run stopped at the bad row, after the rows before it, on the record.
+    let runs = ledger.ok(&["runs"]);
+    assert!(runs.contains("stopped by bad market data"), "{runs}");
     ledger.ok(&["replay", "--data", data, "--config", config, "--lenient"]);
     let stopped = events(&ledger, &["--run", "2"]).into_iter().find_map(|e| e["payload"].get("RunStopped").cloned());
     assert_eq!(stopped.expect("the run stopped")["skipped_rows"], 1);
