@@ -57,7 +57,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Paper trading on a market data file played back at --speed.
     #[command(
-        after_help = "Takes the same data and strategy flags as `ledger replay`. Ctrl-C stops after the current cycle and records RunStopped (interrupted).\n\nExamples:\n  ledger run --config fixtures/ledger.example.toml --speed 0\n  ledger run --data fixtures/btcperp-1m-2022-01.csv --strategy sma-cross --param fast=10 --param slow=30 --speed 60"
+        after_help = "Takes the same data and strategy flags as `ledger replay`. Ctrl-C or SIGTERM stops after the current cycle and records RunStopped (interrupted); a second signal stops at once.\n\nExamples:\n  ledger run --config fixtures/ledger.example.toml --speed 0\n  ledger run --data fixtures/btcperp-1m-2022-01.csv --strategy sma-cross --param fast=10 --param slow=30 --speed 60"
     )]
     Run(RunArgs),
     /// Show, trip or reset the kill switch (recorded as events).

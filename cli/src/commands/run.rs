@@ -2,7 +2,8 @@
 //! flags as `ledger replay`. Each cycle runs at the wall clock's time, recorded in its
 //! events, so the run replays identically. Durable events are published on the
 //! in-process bus (fills, rejections and kill-switch trips are logged as they happen).
-//! Ctrl-C stops after the current cycle and records `RunStopped { reason: "interrupted" }`.
+//! Ctrl-C or SIGTERM stops after the current cycle and records `RunStopped { reason:
+//! "interrupted" }`; a second signal stops at once.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +32,15 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     let provider = pipeline::provider(&settings)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;
+    // SIGINT, SIGTERM (what systemd and docker send) and SIGHUP stop after the current
+    // cycle with `RunStopped`; a second signal stops at once (appends are atomic, so the
+    // ledger still verifies; only what was not yet flushed is lost).
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    })
+    .context("installing the signal handler")?;
     let mut ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
     let run_id = ledger.runs.next_run_id();
     let session = Session {
