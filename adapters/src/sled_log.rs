@@ -210,6 +210,8 @@ impl SledLog {
         let Some(first) = last_key else { return Ok(None) };
         match ledger_core::log::visit_events(self, first, &mut |_| ControlFlow::Continue(())) {
             Ok(()) => Ok(None),
+            // Written by a newer build: refused outright, with the versions, not as damage.
+            Err(error @ LogError::Codec { error: codec::CodecError::UnknownFormatVersion { .. }, .. }) => Err(error),
             Err(error @ (LogError::HashMismatch { .. } | LogError::Codec { .. } | LogError::Gap { .. })) => {
                 let seq = match error {
                     LogError::HashMismatch { seq } | LogError::Codec { seq, .. } => seq,

@@ -50,3 +50,28 @@ fn verify_names_records_missing_behind_a_snapshot() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("missing records: the ledger's snapshots cover seq"), "{}", run.stdout);
 }
+
+/// A ledger whose records were written by a newer format is refused with the versions,
+/// not read as damage and not appended to.
+#[test]
+fn a_record_of_a_newer_format_is_refused_naming_the_versions() {
+    use ledger_adapters::sled_log::raw;
+    let ledger = Ledger::new();
+    ledger.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    {
+        // The last segment's first record: its format byte follows the 4-byte length.
+        let (_db, events) = raw::events_tree(&ledger.data_dir()).unwrap();
+        let (key, segment) = events.last().unwrap().unwrap();
+        let mut segment = segment.to_vec();
+        segment[4] = 3;
+        events.insert(key, segment).unwrap();
+        events.flush().unwrap();
+    }
+    let append = ledger.run(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    assert_eq!(append.code, 2, "{}{}", append.stdout, append.stderr);
+    assert!(
+        append.stderr.contains("unknown record format version 3 (this build reads versions 1 to 2)"),
+        "{}",
+        append.stderr
+    );
+}
