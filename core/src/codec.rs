@@ -34,7 +34,7 @@
 //! most 28): exact, a byte or two for everyday prices, and free of string formatting on
 //! the hot path. JSON (any human-readable serde format) shows them as decimal strings.
 
-use bincode::config::{self, Configuration};
+use bincode::config::{self, Configuration, LittleEndian, Varint};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -54,8 +54,19 @@ const HASH_LEN: usize = 32;
 /// Bytes before a version-1 body: version byte and previous hash.
 const V1_PREFIX_LEN: usize = 1 + 32;
 
-/// The one bincode configuration. Changing it means a new [`FORMAT_VERSION`].
-const BINCODE: Configuration = config::standard();
+/// Most bytes one record or metadata value may claim while it is decoded.
+///
+/// bincode allocates a string or list for the length a record claims before reading it,
+/// so a damaged length (say 2^60) would abort the process on allocation; found by
+/// fuzzing `record_decode`. With a limit it is an error instead. No record comes close:
+/// the largest payloads are LLM prompts and answers.
+pub const DECODE_LIMIT: usize = 16 << 20;
+
+/// The one bincode configuration: `standard()` (little-endian, varint) with the
+/// [`DECODE_LIMIT`], which changes no encoded byte. Changing the encoding means a new
+/// [`FORMAT_VERSION`].
+const BINCODE: Configuration<LittleEndian, Varint, config::Limit<DECODE_LIMIT>> =
+    config::standard().with_limit::<DECODE_LIMIT>();
 
 /// Why bytes could not be turned into an event, or an event into bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
