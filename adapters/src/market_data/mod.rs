@@ -569,8 +569,13 @@ fn next_record(
         if record.len() == 1 && record.as_slice().trim_ascii().is_empty() {
             continue;
         }
-        let newlines = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-        let line = reader.position().line().saturating_sub(newlines + 1).max(1);
+        let after = reader.position().line();
+        // One line gone by: no blank line before the record and no newline inside it (the
+        // common case, where counting newlines would cost more than the rest of the
+        // record).
+        let newlines =
+            if after == before + 1 { 0 } else { record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64 };
+        let line = after.saturating_sub(newlines + 1).max(1);
         if reader.get_ref().swallowed_tail(reader.position().byte()) {
             return Err(DataError::Row {
                 path: path.to_path_buf(),
