@@ -138,3 +138,20 @@ fn extreme_decimals_round_trip() {
         assert_eq!(event.payload, draft.payload, "{price}");
     }
 }
+
+/// Inputs the `record_decode` fuzz target found (fuzz/known-crashes/record_decode/): a
+/// damaged length in a record made bincode allocate it (an abort, or a capacity
+/// overflow panic). Decoding them is now an error, never an allocation.
+#[test]
+fn fuzz_found_lengths_past_the_record_are_errors() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/known-crashes/record_decode");
+    for name in ["string-length-past-the-record", "segment-capacity-overflow"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        for seq in [1u64, 2, 1 << 40] {
+            let _ = decode_record(Seq::new(seq), &Hash32::ZERO, &bytes);
+        }
+        for record in ledger_core::codec::segment_records(&bytes).flatten() {
+            assert!(decode_record(Seq::new(2), &Hash32::ZERO, record).is_err(), "{name}");
+        }
+    }
+}
