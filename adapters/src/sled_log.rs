@@ -72,9 +72,10 @@ pub struct SledLog {
     unflushed_events: u64,
     /// The head written down at the last flush.
     recorded_head: Seq,
-    /// The first damaged record found in the last segment when the log was opened:
-    /// appends after it would chain onto data the chain does not vouch for.
-    damaged_tail: Option<Seq>,
+    /// The first bad record found in the last segment when the log was opened (and what
+    /// its decoding said, if it did not decode: a format from a newer build reads as
+    /// that): appends after it would chain onto data the chain does not vouch for.
+    damaged_tail: Option<(Seq, Option<codec::CodecError>)>,
     encoder: BatchEncoder,
 }
 
@@ -201,8 +202,9 @@ impl SledLog {
     }
 
     /// Checks the records of the last segment (hash and link, from the stored
-    /// predecessor): the ones the next append chains onto. Returns the first bad seq.
-    fn check_tail(&self) -> Result<Option<Seq>, LogError> {
+    /// predecessor): the ones the next append chains onto. Returns the first bad seq and
+    /// the decoding error there, if that was it.
+    fn check_tail(&self) -> Result<Option<(Seq, Option<codec::CodecError>)>, LogError> {
         let last_key = self.store.with(|h| {
             let last = h.events.last().map_err(|e| LogError::storage("reading the last segment", e))?;
             last.map(|(key, _)| key_to_seq(&key)).transpose()
@@ -210,16 +212,8 @@ impl SledLog {
         let Some(first) = last_key else { return Ok(None) };
         match ledger_core::log::visit_events(self, first, &mut |_| ControlFlow::Continue(())) {
             Ok(()) => Ok(None),
-            // Written by a newer build: refused outright, with the versions, not as damage.
-            Err(error @ LogError::Codec { error: codec::CodecError::UnknownFormatVersion { .. }, .. }) => Err(error),
-            Err(error @ (LogError::HashMismatch { .. } | LogError::Codec { .. } | LogError::Gap { .. })) => {
-                let seq = match error {
-                    LogError::HashMismatch { seq } | LogError::Codec { seq, .. } => seq,
-                    LogError::Gap { expected, .. } => expected,
-                    _ => first,
-                };
-                Ok(Some(seq))
-            }
+            Err(LogError::HashMismatch { seq }) | Err(LogError::Gap { expected: seq, .. }) => Ok(Some((seq, None))),
+            Err(LogError::Codec { seq, error }) => Ok(Some((seq, Some(error)))),
             Err(other) => Err(other),
         }
     }
@@ -350,8 +344,11 @@ impl PreparedAppend for SledLog {
         if self.recorded_head > self.head.seq {
             return Err(LogError::TailMissing { head: self.head.seq, recorded: self.recorded_head });
         }
-        if let Some(seq) = self.damaged_tail {
-            return Err(LogError::HashMismatch { seq });
+        if let Some((seq, decoding)) = &self.damaged_tail {
+            return Err(match decoding {
+                Some(error) => LogError::Codec { seq: *seq, error: error.clone() },
+                None => LogError::HashMismatch { seq: *seq },
+            });
         }
         let first = self.head.seq.next();
         if prepared.is_empty() {
