@@ -72,6 +72,9 @@ pub enum Command {
     /// Performance statistics of one run.
     #[command(after_help = "Example:\n  ledger report --run 1 --json")]
     Report(ReportArgs),
+    /// A run's account rebuilt from its events: cash, positions, P&L, fees, equity.
+    #[command(after_help = "Examples:\n  ledger rebuild            # the latest run\n  ledger rebuild --run 3 --json")]
+    Rebuild(RebuildArgs),
 }
 
 /// What a session trades on and with: the same flags for `replay` and `run`. They
@@ -132,6 +135,16 @@ pub struct ReportArgs {
     #[arg(long)]
     pub run: u64,
     /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// The run (default: the latest).
+    #[arg(long)]
+    pub run: Option<u64>,
+    /// JSON (money as decimal strings) instead of tables.
     #[arg(long)]
     pub json: bool,
 }

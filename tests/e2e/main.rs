@@ -7,6 +7,7 @@ mod backtest;
 mod corpus;
 mod errors;
 mod ledger;
+mod rebuild;
 mod signals;
 mod storage;
 mod stream;

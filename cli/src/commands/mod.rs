@@ -2,6 +2,7 @@
 
 mod events;
 mod kill_switch;
+mod rebuild;
 mod replay;
 mod report;
 mod run;
@@ -24,5 +25,6 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Run(args) => run::run(data_dir, &args),
         Command::KillSwitch { command } => kill_switch::run(data_dir, &command),
         Command::Report(args) => report::run(data_dir, args.run, args.json),
+        Command::Rebuild(args) => rebuild::run(data_dir, &args),
     }
 }
