@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Event-sourced, append-only trading ledger with deterministic replay backtesting.
 #[derive(Debug, Parser)]
-#[command(name = "ledger", version, about, long_about = None)]
+#[command(name = "ledger", version, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -45,7 +45,8 @@ pub enum Command {
         after_help = "Examples:\n  ledger events --run 1 --limit 20\n  ledger events --from 100 --json | jq .payload"
     )]
     Events(EventsArgs),
-    /// Check the whole ledger: sequence contiguity, decoding and the hash chain.
+    /// Check the whole ledger: sequence contiguity, decoding, the hash chain, and the kept
+    /// fold snapshots.
     #[command(
         after_help = "Exit status: 0 intact, 1 a bad record was found (its seq is named), 2 error.\n\nExample:\n  ledger verify"
     )]
