@@ -210,6 +210,26 @@ fn rewrite(dir: &tempfile::TempDir, change: impl FnOnce(&sled::Tree)) {
     events.flush().unwrap();
 }
 
+/// A ledger of `n` events with one byte of one segment changed (`xor`); returns it and
+/// the seq of the record holding that byte.
+fn ledger_with_a_flipped_byte(
+    n: i64,
+    pick: prop::sample::Index,
+    byte: prop::sample::Index,
+    xor: u8,
+) -> (tempfile::TempDir, u64) {
+    let dir = ledger_of(n);
+    let all = segments(&dir);
+    let (first, mut segment) = all[pick.index(all.len())].clone();
+    let at = byte.index(segment.len());
+    let victim = seq_at(first, &segment, at);
+    segment[at] ^= xor;
+    rewrite(&dir, |events| {
+        events.insert(first.to_be_bytes(), segment).unwrap();
+    });
+    (dir, victim)
+}
+
 fn verdict_of(dir: &tempfile::TempDir) -> Verdict {
     verify(&SledLog::open(dir.path(), Durability::Strict).unwrap()).unwrap()
 }
@@ -228,15 +248,7 @@ proptest! {
     fn changing_any_byte_fails_verify_at_the_record_holding_it(
         n in 2i64..12, pick in any::<prop::sample::Index>(), byte in any::<prop::sample::Index>(), xor in 1u8..
     ) {
-        let dir = ledger_of(n);
-        let all = segments(&dir);
-        let (first, mut segment) = all[pick.index(all.len())].clone();
-        let at = byte.index(segment.len());
-        let victim = seq_at(first, &segment, at);
-        segment[at] ^= xor;
-        rewrite(&dir, |events| {
-            events.insert(first.to_be_bytes(), segment).unwrap();
-        });
+        let (dir, victim) = ledger_with_a_flipped_byte(n, pick, byte, xor);
         let (seq, _) = broken_at(verdict_of(&dir));
         prop_assert_eq!(seq, victim);
     }
@@ -288,15 +300,7 @@ proptest! {
     /// it fail, naming the record (not only `verify`).
     #[test]
     fn reads_refuse_a_changed_record(n in 2i64..10, pick in any::<prop::sample::Index>(), byte in any::<prop::sample::Index>(), xor in 1u8..) {
-        let dir = ledger_of(n);
-        let all = segments(&dir);
-        let (first, mut segment) = all[pick.index(all.len())].clone();
-        let at = byte.index(segment.len());
-        let victim = seq_at(first, &segment, at);
-        segment[at] ^= xor;
-        rewrite(&dir, |events| {
-            events.insert(first.to_be_bytes(), segment).unwrap();
-        });
+        let (dir, victim) = ledger_with_a_flipped_byte(n, pick, byte, xor);
         let log = SledLog::open(dir.path(), Durability::Strict).unwrap();
         let error = read_seqs(&log, 1, usize::MAX).unwrap_err();
         let named = match error {

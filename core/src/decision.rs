@@ -49,6 +49,21 @@ pub struct ProviderAnswer {
     pub tokens_out: u32,
 }
 
+impl From<crate::event::DecisionMade> for ProviderAnswer {
+    /// The answer a recorded decision was made from (what a replay hands the engine).
+    fn from(made: crate::event::DecisionMade) -> Self {
+        ProviderAnswer {
+            decision: made.parsed,
+            parse_status: made.parse_status,
+            prompt: made.prompt,
+            raw_output: made.raw_output,
+            latency_us: made.latency_us,
+            tokens_in: made.tokens_in,
+            tokens_out: made.tokens_out,
+        }
+    }
+}
+
 /// Who a provider is, as recorded in every `DecisionMade`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderInfo {

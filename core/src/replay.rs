@@ -88,15 +88,7 @@ impl<'a> RecordedRun<'a> {
                     if cycle != event.header.cycle_id {
                         continue;
                     }
-                    *self.slot.borrow_mut() = Some(ProviderAnswer {
-                        decision: made.parsed,
-                        parse_status: made.parse_status,
-                        prompt: made.prompt,
-                        raw_output: made.raw_output,
-                        latency_us: made.latency_us,
-                        tokens_in: made.tokens_in,
-                        tokens_out: made.tokens_out,
-                    });
+                    *self.slot.borrow_mut() = Some(ProviderAnswer::from(made));
                     return Ok(Some((data, now)));
                 }
                 _ => {}

@@ -301,15 +301,7 @@ fn decisions(log: &MemLog, range: RunRange) -> Vec<ProviderAnswer> {
         .into_iter()
         .filter(|e| e.header.run_id == range.run_id)
         .filter_map(|e| match e.payload {
-            Payload::DecisionMade(made) => Some(ProviderAnswer {
-                decision: made.parsed,
-                parse_status: made.parse_status,
-                prompt: made.prompt,
-                raw_output: made.raw_output,
-                latency_us: made.latency_us,
-                tokens_in: made.tokens_in,
-                tokens_out: made.tokens_out,
-            }),
+            Payload::DecisionMade(made) => Some(ProviderAnswer::from(made)),
             _ => None,
         })
         .collect()
