@@ -10,6 +10,7 @@ mod config;
 mod describe;
 mod logging;
 mod pipeline;
+mod session_link;
 mod store;
 
 use std::process::ExitCode;
