@@ -174,6 +174,12 @@ impl<L: PreparedAppend + Send + 'static> EventLog for BackgroundLog<L> {
     fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
         lock(&self.shared.log).reader()
     }
+
+    /// Waits for the queued batches (a snapshot is written after the events it covers),
+    /// then writes it on this thread: snapshots are rare, the stall is short.
+    fn put_snapshot(&mut self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+        self.settle()?.put_snapshot(name, bytes)
+    }
 }
 
 impl<L: PreparedAppend + Send + 'static> Drop for BackgroundLog<L> {

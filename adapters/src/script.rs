@@ -66,6 +66,11 @@ impl DecisionProvider for ScriptProvider {
         ProviderInfo { provider: Arc::from("script"), model: self.file.clone(), params: self.empty.clone() }
     }
 
+    /// Decisions are keyed by tick time: nothing to save.
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn decide(&mut self, input: &DecisionInput<'_>) -> ProviderAnswer {
         let (decision, parse_status, raw_output) = match self.lines.get(&input.ts) {
             Some(line) => {

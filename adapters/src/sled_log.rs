@@ -242,19 +242,6 @@ impl SledLog {
         })
     }
 
-    /// Stores a fold's snapshot under `name`, replacing the previous one. Durable with
-    /// the next flush; a snapshot may trail the log (the fold catches up from the seq it
-    /// covers) but must never run ahead of it, so write it after the events it covers.
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn put_snapshot(&mut self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
-        self.store.with(|h| {
-            h.snapshots.insert(name, bytes).map_err(|e| LogError::storage(format!("writing snapshot {name}"), e))?;
-            Ok(())
-        })
-    }
-
     fn flush(&mut self) -> Result<Seq, LogError> {
         let head = codec::encode_meta(&self.head.seq)
             .map_err(|source| LogError::Encode { seq: self.head.seq, error: source })?;
@@ -399,6 +386,17 @@ impl EventLog for SledLog {
 
     fn sync(&mut self) -> Result<Seq, LogError> {
         self.flush()
+    }
+
+    /// Stores a fold's snapshot in the `snapshots` tree. sled recovers a prefix of its
+    /// writes, so a snapshot is never durable ahead of the events it covers (and one
+    /// found ahead of the head is not trusted: see `ledger_cli::store`).
+    fn put_snapshot(&mut self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+        self.store.with(|h| {
+            h.snapshots.insert(name, bytes).map_err(|e| LogError::storage(format!("writing snapshot {name}"), e))?;
+            self.store.unflushed.store(true, Ordering::Release);
+            Ok(())
+        })
     }
 
     fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {

@@ -173,6 +173,10 @@ pub struct RunArgs {
     /// Playback pace: 1 = the data's own pace, 0 = as fast as possible.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
+    /// Close an interrupted run (recording its RunStopped) and start a new one, instead
+    /// of continuing it.
+    #[arg(long)]
+    pub new_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

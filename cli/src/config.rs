@@ -329,6 +329,9 @@ pub struct LedgerConfig {
     pub group_interval_ns: Option<i64>,
     /// Cycles gathered into one append in fast replays (paced runs append every cycle).
     pub cycles_per_append: usize,
+    /// Events between session snapshots (the engine, provider and venue state a resumed
+    /// run starts from, and the folds); 0 takes none but the folds' at the stop.
+    pub snapshot_every: u64,
 }
 
 impl Default for LedgerConfig {
@@ -338,6 +341,7 @@ impl Default for LedgerConfig {
             group_events: 10_000,
             group_interval_ns: Some(50_000_000),
             cycles_per_append: 256,
+            snapshot_every: 100_000,
         }
     }
 }

@@ -153,6 +153,20 @@ fn raw_summary(event: &Envelope) -> String {
         Payload::KillSwitchTripped(p) => format!("{:?}: {}", p.trigger, p.reason),
         Payload::KillSwitchReset(p) => format!("by {}: {}", p.by, p.reason),
         Payload::RiskLimitsChanged(p) => format!("by {}: {}", p.by, p.reason),
+        Payload::RunResumed(p) => {
+            let snapshot = if p.snapshot_seq.get() == 0 {
+                "from the run's start".to_string()
+            } else {
+                format!("from snapshot at seq {}", p.snapshot_seq)
+            };
+            format!(
+                "after seq {}, {} cycles, {snapshot}, {} working orders{}",
+                p.after_seq,
+                p.cycles,
+                p.working_orders.len(),
+                if p.kill_switch_tripped { ", kill switch tripped" } else { "" }
+            )
+        }
     }
 }
 

@@ -23,13 +23,14 @@ use ledger_core::log::EventLog;
 use ledger_core::portfolio::Portfolio;
 use ledger_core::replay::RecordedRun;
 use ledger_core::risk::{KillSwitch, RiskEngine};
-use ledger_core::runner::{Observer, RunParts, Runner};
+use ledger_core::runner::{Observer, ResumeFrom, RunParts, Runner};
 use ledger_core::strategy::{EmaRsi, SmaCross};
 use ledger_core::time::{Clock, TimestampNs};
 use ledger_core::venue::{FillModel, PaperVenue};
 
 use crate::config::{self, DurabilityMode, LedgerConfig, ProviderConfig, RuleStrategy, Settings};
 use crate::describe;
+use crate::session_link::{PositionStatus, SessionLink, SessionStatus};
 
 /// Builds the decision provider the settings name.
 ///
@@ -241,6 +242,11 @@ pub struct Session<'a> {
     /// switch; a backtest is a simulation and starts armed; a replay of a recorded run
     /// starts as the original did.
     pub kill_switch_tripped: bool,
+    /// An interrupted run to continue instead of starting a new one (`run_id` is then
+    /// that run's).
+    pub resume: Option<ResumeFrom>,
+    /// The control endpoint's view of the session, kept current by the loop.
+    pub link: Option<&'a SessionLink>,
 }
 
 /// Ticks between progress-bar updates.
@@ -294,15 +300,37 @@ pub fn execute<L: EventLog + ?Sized>(
         venue: Box::new(PaperVenue::new(settings.venue.clone())),
     };
     let cycles_per_append = if paced { 1 } else { settings.ledger.cycles_per_append };
-    let mut runner = Runner::start(log, observer, parts, start, cycles_per_append)?;
+    let (runner, mut previous_ts, mut next) = match session.resume.clone() {
+        None => (Runner::start(log, observer, parts, start, cycles_per_append)?, None, first),
+        Some(from) => {
+            let (runner, resumed) = Runner::resume(log, observer, parts, from, WallClock.now(), cycles_per_append)?;
+            tracing::info!(
+                run = %session.run_id,
+                cycles = resumed.cycles,
+                snapshot_seq = %resumed.snapshot_seq,
+                working_orders = resumed.working_orders.len(),
+                "resumed the interrupted run"
+            );
+            let next = skip_recorded(first, cycles, &resumed, session.run_id)?;
+            (runner, Some(resumed.last_tick_ts), next)
+        }
+    };
+    let mut runner = runner.with_snapshots(settings.ledger.snapshot_every);
     let progress = progress_bar();
     let (mut count, mut stopped_early, mut last) = (0u64, false, start);
-    let mut previous_ts: Option<TimestampNs> = None;
-    let mut next = first;
+    let mut status = StatusPublisher::new(session);
+    status.publish(&runner, None, true);
     while let Some((tick, now)) = next {
         if session.stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
             stopped_early = true;
             break;
+        }
+        if let Some(link) = session.link {
+            for pending in link.take_commands() {
+                let reply = runner.on_command(&pending.command.to_engine(), WallClock.now()).map_err(|e| e.to_string());
+                let _ = pending.reply.send(reply); // the operator may have given up waiting
+                link.set_durable(runner.appended());
+            }
         }
         if let (true, Some(previous)) = (paced, previous_ts) {
             let gap = (tick.ts.nanos() - previous.nanos()).max(0) as f64 / session.speed;
@@ -314,10 +342,16 @@ pub fn execute<L: EventLog + ?Sized>(
         previous_ts = Some(tick.ts);
         runner.on_tick(&tick, now)?;
         last = now;
-        if let (true, Some(bus)) = (paced, bus.as_deref_mut()) {
+        if paced {
             let durable = runner.flush()?;
-            outbox.forward(&*reader, durable, bus)?;
+            if let Some(bus) = bus.as_deref_mut() {
+                outbox.forward(&*reader, durable, bus)?;
+            }
+            if let Some(link) = session.link {
+                link.set_durable(durable);
+            }
         }
+        status.publish(&runner, Some(&tick), paced);
         count += 1;
         if count % PROGRESS_EVERY == 0 {
             progress.set_position(count);
@@ -334,6 +368,12 @@ pub fn execute<L: EventLog + ?Sized>(
         };
     }
     progress.finish_and_clear();
+    if let Some(link) = session.link {
+        // Commands that came during the last cycle are answered, not dropped.
+        for pending in link.take_commands() {
+            let _ = pending.reply.send(Err("the session is stopping".into()));
+        }
+    }
     let end = if session.mode == RunMode::Replay { last } else { WallClock.now() };
     let reason = if stopped_early { "interrupted" } else { "end of data" };
     let portfolio = runner.stop(reason, cycles.skipped_rows(), end)?;
@@ -342,6 +382,99 @@ pub fn execute<L: EventLog + ?Sized>(
     }
     tracing::info!(run = %session.run_id, ticks = count, stopped_early, "run finished");
     Ok(portfolio)
+}
+
+/// Skips the ticks a resumed run has already recorded: the feed's first `resumed.cycles`
+/// ticks (`first` is the feed's first, already read), the last of which must be the
+/// run's last recorded tick. Returns the first tick to run.
+fn skip_recorded(
+    first: Option<(Tick, TimestampNs)>,
+    cycles: &mut dyn Cycles,
+    resumed: &ledger_core::runner::Resumed,
+    run: RunId,
+) -> Result<Option<(Tick, TimestampNs)>> {
+    let mut next = first;
+    let mut last_ts = None;
+    for skipped in 0..resumed.cycles {
+        let Some((tick, _)) = next else {
+            bail!(
+                "run {run} recorded {} ticks but the data ends after {skipped}: it is not the data the run was started on",
+                resumed.cycles
+            );
+        };
+        last_ts = Some(tick.ts);
+        next = cycles.next_cycle()?;
+    }
+    if let Some(ts) = last_ts.filter(|ts| *ts != resumed.last_tick_ts) {
+        bail!(
+            "tick {} of the data is at {} but run {run} recorded it at {}: it is not the data the run was started on",
+            resumed.cycles,
+            ts,
+            resumed.last_tick_ts
+        );
+    }
+    Ok(next)
+}
+
+/// Keeps the control endpoint's status of the session current: after every cycle of a
+/// paced session, at most every [`STATUS_EVERY`] in a fast one.
+struct StatusPublisher<'a> {
+    link: Option<&'a SessionLink>,
+    base: SessionStatus,
+    last: std::time::Instant,
+}
+
+/// How often a fast session publishes its status.
+const STATUS_EVERY: Duration = Duration::from_millis(100);
+
+impl<'a> StatusPublisher<'a> {
+    fn new(session: &Session<'a>) -> Self {
+        let base = SessionStatus {
+            run_id: session.run_id.get(),
+            mode: format!("{:?}", session.mode),
+            pid: std::process::id(),
+            started_ns: WallClock.now().nanos(),
+            ..SessionStatus::default()
+        };
+        StatusPublisher { link: session.link, base, last: std::time::Instant::now() }
+    }
+
+    fn publish<L: EventLog + ?Sized>(&mut self, runner: &Runner<'_, L>, tick: Option<&Tick>, now: bool) {
+        let Some(link) = self.link else { return };
+        if !now && self.last.elapsed() < STATUS_EVERY {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let engine = runner.engine();
+        let p = engine.portfolio();
+        let positions = p
+            .positions
+            .iter()
+            .map(|(id, pos)| PositionStatus {
+                instrument: id.as_str().to_string(),
+                qty: pos.qty.to_string(),
+                avg_price: pos.avg_price.to_string(),
+                mark: pos.mark.to_string(),
+                unrealized_pnl: pos.unrealized().to_string(),
+            })
+            .collect();
+        if let Some(tick) = tick {
+            self.base.last_tick_ns = tick.ts.nanos();
+        }
+        link.set_status(SessionStatus {
+            cycle: engine.cycles(),
+            head_seq: runner.appended().get(),
+            durable_seq: link.durable().get(),
+            cash: p.cash.to_string(),
+            equity: p.equity().to_string(),
+            realized_pnl: p.realized_pnl.to_string(),
+            fees: p.fees.to_string(),
+            positions,
+            kill_switch_tripped: engine.kill_switch_tripped(),
+            working_orders: engine.open_orders().count() as u64,
+            ..self.base.clone()
+        });
+    }
 }
 
 /// Waits `gap` in slices of at most 100 ms, so a stop request is seen promptly; returns

@@ -39,6 +39,21 @@ pub enum OperatorCommand {
     },
 }
 
+impl OperatorCommand {
+    /// The command as the engine records it.
+    pub fn to_engine(&self) -> ledger_core::engine::OperatorCommand {
+        use ledger_core::engine::OperatorCommand as Engine;
+        match self {
+            OperatorCommand::Trip { by, reason } => {
+                Engine::Trip { by: by.as_str().into(), reason: reason.as_str().into() }
+            }
+            OperatorCommand::Reset { by, reason } => {
+                Engine::Reset { by: by.as_str().into(), reason: reason.as_str().into() }
+            }
+        }
+    }
+}
+
 /// The session's answer to a command: the seq it was recorded at, or why it was not.
 pub type CommandReply = Result<Seq, String>;
 

@@ -8,21 +8,17 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use ledger_adapters::sled_log::{Durability, SledLog};
 use ledger_core::codec;
+use ledger_core::ids::RunId;
 use ledger_core::ids::Seq;
 use ledger_core::log::EventLog;
+use ledger_core::runner::SessionState;
 use ledger_projections::kill_switch::KillSwitchFold;
+use ledger_projections::report::ReportFold;
 use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_log, Fold, Folds};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::describe;
-
-/// Snapshot names in the `snapshots` tree, each with the version of its fold's state: a
-/// fold whose state changes shape takes a new version, and the old snapshot is ignored
-/// and the fold rebuilt from the log.
-const RUNS: &str = "runs/1";
-const KILL_SWITCH: &str = "kill_switch/1";
 
 /// An open ledger and its folds, caught up with its head.
 pub struct Ledger {
@@ -80,8 +76,16 @@ impl Ledger {
         let log = SledLog::open(data_dir, durability)
             .with_context(|| format!("opening ledger at {}", describe::path(data_dir)))?;
         let head = log.head().seq;
-        let runs: Option<RunsFold> = load(&log, RUNS)?;
-        let kill_switch: Option<KillSwitchFold> = load(&log, KILL_SWITCH)?;
+        // Snapshot names carry the version of their fold's layout: an older layout is
+        // read and upcast where the fold knows how, else ignored and the fold rebuilt.
+        let runs = match log.snapshot(RunsFold::SNAPSHOT)? {
+            Some(bytes) => decoded(RunsFold::SNAPSHOT, RunsFold::from_snapshot(RunsFold::SNAPSHOT, &bytes)),
+            None => match log.snapshot(RunsFold::SNAPSHOT_V1)? {
+                Some(bytes) => decoded(RunsFold::SNAPSHOT_V1, RunsFold::from_snapshot(RunsFold::SNAPSHOT_V1, &bytes)),
+                None => None,
+            },
+        };
+        let kill_switch: Option<KillSwitchFold> = load(&log, KillSwitchFold::SNAPSHOT)?;
         let covered = [runs.as_ref().map(Fold::covers), kill_switch.as_ref().map(Fold::covers)];
         let snapshot_beyond_head = covered.into_iter().flatten().filter(|&covers| covers > head).max();
         // A snapshot ahead of the log (records cut off the tail) is not trusted.
@@ -98,26 +102,51 @@ impl Ledger {
     /// # Errors
     /// A storage error.
     pub fn save_folds(&mut self) -> Result<()> {
-        save(&mut self.log, RUNS, &self.runs)?;
-        save(&mut self.log, KILL_SWITCH, &self.kill_switch)?;
+        let folds: [&dyn Fold; 2] = [&self.runs, &self.kill_switch];
+        for fold in folds {
+            if let Some((name, bytes)) = fold.snapshot().context("encoding a snapshot")? {
+                self.log.put_snapshot(&name, &bytes)?;
+            }
+        }
         Ok(())
+    }
+
+    /// The latest session snapshot of run `run` (what a resumed run and `ledger
+    /// rebuild` start from), if one is stored, readable, and not beyond the head.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn session_state(&self, run: RunId) -> Result<Option<SessionState>> {
+        let state: Option<SessionState> = load(&self.log, &SessionState::name(run))?;
+        Ok(state.filter(|s| s.covers <= self.log.head().seq))
+    }
+}
+
+impl Ledger {
+    /// The latest report fold snapshot of run `run`, if one is stored and readable (it
+    /// may trail the log: fold the events after [`Fold::covers`]).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn report_state(&self, run: RunId) -> Result<Option<ReportFold>> {
+        let report: Option<ReportFold> = load(&self.log, &ReportFold::snapshot_name(run))?;
+        Ok(report.filter(|r| r.covers() <= self.log.head().seq))
     }
 }
 
 fn load<T: DeserializeOwned>(log: &SledLog, name: &str) -> Result<Option<T>> {
     let Some(bytes) = log.snapshot(name)? else { return Ok(None) };
-    match codec::decode_meta(&bytes) {
-        Ok(value) => Ok(Some(value)),
-        // A snapshot this build cannot read is rebuilt from the log, never trusted.
-        Err(error) => {
-            tracing::warn!(%error, snapshot = name, "snapshot unreadable; rebuilding it from the log");
-            Ok(None)
-        }
-    }
+    Ok(decoded(name, codec::decode_meta(&bytes)))
 }
 
-fn save<T: Serialize>(log: &mut SledLog, name: &str, value: &T) -> Result<()> {
-    let bytes = codec::encode_meta(value).with_context(|| format!("encoding snapshot {name}"))?;
-    log.put_snapshot(name, &bytes)?;
-    Ok(())
+/// A decoded snapshot, or `None` (with a warning) when this build cannot read it: it is
+/// then rebuilt from the log, never trusted.
+fn decoded<T>(name: &str, value: Result<T, codec::CodecError>) -> Option<T> {
+    match value {
+        Ok(value) => Some(value),
+        Err(error) => {
+            tracing::warn!(%error, snapshot = name, "snapshot unreadable; rebuilding it from the log");
+            None
+        }
+    }
 }

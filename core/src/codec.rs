@@ -618,13 +618,74 @@ pub mod decimal {
     }
 }
 
+/// A `Decimal` in the forms of [`decimal`], for places a `with` attribute cannot reach
+/// (inside tuples and collections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exact(#[serde(with = "decimal")] pub rust_decimal::Decimal);
+
+/// Serde for `VecDeque<Decimal>` fields, each in the forms of [`decimal`].
+pub mod decimal_deque {
+    use std::collections::VecDeque;
+
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Exact;
+
+    /// Serializes `values`.
+    ///
+    /// # Errors
+    /// Those of the serializer.
+    pub fn serialize<S: Serializer>(values: &VecDeque<Decimal>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(|d| Exact(*d)))
+    }
+
+    /// Deserializes values written by [`serialize`].
+    ///
+    /// # Errors
+    /// As [`super::decimal::deserialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<VecDeque<Decimal>, D::Error> {
+        Ok(Vec::<Exact>::deserialize(deserializer)?.into_iter().map(|e| e.0).collect())
+    }
+}
+
+/// Serde for `BTreeMap<K, Decimal>` fields, each value in the forms of [`decimal`].
+pub mod decimal_map {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Exact;
+
+    /// Serializes `map`.
+    ///
+    /// # Errors
+    /// Those of the serializer.
+    pub fn serialize<K: Serialize, S: Serializer>(
+        map: &BTreeMap<K, Decimal>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(map.iter().map(|(k, v)| (k, Exact(*v))))
+    }
+
+    /// Deserializes a map written by [`serialize`].
+    ///
+    /// # Errors
+    /// As [`super::decimal::deserialize`].
+    pub fn deserialize<'de, K: Deserialize<'de> + Ord, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<K, Decimal>, D::Error> {
+        Ok(BTreeMap::<K, Exact>::deserialize(deserializer)?.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+}
+
 /// Serde for `Option<Decimal>` fields, in the same forms as [`decimal`].
 pub mod decimal_opt {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    #[derive(Serialize, Deserialize)]
-    struct Wrapped(#[serde(with = "super::decimal")] Decimal);
+    use super::Exact as Wrapped;
 
     /// Serializes `value`.
     ///

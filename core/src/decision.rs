@@ -83,6 +83,25 @@ pub trait DecisionProvider {
     /// Decides on one tick. Failures are answered as `hold` with the error recorded,
     /// never as an `Err`: a provider timeout must not stop a run.
     fn decide(&mut self, input: &DecisionInput<'_>) -> ProviderAnswer;
+
+    /// The provider's state between decisions (indicator windows, ...), encoded, for a
+    /// session snapshot: empty for a provider without state, `None` for one whose state
+    /// cannot be saved (a run of it is then resumed by re-executing it from its start).
+    fn save_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores what [`DecisionProvider::save_state`] saved, on a provider built from
+    /// the same configuration.
+    ///
+    /// # Errors
+    /// Bytes this provider does not read (another provider, another build's layout).
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), crate::codec::CodecError> {
+        match state.is_empty() {
+            true => Ok(()),
+            false => Err(crate::codec::CodecError::Body("this provider keeps no state".into())),
+        }
+    }
 }
 
 /// A `hold` with a reason.

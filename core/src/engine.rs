@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::chain::Hash32;
@@ -69,6 +70,76 @@ pub struct RunSpec {
     pub starting_cash: Decimal,
     /// The venue's name, e.g. `paper`.
     pub venue: Text,
+}
+
+/// The engine's state between cycles, without its provider: what a session snapshot
+/// holds of it (with the provider's and the venue's own state beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineState {
+    risk: RiskEngine,
+    kill: KillSwitch,
+    portfolio: Portfolio,
+    run_id: RunId,
+    cycle: u64,
+    next_seq: Seq,
+    orders: BTreeMap<ClientOrderId, (CycleId, Seq)>,
+    #[serde(with = "crate::codec::decimal_map")]
+    last_price: BTreeMap<InstrumentId, Decimal>,
+    order_counter: u64,
+    last_tick_ts: TimestampNs,
+}
+
+impl EngineState {
+    /// The run.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// Cycles run so far.
+    pub fn cycles(&self) -> u64 {
+        self.cycle
+    }
+
+    /// The account.
+    pub fn portfolio(&self) -> &Portfolio {
+        &self.portfolio
+    }
+}
+
+/// An operator's command to a running session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorCommand {
+    /// Trip the kill switch (recorded as `KillSwitchTripped` with trigger `command`).
+    Trip {
+        /// Who.
+        by: Text,
+        /// Why.
+        reason: Text,
+    },
+    /// Reset it (recorded as `KillSwitchReset`).
+    Reset {
+        /// Who.
+        by: Text,
+        /// Why.
+        reason: Text,
+    },
+}
+
+impl OperatorCommand {
+    /// The event that records the command.
+    pub fn payload(&self) -> Payload {
+        match self {
+            OperatorCommand::Trip { by, reason } => Payload::KillSwitchTripped(KillSwitchTripped {
+                trigger: KillTrigger::Command,
+                value: Decimal::ONE,
+                limit: Decimal::ONE,
+                reason: Arc::from(format!("tripped by {by}: {reason}").as_str()),
+            }),
+            OperatorCommand::Reset { by, reason } => {
+                Payload::KillSwitchReset(KillSwitchReset { by: by.clone(), reason: reason.clone() })
+            }
+        }
+    }
 }
 
 /// The deterministic core of a run: provider, risk engine, kill switch and account.
@@ -142,6 +213,125 @@ impl Engine {
         &self.portfolio
     }
 
+    /// Whether the kill switch is tripped.
+    pub fn kill_switch_tripped(&self) -> bool {
+        self.kill.is_tripped()
+    }
+
+    /// Cycles run so far.
+    pub fn cycles(&self) -> u64 {
+        self.cycle
+    }
+
+    /// Orders sent and not yet filled, rejected or canceled, in client order id order.
+    pub fn open_orders(&self) -> impl Iterator<Item = &ClientOrderId> {
+        self.orders.keys()
+    }
+
+    /// The engine's state (for a session snapshot).
+    pub fn save(&self) -> EngineState {
+        EngineState {
+            risk: self.risk.clone(),
+            kill: self.kill.clone(),
+            portfolio: self.portfolio.clone(),
+            run_id: self.run_id,
+            cycle: self.cycle,
+            next_seq: self.next_seq,
+            orders: self.orders.clone(),
+            last_price: self.last_price.clone(),
+            order_counter: self.order_counter,
+            last_tick_ts: self.last_tick_ts,
+        }
+    }
+
+    /// The provider's state, for a session snapshot (see
+    /// [`DecisionProvider::save_state`]).
+    pub fn provider_state(&self) -> Option<Vec<u8>> {
+        self.provider.save_state()
+    }
+
+    /// An engine as it was when `state` was saved, deciding with `provider` and
+    /// enforcing the limits of `risk` and `kill` (all built from the run's
+    /// configuration; the provider's own state already restored).
+    pub fn restore(
+        state: EngineState,
+        provider: Box<dyn DecisionProvider>,
+        risk: RiskEngine,
+        kill: KillSwitch,
+    ) -> Engine {
+        Engine {
+            provider,
+            risk: risk.restored(state.risk),
+            kill: kill.restored(state.kill),
+            portfolio: state.portfolio,
+            run_id: state.run_id,
+            cycle: state.cycle,
+            next_seq: state.next_seq,
+            orders: state.orders,
+            last_price: state.last_price,
+            order_counter: state.order_counter,
+            last_tick_ts: state.last_tick_ts,
+        }
+    }
+
+    /// Passes over a stored event that is not the run's own doing (another run's, or a
+    /// run-0 operator command made while the run was down): the next draft follows it,
+    /// and an operator's kill-switch trip or reset takes effect.
+    pub fn pass_over(&mut self, seq: Seq, payload: &Payload) {
+        match payload {
+            Payload::KillSwitchTripped(_) => self.kill.trip(),
+            Payload::KillSwitchReset(_) => self.kill.reset(),
+            _ => {}
+        }
+        self.next_seq = seq.next();
+    }
+
+    /// Records an operator's command (its event, [`OperatorCommand::payload`]) at time
+    /// `now`, outside any cycle.
+    ///
+    /// # Errors
+    /// None in practice (a kill-switch event changes no account).
+    pub fn record_command(
+        &mut self,
+        payload: Payload,
+        now: TimestampNs,
+        out: &mut Vec<EventDraft>,
+    ) -> Result<(), EngineError> {
+        self.emit(out, CycleId::new(0), None, now, now, payload).map(|_| ())
+    }
+
+    /// The run.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// Source time of the last tick (the start time before the first).
+    pub fn last_tick_ts(&self) -> TimestampNs {
+        self.last_tick_ts
+    }
+
+    /// Records that the run resumes after an interruption, at time `now`.
+    ///
+    /// # Errors
+    /// None in practice.
+    pub fn on_resume(
+        &mut self,
+        after_seq: Seq,
+        snapshot_seq: Seq,
+        working_orders: Vec<ClientOrderId>,
+        now: TimestampNs,
+        out: &mut Vec<EventDraft>,
+    ) -> Result<(), EngineError> {
+        let resumed = RunResumed {
+            after_seq,
+            cycles: self.cycle,
+            snapshot_seq,
+            working_orders,
+            kill_switch_tripped: self.kill.is_tripped(),
+        };
+        self.emit(out, CycleId::new(0), None, now, now, Payload::RunResumed(resumed)).map(|_| ())
+    }
+
     /// The money orders may use now, as handed to venues.
     pub fn funds(&self) -> Funds {
         Funds {
@@ -206,7 +396,8 @@ impl Engine {
             | Payload::RunStopped(_)
             | Payload::RiskVerdict(_)
             | Payload::OrderAccepted(_)
-            | Payload::RiskLimitsChanged(_) => {}
+            | Payload::RiskLimitsChanged(_)
+            | Payload::RunResumed(_) => {}
         }
         Ok(())
     }

@@ -158,6 +158,10 @@ pub enum Payload {
     KillSwitchReset(KillSwitchReset),
     /// The risk limits in force changed.
     RiskLimitsChanged(RiskLimitsChanged),
+    /// A run interrupted without its `RunStopped` (the process was killed) continues in a
+    /// new session of the same run. (Added in schema 2 after its first release: a new
+    /// variant at the end, so earlier records decode unchanged.)
+    RunResumed(RunResumed),
 }
 
 impl Payload {
@@ -177,6 +181,7 @@ impl Payload {
             Payload::KillSwitchTripped(_) => "KillSwitchTripped",
             Payload::KillSwitchReset(_) => "KillSwitchReset",
             Payload::RiskLimitsChanged(_) => "RiskLimitsChanged",
+            Payload::RunResumed(_) => "RunResumed",
         }
     }
 }
@@ -615,4 +620,23 @@ pub struct RiskLimitsChanged {
     pub by: Text,
     /// Why.
     pub reason: Text,
+}
+
+/// A run continues after an interruption: its state was rebuilt from the ledger (a
+/// session snapshot and the events after it, re-executed and checked against the
+/// record), its orders without a terminal event were reconciled with the venue, and
+/// its feed goes on after the last recorded tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResumed {
+    /// The ledger's last event before this session (the run's or an operator's).
+    pub after_seq: Seq,
+    /// Cycles (ticks) the run had recorded; the feed continues after that many.
+    pub cycles: u64,
+    /// The seq the session snapshot the state was restored from covers; 0 when the
+    /// run was re-executed from its start.
+    pub snapshot_seq: Seq,
+    /// Orders with no terminal event, as reconciled with the venue: still working there.
+    pub working_orders: Vec<ClientOrderId>,
+    /// Whether the kill switch is tripped as the run resumes.
+    pub kill_switch_tripped: bool,
 }

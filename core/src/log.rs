@@ -176,6 +176,17 @@ pub trait EventLog {
     /// # Errors
     /// Storage errors.
     fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError>;
+
+    /// Stores a projection's snapshot under `name`, replacing the one before, after
+    /// every append made so far (durable with the next [`EventLog::sync`]). A snapshot
+    /// says itself which seq it covers. Logs that keep no snapshots drop it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn put_snapshot(&mut self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+        let _ = (name, bytes);
+        Ok(())
+    }
 }
 
 /// A log that stores segments made by a [`BatchEncoder`], and can store one that was
@@ -345,6 +356,8 @@ struct MemStore {
     chunks: Vec<Vec<u8>>,
     /// `(seq of the first record, chunk, start, end)` of each segment, in order.
     segments: Vec<(Seq, usize, usize, usize)>,
+    /// Snapshots by name.
+    snapshots: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 impl MemStore {
@@ -393,6 +406,12 @@ impl MemLog {
         MemLog { store: None, ..Self::default() }
     }
 
+    /// The snapshot stored under `name` (none in a head-only log).
+    pub fn snapshot(&self, name: &str) -> Option<Vec<u8>> {
+        let store = self.store.as_ref()?.read().unwrap_or_else(PoisonError::into_inner);
+        store.snapshots.get(name).cloned()
+    }
+
     /// Bytes of all stored segments (0 for a head-only log).
     pub fn byte_len(&self) -> usize {
         self.store.as_ref().map_or(0, |store| {
@@ -436,6 +455,13 @@ impl EventLog for MemLog {
 
     fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
         Ok(Box::new(MemReader(self.store.clone())))
+    }
+
+    fn put_snapshot(&mut self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+        if let Some(store) = &self.store {
+            store.write().unwrap_or_else(PoisonError::into_inner).snapshots.insert(name.to_string(), bytes.to_vec());
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::Exact;
 use crate::event::{Action, Decision, KillSwitchTripped, KillTrigger, RiskCheck, RiskCheckId, Text};
 use crate::ids::InstrumentId;
 use crate::portfolio::Portfolio;
@@ -121,17 +122,21 @@ pub const RATIO_DP: u32 = 8;
 
 const DEFAULT_RATE_WINDOW_NS: i64 = 60 * 1_000_000_000;
 
-/// The risk engine: limits plus the counters the rate and daily checks need.
-#[derive(Debug, Clone)]
+/// The risk engine: limits plus the counters the rate and daily checks need. Its state
+/// is plain data, saved in session snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskEngine {
+    /// From the configuration, not the snapshot ([`RiskEngine::restored`]).
+    #[serde(skip)]
     limits: RiskLimits,
     decisions: VecDeque<i64>,
     orders: VecDeque<i64>,
     day: i64,
+    #[serde(with = "crate::codec::decimal")]
     day_start_equity: Decimal,
     orders_today: u32,
     last_open: Option<i64>,
-    last_order: Option<(Action, Decimal, i64)>,
+    last_order: Option<(Action, Exact, i64)>,
     approved: Text,
 }
 
@@ -151,6 +156,12 @@ impl RiskEngine {
         }
     }
 
+    /// This engine's counters from a snapshot, enforcing `self`'s limits (the run's
+    /// configuration).
+    pub fn restored(self, snapshot: RiskEngine) -> RiskEngine {
+        RiskEngine { limits: self.limits, ..snapshot }
+    }
+
     /// Tells the engine time has reached `ts` with `equity`; rolls the UTC day.
     pub fn on_tick(&mut self, ts: TimestampNs, equity: Decimal) {
         let day = ts.utc_day();
@@ -168,7 +179,7 @@ impl RiskEngine {
         if matches!(decision.action, Action::Long | Action::Short) {
             self.last_open = Some(ts.nanos());
         }
-        self.last_order = Some((decision.action, decision.size_pct, ts.nanos()));
+        self.last_order = Some((decision.action, Exact(decision.size_pct), ts.nanos()));
     }
 
     /// Judges one decision. Counts it toward the decision rate.
@@ -276,7 +287,7 @@ impl RiskEngine {
             checks.add(RiskCheckId::MaxOrdersPerWindow, after.into(), limit.into(), after <= limit);
         }
         if l.block_duplicate_orders {
-            let duplicate = self.last_order.is_some_and(|(a, s, ts)| {
+            let duplicate = self.last_order.is_some_and(|(a, Exact(s), ts)| {
                 a == decision.action && s == decision.size_pct && now.saturating_sub(ts) < window
             });
             checks.add(RiskCheckId::DuplicateOrder, flag(duplicate), Decimal::ZERO, !duplicate);
@@ -357,8 +368,10 @@ fn check_name(id: RiskCheckId) -> &'static str {
 
 /// The kill switch: trips on gain, loss or drawdown thresholds and on consecutive
 /// failures; once tripped it stays tripped until an operator resets it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KillSwitch {
+    /// From the configuration, not the snapshot ([`KillSwitch::restored`]).
+    #[serde(skip)]
     limits: KillSwitchLimits,
     tripped: bool,
     failures: u32,
@@ -368,6 +381,11 @@ impl KillSwitch {
     /// A switch with `limits`, tripped or not (restored from the log).
     pub fn new(limits: KillSwitchLimits, tripped: bool) -> Self {
         KillSwitch { limits, tripped, failures: 0 }
+    }
+
+    /// This switch's state from a snapshot, with `self`'s limits (the run's configuration).
+    pub fn restored(self, snapshot: KillSwitch) -> KillSwitch {
+        KillSwitch { limits: self.limits, ..snapshot }
     }
 
     /// Whether it is tripped.

@@ -8,15 +8,20 @@
 //! recorded run, an exchange), the cycle's time (the data's, the recorded one, the wall
 //! clock's) and the venue.
 
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::codec::{self, CodecError};
 use crate::decision::DecisionProvider;
-use crate::engine::{Engine, EngineError, RunSpec};
-use crate::event::{EventDraft, OrderRejected, OrderSubmitted, Payload};
+use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec};
+use crate::event::{Envelope, EventDraft, KillTrigger, OrderRejected, OrderSubmitted, Payload};
 use crate::feed::Tick;
-use crate::ids::Seq;
-use crate::log::{EventLog, LogError};
+use crate::ids::{ClientOrderId, RunId, Seq};
+use crate::log::{EventCursor, EventLog, LogError, RecordSource};
 use crate::portfolio::Portfolio;
+use crate::replay::RunRange;
 use crate::risk::{KillSwitch, RiskEngine};
 use crate::time::TimestampNs;
 use crate::venue::{MarketView, Venue, VenueReport};
@@ -41,6 +46,17 @@ pub enum RunError {
     /// The engine could not make a cycle's drafts.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Resuming a run, re-executing its recorded events did not make the same events:
+    /// the configuration, the data or the software differs from the interrupted run's.
+    #[error("resuming run {run}: seq {seq}: {detail}")]
+    Diverged {
+        /// The run being resumed.
+        run: RunId,
+        /// The first stored event that re-execution does not reproduce.
+        seq: Seq,
+        /// What differs.
+        detail: String,
+    },
 }
 
 /// Something fed every event as it is appended, in sequence order: the live folds.
@@ -48,6 +64,61 @@ pub trait Observer {
     /// `events` are about to be appended as the records `first`, `first + 1`, ...
     /// (if the append then fails, the run stops with that error).
     fn observe(&mut self, first: Seq, events: &[EventDraft]);
+
+    /// Snapshots of the observer's state after every event observed so far, as
+    /// `(name, bytes)`: the runner stores them with its session snapshot.
+    ///
+    /// # Errors
+    /// A state that does not encode.
+    fn snapshots(&self) -> Result<Vec<(String, Vec<u8>)>, CodecError> {
+        Ok(Vec::new())
+    }
+}
+
+/// What a session snapshot holds: the engine's, provider's and venue's state after the
+/// event `covers`, at a cycle boundary. Stored under [`SessionState::name`]; a run is
+/// resumed from it by re-executing only the events after `covers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// The last seq the state includes.
+    pub covers: Seq,
+    /// The engine (account, risk counters, kill switch, open orders, counters).
+    pub engine: EngineState,
+    /// The provider's own state ([`DecisionProvider::save_state`]).
+    pub provider: Vec<u8>,
+    /// The venue's own state ([`Venue::save_state`]).
+    pub venue: Vec<u8>,
+}
+
+impl SessionState {
+    /// The snapshot name of run `run`'s session state; the `1` is the state's layout
+    /// version (a new layout takes a new name, and older snapshots are then ignored:
+    /// the run is re-executed from its start instead).
+    pub fn name(run: RunId) -> String {
+        format!("session/1/{run}")
+    }
+}
+
+/// A run to resume: where its events lie and the session snapshot to start from.
+#[derive(Debug, Clone)]
+pub struct ResumeFrom {
+    /// The run's events (the first is its `RunStarted`); the run has no `RunStopped`.
+    pub range: RunRange,
+    /// The latest session snapshot of the run, if there is one.
+    pub snapshot: Option<SessionState>,
+}
+
+/// What resuming found: how far the run had got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// Cycles (ticks) the run had recorded: the feed continues after that many.
+    pub cycles: u64,
+    /// Source time of the run's last recorded tick.
+    pub last_tick_ts: TimestampNs,
+    /// The seq of the snapshot the state came from (0: re-executed from the start).
+    pub snapshot_seq: Seq,
+    /// Orders still working at the venue.
+    pub working_orders: Vec<ClientOrderId>,
 }
 
 /// An observer that does nothing.
@@ -82,6 +153,10 @@ pub struct Runner<'a, L: EventLog + ?Sized> {
     cycles_per_append: usize,
     /// Orders of the current cycle, to send (reused buffer).
     to_send: Vec<OrderSubmitted>,
+    /// Events between session snapshots (0: none).
+    snapshot_every: u64,
+    /// The seq the last snapshot covered.
+    last_snapshot: Seq,
 }
 
 impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
@@ -110,9 +185,214 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             cycles_pending: 0,
             cycles_per_append: cycles_per_append.max(1),
             to_send: Vec::new(),
+            snapshot_every: 0,
+            last_snapshot: appended,
         };
         runner.append()?;
         Ok(runner)
+    }
+
+    /// Takes a session snapshot (and the observer's) every `events` appended events,
+    /// and at the stop; 0 takes none.
+    pub fn with_snapshots(mut self, events: u64) -> Self {
+        self.snapshot_every = events;
+        self
+    }
+
+    /// Resumes an interrupted run at time `now`: rebuilds the engine, provider and venue
+    /// from the run's session snapshot (or from its start), re-executes every recorded
+    /// event after it and checks each against the record, passes over other runs'
+    /// events (an operator's kill-switch command made while the run was down takes
+    /// effect), then records `RunResumed` with the orders still working at the venue.
+    /// `parts` must be built from the run's configuration; a snapshot that does not
+    /// restore is passed over and the run re-executed from its start.
+    ///
+    /// # Errors
+    /// [`RunError::Diverged`] when re-execution does not reproduce a stored event (or
+    /// the venue is external: a live venue's orders are reconciled, never re-sent);
+    /// read or append failures.
+    pub fn resume(
+        log: &'a mut L,
+        observer: &'a mut dyn Observer,
+        parts: RunParts,
+        from: ResumeFrom,
+        now: TimestampNs,
+        cycles_per_append: usize,
+    ) -> Result<(Self, Resumed), RunError> {
+        let run = from.range.run_id;
+        let diverged = |seq: Seq, detail: String| RunError::Diverged { run, seq, detail };
+        if parts.venue.is_external() {
+            return Err(diverged(from.range.first, "an external venue's run cannot be re-executed".into()));
+        }
+        let reader = log.reader()?;
+        let head = log.head().seq;
+        let RunParts { spec, mut provider, risk, mut kill, mut venue } = parts;
+        let mut pending = Vec::with_capacity(64);
+        let restored = from.snapshot.filter(|s| {
+            s.engine.run_id() == run
+                && s.covers >= from.range.first
+                && s.covers <= head
+                && provider.restore_state(&s.provider).is_ok()
+                && venue.restore_state(&s.venue).is_ok()
+        });
+        let (engine, appended) = match restored {
+            Some(state) => (Engine::restore(state.engine, provider, risk, kill), state.covers),
+            None => {
+                // From the start: the stored RunStarted fixes the start time and the
+                // kill switch's state then.
+                let mut cursor = EventCursor::new(reader.as_ref(), from.range.first, from.range.first);
+                let Some(first) = cursor.next_event()? else {
+                    return Err(diverged(from.range.first, "the run's RunStarted is not in the ledger".into()));
+                };
+                let Payload::RunStarted(started) = &first.payload else {
+                    return Err(diverged(
+                        first.header.seq,
+                        format!("{} where RunStarted was expected", first.payload.kind()),
+                    ));
+                };
+                if started.kill_switch_tripped != kill.is_tripped() {
+                    if started.kill_switch_tripped {
+                        kill.trip()
+                    } else {
+                        kill.reset()
+                    }
+                }
+                let spec = RunSpec { software_version: started.software_version.clone(), ..spec };
+                let head_before = Seq::new(from.range.first.get().saturating_sub(1));
+                let engine =
+                    Engine::start(spec, provider, risk, kill, head_before, first.header.ts_recorded, &mut pending)?;
+                check(run, &pending, &[first])?;
+                pending.clear();
+                (engine, from.range.first)
+            }
+        };
+        let snapshot_seq = if appended == from.range.first { Seq::ZERO } else { appended };
+        let mut runner = Runner {
+            log,
+            observer,
+            engine,
+            venue,
+            pending,
+            appended,
+            cycles_pending: 0,
+            cycles_per_append: cycles_per_append.max(1),
+            to_send: Vec::new(),
+            snapshot_every: 0,
+            last_snapshot: appended,
+        };
+        runner.catch_up(reader.as_ref(), head)?;
+        let working_orders = runner.venue.working_orders();
+        let resumed = Resumed {
+            cycles: runner.engine.cycles(),
+            last_tick_ts: runner.engine.last_tick_ts(),
+            snapshot_seq,
+            working_orders: working_orders.clone(),
+        };
+        runner.engine.on_resume(head, snapshot_seq, working_orders, now, &mut runner.pending)?;
+        runner.append()?;
+        Ok((runner, resumed))
+    }
+
+    /// Re-executes the stored events after `self.appended` through `head`, checking each
+    /// against the record instead of appending it (see [`Runner::resume`]).
+    fn catch_up(&mut self, source: &dyn RecordSource, head: Seq) -> Result<(), RunError> {
+        let run = self.engine.run_id();
+        let mut record =
+            Lookahead { cursor: EventCursor::new(source, self.appended.next(), head), ahead: VecDeque::new() };
+        while let Some(event) = record.peek(0)? {
+            let (seq, now, kind) = (event.header.seq, event.header.ts_recorded, event.payload.kind());
+            let outside_cycles = event.header.cycle_id.get() == 0;
+            if event.header.run_id != run || matches!(event.payload, Payload::RunResumed(_)) {
+                self.engine.pass_over(seq, &event.payload);
+                self.appended = seq;
+                record.pop()?;
+                continue;
+            }
+            let command = match &event.payload {
+                Payload::KillSwitchTripped(trip) if outside_cycles && trip.trigger == KillTrigger::Command => {
+                    Some(event.payload.clone())
+                }
+                Payload::KillSwitchReset(_) if outside_cycles => Some(event.payload.clone()),
+                Payload::RunStarted(_) | Payload::RunStopped(_) => {
+                    let detail = format!("{kind} inside the run: it is not an interrupted run");
+                    return Err(RunError::Diverged { run, seq, detail });
+                }
+                _ => None,
+            };
+            match command {
+                Some(payload) => self.command(payload, now)?,
+                None => {
+                    let Some((tick, now)) = record.next_tick(run)? else {
+                        let detail = format!("{kind} after the run's last tick, which no cycle explains");
+                        return Err(RunError::Diverged { run, seq, detail });
+                    };
+                    self.cycle(&tick, now)?;
+                }
+            }
+            let drafts = std::mem::take(&mut self.pending);
+            let mut stored = Vec::with_capacity(drafts.len());
+            for _ in 0..drafts.len() {
+                match record.pop()? {
+                    Some(event) => stored.push(event),
+                    None => break,
+                }
+            }
+            check_from(run, self.appended, &drafts, &stored)?;
+            self.appended = self.appended.plus(drafts.len() as u64);
+            self.pending = drafts;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Records an operator's command at time `now`, outside any cycle, and makes it
+    /// durable; a trip cancels the working orders. Returns the command's seq.
+    ///
+    /// # Errors
+    /// A failed append or flush.
+    pub fn on_command(&mut self, command: &OperatorCommand, now: TimestampNs) -> Result<Seq, RunError> {
+        let seq = self.appended.plus(self.pending.len() as u64 + 1);
+        self.command(command.payload(), now)?;
+        self.flush()?;
+        Ok(seq)
+    }
+
+    /// The drafts of an operator's command: the event, and for a trip the cancellation
+    /// of every working order.
+    fn command(&mut self, payload: Payload, now: TimestampNs) -> Result<(), RunError> {
+        let trip = matches!(payload, Payload::KillSwitchTripped(_));
+        self.engine.record_command(payload, now, &mut self.pending)?;
+        if trip {
+            for report in self.venue.cancel_all("kill switch tripped by an operator") {
+                self.engine.on_report(report, now, now, &mut self.pending)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The run's engine (its account, kill switch, open orders).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The last appended seq.
+    pub fn appended(&self) -> Seq {
+        self.appended
+    }
+
+    /// Stores a session snapshot and the observer's, covering everything appended.
+    fn snapshot(&mut self) -> Result<(), RunError> {
+        self.last_snapshot = self.appended;
+        let encode_error = |seq: Seq| move |error| LogError::Encode { seq, error };
+        if let (Some(provider), Some(venue)) = (self.engine.provider_state(), self.venue.save_state()) {
+            let state = SessionState { covers: self.appended, engine: self.engine.save(), provider, venue };
+            let bytes = codec::encode_meta(&state).map_err(encode_error(self.appended))?;
+            self.log.put_snapshot(&SessionState::name(self.engine.run_id()), &bytes)?;
+        }
+        for (name, bytes) in self.observer.snapshots().map_err(encode_error(self.appended))? {
+            self.log.put_snapshot(&name, &bytes)?;
+        }
+        Ok(())
     }
 
     /// Runs one cycle for `tick` at time `now`: the venue's reports for earlier orders
@@ -204,6 +484,9 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             return Err(RunError::HeadMoved { expected, actual: receipt.first });
         }
         self.appended = receipt.last;
+        if self.snapshot_every > 0 && self.appended.get() - self.last_snapshot.get() >= self.snapshot_every {
+            self.snapshot()?;
+        }
         Ok(())
     }
 
@@ -218,8 +501,8 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     }
 
     /// Ends the run at `now`: cancels working orders, records `RunStopped` (with the
-    /// count of market data rows skipped as bad) and makes everything durable. Returns
-    /// the final account.
+    /// count of market data rows skipped as bad), stores the observer's snapshots (when
+    /// snapshots are on) and makes everything durable. Returns the final account.
     ///
     /// # Errors
     /// A failed append or flush.
@@ -233,7 +516,80 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         if receipt.first != expected {
             return Err(RunError::HeadMoved { expected, actual: receipt.first });
         }
+        if self.snapshot_every > 0 {
+            // The folds' state at the stop (the engine's is of no use after it).
+            for (name, bytes) in
+                self.observer.snapshots().map_err(|error| LogError::Encode { seq: receipt.last, error })?
+            {
+                self.log.put_snapshot(&name, &bytes)?;
+            }
+        }
         self.log.sync()?;
         Ok(portfolio)
     }
+}
+
+/// Stored events read ahead of the one being re-executed (at most one cycle's).
+struct Lookahead<'a> {
+    cursor: EventCursor<'a>,
+    ahead: VecDeque<Envelope>,
+}
+
+impl Lookahead<'_> {
+    fn peek(&mut self, index: usize) -> Result<Option<&Envelope>, LogError> {
+        while self.ahead.len() <= index {
+            match self.cursor.next_event()? {
+                Some(event) => self.ahead.push_back(event),
+                None => return Ok(None),
+            }
+        }
+        Ok(self.ahead.get(index))
+    }
+
+    fn pop(&mut self) -> Result<Option<Envelope>, LogError> {
+        self.peek(0)?;
+        Ok(self.ahead.pop_front())
+    }
+
+    /// The first tick of `run` from here on, with its cycle's time: the tick the next
+    /// cycle ran on (the reports before it in the record are that cycle's too).
+    fn next_tick(&mut self, run: RunId) -> Result<Option<(Tick, TimestampNs)>, LogError> {
+        let mut index = 0;
+        while let Some(event) = self.peek(index)? {
+            if let (true, Payload::MarketTick(market)) = (event.header.run_id == run, &event.payload) {
+                let tick = Tick { ts: event.header.ts_event, instrument: market.instrument, data: market.data.clone() };
+                return Ok(Some((tick, event.header.ts_recorded)));
+            }
+            index += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// Checks re-executed `drafts` against the `stored` events that follow `appended`.
+fn check_from(run: RunId, appended: Seq, drafts: &[EventDraft], stored: &[Envelope]) -> Result<(), RunError> {
+    for (offset, draft) in drafts.iter().enumerate() {
+        let seq = appended.plus(offset as u64 + 1);
+        let Some(event) = stored.get(offset) else {
+            let detail = format!("re-execution makes a {} the record does not have", draft.payload.kind());
+            return Err(RunError::Diverged { run, seq, detail });
+        };
+        if event.header.seq != seq || draft.at(seq) != event.as_ref() {
+            let detail = format!(
+                "the record has {} (run {}, seq {}), re-execution makes {}",
+                event.payload.kind(),
+                event.header.run_id,
+                event.header.seq,
+                draft.payload.kind()
+            );
+            return Err(RunError::Diverged { run, seq, detail });
+        }
+    }
+    Ok(())
+}
+
+/// [`check_from`] for drafts that start at the stored events' first seq.
+fn check(run: RunId, drafts: &[EventDraft], stored: &[Envelope]) -> Result<(), RunError> {
+    let first = stored.first().map_or(Seq::ZERO, |e| e.header.seq);
+    check_from(run, Seq::new(first.get().saturating_sub(1)), drafts, stored)
 }

@@ -10,15 +10,19 @@ use std::sync::Arc;
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
+use crate::codec::{self, CodecError};
 use crate::decision::{hold, DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo};
 use crate::event::{Action, Decision, ParseStatus, Text};
 
 /// Simple moving average over the last `len` values, exact.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sma {
     len: usize,
+    #[serde(with = "crate::codec::decimal_deque")]
     window: VecDeque<Decimal>,
+    #[serde(with = "crate::codec::decimal")]
     sum: Decimal,
 }
 
@@ -64,7 +68,7 @@ impl Sma {
 
 /// Exponential moving average, `alpha = 2 / (len + 1)`, seeded with the SMA of the
 /// first `len` values (the common TA-Lib convention).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ema {
     len: usize,
     alpha: f64,
@@ -99,7 +103,7 @@ impl Ema {
 /// Relative strength index with Wilder's smoothing (Wilder, *New Concepts in Technical
 /// Trading Systems*, 1978): average gain and loss seeded with simple means over `len`
 /// changes, then `avg = (avg * (len - 1) + x) / len`; `RSI = 100 - 100 / (1 + gain/loss)`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rsi {
     len: usize,
     prev: Option<f64>,
@@ -135,7 +139,7 @@ impl Rsi {
 }
 
 /// Where a fast line stands against a slow one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Stance {
     Below,
     Equal,
@@ -144,7 +148,7 @@ enum Stance {
 
 /// A cross between two lines: "fast crosses above slow" means fast < slow on the
 /// previous bar and fast > slow on this one.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct CrossDetector {
     previous: Option<Stance>,
 }
@@ -306,6 +310,22 @@ impl DecisionProvider for SmaCross {
         };
         answer(decision, &self.reasons.empty)
     }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        codec::encode_meta(&(&self.fast, &self.slow, &self.cross)).ok()
+    }
+
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), CodecError> {
+        let (fast, slow, cross): (Sma, Sma, CrossDetector) = codec::decode_meta(state)?;
+        if (fast.len, slow.len) != (self.fast_len, self.slow_len) {
+            return Err(CodecError::Body(format!(
+                "sma-cross state for fast={} slow={}, configured fast={} slow={}",
+                fast.len, slow.len, self.fast_len, self.slow_len
+            )));
+        }
+        (self.fast, self.slow, self.cross) = (fast, slow, cross);
+        Ok(())
+    }
 }
 
 /// EMA trend with an RSI filter: long when EMA(fast) crosses above EMA(slow) while
@@ -379,6 +399,20 @@ impl DecisionProvider for EmaRsi {
             _ => hold(self.reasons.warmup.clone()),
         };
         answer(decision, &self.reasons.empty)
+    }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        codec::encode_meta(&(&self.fast, &self.slow, &self.rsi, &self.cross)).ok()
+    }
+
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), CodecError> {
+        let (fast, slow, rsi, cross): (Ema, Ema, Rsi, CrossDetector) = codec::decode_meta(state)?;
+        let (want_fast, want_slow, want_rsi, _, _) = self.params;
+        if (fast.len, slow.len, rsi.len) != (want_fast.max(1), want_slow.max(1), want_rsi.max(1)) {
+            return Err(CodecError::Body("ema-rsi state for other periods than configured".into()));
+        }
+        (self.fast, self.slow, self.rsi, self.cross) = (fast, slow, rsi, cross);
+        Ok(())
     }
 }
 

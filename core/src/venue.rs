@@ -12,6 +12,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::codec::{self, CodecError};
 use crate::event::{
     Liquidity, OrderAccepted, OrderCanceled, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, Side, TickData,
 };
@@ -32,7 +33,7 @@ pub struct MarketView<'a> {
 
 /// What a venue reports about an order: the venue's side of the order's life, recorded
 /// as events by the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VenueReport {
     /// The venue took the order; it is working.
     Accepted(OrderAccepted),
@@ -85,6 +86,25 @@ pub trait Venue {
 
     /// Cancels every working order; returns their `Canceled` reports in submission order.
     fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport>;
+
+    /// The orders working at the venue now, in submission order.
+    fn working_orders(&self) -> Vec<ClientOrderId>;
+
+    /// The venue's state (working orders, fill ids), encoded, for a session snapshot;
+    /// `None` for a venue whose state lives elsewhere (a live venue: it is reconciled
+    /// on resume instead).
+    fn save_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores what [`Venue::save_state`] saved, on a venue built from the same
+    /// configuration.
+    ///
+    /// # Errors
+    /// Bytes this venue does not read.
+    fn restore_state(&mut self, _state: &[u8]) -> Result<(), CodecError> {
+        Err(CodecError::Body(format!("venue {} keeps no state to restore", self.name())))
+    }
 }
 
 /// Which price a paper fill takes.
@@ -167,7 +187,7 @@ impl PaperConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct WorkingOrder {
     order: OrderSubmitted,
     submitted_at: TimestampNs,
@@ -285,6 +305,19 @@ impl Venue for PaperVenue {
         })?;
         let working = self.working.remove(index)?;
         Some(self.fill(&working.order, reference, funds))
+    }
+
+    fn working_orders(&self) -> Vec<ClientOrderId> {
+        self.working.iter().map(|w| w.order.client_order_id).collect()
+    }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        codec::encode_meta(&(&self.working, &self.reports, self.next_fill)).ok()
+    }
+
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), CodecError> {
+        (self.working, self.reports, self.next_fill) = codec::decode_meta(state)?;
+        Ok(())
     }
 
     fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport> {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use ledger_core::codec::CodecError;
 use ledger_core::event::{EventRef, Payload, RunMode};
 use ledger_core::ids::{RunId, Seq};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub struct KillSwitchFold {
 }
 
 impl KillSwitchFold {
+    /// The snapshot's name (`1`: the layout of this state).
+    pub const SNAPSHOT: &'static str = "kill_switch/1";
+
     /// Whether the operator's switch is tripped.
     pub fn is_tripped(&self) -> bool {
         self.tripped
@@ -50,5 +54,9 @@ impl Fold for KillSwitchFold {
 
     fn covers(&self) -> Seq {
         self.covers
+    }
+
+    fn snapshot(&self) -> Result<Option<(String, Vec<u8>)>, CodecError> {
+        crate::snapshot_of(KillSwitchFold::SNAPSHOT.into(), self)
     }
 }

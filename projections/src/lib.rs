@@ -21,6 +21,7 @@ pub mod runs;
 
 use std::ops::ControlFlow;
 
+use ledger_core::codec::{self, CodecError};
 use ledger_core::event::{EventDraft, EventRef};
 use ledger_core::ids::Seq;
 use ledger_core::log::{self, LogError, RecordSource};
@@ -35,6 +36,21 @@ pub trait Fold {
 
     /// The last seq applied (0: none).
     fn covers(&self) -> Seq;
+
+    /// The fold's snapshot: its name (which carries the version of the state's layout,
+    /// e.g. `runs/2`) and its state encoded ([`codec::encode_meta`]); `None` for a fold
+    /// that is not kept.
+    ///
+    /// # Errors
+    /// A state that does not encode.
+    fn snapshot(&self) -> Result<Option<(String, Vec<u8>)>, CodecError> {
+        Ok(None)
+    }
+}
+
+/// Encodes a fold's state as its snapshot `name`.
+fn snapshot_of<T: serde::Serialize>(name: String, state: &T) -> Result<Option<(String, Vec<u8>)>, CodecError> {
+    Ok(Some((name, codec::encode_meta(state)?)))
 }
 
 /// Several folds fed together, as the runner's [`Observer`] or over the stored log.
@@ -73,6 +89,14 @@ impl Observer for Folds<'_> {
         for (offset, draft) in events.iter().enumerate() {
             self.apply(&draft.at(first.plus(offset as u64)));
         }
+    }
+
+    fn snapshots(&self) -> Result<Vec<(String, Vec<u8>)>, CodecError> {
+        let mut out = Vec::new();
+        for fold in &self.0 {
+            out.extend(fold.snapshot()?);
+        }
+        Ok(out)
     }
 }
 

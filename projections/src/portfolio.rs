@@ -27,6 +27,12 @@ impl PortfolioFold {
     pub fn portfolio(&self) -> &Portfolio {
         &self.portfolio
     }
+
+    /// The fold of run `run` resumed from `portfolio` as it was after event `covers` (a
+    /// session snapshot's account: the engine keeps the account by the same rules).
+    pub fn resume(run: RunId, portfolio: Portfolio, covers: Seq) -> Self {
+        PortfolioFold { run, portfolio, covers }
+    }
 }
 
 impl Fold for PortfolioFold {

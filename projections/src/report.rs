@@ -150,6 +150,11 @@ struct TradeStats {
 }
 
 impl ReportFold {
+    /// The snapshot name of run `run`'s report fold (`1`: the layout of this state).
+    pub fn snapshot_name(run: RunId) -> String {
+        format!("report/1/{run}")
+    }
+
     /// The report fold of run `run`; other runs' events are passed over.
     pub fn new(run: RunId) -> Self {
         ReportFold {
@@ -345,6 +350,10 @@ impl Fold for ReportFold {
 
     fn covers(&self) -> Seq {
         self.covers
+    }
+
+    fn snapshot(&self) -> Result<Option<(String, Vec<u8>)>, ledger_core::codec::CodecError> {
+        crate::snapshot_of(ReportFold::snapshot_name(self.run), self)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use ledger_core::codec::{self, CodecError};
 use ledger_core::event::{EventRef, Payload, RunMode, Text};
 use ledger_core::ids::{RunId, Seq};
 use ledger_core::replay::RunRange;
@@ -32,6 +33,8 @@ pub struct RunSummary {
     pub stopped: Option<TimestampNs>,
     /// The reason its `RunStopped` gave.
     pub stop_reason: Option<Text>,
+    /// Times the run was resumed after an interruption (`RunResumed` events).
+    pub resumes: u32,
 }
 
 impl RunSummary {
@@ -49,6 +52,34 @@ pub struct RunsFold {
 }
 
 impl RunsFold {
+    /// The snapshot's name (`2`: the layout of this state; `runs/1` is read and upcast).
+    pub const SNAPSHOT: &'static str = "runs/2";
+    /// The name layout 1 was stored under.
+    pub const SNAPSHOT_V1: &'static str = "runs/1";
+
+    /// Decodes a snapshot stored under `name` ([`RunsFold::SNAPSHOT`] or
+    /// [`RunsFold::SNAPSHOT_V1`]).
+    ///
+    /// # Errors
+    /// An unknown name, or bytes that do not decode as that layout.
+    pub fn from_snapshot(name: &str, bytes: &[u8]) -> Result<RunsFold, CodecError> {
+        match name {
+            RunsFold::SNAPSHOT => codec::decode_meta(bytes),
+            RunsFold::SNAPSHOT_V1 => codec::decode_meta::<v1::RunsFold>(bytes).map(RunsFold::from),
+            other => Err(CodecError::Body(format!("no runs index layout named {other}"))),
+        }
+    }
+
+    /// The latest run with a `RunStarted` that has not stopped (paper or live: a
+    /// session killed before its `RunStopped`), if the latest session run is one.
+    pub fn interrupted(&self) -> Option<&RunSummary> {
+        self.runs
+            .values()
+            .rev()
+            .find(|r| matches!(r.mode, Some(RunMode::Paper | RunMode::Live)))
+            .filter(|r| r.stopped.is_none())
+    }
+
     /// One run.
     pub fn get(&self, run: RunId) -> Option<&RunSummary> {
         self.runs.get(&run)
@@ -77,6 +108,7 @@ impl Fold for RunsFold {
             started: event.ts_recorded,
             stopped: None,
             stop_reason: None,
+            resumes: 0,
         });
         info.last_seq = event.seq;
         info.event_count += 1;
@@ -86,11 +118,65 @@ impl Fold for RunsFold {
                 info.stopped = Some(event.ts_recorded);
                 info.stop_reason = Some(stopped.reason.clone());
             }
+            Payload::RunResumed(_) => info.resumes = info.resumes.saturating_add(1),
             _ => {}
         }
     }
 
     fn covers(&self) -> Seq {
         self.covers
+    }
+
+    fn snapshot(&self) -> Result<Option<(String, Vec<u8>)>, CodecError> {
+        crate::snapshot_of(RunsFold::SNAPSHOT.into(), self)
+    }
+}
+
+/// Layout 1 of the runs index snapshot (`runs/1`, written before runs could resume),
+/// read and upcast: a ledger of that time holds no `RunResumed`, so every run's
+/// `resumes` is 0.
+mod v1 {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct RunSummary {
+        run_id: RunId,
+        mode: Option<RunMode>,
+        first_seq: Seq,
+        last_seq: Seq,
+        event_count: u64,
+        started: TimestampNs,
+        stopped: Option<TimestampNs>,
+        stop_reason: Option<Text>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct RunsFold {
+        runs: BTreeMap<RunId, RunSummary>,
+        covers: Seq,
+    }
+
+    impl From<RunsFold> for super::RunsFold {
+        fn from(old: RunsFold) -> Self {
+            let runs = old
+                .runs
+                .into_iter()
+                .map(|(id, r)| {
+                    let summary = super::RunSummary {
+                        run_id: r.run_id,
+                        mode: r.mode,
+                        first_seq: r.first_seq,
+                        last_seq: r.last_seq,
+                        event_count: r.event_count,
+                        started: r.started,
+                        stopped: r.stopped,
+                        stop_reason: r.stop_reason,
+                        resumes: 0,
+                    };
+                    (id, summary)
+                })
+                .collect();
+            super::RunsFold { runs, covers: old.covers }
+        }
     }
 }

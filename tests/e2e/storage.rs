@@ -23,13 +23,14 @@ fn a_db_file_from_another_ledger_is_a_clear_error_not_a_panic() {
 #[test]
 fn verify_refuses_a_runs_index_snapshot_that_does_not_match_the_events() {
     use ledger_adapters::sled_log::{Durability, SledLog};
+    use ledger_core::log::EventLog;
     let (a, b) = (Ledger::new(), Ledger::new());
     a.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
     a.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv", "--strategy", "ema-rsi"]);
     b.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv", "--param", "fast=2", "--param", "slow=3"]);
     assert!(a.ok(&["verify"]).starts_with("ok: "));
-    let foreign = SledLog::open(&b.data_dir(), Durability::Strict).unwrap().snapshot("runs/1").unwrap().unwrap();
-    SledLog::open(&a.data_dir(), Durability::Strict).unwrap().put_snapshot("runs/1", &foreign).unwrap();
+    let foreign = SledLog::open(&b.data_dir(), Durability::Strict).unwrap().snapshot("runs/2").unwrap().unwrap();
+    SledLog::open(&a.data_dir(), Durability::Strict).unwrap().put_snapshot("runs/2", &foreign).unwrap();
     let run = a.run(&["verify"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("the runs index kept as a snapshot does not match the events"), "{}", run.stdout);
@@ -40,12 +41,13 @@ fn verify_refuses_a_runs_index_snapshot_that_does_not_match_the_events() {
 #[test]
 fn verify_names_records_missing_behind_a_snapshot() {
     use ledger_adapters::sled_log::{Durability, SledLog};
+    use ledger_core::log::EventLog;
     let (a, b) = (Ledger::new(), Ledger::new());
     a.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
     b.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
     b.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
-    let ahead = SledLog::open(&b.data_dir(), Durability::Strict).unwrap().snapshot("runs/1").unwrap().unwrap();
-    SledLog::open(&a.data_dir(), Durability::Strict).unwrap().put_snapshot("runs/1", &ahead).unwrap();
+    let ahead = SledLog::open(&b.data_dir(), Durability::Strict).unwrap().snapshot("runs/2").unwrap().unwrap();
+    SledLog::open(&a.data_dir(), Durability::Strict).unwrap().put_snapshot("runs/2", &ahead).unwrap();
     let run = a.run(&["verify"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("missing records: the ledger's snapshots cover seq"), "{}", run.stdout);

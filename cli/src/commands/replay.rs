@@ -45,6 +45,8 @@ fn backtest(data_dir: &Path, settings: &Settings, in_memory: bool) -> Result<Out
         parent: None,
         stop: None,
         kill_switch_tripped: false,
+        resume: None,
+        link: None,
     };
     if in_memory {
         let run_id = RunId::new(1);
@@ -96,6 +98,8 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
         stop: None,
         // The kill switch starts as it was when the original run started.
         kill_switch_tripped: started.kill_switch_tripped,
+        resume: None,
+        link: None,
     };
     let mut report = ReportFold::new(run_id);
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);

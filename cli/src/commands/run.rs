@@ -9,17 +9,25 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ledger_adapters::bus::InProcessBus;
+use ledger_adapters::clock::WallClock;
+use ledger_core::chain::Hash32;
+use ledger_core::event::{Envelope, EventDraft, RunStopped};
 use ledger_core::event::{Payload, RunMode};
+use ledger_core::ids::{CycleId, RunId};
+use ledger_core::log::{EventCursor, EventLog};
+use ledger_core::runner::{Observer, ResumeFrom};
+use ledger_core::time::Clock;
 use ledger_projections::report::ReportFold;
-use ledger_projections::Folds;
+use ledger_projections::{fold_range, Fold, Folds};
 
 use crate::args::RunArgs;
 use crate::commands::report;
 use crate::config::Settings;
 use crate::describe;
 use crate::pipeline::{self, Session};
+use crate::session_link::SessionLink;
 use crate::store::Ledger;
 use crate::Outcome;
 
@@ -42,7 +50,8 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     })
     .context("installing the signal handler")?;
     let mut ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
-    let run_id = ledger.runs.next_run_id();
+    let (run_id, resume) = continuation(&mut ledger, &settings, args.new_run)?;
+    let link = SessionLink::new(ledger.log.reader()?, ledger.log.durable_seq());
     let session = Session {
         run_id,
         mode: RunMode::Paper,
@@ -52,6 +61,8 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         parent: None,
         stop: Some(&stop),
         kill_switch_tripped: ledger.kill_switch.is_tripped(),
+        resume: resume.clone(),
+        link: Some(&link),
     };
     // The in-process bus: a subscriber reports what a trader watches for as it happens.
     let mut bus = InProcessBus::new();
@@ -66,7 +77,16 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
             }
         }
     });
-    let mut report = ReportFold::new(run_id);
+    let mut report = match &resume {
+        // A resumed run's report goes on from its snapshot and the events after it.
+        Some(from) => {
+            let mut report = ledger.report_state(run_id)?.unwrap_or_else(|| ReportFold::new(run_id));
+            let start = report.covers().next().max(from.range.first);
+            fold_range(&ledger.log, start, ledger.log.head().seq, &mut report)?;
+            report
+        }
+        None => ReportFold::new(run_id),
+    };
     let mut feed = data.feed.at_wall_clock();
     let Ledger { log, runs, kill_switch, .. } = &mut ledger;
     let mut folds = Folds::new().with(runs).with(kill_switch).with(&mut report);
@@ -78,4 +98,54 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     ledger.save_folds()?;
     report::print(&report.report(), false)?;
     Ok(Outcome::Ok)
+}
+
+/// The run this session continues, or a new one. The latest paper or live run that has
+/// no `RunStopped` was interrupted (the process was killed): started again with the
+/// same configuration, the session resumes it; with another configuration it is
+/// refused, unless `new_run` asks to close the interrupted run (recording its
+/// `RunStopped`) and start a new one.
+///
+/// # Errors
+/// The interrupted run's configuration differs and `new_run` is not set; a read or
+/// append failure.
+fn continuation(ledger: &mut Ledger, settings: &Settings, new_run: bool) -> Result<(RunId, Option<ResumeFrom>)> {
+    let Some(interrupted) = ledger.runs.interrupted().cloned() else {
+        return Ok((ledger.runs.next_run_id(), None));
+    };
+    let run = interrupted.run_id;
+    let reader = ledger.log.reader()?;
+    let mut cursor = EventCursor::new(&*reader, interrupted.first_seq, interrupted.first_seq);
+    let config_hash = match cursor.next_event()? {
+        Some(Envelope { payload: Payload::RunStarted(started), .. }) => started.config_hash,
+        _ => bail!("run {run} does not begin with its RunStarted at seq {}", interrupted.first_seq),
+    };
+    if !new_run {
+        if config_hash != Hash32::digest(settings.canonical_json().as_bytes()) {
+            bail!(
+                "run {run} was interrupted (it has no RunStopped) and was started with another configuration: \
+                 start `ledger run` with the configuration it was started with to continue it, \
+                 or pass --new-run to close it and start a new run"
+            );
+        }
+        let snapshot = ledger.session_state(run)?;
+        return Ok((run, Some(ResumeFrom { range: interrupted.range(), snapshot })));
+    }
+    let next = ledger.runs.next_run_id();
+    let now = WallClock.now();
+    let reason = format!("abandoned: interrupted, and superseded by run {next} (--new-run)");
+    let stopped = EventDraft {
+        run_id: run,
+        cycle_id: CycleId::new(0),
+        causation_seq: None,
+        ts_event: now,
+        ts_recorded: now,
+        payload: Payload::RunStopped(RunStopped { reason: reason.as_str().into(), skipped_rows: 0 }),
+    };
+    let first = ledger.log.head().seq.next();
+    Folds::new().with(&mut ledger.runs).with(&mut ledger.kill_switch).observe(first, std::slice::from_ref(&stopped));
+    ledger.log.append(&mut vec![stopped])?;
+    ledger.log.sync()?;
+    tracing::warn!(%run, "closed the interrupted run ({reason})");
+    Ok((next, None))
 }

@@ -126,6 +126,13 @@ pub fn one_of_each() -> Vec<Payload> {
             by: text("bob"),
             reason: text("tighter collar"),
         }),
+        Payload::RunResumed(RunResumed {
+            after_seq: Seq::new(41),
+            cycles: 12,
+            snapshot_seq: Seq::new(30),
+            working_orders: vec![coid("r1-7")],
+            kill_switch_tripped: false,
+        }),
     ]
 }
 
@@ -304,6 +311,15 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
         (any_text(), any_text()).prop_map(|(by, reason)| Payload::KillSwitchReset(KillSwitchReset { by, reason })),
         (any_hash(), any_text(), any_text()).prop_map(|(config_hash, by, reason)| {
             Payload::RiskLimitsChanged(RiskLimitsChanged { config_hash, by, reason })
+        }),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(after, cycles, snapshot, tripped)| {
+            Payload::RunResumed(RunResumed {
+                after_seq: Seq::new(after),
+                cycles,
+                snapshot_seq: Seq::new(snapshot),
+                working_orders: vec![],
+                kill_switch_tripped: tripped,
+            })
         }),
     ]
 }
