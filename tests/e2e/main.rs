@@ -5,6 +5,7 @@ mod harness;
 
 mod backtest;
 mod corpus;
+mod crash;
 mod errors;
 mod ledger;
 mod rebuild;
