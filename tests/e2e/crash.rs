@@ -63,13 +63,14 @@ fn seed() -> u64 {
     }
 }
 
-/// The feed (the fixture's first [`ROWS`] bars) and the configuration, in a temp dir.
-struct Setup {
+/// The feed (the fixture's first [`ROWS`] bars) and the configuration, in a temp dir
+/// (also used by the full-disk test in `storage`).
+pub struct Setup {
     dir: tempfile::TempDir,
 }
 
 impl Setup {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let fixture = std::fs::read_to_string(workspace_root().join("fixtures/btcperp-1m-2022-01.csv")).unwrap();
         let slice: Vec<&str> = fixture.lines().take(ROWS + 1).collect();
@@ -100,7 +101,7 @@ snapshot_every = 200
         Setup { dir }
     }
 
-    fn config(&self) -> String {
+    pub fn config(&self) -> String {
         self.dir.path().join("crash.toml").display().to_string()
     }
 }
@@ -257,12 +258,12 @@ impl Seen {
 
 /// The uninterrupted run: its account (`rebuild --json` without the fields that name
 /// the run) and its events' payloads.
-struct Reference {
-    account: Value,
-    payloads: Vec<Value>,
+pub struct Reference {
+    pub account: Value,
+    pub payloads: Vec<Value>,
 }
 
-fn account(ledger: &Ledger) -> Value {
+pub fn account(ledger: &Ledger) -> Value {
     let mut account: Value = serde_json::from_str(&ledger.ok(&["rebuild", "--json"])).unwrap();
     let fields = account.as_object_mut().unwrap();
     for name in ["covers_seq", "run_id"] {
@@ -271,7 +272,7 @@ fn account(ledger: &Ledger) -> Value {
     account
 }
 
-fn reference(setup: &Setup) -> Reference {
+pub fn reference(setup: &Setup) -> Reference {
     let ledger = Ledger::new();
     ledger.ok(&["run", "--config", &setup.config(), "--speed", "0"]);
     let events: Vec<Value> =
