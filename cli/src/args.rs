@@ -145,6 +145,9 @@ pub struct RebuildArgs {
     /// The run (default: the latest).
     #[arg(long)]
     pub run: Option<u64>,
+    /// Fold every event of the run instead of starting from its latest snapshot.
+    #[arg(long)]
+    pub from_scratch: bool,
     /// JSON (money as decimal strings) instead of tables.
     #[arg(long)]
     pub json: bool,

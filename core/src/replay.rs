@@ -110,6 +110,12 @@ impl DecisionProvider for RecordedProvider {
         self.info.clone()
     }
 
+    /// The recorded decisions are in the log: nothing to save (a session snapshot of a
+    /// replay then still holds its account, for `ledger rebuild`).
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
         self.slot.borrow_mut().take().unwrap_or_else(|| ProviderAnswer {
             decision: crate::decision::hold("recording exhausted".into()),
@@ -139,9 +145,10 @@ pub struct Divergence {
 }
 
 /// Compares the derived events of two runs read from `source`: everything but
-/// `RunStarted` and `RunStopped`, on cycle, source time, kind, payload and causation
-/// (relative to the run's first seq); client order ids without their `r<run>-` prefix,
-/// and a verdict's decision seq relative to the run's first seq. Returns the first
+/// `RunStarted`, `RunStopped` and `RunResumed` (a run resumed after a crash derived the
+/// same events as one that was not), on cycle, source time, kind, payload and causation
+/// (as a position among the run's derived events); client order ids without their
+/// `r<run>-` prefix. Returns the first
 /// divergence, or `None` when they match. Streams both runs.
 ///
 /// # Errors
@@ -183,6 +190,9 @@ pub fn compare_runs(
 struct DerivedEvents<'a> {
     cursor: EventCursor<'a>,
     range: RunRange,
+    /// Seqs in the range that are not derived events (few: the run's start, resumes,
+    /// other runs' events), so a seq's position among derived events is known.
+    passed_over: Vec<Seq>,
 }
 
 /// One derived event, without what names its run.
@@ -190,21 +200,29 @@ struct Derived {
     seq: Seq,
     cycle: u64,
     ts_event: TimestampNs,
+    /// The cause's position among the run's derived events.
     causation_offset: Option<i64>,
     payload: Payload,
 }
 
 impl<'a> DerivedEvents<'a> {
     fn new(source: &'a dyn RecordSource, range: RunRange) -> Self {
-        DerivedEvents { cursor: EventCursor::new(source, range.first, range.last), range }
+        DerivedEvents { cursor: EventCursor::new(source, range.first, range.last), range, passed_over: Vec::new() }
+    }
+
+    /// The position of `seq` among the derived events so far.
+    fn position(&self, seq: Seq) -> i64 {
+        let before = self.passed_over.partition_point(|s| *s < seq);
+        seq.get() as i64 - self.range.first.get() as i64 - before as i64
     }
 
     fn next(&mut self) -> Result<Option<Derived>, LogError> {
-        let base = self.range.first.get();
         while let Some(event) = self.cursor.next_event()? {
             let h = &event.header;
-            if h.run_id != self.range.run_id || matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_))
-            {
+            let derived = h.run_id == self.range.run_id
+                && !matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_));
+            if !derived {
+                self.passed_over.push(h.seq);
                 continue;
             }
             let mut payload = event.payload;
@@ -213,7 +231,7 @@ impl<'a> DerivedEvents<'a> {
                 seq: h.seq,
                 cycle: h.cycle_id.get(),
                 ts_event: h.ts_event,
-                causation_offset: h.causation_seq.map(|c| c.get() as i64 - base as i64),
+                causation_offset: h.causation_seq.map(|c| self.position(c)),
                 payload,
             }));
         }
