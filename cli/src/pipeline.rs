@@ -16,7 +16,7 @@ use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::RunSpec;
-use ledger_core::event::{RunMode, TickData};
+use ledger_core::event::{Payload, RunMode, TickData};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::{InstrumentId, RunId};
 use ledger_core::log::EventLog;
@@ -179,6 +179,12 @@ pub trait Cycles {
     fn skipped_rows(&self) -> u64 {
         0
     }
+
+    /// Operator commands to run before the cycle `next_cycle` returned last (a recorded
+    /// run's), with their times.
+    fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
+        Vec::new()
+    }
 }
 
 /// Cycles from market data files, streamed. A backtest's cycles run at the data's
@@ -219,6 +225,10 @@ impl Cycles for FileCycles {
 impl Cycles for RecordedRun<'_> {
     fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>> {
         Ok(RecordedRun::next_cycle(self)?)
+    }
+
+    fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
+        RecordedRun::take_commands(self)
     }
 }
 
@@ -340,6 +350,9 @@ pub fn execute<L: EventLog + ?Sized>(
             }
         }
         previous_ts = Some(tick.ts);
+        for (command, at) in cycles.take_commands() {
+            runner.on_recorded_command(command, at)?;
+        }
         runner.on_tick(&tick, now)?;
         last = now;
         if paced {

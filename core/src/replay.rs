@@ -32,6 +32,8 @@ pub struct RecordedRun<'a> {
     cursor: EventCursor<'a>,
     run: RunId,
     slot: Rc<RefCell<Option<ProviderAnswer>>>,
+    /// Operator commands met before the next cycle's tick, with their recorded times.
+    commands: Vec<(Payload, TimestampNs)>,
 }
 
 impl<'a> RecordedRun<'a> {
@@ -64,7 +66,7 @@ impl<'a> RecordedRun<'a> {
             params: started.params.clone(),
         };
         let provider = RecordedProvider { info, slot: Rc::clone(&slot) };
-        Ok((started, RecordedRun { cursor, run: range.run_id, slot }, provider))
+        Ok((started, RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new() }, provider))
     }
 
     /// The next cycle's tick and recorded time; its decision is handed to the provider.
@@ -75,6 +77,12 @@ impl<'a> RecordedRun<'a> {
     pub fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>, LogError> {
         let mut tick = None;
         while let Some(event) = self.cursor.next_event()? {
+            // The run's own commands, and the operator's made while it was down.
+            let operator = event.header.run_id == self.run || event.header.run_id.get() == 0;
+            if operator && event.payload.is_operator_command(event.header.cycle_id) {
+                self.commands.push((event.payload, event.header.ts_recorded));
+                continue;
+            }
             if event.header.run_id != self.run {
                 continue;
             }
@@ -95,6 +103,14 @@ impl<'a> RecordedRun<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// The operator's commands the recorded run took before the cycle [`next_cycle`]
+    /// returned last (run them before it), with their recorded times.
+    ///
+    /// [`next_cycle`]: RecordedRun::next_cycle
+    pub fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
+        std::mem::take(&mut self.commands)
     }
 }
 
@@ -145,8 +161,9 @@ pub struct Divergence {
 }
 
 /// Compares the derived events of two runs read from `source`: everything but
-/// `RunStarted`, `RunStopped` and `RunResumed` (a run resumed after a crash derived the
-/// same events as one that was not), on cycle, source time, kind, payload and causation
+/// `RunStarted`, `RunStopped`, `RunResumed` (a run resumed after a crash derived the
+/// same events as one that was not) and operator commands (input, like ticks; a replay
+/// makes them at the same points, see [`RecordedRun::take_commands`]), on cycle, source time, kind, payload and causation
 /// (as a position among the run's derived events); client order ids without their
 /// `r<run>-` prefix. Returns the first
 /// divergence, or `None` when they match. Streams both runs.
@@ -220,7 +237,8 @@ impl<'a> DerivedEvents<'a> {
         while let Some(event) = self.cursor.next_event()? {
             let h = &event.header;
             let derived = h.run_id == self.range.run_id
-                && !matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_));
+                && !matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_))
+                && !event.payload.is_operator_command(h.cycle_id);
             if !derived {
                 self.passed_over.push(h.seq);
                 continue;

@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::codec::{self, CodecError};
 use crate::decision::DecisionProvider;
 use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec};
-use crate::event::{Envelope, EventDraft, KillTrigger, OrderRejected, OrderSubmitted, Payload};
+use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, RunId, Seq};
 use crate::log::{EventCursor, EventLog, LogError, RecordSource};
@@ -301,7 +301,6 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             Lookahead { cursor: EventCursor::new(source, self.appended.next(), head), ahead: VecDeque::new() };
         while let Some(event) = record.peek(0)? {
             let (seq, now, kind) = (event.header.seq, event.header.ts_recorded, event.payload.kind());
-            let outside_cycles = event.header.cycle_id.get() == 0;
             if event.header.run_id != run || matches!(event.payload, Payload::RunResumed(_)) {
                 self.engine.pass_over(seq, &event.payload);
                 self.appended = seq;
@@ -309,10 +308,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                 continue;
             }
             let command = match &event.payload {
-                Payload::KillSwitchTripped(trip) if outside_cycles && trip.trigger == KillTrigger::Command => {
-                    Some(event.payload.clone())
-                }
-                Payload::KillSwitchReset(_) if outside_cycles => Some(event.payload.clone()),
+                payload if payload.is_operator_command(event.header.cycle_id) => Some(payload.clone()),
                 Payload::RunStarted(_) | Payload::RunStopped(_) => {
                     let detail = format!("{kind} inside the run: it is not an interrupted run");
                     return Err(RunError::Diverged { run, seq, detail });
@@ -355,6 +351,16 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         self.command(command.payload(), now)?;
         self.flush()?;
         Ok(seq)
+    }
+
+    /// Records an operator's command as a recorded run had it (`payload`, its
+    /// `KillSwitchTripped` or `KillSwitchReset`), at its recorded time: a replay makes
+    /// the commands of the run it replays at the same points.
+    ///
+    /// # Errors
+    /// As [`Runner::on_tick`].
+    pub fn on_recorded_command(&mut self, payload: Payload, now: TimestampNs) -> Result<(), RunError> {
+        self.command(payload, now)
     }
 
     /// The drafts of an operator's command: the event, and for a trip the cancellation
