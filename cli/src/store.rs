@@ -9,14 +9,14 @@ use anyhow::{bail, Context, Result};
 use ledger_adapters::sled_log::{Durability, SledLog};
 use ledger_core::codec;
 use ledger_core::ids::Seq;
-use ledger_core::log::EventLog;
+use ledger_core::log::{EventLog, LogError};
 use ledger_projections::kill_switch::KillSwitchFold;
 use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_log, Fold, Folds};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::describe;
+use crate::{control, describe};
 
 /// Snapshot names in the `snapshots` tree, each with the version of its fold's state: a
 /// fold whose state changes shape takes a new version, and the old snapshot is ignored
@@ -77,8 +77,11 @@ impl Ledger {
     }
 
     fn open_snapshots(data_dir: &Path, durability: Durability) -> Result<Ledger> {
-        let log = SledLog::open(data_dir, durability)
-            .with_context(|| format!("opening ledger at {}", describe::path(data_dir)))?;
+        let log = SledLog::open(data_dir, durability).map_err(|error| match error {
+            // A running session holds the lock: say so, and what to use instead.
+            LogError::Locked { .. } => control::locked(data_dir, error),
+            error => anyhow::Error::new(error).context(format!("opening ledger at {}", describe::path(data_dir))),
+        })?;
         let head = log.head().seq;
         let runs: Option<RunsFold> = load(&log, RUNS)?;
         let kill_switch: Option<KillSwitchFold> = load(&log, KILL_SWITCH)?;
