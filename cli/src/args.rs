@@ -70,7 +70,7 @@ pub enum Command {
     /// Show, trip or reset the kill switch (recorded as events).
     #[command(
         name = "kill-switch",
-        after_help = "Examples:\n  ledger kill-switch status\n  ledger kill-switch reset --by alice --reason \"reviewed the drawdown\""
+        after_help = "While a session runs, it records the command (durable before it answers).\n\nExamples:\n  ledger kill-switch status\n  ledger kill-switch reset --by alice --reason \"reviewed the drawdown\""
     )]
     KillSwitch {
         #[command(subcommand)]
@@ -178,7 +178,8 @@ pub struct EventsArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// JSON (money as decimal strings, times as UTC nanoseconds) instead of text.
+    /// JSON instead of text: `{"running": true, "session": {...}}` (money as decimal
+    /// strings, times as UTC ns) or `{"running": false, "latest_run": ..., ...}`.
     #[arg(long)]
     pub json: bool,
 }
