@@ -85,12 +85,18 @@ fn once(data_dir: &Path, want: &mut Want, printer: &mut Printer<impl Write>) -> 
                 want.next.get().saturating_sub(1)
             ),
         },
-        Access::Ledger(ledger) => from_ledger(&ledger, want, printer),
+        Access::Ledger(ledger) => from_ledger(&ledger, want, printer, None),
     }
 }
 
-/// The ledger opened directly: the events of `want`, up to its head (or its run's end).
-fn from_ledger(ledger: &Ledger, want: &mut Want, printer: &mut Printer<impl Write>) -> Result<()> {
+/// The ledger opened directly: the events of `want`, up to its head (or its run's end),
+/// or until `stop`.
+fn from_ledger(
+    ledger: &Ledger,
+    want: &mut Want,
+    printer: &mut Printer<impl Write>,
+    stop: Option<&AtomicBool>,
+) -> Result<()> {
     let mut last = Seq::new(u64::MAX);
     if let Some(run) = want.run {
         let Some(info) = ledger.runs.get(run) else {
@@ -116,7 +122,7 @@ fn from_ledger(ledger: &Ledger, want: &mut Want, printer: &mut Printer<impl Writ
             failure = Some(error);
             return ControlFlow::Break(());
         }
-        if want.left == 0 {
+        if want.left == 0 || stop.is_some_and(|stop| stop.load(Ordering::SeqCst)) {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -186,7 +192,7 @@ fn follow(data_dir: &Path, want: &mut Want, printer: &mut Printer<impl Write>, s
             continue;
         }
         let read =
-            if first { first_from_ledger(data_dir, want, printer) } else { poll_ledger(data_dir, want, printer) };
+            if first { first_from_ledger(data_dir, want, printer, stop) } else { poll_ledger(data_dir, want, printer) };
         match read {
             Ok(()) => first = false,
             // A session is starting (its socket not up yet), or another command has the
@@ -206,9 +212,14 @@ fn follow(data_dir: &Path, want: &mut Want, printer: &mut Printer<impl Write>, s
 }
 
 /// The first look without a session: as `ledger events` does (the run must exist).
-fn first_from_ledger(data_dir: &Path, want: &mut Want, printer: &mut Printer<impl Write>) -> Result<()> {
+fn first_from_ledger(
+    data_dir: &Path,
+    want: &mut Want,
+    printer: &mut Printer<impl Write>,
+    stop: &AtomicBool,
+) -> Result<()> {
     let ledger = Ledger::open_existing(data_dir)?;
-    from_ledger(&ledger, want, printer)
+    from_ledger(&ledger, want, printer, Some(stop))
 }
 
 /// A later look without a session: the events after the last one shown, read with the
