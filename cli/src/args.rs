@@ -37,12 +37,18 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The running session (through its control socket), or the latest run when none is
+    /// running.
+    #[command(
+        after_help = "Shows run, pid, cycle, head and durable seq, last tick, cash, equity, P&L, fees, positions, kill switch and working orders of the session running on --data-dir; with no session running, the latest run and the kill switch. Exit status 0 either way.\n\nExamples:\n  ledger status\n  ledger status --json | jq .session.equity"
+    )]
+    Status(StatusArgs),
     /// List the runs in the ledger.
     #[command(after_help = "Example:\n  ledger --data-dir ./ledger-data runs")]
     Runs,
     /// Show events, as a table or one JSON object per line.
     #[command(
-        after_help = "Examples:\n  ledger events --run 1 --limit 20\n  ledger events --from 100 --json | jq .payload"
+        after_help = "While a session runs, events are read through it (those it has made durable).\n\nExamples:\n  ledger events --run 1 --limit 20\n  ledger events --from 100 --json | jq .payload\n  ledger events --follow --json   # and new ones as they are recorded; Ctrl-C ends it"
     )]
     Events(EventsArgs),
     /// Check the whole ledger: sequence contiguity, decoding, the hash chain, and the kept
@@ -64,7 +70,7 @@ pub enum Command {
     /// Show, trip or reset the kill switch (recorded as events).
     #[command(
         name = "kill-switch",
-        after_help = "Examples:\n  ledger kill-switch status\n  ledger kill-switch reset --by alice --reason \"reviewed the drawdown\""
+        after_help = "While a session runs, it records the command (durable before it answers).\n\nExamples:\n  ledger kill-switch status\n  ledger kill-switch reset --by alice --reason \"reviewed the drawdown\""
     )]
     KillSwitch {
         #[command(subcommand)]
@@ -165,6 +171,18 @@ pub struct EventsArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing events as they are recorded (through the running session, or by
+    /// looking at the ledger every 500 ms when none runs) until Ctrl-C or --limit.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// JSON instead of text: `{"running": true, "session": {...}}` (money as decimal
+    /// strings, times as UTC ns) or `{"running": false, "latest_run": ..., ...}`.
     #[arg(long)]
     pub json: bool,
 }

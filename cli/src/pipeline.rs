@@ -30,7 +30,7 @@ use ledger_core::venue::{FillModel, PaperVenue};
 
 use crate::config::{self, DurabilityMode, LedgerConfig, ProviderConfig, RuleStrategy, Settings};
 use crate::describe;
-use crate::session_link::{PositionStatus, SessionLink, SessionStatus};
+use crate::session_link::{OperatorCommand, PositionStatus, SessionLink, SessionStatus};
 
 /// Builds the decision provider the settings name.
 ///
@@ -337,9 +337,19 @@ pub fn execute<L: EventLog + ?Sized>(
         }
         if let Some(link) = session.link {
             for pending in link.take_commands() {
-                let reply = runner.on_command(&pending.command.to_engine(), WallClock.now()).map_err(|e| e.to_string());
+                let tripped = runner.engine().kill_switch_tripped();
+                let reply = match (&pending.command, tripped) {
+                    (OperatorCommand::Trip { .. }, true) => Err("the kill switch is already tripped".to_string()),
+                    (OperatorCommand::Reset { .. }, false) => {
+                        Err("the kill switch is not tripped; nothing to reset".to_string())
+                    }
+                    (command, _) => runner.on_command(&command.to_engine(), WallClock.now()).map_err(|e| e.to_string()),
+                };
+                if reply.is_ok() {
+                    link.set_durable(runner.appended()); // `on_command` made it durable
+                }
+                status.publish(&runner, None, true);
                 let _ = pending.reply.send(reply); // the operator may have given up waiting
-                link.set_durable(runner.appended());
             }
         }
         if let (true, Some(previous)) = (paced, previous_ts) {

@@ -4,6 +4,7 @@
 mod harness;
 
 mod backtest;
+mod control;
 mod corpus;
 mod errors;
 mod ledger;
