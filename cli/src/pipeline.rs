@@ -374,7 +374,7 @@ pub fn execute<L: EventLog + ?Sized>(
                 link.set_durable(durable);
             }
         }
-        status.publish(&runner, Some(&tick), paced);
+        status.publish(&runner, Some((&tick, now)), paced);
         count += 1;
         if count % PROGRESS_EVERY == 0 {
             progress.set_position(count);
@@ -462,7 +462,14 @@ impl<'a> StatusPublisher<'a> {
         StatusPublisher { link: session.link, base, last: std::time::Instant::now() }
     }
 
-    fn publish<L: EventLog + ?Sized>(&mut self, runner: &Runner<'_, L>, tick: Option<&Tick>, now: bool) {
+    /// Publishes the status after the cycle of `cycle` (its tick and time), if any; at
+    /// once when `now`, else when [`STATUS_EVERY`] has passed.
+    fn publish<L: EventLog + ?Sized>(
+        &mut self,
+        runner: &Runner<'_, L>,
+        cycle: Option<(&Tick, TimestampNs)>,
+        now: bool,
+    ) {
         let Some(link) = self.link else { return };
         if !now && self.last.elapsed() < STATUS_EVERY {
             return;
@@ -481,8 +488,8 @@ impl<'a> StatusPublisher<'a> {
                 unrealized_pnl: pos.unrealized().to_string(),
             })
             .collect();
-        if let Some(tick) = tick {
-            self.base.last_tick_ns = tick.ts.nanos();
+        if let Some((tick, at)) = cycle {
+            (self.base.last_tick_ns, self.base.last_cycle_ns) = (tick.ts.nanos(), at.nanos());
         }
         link.set_status(SessionStatus {
             cycle: engine.cycles(),
