@@ -175,11 +175,27 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         let appended = log.head().seq;
         let mut pending = Vec::with_capacity(64);
         let engine = Engine::start(parts.spec, parts.provider, parts.risk, parts.kill, appended, now, &mut pending)?;
-        let mut runner = Runner {
+        let mut runner = Runner::assemble(log, observer, engine, parts.venue, pending, appended, cycles_per_append);
+        runner.append()?;
+        Ok(runner)
+    }
+
+    /// A runner of `engine` and `venue` whose log holds everything through `appended`,
+    /// with `pending` drafts to append after it.
+    fn assemble(
+        log: &'a mut L,
+        observer: &'a mut dyn Observer,
+        engine: Engine,
+        venue: Box<dyn Venue>,
+        pending: Vec<EventDraft>,
+        appended: Seq,
+        cycles_per_append: usize,
+    ) -> Self {
+        Runner {
             log,
             observer,
             engine,
-            venue: parts.venue,
+            venue,
             pending,
             appended,
             cycles_pending: 0,
@@ -187,9 +203,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             to_send: Vec::new(),
             snapshot_every: 0,
             last_snapshot: appended,
-        };
-        runner.append()?;
-        Ok(runner)
+        }
     }
 
     /// Takes a session snapshot (and the observer's) every `events` appended events,
@@ -267,19 +281,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             }
         };
         let snapshot_seq = if appended == from.range.first { Seq::ZERO } else { appended };
-        let mut runner = Runner {
-            log,
-            observer,
-            engine,
-            venue,
-            pending,
-            appended,
-            cycles_pending: 0,
-            cycles_per_append: cycles_per_append.max(1),
-            to_send: Vec::new(),
-            snapshot_every: 0,
-            last_snapshot: appended,
-        };
+        let mut runner = Runner::assemble(log, observer, engine, venue, pending, appended, cycles_per_append);
         runner.catch_up(reader.as_ref(), head)?;
         let working_orders = runner.venue.working_orders();
         let resumed = Resumed {

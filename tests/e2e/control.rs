@@ -21,24 +21,7 @@ use std::time::{Duration, Instant};
 use ledger_adapters::sled_log::{Durability, SledLog};
 use serde_json::{json, Value};
 
-use crate::harness::Ledger;
-
-/// SMA 2/5 on the first 60 SPY days of 1998: run 1, seq 1..=227.
-fn small_ledger() -> Ledger {
-    let ledger = Ledger::new();
-    ledger.ok(&[
-        "replay",
-        "--data",
-        "fixtures/spy-daily-1998-q1.csv",
-        "--strategy",
-        "sma-cross",
-        "--param",
-        "fast=2",
-        "--param",
-        "slow=5",
-    ]);
-    ledger
-}
+use crate::harness::{small_ledger, Ledger};
 
 fn signal(pid: u32, name: &str) {
     let status = std::process::Command::new("kill").args([name, &pid.to_string()]).status().unwrap();

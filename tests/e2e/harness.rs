@@ -64,6 +64,24 @@ impl Ledger {
     }
 }
 
+/// A ledger holding one backtest: SMA 2/5 on the first 60 SPY days of 1998 (run 1, seq
+/// 1..=227: a few trades).
+pub fn small_ledger() -> Ledger {
+    let ledger = Ledger::new();
+    ledger.ok(&[
+        "replay",
+        "--data",
+        "fixtures/spy-daily-1998-q1.csv",
+        "--strategy",
+        "sma-cross",
+        "--param",
+        "fast=2",
+        "--param",
+        "slow=5",
+    ]);
+    ledger
+}
+
 pub fn workspace_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
