@@ -47,6 +47,68 @@ impl Durability {
 /// format 1, when the runs index lived here and covered the same seq).
 const META_HEAD: &[u8] = b"runs_indexed_through";
 
+/// The file beside sled's, in the data directory, where every flush writes down the head
+/// it made durable ([`HeadFile`]).
+pub const HEAD_FILE: &str = "ledger.head";
+
+/// The head written down outside sled's log at every flush: sled recovers a *prefix* of
+/// its log, so a `db` file cut short (a damaged disk, a copy interrupted, a backup of an
+/// older state) reads as a shorter, intact ledger, its own `meta` head and snapshots cut
+/// with it. This file is written after sled's flush returns, so it never claims more than
+/// was durable; a log that ends before the seq it names has lost records. 80 bytes:
+/// `LDGHEAD1`, the seq (big-endian), the head hash, and SHA-256 of those 48 bytes; one
+/// in-place write, within one disk sector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadFile {
+    /// The last durable seq at the flush.
+    pub seq: Seq,
+    /// Its record's hash.
+    pub hash: Hash32,
+}
+
+impl HeadFile {
+    const MAGIC: &'static [u8; 8] = b"LDGHEAD1";
+
+    fn encode(&self) -> [u8; 80] {
+        let mut out = [0u8; 80];
+        out[..8].copy_from_slice(Self::MAGIC);
+        out[8..16].copy_from_slice(&self.seq.get().to_be_bytes());
+        out[16..48].copy_from_slice(self.hash.as_bytes());
+        let check = Hash32::digest(&out[..48]);
+        out[48..].copy_from_slice(check.as_bytes());
+        out
+    }
+
+    /// Reads the head file of the ledger in `dir`: `None` when there is none (a ledger
+    /// of an earlier build) or it does not check out (then it is not trusted, and the
+    /// next flush writes it again).
+    pub fn read(dir: &Path) -> Option<HeadFile> {
+        let bytes = std::fs::read(dir.join(HEAD_FILE)).ok()?;
+        let ok = bytes.len() == 80
+            && &bytes[..8] == Self::MAGIC
+            && Hash32::digest(&bytes[..48]).as_bytes()[..] == bytes[48..];
+        if !ok {
+            tracing::warn!(dir = %dir.display(), "the ledger's head file does not check out; it is written again at the next flush");
+            return None;
+        }
+        let seq = Seq::new(u64::from_be_bytes(bytes[8..16].try_into().ok()?));
+        let hash = Hash32::from_bytes(bytes[16..48].try_into().ok()?);
+        Some(HeadFile { seq, hash })
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), LogError> {
+        use std::os::unix::fs::FileExt;
+        let path = dir.join(HEAD_FILE);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| LogError::storage(format!("writing {}", path.display()), e))?;
+        file.write_all_at(&self.encode(), 0).map_err(|e| LogError::storage(format!("writing {}", path.display()), e))
+    }
+}
+
 /// sled's page cache. Its default (1 GiB) is sized for a database server; the ledger
 /// appends at the tail and reads ranges once, so a small cache costs no speed and keeps
 /// a ten-million-bar backtest in a few hundred megabytes.
@@ -213,7 +275,9 @@ impl SledLog {
                         .map_err(|source| LogError::Codec { seq: Seq::ZERO, error: source })?,
                     None => Seq::ZERO,
                 };
-                Ok((head, recorded_head))
+                // The head file outside sled's log catches a log cut short with its meta.
+                let anchored = HeadFile::read(path).map_or(Seq::ZERO, |file| file.seq);
+                Ok((head, recorded_head.max(anchored)))
             },
         )?;
         let store = Store {
@@ -282,6 +346,11 @@ impl SledLog {
     }
 
     fn flush(&mut self) -> Result<Seq, LogError> {
+        if self.recorded_head > self.head.seq {
+            // Records are missing behind the recorded head: writing the head down again
+            // would erase the evidence.
+            return Err(LogError::TailMissing { head: self.head.seq, recorded: self.recorded_head });
+        }
         let head = codec::encode_meta(&self.head.seq)
             .map_err(|source| LogError::Encode { seq: self.head.seq, error: source })?;
         let path = self.path.display();
@@ -293,6 +362,8 @@ impl SledLog {
             self.store.unflushed.store(false, Ordering::Release);
             Ok(())
         })?;
+        // After sled's flush returned: the file never names more than is durable.
+        HeadFile { seq: self.head.seq, hash: self.head.hash }.write(&self.path)?;
         self.recorded_head = self.head.seq;
         self.durable = self.head.seq;
         self.unflushed_since = None;

@@ -37,12 +37,18 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The running session (through its control socket), or the latest run when none is
+    /// running.
+    #[command(
+        after_help = "Shows run, pid, cycle, head and durable seq, last tick, cash, equity, P&L, fees, positions, kill switch and working orders of the session running on --data-dir; with no session running, the latest run and the kill switch. Exit status 0 either way.\n\nExamples:\n  ledger status\n  ledger status --json | jq .session.equity"
+    )]
+    Status(StatusArgs),
     /// List the runs in the ledger.
     #[command(after_help = "Example:\n  ledger --data-dir ./ledger-data runs")]
     Runs,
     /// Show events, as a table or one JSON object per line.
     #[command(
-        after_help = "Examples:\n  ledger events --run 1 --limit 20\n  ledger events --from 100 --json | jq .payload"
+        after_help = "While a session runs, events are read through it (those it has made durable).\n\nExamples:\n  ledger events --run 1 --limit 20\n  ledger events --from 100 --json | jq .payload\n  ledger events --follow --json   # and new ones as they are recorded; Ctrl-C ends it"
     )]
     Events(EventsArgs),
     /// Check the whole ledger: sequence contiguity, decoding, the hash chain, and the kept
@@ -64,7 +70,7 @@ pub enum Command {
     /// Show, trip or reset the kill switch (recorded as events).
     #[command(
         name = "kill-switch",
-        after_help = "Examples:\n  ledger kill-switch status\n  ledger kill-switch reset --by alice --reason \"reviewed the drawdown\""
+        after_help = "While a session runs, it records the command (durable before it answers).\n\nExamples:\n  ledger kill-switch status\n  ledger kill-switch reset --by alice --reason \"reviewed the drawdown\""
     )]
     KillSwitch {
         #[command(subcommand)]
@@ -73,6 +79,11 @@ pub enum Command {
     /// Performance statistics of one run.
     #[command(after_help = "Example:\n  ledger report --run 1 --json")]
     Report(ReportArgs),
+    /// Backtest a rule strategy over a grid of parameters, on every core, ranked.
+    #[command(
+        after_help = "Parameters: NAME=a..b (integers, inclusive), NAME=a..b:step, NAME=v1,v2,... (repeat --param per name). Constraints are expressions over the names (evalexpr).\n\nExample:\n  ledger sweep --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=5..30 --param slow=20..100:10 --constraint 'fast < slow' --rank sharpe --out sweep.csv"
+    )]
+    Sweep(SweepArgs),
     /// A run's account rebuilt from its events: cash, positions, P&L, fees, equity.
     #[command(after_help = "Examples:\n  ledger rebuild            # the latest run\n  ledger rebuild --run 3 --json")]
     Rebuild(RebuildArgs),
@@ -80,7 +91,7 @@ pub enum Command {
 
 /// What a session trades on and with: the same flags for `replay` and `run`. They
 /// override the config file and the environment (see [`crate::config`]).
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct SessionFlags {
     /// TOML configuration (see fixtures/ledger.example.toml).
     #[arg(long)]
@@ -131,6 +142,31 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The data, strategy, costs and config as for `replay`; each --param is an axis of
+    /// the grid: NAME=a..b, NAME=a..b:step, NAME=v1,v2,... or one value.
+    #[command(flatten)]
+    pub session: SessionFlags,
+    /// Keep only combinations where this holds, e.g. 'fast < slow' (repeatable).
+    #[arg(long)]
+    pub constraint: Vec<String>,
+    /// The statistic to rank by: sharpe, sortino, calmar, return, equity, drawdown,
+    /// win-rate, profit-factor.
+    #[arg(long, default_value = "sharpe")]
+    pub rank: String,
+    /// Threads (default: every core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Record every backtest as a run in the ledger (one after the other) instead of
+    /// running them in memory.
+    #[arg(long)]
+    pub record: bool,
+    /// Where the ranked CSV goes (default sweep.csv).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The run.
     #[arg(long)]
@@ -145,6 +181,9 @@ pub struct RebuildArgs {
     /// The run (default: the latest).
     #[arg(long)]
     pub run: Option<u64>,
+    /// Fold every event of the run instead of starting from its latest snapshot.
+    #[arg(long)]
+    pub from_scratch: bool,
     /// JSON (money as decimal strings) instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -162,6 +201,18 @@ pub struct EventsArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing events as they are recorded (through the running session, or by
+    /// looking at the ledger every 500 ms when none runs) until Ctrl-C or --limit.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// JSON instead of text: `{"running": true, "session": {...}}` (money as decimal
+    /// strings, times as UTC ns) or `{"running": false, "latest_run": ..., ...}`.
     #[arg(long)]
     pub json: bool,
 }

@@ -16,7 +16,7 @@ use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::RunSpec;
-use ledger_core::event::{RunMode, TickData};
+use ledger_core::event::{Payload, RunMode, TickData};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::{InstrumentId, RunId};
 use ledger_core::log::EventLog;
@@ -30,7 +30,7 @@ use ledger_core::venue::{FillModel, PaperVenue};
 
 use crate::config::{self, DurabilityMode, LedgerConfig, ProviderConfig, RuleStrategy, Settings};
 use crate::describe;
-use crate::session_link::{PositionStatus, SessionLink, SessionStatus};
+use crate::session_link::{OperatorCommand, PositionStatus, SessionLink, SessionStatus};
 
 /// Builds the decision provider the settings name.
 ///
@@ -179,6 +179,12 @@ pub trait Cycles {
     fn skipped_rows(&self) -> u64 {
         0
     }
+
+    /// Operator commands to run before the cycle `next_cycle` returned last (a recorded
+    /// run's), with their times.
+    fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
+        Vec::new()
+    }
 }
 
 /// Cycles from market data files, streamed. A backtest's cycles run at the data's
@@ -220,6 +226,10 @@ impl Cycles for RecordedRun<'_> {
     fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>> {
         Ok(RecordedRun::next_cycle(self)?)
     }
+
+    fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
+        RecordedRun::take_commands(self)
+    }
 }
 
 /// How a session is played: its mode, pace, provenance and how it is stopped.
@@ -247,6 +257,29 @@ pub struct Session<'a> {
     pub resume: Option<ResumeFrom>,
     /// The control endpoint's view of the session, kept current by the loop.
     pub link: Option<&'a SessionLink>,
+}
+
+/// What a run of `session` under `settings` is made of: its spec (the settings'
+/// canonical JSON as its config), `provider`, the risk engine, the kill switch and the
+/// paper venue.
+pub fn run_parts(settings: &Settings, session: &Session<'_>, provider: Box<dyn DecisionProvider>) -> RunParts {
+    RunParts {
+        spec: RunSpec {
+            run_id: session.run_id,
+            mode: session.mode,
+            config: Arc::from(settings.canonical_json().as_str()),
+            software_version: Arc::from(env!("CARGO_PKG_VERSION")),
+            instruments: session.instruments.clone(),
+            data_source: Arc::from(session.source),
+            parent_run: session.parent,
+            starting_cash: settings.account.starting_cash,
+            venue: Arc::from("paper"),
+        },
+        provider,
+        risk: RiskEngine::new(settings.risk.clone()),
+        kill: KillSwitch::new(settings.kill_switch.clone(), session.kill_switch_tripped),
+        venue: Box::new(PaperVenue::new(settings.venue.clone())),
+    }
 }
 
 /// Ticks between progress-bar updates.
@@ -282,23 +315,7 @@ pub fn execute<L: EventLog + ?Sized>(
         (Some((_, now)), _) => *now,
         (None, _) => WallClock.now(),
     };
-    let parts = RunParts {
-        spec: RunSpec {
-            run_id: session.run_id,
-            mode: session.mode,
-            config: Arc::from(settings.canonical_json().as_str()),
-            software_version: Arc::from(env!("CARGO_PKG_VERSION")),
-            instruments: session.instruments.clone(),
-            data_source: Arc::from(session.source),
-            parent_run: session.parent,
-            starting_cash: settings.account.starting_cash,
-            venue: Arc::from("paper"),
-        },
-        provider,
-        risk: RiskEngine::new(settings.risk.clone()),
-        kill: KillSwitch::new(settings.kill_switch.clone(), session.kill_switch_tripped),
-        venue: Box::new(PaperVenue::new(settings.venue.clone())),
-    };
+    let parts = run_parts(settings, session, provider);
     let cycles_per_append = if paced { 1 } else { settings.ledger.cycles_per_append };
     let (runner, mut previous_ts, mut next) = match session.resume.clone() {
         None => (Runner::start(log, observer, parts, start, cycles_per_append)?, None, first),
@@ -327,9 +344,19 @@ pub fn execute<L: EventLog + ?Sized>(
         }
         if let Some(link) = session.link {
             for pending in link.take_commands() {
-                let reply = runner.on_command(&pending.command.to_engine(), WallClock.now()).map_err(|e| e.to_string());
+                let tripped = runner.engine().kill_switch_tripped();
+                let reply = match (&pending.command, tripped) {
+                    (OperatorCommand::Trip { .. }, true) => Err("the kill switch is already tripped".to_string()),
+                    (OperatorCommand::Reset { .. }, false) => {
+                        Err("the kill switch is not tripped; nothing to reset".to_string())
+                    }
+                    (command, _) => runner.on_command(&command.to_engine(), WallClock.now()).map_err(|e| e.to_string()),
+                };
+                if reply.is_ok() {
+                    link.set_durable(runner.appended()); // `on_command` made it durable
+                }
+                status.publish(&runner, None, true);
                 let _ = pending.reply.send(reply); // the operator may have given up waiting
-                link.set_durable(runner.appended());
             }
         }
         if let (true, Some(previous)) = (paced, previous_ts) {
@@ -340,6 +367,9 @@ pub fn execute<L: EventLog + ?Sized>(
             }
         }
         previous_ts = Some(tick.ts);
+        for (command, at) in cycles.take_commands() {
+            runner.on_recorded_command(command, at)?;
+        }
         runner.on_tick(&tick, now)?;
         last = now;
         if paced {
@@ -351,7 +381,7 @@ pub fn execute<L: EventLog + ?Sized>(
                 link.set_durable(durable);
             }
         }
-        status.publish(&runner, Some(&tick), paced);
+        status.publish(&runner, Some((&tick, now)), paced);
         count += 1;
         if count % PROGRESS_EVERY == 0 {
             progress.set_position(count);
@@ -439,7 +469,14 @@ impl<'a> StatusPublisher<'a> {
         StatusPublisher { link: session.link, base, last: std::time::Instant::now() }
     }
 
-    fn publish<L: EventLog + ?Sized>(&mut self, runner: &Runner<'_, L>, tick: Option<&Tick>, now: bool) {
+    /// Publishes the status after the cycle of `cycle` (its tick and time), if any; at
+    /// once when `now`, else when [`STATUS_EVERY`] has passed.
+    fn publish<L: EventLog + ?Sized>(
+        &mut self,
+        runner: &Runner<'_, L>,
+        cycle: Option<(&Tick, TimestampNs)>,
+        now: bool,
+    ) {
         let Some(link) = self.link else { return };
         if !now && self.last.elapsed() < STATUS_EVERY {
             return;
@@ -458,8 +495,8 @@ impl<'a> StatusPublisher<'a> {
                 unrealized_pnl: pos.unrealized().to_string(),
             })
             .collect();
-        if let Some(tick) = tick {
-            self.base.last_tick_ns = tick.ts.nanos();
+        if let Some((tick, at)) = cycle {
+            (self.base.last_tick_ns, self.base.last_cycle_ns) = (tick.ts.nanos(), at.nanos());
         }
         link.set_status(SessionStatus {
             cycle: engine.cycles(),

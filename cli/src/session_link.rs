@@ -6,8 +6,6 @@
 //! recorded by the loop before its next cycle (made durable), and answered with the seq
 //! it was recorded at. Readers never block the loop for longer than a copy of the status.
 
-#![allow(dead_code)] // wired into the session loop and the control endpoint next
-
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};

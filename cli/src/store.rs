@@ -10,7 +10,7 @@ use ledger_adapters::sled_log::{Durability, SledLog};
 use ledger_core::codec;
 use ledger_core::ids::RunId;
 use ledger_core::ids::Seq;
-use ledger_core::log::EventLog;
+use ledger_core::log::{EventLog, LogError};
 use ledger_core::runner::SessionState;
 use ledger_projections::kill_switch::KillSwitchFold;
 use ledger_projections::report::ReportFold;
@@ -18,7 +18,7 @@ use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_log, Fold, Folds};
 use serde::de::DeserializeOwned;
 
-use crate::describe;
+use crate::{control, describe};
 
 /// An open ledger and its folds, caught up with its head.
 pub struct Ledger {
@@ -73,8 +73,11 @@ impl Ledger {
     }
 
     fn open_snapshots(data_dir: &Path, durability: Durability) -> Result<Ledger> {
-        let log = SledLog::open(data_dir, durability)
-            .with_context(|| format!("opening ledger at {}", describe::path(data_dir)))?;
+        let log = SledLog::open(data_dir, durability).map_err(|error| match error {
+            // A running session holds the lock: say so, and what to use instead.
+            LogError::Locked { .. } => control::locked(data_dir, error),
+            error => anyhow::Error::new(error).context(format!("opening ledger at {}", describe::path(data_dir))),
+        })?;
         let head = log.head().seq;
         // Snapshot names carry the version of their fold's layout: an older layout is
         // read and upcast where the fold knows how, else ignored and the fold rebuilt.

@@ -145,19 +145,8 @@ impl OperatorCommand {
 /// The deterministic core of a run: provider, risk engine, kill switch and account.
 pub struct Engine {
     provider: Box<dyn DecisionProvider>,
-    risk: RiskEngine,
-    kill: KillSwitch,
-    portfolio: Portfolio,
-    run_id: RunId,
-    cycle: u64,
-    /// The seq the next pushed draft will get.
-    next_seq: Seq,
-    /// Order -> (cycle, seq of its OrderSubmitted), for linking reports to their cycle.
-    orders: BTreeMap<ClientOrderId, (CycleId, Seq)>,
-    last_price: BTreeMap<InstrumentId, Decimal>,
-    order_counter: u64,
-    /// Source time of the last tick: the `ts_event` of what the run does at its end.
-    last_tick_ts: TimestampNs,
+    /// Everything else: plain data, saved whole in session snapshots.
+    state: EngineState,
 }
 
 impl Engine {
@@ -176,8 +165,7 @@ impl Engine {
         out: &mut Vec<EventDraft>,
     ) -> Result<Engine, EngineError> {
         let info = provider.info();
-        let mut engine = Engine {
-            provider,
+        let state = EngineState {
             risk,
             kill,
             portfolio: Portfolio::new(spec.starting_cash),
@@ -189,6 +177,7 @@ impl Engine {
             order_counter: 0,
             last_tick_ts: now,
         };
+        let mut engine = Engine { provider, state };
         let started = RunStarted {
             mode: spec.mode,
             config_hash: Hash32::digest(spec.config.as_bytes()),
@@ -202,7 +191,7 @@ impl Engine {
             parent_run: spec.parent_run,
             data_source: spec.data_source,
             starting_cash: spec.starting_cash,
-            kill_switch_tripped: engine.kill.is_tripped(),
+            kill_switch_tripped: engine.state.kill.is_tripped(),
         };
         engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(started))?;
         Ok(engine)
@@ -210,38 +199,27 @@ impl Engine {
 
     /// The account as the engine keeps it.
     pub fn portfolio(&self) -> &Portfolio {
-        &self.portfolio
+        &self.state.portfolio
     }
 
     /// Whether the kill switch is tripped.
     pub fn kill_switch_tripped(&self) -> bool {
-        self.kill.is_tripped()
+        self.state.kill.is_tripped()
     }
 
     /// Cycles run so far.
     pub fn cycles(&self) -> u64 {
-        self.cycle
+        self.state.cycle
     }
 
     /// Orders sent and not yet filled, rejected or canceled, in client order id order.
     pub fn open_orders(&self) -> impl Iterator<Item = &ClientOrderId> {
-        self.orders.keys()
+        self.state.orders.keys()
     }
 
     /// The engine's state (for a session snapshot).
     pub fn save(&self) -> EngineState {
-        EngineState {
-            risk: self.risk.clone(),
-            kill: self.kill.clone(),
-            portfolio: self.portfolio.clone(),
-            run_id: self.run_id,
-            cycle: self.cycle,
-            next_seq: self.next_seq,
-            orders: self.orders.clone(),
-            last_price: self.last_price.clone(),
-            order_counter: self.order_counter,
-            last_tick_ts: self.last_tick_ts,
-        }
+        self.state.clone()
     }
 
     /// The provider's state, for a session snapshot (see
@@ -259,19 +237,8 @@ impl Engine {
         risk: RiskEngine,
         kill: KillSwitch,
     ) -> Engine {
-        Engine {
-            provider,
-            risk: risk.restored(state.risk),
-            kill: kill.restored(state.kill),
-            portfolio: state.portfolio,
-            run_id: state.run_id,
-            cycle: state.cycle,
-            next_seq: state.next_seq,
-            orders: state.orders,
-            last_price: state.last_price,
-            order_counter: state.order_counter,
-            last_tick_ts: state.last_tick_ts,
-        }
+        let state = EngineState { risk: risk.restored(state.risk), kill: kill.restored(state.kill), ..state };
+        Engine { provider, state }
     }
 
     /// Passes over a stored event that is not the run's own doing (another run's, or a
@@ -279,11 +246,11 @@ impl Engine {
     /// and an operator's kill-switch trip or reset takes effect.
     pub fn pass_over(&mut self, seq: Seq, payload: &Payload) {
         match payload {
-            Payload::KillSwitchTripped(_) => self.kill.trip(),
-            Payload::KillSwitchReset(_) => self.kill.reset(),
+            Payload::KillSwitchTripped(_) => self.state.kill.trip(),
+            Payload::KillSwitchReset(_) => self.state.kill.reset(),
             _ => {}
         }
-        self.next_seq = seq.next();
+        self.state.next_seq = seq.next();
     }
 
     /// Records an operator's command (its event, [`OperatorCommand::payload`]) at time
@@ -302,12 +269,12 @@ impl Engine {
 
     /// The run.
     pub fn run_id(&self) -> RunId {
-        self.run_id
+        self.state.run_id
     }
 
     /// Source time of the last tick (the start time before the first).
     pub fn last_tick_ts(&self) -> TimestampNs {
-        self.last_tick_ts
+        self.state.last_tick_ts
     }
 
     /// Records that the run resumes after an interruption, at time `now`.
@@ -324,10 +291,10 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let resumed = RunResumed {
             after_seq,
-            cycles: self.cycle,
+            cycles: self.state.cycle,
             snapshot_seq,
             working_orders,
-            kill_switch_tripped: self.kill.is_tripped(),
+            kill_switch_tripped: self.state.kill.is_tripped(),
         };
         self.emit(out, CycleId::new(0), None, now, now, Payload::RunResumed(resumed)).map(|_| ())
     }
@@ -335,9 +302,9 @@ impl Engine {
     /// The money orders may use now, as handed to venues.
     pub fn funds(&self) -> Funds {
         Funds {
-            cash: self.portfolio.cash,
-            equity: self.portfolio.equity(),
-            gross_exposure: self.portfolio.gross_exposure(),
+            cash: self.state.portfolio.cash,
+            equity: self.state.portfolio.equity(),
+            gross_exposure: self.state.portfolio.gross_exposure(),
         }
     }
 
@@ -351,11 +318,11 @@ impl Engine {
         now: TimestampNs,
         payload: Payload,
     ) -> Result<Seq, EngineError> {
-        let seq = self.next_seq;
-        self.apply(seq, cycle, &payload).map_err(|source| EngineError::Overflow { cycle: self.cycle, source })?;
-        self.next_seq = seq.next();
+        let seq = self.state.next_seq;
+        self.apply(seq, cycle, &payload).map_err(|source| EngineError::Overflow { cycle: self.state.cycle, source })?;
+        self.state.next_seq = seq.next();
         out.push(EventDraft {
-            run_id: self.run_id,
+            run_id: self.state.run_id,
             cycle_id: cycle,
             causation_seq: cause,
             ts_event,
@@ -371,27 +338,27 @@ impl Engine {
         match payload {
             Payload::MarketTick(tick) => {
                 let price = tick.data.reference_price();
-                self.portfolio.mark(&tick.instrument, price)?;
-                self.last_price.insert(tick.instrument, price);
+                self.state.portfolio.mark(&tick.instrument, price)?;
+                self.state.last_price.insert(tick.instrument, price);
             }
-            Payload::DecisionMade(made) => self.kill.on_outcome(!matches!(made.parse_status, ParseStatus::Ok)),
+            Payload::DecisionMade(made) => self.state.kill.on_outcome(!matches!(made.parse_status, ParseStatus::Ok)),
             Payload::OrderSubmitted(order) => {
-                self.orders.insert(order.client_order_id, (cycle, seq));
+                self.state.orders.insert(order.client_order_id, (cycle, seq));
             }
             Payload::OrderFilled(fill) => {
-                self.portfolio.apply_fill(fill)?;
-                self.kill.on_outcome(false);
-                self.orders.remove(&fill.client_order_id);
+                self.state.portfolio.apply_fill(fill)?;
+                self.state.kill.on_outcome(false);
+                self.state.orders.remove(&fill.client_order_id);
             }
             Payload::OrderRejected(rejected) => {
-                self.kill.on_outcome(true);
-                self.orders.remove(&rejected.client_order_id);
+                self.state.kill.on_outcome(true);
+                self.state.orders.remove(&rejected.client_order_id);
             }
             Payload::OrderCanceled(canceled) => {
-                self.orders.remove(&canceled.client_order_id);
+                self.state.orders.remove(&canceled.client_order_id);
             }
-            Payload::KillSwitchTripped(_) => self.kill.trip(),
-            Payload::KillSwitchReset(_) => self.kill.reset(),
+            Payload::KillSwitchTripped(_) => self.state.kill.trip(),
+            Payload::KillSwitchReset(_) => self.state.kill.reset(),
             Payload::RunStarted(_)
             | Payload::RunStopped(_)
             | Payload::RiskVerdict(_)
@@ -412,7 +379,7 @@ impl Engine {
         out: &mut Vec<EventDraft>,
     ) -> Result<(), EngineError> {
         let (cycle, order_seq) =
-            self.orders.get(&report.client_order_id()).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
+            self.state.orders.get(&report.client_order_id()).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
         let cause = (order_seq != Seq::ZERO).then_some(order_seq);
         let payload = match report {
             VenueReport::Accepted(r) => Payload::OrderAccepted(r),
@@ -430,19 +397,19 @@ impl Engine {
     /// # Errors
     /// [`EngineError::OrderId`] only on a broken invariant of the id scheme.
     pub fn on_tick(&mut self, tick: &Tick, now: TimestampNs, out: &mut Vec<EventDraft>) -> Result<(), EngineError> {
-        self.cycle += 1;
-        self.last_tick_ts = tick.ts;
-        let cycle = CycleId::new(self.cycle);
-        let previous_price = self.last_price.get(&tick.instrument).copied();
+        self.state.cycle += 1;
+        self.state.last_tick_ts = tick.ts;
+        let cycle = CycleId::new(self.state.cycle);
+        let previous_price = self.state.last_price.get(&tick.instrument).copied();
         let market = MarketTick { instrument: tick.instrument, data: tick.data.clone() };
         let tick_seq = self.emit(out, cycle, None, tick.ts, now, Payload::MarketTick(market))?;
-        self.risk.on_tick(tick.ts, self.portfolio.equity());
+        self.state.risk.on_tick(tick.ts, self.state.portfolio.equity());
 
         // The kill switch watches equity.
-        if let Some(tripped) = self.kill.check(&self.portfolio) {
+        if let Some(tripped) = self.state.kill.check(&self.state.portfolio) {
             let trip_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::KillSwitchTripped(tripped))?;
-            if self.kill.closes_positions() {
-                let positions: Vec<_> = self.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
+            if self.state.kill.closes_positions() {
+                let positions: Vec<_> = self.state.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
                 for (instrument, qty) in positions {
                     let side = if qty > Decimal::ZERO { Side::Sell } else { Side::Buy };
                     self.submit(out, cycle, trip_seq, tick.ts, now, instrument, side, OrderQty::Units(qty.abs()))?;
@@ -461,7 +428,7 @@ impl Engine {
             instrument: &tick.instrument,
             price,
             bar,
-            position_qty: self.portfolio.qty(&tick.instrument),
+            position_qty: self.state.portfolio.qty(&tick.instrument),
         };
         let answer = self.provider.decide(&input);
         let decision = answer.decision.clone();
@@ -478,15 +445,15 @@ impl Engine {
         let decision_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::DecisionMade(made))?;
 
         // Risk verdict, at the cycle's time.
-        let judgement = self.risk.judge(&RiskInput {
+        let judgement = self.state.risk.judge(&RiskInput {
             decision: &decision,
             instrument: &tick.instrument,
             price: Some(price),
             previous_price,
             tick_ts: tick.ts,
             now,
-            portfolio: &self.portfolio,
-            kill_switch_tripped: self.kill.is_tripped(),
+            portfolio: &self.state.portfolio,
+            kill_switch_tripped: self.state.kill.is_tripped(),
         });
         let approved = judgement.approved;
         let verdict = RiskVerdict { approved, checks: judgement.checks, reason: judgement.reason };
@@ -494,7 +461,7 @@ impl Engine {
 
         // Orders.
         if approved && self.place(out, cycle, verdict_seq, tick, now, &decision)? {
-            self.risk.on_order(tick.ts, &decision);
+            self.state.risk.on_order(tick.ts, &decision);
         }
         Ok(())
     }
@@ -509,7 +476,7 @@ impl Engine {
         now: TimestampNs,
         decision: &Decision,
     ) -> Result<bool, EngineError> {
-        let held = self.portfolio.qty(&tick.instrument);
+        let held = self.state.portfolio.qty(&tick.instrument);
         let target_side = match decision.action {
             Action::Long => Side::Buy,
             Action::Short => Side::Sell,
@@ -528,7 +495,7 @@ impl Engine {
         if already {
             return Ok(false);
         }
-        let notional = decision.size_pct * self.portfolio.equity().max(Decimal::ZERO);
+        let notional = decision.size_pct * self.state.portfolio.equity().max(Decimal::ZERO);
         if !held.is_zero() {
             // Reversal: the closing leg first, then the opening leg.
             self.submit(out, cycle, cause, tick.ts, now, tick.instrument, target_side, OrderQty::Units(held.abs()))?;
@@ -551,8 +518,8 @@ impl Engine {
         side: Side,
         qty: OrderQty,
     ) -> Result<(), EngineError> {
-        self.order_counter += 1;
-        let id = ClientOrderId::new(&format!("r{}-{}", self.run_id, self.order_counter))?;
+        self.state.order_counter += 1;
+        let id = ClientOrderId::new(&format!("r{}-{}", self.state.run_id, self.state.order_counter))?;
         let order = OrderSubmitted {
             client_order_id: id,
             instrument,
@@ -580,12 +547,12 @@ impl Engine {
         now: TimestampNs,
         out: &mut Vec<EventDraft>,
     ) -> Result<Portfolio, EngineError> {
-        let ts = self.last_tick_ts;
+        let ts = self.state.last_tick_ts;
         for report in canceled {
             self.on_report(report, ts, now, out)?;
         }
         let stopped = RunStopped { reason: Arc::from(reason), skipped_rows };
         self.emit(out, CycleId::new(0), None, ts, now, Payload::RunStopped(stopped))?;
-        Ok(self.portfolio)
+        Ok(self.state.portfolio)
     }
 }

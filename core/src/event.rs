@@ -184,6 +184,17 @@ impl Payload {
             Payload::RunResumed(_) => "RunResumed",
         }
     }
+
+    /// Whether this is an operator's kill-switch command (a trip by command or a reset,
+    /// outside any cycle, `cycle` being the event's): input to a run, like a tick.
+    pub fn is_operator_command(&self, cycle: CycleId) -> bool {
+        cycle.get() == 0
+            && match self {
+                Payload::KillSwitchTripped(trip) => trip.trigger == KillTrigger::Command,
+                Payload::KillSwitchReset(_) => true,
+                _ => false,
+            }
+    }
 }
 
 /// How a run trades.

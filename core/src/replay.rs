@@ -32,6 +32,8 @@ pub struct RecordedRun<'a> {
     cursor: EventCursor<'a>,
     run: RunId,
     slot: Rc<RefCell<Option<ProviderAnswer>>>,
+    /// Operator commands met before the next cycle's tick, with their recorded times.
+    commands: Vec<(Payload, TimestampNs)>,
 }
 
 impl<'a> RecordedRun<'a> {
@@ -64,7 +66,7 @@ impl<'a> RecordedRun<'a> {
             params: started.params.clone(),
         };
         let provider = RecordedProvider { info, slot: Rc::clone(&slot) };
-        Ok((started, RecordedRun { cursor, run: range.run_id, slot }, provider))
+        Ok((started, RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new() }, provider))
     }
 
     /// The next cycle's tick and recorded time; its decision is handed to the provider.
@@ -75,6 +77,12 @@ impl<'a> RecordedRun<'a> {
     pub fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>, LogError> {
         let mut tick = None;
         while let Some(event) = self.cursor.next_event()? {
+            // The run's own commands, and the operator's made while it was down.
+            let operator = event.header.run_id == self.run || event.header.run_id.get() == 0;
+            if operator && event.payload.is_operator_command(event.header.cycle_id) {
+                self.commands.push((event.payload, event.header.ts_recorded));
+                continue;
+            }
             if event.header.run_id != self.run {
                 continue;
             }
@@ -96,6 +104,14 @@ impl<'a> RecordedRun<'a> {
         }
         Ok(None)
     }
+
+    /// The operator's commands the recorded run took before the cycle [`next_cycle`]
+    /// returned last (run them before it), with their recorded times.
+    ///
+    /// [`next_cycle`]: RecordedRun::next_cycle
+    pub fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
+        std::mem::take(&mut self.commands)
+    }
 }
 
 /// A provider that answers with a recorded run's decisions, cycle by cycle, as its
@@ -108,6 +124,12 @@ pub struct RecordedProvider {
 impl DecisionProvider for RecordedProvider {
     fn info(&self) -> ProviderInfo {
         self.info.clone()
+    }
+
+    /// The recorded decisions are in the log: nothing to save (a session snapshot of a
+    /// replay then still holds its account, for `ledger rebuild`).
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
     }
 
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
@@ -139,9 +161,11 @@ pub struct Divergence {
 }
 
 /// Compares the derived events of two runs read from `source`: everything but
-/// `RunStarted` and `RunStopped`, on cycle, source time, kind, payload and causation
-/// (relative to the run's first seq); client order ids without their `r<run>-` prefix,
-/// and a verdict's decision seq relative to the run's first seq. Returns the first
+/// `RunStarted`, `RunStopped`, `RunResumed` (a run resumed after a crash derived the
+/// same events as one that was not) and operator commands (input, like ticks; a replay
+/// makes them at the same points, see [`RecordedRun::take_commands`]), on cycle, source time, kind, payload and causation
+/// (as a position among the run's derived events); client order ids without their
+/// `r<run>-` prefix. Returns the first
 /// divergence, or `None` when they match. Streams both runs.
 ///
 /// # Errors
@@ -183,6 +207,9 @@ pub fn compare_runs(
 struct DerivedEvents<'a> {
     cursor: EventCursor<'a>,
     range: RunRange,
+    /// Seqs in the range that are not derived events (few: the run's start, resumes,
+    /// other runs' events), so a seq's position among derived events is known.
+    passed_over: Vec<Seq>,
 }
 
 /// One derived event, without what names its run.
@@ -190,21 +217,30 @@ struct Derived {
     seq: Seq,
     cycle: u64,
     ts_event: TimestampNs,
+    /// The cause's position among the run's derived events.
     causation_offset: Option<i64>,
     payload: Payload,
 }
 
 impl<'a> DerivedEvents<'a> {
     fn new(source: &'a dyn RecordSource, range: RunRange) -> Self {
-        DerivedEvents { cursor: EventCursor::new(source, range.first, range.last), range }
+        DerivedEvents { cursor: EventCursor::new(source, range.first, range.last), range, passed_over: Vec::new() }
+    }
+
+    /// The position of `seq` among the derived events so far.
+    fn position(&self, seq: Seq) -> i64 {
+        let before = self.passed_over.partition_point(|s| *s < seq);
+        seq.get() as i64 - self.range.first.get() as i64 - before as i64
     }
 
     fn next(&mut self) -> Result<Option<Derived>, LogError> {
-        let base = self.range.first.get();
         while let Some(event) = self.cursor.next_event()? {
             let h = &event.header;
-            if h.run_id != self.range.run_id || matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_))
-            {
+            let derived = h.run_id == self.range.run_id
+                && !matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_))
+                && !event.payload.is_operator_command(h.cycle_id);
+            if !derived {
+                self.passed_over.push(h.seq);
                 continue;
             }
             let mut payload = event.payload;
@@ -213,7 +249,7 @@ impl<'a> DerivedEvents<'a> {
                 seq: h.seq,
                 cycle: h.cycle_id.get(),
                 ts_event: h.ts_event,
-                causation_offset: h.causation_seq.map(|c| c.get() as i64 - base as i64),
+                causation_offset: h.causation_seq.map(|c| self.position(c)),
                 payload,
             }));
         }

@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::codec::{self, CodecError};
 use crate::decision::DecisionProvider;
 use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec};
-use crate::event::{Envelope, EventDraft, KillTrigger, OrderRejected, OrderSubmitted, Payload};
+use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, RunId, Seq};
 use crate::log::{EventCursor, EventLog, LogError, RecordSource};
@@ -175,11 +175,27 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         let appended = log.head().seq;
         let mut pending = Vec::with_capacity(64);
         let engine = Engine::start(parts.spec, parts.provider, parts.risk, parts.kill, appended, now, &mut pending)?;
-        let mut runner = Runner {
+        let mut runner = Runner::assemble(log, observer, engine, parts.venue, pending, appended, cycles_per_append);
+        runner.append()?;
+        Ok(runner)
+    }
+
+    /// A runner of `engine` and `venue` whose log holds everything through `appended`,
+    /// with `pending` drafts to append after it.
+    fn assemble(
+        log: &'a mut L,
+        observer: &'a mut dyn Observer,
+        engine: Engine,
+        venue: Box<dyn Venue>,
+        pending: Vec<EventDraft>,
+        appended: Seq,
+        cycles_per_append: usize,
+    ) -> Self {
+        Runner {
             log,
             observer,
             engine,
-            venue: parts.venue,
+            venue,
             pending,
             appended,
             cycles_pending: 0,
@@ -187,9 +203,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             to_send: Vec::new(),
             snapshot_every: 0,
             last_snapshot: appended,
-        };
-        runner.append()?;
-        Ok(runner)
+        }
     }
 
     /// Takes a session snapshot (and the observer's) every `events` appended events,
@@ -267,19 +281,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             }
         };
         let snapshot_seq = if appended == from.range.first { Seq::ZERO } else { appended };
-        let mut runner = Runner {
-            log,
-            observer,
-            engine,
-            venue,
-            pending,
-            appended,
-            cycles_pending: 0,
-            cycles_per_append: cycles_per_append.max(1),
-            to_send: Vec::new(),
-            snapshot_every: 0,
-            last_snapshot: appended,
-        };
+        let mut runner = Runner::assemble(log, observer, engine, venue, pending, appended, cycles_per_append);
         runner.catch_up(reader.as_ref(), head)?;
         let working_orders = runner.venue.working_orders();
         let resumed = Resumed {
@@ -301,7 +303,6 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             Lookahead { cursor: EventCursor::new(source, self.appended.next(), head), ahead: VecDeque::new() };
         while let Some(event) = record.peek(0)? {
             let (seq, now, kind) = (event.header.seq, event.header.ts_recorded, event.payload.kind());
-            let outside_cycles = event.header.cycle_id.get() == 0;
             if event.header.run_id != run || matches!(event.payload, Payload::RunResumed(_)) {
                 self.engine.pass_over(seq, &event.payload);
                 self.appended = seq;
@@ -309,10 +310,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                 continue;
             }
             let command = match &event.payload {
-                Payload::KillSwitchTripped(trip) if outside_cycles && trip.trigger == KillTrigger::Command => {
-                    Some(event.payload.clone())
-                }
-                Payload::KillSwitchReset(_) if outside_cycles => Some(event.payload.clone()),
+                payload if payload.is_operator_command(event.header.cycle_id) => Some(payload.clone()),
                 Payload::RunStarted(_) | Payload::RunStopped(_) => {
                     let detail = format!("{kind} inside the run: it is not an interrupted run");
                     return Err(RunError::Diverged { run, seq, detail });
@@ -355,6 +353,16 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         self.command(command.payload(), now)?;
         self.flush()?;
         Ok(seq)
+    }
+
+    /// Records an operator's command as a recorded run had it (`payload`, its
+    /// `KillSwitchTripped` or `KillSwitchReset`), at its recorded time: a replay makes
+    /// the commands of the run it replays at the same points.
+    ///
+    /// # Errors
+    /// As [`Runner::on_tick`].
+    pub fn on_recorded_command(&mut self, payload: Payload, now: TimestampNs) -> Result<(), RunError> {
+        self.command(payload, now)
     }
 
     /// The drafts of an operator's command: the event, and for a trip the cancellation

@@ -256,17 +256,20 @@ impl Seen {
     }
 }
 
-/// The uninterrupted run: its account (`rebuild --json` without the fields that name
-/// the run) and its events' payloads.
+/// The uninterrupted run: its account and its events' payloads.
 pub struct Reference {
     pub account: Value,
     pub payloads: Vec<Value>,
 }
 
-pub fn account(ledger: &Ledger) -> Value {
-    let mut account: Value = serde_json::from_str(&ledger.ok(&["rebuild", "--json"])).unwrap();
+/// The latest run's account, `rebuild --json` without the fields that name the run and
+/// where the rebuild started: from the run's latest session snapshot, or with
+/// `from_scratch` from all its events.
+pub fn account(ledger: &Ledger, from_scratch: bool) -> Value {
+    let args: &[&str] = if from_scratch { &["rebuild", "--from-scratch", "--json"] } else { &["rebuild", "--json"] };
+    let mut account: Value = serde_json::from_str(&ledger.ok(args)).unwrap();
     let fields = account.as_object_mut().unwrap();
-    for name in ["covers_seq", "run_id"] {
+    for name in ["covers_seq", "run_id", "snapshot_seq"] {
         assert!(fields.remove(name).is_some(), "rebuild --json has no {name}");
     }
     account
@@ -280,7 +283,8 @@ pub fn reference(setup: &Setup) -> Reference {
     let payloads: Vec<Value> = events.iter().map(|e| e["payload"].clone()).collect();
     assert_eq!(payloads.iter().filter(|p| p.get("MarketTick").is_some()).count(), ROWS);
     assert!(payloads.iter().filter(|p| p.get("OrderFilled").is_some()).count() > 20, "the run must trade");
-    Reference { account: account(&ledger), payloads }
+    let account = account(&ledger, true);
+    Reference { account, payloads }
 }
 
 /// One data directory: sessions killed at the drawn moments until one ends the run by
@@ -395,8 +399,14 @@ fn check_case(ledger: &Ledger, seen: &Seen, reference: &Reference, context: &str
     for (index, (got, want)) in payloads.iter().zip(&reference.payloads).enumerate() {
         assert_eq!(*got, want, "the {index}th event (but RunResumed) differs from the reference run's\n{context}");
     }
-    // ... and the same account.
-    assert_eq!(account(ledger), reference.account, "rebuild --json against the reference\n{context}");
+    // ... and the same account, from the run's last session snapshot and from scratch.
+    for from_scratch in [false, true] {
+        let account = account(ledger, from_scratch);
+        assert_eq!(
+            account, reference.account,
+            "rebuild (from scratch: {from_scratch}) against the reference\n{context}"
+        );
+    }
 }
 
 /// The crash test. About 20 to 40 s in a debug build on 2 cores.

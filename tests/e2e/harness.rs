@@ -19,6 +19,22 @@ impl Ledger {
         Ledger { dir: tempfile::tempdir().expect("temp dir") }
     }
 
+    /// A copy of the ledger directory `fixtures/<name>` as the data dir (sled writes on
+    /// open, so a fixture is never opened in place).
+    pub fn from_fixture(name: &str) -> Self {
+        let ledger = Ledger::new();
+        let target = ledger.data_dir();
+        std::fs::create_dir_all(&target).unwrap();
+        for entry in std::fs::read_dir(workspace_root().join("fixtures").join(name)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                continue; // sled's empty blobs/ folder, which git does not keep; sled makes it
+            }
+            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+        ledger
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("ledger-data")
     }
@@ -46,6 +62,24 @@ impl Ledger {
         assert_eq!(run.code, 0, "ledger {args:?} failed:\n{}\n{}", run.stdout, run.stderr);
         run.stdout
     }
+}
+
+/// A ledger holding one backtest: SMA 2/5 on the first 60 SPY days of 1998 (run 1, seq
+/// 1..=227: a few trades).
+pub fn small_ledger() -> Ledger {
+    let ledger = Ledger::new();
+    ledger.ok(&[
+        "replay",
+        "--data",
+        "fixtures/spy-daily-1998-q1.csv",
+        "--strategy",
+        "sma-cross",
+        "--param",
+        "fast=2",
+        "--param",
+        "slow=5",
+    ]);
+    ledger
 }
 
 pub fn workspace_root() -> &'static Path {

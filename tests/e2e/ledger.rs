@@ -3,24 +3,7 @@
 use ledger_adapters::sled_log::{raw, Durability, SledLog};
 use ledger_core::ids::Seq;
 
-use crate::harness::{fixture, Ledger};
-
-/// SMA 2/5 on the first 60 SPY days of 1998: a few trades, a few hundred events.
-fn small_ledger() -> Ledger {
-    let ledger = Ledger::new();
-    ledger.ok(&[
-        "replay",
-        "--data",
-        "fixtures/spy-daily-1998-q1.csv",
-        "--strategy",
-        "sma-cross",
-        "--param",
-        "fast=2",
-        "--param",
-        "slow=5",
-    ]);
-    ledger
-}
+use crate::harness::{fixture, small_ledger, Ledger};
 
 #[test]
 fn runs_and_events_read_as_tables_and_json() {

@@ -4,6 +4,7 @@
 mod harness;
 
 mod backtest;
+mod control;
 mod corpus;
 mod crash;
 mod errors;
@@ -12,4 +13,5 @@ mod rebuild;
 mod signals;
 mod storage;
 mod stream;
+mod sweep;
 mod terminal;

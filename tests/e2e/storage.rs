@@ -140,6 +140,36 @@ fn a_full_disk_stops_the_run_with_one_clear_line_and_the_run_continues_after() {
         assert!(ledger.ok(&["verify"]).starts_with("ok: "), "{case}");
         let runs = ledger.ok(&["runs"]);
         assert_eq!(runs.matches("(end of data)").count(), 1, "{case}: {runs}");
-        assert_eq!(account(&ledger), reference.account, "{case}");
+        for from_scratch in [false, true] {
+            assert_eq!(account(&ledger, from_scratch), reference.account, "{case}, from scratch: {from_scratch}");
+        }
     }
+}
+
+/// sled recovers a prefix of its log, so a `db` file cut short reads as a shorter,
+/// intact ledger, its own head and snapshots cut with it: the head file written beside it
+/// at every flush names what was durable, and `verify` names the first missing seq (exit
+/// 1, not sled's message, not "ok"); appends are refused. A head file that does not check
+/// out is not trusted (and does not stop the ledger).
+#[test]
+fn a_db_file_cut_short_is_named_at_the_first_missing_seq() {
+    let ledger = Ledger::new();
+    ledger.ok(&["replay", "--data", "fixtures/btcperp-1m-2022-01.csv"]);
+    let db = ledger.data_dir().join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    file.set_len(len / 6).unwrap();
+    drop(file);
+    let verify = ledger.run(&["verify"]);
+    assert_eq!(verify.code, 1, "{}{}", verify.stdout, verify.stderr);
+    assert!(verify.stdout.contains("missing records: the ledger recorded its head at seq 32489"), "{}", verify.stdout);
+    assert!(verify.stdout.starts_with("FAILED at seq "), "{}", verify.stdout);
+    let append = ledger.run(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    assert_eq!(append.code, 2, "{}{}", append.stdout, append.stderr);
+    assert!(append.stderr.contains("are missing (the ledger recorded its head at 32489)"), "{}", append.stderr);
+    assert!(!append.stderr.contains("panicked"), "{}", append.stderr);
+    // A damaged head file is not trusted: the ledger reads as its log has it.
+    std::fs::write(ledger.data_dir().join("ledger.head"), b"not a head file").unwrap();
+    let verify = ledger.run(&["verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 }

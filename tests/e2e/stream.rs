@@ -60,19 +60,9 @@ fn recorded_config(ledger: &Ledger, run: u64) -> Value {
 const V1_EVENTS: usize = 587;
 const V1_HEAD: &str = "93b9cb3949ae7a148dd86302e5a4f8b267b067d963a660bd9d38e4184aaf3dfa";
 
-/// A copy of `fixtures/ledger-v1` as the ledger's data dir (sled writes on open).
+/// A copy of `fixtures/ledger-v1` as the ledger's data dir.
 fn v1_ledger() -> Ledger {
-    let ledger = Ledger::new();
-    let target = ledger.data_dir();
-    std::fs::create_dir_all(&target).unwrap();
-    for entry in std::fs::read_dir(workspace_root().join("fixtures/ledger-v1")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            continue; // sled's empty blobs/ folder, which git does not keep; sled makes it
-        }
-        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
-    }
-    ledger
+    Ledger::from_fixture("ledger-v1")
 }
 
 /// A schema-1 payload as schema 2 has it: `DecisionMade` without `provider`, `model`

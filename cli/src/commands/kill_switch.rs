@@ -4,6 +4,9 @@
 //! Who and why are stored forever and printed by `ledger events`: `--by` and `--reason`
 //! are checked before the ledger is opened ([`operator_text`]): trimmed, not empty, at
 //! most [`MAX_BY_CHARS`] and [`MAX_REASON_CHARS`] characters, no control characters.
+//!
+//! While a session runs, the command goes to it through its control endpoint: the session
+//! records it before its next cycle, makes it durable, and answers with the seq.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +22,10 @@ use ledger_projections::Folds;
 use rust_decimal::Decimal;
 
 use crate::args::KillSwitchCommand;
+use crate::commands::{access, Access};
+use crate::control::Client;
 use crate::describe;
+use crate::session_link::OperatorCommand;
 use crate::store::Ledger;
 use crate::Outcome;
 
@@ -42,9 +48,34 @@ pub fn run(data_dir: &Path, command: &KillSwitchCommand) -> Result<Outcome> {
             reason: operator_text("--reason", reason, MAX_REASON_CHARS)?,
         },
     };
-    let mut ledger = Ledger::open_existing(data_dir)?;
+    match access(data_dir)? {
+        Access::Session(session) => through_session(session, command),
+        Access::Ledger(ledger) => direct(*ledger, &command),
+    }
+}
+
+/// A running session records the command in its ledger (durable before it answers).
+fn through_session(mut session: Client, command: KillSwitchCommand) -> Result<Outcome> {
+    let (command, done) = match command {
+        KillSwitchCommand::Status => {
+            let tripped = session.status()?.kill_switch_tripped;
+            println!("kill switch: {}", if tripped { "TRIPPED" } else { "armed" });
+            return Ok(Outcome::Ok);
+        }
+        KillSwitchCommand::Trip { by, reason } => (OperatorCommand::Trip { by, reason }, "tripped"),
+        KillSwitchCommand::Reset { by, reason } => (OperatorCommand::Reset { by, reason }, "reset"),
+    };
+    match session.kill_switch(command)? {
+        Ok(seq) => println!("kill switch {done} (seq {seq})"),
+        Err(refusal) => bail!("{refusal}"),
+    }
+    Ok(Outcome::Ok)
+}
+
+/// No session: the command is recorded here, under the operator run.
+fn direct(mut ledger: Ledger, command: &KillSwitchCommand) -> Result<Outcome> {
     let tripped = ledger.kill_switch.is_tripped();
-    let (payload, done) = match &command {
+    let (payload, done) = match command {
         KillSwitchCommand::Status => {
             println!("kill switch: {}", if tripped { "TRIPPED" } else { "armed" });
             return Ok(Outcome::Ok);

@@ -1,23 +1,34 @@
 //! One module per subcommand; [`dispatch`] routes to them.
+//!
+//! While a session runs, it holds the ledger: the commands that can be answered by the
+//! session (`status`, `runs`, `events`, `kill-switch`) go through its control endpoint
+//! ([`access`]); the others are refused with [`crate::control::SessionRunning`].
 
 mod events;
-mod kill_switch;
+pub(crate) mod kill_switch;
 mod rebuild;
 mod replay;
 mod report;
 mod run;
 mod runs;
+mod status;
+mod sweep;
 mod verify;
+
+use std::path::Path;
 
 use anyhow::Result;
 
 use crate::args::{Cli, Command};
+use crate::control::{self, Client};
+use crate::store::Ledger;
 use crate::Outcome;
 
 /// Runs the chosen subcommand.
 pub fn dispatch(cli: Cli) -> Result<Outcome> {
     let data_dir = &cli.global.data_dir;
     match cli.command {
+        Command::Status(args) => status::run(data_dir, &args),
         Command::Runs => runs::run(data_dir),
         Command::Events(args) => events::run(data_dir, &args),
         Command::Verify => verify::run(data_dir),
@@ -26,5 +37,31 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::KillSwitch { command } => kill_switch::run(data_dir, &command),
         Command::Report(args) => report::run(data_dir, args.run, args.json),
         Command::Rebuild(args) => rebuild::run(data_dir, &args),
+        Command::Sweep(args) => sweep::run(data_dir, &args),
+    }
+}
+
+/// How a command reaches the ledger: through the running session, or directly.
+pub enum Access {
+    /// A session is running: ask it.
+    Session(Client),
+    /// No session: the ledger, open (and locked) for this command.
+    Ledger(Box<Ledger>),
+}
+
+/// The running session's endpoint if one answers, else the ledger opened directly (a
+/// session that took the lock in between is found on the second look).
+///
+/// # Errors
+/// No ledger there, the lock held by a process that serves no endpoint, or the errors of
+/// [`Ledger::open_existing`].
+pub fn access(data_dir: &Path) -> Result<Access> {
+    if let Some(client) = Client::connect(data_dir) {
+        return Ok(Access::Session(client));
+    }
+    match Ledger::open_existing(data_dir) {
+        Ok(ledger) => Ok(Access::Ledger(Box::new(ledger))),
+        Err(error) if control::is_locked(&error) => Client::connect(data_dir).map(Access::Session).ok_or(error),
+        Err(error) => Err(error),
     }
 }

@@ -1,7 +1,8 @@
 //! `ledger rebuild`: a run's account (cash, positions with quantity, average price and
-//! mark, realized and unrealized P&L, fees, equity, peak and drawdown) rebuilt by folding
-//! its events from the ledger, checked as they are read, in memory that does not grow
-//! with the run. What a restart or an operator sees of a session after a crash.
+//! mark, realized and unrealized P&L, fees, equity, peak and drawdown) rebuilt from the
+//! run's latest session snapshot and the events after it (or, with `--from-scratch`,
+//! from all its events), checked as they are read, in memory that does not grow with
+//! the run. What a restart or an operator sees of a session after a crash.
 
 use std::io::Write;
 use std::path::Path;
@@ -30,8 +31,18 @@ pub fn run(data_dir: &Path, args: &RebuildArgs) -> Result<Outcome> {
     let Some(range) = ledger.runs.get(run).map(|r| r.range()) else {
         bail!("no run {run} in the ledger (see `ledger runs`)");
     };
-    let mut fold = PortfolioFold::new(run);
-    fold_range(&ledger.log, range.first, range.last, &mut fold)?;
+    let snapshot = match args.from_scratch {
+        true => None,
+        false => ledger.session_state(run)?.filter(|s| s.covers >= range.first && s.covers <= range.last),
+    };
+    let (mut fold, start) = match &snapshot {
+        Some(state) => {
+            (PortfolioFold::resume(run, state.engine.portfolio().clone(), state.covers), state.covers.next())
+        }
+        None => (PortfolioFold::new(run), range.first),
+    };
+    fold_range(&ledger.log, start, range.last, &mut fold)?;
+    let snapshot_seq = snapshot.map_or(0, |s| s.covers.get());
     let p = fold.portfolio();
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -44,7 +55,8 @@ pub fn run(data_dir: &Path, args: &RebuildArgs) -> Result<Outcome> {
             })
             .collect();
         let value = json!({
-            "run_id": run.get(), "covers_seq": range.last.get(), "cash": p.cash.to_string(),
+            "run_id": run.get(), "covers_seq": range.last.get(), "snapshot_seq": snapshot_seq,
+            "cash": p.cash.to_string(),
             "positions": positions, "realized_pnl": p.realized_pnl.to_string(),
             "unrealized_pnl": p.unrealized_pnl().to_string(), "fees": p.fees.to_string(),
             "equity": p.equity().to_string(), "peak_equity": p.peak_equity.to_string(),
@@ -58,6 +70,10 @@ pub fn run(data_dir: &Path, args: &RebuildArgs) -> Result<Outcome> {
     let rows = [
         ("run", run.to_string()),
         ("through seq", range.last.to_string()),
+        (
+            "from",
+            if snapshot_seq == 0 { "the run's events".to_string() } else { format!("snapshot at seq {snapshot_seq}") },
+        ),
         ("cash", p.cash.round_dp(2).to_string()),
         ("realized P&L", p.realized_pnl.round_dp(2).to_string()),
         ("unrealized P&L", p.unrealized_pnl().round_dp(2).to_string()),

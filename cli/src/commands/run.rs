@@ -8,26 +8,29 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ledger_adapters::bus::InProcessBus;
 use ledger_adapters::clock::WallClock;
 use ledger_core::chain::Hash32;
-use ledger_core::event::{Envelope, EventDraft, RunStopped};
-use ledger_core::event::{Payload, RunMode};
-use ledger_core::ids::{CycleId, RunId};
+use ledger_core::codec::CodecError;
+use ledger_core::event::{Envelope, EventDraft, EventRef, Payload, RunMode, RunStopped};
+use ledger_core::ids::{CycleId, RunId, Seq};
 use ledger_core::log::{EventCursor, EventLog};
 use ledger_core::runner::{Observer, ResumeFrom};
 use ledger_core::time::Clock;
 use ledger_projections::report::ReportFold;
+use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_range, Fold, Folds};
 
 use crate::args::RunArgs;
 use crate::commands::report;
 use crate::config::Settings;
+use crate::control;
 use crate::describe;
 use crate::pipeline::{self, Session};
-use crate::session_link::SessionLink;
+use crate::session_link::{SessionLink, SessionStatus};
 use crate::store::Ledger;
 use crate::Outcome;
 
@@ -51,7 +54,22 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     .context("installing the signal handler")?;
     let mut ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
     let (run_id, resume) = continuation(&mut ledger, &settings, args.new_run)?;
-    let link = SessionLink::new(ledger.log.reader()?, ledger.log.durable_seq());
+    // The control endpoint: `ledger status`, `kill-switch`, `events --follow` and `runs`
+    // reach the session through it while it holds the ledger.
+    let link = Arc::new(SessionLink::new(ledger.log.reader()?, ledger.log.durable_seq()));
+    link.set_status(SessionStatus {
+        run_id: run_id.get(),
+        mode: format!("{:?}", RunMode::Paper),
+        pid: std::process::id(),
+        started_ns: WallClock.now().nanos(),
+        ..SessionStatus::default()
+    });
+    link.set_runs(ledger.runs.iter().cloned().collect());
+    let server = control::Server::start(data_dir, Arc::clone(&link)).context("serving the control endpoint")?;
+    if server.is_serving() {
+        let socket = data_dir.join(control::SOCKET_FILE);
+        tracing::info!(run = %run_id, "control endpoint at {} (ledger status, kill-switch, events --follow)", describe::path(&socket));
+    }
     let session = Session {
         run_id,
         mode: RunMode::Paper,
@@ -89,15 +107,54 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     };
     let mut feed = data.feed.at_wall_clock();
     let Ledger { log, runs, kill_switch, .. } = &mut ledger;
-    let mut folds = Folds::new().with(runs).with(kill_switch).with(&mut report);
+    let mut runs = PublishedRuns::new(runs, &link);
+    let mut folds = Folds::new().with(&mut runs).with(kill_switch).with(&mut report);
     let result = pipeline::execute(log, &mut folds, &settings, &mut feed, provider, &session, Some(&mut bus));
     drop(folds);
+    drop(server); // followers read on from the ledger once it is closed
     drop(bus);
     let _ = watcher.join(); // the watcher only logs; its end changes nothing
     result?;
     ledger.save_folds()?;
     report::print(&report.report(), false)?;
     Ok(Outcome::Ok)
+}
+
+/// The runs index, published to the control endpoint as it changes: at once when a run
+/// starts, stops or resumes, else at most every [`RUNS_EVERY`].
+struct PublishedRuns<'a> {
+    runs: &'a mut RunsFold,
+    link: &'a SessionLink,
+    last: Instant,
+}
+
+/// How often the runs index is published while only its counts change.
+const RUNS_EVERY: Duration = Duration::from_millis(200);
+
+impl<'a> PublishedRuns<'a> {
+    fn new(runs: &'a mut RunsFold, link: &'a SessionLink) -> Self {
+        PublishedRuns { runs, link, last: Instant::now() }
+    }
+}
+
+impl Fold for PublishedRuns<'_> {
+    fn apply(&mut self, event: &EventRef<'_>) {
+        self.runs.apply(event);
+        let lifecycle =
+            matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_));
+        if lifecycle || self.last.elapsed() >= RUNS_EVERY {
+            self.last = Instant::now();
+            self.link.set_runs(self.runs.iter().cloned().collect());
+        }
+    }
+
+    fn covers(&self) -> Seq {
+        self.runs.covers()
+    }
+
+    fn snapshot(&self) -> Result<Option<(String, Vec<u8>)>, CodecError> {
+        self.runs.snapshot()
+    }
 }
 
 /// The run this session continues, or a new one. The latest paper or live run that has

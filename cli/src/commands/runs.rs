@@ -1,19 +1,28 @@
 //! `ledger runs`: one row per run from the runs index (stop reasons escaped for the
-//! terminal: they are stored text).
+//! terminal: they are stored text). While a session runs, the index it last published.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
+use ledger_projections::runs::RunSummary;
 
+use crate::commands::{access, Access};
 use crate::describe;
-use crate::store::Ledger;
 use crate::Outcome;
 
 pub fn run(data_dir: &Path) -> Result<Outcome> {
-    let ledger = Ledger::open_existing(data_dir)?;
+    let table = match access(data_dir)? {
+        Access::Session(mut session) => table(session.runs()?.iter()),
+        Access::Ledger(ledger) => table(ledger.runs.iter()),
+    };
+    writeln!(std::io::stdout(), "{table}")?;
+    Ok(Outcome::Ok)
+}
+
+fn table<'a>(runs: impl Iterator<Item = &'a RunSummary>) -> comfy_table::Table {
     let mut table = describe::table(["run", "mode", "first seq", "last seq", "events", "started", "stopped"]);
-    for info in ledger.runs.iter() {
+    for info in runs {
         table.add_row([
             info.run_id.to_string(),
             info.mode.map_or_else(|| "operator".to_string(), |m| format!("{m:?}")),
@@ -27,6 +36,5 @@ pub fn run(data_dir: &Path) -> Result<Outcome> {
             },
         ]);
     }
-    writeln!(std::io::stdout(), "{table}")?;
-    Ok(Outcome::Ok)
+    table
 }
