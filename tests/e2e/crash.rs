@@ -127,7 +127,8 @@ impl Pace {
 /// One session of the schedule: its pace, when it is killed, and what happened.
 struct Session {
     pace: Pace,
-    kill_after: Duration,
+    /// `None`: not killed (the case has made its share of the kills), run to the end.
+    kill_after: Option<Duration>,
     outcome: &'static str,
 }
 
@@ -138,7 +139,7 @@ struct Session {
 /// the restart then re-executes the run from its start.
 fn draw(rng: &mut SplitMix64, first: bool) -> Session {
     if first && rng.range(0, 2) == 0 {
-        return Session { pace: Pace::Paced, kill_after: Duration::from_millis(rng.range(10, 80)), outcome: "" };
+        return Session { pace: Pace::Paced, kill_after: Some(Duration::from_millis(rng.range(10, 80))), outcome: "" };
     }
     let pace = if rng.range(0, 100) < 60 { Pace::Paced } else { Pace::Fast };
     let moment = rng.range(0, 100);
@@ -149,7 +150,7 @@ fn draw(rng: &mut SplitMix64, first: bool) -> Session {
         (Pace::Fast, 30..=79) => rng.range(40, 110),
         (Pace::Fast, _) => rng.range(110, 200),
     };
-    Session { pace, kill_after: Duration::from_millis(ms), outcome: "" }
+    Session { pace, kill_after: Some(Duration::from_millis(ms)), outcome: "" }
 }
 
 /// What the test knows of the ledger of one case, read back after every session.
@@ -287,9 +288,13 @@ pub fn reference(setup: &Setup) -> Reference {
     Reference { account, payloads }
 }
 
+/// How long a session not killed may take (a whole paced run takes about 2 s).
+const HANG: Duration = Duration::from_secs(60);
+
 /// One data directory: sessions killed at the drawn moments until one ends the run by
-/// itself, then the checks. Returns the kills made.
-fn crash_case(setup: &Setup, reference: &Reference, seed: u64, case: u64) -> usize {
+/// itself, then the checks; once `kills_wanted` kills are made, the next session runs
+/// to the end. Returns the kills made.
+fn crash_case(setup: &Setup, reference: &Reference, seed: u64, case: u64, kills_wanted: usize) -> usize {
     let mut rng = SplitMix64(seed ^ case.wrapping_mul(0xd1b5_4a32_d192_ed03));
     let ledger = Ledger::new();
     let mut seen = Seen::default();
@@ -300,13 +305,17 @@ fn crash_case(setup: &Setup, reference: &Reference, seed: u64, case: u64) -> usi
              schedule:"
         );
         for (i, s) in schedule.iter().enumerate() {
-            let _ = write!(text, " {i}:{:?}@{}ms={}", s.pace, s.kill_after.as_millis(), s.outcome);
+            let at = s.kill_after.map_or_else(|| "end".to_string(), |d| format!("{}ms", d.as_millis()));
+            let _ = write!(text, " {i}:{:?}@{at}={}", s.pace, s.outcome);
         }
         let _ = write!(text, "\nevents read back before the last session: {events}");
         text
     };
     loop {
         let mut session = draw(&mut rng, schedule.is_empty());
+        if schedule.iter().filter(|s| s.outcome == "killed").count() >= kills_wanted {
+            session.kill_after = None;
+        }
         let interrupted_before = seen.run_started() && !seen.run_stopped();
         let stderr_path = ledger.dir.path().join(format!("session-{}.err", schedule.len()));
         let mut child = ledger
@@ -315,14 +324,30 @@ fn crash_case(setup: &Setup, reference: &Reference, seed: u64, case: u64) -> usi
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
             .unwrap();
-        std::thread::sleep(session.kill_after);
-        let status = match child.try_wait().unwrap() {
+        let started = Instant::now();
+        let deadline = session.kill_after.unwrap_or(HANG);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            let left = deadline.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break None;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(5)));
+        };
+        let status = match status {
             Some(status) => status,
             None => {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap()
             }
         };
+        if session.kill_after.is_none() && status.signal() == Some(9) {
+            session.outcome = "hung";
+            schedule.push(session);
+            panic!("ledger run did not end within {HANG:?}\n{}", context(&schedule, seen.events.len()));
+        }
         session.outcome = match (status.signal(), status.code()) {
             (Some(9), _) => "killed",
             (_, Some(0)) => "ended",
@@ -421,7 +446,7 @@ fn a_run_killed_at_random_moments_continues_to_the_same_end() {
     let reference = reference(&setup);
     let (mut kills, mut cases) = (0, 0);
     while kills < MIN_KILLS {
-        kills += crash_case(&setup, &reference, seed, cases);
+        kills += crash_case(&setup, &reference, seed, cases, MIN_KILLS - kills);
         cases += 1;
     }
     eprintln!("crash test seed {seed:#x}: {kills} kills in {cases} data dirs, {:.1?}", started.elapsed());
