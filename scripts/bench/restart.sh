@@ -183,6 +183,7 @@ for i in $(seq 1 "$repeat"); do
   sync
   echo "restart: $step" >&2
   timed "restart-$i" "$ledger" --data-dir "$trial" run --speed 0 --config "$config" --data "$feed"
+  restart_wall=$wall_s restart_rss=$rss_kb
   # "... INFO ledger::pipeline: resumed the interrupted run run=1 cycles=N snapshot_seq=S ..."
   line=$(grep -m1 'resumed the interrupted run' "$logs/restart-$i.err") || die "no 'resumed' line in $logs/restart-$i.err"
   resumed_ns=$(date -d "$(awk '{ print $1 }' <<<"$line")" +%s%N)
@@ -198,8 +199,8 @@ for i in $(seq 1 "$repeat"); do
     grep -q '^ok: ' "$logs/restart-verify.out" || die "verify: $(head -c 300 "$logs/restart-verify.out")"
     "$ledger" --data-dir "$trial" runs | grep -q '(end of data)' || die "the continued run did not end at the end of its data"
   fi
-  echo "$wall_s $rss_kb $to_resumed_s $snapshot_seq" >>"$logs/restart.samples"
-  record kind=restart sample="$i" events="$events_killed" wall_s="$wall_s" max_rss_kb="$rss_kb" \
+  echo "$restart_wall $restart_rss $to_resumed_s $snapshot_seq" >>"$logs/restart.samples"
+  record kind=restart sample="$i" events="$events_killed" wall_s="$restart_wall" max_rss_kb="$restart_rss" \
     to_resumed_s="$to_resumed_s" snapshot_seq="$snapshot_seq" tail_bars="$tail_bars"
   rm -rf "$trial"
 done
