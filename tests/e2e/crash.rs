@@ -166,6 +166,8 @@ struct Seen {
     /// `RunResumed` events seen, and how many of them restored a session snapshot.
     resumed: usize,
     from_snapshot: usize,
+    /// `RunResumed` events that found orders still working at the venue.
+    with_working_orders: usize,
 }
 
 fn kind(event: &Value) -> &str {
@@ -250,6 +252,7 @@ impl Seen {
                     assert_eq!(resumed["after_seq"], last, "{resumed}\n{}", context());
                     assert_eq!(resumed["cycles"], ticks, "{resumed}\n{}", context());
                     let working: Vec<Value> = self.working().into_iter().map(Value::from).collect();
+                    self.with_working_orders += usize::from(!working.is_empty());
                     assert_eq!(resumed["working_orders"], Value::from(working), "{resumed}\n{}", context());
                     self.resumed += 1;
                     if resumed["snapshot_seq"] != 0 {
@@ -388,8 +391,8 @@ fn crash_case(setup: &Setup, reference: &Reference, seed: u64, case: u64, kills_
     let kills = schedule.iter().filter(|s| s.outcome == "killed").count();
     eprintln!(
         "crash case {case}: {kills} kills, {} restarts found the run interrupted ({} left nothing durable), \
-         {} RunResumed ({} from a session snapshot)",
-        seen.found_interrupted, seen.left_nothing, seen.resumed, seen.from_snapshot
+         {} RunResumed ({} from a session snapshot, {} with orders working)",
+        seen.found_interrupted, seen.left_nothing, seen.resumed, seen.from_snapshot, seen.with_working_orders
     );
     kills
 }
