@@ -3,9 +3,11 @@
 //! configuration each time, paced (every cycle flushed) and fast (batched, group
 //! durability) sessions mixed, until a session ends the run by itself. What survives
 //! must be one run, whole: the chain verifies, no order is submitted twice, every order
-//! ends once, each restart that found the run interrupted recorded one `RunResumed`
-//! where it took over, and the run's events and account are exactly those of the same
-//! run never interrupted (the paper venue is deterministic).
+//! ends once, each restart that found the run interrupted and recorded anything began
+//! with one `RunResumed` where it took over (a fast session flushes every 50 ms: one
+//! killed sooner leaves nothing, and the next resumes from the same point), and the
+//! run's events and account are exactly those of the same run never interrupted (the
+//! paper venue is deterministic).
 //!
 //! The kill moments come from a seeded PRNG; the seed is printed, in every assertion
 //! message too, with the kill schedule. `LEDGER_CRASH_SEED=0x... cargo test -p
@@ -22,7 +24,7 @@ use serde_json::Value;
 
 use crate::harness::{workspace_root, Ledger};
 
-/// Bars of the fixture feed the run trades on (2,500 bars: 8,189 events).
+/// Bars of the fixture feed the run trades on (about 8,200 events).
 const ROWS: usize = 2_500;
 /// Kills in all, over as many data directories as it takes.
 const MIN_KILLS: usize = 50;
