@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn options() -> ReadOptions {
-    ReadOptions { instrument: InstrumentId::new("X").unwrap(), sort: false, utc_offset_seconds: 0, lenient: false }
+    ReadOptions::new(InstrumentId::new("X").unwrap())
 }
 
 fn temp_file(name: &str, contents: &[u8]) -> (tempfile::TempDir, PathBuf) {

@@ -101,7 +101,7 @@ pub fn market_data(settings: &Settings) -> Result<MarketData> {
         let instrument = instrument(data.instrument.as_deref(), file)?;
         let mut feed = FileFeed::open(
             file,
-            &ReadOptions { instrument, sort: data.sort, utc_offset_seconds, lenient: data.lenient },
+            &ReadOptions { sort: data.sort, utc_offset_seconds, lenient: data.lenient, ..ReadOptions::new(instrument) },
         )?;
         let first = feed.next_tick()?;
         if let Some(first) = &first {

@@ -24,12 +24,7 @@ fn folder() -> &'static PathBuf {
 
 /// Every tick and the skipped count, or the error's text (which must not panic either).
 fn read(path: &std::path::Path, lenient: bool) -> Result<(Vec<Tick>, u64), String> {
-    let options = ReadOptions {
-        instrument: InstrumentId::new("FUZZ").expect("a valid id"),
-        sort: false,
-        utc_offset_seconds: 0,
-        lenient,
-    };
+    let options = ReadOptions { lenient, ..ReadOptions::new(InstrumentId::new("FUZZ").expect("a valid id")) };
     let mut feed = FileFeed::open(path, &options).map_err(|e| e.to_string())?;
     let mut ticks = Vec::new();
     loop {

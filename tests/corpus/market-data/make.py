@@ -63,8 +63,9 @@ CASES = [
     ("no-price-columns.csv", b"timestamp,foo,bar\n2020-01-01,1,2\n", "error", "is neither bars", "error", "="),
     ("bars-without-close.csv", b"timestamp,open,high,low\n2020-01-01,1,2,0.5\n", "error", "is neither bars", "error", "="),
     ("headerless-five-columns.csv", b"1672620536,90.07,1.1,3,4\n", "error", "no header and 5 columns", "error", "="),
-    ("tab-separated.csv", b"ts\tprice\tsize\n1577836801\t10\t1\n", "error", "no time column", "error", "="),
-    ("semicolon-separated.csv", b"ts;price;size\n1577836801;10;1\n", "error", "no time column", "error", "="),
+    # Separators other than `,` are told from the first line.
+    ("tab-separated.csv", b"ts\tprice\tsize\n1577836801\t10\t1\n", "ok", "-", "ok", "0"),
+    ("semicolon-separated.csv", b"ts;price;size\n1577836801;10;1\n", "ok", "-", "ok", "0"),
     ("lone-cr-line-ends.csv", b"ts,price,size\r1577836801,10,1\r1577836802,10,1\r", "error", "is neither bars", "error", "="),
     ("nul-in-header.csv", b"ts\x00,price,size\n1577836801,10,1\n", "error", "no time column", "error", "="),
     ("raw-websocket-line.csv", b'1723161254087891268 {"stream":"btcusdt@trade","data":{"e":"trade","p":"61837.64"}}\n', "error", "no time column", "error", "="),
