@@ -96,7 +96,9 @@ impl Columns {
             Some(wanted) => {
                 let wanted = normalise(wanted);
                 names.iter().position(|n| *n == wanted).ok_or_else(|| {
-                    layout_error(format!("no column {wanted:?} to take the times from (--time-column); header is {names:?}"))
+                    layout_error(format!(
+                        "no column {wanted:?} to take the times from (--time-column); header is {names:?}"
+                    ))
                 })?
             }
             None => match TIME_COLUMNS.iter().find_map(|w| names.iter().position(|n| n == w)) {
@@ -392,7 +394,9 @@ impl RowParser {
         let ts = placed.map_err(|why| {
             let shown = String::from_utf8_lossy(text);
             let order_told = match (layout, date_order) {
-                (TimeLayout::Ordered { order: FieldOrder::YearLast(_), .. }, Some((_, Some(told)))) => {
+                (TimeLayout::Ordered { order: FieldOrder::YearLast(_), .. }, Some((_, Some(told))))
+                    if told != since =>
+                {
                     format!("; day and month told by line {told}")
                 }
                 _ => String::new(),
@@ -435,6 +439,9 @@ impl DecimalError {
     pub(crate) fn describe(self, text: &[u8]) -> String {
         let text = String::from_utf8_lossy(text);
         match self {
+            DecimalError::NotANumber if text.contains(',') => {
+                format!("{text:?} is not a decimal number (write decimals with a point, without thousands separators)")
+            }
             DecimalError::NotANumber => format!("{text:?} is not a decimal number"),
             DecimalError::Inexact => format!("{text:?} does not fit exactly in 28 digits"),
         }

@@ -81,8 +81,8 @@ use thiserror::Error;
 use layout::{normalise, Columns, Layout, OrderEvidence, RowParser};
 pub use merge::MergedFeed;
 pub use time::{parse_time, parse_time_in, DateOrder};
-pub use zone::{TimeZone, UnknownTimeZone};
 use zone::Zone;
+pub use zone::{TimeZone, UnknownTimeZone};
 
 /// A problem with a market data file, located as precisely as the problem allows.
 #[derive(Debug, Error)]

@@ -934,6 +934,74 @@ mod tests {
             }
         }
 
+        /// Dates written day, month and year apart, padded or not, with each clock:
+        /// detected as their layout and read as chrono's `%m/%d/%Y %H:%M:%S%.f` reads
+        /// them.
+        #[test]
+        fn ordered_dates_agree_with_chrono(
+            (y, mo, d, h, mi, s, f) in civil(),
+            sep in prop::sample::select(b"/.-".to_vec()),
+            pad in any::<bool>(),
+            clock in 0usize..3,
+            day_first in any::<bool>(),
+            year_first in any::<bool>(),
+        ) {
+            let sep = char::from(sep);
+            let year_first = year_first && sep != '-';
+            let two = |n: u32| if pad { format!("{n:02}") } else { n.to_string() };
+            let (date, format, order) = if year_first {
+                (format!("{y:04}{sep}{}{sep}{}", two(mo), two(d)), format!("%Y{sep}%m{sep}%d"), FieldOrder::YearFirst)
+            } else if day_first {
+                (format!("{}{sep}{}{sep}{y:04}", two(d), two(mo)), format!("%d{sep}%m{sep}%Y"), FieldOrder::YearLast(DateOrder::DayFirst))
+            } else {
+                (format!("{}{sep}{}{sep}{y:04}", two(mo), two(d)), format!("%m{sep}%d{sep}%Y"), FieldOrder::YearLast(DateOrder::MonthFirst))
+            };
+            let frac = if f.is_empty() { String::new() } else { format!(".{f}") };
+            let (text, format, clock) = match clock {
+                0 => (date, format, Clock::None),
+                1 => (format!("{date} {}:{mi:02}", two(h)), format!("{format} %H:%M"), Clock::Minutes),
+                _ => (format!("{date} {}:{mi:02}:{s:02}{frac}", two(h)), format!("{format} %H:%M:%S%.f"), Clock::Seconds),
+            };
+            let chrono = if clock == Clock::None {
+                NaiveDate::parse_from_str(&text, &format).ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+            } else {
+                NaiveDateTime::parse_from_str(&text, &format).ok()
+            };
+            let expected = chrono.and_then(|t| TimestampNs::from_datetime(t.and_utc())).map(|t| Written::Civil(t.nanos()));
+            prop_assert!(expected.is_some(), "{}", text);
+            let layout = TimeLayout::Ordered { order, sep: sep as u8, clock };
+            prop_assert_eq!(layout.parse_written(text.as_bytes()).ok(), expected, "{}", text);
+            let given = match order { FieldOrder::YearLast(order) => Some(order), FieldOrder::YearFirst => None };
+            prop_assert_eq!(TimeLayout::detect(text.as_bytes(), given), Some(layout), "{}", text);
+        }
+
+        /// Near misses of such dates: no panic, and never a time chrono reads otherwise.
+        #[test]
+        fn ordered_dates_never_disagree_on_near_misses(
+            text in "[0-9]{1,4}[/.-][0-9]{1,3}[/.-][0-9]{1,5}( [0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3}(\\.[0-9]{0,3})?)?)?",
+        ) {
+            for (order, format) in [
+                (FieldOrder::YearLast(DateOrder::MonthFirst), "%m{s}%d{s}%Y"),
+                (FieldOrder::YearLast(DateOrder::DayFirst), "%d{s}%m{s}%Y"),
+                (FieldOrder::YearFirst, "%Y{s}%m{s}%d"),
+            ] {
+                for sep in [b'/', b'.', b'-'] {
+                    for clock in [Clock::None, Clock::Minutes, Clock::Seconds] {
+                        let layout = TimeLayout::Ordered { order, sep, clock };
+                        let Ok(fast) = layout.parse_written(text.as_bytes()) else { continue };
+                        let date = format.replace("{s}", &char::from(sep).to_string());
+                        let slow = match clock {
+                            Clock::None => NaiveDate::parse_from_str(&text, &date).ok().and_then(|d| d.and_hms_opt(0, 0, 0)),
+                            Clock::Minutes => NaiveDateTime::parse_from_str(&text, &format!("{date} %H:%M")).ok(),
+                            Clock::Seconds => NaiveDateTime::parse_from_str(&text, &format!("{date} %H:%M:%S%.f")).ok(),
+                        };
+                        let slow = slow.and_then(|t| TimestampNs::from_datetime(t.and_utc())).map(|t| Written::Civil(t.nanos()));
+                        prop_assert_eq!(Some(fast), slow, "{} as {}", text, layout);
+                    }
+                }
+            }
+        }
+
         /// Any text: no panic, and no disagreement.
         #[test]
         fn fast_parsers_never_disagree_on_any_text(text in "[0-9 :.TtZz+-]{0,40}", offset in -50_400i32..=50_400) {

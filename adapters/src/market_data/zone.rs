@@ -152,13 +152,16 @@ impl Zone {
     }
 }
 
+/// Civil nanoseconds `[start, end)` that share one offset, and that offset in nanoseconds.
+type Span = (i64, i64, i64);
+
 /// A civil time placed in `rules` by the database: its instant, and when it has one
 /// offset, the span of civil times sure to share it (`[start, end)`, that offset).
 fn look_up(
     rules: &jiff::tz::TimeZone,
     civil: i64,
     previous: Option<TimestampNs>,
-) -> Result<(TimestampNs, Option<(i64, i64, i64)>), TimeError> {
+) -> Result<(TimestampNs, Option<Span>), TimeError> {
     let as_utc = Timestamp::from_nanosecond(i128::from(civil)).map_err(|_| TimeError::Overflow)?;
     let datetime = jiff::tz::TimeZone::UTC.to_datetime(as_utc);
     let at = |offset: jiff::tz::Offset| {
@@ -188,7 +191,9 @@ fn look_up(
             let span = start.zip(end).filter(|(start, end)| start < end).map(|(s, e)| (s, e, offset_nanos));
             Ok((instant, span))
         }
-        AmbiguousOffset::Gap { before, after } => Err(TimeError::Gap { before: before.seconds(), after: after.seconds() }),
+        AmbiguousOffset::Gap { before, after } => {
+            Err(TimeError::Gap { before: before.seconds(), after: after.seconds() })
+        }
         AmbiguousOffset::Fold { before, after } => {
             let (one, two) = (at(before)?, at(after)?);
             let (earlier, later) = if one <= two { (one, two) } else { (two, one) };
@@ -217,9 +222,7 @@ mod tests {
     fn new_york_across_both_changes_of_2021() {
         let new_york = TimeZone::named("America/New_York").unwrap();
         let mut zone = Zone::new(Some(&new_york), 0);
-        let mut place = |text: &str, previous: Option<&str>| {
-            zone.place(Written::Civil(civil(text)), previous.map(utc))
-        };
+        let mut place = |text: &str, previous: Option<&str>| zone.place(Written::Civil(civil(text)), previous.map(utc));
         // TC0: winter (EST, -05:00) and summer (EDT, -04:00).
         assert_eq!(place("2021-01-04 09:30:00", None), Ok(utc("2021-01-04T14:30:00Z")));
         assert_eq!(place("2021-07-01 09:30:00", None), Ok(utc("2021-07-01T13:30:00Z")));
