@@ -456,14 +456,20 @@ proptest! {
             "date,time,open,high,low,close\n",
             "ts_utc,bid,ask,bid_qty,ask_qty\n",
             "ts_ms,price,qty,is_buyer_maker\n",
+            ",open,high,low,close\n",
+            "Price,Close,High,Low,Open\nTicker,X,X,X,X\nDate,,,,\n",
+            "date;open;high;low;close\n",
             "",
         ]),
-        body in "([0-9]{1,20}|[-:., TZ+e\"]|2020-0[1-9]-[0-3][0-9]|\n){0,200}",
+        body in "([0-9]{1,20}|[-:., TZ+e\"/;\t]|2020-0[1-9]-[0-3][0-9]|[01][0-9]/[0-3][0-9]/2021|2021-03-14 0[1-3]:[0-5][0-9]|\n){0,200}",
         bytes in prop::collection::vec(any::<u8>(), 0..300),
         sort in any::<bool>(),
         offset in -86_400i32..86_400,
+        zone in any::<bool>(),
+        date_order in prop::sample::select(vec![None, Some(DateOrder::MonthFirst), Some(DateOrder::DayFirst)]),
     ) {
-        let o = ReadOptions { sort, utc_offset_seconds: offset, ..options() };
+        let time_zone = zone.then(|| TimeZone::named("America/New_York").unwrap());
+        let o = ReadOptions { sort, utc_offset_seconds: offset, time_zone, date_order, ..options() };
         let text = format!("{header}{body}");
         for (name, contents) in [("f.csv", text.as_bytes()), ("f.jsonl", text.as_bytes()), ("g.csv", &bytes[..]), ("g.ndjson", &bytes[..])] {
             let (_dir, path) = temp_file(name, contents);
@@ -632,8 +638,7 @@ fn lenient_skips_bad_rows_counts_them_and_still_stops_on_order_and_io() {
 
 /// How one read of a corpus file ended: ticks and skipped rows, an error's text, or a
 /// panic.
-fn corpus_outcome(path: &Path, lenient: bool) -> Result<Result<(usize, u64), String>, ()> {
-    let o = ReadOptions { lenient, ..options() };
+fn corpus_outcome(path: &Path, o: ReadOptions) -> Result<Result<(usize, u64), String>, ()> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut feed = FileFeed::open(path, &o).map_err(|e| e.to_string())?;
         let ticks = collect(&mut feed).map_err(|e| e.to_string())?;
@@ -653,15 +658,25 @@ fn the_damaged_data_corpus_ends_as_expected_and_never_panics() {
     let mut listed = std::collections::HashSet::new();
     for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [name, strict, message, lenient, extra] = fields[..] else { panic!("expected.tsv: {line:?}") };
+        let [name, strict, message, lenient, extra, given] = fields[..] else { panic!("expected.tsv: {line:?}") };
         listed.insert(name.to_string());
+        // The options column: `-`, or `key=value` pairs split by `;`.
+        let mut read = options();
+        for pair in given.split(';').filter(|p| *p != "-") {
+            match pair.split_once('=') {
+                Some(("tz", zone)) => read.time_zone = Some(TimeZone::named(zone).unwrap()),
+                Some(("date_format", pattern)) => read.date_order = DateOrder::from_pattern(pattern),
+                Some(("time_column", column)) => read.time_column = Some(column.to_string()),
+                _ => panic!("expected.tsv: unknown option {pair:?}"),
+            }
+        }
         let path = dir.join(name);
         let cases = [
             ("strict", false, strict, if strict == "ok" { "0" } else { message }),
             ("lenient", true, lenient, if extra == "=" { message } else { extra }),
         ];
         for (how, lenient, want, detail) in cases {
-            match (corpus_outcome(&path, lenient), want) {
+            match (corpus_outcome(&path, ReadOptions { lenient, ..read.clone() }), want) {
                 (Err(()), _) => failures.push(format!("{name}: the {how} read panicked")),
                 (Ok(Ok((_, skipped))), "ok") if detail.parse() == Ok(skipped) => {}
                 (Ok(Err(text)), "error") if detail == "-" || text.contains(detail) => {}
