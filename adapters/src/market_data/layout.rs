@@ -356,6 +356,27 @@ impl RowParser {
         previous: Option<TimestampNs>,
         field: &impl Fn(usize) -> &'r [u8],
     ) -> Result<TimestampNs, DataError> {
+        // The common case, kept small: a known layout, a good time.
+        if let (Some((layout, _)), None) = (self.time, self.columns.extra_time) {
+            let placed = layout.parse_written(field(self.columns.time)).and_then(|w| self.zone.place(w, previous));
+            if let Ok(ts) = placed {
+                return Ok(ts);
+            }
+        }
+        self.parse_time_slowly(path, line, previous, field)
+    }
+
+    /// [`RowParser::parse_time`] for the first row (the layout to recognise), a date and
+    /// a time column joined, and every bad time (the message to write).
+    #[cold]
+    #[inline(never)]
+    fn parse_time_slowly<'r>(
+        &mut self,
+        path: &Path,
+        line: u64,
+        previous: Option<TimestampNs>,
+        field: &impl Fn(usize) -> &'r [u8],
+    ) -> Result<TimestampNs, DataError> {
         let column = self.columns.time;
         let bad = |message: String| DataError::Row {
             path: path.to_path_buf(),

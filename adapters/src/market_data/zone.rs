@@ -133,21 +133,21 @@ impl Zone {
     /// the instant is outside the `i64` nanosecond range.
     #[inline]
     pub(crate) fn place(&mut self, written: Written, previous: Option<TimestampNs>) -> Result<TimestampNs, TimeError> {
-        match (written, self) {
-            (Written::Instant(nanos), _) => Ok(TimestampNs::from_nanos(nanos)),
-            (Written::Civil(civil), Zone::Fixed(offset)) => shift(civil, *offset),
-            (Written::Civil(civil), Zone::Named { start, end, offset_nanos, .. })
-                if (*start..*end).contains(&civil) =>
-            {
-                civil.checked_sub(*offset_nanos).map(TimestampNs::from_nanos).ok_or(TimeError::Overflow)
-            }
-            (Written::Civil(civil), Zone::Named { zone, start, end, offset_nanos }) => {
-                let (instant, span) = look_up(&zone.rules, civil, previous)?;
-                if let Some(span) = span {
-                    (*start, *end, *offset_nanos) = span;
+        match written {
+            Written::Instant(nanos) => Ok(TimestampNs::from_nanos(nanos)),
+            Written::Civil(civil) => match self {
+                Zone::Fixed(offset) => shift(civil, *offset),
+                Zone::Named { start, end, offset_nanos, .. } if (*start..*end).contains(&civil) => {
+                    civil.checked_sub(*offset_nanos).map(TimestampNs::from_nanos).ok_or(TimeError::Overflow)
                 }
-                Ok(instant)
-            }
+                Zone::Named { zone, start, end, offset_nanos } => {
+                    let (instant, span) = look_up(&zone.rules, civil, previous)?;
+                    if let Some(span) = span {
+                        (*start, *end, *offset_nanos) = span;
+                    }
+                    Ok(instant)
+                }
+            },
         }
     }
 }
@@ -157,6 +157,7 @@ type Span = (i64, i64, i64);
 
 /// A civil time placed in `rules` by the database: its instant, and when it has one
 /// offset, the span of civil times sure to share it (`[start, end)`, that offset).
+#[inline(never)]
 fn look_up(
     rules: &jiff::tz::TimeZone,
     civil: i64,
