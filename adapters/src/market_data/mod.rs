@@ -3,15 +3,25 @@
 //!
 //! The layout is recognised from the header: `open, high, low, close` make bars,
 //! `bid, ask` make quotes, `price` with `size`/`qty`/`volume`/`amount` makes trades. The
-//! time column is the first of `timestamp`, `ts_utc_bar_open`, `timestamp_utc`,
-//! `datetime`, `date`, `time`, `ts_utc`, `ts`, `ts_ms`, `trade_ts_ms`, `local_ts_ns`
-//! present (case ignored); a separate `time` column after `date` is joined to it. Times
-//! may be RFC 3339, `YYYY-MM-DD[ HH:MM:SS[.f]][+00:00]`, `YYYYMMDD HHMMSSmmm`, or epoch
-//! numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by digit
-//! count); times without an offset are UTC unless [`ReadOptions::utc_offset_seconds`]
-//! says otherwise. A file keeps one time layout: it is recognised on the first data row
-//! and every later row must match it. Prices and sizes are parsed as exact decimals.
-//! `Adj Close` is ignored: bars are traded as the source printed them.
+//! time column is [`ReadOptions::time_column`] when given, else the first of
+//! `timestamp`, `ts_utc_bar_open`, `timestamp_utc`, `datetime`, `date`, `time`, `ts_utc`,
+//! `ts`, `ts_ms`, `trade_ts_ms`, `local_ts_ns` present (case ignored), else an unnamed
+//! first column (pandas' `df.to_csv()` writes the index so); a separate `time` column
+//! after `date` is joined to it. The field separator, `,`, `;` or tab, is told by the
+//! first line. A pandas header of several rows, as yfinance writes it (`Price,Close,...`,
+//! `Ticker,SPY,...`, `Date,,,`), is read as one; with several tickers the instrument's
+//! columns are read. Times may be RFC 3339, `YYYY-MM-DD[ HH:MM:SS[.f]][+00:00]`,
+//! `YYYYMMDD HHMMSSmmm`, epoch numbers (seconds, milliseconds, microseconds or
+//! nanoseconds, told apart by digit count), or dates written day, month and year apart
+//! (`MM/DD/YYYY`, `DD.MM.YYYY`, `YYYY/MM/DD`, day and month of 1 or 2 digits, then
+//! optionally ` H:MM` or ` H:MM:SS[.f]`), whose order of day and month is
+//! [`ReadOptions::date_order`] or told by the file (a row with a day above 12; a file
+//! where no row tells is refused, [`DataError::AmbiguousDates`]). Times without an
+//! offset are UTC unless [`ReadOptions::time_zone`] (an IANA zone, daylight saving
+//! included: `zone`) or [`ReadOptions::utc_offset_seconds`] says otherwise. A file keeps
+//! one time layout: it is recognised on the first data row and every later row must
+//! match it. Prices and sizes are parsed as exact decimals. `Adj Close` is ignored: bars
+//! are traded as the source printed them.
 //!
 //! Files without a header are recognised when their first field is a time: three
 //! columns are trades (`time, price, size`, as Kraken's trade dumps), four are quotes
@@ -58,6 +68,8 @@
 //!   [`describe_source`], the errors and options.
 //! - `layout`: the header's meaning, and one row's fields turned into a tick.
 //! - `time`: [`parse_time`] (the general recogniser) and the fast per-file time parsers.
+//! - `zone`: [`TimeZone`], and how civil times are placed in a file's zone (gaps and
+//!   folds of daylight saving).
 //! - `jsonl`: one JSON lines row split into keys and value texts, numbers as written.
 //! - `merge`: [`MergedFeed`], several feeds merged by time.
 
