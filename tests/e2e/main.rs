@@ -8,6 +8,7 @@ mod control;
 mod corpus;
 mod crash;
 mod errors;
+mod formats;
 mod ledger;
 mod rebuild;
 mod signals;
