@@ -579,6 +579,9 @@ impl<'a> StatusPublisher<'a> {
             return;
         }
         self.last = std::time::Instant::now();
+        // Fast sessions flush on the group's schedule, not per cycle: what is durable
+        // now is the log's to say (and followers may read up to it).
+        link.set_durable(runner.durable());
         let engine = runner.engine();
         let p = engine.portfolio();
         let positions = p

@@ -388,6 +388,11 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         self.appended
     }
 
+    /// The seq the log is durable through.
+    pub fn durable(&self) -> Seq {
+        self.log.durable_seq()
+    }
+
     /// Stores a session snapshot and the observer's, covering everything appended.
     fn snapshot(&mut self) -> Result<(), RunError> {
         self.last_snapshot = self.appended;
