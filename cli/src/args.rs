@@ -222,8 +222,29 @@ pub struct ReportArgs {
     #[arg(long)]
     pub run: u64,
     /// JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["trades", "equity"])]
     pub json: bool,
+    /// The round-trip trades instead of the statistics: instrument, side, size, entry
+    /// and exit time and price, P&L, return, fees, duration, entry and exit seqs, the
+    /// entry decision's reason.
+    #[arg(long)]
+    pub trades: bool,
+    /// The equity curve instead of the statistics: per tick, time, equity, cash,
+    /// position value, drawdown.
+    #[arg(long, conflicts_with = "trades")]
+    pub equity: bool,
+    /// Format of --trades and --equity.
+    #[arg(long, value_enum, default_value_t = RowFormat::Csv)]
+    pub format: RowFormat,
+}
+
+/// How `report --trades` and `--equity` write their rows.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RowFormat {
+    /// CSV with a header row (pandas: `read_csv(..., parse_dates=[...])`).
+    Csv,
+    /// A JSON array of objects, money as decimal strings.
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -12,12 +12,14 @@
 //! - [`kill_switch`]: the operator's kill-switch state, scoped (a backtest's trips stay in it).
 //! - [`portfolio`]: one run's account: cash, positions, P&L, drawdown.
 //! - [`report`]: one run's performance statistics, in memory that does not grow with it.
+//! - [`trades`]: one run's round-trip trades and equity curve, row by row.
 #![forbid(unsafe_code)]
 
 pub mod kill_switch;
 pub mod portfolio;
 pub mod report;
 pub mod runs;
+pub mod trades;
 
 use std::ops::ControlFlow;
 

@@ -9,6 +9,7 @@ pub(crate) mod kill_switch;
 mod rebuild;
 mod replay;
 mod report;
+mod rows;
 mod run;
 mod runs;
 mod status;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Replay(args) => replay::run(data_dir, &args),
         Command::Run(args) => run::run(data_dir, &args),
         Command::KillSwitch { command } => kill_switch::run(data_dir, &command),
+        Command::Report(args) if args.trades || args.equity => rows::run(data_dir, &args),
         Command::Report(args) => report::run(data_dir, args.run, args.json),
         Command::Rebuild(args) => rebuild::run(data_dir, &args),
         Command::Sweep(args) => sweep::run(data_dir, &args),
