@@ -118,6 +118,11 @@ pub struct SessionFlags {
     /// Starting cash, account currency.
     #[arg(long)]
     pub cash: Option<rust_decimal::Decimal>,
+    /// At the end of the data, close open positions at the last bar's close (sets
+    /// [venue] close_at_end; like backtesting.py's finalize_trades=True, which closes
+    /// them at the last bar's open).
+    #[arg(long)]
+    pub close_at_end: bool,
 }
 
 #[derive(Debug, Args)]

@@ -411,6 +411,7 @@ impl Settings {
         if let Some(cash) = flags.cash {
             self.account.starting_cash = cash;
         }
+        self.venue.close_at_end |= flags.close_at_end;
         let mut params = BTreeMap::new();
         for param in &flags.param {
             let Some((key, value)) = param.split_once('=') else {
