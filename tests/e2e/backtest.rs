@@ -55,7 +55,7 @@ fn trade_ticks_backtest_with_the_trade_fill_model() {
         "--config",
         dir.to_str().unwrap(),
     ]);
-    assert!(report.contains("| trades "), "{report}");
+    assert!(report.contains("| # Trades "), "{report}");
     let fills = ledger.ok(&["events", "--json"]);
     assert!(fills.contains("\"OrderFilled\""), "no fills in a trade-tick backtest");
 }
