@@ -734,10 +734,10 @@ impl Fold for ReportFold {
             Payload::MarketTick(tick) if self.portfolio.mark(&tick.instrument, tick.data.reference_price()).is_ok() => {
                 self.on_tick(event.ts_event, tick.instrument, tick.data.reference_price());
             }
-            Payload::DecisionMade(made) => {
-                if self.hold_from_price.is_none() && self.primary_cycle && &*made.parsed.reason != WARMING_UP {
-                    self.hold_from_price = self.last_price;
-                }
+            Payload::DecisionMade(made)
+                if self.hold_from_price.is_none() && self.primary_cycle && &*made.parsed.reason != WARMING_UP =>
+            {
+                self.hold_from_price = self.last_price;
             }
             Payload::OrderFilled(fill) => {
                 let before = self.portfolio.qty(&fill.instrument);
