@@ -8,6 +8,7 @@ mod control;
 mod corpus;
 mod errors;
 mod ledger;
+mod parity;
 mod rebuild;
 mod signals;
 mod storage;
