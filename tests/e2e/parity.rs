@@ -297,7 +297,7 @@ fn row(case: &Case, report: &Value, peer: &Value) -> String {
     let side = if case.long_only { "long/flat" } else { "long/short" };
     let f = |v: &Value| format!("{:.4}", number(v));
     format!(
-        "| {} | SMA {}/{} {side}, {} commission{} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |",
+        "| {} | SMA {}/{} {side}, {} commission{} | {} / {} | {} / {:.2} | {} / {} | {} / {} | {} / {} |",
         case.data,
         case.fast,
         case.slow,
@@ -306,7 +306,7 @@ fn row(case: &Case, report: &Value, peer: &Value) -> String {
         report["trades"],
         number(&stats["# Trades"]),
         report["equity_final"].as_str().unwrap(),
-        format!("{:.2}", number(&stats["Equity Final [$]"])),
+        number(&stats["Equity Final [$]"]),
         f(&report["sharpe_ratio"]),
         f(&stats["Sharpe Ratio"]),
         f(&report["max_drawdown_pct"]),
