@@ -9,7 +9,7 @@
 //! only when no Python 3 is found.
 //!
 //! Each test prints its row of the parity table in docs/benchmarks.md:
-//! `cargo test --test e2e parity -- --nocapture --test-threads 1 2>/dev/null | grep '^| '`.
+//! `cargo test --test e2e parity -- --nocapture --test-threads 1 | grep '^| '`.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -267,10 +267,12 @@ fn run_both(case: &Case, python: &PathBuf) -> (Value, Vec<Trade>, Value) {
     (report, trades, peer)
 }
 
-/// Asserts every statistic within its tolerance; returns the differences it saw.
-fn assert_statistics(label: &str, report: &Value, peer: &Value) {
+/// Asserts every statistic within its tolerance; returns the largest relative
+/// difference among those both sides define.
+fn assert_statistics(label: &str, report: &Value, peer: &Value) -> f64 {
     let stats = &peer["stats"];
     let mut wrong = Vec::new();
+    let mut largest: f64 = 0.0;
     for (name, key, tolerance) in STATISTICS {
         if key == "start" {
             // Times: the same bar (the peer prints no zone; the data is UTC).
@@ -287,17 +289,22 @@ fn assert_statistics(label: &str, report: &Value, peer: &Value) {
         if !within(ours, theirs, tolerance) {
             wrong.push(format!("{name}: ours {ours}, backtesting.py {theirs}"));
         }
+        if ours.is_finite() && theirs.is_finite() && theirs != 0.0 {
+            largest = largest.max((ours - theirs).abs() / theirs.abs());
+        }
     }
     assert!(wrong.is_empty(), "{label}: statistics differ:\n{}", wrong.join("\n"));
+    largest
 }
 
-/// The parity table's row for `case`.
-fn row(case: &Case, report: &Value, peer: &Value) -> String {
+/// The parity table's row for `case` (on a line of its own), with the largest relative
+/// difference over the statistics, if they were compared.
+fn row(case: &Case, report: &Value, peer: &Value, largest: Option<f64>) -> String {
     let stats = &peer["stats"];
     let side = if case.long_only { "long/flat" } else { "long/short" };
     let f = |v: &Value| format!("{:.4}", number(v));
     format!(
-        "| {} | SMA {}/{} {side}, {} commission{} | {} / {} | {} / {:.2} | {} / {} | {} / {} | {} / {} |",
+        "\n| {} | SMA {}/{} {side}, {} commission{} | {} / {} | {} / {:.2} | {} / {} | {} / {} | {} / {} | {} |",
         case.data,
         case.fast,
         case.slow,
@@ -313,6 +320,7 @@ fn row(case: &Case, report: &Value, peer: &Value) -> String {
         f(&stats["Max. Drawdown [%]"]),
         f(&report["profit_factor"]),
         f(&stats["Profit Factor"]),
+        largest.map_or_else(|| "see below".to_string(), |x| format!("{x:.1e}")),
     )
 }
 
@@ -330,8 +338,8 @@ fn check(case: Case) {
     }
     let (equity, peer_equity) = (number(&report["equity_final"]), number(&peer["stats"]["Equity Final [$]"]));
     assert!((equity - peer_equity).abs() <= 1e-4 * peer_equity, "{label}: final equity {equity} vs {peer_equity}");
-    assert_statistics(&label, &report, &peer);
-    println!("{}", row(&case, &report, &peer));
+    let largest = assert_statistics(&label, &report, &peer);
+    println!("{}", row(&case, &report, &peer, Some(largest)));
 }
 
 #[test]
@@ -419,5 +427,5 @@ fn parity_close_at_end_differs_from_finalize_trades_only_in_the_last_exit_price(
     let difference = number(&report["equity_final"]) - number(&peer["stats"]["Equity Final [$]"]);
     assert!((difference - expected).abs() <= 0.01, "equity differs by {difference}, expected {expected}");
     assert!(report["open_positions"].as_array().unwrap().is_empty());
-    println!("{}", row(&case, &report, &peer));
+    println!("{}", row(&case, &report, &peer, None));
 }
