@@ -59,7 +59,7 @@ pub enum Command {
     Verify,
     /// Backtest on historic data, or re-run a recorded run and prove it reproduces.
     #[command(
-        after_help = "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error."
+        after_help = "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param short=true --close-at-end\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error."
     )]
     Replay(ReplayArgs),
     /// Paper trading on a market data file played back at --speed.

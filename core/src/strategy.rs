@@ -231,8 +231,12 @@ fn signal(action: Action, sizing: &RuleSizing, reasons: &Reasons) -> Decision {
     }
 }
 
-/// SMA crossover: long when the fast SMA of closes crosses above the slow one; short
-/// (or close, without shorts) when it crosses below; hold otherwise.
+/// SMA crossover, backtesting.py's README `SmaCross`: long when the fast SMA of closes
+/// crosses above the slow one; short (or close, without shorts) when it crosses below;
+/// hold otherwise. Crosses are strict, as `lib.crossover` (a path through a tie is no
+/// cross), and the engine makes every `long`/`short` an exclusive order (it closes the
+/// position held, on either side, before opening), as `position.close()` then
+/// `buy()`/`sell()` there.
 #[derive(Debug, Clone)]
 pub struct SmaCross {
     fast_len: usize,
