@@ -219,7 +219,11 @@ impl DataPeriod {
         }
         gaps.sort_unstable();
         let mid = gaps.len() / 2;
-        Some(if gaps.len() % 2 == 1 { gaps[mid] } else { gaps[mid - 1] / 2 + gaps[mid] / 2 })
+        Some(if gaps.len() % 2 == 1 {
+            gaps[mid]
+        } else {
+            ((i128::from(gaps[mid - 1]) + i128::from(gaps[mid])) / 2) as i64
+        })
     }
 }
 
@@ -1199,6 +1203,29 @@ mod tests {
         assert_eq!(r.ticks, 1800);
         let whole_minutes = |days: f64| ((days * 1440.0) - (days * 1440.0).round()).abs() < 1e-6;
         assert!(whole_minutes(r.max_drawdown_duration_days) && whole_minutes(r.avg_drawdown_duration_days));
+    }
+
+    #[test]
+    fn calendar_keys_and_resolutions_are_pandas() {
+        // TC0: civil dates of day numbers (1970-01-01 is day 0; 2000-02-29 is day 11016;
+        // 1969-12-31 is day -1).
+        assert_eq!(
+            (civil_from_days(0), civil_from_days(11_016), civil_from_days(-1)),
+            ((1970, 1), (2000, 2), (1969, 12))
+        );
+        // TC1: weeks run Monday to Sunday: Sunday 1970-01-04 (day 3) and Monday 01-05 (day 4)
+        // are in different weeks, Monday to Sunday 01-11 (day 10) in one.
+        assert_ne!(period_keys(3)[1], period_keys(4)[1]);
+        assert_eq!(period_keys(4)[1], period_keys(10)[1]);
+        // TC2: Timedelta.resolution_string: 1 day, 1 hour, 5 minutes, 1.5 s, 0 (a day).
+        let s = NANOS_PER_SECOND;
+        assert_eq!(resolution_ns(NANOS_PER_DAY), NANOS_PER_DAY);
+        assert_eq!(resolution_ns(3_600 * s), 3_600 * s);
+        assert_eq!(resolution_ns(300 * s), 60 * s);
+        assert_eq!(resolution_ns(1_500_000_000), 1_000_000);
+        assert_eq!(resolution_ns(0), NANOS_PER_DAY);
+        // TC3: Timedelta.ceil: 46.3 days to 47 days.
+        assert_eq!(ceil_to(46.3 * NANOS_PER_DAY as f64, NANOS_PER_DAY), 47.0 * NANOS_PER_DAY as f64);
     }
 
     #[test]
