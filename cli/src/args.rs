@@ -79,6 +79,11 @@ pub enum Command {
     /// Performance statistics of one run.
     #[command(after_help = "Example:\n  ledger report --run 1 --json")]
     Report(ReportArgs),
+    /// Backtest a rule strategy over a grid of parameters, on every core, ranked.
+    #[command(
+        after_help = "Parameters: NAME=a..b (integers, inclusive), NAME=a..b:step, NAME=v1,v2,... (repeat --param per name). Constraints are expressions over the names (evalexpr).\n\nExample:\n  ledger sweep --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=5..30 --param slow=20..100:10 --constraint 'fast < slow' --rank sharpe --out sweep.csv"
+    )]
+    Sweep(SweepArgs),
     /// A run's account rebuilt from its events: cash, positions, P&L, fees, equity.
     #[command(after_help = "Examples:\n  ledger rebuild            # the latest run\n  ledger rebuild --run 3 --json")]
     Rebuild(RebuildArgs),
@@ -86,7 +91,7 @@ pub enum Command {
 
 /// What a session trades on and with: the same flags for `replay` and `run`. They
 /// override the config file and the environment (see [`crate::config`]).
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
 pub struct SessionFlags {
     /// TOML configuration (see fixtures/ledger.example.toml).
     #[arg(long)]
@@ -139,6 +144,31 @@ pub struct ReplayArgs {
     /// made, in memory that does not grow with the data, and then dropped.
     #[arg(long)]
     pub in_memory: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The data, strategy, costs and config as for `replay`; each --param is an axis of
+    /// the grid: NAME=a..b, NAME=a..b:step, NAME=v1,v2,... or one value.
+    #[command(flatten)]
+    pub session: SessionFlags,
+    /// Keep only combinations where this holds, e.g. 'fast < slow' (repeatable).
+    #[arg(long)]
+    pub constraint: Vec<String>,
+    /// The statistic to rank by: sharpe, sortino, calmar, return, equity, drawdown,
+    /// win-rate, profit-factor.
+    #[arg(long, default_value = "sharpe")]
+    pub rank: String,
+    /// Threads (default: every core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Record every backtest as a run in the ledger (one after the other) instead of
+    /// running them in memory.
+    #[arg(long)]
+    pub record: bool,
+    /// Where the ranked CSV goes (default sweep.csv).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -259,6 +259,29 @@ pub struct Session<'a> {
     pub link: Option<&'a SessionLink>,
 }
 
+/// What a run of `session` under `settings` is made of: its spec (the settings'
+/// canonical JSON as its config), `provider`, the risk engine, the kill switch and the
+/// paper venue.
+pub fn run_parts(settings: &Settings, session: &Session<'_>, provider: Box<dyn DecisionProvider>) -> RunParts {
+    RunParts {
+        spec: RunSpec {
+            run_id: session.run_id,
+            mode: session.mode,
+            config: Arc::from(settings.canonical_json().as_str()),
+            software_version: Arc::from(env!("CARGO_PKG_VERSION")),
+            instruments: session.instruments.clone(),
+            data_source: Arc::from(session.source),
+            parent_run: session.parent,
+            starting_cash: settings.account.starting_cash,
+            venue: Arc::from("paper"),
+        },
+        provider,
+        risk: RiskEngine::new(settings.risk.clone()),
+        kill: KillSwitch::new(settings.kill_switch.clone(), session.kill_switch_tripped),
+        venue: Box::new(PaperVenue::new(settings.venue.clone())),
+    }
+}
+
 /// Ticks between progress-bar updates.
 const PROGRESS_EVERY: u64 = 4096;
 
@@ -292,23 +315,7 @@ pub fn execute<L: EventLog + ?Sized>(
         (Some((_, now)), _) => *now,
         (None, _) => WallClock.now(),
     };
-    let parts = RunParts {
-        spec: RunSpec {
-            run_id: session.run_id,
-            mode: session.mode,
-            config: Arc::from(settings.canonical_json().as_str()),
-            software_version: Arc::from(env!("CARGO_PKG_VERSION")),
-            instruments: session.instruments.clone(),
-            data_source: Arc::from(session.source),
-            parent_run: session.parent,
-            starting_cash: settings.account.starting_cash,
-            venue: Arc::from("paper"),
-        },
-        provider,
-        risk: RiskEngine::new(settings.risk.clone()),
-        kill: KillSwitch::new(settings.kill_switch.clone(), session.kill_switch_tripped),
-        venue: Box::new(PaperVenue::new(settings.venue.clone())),
-    };
+    let parts = run_parts(settings, session, provider);
     let cycles_per_append = if paced { 1 } else { settings.ledger.cycles_per_append };
     let (runner, mut previous_ts, mut next) = match session.resume.clone() {
         None => (Runner::start(log, observer, parts, start, cycles_per_append)?, None, first),

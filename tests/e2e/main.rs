@@ -13,4 +13,5 @@ mod rebuild;
 mod signals;
 mod storage;
 mod stream;
+mod sweep;
 mod terminal;

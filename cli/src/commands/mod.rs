@@ -12,6 +12,7 @@ mod report;
 mod run;
 mod runs;
 mod status;
+mod sweep;
 mod verify;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::KillSwitch { command } => kill_switch::run(data_dir, &command),
         Command::Report(args) => report::run(data_dir, args.run, args.json),
         Command::Rebuild(args) => rebuild::run(data_dir, &args),
+        Command::Sweep(args) => sweep::run(data_dir, &args),
     }
 }
 
