@@ -556,6 +556,11 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                 _ => None,
             })
             .collect();
+        if !orders.is_empty() && self.venue.is_external() {
+            // An order is durable before it leaves the process.
+            self.append()?;
+            self.log.sync()?;
+        }
         for order in orders {
             // The instrument's last tick; a run resumed from a snapshot with no tick since
             // has only the last price, taken as a trade at it.
