@@ -26,12 +26,7 @@ const GROUP: Durability = Durability::Group { max_events: 10_000, max_delay: Dur
 /// Tick, decision and verdict drafts for the SPY fixture: 17,547 events.
 fn drafts() -> Vec<EventDraft> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spy-daily-1998-2021.csv");
-    let options = ReadOptions {
-        instrument: InstrumentId::new("SPY").unwrap(),
-        sort: false,
-        utc_offset_seconds: 0,
-        lenient: false,
-    };
+    let options = ReadOptions::new(InstrumentId::new("SPY").unwrap());
     let ticks = read_ticks(&path, &options).unwrap();
     let mut out = Vec::new();
     for (i, tick) in ticks.iter().enumerate() {

@@ -30,12 +30,7 @@ const MIN_BARS: usize = 1_000_000;
 
 fn load() -> Vec<Tick> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(DATA);
-    let options = ReadOptions {
-        instrument: InstrumentId::new("BTC-PERP").unwrap(),
-        sort: false,
-        utc_offset_seconds: 0,
-        lenient: false,
-    };
+    let options = ReadOptions::new(InstrumentId::new("BTC-PERP").unwrap());
     let once = read_ticks(&path, &options).unwrap_or_else(|e| panic!("{e}"));
     let span = once[once.len() - 1].ts.nanos() - once[0].ts.nanos() + 60_000_000_000;
     let copies = MIN_BARS.div_ceil(once.len()) as i64;

@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ledger_adapters::market_data::{describe_source, read_ticks, DataError, FileFeed, MergedFeed, ReadOptions};
+use ledger_adapters::market_data::{
+    describe_source, read_ticks, DataError, DateOrder, FileFeed, MergedFeed, ReadOptions, TimeZone,
+};
 use ledger_core::event::{Side, TickData, Trade};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::InstrumentId;
@@ -18,7 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn options() -> ReadOptions {
-    ReadOptions { instrument: InstrumentId::new("X").unwrap(), sort: false, utc_offset_seconds: 0, lenient: false }
+    ReadOptions::new(InstrumentId::new("X").unwrap())
 }
 
 fn temp_file(name: &str, contents: &[u8]) -> (tempfile::TempDir, PathBuf) {
@@ -454,14 +456,20 @@ proptest! {
             "date,time,open,high,low,close\n",
             "ts_utc,bid,ask,bid_qty,ask_qty\n",
             "ts_ms,price,qty,is_buyer_maker\n",
+            ",open,high,low,close\n",
+            "Price,Close,High,Low,Open\nTicker,X,X,X,X\nDate,,,,\n",
+            "date;open;high;low;close\n",
             "",
         ]),
-        body in "([0-9]{1,20}|[-:., TZ+e\"]|2020-0[1-9]-[0-3][0-9]|\n){0,200}",
+        body in "([0-9]{1,20}|[-:., TZ+e\"/;\t]|2020-0[1-9]-[0-3][0-9]|[01][0-9]/[0-3][0-9]/2021|2021-03-14 0[1-3]:[0-5][0-9]|\n){0,200}",
         bytes in prop::collection::vec(any::<u8>(), 0..300),
         sort in any::<bool>(),
         offset in -86_400i32..86_400,
+        zone in any::<bool>(),
+        date_order in prop::sample::select(vec![None, Some(DateOrder::MonthFirst), Some(DateOrder::DayFirst)]),
     ) {
-        let o = ReadOptions { sort, utc_offset_seconds: offset, ..options() };
+        let time_zone = zone.then(|| TimeZone::named("America/New_York").unwrap());
+        let o = ReadOptions { sort, utc_offset_seconds: offset, time_zone, date_order, ..options() };
         let text = format!("{header}{body}");
         for (name, contents) in [("f.csv", text.as_bytes()), ("f.jsonl", text.as_bytes()), ("g.csv", &bytes[..]), ("g.ndjson", &bytes[..])] {
             let (_dir, path) = temp_file(name, contents);
@@ -630,8 +638,7 @@ fn lenient_skips_bad_rows_counts_them_and_still_stops_on_order_and_io() {
 
 /// How one read of a corpus file ended: ticks and skipped rows, an error's text, or a
 /// panic.
-fn corpus_outcome(path: &Path, lenient: bool) -> Result<Result<(usize, u64), String>, ()> {
-    let o = ReadOptions { lenient, ..options() };
+fn corpus_outcome(path: &Path, o: ReadOptions) -> Result<Result<(usize, u64), String>, ()> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut feed = FileFeed::open(path, &o).map_err(|e| e.to_string())?;
         let ticks = collect(&mut feed).map_err(|e| e.to_string())?;
@@ -651,15 +658,25 @@ fn the_damaged_data_corpus_ends_as_expected_and_never_panics() {
     let mut listed = std::collections::HashSet::new();
     for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [name, strict, message, lenient, extra] = fields[..] else { panic!("expected.tsv: {line:?}") };
+        let [name, strict, message, lenient, extra, given] = fields[..] else { panic!("expected.tsv: {line:?}") };
         listed.insert(name.to_string());
+        // The options column: `-`, or `key=value` pairs split by `;`.
+        let mut read = options();
+        for pair in given.split(';').filter(|p| *p != "-") {
+            match pair.split_once('=') {
+                Some(("tz", zone)) => read.time_zone = Some(TimeZone::named(zone).unwrap()),
+                Some(("date_format", pattern)) => read.date_order = DateOrder::from_pattern(pattern),
+                Some(("time_column", column)) => read.time_column = Some(column.to_string()),
+                _ => panic!("expected.tsv: unknown option {pair:?}"),
+            }
+        }
         let path = dir.join(name);
         let cases = [
             ("strict", false, strict, if strict == "ok" { "0" } else { message }),
             ("lenient", true, lenient, if extra == "=" { message } else { extra }),
         ];
         for (how, lenient, want, detail) in cases {
-            match (corpus_outcome(&path, lenient), want) {
+            match (corpus_outcome(&path, ReadOptions { lenient, ..read.clone() }), want) {
                 (Err(()), _) => failures.push(format!("{name}: the {how} read panicked")),
                 (Ok(Ok((_, skipped))), "ok") if detail.parse() == Ok(skipped) => {}
                 (Ok(Err(text)), "error") if detail == "-" || text.contains(detail) => {}
@@ -675,4 +692,217 @@ fn the_damaged_data_corpus_ends_as_expected_and_never_panics() {
     }
     assert!(listed.len() >= 60, "only {} corpus files", listed.len());
     assert!(failures.is_empty(), "{} of {} corpus files:\n{}", failures.len(), listed.len(), failures.join("\n"));
+}
+
+// The files quants have: pandas' and yfinance's layouts, other separators, dates with
+// the year last, wall-clock times in a named zone, a time column of another name.
+
+/// Ticks as (time, data) pairs, to compare files that hold the same rows.
+fn rows_of(path: &Path, options: &ReadOptions) -> Vec<(TimestampNs, TickData)> {
+    read_ticks(path, options).unwrap_or_else(|e| panic!("{e}")).into_iter().map(|t| (t.ts, t.data)).collect()
+}
+
+#[test]
+fn pandas_and_spreadsheet_layouts_read_to_the_same_bars_as_the_original() {
+    // The first 252 bars of the real SPY file (1998).
+    let original: Vec<_> = rows_of(&fixture("spy-daily-1998-2021.csv"), &options()).into_iter().take(252).collect();
+    // TC0: pandas' `df.to_csv()`: an empty first header cell over the index (the dates),
+    // floats written short (97.31 for 97.3100: the same decimal value).
+    let pandas = rows_of(&fixture("spy-daily-pandas-1998.csv"), &options());
+    assert_eq!(pandas, original);
+    // TC1: `;` between fields, DD/MM/YYYY dates (day first is told by 13/01/1998 on line 9).
+    let dmy = rows_of(&fixture("spy-daily-dmy-semicolon-1998.csv"), &options());
+    assert_eq!(dmy, original);
+    // TC2: tabs, MM/DD/YYYY dates, CRLF line ends.
+    let mdy = rows_of(&fixture("spy-daily-mdy-1998.tsv"), &options());
+    assert_eq!(mdy, original);
+    // TC3: the order given instead of told.
+    let given = ReadOptions { date_order: Some(DateOrder::DayFirst), ..options() };
+    assert_eq!(rows_of(&fixture("spy-daily-dmy-semicolon-1998.csv"), &given), original);
+    // TC4: the wrong order given: the first date that cannot be one is named.
+    let wrong = ReadOptions { date_order: Some(DateOrder::MonthFirst), ..options() };
+    let text = read_ticks(&fixture("spy-daily-dmy-semicolon-1998.csv"), &wrong).unwrap_err().to_string();
+    assert!(
+        text.ends_with("spy-daily-dmy-semicolon-1998.csv:9: column date: \"13/01/1998\": month out of range (the file's time layout is MM/DD/YYYY, set by line 2)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn yfinance_multi_row_headers_read_to_the_same_bars_as_yahoos_layout() {
+    let yahoo = rows_of(&fixture("orcl-daily-yahoo-1995.csv"), &options());
+    let yfinance = rows_of(&fixture("orcl-daily-yfinance-1995.csv"), &options());
+    assert_eq!(yfinance.len(), 252);
+    assert_eq!(yfinance, yahoo);
+    let TickData::Bar(first) = &yfinance[0].1 else { panic!("bars expected") };
+    // Close, not Adj Close (1.883304): bars are traded as printed.
+    assert_eq!((first.open, first.close), (dec!(2.179012), dec!(2.117284)));
+    assert_eq!(first.interval_ns, 86_400_000_000_000);
+    // A data row right after the header's first row (no Ticker or Date rows): read,
+    // with its line counted.
+    let (_dir, path) = temp_file("p.csv", b",Close,High,Low,Open,Volume\n1995-01-03,2,2,1,1,5\n1995-01-04,2,x,1,1,5\n");
+    let text = read_ticks(&path, &options()).unwrap_err().to_string();
+    assert!(text.ends_with("p.csv:3: column high: \"x\" is not a decimal number"), "{text}");
+}
+
+#[test]
+fn a_yfinance_file_of_several_tickers_reads_the_instruments_columns() {
+    let contents = b"Price,Close,Close,High,High,Low,Low,Open,Open,Volume,Volume\nTicker,AAPL,SPY,AAPL,SPY,AAPL,SPY,AAPL,SPY,AAPL,SPY\nDate,,,,,,,,,,\n2020-01-02,75.09,324.87,75.15,324.89,73.8,322.53,74.06,323.54,135480400,59151200\n";
+    let (_dir, path) = temp_file("two.csv", contents);
+    let spy = ReadOptions { instrument: InstrumentId::new("SPY").unwrap(), ..options() };
+    let ticks = read_ticks(&path, &spy).unwrap();
+    assert!(matches!(&ticks[0].data, TickData::Bar(b) if b.close == dec!(324.87) && b.volume == Some(dec!(59151200))));
+    let aapl = ReadOptions { instrument: InstrumentId::new("aapl").unwrap(), ..options() };
+    assert!(matches!(&read_ticks(&path, &aapl).unwrap()[0].data, TickData::Bar(b) if b.close == dec!(75.09)));
+    let text = read_ticks(&path, &options()).unwrap_err().to_string();
+    assert!(text.contains("several tickers (AAPL, SPY) and none is the instrument X: set --instrument"), "{text}");
+}
+
+#[test]
+fn wall_clock_times_in_new_york_read_to_the_utc_bars() {
+    // Real SPY minute bars written in New York time (EDT that day) under "Local time".
+    let new_york = ReadOptions {
+        time_zone: Some(TimeZone::named("America/New_York").unwrap()),
+        time_column: Some("Local Time".into()),
+        ..options()
+    };
+    let local = rows_of(&fixture("spy-1m-newyork-2013-10-07.csv"), &new_york);
+    assert_eq!(local.len(), 828);
+    assert_eq!(local[0].0.to_rfc3339(), "2013-10-07T08:00:00.000000Z");
+    let shared =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/lean_SPY_1m_trade_bars_2013-10-07_11.csv");
+    if shared.is_file() {
+        let utc: Vec<_> = rows_of(&shared, &options()).into_iter().take(828).collect();
+        assert_eq!(local, utc);
+    }
+    // Without --time-column the header names no time; without the zone, times are UTC.
+    let text = read_ticks(&fixture("spy-1m-newyork-2013-10-07.csv"), &options()).unwrap_err().to_string();
+    assert!(text.contains("no time column") && text.contains("--time-column"), "{text}");
+    let utc = ReadOptions { time_column: Some("local_time".into()), ..options() };
+    assert_eq!(
+        rows_of(&fixture("spy-1m-newyork-2013-10-07.csv"), &utc)[0].0.to_rfc3339(),
+        "2013-10-07T04:00:00.000000Z"
+    );
+    let missing = ReadOptions { time_column: Some("when".into()), ..options() };
+    let text = read_ticks(&fixture("spy-1m-newyork-2013-10-07.csv"), &missing).unwrap_err().to_string();
+    assert!(text.contains("no column \"when\" to take the times from (--time-column)"), "{text}");
+}
+
+#[test]
+fn daylight_saving_gaps_are_refused_and_folds_read_in_order() {
+    let new_york = ReadOptions { time_zone: Some(TimeZone::named("America/New_York").unwrap()), ..options() };
+    // TC0: 2021-03-14 02:30 does not exist in New York: refused, naming line and column.
+    let (_dir, path) = temp_file(
+        "gap.csv",
+        b"time,price,size\n2021-03-14 01:59:00,10,1\n2021-03-14 02:30:00,10,1\n2021-03-14 03:00:00,10,1\n",
+    );
+    let error = read_ticks(&path, &new_york).unwrap_err();
+    assert!(matches!(&error, DataError::Row { line: 3, column, .. } if column == "time"), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.ends_with("gap.csv:3: column time: \"2021-03-14 02:30:00\" in America/New_York: does not exist there: the clocks jumped from UTC-05:00 to UTC-04:00 over it (a daylight saving gap)"),
+        "{text}"
+    );
+    // Leniently, that row is skipped and the others read.
+    let mut feed = FileFeed::open(&path, &ReadOptions { lenient: true, ..new_york.clone() }).unwrap();
+    assert_eq!((collect(&mut feed).unwrap().len(), feed.skipped_rows()), (2, 1));
+    // TC1: minute bars through the fold of 2021-11-07: 01:00..01:59 twice (EDT, then
+    // EST), every bar one minute after the one before.
+    let mut contents = String::from("date,time,open,high,low,close\n");
+    for _pass in 0..2 {
+        for minute in 0..60 {
+            contents.push_str(&format!("2021-11-07,01:{minute:02}:00,1,1,1,1\n"));
+        }
+    }
+    contents.push_str("2021-11-07,02:00:00,1,1,1,1\n");
+    let (_dir, path) = temp_file("fold.csv", contents.as_bytes());
+    let ticks = read_ticks(&path, &new_york).unwrap();
+    assert_eq!(ticks.len(), 121);
+    assert_eq!(ticks[0].ts.to_rfc3339(), "2021-11-07T05:00:00.000000Z");
+    assert_eq!(ticks[60].ts.to_rfc3339(), "2021-11-07T06:00:00.000000Z");
+    assert!(ticks.windows(2).all(|w| w[1].ts.nanos() - w[0].ts.nanos() == 60_000_000_000));
+    // TC2: times with an offset and epoch numbers are instants: the zone does not move them.
+    let (_dir, path) = temp_file("z.csv", b"ts,price,size\n2021-11-07T01:30:00-04:00,10,1\n");
+    assert_eq!(read_ticks(&path, &new_york).unwrap()[0].ts.to_rfc3339(), "2021-11-07T05:30:00.000000Z");
+}
+
+#[test]
+fn dates_that_read_two_ways_everywhere_are_refused_naming_the_first_row() {
+    // Every date of the first twelve days of January reads as a day of another month.
+    let mut contents = String::from("Date,Open,High,Low,Close\n");
+    for day in 1..=12 {
+        contents.push_str(&format!("01/{day:02}/1998,1,1,1,1\n"));
+    }
+    let (_dir, path) = temp_file("a.csv", contents.as_bytes());
+    let error = read_ticks(&path, &options()).unwrap_err();
+    assert!(matches!(&error, DataError::AmbiguousDates { line: 3, .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.ends_with("a.csv:3: column date: \"01/02/1998\" is 2 January (MM/DD/YYYY) or 1 February (DD/MM/YYYY), and no row of the file has a day above 12 to tell which: pass --date-format MM/DD/YYYY or --date-format DD/MM/YYYY"),
+        "{text}"
+    );
+    // Not a bad row: --lenient refuses it too.
+    assert!(matches!(
+        read_ticks(&path, &ReadOptions { lenient: true, ..options() }),
+        Err(DataError::AmbiguousDates { .. })
+    ));
+    // Given the order, it reads.
+    let given = ReadOptions { date_order: Some(DateOrder::DayFirst), ..options() };
+    let ticks = read_ticks(&path, &given).unwrap();
+    assert_eq!(ticks[1].ts.to_rfc3339(), "1998-02-01T00:00:00.000000Z");
+    // A date that reads the same both ways (01/01) is no ambiguity.
+    let (_dir, path) = temp_file("b.csv", b"Date,Open,High,Low,Close\n01/01/1998,1,1,1,1\n");
+    assert_eq!(read_ticks(&path, &options()).unwrap()[0].ts.to_rfc3339(), "1998-01-01T00:00:00.000000Z");
+    // Told by a late row, and a later row that contradicts it is named with both lines.
+    let (_dir, path) =
+        temp_file("c.csv", b"Date,Open,High,Low,Close\n01/02/1998,1,1,1,1\n01/13/1998,1,1,1,1\n14/01/1998,1,1,1,1\n");
+    let text = read_ticks(&path, &options()).unwrap_err().to_string();
+    assert!(
+        text.ends_with("c.csv:4: column date: \"14/01/1998\": month out of range (the file's time layout is MM/DD/YYYY, set by line 2; day and month told by line 3)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn dates_with_the_year_last_or_first_and_their_clocks() {
+    // (label, time text, order given, expected UTC)
+    let cases: [(&str, &str, Option<DateOrder>, &str); 7] = [
+        ("TC0: MM/DD/YYYY", "01/13/2020", None, "2020-01-13T00:00:00.000000Z"),
+        ("TC1: unpadded, minutes", "1/13/2020 9:30", None, "2020-01-13T09:30:00.000000Z"),
+        ("TC2: DD.MM.YYYY with seconds and a fraction", "13.01.2020 09:30:15.25", None, "2020-01-13T09:30:15.250000Z"),
+        ("TC3: DD-MM-YYYY", "13-01-2020", None, "2020-01-13T00:00:00.000000Z"),
+        ("TC4: YYYY/MM/DD", "2020/01/02 09:30:00", None, "2020-01-02T09:30:00.000000Z"),
+        ("TC5: YYYY.MM.DD (MetaTrader)", "2020.01.02 09:30", None, "2020-01-02T09:30:00.000000Z"),
+        ("TC6: the order given", "02/01/2020", Some(DateOrder::DayFirst), "2020-01-02T00:00:00.000000Z"),
+    ];
+    for (label, time, date_order, expected) in cases {
+        let (_dir, path) = temp_file("d.csv", format!("time,price,size\n{time},10,1\n").as_bytes());
+        let ticks =
+            read_ticks(&path, &ReadOptions { date_order, ..options() }).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(ticks[0].ts.to_rfc3339(), expected, "{label}");
+    }
+    // A later row in another shape is refused by the file's layout.
+    let (_dir, path) = temp_file("e.csv", b"time,price,size\n01/13/2020 09:30,10,1\n01/13/2020 09:31:00,10,1\n");
+    let text = read_ticks(&path, &options()).unwrap_err().to_string();
+    assert!(text.ends_with("e.csv:3: column time: \"01/13/2020 09:31:00\" does not match the file's time layout, MM/DD/YYYY HH:MM (set by line 2)"), "{text}");
+}
+
+#[test]
+fn the_separator_is_told_by_the_first_line_outside_quotes() {
+    // (label, contents, ticks)
+    let cases: [(&str, &[u8], usize); 4] = [
+        ("TC0: a quoted header name holding commas", b"\"ts, utc\";price;size\n1577836801;10;1\n", 1),
+        ("TC1: blank lines before the header", b"\n\n  \nts\tprice\tsize\n1577836801\t10\t1\n", 1),
+        ("TC2: headerless, semicolons", b"1577836801;10;1\n1577836802;11;2\n", 2),
+        ("TC3: a comma file whose header has one tab", b"ts,price,size,note\ta\n1577836801,10,1,x\n", 1),
+    ];
+    for (label, contents, count) in cases {
+        let (_dir, path) = temp_file("s.csv", contents);
+        let o = ReadOptions { time_column: label.starts_with("TC0").then(|| "ts, utc".to_string()), ..options() };
+        assert_eq!(read_ticks(&path, &o).map(|t| t.len()).map_err(|e| e.to_string()), Ok(count), "{label}");
+    }
+    // A decimal comma (with `;` between fields) is not a number, and the message says so.
+    let (_dir, path) = temp_file("c.csv", b"ts;price;size\n1577836801;10,5;1\n");
+    let text = read_ticks(&path, &options()).unwrap_err().to_string();
+    assert!(text.ends_with("c.csv:2: column price: \"10,5\" is not a decimal number (write decimals with a point, without thousands separators)"), "{text}");
 }

@@ -59,12 +59,12 @@ pub enum Command {
     Verify,
     /// Backtest on historic data, or re-run a recorded run and prove it reproduces.
     #[command(
-        after_help = "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param short=true --close-at-end\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error."
+        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data fixtures/orcl-daily-yfinance-1995.csv --commission 0.001 --cash 10000 --in-memory\n  ledger replay --data fixtures/spy-1m-newyork-2013-10-07.csv --tz America/New_York --time-column \"Local time\"\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param short=true --close-at-end\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error.")
     )]
     Replay(ReplayArgs),
     /// Paper trading on a market data file played back at --speed.
     #[command(
-        after_help = "Takes the same data and strategy flags as `ledger replay`. Ctrl-C or SIGTERM stops after the current cycle and records RunStopped (interrupted); a second signal stops at once.\n\nExamples:\n  ledger run --config fixtures/ledger.example.toml --speed 0\n  ledger run --data fixtures/btcperp-1m-2022-01.csv --strategy sma-cross --param fast=10 --param slow=30 --speed 60"
+        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Takes the same data and strategy flags as `ledger replay`. Ctrl-C or SIGTERM stops after the current cycle and records RunStopped (interrupted); a second signal stops at once.\n\nExamples:\n  ledger run --config fixtures/ledger.example.toml --speed 0\n  ledger run --data fixtures/btcperp-1m-2022-01.csv --strategy sma-cross --param fast=10 --param slow=30 --speed 60")
     )]
     Run(RunArgs),
     /// Show, trip or reset the kill switch (recorded as events).
@@ -108,19 +108,32 @@ pub struct SessionFlags {
     #[arg(long)]
     pub sort: bool,
     /// Offset of times written without one, e.g. -05:00 (default: UTC).
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "tz")]
     pub utc_offset: Option<String>,
+    /// IANA time zone of times written without an offset, with its daylight saving
+    /// rules, e.g. America/New_York (default: UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Order of day and month in dates like 01/02/2020: MM/DD/YYYY or DD/MM/YYYY
+    /// (default: told by a row with a day above 12; a file with none is refused).
+    #[arg(long, value_name = "MM/DD/YYYY|DD/MM/YYYY")]
+    pub date_format: Option<String>,
+    /// Header name of the column the times are in (default: the first of timestamp,
+    /// datetime, date, time, ts, ...; or pandas' unnamed index).
+    #[arg(long, value_name = "NAME")]
+    pub time_column: Option<String>,
     /// Skip bad market data rows (counted in the run's RunStopped) instead of refusing
     /// the file.
     #[arg(long)]
     pub lenient: bool,
-    /// Strategy: sma-cross, ema-rsi, or script (with --param file=DECISIONS.jsonl).
+    /// Strategy: sma-cross, ema-rsi, or script (with --param file=DECISIONS.jsonl); their
+    /// parameters and defaults are listed below.
     #[arg(long)]
     pub strategy: Option<String>,
     /// Strategy parameter, KEY=VALUE (repeatable): fast, slow, short, size_pct, ...
     #[arg(long, value_name = "KEY=VALUE")]
     pub param: Vec<String>,
-    /// Starting cash, account currency.
+    /// Starting cash, account currency ([account] starting_cash; default 100000).
     #[arg(long)]
     pub cash: Option<rust_decimal::Decimal>,
     /// At the end of the data, close open positions at the last bar's close (sets
@@ -128,6 +141,43 @@ pub struct SessionFlags {
     /// them at the last bar's open).
     #[arg(long)]
     pub close_at_end: bool,
+    /// Commission, a fraction of each fill's notional: 0.001 = 0.1% ([venue]
+    /// commission_rate; default 0).
+    #[arg(long, value_name = "RATE")]
+    pub commission: Option<rust_decimal::Decimal>,
+    /// Slippage against the trader, basis points of the reference price ([venue]
+    /// slippage_bps; default 0).
+    #[arg(long, value_name = "BPS")]
+    pub slippage_bps: Option<rust_decimal::Decimal>,
+    /// Fill price rule ([venue] fill_model; default: the one the data fills on: next_open
+    /// on bars, quote on quotes, trade on trades).
+    #[arg(long, value_enum)]
+    pub fill_model: Option<FillModelFlag>,
+}
+
+/// `--fill-model`: the paper venue's fill price rules, as the config spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FillModelFlag {
+    /// Bars: a market order decided on bar t fills at the open of bar t+1.
+    #[value(name = "next_open")]
+    NextOpen,
+    /// Bars: at the close of the bar it was decided on.
+    Close,
+    /// Quotes: at the ask (buy) or the bid (sell).
+    Quote,
+    /// Trades: at the last trade price.
+    Trade,
+}
+
+impl From<FillModelFlag> for ledger_core::venue::FillModel {
+    fn from(flag: FillModelFlag) -> Self {
+        match flag {
+            FillModelFlag::NextOpen => ledger_core::venue::FillModel::NextOpen,
+            FillModelFlag::Close => ledger_core::venue::FillModel::Close,
+            FillModelFlag::Quote => ledger_core::venue::FillModel::Quote,
+            FillModelFlag::Trade => ledger_core::venue::FillModel::Trade,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -34,7 +34,7 @@ use crate::describe;
 
 mod validate;
 
-pub use validate::{derived_instrument, parse_utc_offset, rule_strategy, ConfigError, RuleStrategy};
+pub use validate::{derived_instrument, parse_utc_offset, rule_strategy, strategies_help, ConfigError, RuleStrategy};
 use validate::{flag_problem, Checker, Origins};
 
 /// Everything a run or a backtest is configured by, validated. `P` is how paths are
@@ -63,6 +63,11 @@ pub struct Config<P> {
     /// Storage settings.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// Whether `venue.fill_model` was set (by the file, the environment or
+    /// `--fill-model`); when not, the session takes the model its data fills on (bars:
+    /// `next_open`, quotes: `quote`, trades: `trade`). Not a key of the file.
+    #[serde(skip)]
+    pub fill_model_configured: bool,
 }
 
 /// The settings a run uses: every path resolved.
@@ -106,11 +111,33 @@ pub struct DataConfig<P> {
     /// Skip bad rows (counted in the run's `RunStopped`) instead of refusing the file.
     #[serde(default)]
     pub lenient: bool,
+    /// IANA time zone of times written without an offset (`America/New_York`), daylight
+    /// saving included; not with `utc_offset`. (Left out of the recorded settings when
+    /// unset, as the next two, so that settings written before them hash the same.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+    /// Order of day and month in dates written with the year last: `MM/DD/YYYY` or
+    /// `DD/MM/YYYY` (default: told by the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
+    /// Header name of the column holding the times (default: the first known time name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
 }
 
 impl<P> DataConfig<P> {
     fn default() -> Self {
-        DataConfig { files: Vec::new(), file: None, instrument: None, sort: false, utc_offset: None, lenient: false }
+        DataConfig {
+            files: Vec::new(),
+            file: None,
+            instrument: None,
+            sort: false,
+            utc_offset: None,
+            lenient: false,
+            tz: None,
+            date_format: None,
+            time_column: None,
+        }
     }
 }
 
@@ -388,6 +415,7 @@ impl Settings {
         };
         validate::before_paths(&file, &mut checker);
         let mut settings = file.resolve_paths();
+        settings.fill_model_configured = flags.fill_model.is_some() || figment.contains("venue.fill_model");
         settings.apply(flags, &mut checker);
         validate::settings(&settings, &mut checker);
         checker.finish()?;
@@ -408,8 +436,26 @@ impl Settings {
         if let Some(offset) = &flags.utc_offset {
             self.data.utc_offset = Some(offset.clone());
         }
+        if let Some(tz) = &flags.tz {
+            self.data.tz = Some(tz.clone());
+        }
+        if let Some(date_format) = &flags.date_format {
+            self.data.date_format = Some(date_format.clone());
+        }
+        if let Some(time_column) = &flags.time_column {
+            self.data.time_column = Some(time_column.clone());
+        }
         if let Some(cash) = flags.cash {
             self.account.starting_cash = cash;
+        }
+        if let Some(rate) = flags.commission {
+            self.venue.commission_rate = rate;
+        }
+        if let Some(bps) = flags.slippage_bps {
+            self.venue.slippage_bps = bps;
+        }
+        if let Some(model) = flags.fill_model {
+            self.venue.fill_model = model.into();
         }
         self.venue.close_at_end |= flags.close_at_end;
         let mut params = BTreeMap::new();
@@ -480,6 +526,9 @@ impl Config<RelativePathBuf> {
                 sort: self.data.sort,
                 utc_offset: self.data.utc_offset,
                 lenient: self.data.lenient,
+                tz: self.data.tz,
+                date_format: self.data.date_format,
+                time_column: self.data.time_column,
             },
             provider: match self.provider {
                 ProviderConfig::Rules { strategy, params } => ProviderConfig::Rules { strategy, params },
@@ -493,6 +542,7 @@ impl Config<RelativePathBuf> {
             risk: self.risk,
             kill_switch: self.kill_switch,
             ledger: self.ledger,
+            fill_model_configured: self.fill_model_configured,
         }
     }
 }

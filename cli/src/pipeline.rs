@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_adapters::clock::WallClock;
-use ledger_adapters::market_data::{describe_source, DataError, FileFeed, MergedFeed, ReadOptions};
+use ledger_adapters::market_data::{
+    describe_source, DataError, DateOrder, FileFeed, MergedFeed, ReadOptions, TimeZone,
+};
 use ledger_adapters::script::ScriptProvider;
 use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
@@ -74,12 +76,16 @@ pub struct MarketData {
 }
 
 /// Opens the configured data files as one stream of ticks, merged by time when there
-/// are several.
+/// are several. When the settings do not name a fill model
+/// ([`Settings::fill_model_configured`]), it is set to the one the first file's data
+/// fills on (bars: `next_open`, quotes: `quote`, trades: `trade`), before the run records
+/// its settings.
 ///
 /// # Errors
-/// No file configured, an unreadable file, a fill model that cannot fill on the data,
-/// or a [`DataError`] naming the file, line and column.
-pub fn market_data(settings: &Settings) -> Result<MarketData> {
+/// No file configured, an unreadable file, a fill model that cannot fill on the data
+/// (one configured, or the first file's where a later file holds another kind), or a
+/// [`DataError`] naming the file, line and column.
+pub fn market_data(settings: &mut Settings) -> Result<MarketData> {
     let data = &settings.data;
     if data.files.is_empty() {
         bail!("no market data: pass --data FILE or set [data] files");
@@ -94,18 +100,42 @@ pub fn market_data(settings: &Settings) -> Result<MarketData> {
         Some(text) => config::parse_utc_offset(text)
             .map_err(|rule| anyhow::anyhow!("utc_offset {}: {rule}", describe::quoted(text)))?,
     };
+    let time_zone = match &data.tz {
+        None => None,
+        Some(name) => {
+            Some(TimeZone::named(name).map_err(|e| anyhow::anyhow!("tz: {}", describe::safe(&e.to_string())))?)
+        }
+    };
+    let date_order = match &data.date_format {
+        None => None,
+        Some(text) => Some(
+            DateOrder::from_pattern(text)
+                .with_context(|| format!("date_format {}: must be MM/DD/YYYY or DD/MM/YYYY", describe::quoted(text)))?,
+        ),
+    };
     let mut feeds = Vec::new();
     let mut instruments = Vec::new();
     let mut sources = Vec::new();
-    for file in &data.files {
-        let instrument = instrument(data.instrument.as_deref(), file)?;
-        let mut feed = FileFeed::open(
-            file,
-            &ReadOptions { instrument, sort: data.sort, utc_offset_seconds, lenient: data.lenient },
-        )?;
+    let (files, instrument_flag, time_column) = (data.files.clone(), data.instrument.clone(), data.time_column.clone());
+    let (sort, lenient) = (data.sort, data.lenient);
+    for file in &files {
+        let instrument = instrument(instrument_flag.as_deref(), file)?;
+        let options = ReadOptions {
+            sort,
+            utc_offset_seconds,
+            lenient,
+            time_zone: time_zone.clone(),
+            date_order,
+            time_column: time_column.clone(),
+            ..ReadOptions::new(instrument)
+        };
+        let mut feed = FileFeed::open(file, &options)?;
         let first = feed.next_tick()?;
         if let Some(first) = &first {
-            check_fill_model(settings.venue.fill_model, &first.data, file)?;
+            if !settings.fill_model_configured && feeds.is_empty() {
+                settings.venue.fill_model = fill_model_for(&first.data);
+            }
+            check_fill_model(settings.venue.fill_model, settings.fill_model_configured, &first.data, file)?;
         }
         sources.push(describe_source(file)?);
         instruments.push(instrument);
@@ -114,6 +144,15 @@ pub fn market_data(settings: &Settings) -> Result<MarketData> {
     let feed =
         if feeds.len() == 1 { Feed::One(Box::new(feeds.remove(0))) } else { Feed::Merged(MergedFeed::new(feeds)) };
     Ok(MarketData { feed: FileCycles { feed, wall_clock: false }, source: sources.join(", "), instruments })
+}
+
+/// The fill model that fills on ticks like `data`: the default when none is configured.
+fn fill_model_for(data: &TickData) -> FillModel {
+    match data {
+        TickData::Bar(_) => FillModel::NextOpen,
+        TickData::Quote(_) => FillModel::Quote,
+        TickData::Trade(_) => FillModel::Trade,
+    }
 }
 
 /// A feed whose first tick was read ahead (to check the fill model against the data).
@@ -140,17 +179,26 @@ enum Feed {
 }
 
 /// Refuses a fill model that cannot fill on the file's kind of data (orders would wait
-/// forever), naming the model that can.
-fn check_fill_model(model: FillModel, data: &TickData, file: &Path) -> Result<()> {
+/// forever), naming the model that can. `configured`: the model was set (else it was
+/// taken from an earlier file, which holds another kind of data).
+fn check_fill_model(model: FillModel, configured: bool, data: &TickData, file: &Path) -> Result<()> {
     if !model.fills_on(data) {
         let (kind, suggestion) = match data {
             TickData::Bar(_) => ("bars", "next_open\" (or \"close"),
             TickData::Quote(_) => ("quotes", "quote"),
             TickData::Trade(_) => ("trades", "trade"),
         };
+        let model = serde_json::to_string(&model).unwrap_or_default();
+        if !configured {
+            bail!(
+                "{} holds {kind}, which fill model {model} (taken from the first file's data) cannot fill on: one session fills every file with one model, so the files must hold one kind of data",
+                describe::path(file)
+            );
+        }
         bail!(
-            "{} holds {kind}, which fill model {model:?} cannot fill on: set [venue] fill_model = \"{suggestion}\" in the config",
-            describe::path(file)
+            "{} holds {kind}, which fill model {model} cannot fill on: set [venue] fill_model = \"{suggestion}\" in the config or --fill-model {} (or leave it unset: it follows the data)",
+            describe::path(file),
+            suggestion.split('"').next().unwrap_or(suggestion)
         );
     }
     Ok(())

@@ -70,9 +70,12 @@ fn every_command_has_help_with_an_example() {
 #[test]
 fn a_fill_model_that_cannot_fill_on_the_data_is_refused_with_the_fix() {
     let ledger = Ledger::new();
-    let run = ledger.run(&["replay", "--data", "fixtures/eurusd-quotes-2014-05-08.csv"]);
+    let config = ledger.dir.path().join("bars.toml");
+    std::fs::write(&config, "[venue]\nfill_model = \"next_open\"\n").unwrap();
+    let data = "fixtures/eurusd-quotes-2014-05-08.csv";
+    let run = ledger.run(&["replay", "--data", data, "--config", config.to_str().unwrap()]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("holds quotes, which fill model NextOpen cannot fill on"), "{}", run.stderr);
+    assert!(run.stderr.contains("holds quotes, which fill model \"next_open\" cannot fill on"), "{}", run.stderr);
     assert!(run.stderr.contains("fill_model = \"quote\""), "{}", run.stderr);
 }
 

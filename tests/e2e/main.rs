@@ -7,6 +7,7 @@ mod backtest;
 mod control;
 mod corpus;
 mod errors;
+mod formats;
 mod ledger;
 mod parity;
 mod rebuild;

@@ -11,7 +11,8 @@ use ledger_core::event::{Bar, Quote, Side, TickData, Trade};
 use ledger_core::time::TimestampNs;
 use rust_decimal::Decimal;
 
-use super::time::{TimeError, TimeLayout};
+use super::time::{year_last_fields, DateOrder, FieldOrder, TimeError, TimeLayout};
+use super::zone::Zone;
 use super::DataError;
 
 /// Which columns hold what, by kind of tick.
@@ -26,7 +27,7 @@ pub(crate) enum Layout {
 #[derive(Debug)]
 pub(crate) struct Columns {
     pub(crate) names: Vec<String>,
-    time: usize,
+    pub(crate) time: usize,
     extra_time: Option<usize>,
     pub(crate) layout: Layout,
 }
@@ -63,19 +64,58 @@ pub(crate) fn headerless_names(count: usize, path: &Path) -> Result<Vec<String>,
     Ok(names.iter().map(|n| n.to_string()).collect())
 }
 
+/// The name given to an unnamed first column (pandas' index, written by `df.to_csv()`
+/// with an empty first header cell) when it is taken as the time column.
+pub(crate) const INDEX_NAME: &str = "(index)";
+
+/// A header name as compared: trimmed, lower case, spaces as `_` (`Adj Close` is
+/// `adj_close`).
+pub(crate) fn normalise(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace(' ', "_")
+}
+
 impl Columns {
-    /// Recognises the layout from the column names, the header on `line`.
+    /// Recognises the layout from the column names, the header on `line`. The time
+    /// column is `time_column` when given (a header name, compared as [`normalise`]
+    /// does), else the first of the known time names present, else an unnamed first
+    /// column (pandas' index), renamed [`INDEX_NAME`].
     ///
     /// # Errors
     /// [`DataError::Layout`] when no time column or no known set of price columns is
-    /// there; then [`DataError::Row`] (on the header's line, the column the repeated
-    /// name) when two columns share a name (empty names aside: they name nothing).
-    pub(crate) fn from_header(names: Vec<String>, path: &Path, line: u64) -> Result<Self, DataError> {
-        let find = |wanted: &[&str]| wanted.iter().find_map(|w| names.iter().position(|n| n == w));
+    /// there, or `time_column` names no column; then [`DataError::Row`] (on the header's
+    /// line, the column the repeated name) when two columns share a name (empty names
+    /// aside: they name nothing).
+    pub(crate) fn from_header(
+        mut names: Vec<String>,
+        path: &Path,
+        line: u64,
+        time_column: Option<&str>,
+    ) -> Result<Self, DataError> {
         let layout_error = |message: String| DataError::Layout { path: path.to_path_buf(), message };
-        let time = find(&TIME_COLUMNS).ok_or_else(|| {
-            layout_error(format!("no time column: expected one of {TIME_COLUMNS:?}, header is {names:?}"))
-        })?;
+        let time = match time_column {
+            Some(wanted) => {
+                let wanted = normalise(wanted);
+                names.iter().position(|n| *n == wanted).ok_or_else(|| {
+                    layout_error(format!(
+                        "no column {wanted:?} to take the times from (--time-column); header is {names:?}"
+                    ))
+                })?
+            }
+            None => match TIME_COLUMNS.iter().find_map(|w| names.iter().position(|n| n == w)) {
+                Some(time) => time,
+                // pandas' `df.to_csv()` writes the index (the times) under an empty name.
+                None if names.len() > 1 && names.first().is_some_and(String::is_empty) => {
+                    names[0] = INDEX_NAME.to_string();
+                    0
+                }
+                None => {
+                    return Err(layout_error(format!(
+                        "no time column: expected one of {TIME_COLUMNS:?} (or --time-column NAME), header is {names:?}"
+                    )))
+                }
+            },
+        };
+        let find = |wanted: &[&str]| wanted.iter().find_map(|w| names.iter().position(|n| n == w));
         let extra_time = (names[time] == "date").then(|| names.iter().position(|n| n == "time")).flatten();
         let layout = if let (Some(open), Some(high), Some(low), Some(close)) =
             (find(&["open"]), find(&["high"]), find(&["low"]), find(&["close"]))
@@ -113,12 +153,29 @@ impl Columns {
     }
 }
 
+/// What a row's time says about a file's [`DateOrder`], for dates written with the year
+/// last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderEvidence {
+    /// Not such a date (another layout, or a bad row).
+    None,
+    /// A date that reads the same either way (`05/05/2020`).
+    Either,
+    /// A date that reads as two different days (`01/02/2020`).
+    Ambiguous,
+    /// A date that reads one way only (`13/01/2020` is day first).
+    Tells(DateOrder),
+}
+
 /// Turns rows of one file into times and ticks.
 #[derive(Debug)]
 pub(crate) struct RowParser {
     pub(crate) columns: Columns,
-    /// Seconds east of UTC of times written without an offset.
-    offset: i32,
+    /// Where times written without an offset are.
+    zone: Zone,
+    /// The order of day and month in dates written with the year last, when known
+    /// (given, or told by the data), and the line that told it (`None`: given).
+    date_order: Option<(DateOrder, Option<u64>)>,
     /// The file's time layout and the line it was recognised on; `None` before the
     /// first row.
     time: Option<(TimeLayout, u64)>,
@@ -127,12 +184,55 @@ pub(crate) struct RowParser {
 }
 
 impl RowParser {
-    pub(crate) fn new(columns: Columns, offset: i32) -> Self {
-        RowParser { columns, offset, time: None, joined: Vec::new() }
+    pub(crate) fn new(columns: Columns, zone: Zone, date_order: Option<DateOrder>) -> Self {
+        RowParser { columns, zone, date_order: date_order.map(|o| (o, None)), time: None, joined: Vec::new() }
+    }
+
+    /// Whether the file's time layout is still to be recognised without a known date
+    /// order: then the first row's time may need the order told by the file
+    /// ([`RowParser::order_evidence`], [`RowParser::set_date_order`]) first.
+    pub(crate) fn awaits_date_order(&self) -> bool {
+        self.time.is_none() && self.date_order.is_none()
+    }
+
+    /// Sets the date order, as told by the row on `line`.
+    pub(crate) fn set_date_order(&mut self, order: DateOrder, line: u64) {
+        self.date_order = Some((order, Some(line)));
+    }
+
+    /// What the time of a row tells about the file's date order.
+    pub(crate) fn order_evidence<'r>(&mut self, field: impl Fn(usize) -> &'r [u8]) -> OrderEvidence {
+        let text = self.time_text(&field);
+        match year_last_fields(text) {
+            None => OrderEvidence::None,
+            Some((first, second)) if first == second && first <= 12 => OrderEvidence::Either,
+            Some((first, second)) => match (first <= 12, second <= 12) {
+                (true, true) => OrderEvidence::Ambiguous,
+                (false, true) if first <= 31 => OrderEvidence::Tells(DateOrder::DayFirst),
+                (true, false) if second <= 31 => OrderEvidence::Tells(DateOrder::MonthFirst),
+                _ => OrderEvidence::None,
+            },
+        }
+    }
+
+    /// The row's time text: the time column, or the `date` and `time` columns joined.
+    #[inline]
+    pub(crate) fn time_text<'s, 'r: 's>(&'s mut self, field: &impl Fn(usize) -> &'r [u8]) -> &'s [u8] {
+        match self.columns.extra_time {
+            Some(extra) => {
+                self.joined.clear();
+                self.joined.extend_from_slice(field(self.columns.time));
+                self.joined.push(b' ');
+                self.joined.extend_from_slice(field(extra));
+                &self.joined
+            }
+            None => field(self.columns.time),
+        }
     }
 
     /// Parses one row; `field(i)` gives column `i`'s bytes, trimmed (empty when absent).
-    /// The first row parsed fixes the file's time layout.
+    /// The first row parsed fixes the file's time layout. `previous` is the previous
+    /// row's time, which places a civil time that a daylight saving fold repeats.
     ///
     /// # Errors
     /// [`DataError::Row`] naming `path`, `line` and the column at fault.
@@ -140,44 +240,16 @@ impl RowParser {
         &mut self,
         path: &Path,
         line: u64,
+        previous: Option<TimestampNs>,
         field: impl Fn(usize) -> &'r [u8],
     ) -> Result<(TimestampNs, TickData), DataError> {
+        let ts = self.parse_time(path, line, previous, &field)?;
         let columns = &self.columns;
         let bad = |column: usize, message: String| DataError::Row {
             path: path.to_path_buf(),
             line,
             column: columns.names[column].clone(),
             message,
-        };
-        let time_text: &[u8] = match columns.extra_time {
-            Some(extra) => {
-                self.joined.clear();
-                self.joined.extend_from_slice(field(columns.time));
-                self.joined.push(b' ');
-                self.joined.extend_from_slice(field(extra));
-                &self.joined
-            }
-            None => field(columns.time),
-        };
-        let ts = match self.time {
-            Some((layout, since)) => layout.parse(time_text, self.offset).map_err(|why| {
-                let text = String::from_utf8_lossy(time_text);
-                let message = match why {
-                    TimeError::Shape => {
-                        format!("{text:?} does not match the file's time layout, {layout} (set by line {since})")
-                    }
-                    _ => format!("{text:?}: {why} (the file's time layout is {layout}, set by line {since})"),
-                };
-                bad(columns.time, message)
-            })?,
-            None => {
-                let not_a_time =
-                    || bad(columns.time, format!("{:?} is not a time we read", String::from_utf8_lossy(time_text)));
-                let layout = TimeLayout::detect(time_text, self.offset).ok_or_else(not_a_time)?;
-                let ts = layout.parse(time_text, self.offset).map_err(|_| not_a_time())?;
-                self.time = Some((layout, line));
-                ts
-            }
         };
         let decimal = |column: usize| -> Result<Decimal, DataError> {
             let text = field(column);
@@ -269,6 +341,101 @@ impl RowParser {
         };
         Ok((ts, data))
     }
+
+    /// The row's time: by the file's layout, recognised on the first row; placed in the
+    /// file's zone.
+    ///
+    /// # Errors
+    /// [`DataError::Row`] naming the time column: not a time (of the file's layout), out
+    /// of range, or not a time of the zone.
+    #[inline]
+    fn parse_time<'r>(
+        &mut self,
+        path: &Path,
+        line: u64,
+        previous: Option<TimestampNs>,
+        field: &impl Fn(usize) -> &'r [u8],
+    ) -> Result<TimestampNs, DataError> {
+        // The common case, kept small: a known layout, a good time.
+        if let (Some((layout, _)), None) = (self.time, self.columns.extra_time) {
+            let placed = layout.parse_written(field(self.columns.time)).and_then(|w| self.zone.place(w, previous));
+            if let Ok(ts) = placed {
+                return Ok(ts);
+            }
+        }
+        self.parse_time_slowly(path, line, previous, field)
+    }
+
+    /// [`RowParser::parse_time`] for the first row (the layout to recognise), a date and
+    /// a time column joined, and every bad time (the message to write).
+    #[cold]
+    #[inline(never)]
+    fn parse_time_slowly<'r>(
+        &mut self,
+        path: &Path,
+        line: u64,
+        previous: Option<TimestampNs>,
+        field: &impl Fn(usize) -> &'r [u8],
+    ) -> Result<TimestampNs, DataError> {
+        let column = self.columns.time;
+        let bad = |message: String| DataError::Row {
+            path: path.to_path_buf(),
+            line,
+            column: self.columns.names[column].clone(),
+            message,
+        };
+        let date_order = self.date_order;
+        let time = self.time;
+        let text = match self.columns.extra_time {
+            Some(extra) => {
+                self.joined.clear();
+                self.joined.extend_from_slice(field(column));
+                self.joined.push(b' ');
+                self.joined.extend_from_slice(field(extra));
+                &self.joined[..]
+            }
+            None => field(column),
+        };
+        let (layout, since) = match time {
+            Some(known) => known,
+            None => {
+                let layout = TimeLayout::detect(text, date_order.map(|(order, _)| order)).ok_or_else(|| {
+                    let shown = String::from_utf8_lossy(text);
+                    match (date_order, year_last_fields(text)) {
+                        (Some((order, _)), Some(_)) => {
+                            bad(format!("{shown:?} is not a date in the order {order} (--date-format)"))
+                        }
+                        _ => bad(format!("{shown:?} is not a time we read")),
+                    }
+                })?;
+                (layout, line)
+            }
+        };
+        let placed = layout.parse_written(text).and_then(|written| self.zone.place(written, previous));
+        let ts = placed.map_err(|why| {
+            let shown = String::from_utf8_lossy(text);
+            let order_told = match (layout, date_order) {
+                (TimeLayout::Ordered { order: FieldOrder::YearLast(_), .. }, Some((_, Some(told))))
+                    if told != since =>
+                {
+                    format!("; day and month told by line {told}")
+                }
+                _ => String::new(),
+            };
+            let message = match why {
+                TimeError::Shape => format!(
+                    "{shown:?} does not match the file's time layout, {layout} (set by line {since}{order_told})"
+                ),
+                TimeError::Gap { .. } => format!("{shown:?} in {}: {why}", self.zone.describe()),
+                _ => format!("{shown:?}: {why} (the file's time layout is {layout}, set by line {since}{order_told})"),
+            };
+            bad(message)
+        })?;
+        if time.is_none() {
+            self.time = Some((layout, line));
+        }
+        Ok(ts)
+    }
 }
 
 /// A quote is refused when its bid exceeds its ask by more than `ask / 100` (1%).
@@ -293,6 +460,9 @@ impl DecimalError {
     pub(crate) fn describe(self, text: &[u8]) -> String {
         let text = String::from_utf8_lossy(text);
         match self {
+            DecimalError::NotANumber if text.contains(',') => {
+                format!("{text:?} is not a decimal number (write decimals with a point, without thousands separators)")
+            }
             DecimalError::NotANumber => format!("{text:?} is not a decimal number"),
             DecimalError::Inexact => format!("{text:?} does not fit exactly in 28 digits"),
         }

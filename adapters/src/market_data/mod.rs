@@ -3,15 +3,25 @@
 //!
 //! The layout is recognised from the header: `open, high, low, close` make bars,
 //! `bid, ask` make quotes, `price` with `size`/`qty`/`volume`/`amount` makes trades. The
-//! time column is the first of `timestamp`, `ts_utc_bar_open`, `timestamp_utc`,
-//! `datetime`, `date`, `time`, `ts_utc`, `ts`, `ts_ms`, `trade_ts_ms`, `local_ts_ns`
-//! present (case ignored); a separate `time` column after `date` is joined to it. Times
-//! may be RFC 3339, `YYYY-MM-DD[ HH:MM:SS[.f]][+00:00]`, `YYYYMMDD HHMMSSmmm`, or epoch
-//! numbers (seconds, milliseconds, microseconds or nanoseconds, told apart by digit
-//! count); times without an offset are UTC unless [`ReadOptions::utc_offset_seconds`]
-//! says otherwise. A file keeps one time layout: it is recognised on the first data row
-//! and every later row must match it. Prices and sizes are parsed as exact decimals.
-//! `Adj Close` is ignored: bars are traded as the source printed them.
+//! time column is [`ReadOptions::time_column`] when given, else the first of
+//! `timestamp`, `ts_utc_bar_open`, `timestamp_utc`, `datetime`, `date`, `time`, `ts_utc`,
+//! `ts`, `ts_ms`, `trade_ts_ms`, `local_ts_ns` present (case ignored), else an unnamed
+//! first column (pandas' `df.to_csv()` writes the index so); a separate `time` column
+//! after `date` is joined to it. The field separator, `,`, `;` or tab, is told by the
+//! first line. A pandas header of several rows, as yfinance writes it (`Price,Close,...`,
+//! `Ticker,SPY,...`, `Date,,,`), is read as one; with several tickers the instrument's
+//! columns are read. Times may be RFC 3339, `YYYY-MM-DD[ HH:MM:SS[.f]][+00:00]`,
+//! `YYYYMMDD HHMMSSmmm`, epoch numbers (seconds, milliseconds, microseconds or
+//! nanoseconds, told apart by digit count), or dates written day, month and year apart
+//! (`MM/DD/YYYY`, `DD.MM.YYYY`, `YYYY/MM/DD`, day and month of 1 or 2 digits, then
+//! optionally ` H:MM` or ` H:MM:SS[.f]`), whose order of day and month is
+//! [`ReadOptions::date_order`] or told by the file (a row with a day above 12; a file
+//! where no row tells is refused, [`DataError::AmbiguousDates`]). Times without an
+//! offset are UTC unless [`ReadOptions::time_zone`] (an IANA zone, daylight saving
+//! included: `zone`) or [`ReadOptions::utc_offset_seconds`] says otherwise. A file keeps
+//! one time layout: it is recognised on the first data row and every later row must
+//! match it. Prices and sizes are parsed as exact decimals. `Adj Close` is ignored: bars
+//! are traded as the source printed them.
 //!
 //! Files without a header are recognised when their first field is a time: three
 //! columns are trades (`time, price, size`, as Kraken's trade dumps), four are quotes
@@ -58,6 +68,8 @@
 //!   [`describe_source`], the errors and options.
 //! - `layout`: the header's meaning, and one row's fields turned into a tick.
 //! - `time`: [`parse_time`] (the general recogniser) and the fast per-file time parsers.
+//! - `zone`: [`TimeZone`], and how civil times are placed in a file's zone (gaps and
+//!   folds of daylight saving).
 //! - `jsonl`: one JSON lines row split into keys and value texts, numbers as written.
 //! - `merge`: [`MergedFeed`], several feeds merged by time.
 
@@ -65,6 +77,7 @@ mod jsonl;
 mod layout;
 mod merge;
 mod time;
+mod zone;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -77,9 +90,11 @@ use ledger_core::ids::InstrumentId;
 use ledger_core::time::TimestampNs;
 use thiserror::Error;
 
-use layout::{Columns, Layout, RowParser};
+use layout::{normalise, Columns, Layout, OrderEvidence, RowParser};
 pub use merge::MergedFeed;
-pub use time::{parse_time, parse_time_in};
+pub use time::{parse_time, parse_time_in, DateOrder};
+use zone::Zone;
+pub use zone::{TimeZone, UnknownTimeZone};
 
 /// A problem with a market data file, located as precisely as the problem allows.
 #[derive(Debug, Error)]
@@ -126,6 +141,19 @@ pub enum DataError {
         /// The previous row's time.
         previous: TimestampNs,
     },
+    /// Dates are written with the year last and no row tells whether the day or the
+    /// month comes first ([`ReadOptions::date_order`] was not given).
+    #[error("{path}:{line}: column {column}: {message}")]
+    AmbiguousDates {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number of the first row whose date reads two ways.
+        line: u64,
+        /// The time column's header name.
+        column: String,
+        /// The two readings, and what to do.
+        message: String,
+    },
     /// The file holds no rows.
     #[error("{path}: no data rows")]
     Empty {
@@ -147,6 +175,32 @@ pub struct ReadOptions {
     /// Skip bad rows and count them ([`FileFeed::skipped_rows`]) instead of stopping at
     /// the first.
     pub lenient: bool,
+    /// The IANA time zone of times written without an offset, daylight saving included;
+    /// when set, [`ReadOptions::utc_offset_seconds`] is not used.
+    pub time_zone: Option<TimeZone>,
+    /// The order of day and month in dates written with the year last (`01/02/2020`);
+    /// `None`: told by the file (a row with a day above 12), and a file where no row
+    /// tells is refused ([`DataError::AmbiguousDates`]).
+    pub date_order: Option<DateOrder>,
+    /// The header name of the column the times are in, instead of the first known time
+    /// name (compared trimmed, ignoring case, spaces as `_`).
+    pub time_column: Option<String>,
+}
+
+impl ReadOptions {
+    /// Options for a file about `instrument`: in file order, strict, times without an
+    /// offset in UTC, the layout as the file tells it.
+    pub fn new(instrument: InstrumentId) -> ReadOptions {
+        ReadOptions {
+            instrument,
+            sort: false,
+            utc_offset_seconds: 0,
+            lenient: false,
+            time_zone: None,
+            date_order: None,
+            time_column: None,
+        }
+    }
 }
 
 /// Gaps looked at to find the bar interval: the first 1,000 (1,001 bars).
@@ -335,6 +389,8 @@ const SKIPPED_ROWS_LOGGED: u64 = 5;
 #[derive(Debug)]
 struct RowSource {
     path: PathBuf,
+    /// The options the file was opened with (to open it again, to tell its date order).
+    options: ReadOptions,
     records: Records,
     parser: RowParser,
     /// Refuse rows earlier than the previous one (not when sorting).
@@ -387,16 +443,17 @@ impl RowSource {
         let reader: Box<dyn Read> =
             if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
         let base = name.trim_end_matches(".gz");
-        let offset = options.utc_offset_seconds;
         let (records, columns) = if base.ends_with(".jsonl") || base.ends_with(".ndjson") {
-            open_jsonl(path, reader)?
+            open_jsonl(path, reader, options.time_column.as_deref())?
         } else {
-            open_csv(path, reader, offset)?
+            open_csv(path, reader, options)?
         };
+        let zone = Zone::new(options.time_zone.as_ref(), options.utc_offset_seconds);
         Ok(RowSource {
             path: path.to_path_buf(),
+            options: options.clone(),
             records,
-            parser: RowParser::new(columns, offset),
+            parser: RowParser::new(columns, zone, options.date_order),
             check_order: !options.sort,
             previous: None,
             lenient: options.lenient,
@@ -453,7 +510,11 @@ impl RowSource {
                     });
                 }
                 let record = &*record;
-                (line, self.parser.parse(path, line, |i| record.get(i).unwrap_or_default().trim_ascii())?)
+                let field = |i| record.get(i).unwrap_or_default().trim_ascii();
+                if self.parser.awaits_date_order() {
+                    tell_date_order(&mut self.parser, path, &self.options, line, field)?;
+                }
+                (line, self.parser.parse(path, line, self.previous, field)?)
             }
             Records::Jsonl { reader, bytes, values, replay, line } => {
                 if *replay {
@@ -462,10 +523,11 @@ impl RowSource {
                     return Ok(None);
                 }
                 let values = &*values;
-                (
-                    *line,
-                    self.parser.parse(path, *line, |i| values.get(i).map_or(&[][..], |v| v.as_bytes().trim_ascii()))?,
-                )
+                let field = |i: usize| values.get(i).map_or(&[][..], |v| v.as_bytes().trim_ascii());
+                if self.parser.awaits_date_order() {
+                    tell_date_order(&mut self.parser, path, &self.options, *line, field)?;
+                }
+                (*line, self.parser.parse(path, *line, self.previous, field)?)
             }
         };
         if self.check_order {
@@ -588,12 +650,76 @@ fn next_record(
     }
 }
 
+/// Bytes looked at to tell a CSV file's separator: its first non-blank line, up to this.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// Tells a CSV file's field separator from its first non-blank line (the header, or a
+/// headerless file's first row): the most frequent of `,`, `;` and tab outside double
+/// quotes, `,` on a tie or when there is none. Returns the reader with the bytes looked
+/// at put back in front.
+///
+/// # Errors
+/// [`DataError::Io`] when reading fails.
+fn sniff_delimiter(path: &Path, mut reader: Box<dyn Read>) -> Result<(Box<dyn Read>, u8), DataError> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 8 * 1024];
+    let first_line = |head: &[u8], complete_only: bool| -> Option<Vec<u8>> {
+        let mut lines: Vec<&[u8]> = head.split(|&b| b == b'\n').collect();
+        if complete_only {
+            lines.pop(); // the part after the last `\n` may go on
+        }
+        lines.into_iter().find(|l| !l.trim_ascii().is_empty()).map(<[u8]>::to_vec)
+    };
+    let line = loop {
+        if let Some(line) = first_line(&head, true) {
+            break line;
+        }
+        if head.len() >= SNIFF_BYTES {
+            break first_line(&head, false).unwrap_or_default();
+        }
+        let read = reader.read(&mut chunk).map_err(|error| DataError::Io { path: path.to_path_buf(), error })?;
+        if read == 0 {
+            break first_line(&head, false).unwrap_or_default();
+        }
+        head.extend_from_slice(&chunk[..read]);
+    };
+    let (mut quoted, mut counts) = (false, [0usize; 3]);
+    for &b in &line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let delimiter = match counts {
+        [comma, semicolon, tab] if semicolon > comma && semicolon >= tab => b';',
+        [comma, semicolon, tab] if tab > comma && tab > semicolon => b'\t',
+        _ => b',',
+    };
+    Ok((Box::new(std::io::Cursor::new(head).chain(reader)), delimiter))
+}
+
+/// Whether a first field reads as a time (so the file has no header).
+fn looks_like_time(field: &[u8]) -> bool {
+    std::str::from_utf8(field).ok().and_then(time::parse_written).is_some() || time::looks_ordered(field)
+}
+
 /// Reads the header (or, for a headerless file, the first row) and keeps the reader.
-fn open_csv(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<(Records, Columns), DataError> {
+///
+/// The header may span rows, as pandas writes a frame whose columns have several levels
+/// (yfinance's `yf.download(...).to_csv()`): when its first cell is `Price` or empty, a
+/// next row starting `Ticker` names each column's ticker, and a next row of one name and
+/// empty cells (`Date,,,,`) names the first column, the index. With several tickers,
+/// the columns of the one named by [`ReadOptions::instrument`] are read.
+fn open_csv(path: &Path, reader: Box<dyn Read>, options: &ReadOptions) -> Result<(Records, Columns), DataError> {
+    let (reader, delimiter) = sniff_delimiter(path, reader)?;
     // Fields are trimmed where they are used, not by the reader: cheaper, same result.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .delimiter(delimiter)
         .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(CSV_BUFFER_BYTES)
         .from_reader(NewlineAtEnd::new(reader));
@@ -602,23 +728,221 @@ fn open_csv(path: &Path, reader: Box<dyn Read>, offset: i32) -> Result<(Records,
         return Err(DataError::Empty { path: path.to_path_buf() });
     };
     // (csv skips a UTF-8 byte order mark at the start itself.)
-    let first = record.get(0).unwrap_or_default().trim_ascii();
-    let headerless = std::str::from_utf8(first).ok().and_then(|f| parse_time_in(f, offset)).is_some();
+    let headerless = looks_like_time(record.get(0).unwrap_or_default().trim_ascii());
+    let mut replay = headerless.then_some(line);
+    let mut header_line = line;
     let names: Vec<String> = if headerless {
         layout::headerless_names(record.len(), path)?
     } else {
-        record.iter().map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase().replace(' ', "_")).collect()
+        let mut names: Vec<String> = record.iter().map(|h| normalise(&String::from_utf8_lossy(h))).collect();
+        if matches!(names.first().map(String::as_str), Some("price" | "")) {
+            let header = read_header_rows(path, &mut reader, &mut record, names.len())?;
+            replay = header.replay;
+            if header.tickers.is_some() || header.index.is_some() {
+                names[0] = header.index.unwrap_or_default();
+                if let Some(tickers) = header.tickers {
+                    select_ticker(path, &mut names, &tickers, options.instrument.as_str())?;
+                }
+                header_line = header.last_line;
+            }
+        }
+        names
     };
-    let columns = Columns::from_header(names, path, line)?;
-    Ok((Records::Csv { reader, record, replay: headerless.then_some(line) }, columns))
+    let columns = Columns::from_header(names, path, header_line, options.time_column.as_deref())?;
+    Ok((Records::Csv { reader, record, replay }, columns))
 }
+
+/// The rows after a pandas header's first, when the columns have several levels.
+struct HeaderRows {
+    /// Each column's ticker (the first column's cell left out), from a `Ticker,...` row.
+    tickers: Option<Vec<String>>,
+    /// The index's name, from a `Date,,,,` row.
+    index: Option<String>,
+    /// The line of the header's last row.
+    last_line: u64,
+    /// A data row read past the header, left in the record: its line.
+    replay: Option<u64>,
+}
+
+/// Reads up to two more header rows (see [`open_csv`]); the first row that is not one
+/// stays in `record` as data.
+fn read_header_rows(
+    path: &Path,
+    reader: &mut csv::Reader<NewlineAtEnd<Box<dyn Read>>>,
+    record: &mut csv::ByteRecord,
+    width: usize,
+) -> Result<HeaderRows, DataError> {
+    let mut rows = HeaderRows { tickers: None, index: None, last_line: 0, replay: None };
+    for _ in 0..2 {
+        let Some(line) = next_record(path, reader, record)? else { break };
+        let cells: Vec<String> = record.iter().map(|c| String::from_utf8_lossy(c).trim().to_string()).collect();
+        let first = cells.first().map(|c| normalise(c)).unwrap_or_default();
+        let others_empty = cells.iter().skip(1).all(String::is_empty);
+        if cells.len() != width {
+            rows.replay = Some(line);
+            break;
+        }
+        if first == "ticker" && rows.tickers.is_none() && rows.index.is_none() && !others_empty {
+            rows.tickers = Some(cells[1..].to_vec());
+            rows.last_line = line;
+        } else if !first.is_empty() && others_empty && !looks_like_time(first.as_bytes()) {
+            rows.index = Some(first);
+            rows.last_line = line;
+            break;
+        } else {
+            rows.replay = Some(line);
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+/// With several tickers in a pandas header, keeps the columns of `instrument` (the
+/// others' names are emptied: they name nothing).
+///
+/// # Errors
+/// [`DataError::Layout`] when several tickers are there and none is `instrument`.
+fn select_ticker(path: &Path, names: &mut [String], tickers: &[String], instrument: &str) -> Result<(), DataError> {
+    let mut distinct: Vec<&str> = tickers.iter().map(String::as_str).filter(|t| !t.is_empty()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() <= 1 {
+        return Ok(());
+    }
+    if !distinct.iter().any(|t| t.eq_ignore_ascii_case(instrument)) {
+        return Err(DataError::Layout {
+            path: path.to_path_buf(),
+            message: format!(
+                "the columns are of several tickers ({}) and none is the instrument {instrument}: set --instrument to the ticker to read",
+                distinct.join(", ")
+            ),
+        });
+    }
+    for (name, ticker) in names.iter_mut().skip(1).zip(tickers) {
+        if !ticker.eq_ignore_ascii_case(instrument) {
+            name.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Before the first row's time is recognised without a date order: when it is a date
+/// written with the year last, tells the order, from this row or by reading the file
+/// again until a row does ([`scan_date_order`]).
+///
+/// # Errors
+/// [`DataError::AmbiguousDates`] when no row of the file tells; the errors of reading.
+fn tell_date_order<'r>(
+    parser: &mut RowParser,
+    path: &Path,
+    options: &ReadOptions,
+    line: u64,
+    field: impl Fn(usize) -> &'r [u8],
+) -> Result<(), DataError> {
+    match parser.order_evidence(field) {
+        OrderEvidence::None => {}
+        OrderEvidence::Tells(order) => parser.set_date_order(order, line),
+        OrderEvidence::Either | OrderEvidence::Ambiguous => {
+            let (order, told_by) = scan_date_order(path, options)?;
+            parser.set_date_order(order, told_by);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the file again from its start, looking only at the times, until a date written
+/// with the year last has a field above 12 (a day): the order it tells and its line.
+/// Memory stays constant; the rows are not checked (the read proper does that).
+///
+/// # Errors
+/// [`DataError::AmbiguousDates`] naming the first row whose date reads as two different
+/// days when no row tells (a file where every date reads the same either way is month
+/// first); the errors of reading.
+fn scan_date_order(path: &Path, options: &ReadOptions) -> Result<(DateOrder, u64), DataError> {
+    let mut source = RowSource::open(path, options)?;
+    let mut ambiguous: Option<(u64, Vec<u8>)> = None;
+    loop {
+        let (line, evidence, text) = match &mut source.records {
+            Records::Csv { reader, record, replay } => {
+                let line = match replay.take() {
+                    Some(line) => line,
+                    None => match next_record(path, reader, record) {
+                        Ok(Some(line)) => line,
+                        Ok(None) => break,
+                        Err(DataError::Row { .. }) => continue,
+                        Err(error) => return Err(error),
+                    },
+                };
+                let record = &*record;
+                let field = |i| record.get(i).unwrap_or_default().trim_ascii();
+                let evidence = source.parser.order_evidence(field);
+                let text = (evidence == OrderEvidence::Ambiguous && ambiguous.is_none())
+                    .then(|| source.parser.time_text(&field).to_vec());
+                (line, evidence, text)
+            }
+            Records::Jsonl { reader, bytes, values, replay, line } => {
+                if *replay {
+                    *replay = false;
+                } else {
+                    match next_object(path, reader, bytes, line, &source.parser.columns.names, values) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(DataError::Row { .. }) => continue,
+                        Err(error) => return Err(error),
+                    }
+                }
+                let values = &*values;
+                let field = |i: usize| values.get(i).map_or(&[][..], |v| v.as_bytes().trim_ascii());
+                let evidence = source.parser.order_evidence(field);
+                let text = (evidence == OrderEvidence::Ambiguous && ambiguous.is_none())
+                    .then(|| source.parser.time_text(&field).to_vec());
+                (*line, evidence, text)
+            }
+        };
+        match evidence {
+            OrderEvidence::Tells(order) => return Ok((order, line)),
+            OrderEvidence::Ambiguous if ambiguous.is_none() => ambiguous = text.map(|text| (line, text)),
+            _ => {}
+        }
+    }
+    let Some((line, text)) = ambiguous else { return Ok((DateOrder::MonthFirst, 0)) };
+    let (first, second) = time::year_last_fields(&text).unwrap_or_default();
+    let month = |m: u32| MONTHS.get(m.saturating_sub(1) as usize).copied().unwrap_or("?");
+    let text = String::from_utf8_lossy(&text);
+    Err(DataError::AmbiguousDates {
+        path: path.to_path_buf(),
+        line,
+        column: source.parser.columns.names[source.parser.columns.time].clone(),
+        message: format!(
+            "{text:?} is {second} {} (MM/DD/YYYY) or {first} {} (DD/MM/YYYY), and no row of the file has a day above 12 to tell which: pass --date-format MM/DD/YYYY or --date-format DD/MM/YYYY",
+            month(first),
+            month(second)
+        ),
+    })
+}
+
+/// Month names, for messages.
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 /// The UTF-8 byte order mark, which some tools write at the start of a file.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads up to the first object, whose keys name the columns, and keeps its values to
 /// be the first row.
-fn open_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<(Records, Columns), DataError> {
+fn open_jsonl(path: &Path, reader: Box<dyn Read>, time_column: Option<&str>) -> Result<(Records, Columns), DataError> {
     let mut reader = BufReader::new(reader);
     let mut bytes = Vec::new();
     let mut line = 0;
@@ -634,7 +958,7 @@ fn open_jsonl(path: &Path, reader: Box<dyn Read>) -> Result<(Records, Columns), 
         }
     };
     let names: Vec<String> = entries.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
-    let columns = Columns::from_header(names, path, line)?;
+    let columns = Columns::from_header(names, path, line, time_column)?;
     let mut values = vec![String::new(); columns.names.len()];
     fill_values(&entries, &columns.names, &mut values);
     Ok((Records::Jsonl { reader, bytes, values, replay: true, line }, columns))

@@ -11,6 +11,15 @@
 //! with it on every time both accept (property-tested below). A first row that the
 //! general recogniser reads but no fixed layout covers (unpadded fields, say) makes the
 //! file use [`TimeLayout::General`]: the slow recogniser on every row, as before.
+//!
+//! Dates written day, month and year apart (`01/02/2020`, `2.1.2020`, `2020/01/02`) are
+//! not ISO forms and are not read by the general recogniser: they have their own layout,
+//! [`TimeLayout::Ordered`], whose order of day and month ([`DateOrder`]) is given by the
+//! caller or told by the data (a first field above 12 is a day). Their parser is checked
+//! against chrono's `%m/%d/%Y`-style formats the same way.
+//!
+//! A parser gives a [`Written`] time: an instant when the text says its offset (or is an
+//! epoch number), else a civil time, which the file's zone ([`super::zone`]) places.
 
 use std::fmt;
 
@@ -39,30 +48,49 @@ pub fn parse_time(text: &str) -> Option<TimestampNs> {
 /// - without an offset: `YYYY-MM-DD HH:MM:SS[.fraction]`, `YYYY-MM-DDTHH:MM:SS[.fraction]`,
 ///   `YYYY-MM-DD HH:MM`, `YYYYMMDD HHMMSSmmm`, `YYYY-MM-DD`, `YYYYMMDD`.
 pub fn parse_time_in(text: &str, offset: i32) -> Option<TimestampNs> {
-    let shift = |t: TimestampNs| {
-        t.nanos().checked_sub(i64::from(offset).checked_mul(NANOS_PER_SECOND)?).map(TimestampNs::from_nanos)
-    };
+    match parse_written(text)? {
+        Written::Instant(nanos) => Some(TimestampNs::from_nanos(nanos)),
+        Written::Civil(nanos) => shift(nanos, offset).ok(),
+    }
+}
+
+/// A time as a file writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// An instant, nanoseconds since the Unix epoch: the text said its offset, or was an
+    /// epoch number.
+    Instant(i64),
+    /// A civil (wall-clock) time without an offset, as the nanoseconds from
+    /// 1970-01-01 00:00:00 to it on the same clock; the file's zone places it.
+    Civil(i64),
+}
+
+/// The general recogniser's reading of `text` ([`parse_time_in`] without the offset
+/// applied); `None` when no form reads it or it is outside the `i64` nanosecond range.
+pub(crate) fn parse_written(text: &str) -> Option<Written> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.len() != 8 {
         let n: i64 = text.parse().ok()?;
-        return EpochUnit::from_digits(text.len()).nanos(n).map(TimestampNs::from_nanos);
+        return EpochUnit::from_digits(text.len()).nanos(n).map(Written::Instant);
     }
+    let instant = |t: DateTime<Utc>| TimestampNs::from_datetime(t).map(|t| Written::Instant(t.nanos()));
+    let civil = |t: NaiveDateTime| TimestampNs::from_datetime(t.and_utc()).map(|t| Written::Civil(t.nanos()));
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return TimestampNs::from_datetime(t.with_timezone(&Utc));
+        return instant(t.with_timezone(&Utc));
     }
     for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%:z"] {
         if let Ok(t) = DateTime::parse_from_str(text, format) {
-            return TimestampNs::from_datetime(t.with_timezone(&Utc));
+            return instant(t.with_timezone(&Utc));
         }
     }
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y%m%d %H%M%S%3f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-            return TimestampNs::from_datetime(t.and_utc()).and_then(shift);
+            return civil(t);
         }
     }
     for format in ["%Y-%m-%d", "%Y%m%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(text, format) {
-            return TimestampNs::from_datetime(d.and_hms_opt(0, 0, 0)?.and_utc()).and_then(shift);
+            return civil(d.and_hms_opt(0, 0, 0)?);
         }
     }
     None
@@ -102,6 +130,58 @@ impl EpochUnit {
     }
 }
 
+/// Which of a date's first two fields is the month, in dates written with the year
+/// last (`01/02/2020`): the US order or the European one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateOrder {
+    /// `MM/DD/YYYY`: `01/02/2020` is 2 January.
+    MonthFirst,
+    /// `DD/MM/YYYY`: `01/02/2020` is 1 February.
+    DayFirst,
+}
+
+impl DateOrder {
+    /// `MM/DD/YYYY` or `DD/MM/YYYY` (case ignored; `-` or `.` for `/` too), as
+    /// `--date-format` takes it.
+    pub fn from_pattern(text: &str) -> Option<DateOrder> {
+        let pattern = text.trim().to_ascii_uppercase().replace(['-', '.'], "/");
+        match pattern.as_str() {
+            "MM/DD/YYYY" => Some(DateOrder::MonthFirst),
+            "DD/MM/YYYY" => Some(DateOrder::DayFirst),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DateOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DateOrder::MonthFirst => "MM/DD/YYYY",
+            DateOrder::DayFirst => "DD/MM/YYYY",
+        })
+    }
+}
+
+/// The order of a date's fields in [`TimeLayout::Ordered`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldOrder {
+    /// Day and month first (in the given order), then a 4-digit year.
+    YearLast(DateOrder),
+    /// A 4-digit year, then month, then day (`2020/01/02`, `2020.01.02`).
+    YearFirst,
+}
+
+/// The time of day after a date in [`TimeLayout::Ordered`], after one space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// None: the date alone (midnight).
+    None,
+    /// `H:MM` or `HH:MM`.
+    Minutes,
+    /// `H:MM:SS` or `HH:MM:SS`, then an optional `.fraction` (the first 9 digits kept).
+    Seconds,
+}
+
 /// The way one file writes its times, recognised once from the first data row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimeLayout {
@@ -112,10 +192,7 @@ pub(crate) enum TimeLayout {
     DateTime {
         /// The byte between date and time: `T`, or a space (or `t` when zoned).
         sep: u8,
-        /// Whether each time carries its own offset (else [`ReadOptions::utc_offset_seconds`]
-        /// applies).
-        ///
-        /// [`ReadOptions::utc_offset_seconds`]: super::ReadOptions::utc_offset_seconds
+        /// Whether each time carries its own offset (else the file's zone applies).
         zoned: bool,
     },
     /// `YYYY-MM-DD HH:MM`.
@@ -126,11 +203,21 @@ pub(crate) enum TimeLayout {
     CompactDate,
     /// `YYYYMMDD HHMMSSmmm` (HistData).
     CompactDateTime,
+    /// A date of three fields apart, `sep` between them, day and month of 1 or 2 digits,
+    /// the year of 4: `MM/DD/YYYY`, `DD.MM.YYYY`, `YYYY/MM/DD`, ...; then `clock`.
+    Ordered {
+        /// Where the year, month and day are.
+        order: FieldOrder,
+        /// `/`, `.`, or (with the year last) `-`.
+        sep: u8,
+        /// The time of day after the date.
+        clock: Clock,
+    },
     /// Anything else [`parse_time_in`] reads: the general recogniser on every row.
     General,
 }
 
-/// Why a time did not parse in its file's layout.
+/// Why a time did not parse in its file's layout, or has no place in its zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimeError {
     /// The text is not in the layout at all.
@@ -139,6 +226,14 @@ pub(crate) enum TimeError {
     Range(&'static str),
     /// The time is outside the `i64` nanosecond range (about 1677..2262).
     Overflow,
+    /// The civil time does not exist in the file's time zone: the clocks jumped over it
+    /// (a daylight saving gap), from the offset `before` to `after` (seconds east of UTC).
+    Gap {
+        /// The offset before the jump.
+        before: i32,
+        /// The offset after it.
+        after: i32,
+    },
 }
 
 impl fmt::Display for TimeError {
@@ -147,7 +242,23 @@ impl fmt::Display for TimeError {
             TimeError::Shape => f.write_str("not in the layout"),
             TimeError::Range(field) => write!(f, "{field} out of range"),
             TimeError::Overflow => f.write_str("outside the years 1677..2262 that i64 nanoseconds hold"),
+            TimeError::Gap { before, after } => write!(
+                f,
+                "does not exist there: the clocks jumped from UTC{} to UTC{} over it (a daylight saving gap)",
+                offset_text(*before),
+                offset_text(*after)
+            ),
         }
+    }
+}
+
+/// `+HH:MM` (or `+HH:MM:SS` when the seconds are not 0) of an offset in seconds.
+pub(crate) fn offset_text(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.unsigned_abs();
+    match s % 60 {
+        0 => format!("{sign}{:02}:{:02}", s / 3600, s / 60 % 60),
+        rest => format!("{sign}{:02}:{:02}:{rest:02}", s / 3600, s / 60 % 60),
     }
 }
 
@@ -173,19 +284,105 @@ impl fmt::Display for TimeLayout {
             TimeLayout::Date => f.write_str("YYYY-MM-DD"),
             TimeLayout::CompactDate => f.write_str("YYYYMMDD"),
             TimeLayout::CompactDateTime => f.write_str("YYYYMMDD HHMMSSmmm"),
+            TimeLayout::Ordered { order, sep, clock } => {
+                let sep = char::from(*sep);
+                match order {
+                    FieldOrder::YearLast(DateOrder::MonthFirst) => write!(f, "MM{sep}DD{sep}YYYY")?,
+                    FieldOrder::YearLast(DateOrder::DayFirst) => write!(f, "DD{sep}MM{sep}YYYY")?,
+                    FieldOrder::YearFirst => write!(f, "YYYY{sep}MM{sep}DD")?,
+                }
+                match clock {
+                    Clock::None => Ok(()),
+                    Clock::Minutes => f.write_str(" HH:MM"),
+                    Clock::Seconds => f.write_str(" HH:MM:SS[.fraction]"),
+                }
+            }
             TimeLayout::General => f.write_str("one of the forms parse_time reads"),
         }
     }
 }
 
+/// The two leading fields of a date written with the year last (`01/02/2020 ...`,
+/// `13.01.2020`): `Some((first, second))` when `text` has that shape, whichever field is
+/// the month. Used to tell a file's [`DateOrder`].
+pub(crate) fn year_last_fields(text: &[u8]) -> Option<(u32, u32)> {
+    let shape = OrderedShape::of(text.trim_ascii())?;
+    (!shape.year_first).then_some((shape.first, shape.second))
+}
+
+/// Whether `text` is a date written day, month and year apart (in any order), with or
+/// without a time of day.
+pub(crate) fn looks_ordered(text: &[u8]) -> bool {
+    OrderedShape::of(text.trim_ascii()).is_some()
+}
+
+/// What a date written day, month and year apart looks like, before its order is known.
+struct OrderedShape {
+    year_first: bool,
+    sep: u8,
+    clock: Clock,
+    /// With the year last, the first two fields (day and month in some order).
+    first: u32,
+    second: u32,
+}
+
+impl OrderedShape {
+    /// The shape of `b` (trimmed), `None` unless it is three digit groups split by one
+    /// separator (`/`, `.`, or `-` with the year last), one of them a 4-digit year at
+    /// either end, then nothing, or a space and `H:MM` or `H:MM:SS[.f]`.
+    fn of(b: &[u8]) -> Option<OrderedShape> {
+        let lead = b.iter().take_while(|d| d.is_ascii_digit()).count();
+        let sep = *b.get(lead)?;
+        let year_first = lead == 4;
+        let allowed: &[u8] = if year_first { b"/." } else { b"/.-" };
+        if !(year_first || (1..=2).contains(&lead)) || !allowed.contains(&sep) {
+            return None;
+        }
+        let date_end = b.iter().position(|&c| c == b' ').unwrap_or(b.len());
+        let clock = match &b[date_end..] {
+            [] => Clock::None,
+            [b' ', rest @ ..] => match rest.iter().filter(|&&c| c == b':').count() {
+                1 => Clock::Minutes,
+                2 => Clock::Seconds,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let mut fields = b[..date_end].split(|&c| c == sep);
+        let (one, two, three) = (fields.next()?, fields.next()?, fields.next()?);
+        if fields.next().is_some() {
+            return None;
+        }
+        let widths_ok = if year_first {
+            one.len() == 4 && (1..=2).contains(&two.len()) && (1..=2).contains(&three.len())
+        } else {
+            (1..=2).contains(&one.len()) && (1..=2).contains(&two.len()) && three.len() == 4
+        };
+        if !widths_ok {
+            return None;
+        }
+        let number = |d: &[u8]| num(d, 0, d.len()).ok();
+        let (first, second) = if year_first { (number(two)?, number(three)?) } else { (number(one)?, number(two)?) };
+        number(if year_first { one } else { three })?;
+        Some(OrderedShape { year_first, sep, clock, first, second })
+    }
+}
+
 impl TimeLayout {
-    /// The layout of `text` (a first data row's time), or `None` when
-    /// [`parse_time_in`] does not read it at all.
+    /// The layout of `text` (a first data row's time), or `None` when no layout reads
+    /// it.
     ///
-    /// The layout chosen is the first fixed one whose parser gives exactly what the
-    /// general recogniser gives; [`TimeLayout::General`] when none does.
-    pub(crate) fn detect(text: &[u8], offset: i32) -> Option<TimeLayout> {
-        let expected = parse_time_in(std::str::from_utf8(text).ok()?, offset)?;
+    /// For the ISO and epoch forms, the layout chosen is the first fixed one whose parser
+    /// gives exactly what the general recogniser gives; [`TimeLayout::General`] when none
+    /// does. A date written with the year last takes `order` when given; else a first
+    /// field above 12 makes it day first, a second above 12 month first, and equal
+    /// fields (`05/05/2020`, which read the same either way) month first; a date that
+    /// reads as two different days is `None` (the caller tells the order first, see
+    /// [`year_last_fields`]).
+    pub(crate) fn detect(text: &[u8], order: Option<DateOrder>) -> Option<TimeLayout> {
+        let Some(expected) = std::str::from_utf8(text).ok().and_then(parse_written) else {
+            return TimeLayout::detect_ordered(text.trim_ascii(), order);
+        };
         let text = text.trim_ascii();
         let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
         let sep = text.get(10).copied().unwrap_or(b'T');
@@ -198,8 +395,26 @@ impl TimeLayout {
             TimeLayout::CompactDate,
             TimeLayout::CompactDateTime,
         ];
-        let fits = |layout: &TimeLayout| layout.parse(text, offset) == Ok(expected);
+        let fits = |layout: &TimeLayout| layout.parse_written(text) == Ok(expected);
         Some(candidates.into_iter().find(fits).unwrap_or(TimeLayout::General))
+    }
+
+    /// [`TimeLayout::detect`] for dates written day, month and year apart.
+    fn detect_ordered(text: &[u8], order: Option<DateOrder>) -> Option<TimeLayout> {
+        let shape = OrderedShape::of(text)?;
+        let order = if shape.year_first {
+            FieldOrder::YearFirst
+        } else {
+            let told = match (shape.first > 12, shape.second > 12) {
+                (true, false) => Some(DateOrder::DayFirst),
+                (false, true) => Some(DateOrder::MonthFirst),
+                (false, false) if shape.first == shape.second => Some(DateOrder::MonthFirst),
+                _ => None,
+            };
+            FieldOrder::YearLast(order.or(told)?)
+        };
+        let layout = TimeLayout::Ordered { order, sep: shape.sep, clock: shape.clock };
+        layout.parse_written(text).is_ok().then_some(layout)
     }
 
     /// Parses one row's time in this layout; times without an offset are `offset`
@@ -207,10 +422,24 @@ impl TimeLayout {
     ///
     /// # Errors
     /// [`TimeError`] saying whether the shape, a field's range, or the `i64` range failed.
+    #[cfg(test)]
     pub(crate) fn parse(self, text: &[u8], offset: i32) -> Result<TimestampNs, TimeError> {
+        match self.parse_written(text)? {
+            Written::Instant(nanos) => Ok(TimestampNs::from_nanos(nanos)),
+            Written::Civil(nanos) => shift(nanos, offset),
+        }
+    }
+
+    /// Parses one row's time in this layout, as written: an instant, or a civil time
+    /// for the file's zone to place. Surrounding ASCII whitespace is ignored.
+    ///
+    /// # Errors
+    /// [`TimeError`] saying whether the shape, a field's range, or the `i64` range failed.
+    #[inline]
+    pub(crate) fn parse_written(self, text: &[u8]) -> Result<Written, TimeError> {
         let b = text.trim_ascii();
         match self {
-            TimeLayout::Epoch(unit) => parse_epoch(b, unit),
+            TimeLayout::Epoch(unit) => parse_epoch(b, unit).map(Written::Instant),
             TimeLayout::DateTime { sep, zoned } => {
                 if b.len() < 19 || b[10] != sep || b[13] != b':' || b[16] != b':' || (sep == b't' && !zoned) {
                     return Err(TimeError::Shape);
@@ -221,17 +450,13 @@ impl TimeLayout {
                     Some(b'.') => fraction(&b[20..])?,
                     _ => (0, &b[19..]),
                 };
-                let zone = if zoned {
-                    Some(zone(rest)?)
-                } else if rest.is_empty() {
-                    None
-                } else {
-                    return Err(TimeError::Shape);
-                };
                 let civil = Civil { year, month, day, hour, minute, second, nanos };
-                match zone {
-                    Some(zone) => civil.to_nanos(zone).map(TimestampNs::from_nanos),
-                    None => civil.to_nanos(0).and_then(|t| shift(t, offset)),
+                if zoned {
+                    civil.to_nanos(zone(rest)?).map(Written::Instant)
+                } else if rest.is_empty() {
+                    civil.to_nanos(0).map(Written::Civil)
+                } else {
+                    Err(TimeError::Shape)
                 }
             }
             TimeLayout::Minutes => {
@@ -241,21 +466,21 @@ impl TimeLayout {
                 let (year, month, day) = date_dashed(b)?;
                 let (hour, minute) = (num(b, 11, 2)?, num(b, 14, 2)?);
                 let civil = Civil { year, month, day, hour, minute, second: 0, nanos: 0 };
-                civil.to_nanos(0).and_then(|t| shift(t, offset))
+                civil.to_nanos(0).map(Written::Civil)
             }
             TimeLayout::Date => {
                 if b.len() != 10 {
                     return Err(TimeError::Shape);
                 }
                 let (year, month, day) = date_dashed(b)?;
-                Civil::midnight(year, month, day).to_nanos(0).and_then(|t| shift(t, offset))
+                Civil::midnight(year, month, day).to_nanos(0).map(Written::Civil)
             }
             TimeLayout::CompactDate => {
                 if b.len() != 8 {
                     return Err(TimeError::Shape);
                 }
                 let (year, month, day) = (num(b, 0, 4)?, num(b, 4, 2)?, num(b, 6, 2)?);
-                Civil::midnight(year, month, day).to_nanos(0).and_then(|t| shift(t, offset))
+                Civil::midnight(year, month, day).to_nanos(0).map(Written::Civil)
             }
             TimeLayout::CompactDateTime => {
                 if b.len() != 18 || b[8] != b' ' {
@@ -265,13 +490,80 @@ impl TimeLayout {
                 let (hour, minute, second) = (num(b, 9, 2)?, num(b, 11, 2)?, num(b, 13, 2)?);
                 let nanos = num(b, 15, 3)? * 1_000_000;
                 let civil = Civil { year, month, day, hour, minute, second, nanos };
-                civil.to_nanos(0).and_then(|t| shift(t, offset))
+                civil.to_nanos(0).map(Written::Civil)
             }
-            TimeLayout::General => {
-                std::str::from_utf8(b).ok().and_then(|text| parse_time_in(text, offset)).ok_or(TimeError::Shape)
+            TimeLayout::Ordered { order, sep, clock } => parse_ordered(b, order, sep, clock).map(Written::Civil),
+            TimeLayout::General => std::str::from_utf8(b).ok().and_then(parse_written).ok_or(TimeError::Shape),
+        }
+    }
+}
+
+/// A date written day, month and year apart, then its clock: civil nanoseconds.
+fn parse_ordered(b: &[u8], order: FieldOrder, sep: u8, clock: Clock) -> Result<i64, TimeError> {
+    let mut at = 0;
+    let (year, month, day) = match order {
+        FieldOrder::YearFirst => {
+            let year = digits(b, &mut at, 4, 4)?;
+            expect(b, &mut at, sep)?;
+            let month = digits(b, &mut at, 1, 2)?;
+            expect(b, &mut at, sep)?;
+            (year, month, digits(b, &mut at, 1, 2)?)
+        }
+        FieldOrder::YearLast(date_order) => {
+            let first = digits(b, &mut at, 1, 2)?;
+            expect(b, &mut at, sep)?;
+            let second = digits(b, &mut at, 1, 2)?;
+            expect(b, &mut at, sep)?;
+            let year = digits(b, &mut at, 4, 4)?;
+            match date_order {
+                DateOrder::MonthFirst => (year, first, second),
+                DateOrder::DayFirst => (year, second, first),
+            }
+        }
+    };
+    let mut civil = Civil::midnight(year, month, day);
+    if clock != Clock::None {
+        expect(b, &mut at, b' ')?;
+        civil.hour = digits(b, &mut at, 1, 2)?;
+        expect(b, &mut at, b':')?;
+        civil.minute = digits(b, &mut at, 2, 2)?;
+        if clock == Clock::Seconds {
+            expect(b, &mut at, b':')?;
+            civil.second = digits(b, &mut at, 2, 2)?;
+            if b.get(at) == Some(&b'.') {
+                let (nanos, rest) = fraction(&b[at + 1..])?;
+                civil.nanos = nanos;
+                at = b.len() - rest.len();
             }
         }
     }
+    if at != b.len() {
+        return Err(TimeError::Shape);
+    }
+    civil.to_nanos(0)
+}
+
+/// `min..=max` ASCII digits at `*at` (no more follow), as a number; moves past them.
+#[inline]
+fn digits(b: &[u8], at: &mut usize, min: usize, max: usize) -> Result<u32, TimeError> {
+    let rest = b.get(*at..).unwrap_or_default();
+    let count = rest.iter().take_while(|d| d.is_ascii_digit()).count();
+    if count < min || count > max {
+        return Err(TimeError::Shape);
+    }
+    let n = num(rest, 0, count)?;
+    *at += count;
+    Ok(n)
+}
+
+/// The byte `want` at `*at`; moves past it.
+#[inline]
+fn expect(b: &[u8], at: &mut usize, want: u8) -> Result<(), TimeError> {
+    if b.get(*at) != Some(&want) {
+        return Err(TimeError::Shape);
+    }
+    *at += 1;
+    Ok(())
 }
 
 /// A date and time of day as written, before any range check.
@@ -405,11 +697,11 @@ fn zone(b: &[u8]) -> Result<i64, TimeError> {
 }
 
 /// `nanos` written at `offset` seconds east of UTC, in UTC.
-fn shift(nanos: i64, offset: i32) -> Result<TimestampNs, TimeError> {
+pub(crate) fn shift(nanos: i64, offset: i32) -> Result<TimestampNs, TimeError> {
     nanos.checked_sub(i64::from(offset) * NANOS_PER_SECOND).map(TimestampNs::from_nanos).ok_or(TimeError::Overflow)
 }
 
-fn parse_epoch(b: &[u8], unit: EpochUnit) -> Result<TimestampNs, TimeError> {
+fn parse_epoch(b: &[u8], unit: EpochUnit) -> Result<i64, TimeError> {
     if b.is_empty() || b.len() == 8 || EpochUnit::from_digits(b.len()) != unit {
         return Err(TimeError::Shape);
     }
@@ -420,7 +712,7 @@ fn parse_epoch(b: &[u8], unit: EpochUnit) -> Result<TimestampNs, TimeError> {
         }
         n = n.checked_mul(10).and_then(|n| n.checked_add(i64::from(d - b'0'))).ok_or(TimeError::Overflow)?;
     }
-    unit.nanos(n).map(TimestampNs::from_nanos).ok_or(TimeError::Overflow)
+    unit.nanos(n).ok_or(TimeError::Overflow)
 }
 
 #[cfg(test)]
@@ -468,10 +760,10 @@ mod tests {
             ("2013-1-8 0:00:17", TimeLayout::General),
         ];
         for (text, layout) in cases {
-            assert_eq!(TimeLayout::detect(text.as_bytes(), 0), Some(layout), "{text}");
+            assert_eq!(TimeLayout::detect(text.as_bytes(), None), Some(layout), "{text}");
             assert_eq!(layout.parse(text.as_bytes(), 0).ok(), parse_time(text), "{text}");
         }
-        assert_eq!(TimeLayout::detect(b"yesterday", 0), None);
+        assert_eq!(TimeLayout::detect(b"yesterday", None), None);
     }
 
     #[test]
@@ -603,7 +895,7 @@ mod tests {
             for (text, layout) in forms(civil, &zone, sep, millis) {
                 let slow = parse_time_in(&text, offset);
                 prop_assert!(slow.is_some(), "{text}");
-                prop_assert_eq!(TimeLayout::detect(text.as_bytes(), offset), Some(layout), "{}", text);
+                prop_assert_eq!(TimeLayout::detect(text.as_bytes(), None), Some(layout), "{}", text);
                 prop_assert_eq!(layout.parse(text.as_bytes(), offset).ok(), slow, "{}", text);
             }
         }
@@ -615,7 +907,7 @@ mod tests {
             let slow = parse_time_in(&text, offset);
             prop_assert_eq!(layout.parse(text.as_bytes(), offset).ok(), slow);
             if slow.is_some() {
-                prop_assert_eq!(TimeLayout::detect(text.as_bytes(), offset), Some(layout));
+                prop_assert_eq!(TimeLayout::detect(text.as_bytes(), None), Some(layout));
             }
         }
 
@@ -638,6 +930,74 @@ mod tests {
             for layout in FIXED {
                 if let Ok(fast) = layout.parse(&text, offset) {
                     prop_assert_eq!(Some(fast), slow, "{} as {}", String::from_utf8_lossy(&text), layout);
+                }
+            }
+        }
+
+        /// Dates written day, month and year apart, padded or not, with each clock:
+        /// detected as their layout and read as chrono's `%m/%d/%Y %H:%M:%S%.f` reads
+        /// them.
+        #[test]
+        fn ordered_dates_agree_with_chrono(
+            (y, mo, d, h, mi, s, f) in civil(),
+            sep in prop::sample::select(b"/.-".to_vec()),
+            pad in any::<bool>(),
+            clock in 0usize..3,
+            day_first in any::<bool>(),
+            year_first in any::<bool>(),
+        ) {
+            let sep = char::from(sep);
+            let year_first = year_first && sep != '-';
+            let two = |n: u32| if pad { format!("{n:02}") } else { n.to_string() };
+            let (date, format, order) = if year_first {
+                (format!("{y:04}{sep}{}{sep}{}", two(mo), two(d)), format!("%Y{sep}%m{sep}%d"), FieldOrder::YearFirst)
+            } else if day_first {
+                (format!("{}{sep}{}{sep}{y:04}", two(d), two(mo)), format!("%d{sep}%m{sep}%Y"), FieldOrder::YearLast(DateOrder::DayFirst))
+            } else {
+                (format!("{}{sep}{}{sep}{y:04}", two(mo), two(d)), format!("%m{sep}%d{sep}%Y"), FieldOrder::YearLast(DateOrder::MonthFirst))
+            };
+            let frac = if f.is_empty() { String::new() } else { format!(".{f}") };
+            let (text, format, clock) = match clock {
+                0 => (date, format, Clock::None),
+                1 => (format!("{date} {}:{mi:02}", two(h)), format!("{format} %H:%M"), Clock::Minutes),
+                _ => (format!("{date} {}:{mi:02}:{s:02}{frac}", two(h)), format!("{format} %H:%M:%S%.f"), Clock::Seconds),
+            };
+            let chrono = if clock == Clock::None {
+                NaiveDate::parse_from_str(&text, &format).ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+            } else {
+                NaiveDateTime::parse_from_str(&text, &format).ok()
+            };
+            let expected = chrono.and_then(|t| TimestampNs::from_datetime(t.and_utc())).map(|t| Written::Civil(t.nanos()));
+            prop_assert!(expected.is_some(), "{}", text);
+            let layout = TimeLayout::Ordered { order, sep: sep as u8, clock };
+            prop_assert_eq!(layout.parse_written(text.as_bytes()).ok(), expected, "{}", text);
+            let given = match order { FieldOrder::YearLast(order) => Some(order), FieldOrder::YearFirst => None };
+            prop_assert_eq!(TimeLayout::detect(text.as_bytes(), given), Some(layout), "{}", text);
+        }
+
+        /// Near misses of such dates: no panic, and never a time chrono reads otherwise.
+        #[test]
+        fn ordered_dates_never_disagree_on_near_misses(
+            text in "[0-9]{1,4}[/.-][0-9]{1,3}[/.-][0-9]{1,5}( [0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3}(\\.[0-9]{0,3})?)?)?",
+        ) {
+            for (order, format) in [
+                (FieldOrder::YearLast(DateOrder::MonthFirst), "%m{s}%d{s}%Y"),
+                (FieldOrder::YearLast(DateOrder::DayFirst), "%d{s}%m{s}%Y"),
+                (FieldOrder::YearFirst, "%Y{s}%m{s}%d"),
+            ] {
+                for sep in [b'/', b'.', b'-'] {
+                    for clock in [Clock::None, Clock::Minutes, Clock::Seconds] {
+                        let layout = TimeLayout::Ordered { order, sep, clock };
+                        let Ok(fast) = layout.parse_written(text.as_bytes()) else { continue };
+                        let date = format.replace("{s}", &char::from(sep).to_string());
+                        let slow = match clock {
+                            Clock::None => NaiveDate::parse_from_str(&text, &date).ok().and_then(|d| d.and_hms_opt(0, 0, 0)),
+                            Clock::Minutes => NaiveDateTime::parse_from_str(&text, &format!("{date} %H:%M")).ok(),
+                            Clock::Seconds => NaiveDateTime::parse_from_str(&text, &format!("{date} %H:%M:%S%.f")).ok(),
+                        };
+                        let slow = slow.and_then(|t| TimestampNs::from_datetime(t.and_utc())).map(|t| Written::Civil(t.nanos()));
+                        prop_assert_eq!(Some(fast), slow, "{} as {}", text, layout);
+                    }
                 }
             }
         }

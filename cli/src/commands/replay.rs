@@ -28,12 +28,13 @@ pub fn run(data_dir: &Path, args: &ReplayArgs) -> Result<Outcome> {
     match args.run {
         Some(run) => replay_recorded(data_dir, RunId::new(run), args.verify),
         None if args.verify => bail!("--verify needs --run ID (the run to reproduce)"),
-        None => backtest(data_dir, &Settings::resolve(&args.session)?, args.in_memory),
+        None => backtest(data_dir, &mut Settings::resolve(&args.session)?, args.in_memory),
     }
 }
 
-fn backtest(data_dir: &Path, settings: &Settings, in_memory: bool) -> Result<Outcome> {
+fn backtest(data_dir: &Path, settings: &mut Settings, in_memory: bool) -> Result<Outcome> {
     let data = pipeline::market_data(settings)?;
+    let settings = &*settings;
     let provider = pipeline::provider(settings)?;
     let mut feed = data.feed;
     let session = |run_id| Session {

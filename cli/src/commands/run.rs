@@ -38,8 +38,8 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     if !(args.speed.is_finite() && args.speed >= 0.0) {
         anyhow::bail!("--speed {}: must be finite and >= 0 (0 = as fast as possible, 1 = the data's pace)", args.speed);
     }
-    let settings = Settings::resolve(&args.session)?;
-    let data = pipeline::market_data(&settings)?;
+    let mut settings = Settings::resolve(&args.session)?;
+    let data = pipeline::market_data(&mut settings)?;
     let provider = pipeline::provider(&settings)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);

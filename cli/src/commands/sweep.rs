@@ -56,7 +56,7 @@ pub fn run(data_dir: &Path, args: &SweepArgs) -> Result<Outcome> {
     let combinations = grid.combinations(&constraints)?;
     let rank_field = rank_field(&args.rank)?;
     // The fixed settings; each combination's parameters are set over them.
-    let base = Settings::resolve(&SessionFlags { param: Vec::new(), ..args.session.clone() })?;
+    let mut base = Settings::resolve(&SessionFlags { param: Vec::new(), ..args.session.clone() })?;
     let strategy = match &base.provider {
         ProviderConfig::Rules { strategy, .. } => strategy.clone(),
         _ => bail!("a sweep varies a rule strategy's parameters: set --strategy sma-cross or ema-rsi"),
@@ -78,7 +78,11 @@ pub fn run(data_dir: &Path, args: &SweepArgs) -> Result<Outcome> {
     if runs.is_empty() {
         bail!("no combination of the grid is a valid {strategy} (add ranges, or check --constraint)");
     }
-    let ticks = read_ticks(&base)?;
+    let ticks = read_ticks(&mut base)?;
+    // The fill model the data chose when none was configured (see pipeline::market_data).
+    for (_, settings) in &mut runs {
+        settings.venue.fill_model = base.venue.fill_model;
+    }
     let started = std::time::Instant::now();
     let mut results = if args.record { record(data_dir, &runs, &ticks)? } else { in_memory(&runs, &ticks, args.jobs)? };
     let elapsed = started.elapsed().as_secs_f64();
@@ -271,7 +275,7 @@ fn with_params(base: &Settings, combination: &[(String, String)]) -> Settings {
 }
 
 /// The data file's ticks, read once for every backtest.
-fn read_ticks(settings: &Settings) -> Result<Arc<[Tick]>> {
+fn read_ticks(settings: &mut Settings) -> Result<Arc<[Tick]>> {
     let mut data = pipeline::market_data(settings)?;
     let mut ticks = Vec::new();
     while let Some((tick, _)) = data.feed.next_cycle()? {

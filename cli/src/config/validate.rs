@@ -33,6 +33,7 @@ use figment::error::Kind;
 use figment::providers::Env;
 use figment::value::magic::RelativePathBuf;
 use figment::Figment;
+use ledger_adapters::market_data::{DateOrder, TimeZone};
 use ledger_core::ids::{IdError, InstrumentId};
 use ledger_core::strategy::RuleSizing;
 use rust_decimal::Decimal;
@@ -184,6 +185,12 @@ impl<'a> Origins<'a> {
             "data.files" => !flags.data.is_empty(),
             "data.instrument" => flags.instrument.is_some(),
             "data.utc_offset" => flags.utc_offset.is_some(),
+            "data.tz" => flags.tz.is_some(),
+            "data.date_format" => flags.date_format.is_some(),
+            "data.time_column" => flags.time_column.is_some(),
+            "venue.commission_rate" => flags.commission.is_some(),
+            "venue.slippage_bps" => flags.slippage_bps.is_some(),
+            "venue.fill_model" => flags.fill_model.is_some(),
             "provider.strategy" => flags.strategy.is_some(),
             "provider.file" => {
                 return (flags.strategy.as_deref() == Some("script")).then(|| "--param file=".to_string())
@@ -199,6 +206,12 @@ impl<'a> Origins<'a> {
             "data.files" => "--data",
             "data.instrument" => "--instrument",
             "data.utc_offset" => "--utc-offset",
+            "data.tz" => "--tz",
+            "data.date_format" => "--date-format",
+            "data.time_column" => "--time-column",
+            "venue.commission_rate" => "--commission",
+            "venue.slippage_bps" => "--slippage-bps",
+            "venue.fill_model" => "--fill-model",
             _ => "--strategy",
         };
         set.then(|| flag.to_string())
@@ -461,6 +474,27 @@ fn data(s: &Settings, c: &mut Checker<'_>) {
             c.add(Problem::new("data.utc_offset", Some(quoted(text)), rule));
         }
     }
+    if let Some(text) = &d.tz {
+        if d.utc_offset.is_some() {
+            c.add(Problem::new(
+                "data.tz",
+                Some(quoted(text)),
+                "and data.utc_offset are both set: a zone's offsets come from its rules; set one of them",
+            ));
+        } else if let Err(error) = TimeZone::named(text) {
+            c.add(Problem::new("data.tz", Some(quoted(text)), error.to_string().replace(&format!("{text:?} "), "")));
+        }
+    }
+    if let Some(text) = &d.date_format {
+        if DateOrder::from_pattern(text).is_none() {
+            c.add(Problem::new("data.date_format", Some(quoted(text)), "must be MM/DD/YYYY or DD/MM/YYYY"));
+        }
+    }
+    if let Some(text) = &d.time_column {
+        if text.trim().is_empty() {
+            c.add(Problem::new("data.time_column", Some(quoted(text)), "must name a column of the header"));
+        }
+    }
 }
 
 /// Why `file` cannot be read as a data or decisions file, if it cannot.
@@ -539,6 +573,75 @@ fn provider(s: &Settings, c: &mut Checker<'_>) {
             "not built yet: use kind = \"rules\" or \"script\"",
         )),
     }
+}
+
+/// One parameter of a rule strategy, as `--help` lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamDoc {
+    /// The name, as `--param NAME=VALUE` and `[provider] params` take it.
+    pub name: &'static str,
+    /// The default, as text ([`rule_strategy`] uses the same; a test keeps them equal).
+    pub default: &'static str,
+    /// What it is, with its range.
+    pub meaning: &'static str,
+}
+
+/// A rule strategy and its parameters, as `--help` lists them.
+#[derive(Debug, Clone, Copy)]
+pub struct StrategyDoc {
+    /// The name, as `--strategy` takes it.
+    pub name: &'static str,
+    /// What it does, in a line.
+    pub summary: &'static str,
+    /// Its parameters, in the order they are listed.
+    pub params: &'static [ParamDoc],
+}
+
+/// The parameters every rule strategy takes.
+const SIZING_PARAMS: [ParamDoc; 2] = [
+    ParamDoc { name: "short", default: "true", meaning: "go short on a sell signal (true/false)" },
+    ParamDoc { name: "size_pct", default: "1", meaning: "fraction of equity per position, in (0, 1]" },
+];
+
+/// The rule strategies and their parameters with their defaults: what `--help` lists.
+pub const STRATEGIES: [StrategyDoc; 2] = [
+    StrategyDoc {
+        name: "sma-cross",
+        summary: "long when the fast simple moving average crosses above the slow one, short (or flat) below",
+        params: &[
+            ParamDoc { name: "fast", default: "10", meaning: "fast SMA period, bars (1..100000, < slow)" },
+            ParamDoc { name: "slow", default: "30", meaning: "slow SMA period, bars (<= 100000)" },
+            SIZING_PARAMS[0],
+            SIZING_PARAMS[1],
+        ],
+    },
+    StrategyDoc {
+        name: "ema-rsi",
+        summary: "EMA crossover, entries filtered by RSI: no long when overbought, no short when oversold",
+        params: &[
+            ParamDoc { name: "fast", default: "20", meaning: "fast EMA period, bars (1..100000, < slow)" },
+            ParamDoc { name: "slow", default: "50", meaning: "slow EMA period, bars (<= 100000)" },
+            ParamDoc { name: "rsi", default: "14", meaning: "RSI period, bars (2..100000)" },
+            ParamDoc { name: "overbought", default: "70", meaning: "RSI level, (oversold, 100]" },
+            ParamDoc { name: "oversold", default: "30", meaning: "RSI level, [0, overbought)" },
+            SIZING_PARAMS[0],
+            SIZING_PARAMS[1],
+        ],
+    },
+];
+
+/// The strategies' parameters and defaults as `ledger replay --help` and `ledger run
+/// --help` print them.
+pub fn strategies_help() -> String {
+    let mut text = String::from("Strategies (--strategy NAME, --param KEY=VALUE; defaults in brackets):");
+    for strategy in STRATEGIES {
+        text.push_str(&format!("\n  {}: {}", strategy.name, strategy.summary));
+        for param in strategy.params {
+            text.push_str(&format!("\n    {:<11} [{}] {}", param.name, param.default, param.meaning));
+        }
+    }
+    text.push_str("\n  script: decisions from a JSONL file: --param file=DECISIONS.jsonl");
+    text
 }
 
 /// A rule strategy with its parameters parsed and checked.
@@ -904,6 +1007,29 @@ mod tests {
         for bad in ["05:00", "+24:00", "+05:60", "-05:+3", "+05", "+005:00", "", "+ 5:00"] {
             assert!(parse_utc_offset(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_help_lists_every_parameter_with_the_default_rule_strategy_uses() {
+        for doc in STRATEGIES {
+            let defaults = rule_strategy(doc.name, &BTreeMap::new()).unwrap();
+            let given: BTreeMap<String, String> =
+                doc.params.iter().map(|p| (p.name.to_string(), p.default.to_string())).collect();
+            // Every listed name is known, and its listed default is the default.
+            assert_eq!(rule_strategy(doc.name, &given).unwrap(), defaults, "{}", doc.name);
+            // Every known name is listed: an unknown one's message names the known ones.
+            let unknown: BTreeMap<String, String> = [("x".to_string(), "1".to_string())].into();
+            let message = rule_strategy(doc.name, &unknown).unwrap_err().to_string();
+            let known = message.rsplit("the known ones are ").next().unwrap_or_default();
+            let known: Vec<&str> = known.split(" (").next().unwrap_or_default().split(", ").collect();
+            let listed: Vec<&str> = doc.params.iter().map(|p| p.name).collect();
+            assert_eq!(known, listed, "{}", doc.name);
+        }
+        let help = strategies_help();
+        assert!(
+            help.contains("sma-cross") && help.contains("fast        [10]") && help.contains("rsi         [14]"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -63,8 +63,9 @@ CASES = [
     ("no-price-columns.csv", b"timestamp,foo,bar\n2020-01-01,1,2\n", "error", "is neither bars", "error", "="),
     ("bars-without-close.csv", b"timestamp,open,high,low\n2020-01-01,1,2,0.5\n", "error", "is neither bars", "error", "="),
     ("headerless-five-columns.csv", b"1672620536,90.07,1.1,3,4\n", "error", "no header and 5 columns", "error", "="),
-    ("tab-separated.csv", b"ts\tprice\tsize\n1577836801\t10\t1\n", "error", "no time column", "error", "="),
-    ("semicolon-separated.csv", b"ts;price;size\n1577836801;10;1\n", "error", "no time column", "error", "="),
+    # Separators other than `,` are told from the first line.
+    ("tab-separated.csv", b"ts\tprice\tsize\n1577836801\t10\t1\n", "ok", "-", "ok", "0"),
+    ("semicolon-separated.csv", b"ts;price;size\n1577836801;10;1\n", "ok", "-", "ok", "0"),
     ("lone-cr-line-ends.csv", b"ts,price,size\r1577836801,10,1\r1577836802,10,1\r", "error", "is neither bars", "error", "="),
     ("nul-in-header.csv", b"ts\x00,price,size\n1577836801,10,1\n", "error", "no time column", "error", "="),
     ("raw-websocket-line.csv", b'1723161254087891268 {"stream":"btcusdt@trade","data":{"e":"trade","p":"61837.64"}}\n', "error", "no time column", "error", "="),
@@ -186,6 +187,34 @@ CASES = [
     ("json-unpaired-surrogate.jsonl", jl('{%s, "price": "0.5", "qty": 2}' % T[0], '{%s, "price": "\\ud800", "qty": 2}' % T[1]), "error", ":2: column *: invalid JSON", "ok", "1"),
     ("json-control-char-in-string.jsonl", jl('{%s, "price": "0.5", "qty": 2}' % T[0]) + b'{"ts": 1570752011621, "price": "0.\x015", "qty": 2}\n', "error", ":2: column *: invalid JSON", "ok", "1"),
     ("json-nul-line.jsonl", jl('{%s, "price": "0.5", "qty": 2}' % T[0]) + b"\x00\x00\x00\n", "error", ":2: column *: invalid JSON", "ok", "1"),
+
+    # The files quants have: pandas' and yfinance's layouts, `;` and tabs, dates with the
+    # year last, zones by name, a time column by name. Rows cut from the real files
+    # (spy-daily, ORCL from Yahoo), written as those tools write them, then broken. The
+    # last field, when there, is the read's options (see README.md).
+    ("pandas-index.csv", b",open,high,low,close,volume\n1998-01-02,97.31,97.53,96.53,97.36,2150000\n1998-01-05,97.84,98.44,96.78,97.75,4030800\n", "ok", "-", "ok", "0"),
+    ("pandas-index-bad-time.csv", b",open,high,low,close,volume\n1998-01-02,97.31,97.53,96.53,97.36,2150000\n1998-01-0x,97.84,98.44,96.78,97.75,4030800\n", "error", ":3: column (index): \"1998-01-0x\" does not match", "ok", "1"),
+    ("pandas-index-nan-row.csv", b",open,high,low,close,volume\n1998-01-02,97.31,97.53,96.53,97.36,2150000\n1998-01-05,,,,,\n", "error", ":3: column open: \"\" is not a decimal number", "ok", "1"),
+    ("pandas-range-index-and-time-column.csv", b",date,open,high,low,close\n0,1998-01-02,97.31,97.53,96.53,97.36\n1,1998-01-05,97.84,98.44,96.78,97.75\n", "ok", "-", "ok", "0"),
+    ("yfinance-header.csv", b"Price,Adj Close,Close,High,Low,Open,Volume\nTicker,ORCL,ORCL,ORCL,ORCL,ORCL,ORCL\nDate,,,,,,\n1995-01-03,1.883304,2.117284,2.191358,2.117284,2.179012,36301200\n1995-01-04,1.899776,2.135803,2.148148,2.092592,2.123457,46051600\n", "ok", "-", "ok", "0"),
+    ("yfinance-header-crlf-bad-row.csv", b"Price,Adj Close,Close,High,Low,Open,Volume\r\nTicker,ORCL,ORCL,ORCL,ORCL,ORCL,ORCL\r\nDate,,,,,,\r\n1995-01-03,1.883304,2.117284,2.191358,2.117284,2.179012,36301200\r\n1995-01-04,1.899776,2.135803,2.148148,2.092592,-2.123457,46051600\r\n", "error", ":5: column open: price -2.123457 is not positive", "ok", "1"),
+    ("yfinance-header-only.csv", b"Price,Close,High,Low,Open,Volume\nTicker,ORCL,ORCL,ORCL,ORCL,ORCL\nDate,,,,,\n", "error", "no data rows", "error", "="),
+    ("yfinance-two-tickers.csv", b"Price,Close,Close,High,High,Low,Low,Open,Open\nTicker,ORCL,SPY,ORCL,SPY,ORCL,SPY,ORCL,SPY\nDate,,,,,,,,\n1998-01-02,2.1,97.36,2.2,97.53,2.0,96.53,2.1,97.31\n", "error", "several tickers (ORCL, SPY) and none is the instrument X", "error", "="),
+    ("yfinance-short-ticker-row.csv", b"Price,Close,High,Low,Open\nTicker,ORCL\nDate,,,,\n1995-01-03,2.117284,2.191358,2.117284,2.179012\n", "error", "no time column", "error", "="),
+    ("semicolon-decimal-comma.csv", b"Date;Open;High;Low;Close\n13.01.1998;97,31;97,53;96,53;97,36\n", "error", ":2: column open: \"97,31\" is not a decimal number (write decimals with a point", "error", "no data rows"),
+    ("tab-quoted-fields.csv", b"\"date\"\t\"open\"\t\"high\"\t\"low\"\t\"close\"\n\"1998-01-02\"\t\"97.31\"\t\"97.53\"\t\"96.53\"\t\"97.36\"\n", "ok", "-", "ok", "0"),
+    ("dmy-told-by-line-4.csv", b"Date;Open;High;Low;Close\n02/01/1998;97.31;97.53;96.53;97.36\n12/01/1998;97.84;98.44;96.78;97.75\n13/01/1998;97.25;97.28;96.19;96.63\n", "ok", "-", "ok", "0"),
+    ("dates-ambiguous-everywhere.csv", b"Date,Open,High,Low,Close\n02/01/1998,97.31,97.53,96.53,97.36\n05/01/1998,97.84,98.44,96.78,97.75\n", "error", ":2: column date: \"02/01/1998\" is 1 February (MM/DD/YYYY) or 2 January (DD/MM/YYYY), and no row of the file has a day above 12", "error", "="),
+    ("dates-ambiguous-given-dmy.csv", b"Date,Open,High,Low,Close\n02/01/1998,97.31,97.53,96.53,97.36\n05/01/1998,97.84,98.44,96.78,97.75\n", "ok", "-", "ok", "0", "date_format=DD/MM/YYYY"),
+    ("dates-contradicting.csv", b"Date,Open,High,Low,Close\n01/13/1998,97.31,97.53,96.53,97.36\n14/01/1998,97.84,98.44,96.78,97.75\n", "error", ":3: column date: \"14/01/1998\": month out of range (the file's time layout is MM/DD/YYYY, set by line 2)", "ok", "1"),
+    ("dates-no-day-or-month.csv", b"Date,Open,High,Low,Close\n32/13/1998,97.31,97.53,96.53,97.36\n", "error", ":2: column date: \"32/13/1998\" is not a time we read", "error", "no data rows"),
+    ("dates-two-digit-year.csv", b"Date,Open,High,Low,Close\n01/13/98,97.31,97.53,96.53,97.36\n", "error", ":2: column date: \"01/13/98\" is not a time we read", "error", "no data rows"),
+    ("dates-year-first-dots.csv", b"time,bid,ask\n2014.05.08 05:00:17,1.39147,1.39148\n2014.05.08 05:00:18,1.39147,1.39149\n", "ok", "-", "ok", "0"),
+    ("dst-gap-new-york.csv", b"time,price,size\n2021-03-14 01:59:00,10,1\n2021-03-14 02:30:00,10,1\n2021-03-14 03:00:00,10,1\n", "error", ":3: column time: \"2021-03-14 02:30:00\" in America/New_York: does not exist there", "ok", "1", "tz=America/New_York"),
+    ("dst-fold-new-york.csv", b"time,price,size\n2021-11-07 01:30:00,10,1\n2021-11-07 01:59:00,10,1\n2021-11-07 01:00:00,10,1\n2021-11-07 01:30:00,10,1\n", "ok", "-", "ok", "0", "tz=America/New_York"),
+    ("dst-fold-out-of-order.csv", b"time,price,size\n2021-11-07 01:59:00,10,1\n2021-11-07 01:00:00,10,1\n2021-11-07 00:30:00,10,1\n", "error", ":4: time 2021-11-07T04:30:00.000000Z is before", "error", "=", "tz=America/New_York"),
+    ("time-column-missing.csv", b"ts,price,size\n1577836801,10,1\n", "error", "no column \"when\" to take the times from", "error", "=", "time_column=when"),
+    ("time-column-local-receive.csv", b"local_ts_ns,trade_ts_ms,price,qty\n1723161254087891268,1723161252000,61837.63,0.1\n1723161254116723068,1723161252100,61837.64,0.2\n", "ok", "-", "ok", "0", "time_column=Local TS NS"),
 ]
 
 
@@ -193,15 +222,15 @@ def main():
     for name in os.listdir(HERE):
         if name not in ("make.py", "README.md"):
             os.remove(os.path.join(HERE, name))
-    rows = ["# file\tstrict\tmessage\tlenient\tskipped (lenient ok) or message (lenient error; = for the strict one)"]
+    rows = ["# file\tstrict\tmessage\tlenient\tskipped (lenient ok) or message (lenient error; = for the strict one)\toptions"]
     seen = set()
-    for name, data, strict, message, lenient, extra in CASES:
+    for name, data, strict, message, lenient, extra, *options in CASES:
         assert name not in seen, name
         seen.add(name)
         with open(os.path.join(HERE, name), "wb") as f:
             f.write(data)
         assert "\t" not in message and "\t" not in extra
-        rows.append("\t".join([name, strict, message or "-", lenient, extra]))
+        rows.append("\t".join([name, strict, message or "-", lenient, extra, ";".join(options) or "-"]))
     with open(os.path.join(HERE, "expected.tsv"), "w") as f:
         f.write("\n".join(rows) + "\n")
     print(f"{len(CASES)} files")
