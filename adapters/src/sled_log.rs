@@ -154,6 +154,24 @@ struct Store {
     unflushed: AtomicBool,
     /// Bytes between reopens ([`REOPEN_BYTES`] unless set by [`SledLog::reopen_every`]).
     reopen_bytes: AtomicU64,
+    /// Whether a write or flush failed (a full disk, an I/O error). sled 0.34 cannot be
+    /// flushed after some of its failed writes (see [`Store::write`]): nothing more is
+    /// written, flushed or reopened, and the database is not closed but left to the
+    /// process's exit.
+    failed: AtomicBool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.failed.load(Ordering::Acquire) {
+            // sled's trees flush when dropped, and after a failed blob write that flush
+            // waits forever: the database is leaked instead (what was flushed before
+            // the failure is on disk; the rest is lost either way).
+            if let Some(handles) = self.handles.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+                std::mem::forget(handles);
+            }
+        }
+    }
 }
 
 /// One opening of the database and its trees.
@@ -171,7 +189,7 @@ impl Handles {
 
     fn open_unguarded(path: &Path) -> Result<Handles, LogError> {
         let db = open_db(path)?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| LogError::storage(format!("opening tree {name}"), e));
+        let tree = |name: &str| db.open_tree(name).map_err(|e| sled_error(format!("opening tree {name}"), e));
         let (events, meta, snapshots) = (tree("events")?, tree("meta")?, tree("snapshots")?);
         Ok(Handles { db, events, meta, snapshots })
     }
@@ -189,6 +207,24 @@ impl Store {
         }
     }
 
+    /// Runs a write or flush with the open handles. Its failure is sticky: sled 0.34
+    /// leaves a failed write of a large value (a blob file, over 128 KiB) reserved in its
+    /// log buffer, and every flush after it (its own on close included) waits forever.
+    /// So after one failure every write is refused at once, with the data directory.
+    fn write<T>(&self, f: impl FnOnce(&Handles) -> Result<T, LogError>) -> Result<T, LogError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(LogError::WriterStopped(format!(
+                "an earlier write to the ledger at {} failed; nothing more is written",
+                self.path.display()
+            )));
+        }
+        let result = self.with(f);
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
     /// Counts `bytes` read or written.
     fn touch(&self, bytes: usize) {
         self.touched.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -198,7 +234,10 @@ impl Store {
     /// opened and nothing written waits for a flush. Any thread may call it: it waits
     /// until no read or write is inside the database.
     fn reopen_if_due(&self) -> Result<(), LogError> {
-        let due = || self.touched.load(Ordering::Relaxed) >= self.reopen_bytes.load(Ordering::Relaxed);
+        let due = || {
+            self.touched.load(Ordering::Relaxed) >= self.reopen_bytes.load(Ordering::Relaxed)
+                && !self.failed.load(Ordering::Acquire)
+        };
         if !due() {
             return Ok(());
         }
@@ -227,16 +266,15 @@ impl SledLog {
         let (head, recorded_head) = guarded(
             || format!("reading {}", path.display()),
             || {
-                let head = match handles.events.last().map_err(|e| LogError::storage("reading the last segment", e))? {
+                let head = match handles.events.last().map_err(|e| sled_error("reading the last segment", e))? {
                     None => Head::default(),
                     Some((key, segment)) => last_record(key_to_seq(&key)?, &segment),
                 };
-                let recorded_head =
-                    match handles.meta.get(META_HEAD).map_err(|e| LogError::storage("reading meta", e))? {
-                        Some(bytes) => codec::decode_meta::<Seq>(&bytes)
-                            .map_err(|source| LogError::Codec { seq: Seq::ZERO, error: source })?,
-                        None => Seq::ZERO,
-                    };
+                let recorded_head = match handles.meta.get(META_HEAD).map_err(|e| sled_error("reading meta", e))? {
+                    Some(bytes) => codec::decode_meta::<Seq>(&bytes)
+                        .map_err(|source| LogError::Codec { seq: Seq::ZERO, error: source })?,
+                    None => Seq::ZERO,
+                };
                 // The head file outside sled's log catches a log cut short with its meta.
                 let anchored = HeadFile::read(path).map_or(Seq::ZERO, |file| file.seq);
                 Ok((head, recorded_head.max(anchored)))
@@ -248,6 +286,7 @@ impl SledLog {
             touched: AtomicU64::new(0),
             unflushed: AtomicBool::new(false),
             reopen_bytes: AtomicU64::new(REOPEN_BYTES),
+            failed: AtomicBool::new(false),
         };
         let mut log = SledLog {
             path: path.to_path_buf(),
@@ -270,7 +309,7 @@ impl SledLog {
     /// the decoding error there, if that was it.
     fn check_tail(&self) -> Result<Option<(Seq, Option<codec::CodecError>)>, LogError> {
         let last_key = self.store.with(|h| {
-            let last = h.events.last().map_err(|e| LogError::storage("reading the last segment", e))?;
+            let last = h.events.last().map_err(|e| sled_error("reading the last segment", e))?;
             last.map(|(key, _)| key_to_seq(&key)).transpose()
         })?;
         let Some(first) = last_key else { return Ok(None) };
@@ -301,7 +340,7 @@ impl SledLog {
     /// Storage errors.
     pub fn snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
         self.store.with(|h| {
-            let bytes = h.snapshots.get(name).map_err(|e| LogError::storage(format!("reading snapshot {name}"), e))?;
+            let bytes = h.snapshots.get(name).map_err(|e| sled_error(format!("reading snapshot {name}"), e))?;
             Ok(bytes.map(|b| b.to_vec()))
         })
     }
@@ -314,9 +353,12 @@ impl SledLog {
         }
         let head = codec::encode_meta(&self.head.seq)
             .map_err(|source| LogError::Encode { seq: self.head.seq, error: source })?;
-        self.store.with(|h| {
-            h.meta.insert(META_HEAD, head).map_err(|e| LogError::storage("writing meta", e))?;
-            h.db.flush().map_err(|e| LogError::storage(format!("flushing {}", self.path.display()), e))?;
+        let path = self.path.display();
+        self.store.write(|h| {
+            h.meta
+                .insert(META_HEAD, head)
+                .map_err(|e| sled_error(format!("writing the head to the ledger at {path}"), e))?;
+            h.db.flush().map_err(|e| sled_error(format!("flushing the ledger at {path} to disk"), e))?;
             self.store.unflushed.store(false, Ordering::Release);
             Ok(())
         })?;
@@ -328,6 +370,32 @@ impl SledLog {
         self.unflushed_events = 0;
         self.store.reopen_if_due()?;
         Ok(self.durable)
+    }
+}
+
+/// A sled error as a [`LogError::Storage`] with `context`: an I/O error as the system's
+/// error ("File too large (os error 27)", "No space left on device (os error 28)"),
+/// rather than sled's debug form of it ("IO error: Os { code: 27, ... }").
+fn sled_error(context: impl Into<String>, error: sled::Error) -> LogError {
+    match error {
+        sled::Error::Io(io) => LogError::storage(context, os_error(io)),
+        other => LogError::storage(context, other),
+    }
+}
+
+/// The system error inside `io`. sled 0.34 keeps a failed write's error and hands out
+/// copies made with `io::Error::new(kind, format!("{:?}", error))`, whose text is the
+/// debug form `Os { code: 27, kind: FileTooLarge, message: "File too large" }`: the code
+/// is read back from it.
+fn os_error(io: std::io::Error) -> std::io::Error {
+    if io.raw_os_error().is_some() {
+        return io;
+    }
+    let text = io.to_string();
+    let code = text.strip_prefix("Os { code: ").and_then(|rest| rest.split(',').next()?.parse::<i32>().ok());
+    match code {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => io,
     }
 }
 
@@ -370,7 +438,7 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(error) => return Err(LogError::storage(format!("opening {}", path.display()), error)),
+            Err(error) => return Err(sled_error(format!("opening {}", path.display()), error)),
         }
     }
 }
@@ -413,8 +481,11 @@ impl PreparedAppend for SledLog {
             return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.durable });
         }
         let head = prepared.chain(self.head)?;
-        self.store.with(|h| {
-            h.events.insert(first.to_key(), prepared.segment()).map_err(|e| LogError::storage("appending", e))?;
+        self.store.write(|h| {
+            h.events.insert(first.to_key(), prepared.segment()).map_err(|e| {
+                let last = first.plus(prepared.len() as u64 - 1);
+                sled_error(format!("appending seq {first}..={last} to the ledger at {}", self.path.display()), e)
+            })?;
             self.store.unflushed.store(true, Ordering::Release);
             Ok(())
         })?;
@@ -463,8 +534,10 @@ impl EventLog for SledLog {
     /// writes, so a snapshot is never durable ahead of the events it covers (and one
     /// found ahead of the head is not trusted: see `ledger_cli::store`).
     fn put_snapshot(&mut self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
-        self.store.with(|h| {
-            h.snapshots.insert(name, bytes).map_err(|e| LogError::storage(format!("writing snapshot {name}"), e))?;
+        self.store.write(|h| {
+            h.snapshots.insert(name, bytes).map_err(|e| {
+                sled_error(format!("writing snapshot {name} to the ledger at {}", self.path.display()), e)
+            })?;
             self.store.unflushed.store(true, Ordering::Release);
             Ok(())
         })
@@ -533,12 +606,12 @@ fn read_segments(
     // Start at the segment holding `at`: the last key at or before it.
     let context = || format!("reading the records from seq {at}");
     let start = match events.range(..=at.to_key()).next_back() {
-        Some(entry) => entry.map_err(|e| LogError::storage(context(), e))?.0,
+        Some(entry) => entry.map_err(|e| sled_error(context(), e))?.0,
         None => sled::IVec::from(&at.to_key()[..]),
     };
     let mut last = None;
     for entry in events.range(start..).take(SEGMENTS_PER_READ) {
-        let (key, segment) = entry.map_err(|e| LogError::storage(context(), e))?;
+        let (key, segment) = entry.map_err(|e| sled_error(context(), e))?;
         let first = key_to_seq(&key)?;
         store.touch(segment.len());
         for (index, record) in codec::segment_records(&segment).enumerate() {
@@ -558,7 +631,9 @@ fn read_segments(
 
 impl Drop for SledLog {
     fn drop(&mut self) {
-        if self.durable < self.head.seq && self.recorded_head <= self.head.seq {
+        // After a failed write nothing is flushed (see `Store::write`).
+        let failed = self.store.failed.load(Ordering::Acquire);
+        if !failed && self.durable < self.head.seq && self.recorded_head <= self.head.seq {
             if let Err(error) = self.flush() {
                 tracing::error!(%error, "flushing the ledger on close failed");
             }
@@ -577,7 +652,24 @@ pub mod raw {
     /// Storage errors, or the lock held by another process.
     pub fn events_tree(path: &Path) -> Result<(sled::Db, sled::Tree), LogError> {
         let db = open_db(path)?;
-        let tree = db.open_tree("events").map_err(|e| LogError::storage("opening events", e))?;
+        let tree = db.open_tree("events").map_err(|e| sled_error("opening events", e))?;
         Ok((db, tree))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::os_error;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn os_error_reads_the_system_error_back_from_sleds_copies() {
+        // TC0: a system error stays as it is.
+        assert_eq!(os_error(Error::from_raw_os_error(28)).raw_os_error(), Some(28));
+        // TC1: sled's copy of a failed write's error (its debug form) gives the code back.
+        let copy = Error::new(ErrorKind::FileTooLarge, format!("{:?}", Error::from_raw_os_error(27)));
+        assert_eq!(os_error(copy).raw_os_error(), Some(27));
+        // TC2: any other error stays as it is.
+        assert_eq!(os_error(Error::other("Os { code: x")).to_string(), "Os { code: x");
     }
 }

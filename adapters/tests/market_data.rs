@@ -906,3 +906,27 @@ fn the_separator_is_told_by_the_first_line_outside_quotes() {
     let text = read_ticks(&path, &options()).unwrap_err().to_string();
     assert!(text.ends_with("c.csv:2: column price: \"10,5\" is not a decimal number (write decimals with a point, without thousands separators)"), "{text}");
 }
+
+/// A resumed run passes over the ticks it has recorded: `skip_ticks(n)` returns the
+/// n-th tick and leaves the feed where reading n ticks would, for CSV (bars, whose first
+/// rows are read ahead for the interval, and quotes) and JSON lines, at any n; past the
+/// end it gives `None`.
+#[test]
+fn skipping_ticks_lands_where_reading_them_does() {
+    let jsonl: String = (0..40)
+        .map(|i| format!("{{\"ts\": {}, \"price\": \"{}.5\", \"qty\": 1}}\n\n", 1_570_752_011_620i64 + i, i))
+        .collect();
+    let (_dir, trades) = temp_file("t.jsonl", jsonl.as_bytes());
+    let files = [fixture("btcperp-1m-2022-01.csv"), fixture("eurusd-quotes-2014-05-08.csv"), trades];
+    for path in &files {
+        let all = read_ticks(path, &options()).unwrap();
+        for n in [0usize, 1, 2, 5, 21, 22, 23, 39, all.len() - 1, all.len()] {
+            let mut feed = FileFeed::open(path, &options()).unwrap();
+            let last = feed.skip_ticks(n as u64).unwrap();
+            assert_eq!(last.as_ref(), n.checked_sub(1).and_then(|i| all.get(i)), "{path:?} n={n}");
+            assert_eq!(feed.next_tick().unwrap().as_ref(), all.get(n), "{path:?} after n={n}");
+        }
+        let mut feed = FileFeed::open(path, &options()).unwrap();
+        assert_eq!(feed.skip_ticks(all.len() as u64 + 1).unwrap(), None, "{path:?} past the end");
+    }
+}

@@ -7,9 +7,19 @@ use tracing_subscriber::EnvFilter;
 
 use crate::args::LogFormat;
 
-/// Installs the global subscriber.
+/// The directive that leaves sled's records out.
+const SLED_OFF: &str = "sled=off";
+
+/// Installs the global subscriber. sled's own log records are left out unless
+/// `RUST_LOG` names sled: every sled failure reaches the ledger as an error, reported
+/// once with what was being done and where (its own records repeat it in debug form,
+/// "hit error while writing iobuf ...: Io(Os { code: 27, ... })", and its recovery
+/// notes are internal).
 pub fn init(format: LogFormat) {
+    let directives = std::env::var("RUST_LOG").ok().filter(|d| !d.trim().is_empty());
+    let names_sled = directives.as_deref().is_some_and(|d| d.contains("sled"));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = if names_sled { filter } else { filter.add_directive(SLED_OFF.parse().expect("a valid directive")) };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

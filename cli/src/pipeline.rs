@@ -228,6 +228,22 @@ pub trait Cycles {
         0
     }
 
+    /// Passes over the next `n` cycles (a resumed run's, already recorded) and returns
+    /// the last of them.
+    ///
+    /// # Errors
+    /// As [`Cycles::next_cycle`].
+    fn skip(&mut self, n: u64) -> Result<Option<(Tick, TimestampNs)>> {
+        let mut last = None;
+        for _ in 0..n {
+            match self.next_cycle()? {
+                Some(cycle) => last = Some(cycle),
+                None => return Ok(None),
+            }
+        }
+        Ok(last)
+    }
+
     /// Operator commands to run before the cycle `next_cycle` returned last (a recorded
     /// run's), with their times.
     fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
@@ -255,6 +271,35 @@ impl Cycles for FileCycles {
         let tick = match &mut self.feed {
             Feed::One(feed) => feed.next_tick()?,
             Feed::Merged(feed) => feed.next_tick()?,
+        };
+        Ok(tick.map(|tick| {
+            let now = if self.wall_clock { WallClock.now() } else { tick.ts };
+            (tick, now)
+        }))
+    }
+
+    /// A single file is skipped without parsing the rows passed over
+    /// ([`FileFeed::skip_ticks`]); merged files tick by tick (which file's rows come
+    /// next is known only from their times).
+    fn skip(&mut self, n: u64) -> Result<Option<(Tick, TimestampNs)>> {
+        let Feed::One(feed) = &mut self.feed else {
+            let mut last = None;
+            for _ in 0..n {
+                match self.next_cycle()? {
+                    Some(cycle) => last = Some(cycle),
+                    None => return Ok(None),
+                }
+            }
+            return Ok(last);
+        };
+        let tick = match (n, feed.first.take()) {
+            (0, first) => {
+                feed.first = first;
+                return Ok(None);
+            }
+            (1, Some(first)) => Some(first),
+            (n, Some(_)) => feed.rest.skip_ticks(n - 1)?,
+            (n, None) => feed.rest.skip_ticks(n)?,
         };
         Ok(tick.map(|tick| {
             let now = if self.wall_clock { WallClock.now() } else { tick.ts };
@@ -477,19 +522,23 @@ fn skip_recorded(
     resumed: &ledger_core::runner::Resumed,
     run: RunId,
 ) -> Result<Option<(Tick, TimestampNs)>> {
-    let mut next = first;
-    let mut last_ts = None;
-    for skipped in 0..resumed.cycles {
-        let Some((tick, _)) = next else {
-            bail!(
-                "run {run} recorded {} ticks but the data ends after {skipped}: it is not the data the run was started on",
-                resumed.cycles
-            );
-        };
-        last_ts = Some(tick.ts);
-        next = cycles.next_cycle()?;
+    if resumed.cycles == 0 {
+        return Ok(first);
     }
-    if let Some(ts) = last_ts.filter(|ts| *ts != resumed.last_tick_ts) {
+    let ends_early = || {
+        anyhow::anyhow!(
+            "run {run} recorded {} ticks but the data ends before that: it is not the data the run was started on",
+            resumed.cycles
+        )
+    };
+    // `first` is the first of them; the rest are passed over without parsing.
+    let last = match first {
+        None => return Err(ends_early()),
+        Some(first) if resumed.cycles == 1 => first,
+        Some(_) => cycles.skip(resumed.cycles - 1)?.ok_or_else(ends_early)?,
+    };
+    let next = cycles.next_cycle()?;
+    if let Some(ts) = Some(last.0.ts).filter(|ts| *ts != resumed.last_tick_ts) {
         bail!(
             "tick {} of the data is at {} but run {run} recorded it at {}: it is not the data the run was started on",
             resumed.cycles,
@@ -536,6 +585,9 @@ impl<'a> StatusPublisher<'a> {
             return;
         }
         self.last = std::time::Instant::now();
+        // Fast sessions flush on the group's schedule, not per cycle: what is durable
+        // now is the log's to say (and followers may read up to it).
+        link.set_durable(runner.durable());
         let engine = runner.engine();
         let p = engine.portfolio();
         let positions = p

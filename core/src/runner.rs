@@ -31,8 +31,8 @@ use crate::venue::{MarketView, Venue, VenueReport};
 /// here: they are recorded as holds and rejections, and the run goes on.)
 #[derive(Debug, Error)]
 pub enum RunError {
-    /// The ledger failed an append or a flush.
-    #[error("ledger: {0}")]
+    /// The ledger failed an append or a flush (its text names what failed where).
+    #[error(transparent)]
     Log(#[from] LogError),
     /// The ledger's head is not where this run's single writer left it: another writer
     /// appended, so the engine's predicted sequences are wrong.
@@ -397,6 +397,11 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     /// The last appended seq.
     pub fn appended(&self) -> Seq {
         self.appended
+    }
+
+    /// The seq the log is durable through.
+    pub fn durable(&self) -> Seq {
+        self.log.durable_seq()
     }
 
     /// Stores a session snapshot and the observer's, covering everything appended.

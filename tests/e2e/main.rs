@@ -6,6 +6,7 @@ mod harness;
 mod backtest;
 mod control;
 mod corpus;
+mod crash;
 mod errors;
 mod formats;
 mod ledger;

@@ -8,9 +8,11 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use ledger_core::event::Envelope;
 use ledger_core::ids::RunId;
-use ledger_projections::fold_range;
+use ledger_core::verify::{verify_range, Verdict};
 use ledger_projections::portfolio::PortfolioFold;
+use ledger_projections::Fold;
 use serde_json::json;
 
 use crate::args::RebuildArgs;
@@ -41,7 +43,15 @@ pub fn run(data_dir: &Path, args: &RebuildArgs) -> Result<Outcome> {
         }
         None => (PortfolioFold::new(run), range.first),
     };
-    fold_range(&ledger.log, start, range.last, &mut fold)?;
+    // Checked as `verify` checks, on its worker threads: hashes and decoding in parallel.
+    let mut apply = |event: &Envelope| fold.apply(&event.as_ref());
+    if let Verdict::Broken(failure) = verify_range(&ledger.log, start, range.last, Some(&mut apply))? {
+        bail!(
+            "the record at seq {} of run {run}: {} (`ledger verify` checks the whole ledger)",
+            failure.seq,
+            failure.problem
+        );
+    }
     let snapshot_seq = snapshot.map_or(0, |s| s.covers.get());
     let p = fold.portfolio();
     let mut out = std::io::stdout().lock();
