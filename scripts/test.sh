@@ -14,6 +14,17 @@ done
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# backtesting.py 0.6.6 for the parity test (tests/e2e/parity.rs): a venv under target/
+# with the benchmark's pinned packages, made once (about a minute) and reused. The test
+# finds it through LEDGER_PEER_PYTHON; without Python 3 it is skipped, saying why.
+peer_status=0
+peer_python=$(bash scripts/parity/venv.sh) || peer_status=$?
+case "$peer_status" in
+  0) export LEDGER_PEER_PYTHON="$peer_python" ;;
+  3) echo "parity with backtesting.py: skipped: no Python 3 with venv on this machine" ;;
+  *) echo "scripts/parity/venv.sh failed (exit $peer_status)" >&2; exit "$peer_status" ;;
+esac
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

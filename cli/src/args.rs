@@ -59,7 +59,7 @@ pub enum Command {
     Verify,
     /// Backtest on historic data, or re-run a recorded run and prove it reproduces.
     #[command(
-        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data fixtures/orcl-daily-yfinance-1995.csv --commission 0.001 --cash 10000 --in-memory\n  ledger replay --data fixtures/spy-1m-newyork-2013-10-07.csv --tz America/New_York --time-column \"Local time\"\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error.")
+        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data fixtures/orcl-daily-yfinance-1995.csv --commission 0.001 --cash 10000 --in-memory\n  ledger replay --data fixtures/spy-1m-newyork-2013-10-07.csv --tz America/New_York --time-column \"Local time\"\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param short=true --close-at-end\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error.")
     )]
     Replay(ReplayArgs),
     /// Paper trading on a market data file played back at --speed.
@@ -136,6 +136,11 @@ pub struct SessionFlags {
     /// Starting cash, account currency ([account] starting_cash; default 100000).
     #[arg(long)]
     pub cash: Option<rust_decimal::Decimal>,
+    /// At the end of the data, close open positions at the last bar's close (sets
+    /// [venue] close_at_end; like backtesting.py's finalize_trades=True, which closes
+    /// them at the last bar's open).
+    #[arg(long)]
+    pub close_at_end: bool,
     /// Commission, a fraction of each fill's notional: 0.001 = 0.1% ([venue]
     /// commission_rate; default 0).
     #[arg(long, value_name = "RATE")]

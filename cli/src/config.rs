@@ -457,6 +457,7 @@ impl Settings {
         if let Some(model) = flags.fill_model {
             self.venue.fill_model = model.into();
         }
+        self.venue.close_at_end |= flags.close_at_end;
         let mut params = BTreeMap::new();
         for param in &flags.param {
             let Some((key, value)) = param.split_once('=') else {

@@ -141,6 +141,7 @@ fn raw_summary(event: &Envelope) -> String {
             let qty = match &p.qty {
                 OrderQty::Units(q) => format!("{q} units"),
                 OrderQty::Notional(n) => format!("notional {n}"),
+                OrderQty::EquityFraction(f) => format!("{f} of equity"),
             };
             format!("{} {:?} {} {qty} {:?}", p.client_order_id, p.side, p.instrument, p.order_type)
         }

@@ -426,6 +426,9 @@ pub fn execute<L: EventLog + ?Sized>(
         }
     };
     let mut runner = runner.with_snapshots(settings.ledger.snapshot_every);
+    if settings.venue.close_at_end {
+        runner = runner.with_close_at_end();
+    }
     let progress = progress_bar();
     let (mut count, mut stopped_early, mut last) = (0u64, false, start);
     let mut status = StatusPublisher::new(session);
@@ -499,6 +502,9 @@ pub fn execute<L: EventLog + ?Sized>(
     }
     let end = if session.mode == RunMode::Replay { last } else { WallClock.now() };
     let reason = if stopped_early { "interrupted" } else { "end of data" };
+    if settings.venue.close_at_end && !stopped_early {
+        runner.close_out(end)?;
+    }
     let portfolio = runner.stop(reason, cycles.skipped_rows(), end)?;
     if let Some(bus) = bus {
         outbox.forward(&*reader, log.durable_seq(), bus)?;

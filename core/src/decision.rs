@@ -15,6 +15,12 @@ use crate::event::{Action, Bar, Decision, ParseStatus, Text};
 use crate::ids::InstrumentId;
 use crate::time::TimestampNs;
 
+/// The reason of a `hold` a provider answers while its indicators are still warming
+/// up (not enough bars yet). Reports read it: backtesting.py's Buy & Hold Return starts
+/// at the first bar after the warm-up (`_stats.compute_stats`, `first_trading_bar`),
+/// which here is the first decision with another reason.
+pub const WARMING_UP: &str = "warming up";
+
 /// What a provider sees when asked for a decision.
 #[derive(Debug, Clone, Copy)]
 pub struct DecisionInput<'a> {

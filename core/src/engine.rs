@@ -272,6 +272,11 @@ impl Engine {
         self.state.run_id
     }
 
+    /// The last price of `instrument` (its last tick's reference price), if it had one.
+    pub fn last_price(&self, instrument: &InstrumentId) -> Option<Decimal> {
+        self.state.last_price.get(instrument).copied()
+    }
+
     /// Source time of the last tick (the start time before the first).
     pub fn last_tick_ts(&self) -> TimestampNs {
         self.state.last_tick_ts
@@ -412,7 +417,16 @@ impl Engine {
                 let positions: Vec<_> = self.state.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
                 for (instrument, qty) in positions {
                     let side = if qty > Decimal::ZERO { Side::Sell } else { Side::Buy };
-                    self.submit(out, cycle, trip_seq, tick.ts, now, instrument, side, OrderQty::Units(qty.abs()))?;
+                    self.submit(
+                        out,
+                        cycle,
+                        Some(trip_seq),
+                        tick.ts,
+                        now,
+                        instrument,
+                        side,
+                        OrderQty::Units(qty.abs()),
+                    )?;
                 }
             }
         }
@@ -467,6 +481,15 @@ impl Engine {
     }
 
     /// Turns an approved decision into orders; returns whether any was submitted.
+    ///
+    /// `long` and `short` are exclusive orders, as backtesting.py's
+    /// `exclusive_orders=True` (`_Broker.new_order`: every open trade is closed before
+    /// the new order): a position held in the instrument is closed first (a `Units`
+    /// order for all of it), whichever its side, and the new position is opened after it
+    /// for `size_pct` of the money available when it fills ([`OrderQty::EquityFraction`],
+    /// sized by the venue against the funds after the closing leg). So a signal in the
+    /// direction already held closes and reopens the position; to keep a position,
+    /// a provider answers `hold`. `close` closes the position; `hold` does nothing.
     fn place(
         &mut self,
         out: &mut Vec<EventDraft>,
@@ -477,6 +500,7 @@ impl Engine {
         decision: &Decision,
     ) -> Result<bool, EngineError> {
         let held = self.state.portfolio.qty(&tick.instrument);
+        let closing_side = if held > Decimal::ZERO { Side::Sell } else { Side::Buy };
         let target_side = match decision.action {
             Action::Long => Side::Buy,
             Action::Short => Side::Sell,
@@ -484,26 +508,41 @@ impl Engine {
                 if held.is_zero() {
                     return Ok(false);
                 }
-                let side = if held > Decimal::ZERO { Side::Sell } else { Side::Buy };
-                self.submit(out, cycle, cause, tick.ts, now, tick.instrument, side, OrderQty::Units(held.abs()))?;
+                let qty = OrderQty::Units(held.abs());
+                self.submit(out, cycle, Some(cause), tick.ts, now, tick.instrument, closing_side, qty)?;
                 return Ok(true);
             }
             Action::Hold => return Ok(false),
         };
-        let already =
-            (target_side == Side::Buy && held > Decimal::ZERO) || (target_side == Side::Sell && held < Decimal::ZERO);
-        if already {
-            return Ok(false);
-        }
-        let notional = decision.size_pct * self.state.portfolio.equity().max(Decimal::ZERO);
         if !held.is_zero() {
-            // Reversal: the closing leg first, then the opening leg.
-            self.submit(out, cycle, cause, tick.ts, now, tick.instrument, target_side, OrderQty::Units(held.abs()))?;
+            // The closing leg first (a reversal, or the same side closed to reopen).
+            let qty = OrderQty::Units(held.abs());
+            self.submit(out, cycle, Some(cause), tick.ts, now, tick.instrument, closing_side, qty)?;
         }
-        if notional > Decimal::ZERO {
-            self.submit(out, cycle, cause, tick.ts, now, tick.instrument, target_side, OrderQty::Notional(notional))?;
+        if decision.size_pct > Decimal::ZERO {
+            let qty = OrderQty::EquityFraction(decision.size_pct);
+            self.submit(out, cycle, Some(cause), tick.ts, now, tick.instrument, target_side, qty)?;
         }
         Ok(true)
+    }
+
+    /// Closes every open position at the end of the data (`close_at_end`): records an
+    /// `OrderSubmitted` for all of each position, in the last tick's cycle and at its
+    /// source time, caused by no event (the end of the data is not one). The runner
+    /// sends them and the venue fills them at the last prices
+    /// ([`crate::venue::Venue::settle`]).
+    ///
+    /// # Errors
+    /// [`EngineError::OrderId`] only on a broken invariant of the id scheme.
+    pub fn close_out(&mut self, now: TimestampNs, out: &mut Vec<EventDraft>) -> Result<(), EngineError> {
+        let cycle = CycleId::new(self.state.cycle);
+        let ts = self.state.last_tick_ts;
+        let positions: Vec<_> = self.state.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
+        for (instrument, qty) in positions {
+            let side = if qty > Decimal::ZERO { Side::Sell } else { Side::Buy };
+            self.submit(out, cycle, None, ts, now, instrument, side, OrderQty::Units(qty.abs()))?;
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -511,7 +550,7 @@ impl Engine {
         &mut self,
         out: &mut Vec<EventDraft>,
         cycle: CycleId,
-        cause: Seq,
+        cause: Option<Seq>,
         ts: TimestampNs,
         now: TimestampNs,
         instrument: InstrumentId,
@@ -529,7 +568,7 @@ impl Engine {
             limit_price: None,
             tif: TimeInForce::Gtc,
         };
-        self.emit(out, cycle, Some(cause), ts, now, Payload::OrderSubmitted(order))?;
+        self.emit(out, cycle, cause, ts, now, Payload::OrderSubmitted(order))?;
         Ok(())
     }
 

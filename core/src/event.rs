@@ -481,7 +481,17 @@ pub enum OrderQty {
     /// A number of instrument units.
     Units(#[serde(with = "decimal")] Decimal),
     /// An amount of account currency; the venue converts it to units at the fill price.
+    /// Written by runs before equity-fraction sizing; still filled as written.
     Notional(#[serde(with = "decimal")] Decimal),
+    /// A fraction (0 to 1) of the money available when the order fills: the venue
+    /// resolves it at the fill price against the funds the account has then (after
+    /// every fill before it, so after the closing leg of a reversal), as backtesting.py
+    /// 0.6.6 sizes a relative order (`_Broker._process_orders`):
+    /// `units = floor(available x fraction / (price x (1 + commission rate) + commission
+    /// per unit))`, rounded down to the lot ([`crate::sizing::units_for_fraction`]).
+    /// Added after schema 2's first release as the last variant, so earlier records
+    /// decode unchanged (bincode writes the variant's index).
+    EquityFraction(#[serde(with = "decimal")] Decimal),
 }
 
 /// Order type.

@@ -8,7 +8,7 @@
 //! recorded run, an exchange), the cycle's time (the data's, the recorded one, the wall
 //! clock's) and the venue.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -16,9 +16,9 @@ use thiserror::Error;
 use crate::codec::{self, CodecError};
 use crate::decision::DecisionProvider;
 use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec};
-use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload};
+use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload, TickData, Trade};
 use crate::feed::Tick;
-use crate::ids::{ClientOrderId, RunId, Seq};
+use crate::ids::{ClientOrderId, InstrumentId, RunId, Seq};
 use crate::log::{EventCursor, EventLog, LogError, RecordSource};
 use crate::portfolio::Portfolio;
 use crate::replay::RunRange;
@@ -157,6 +157,9 @@ pub struct Runner<'a, L: EventLog + ?Sized> {
     snapshot_every: u64,
     /// The seq the last snapshot covered.
     last_snapshot: Seq,
+    /// The last tick of each instrument, kept only when the run closes out at the end
+    /// of the data ([`Runner::with_close_at_end`]).
+    last_ticks: Option<BTreeMap<InstrumentId, Tick>>,
 }
 
 impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
@@ -203,7 +206,15 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             to_send: Vec::new(),
             snapshot_every: 0,
             last_snapshot: appended,
+            last_ticks: None,
         }
+    }
+
+    /// Keeps the last tick of each instrument, for [`Runner::close_out`] at the end of
+    /// the data.
+    pub fn with_close_at_end(mut self) -> Self {
+        self.last_ticks = Some(BTreeMap::new());
+        self
     }
 
     /// Takes a session snapshot (and the observer's) every `events` appended events,
@@ -433,6 +444,9 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     /// One cycle's drafts: the venue's reports on earlier orders at this tick, the
     /// engine's cycle, and its orders through the venue.
     fn cycle(&mut self, tick: &Tick, now: TimestampNs) -> Result<(), RunError> {
+        if let Some(last) = &mut self.last_ticks {
+            last.insert(tick.instrument, tick.clone());
+        }
         let market = MarketView { ts: tick.ts, instrument: tick.instrument, data: &tick.data };
         self.take_reports(&market, now)?;
         let first_new = self.pending.len();
@@ -511,6 +525,72 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     pub fn flush(&mut self) -> Result<Seq, RunError> {
         self.append()?;
         Ok(self.log.sync()?)
+    }
+
+    /// Closes every open position at the end of the data, at time `now`: cancels the
+    /// working orders (an order decided on the last tick has no tick left to fill on),
+    /// then records an order for all of each position ([`Engine::close_out`]) and has
+    /// the venue fill it at once at the last tick of its instrument
+    /// ([`Venue::settle`]), all in the last tick's cycle. Call it before
+    /// [`Runner::stop`], only when the data has ended (not when interrupted).
+    ///
+    /// # Errors
+    /// As [`Runner::on_tick`]: nothing of the close-out is recorded, what came before
+    /// it is appended, and the run cannot go on.
+    pub fn close_out(&mut self, now: TimestampNs) -> Result<(), RunError> {
+        let start = self.pending.len();
+        if let Err(error) = self.close_out_drafts(now) {
+            self.pending.truncate(start);
+            let appended = self.append();
+            return Err(appended.err().unwrap_or(error));
+        }
+        Ok(())
+    }
+
+    fn close_out_drafts(&mut self, now: TimestampNs) -> Result<(), RunError> {
+        let ts = self.engine.last_tick_ts();
+        for report in self.venue.cancel_all("canceled at the end of the data, closing out") {
+            self.engine.on_report(report, ts, now, &mut self.pending)?;
+        }
+        let first_new = self.pending.len();
+        self.engine.close_out(now, &mut self.pending)?;
+        let orders: Vec<OrderSubmitted> = self.pending[first_new..]
+            .iter()
+            .filter_map(|draft| match &draft.payload {
+                Payload::OrderSubmitted(order) => Some(order.clone()),
+                _ => None,
+            })
+            .collect();
+        if !orders.is_empty() && self.venue.is_external() {
+            // An order is durable before it leaves the process.
+            self.append()?;
+            self.log.sync()?;
+        }
+        for order in orders {
+            // The instrument's last tick; a run resumed from a snapshot with no tick since
+            // has only the last price, taken as a trade at it.
+            let last = self.last_ticks.as_ref().and_then(|ticks| ticks.get(&order.instrument)).cloned();
+            let tick = last.unwrap_or_else(|| Tick {
+                ts,
+                instrument: order.instrument,
+                data: TickData::Trade(Trade {
+                    price: self.engine.last_price(&order.instrument).unwrap_or_default(),
+                    size: rust_decimal::Decimal::ZERO,
+                    aggressor: None,
+                }),
+            });
+            let market = MarketView { ts: tick.ts, instrument: tick.instrument, data: &tick.data };
+            if let Err(error) = self.venue.submit(&order, &market) {
+                let reason = format!("venue refused the order: {error}");
+                let rejected = OrderRejected { client_order_id: order.client_order_id, reason: reason.as_str().into() };
+                self.engine.on_report(VenueReport::Rejected(rejected), market.ts, now, &mut self.pending)?;
+                continue;
+            }
+            while let Some(report) = self.venue.settle(&market, &self.engine.funds()) {
+                self.engine.on_report(report, market.ts, now, &mut self.pending)?;
+            }
+        }
+        Ok(())
     }
 
     /// Ends the run at `now`: cancels working orders, records `RunStopped` (with the

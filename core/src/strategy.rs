@@ -146,8 +146,12 @@ enum Stance {
     Above,
 }
 
-/// A cross between two lines: "fast crosses above slow" means fast < slow on the
-/// previous bar and fast > slow on this one.
+/// A cross between two lines, strictly as backtesting.py 0.6.6's `lib.crossover`
+/// (`backtesting/lib.py`: `series1[-2] < series2[-2] and series1[-1] > series2[-1]`):
+/// "fast crosses above slow" means fast < slow on the previous bar and fast > slow on
+/// this one. A path through an exact tie (below, equal, above) is no cross, neither
+/// when it reaches the tie nor when it leaves it; nor is the first bar both lines are
+/// known (there is no previous bar to compare).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct CrossDetector {
     previous: Option<Stance>,
@@ -160,10 +164,7 @@ impl CrossDetector {
             (Some(Stance::Above), Stance::Below) => Some(Action::Short),
             _ => None,
         };
-        // An equal bar keeps the last strict stance, so below, equal, above is a cross.
-        if now != Stance::Equal {
-            self.previous = Some(now);
-        }
+        self.previous = Some(now);
         crossed
     }
 }
@@ -195,7 +196,7 @@ impl Reasons {
             down: Arc::from(down),
             down_close: Arc::from(format!("{down}; shorts off, closing").as_str()),
             hold: Arc::from("no signal"),
-            warmup: Arc::from("warming up"),
+            warmup: Arc::from(crate::decision::WARMING_UP),
             empty: Arc::from(""),
         }
     }
@@ -230,8 +231,12 @@ fn signal(action: Action, sizing: &RuleSizing, reasons: &Reasons) -> Decision {
     }
 }
 
-/// SMA crossover: long when the fast SMA of closes crosses above the slow one; short
-/// (or close, without shorts) when it crosses below; hold otherwise.
+/// SMA crossover, backtesting.py's README `SmaCross`: long when the fast SMA of closes
+/// crosses above the slow one; short (or close, without shorts) when it crosses below;
+/// hold otherwise. Crosses are strict, as `lib.crossover` (a path through a tie is no
+/// cross), and the engine makes every `long`/`short` an exclusive order (it closes the
+/// position held, on either side, before opening), as `position.close()` then
+/// `buy()`/`sell()` there.
 #[derive(Debug, Clone)]
 pub struct SmaCross {
     fast_len: usize,
@@ -454,11 +459,21 @@ mod tests {
 
     #[test]
     fn sma_cross_signals_only_on_strict_crossings() {
-        let sizing = RuleSizing { size_pct: dec!(1), allow_short: true };
-        let mut s = SmaCross::new(1, 2, sizing);
         use Action::*;
-        // closes:   5     4(below)  6(above: cross up)  6(equal: no cross)  5(below: cross down)
-        assert_eq!(run(&mut s, &[5, 4, 6, 6, 5]), [Hold, Hold, Long, Hold, Short]);
+        let sizing = || RuleSizing { size_pct: dec!(1), allow_short: true };
+        // fast = SMA(1) (the close), slow = SMA(2). Stances from the second close on.
+        // TC0: closes 5, 4 (below), 6 (above: cross up), 7 (above), 5 (below: cross down).
+        assert_eq!(run(&mut SmaCross::new(1, 2, sizing()), &[5, 4, 6, 7, 5]), [Hold, Hold, Long, Hold, Short]);
+        // TC1: through an exact tie: 5, 4 (below), 6 (above: up), 6 (equal), 5 (below): the
+        // tie is no cross, and leaving it below is none either (lib.crossover compares
+        // only the previous bar, which was equal).
+        assert_eq!(run(&mut SmaCross::new(1, 2, sizing()), &[5, 4, 6, 6, 5]), [Hold, Hold, Long, Hold, Hold]);
+        // TC2: below, equal, above is no cross up either: 5, 4 (4 < 4.5: below), 4 (4 = 4:
+        // equal), 5 (5 > 4.5: above). The rule before issue 9 kept the last strict stance
+        // (below) through the tie and made this a cross.
+        assert_eq!(run(&mut SmaCross::new(1, 2, sizing()), &[5, 4, 4, 5]), [Hold, Hold, Hold, Hold]);
+        // TC3: the first bar with both lines known is no cross.
+        assert_eq!(run(&mut SmaCross::new(1, 2, sizing()), &[4, 6]), [Hold, Hold]);
     }
 
     #[test]

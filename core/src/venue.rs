@@ -87,6 +87,15 @@ pub trait Venue {
     /// Cancels every working order; returns their `Canceled` reports in submission order.
     fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport>;
 
+    /// At the end of the data, closing out (`close_at_end`): fills the oldest working
+    /// order for `market`'s instrument at once at the last tick's price (a bar's close,
+    /// a quote's bid or ask, a trade's price), whatever the fill model; `None` when no
+    /// such order is left. A venue that cannot (a live one) keeps the default, `None`,
+    /// and its orders are canceled at the stop.
+    fn settle(&mut self, _market: &MarketView<'_>, _funds: &Funds) -> Option<VenueReport> {
+        None
+    }
+
     /// The orders working at the venue now, in submission order.
     fn working_orders(&self) -> Vec<ClientOrderId>;
 
@@ -152,10 +161,21 @@ pub struct PaperConfig {
     pub lot_size: Decimal,
     /// Fill prices are multiples of this, rounded against the trader; none = exact.
     pub price_increment: Option<Decimal>,
-    /// Decimal places of the account currency; fees are rounded half away from zero.
+    /// Decimal places of the account currency; fees are rounded half away from zero to
+    /// them when `round_fees` is set.
     pub money_decimals: u32,
+    /// Whether fees are rounded to `money_decimals` places, as venues charge them (on by
+    /// default). A backtest compared with a peer that keeps fees exact (backtesting.py)
+    /// turns it off.
+    pub round_fees: bool,
     /// Maximum gross exposure over equity for opening orders (1 = no leverage).
     pub max_leverage: Decimal,
+    /// At the end of the data (not when interrupted), close every open position at the
+    /// last price of its instrument (a bar's close; the bid or ask of a quote; a trade's
+    /// price), whatever the fill model (`--close-at-end`; backtesting.py's
+    /// `finalize_trades=True`, which fills at the last bar's open instead). Off: open
+    /// positions stay open, marked to the last price.
+    pub close_at_end: bool,
 }
 
 impl Default for PaperConfig {
@@ -169,7 +189,9 @@ impl Default for PaperConfig {
             lot_size: Decimal::ONE,
             price_increment: None,
             money_decimals: 2,
+            round_fees: true,
             max_leverage: Decimal::ONE,
+            close_at_end: false,
         }
     }
 }
@@ -183,6 +205,7 @@ impl PaperConfig {
             commission_min: self.commission_min,
             lot_size: self.lot_size,
             money_decimals: self.money_decimals,
+            round_fees: self.round_fees,
         }
     }
 }
@@ -253,6 +276,10 @@ impl PaperVenue {
                 let budget = funds.budget(order.side, self.config.max_leverage);
                 sizing::units_for(notional, budget, price, &self.costs)
             }
+            OrderQty::EquityFraction(fraction) => {
+                let budget = funds.budget(order.side, self.config.max_leverage);
+                sizing::units_for_fraction(fraction, budget, price, &self.costs)
+            }
         };
         if units <= Decimal::ZERO {
             return reject(format!(
@@ -309,6 +336,21 @@ impl Venue for PaperVenue {
 
     fn working_orders(&self) -> Vec<ClientOrderId> {
         self.working.iter().map(|w| w.order.client_order_id).collect()
+    }
+
+    fn settle(&mut self, market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport> {
+        if let Some(report) = self.reports.pop_front() {
+            return Some(report);
+        }
+        let index = self.working.iter().position(|w| w.order.instrument == market.instrument)?;
+        let working = self.working.remove(index)?;
+        let reference = match market.data {
+            TickData::Bar(bar) => bar.close,
+            TickData::Quote(q) if working.order.side == Side::Buy => q.ask,
+            TickData::Quote(q) => q.bid,
+            TickData::Trade(t) => t.price,
+        };
+        Some(self.fill(&working.order, reference, funds))
     }
 
     fn save_state(&self) -> Option<Vec<u8>> {

@@ -130,10 +130,16 @@ impl Run {
         };
         let mut observer = ();
         let mut runner = Runner::start(log, &mut observer, parts, start, 3).unwrap();
+        if self.venue.close_at_end {
+            runner = runner.with_close_at_end();
+        }
         let mut last = start;
         for (tick, now) in cycles {
             runner.on_tick(&tick, now).unwrap();
             last = now;
+        }
+        if self.venue.close_at_end {
+            runner.close_out(last).unwrap();
         }
         let portfolio = runner.stop("end of data", 0, last).unwrap();
         (portfolio, RunRange { run_id, first, last: log.head().seq })
@@ -189,8 +195,9 @@ fn next_open_fills_at_the_following_open_and_charges_both_sides() {
     let actions = [(Action::Long, dec!(1)), (Action::Hold, dec!(0)), (Action::Close, dec!(0))];
     let portfolio = run_with(&mut log, &ticks, scripted(&actions), commission(dec!(0.001)), dec!(10000));
     let f = fills(&log);
-    // Decided on bar 0 (close 100), filled at bar 1's open 101: notional 10000 at
-    // 101 * 1.001 per unit = 98.91 -> 98 whole units; fee 98 * 101 * 0.001 = 9.898 -> 9.90.
+    // Decided on bar 0 (close 100), filled at bar 1's open 101: all of the 10000 available
+    // then, at 101 * 1.001 per unit = 98.91 -> 98 whole units; fee 98 * 101 * 0.001 =
+    // 9.898 -> 9.90.
     assert_eq!((f[0].side, f[0].qty, f[0].price, f[0].fee), (Side::Buy, dec!(98), dec!(101), dec!(9.90)));
     // Close decided on bar 2, filled at bar 3's open 112: fee 98 * 112 * 0.001 = 10.976 -> 10.98.
     assert_eq!((f[1].side, f[1].qty, f[1].price, f[1].fee), (Side::Sell, dec!(98), dec!(112), dec!(10.98)));
@@ -226,12 +233,90 @@ fn a_reversal_is_a_close_then_an_open_sized_from_the_cash_after_the_close() {
     let f = fills(&log);
     // Long: 1000 / (100 * 1.01) = 9.9 -> 9 units at 100, fee 9.00; cash 91.
     assert_eq!((f[0].side, f[0].qty, f[0].fee), (Side::Buy, dec!(9), dec!(9.00)));
-    // Short decided on bar 1 (equity 1000 - 9 = 991 at close 100), filled at bar 2's open 90:
-    // leg 1 sells the 9 long units (fee 8.10); cash 91 + 810 - 8.10 = 892.90.
+    // Short decided on bar 1, filled at bar 2's open 90: leg 1 sells the 9 long units (fee
+    // 8.10); cash 91 + 810 - 8.10 = 892.90.
     assert_eq!((f[1].side, f[1].qty, f[1].price, f[1].fee), (Side::Sell, dec!(9), dec!(90), dec!(8.10)));
-    // Leg 2 opens the short from the cash after the close: min(991, 892.90) / (90 * 1.01) = 9.82 -> 9.
+    // Leg 2 opens the short with all the money after the close: 892.90 / (90 * 1.01) = 9.82 -> 9.
     assert_eq!((f[2].side, f[2].qty, f[2].price, f[2].fee), (Side::Sell, dec!(9), dec!(90), dec!(8.10)));
     assert_eq!(portfolio.qty(&spy()), dec!(-9));
+}
+
+#[test]
+fn size_pct_is_resolved_when_the_order_fills_not_when_it_is_decided() {
+    // Issue 9: backtesting.py sizes a relative order against the equity available when it
+    // fills. Long 9 at 100 (cash 91); the reversal is decided on bar 1 (equity 991 at the
+    // close) and fills at bar 2's open 120, where closing the long leaves 91 + 1080 - 10.80
+    // = 1160.20: the short is 1160.20 / (120 * 1.01) = 9.57 -> 9 units. (Sized at the
+    // decision, as before issue 9, it was 991 / 121.2 = 8.18 -> 8.)
+    let mut log = MemLog::new();
+    let ticks = [
+        bar(0, dec!(100), dec!(100)),
+        bar(1, dec!(100), dec!(100)),
+        bar(2, dec!(120), dec!(120)),
+        bar(3, dec!(120), dec!(120)),
+    ];
+    let actions = [(Action::Long, dec!(1)), (Action::Short, dec!(1))];
+    run_with(&mut log, &ticks, scripted(&actions), commission(dec!(0.01)), dec!(1000));
+    let f = fills(&log);
+    assert_eq!((f[1].side, f[1].qty, f[1].price, f[1].fee), (Side::Sell, dec!(9), dec!(120), dec!(10.80)));
+    assert_eq!((f[2].side, f[2].qty, f[2].price), (Side::Sell, dec!(9), dec!(120)));
+    let submitted: Vec<_> = payloads(&log)
+        .into_iter()
+        .filter_map(|p| match p {
+            Payload::OrderSubmitted(o) => Some(o.qty),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        submitted,
+        [OrderQty::EquityFraction(dec!(1)), OrderQty::Units(dec!(9)), OrderQty::EquityFraction(dec!(1))]
+    );
+}
+
+#[test]
+fn a_signal_in_the_direction_held_closes_and_reopens_the_position() {
+    // backtesting.py's exclusive_orders=True: a new order closes the open trade first. Long
+    // 10 at 100 (no commission); long again decided on bar 1, filled at bar 2's open 110:
+    // the 10 units are sold at 110 (cash 1100) and 1100 / 110 = 10 bought back.
+    let mut log = MemLog::new();
+    let ticks = [
+        bar(0, dec!(100), dec!(100)),
+        bar(1, dec!(100), dec!(105)),
+        bar(2, dec!(110), dec!(110)),
+        bar(3, dec!(110), dec!(110)),
+    ];
+    let actions = [(Action::Long, dec!(1)), (Action::Long, dec!(1))];
+    let portfolio = run_with(&mut log, &ticks, scripted(&actions), PaperConfig::default(), dec!(1000));
+    let f: Vec<_> = fills(&log).into_iter().map(|f| (f.side, f.qty, f.price)).collect();
+    assert_eq!(
+        f,
+        [(Side::Buy, dec!(10), dec!(100)), (Side::Sell, dec!(10), dec!(110)), (Side::Buy, dec!(10), dec!(110))]
+    );
+    assert_eq!((portfolio.qty(&spy()), portfolio.realized_pnl), (dec!(10), dec!(100)));
+}
+
+#[test]
+fn close_at_end_closes_open_positions_at_the_last_close() {
+    // Long 9 at bar 1's open 101 (1000 / 101 = 9.9); the data ends on bar 2 (open 104,
+    // close 107): closed at 107, fee 0.1% exact (round_fees off): 9 * 107 * 0.001 = 0.963.
+    let venue = PaperConfig { close_at_end: true, round_fees: false, ..commission(dec!(0.001)) };
+    let ticks = [bar(0, dec!(100), dec!(100)), bar(1, dec!(101), dec!(103)), bar(2, dec!(104), dec!(107))];
+    let mut log = MemLog::new();
+    let portfolio = run_with(&mut log, &ticks, scripted(&[(Action::Long, dec!(1))]), venue, dec!(1000));
+    let f: Vec<_> = fills(&log).into_iter().map(|f| (f.side, f.qty, f.price, f.fee)).collect();
+    assert_eq!(f, [(Side::Buy, dec!(9), dec!(101), dec!(0.909)), (Side::Sell, dec!(9), dec!(107), dec!(0.963))]);
+    assert!(portfolio.positions.is_empty());
+    assert_eq!(portfolio.cash, dec!(1000) + dec!(9) * dec!(6) - dec!(0.909) - dec!(0.963));
+    // The close-out is in the last tick's cycle, before RunStopped, caused by no event.
+    let events = events(&log);
+    let stop = events.len() - 1;
+    assert!(matches!(events[stop].payload, Payload::RunStopped(_)));
+    let submitted = events.iter().rev().find(|e| matches!(e.payload, Payload::OrderSubmitted(_))).unwrap();
+    assert_eq!((submitted.header.cycle_id.get(), submitted.header.causation_seq), (3, None));
+    // TC1: without close_at_end the position stays open, marked to the last close.
+    let mut log = MemLog::new();
+    let open = run_with(&mut log, &ticks, scripted(&[(Action::Long, dec!(1))]), commission(dec!(0.001)), dec!(1000));
+    assert_eq!(open.qty(&spy()), dec!(9));
 }
 
 #[test]

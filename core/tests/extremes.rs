@@ -91,7 +91,7 @@ proptest! {
         rate in any_decimal(), per_unit in any_decimal(), min in any_decimal(), lot in any_decimal(),
         cash in any_decimal(), equity in any_decimal(), gross in any_decimal(), leverage in any_decimal(),
     ) {
-        let costs = Costs { commission_rate: rate, commission_per_unit: per_unit, commission_min: min, lot_size: lot, money_decimals: 2 };
+        let costs = Costs { commission_rate: rate, commission_per_unit: per_unit, commission_min: min, lot_size: lot, money_decimals: 2, round_fees: true };
         let units = units_for(notional, budget, price, &costs);
         prop_assert!(units >= Decimal::ZERO);
         let _ = fee(notional, price, &costs);

@@ -75,7 +75,7 @@ fn every_config_of_the_corpus_is_refused_with_its_message_and_no_panic() {
                 wrong.push(format!("stderr lacks {expected:?}"));
             }
         }
-        if case.code == 0 && !run.stdout.contains("| ticks") {
+        if case.code == 0 && !run.stdout.contains("| Ticks ") {
             wrong.push("no report on stdout".to_string());
         }
         if run.stderr.contains("panicked") {

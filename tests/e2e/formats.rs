@@ -18,13 +18,13 @@ fn backtests_on_yfinance_pandas_and_spreadsheet_layouts_match_the_source_layout(
     // TC0: yfinance's three-row header against Yahoo's own layout of the same ORCL rows.
     let yahoo = report(&ledger, &["--data", "fixtures/orcl-daily-yahoo-1995.csv"]);
     let yfinance = report(&ledger, &["--data", "fixtures/orcl-daily-yfinance-1995.csv"]);
-    assert!(yahoo.contains("| ticks ") && yahoo.contains("252"), "{yahoo}");
+    assert!(yahoo.contains("| Ticks ") && yahoo.contains("252"), "{yahoo}");
     assert_eq!(yfinance, yahoo);
     // TC1: pandas' unnamed index, `;` with DD/MM/YYYY, tabs with MM/DD/YYYY: one report
     // (pandas writes 97.31 for 97.3100: the open position's prices show the scale).
     let args = ["--strategy", "sma-cross", "--param", "fast=5", "--param", "slow=20"];
     let dmy = report(&ledger, &[&["--data", "fixtures/spy-daily-dmy-semicolon-1998.csv"][..], &args].concat());
-    assert!(dmy.contains("| trades ") && dmy.contains("| 13 "), "{dmy}");
+    assert!(dmy.contains("| # Trades ") && dmy.contains("| 13 "), "{dmy}");
     let mdy = report(&ledger, &[&["--data", "fixtures/spy-daily-mdy-1998.tsv"][..], &args].concat());
     assert_eq!(mdy, dmy);
     let pandas = report(&ledger, &[&["--data", "fixtures/spy-daily-pandas-1998.csv"][..], &args].concat());

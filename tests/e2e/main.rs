@@ -10,6 +10,7 @@ mod crash;
 mod errors;
 mod formats;
 mod ledger;
+mod parity;
 mod rebuild;
 mod signals;
 mod storage;

@@ -157,7 +157,7 @@ fn the_v1_ledger_verifies_reads_upcast_reports_and_takes_new_appends() {
     assert_eq!((&report["ticks"], &report["trades"]), (&60.into(), &4.into()));
     assert_eq!((&report["equity_start"], &report["total_fees"]), (&"100000".into(), &"0".into()));
     assert_eq!(report["open_positions"][0]["qty"], "969");
-    assert!(ledger.ok(&["report", "--run", "1"]).contains("| trades "));
+    assert!(ledger.ok(&["report", "--run", "1"]).contains("| # Trades "));
 
     // Append: a new backtest goes after the v1 head, in the current schema.
     ledger.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
@@ -558,7 +558,7 @@ fn the_report_of_a_stored_run_is_the_report_the_run_printed() {
     for (run, (label, args)) in cases.into_iter().enumerate() {
         let printed = ledger.ok(&args);
         let stored = ledger.ok(&["report", "--run", &(run + 1).to_string()]);
-        assert!(printed.contains("| equity_final "), "{label}: {printed}");
+        assert!(printed.contains("| Equity Final [$] "), "{label}: {printed}");
         assert_eq!(stored, printed, "{label}");
     }
     assert!(ledger.ok(&["report", "--run", "1"]).contains("| open position "), "TC0 ends with a position open");

@@ -57,7 +57,7 @@ fn a_sweep_ranks_every_valid_combination_and_each_equals_its_own_backtest() {
             &slow,
             "--in-memory",
         ]);
-        let equity = single.lines().find(|l| l.contains("| equity_final ")).unwrap();
+        let equity = single.lines().find(|l| l.contains("| Equity Final [$] ")).unwrap();
         assert!(equity.contains(&row["equity_final"]), "{equity} vs {}", row["equity_final"]);
     }
     // Nothing was recorded; with --record each is a run of the ledger.

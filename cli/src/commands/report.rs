@@ -25,7 +25,9 @@ pub fn run(data_dir: &Path, run: u64, json: bool) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Prints `report` as a table (its text escaped for the terminal) or as JSON (exact).
+/// Prints `report` as a table (its text escaped for the terminal), labelled with
+/// backtesting.py's names, or as JSON (exact; snake-case keys, money as strings, `null`
+/// where a statistic is undefined).
 pub fn print(report: &Report, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
@@ -33,16 +35,9 @@ pub fn print(report: &Report, json: bool) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    let value = serde_json::to_value(report)?;
     let mut table = describe::table(["metric", "value"]);
-    if let serde_json::Value::Object(fields) = value {
-        for (key, value) in fields.into_iter().filter(|(key, _)| key != "open_positions") {
-            let shown = match value {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            table.add_row([describe::safe(&key).into_owned(), describe::safe(&shown).into_owned()]);
-        }
+    for (label, value) in rows(report) {
+        table.add_row([label.to_string(), describe::safe(&value).into_owned()]);
     }
     writeln!(out, "{table}")?;
     if report.open_positions.is_empty() {
@@ -60,4 +55,105 @@ pub fn print(report: &Report, json: bool) -> Result<()> {
     }
     writeln!(out, "{open}")?;
     Ok(())
+}
+
+/// The table's rows: backtesting.py's names and order (`_stats.compute_stats`), with
+/// this report's own statistics beside the ones they differ from.
+fn rows(r: &Report) -> Vec<(&'static str, String)> {
+    let money = |d: &rust_decimal::Decimal| d.to_string();
+    vec![
+        ("Start", r.start.clone()),
+        ("End", r.end.clone()),
+        ("Duration", timedelta(r.duration_days)),
+        ("Ticks", r.ticks.to_string()),
+        ("Exposure Time [%]", number(r.exposure_time_pct)),
+        ("Equity Start [$]", money(&r.equity_start)),
+        ("Equity Final [$]", money(&r.equity_final)),
+        ("Equity Peak [$]", money(&r.equity_peak)),
+        ("Cash [$]", money(&r.cash)),
+        ("Commissions [$]", money(&r.commissions)),
+        ("Total Fees [$]", money(&r.total_fees)),
+        ("Return [%]", number(r.return_pct)),
+        ("Buy & Hold Return [%]", number(r.buy_and_hold_return_pct)),
+        ("Return (Ann.) [%]", number(r.return_ann_pct)),
+        ("Volatility (Ann.) [%]", number(r.volatility_ann_pct)),
+        ("CAGR [%]", number(r.cagr_pct)),
+        ("Sharpe Ratio", number(r.sharpe_ratio)),
+        ("Sortino Ratio", number(r.sortino_ratio)),
+        ("Calmar Ratio", number(r.calmar_ratio)),
+        ("Alpha [%]", number(r.alpha_pct)),
+        ("Beta", number(r.beta)),
+        ("Max. Drawdown [%]", number(r.max_drawdown_pct)),
+        ("Avg. Drawdown [%]", number(r.avg_drawdown_pct)),
+        ("Max. Drawdown Duration", timedelta(r.max_drawdown_duration_days)),
+        ("Avg. Drawdown Duration", timedelta(r.avg_drawdown_duration_days)),
+        ("# Trades", r.trades.to_string()),
+        ("Win Rate [%]", number(r.win_rate_pct)),
+        ("Best Trade [%]", number(r.best_trade_pct)),
+        ("Worst Trade [%]", number(r.worst_trade_pct)),
+        ("Avg. Trade [%]", number(r.avg_trade_pct)),
+        ("Max. Trade Duration", timedelta(r.max_trade_duration_days)),
+        ("Avg. Trade Duration", timedelta(r.avg_trade_duration_days)),
+        ("Profit Factor", number(r.profit_factor)),
+        ("Profit Factor (P&L)", number(r.profit_factor_pnl)),
+        ("Expectancy [%]", number(r.expectancy_pct)),
+        ("Avg. Trade P&L [$]", r.avg_trade_pnl.as_ref().map_or_else(|| "NaN".to_string(), money)),
+        ("SQN", number(r.sqn)),
+        ("Kelly Criterion", number(r.kelly_criterion)),
+        ("Periods per Year", number(r.periods_per_year)),
+    ]
+}
+
+/// A statistic to 5 decimal places (pandas' display precision in backtesting.py's
+/// table), trailing zeros dropped; `NaN`, `inf`, `-inf` as such.
+fn number(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "NaN".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let text = format!("{x:.5}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
+    }
+}
+
+/// A duration in days as pandas prints a `Timedelta`: `584 days 00:00:00`,
+/// `0 days 06:35:00` (fractions of a second, if any, to the microsecond).
+fn timedelta(days: f64) -> String {
+    if !days.is_finite() {
+        return "NaN".into();
+    }
+    let micros = (days * 86_400_000_000.0).round() as i64;
+    let (whole_days, rest) = (micros.div_euclid(86_400_000_000), micros.rem_euclid(86_400_000_000));
+    let (h, m, s, us) = (rest / 3_600_000_000, rest / 60_000_000 % 60, rest / 1_000_000 % 60, rest % 1_000_000);
+    if us == 0 {
+        format!("{whole_days} days {h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{whole_days} days {h:02}:{m:02}:{s:02}.{us:06}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_durations_read_as_backtesting_py_prints_them() {
+        // TC0: 5 places, trailing zeros dropped; undefined and infinite by name.
+        assert_eq!(number(45.667), "45.667");
+        assert_eq!(number(0.123456789), "0.12346");
+        assert_eq!((number(f64::NAN), number(f64::INFINITY), number(-0.0)), ("NaN".into(), "inf".into(), "0".into()));
+        // TC1: durations as Timedeltas.
+        assert_eq!(timedelta(584.0), "584 days 00:00:00");
+        assert_eq!(timedelta(0.25 + 1.0 / 1440.0), "0 days 06:01:00");
+        assert_eq!(timedelta(f64::NAN), "NaN");
+    }
 }

@@ -338,10 +338,16 @@ fn backtest(settings: &Settings, ticks: &[Tick]) -> Result<Value> {
     let mut folds = Folds::new().with(&mut report);
     let start = ticks.first().map_or(TimestampNs::from_nanos(0), |t| t.ts);
     let mut runner = Runner::start(&mut log, &mut folds, parts, start, settings.ledger.cycles_per_append)?;
+    if settings.venue.close_at_end {
+        runner = runner.with_close_at_end();
+    }
     for tick in ticks {
         runner.on_tick(tick, tick.ts)?;
     }
     let end = ticks.last().map_or(start, |t| t.ts);
+    if settings.venue.close_at_end {
+        runner.close_out(end)?;
+    }
     runner.stop("end of data", 0, end)?;
     drop(folds);
     Ok(report_json(&report.report()))

@@ -23,7 +23,8 @@ pub fn coid(s: &str) -> ClientOrderId {
     ClientOrderId::new(s).unwrap()
 }
 
-/// One hand-written example of every payload kind, in schema order.
+/// One hand-written example of every payload kind, in schema order (and, after them,
+/// examples of variants added later).
 pub fn one_of_each() -> Vec<Payload> {
     vec![
         Payload::RunStarted(RunStarted {
@@ -132,6 +133,17 @@ pub fn one_of_each() -> Vec<Payload> {
             snapshot_seq: Seq::new(30),
             working_orders: vec![coid("r1-7")],
             kill_switch_tripped: false,
+        }),
+        // Added with OrderQty's last variant (issue 9), at the end, so that every
+        // example above keeps the bytes and hashes pinned before it.
+        Payload::OrderSubmitted(OrderSubmitted {
+            client_order_id: coid("r1-c7-2"),
+            instrument: inst("SPY"),
+            side: Side::Sell,
+            qty: OrderQty::EquityFraction(dec!(0.5)),
+            order_type: OrderType::Market,
+            limit_price: None,
+            tif: TimeInForce::Gtc,
         }),
     ]
 }
@@ -276,18 +288,23 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
             }),
         (any::<bool>(), proptest::collection::vec(any_check(), 0..6), any_text())
             .prop_map(|(approved, checks, reason)| Payload::RiskVerdict(RiskVerdict { approved, checks, reason })),
-        (any_coid(), any_inst(), any_side(), any_decimal(), any::<bool>(), proptest::option::of(any_decimal()))
-            .prop_map(|(client_order_id, instrument, side, q, notional, limit_price)| {
+        (any_coid(), any_inst(), any_side(), any_decimal(), 0u8..3, proptest::option::of(any_decimal())).prop_map(
+            |(client_order_id, instrument, side, q, kind, limit_price)| {
                 Payload::OrderSubmitted(OrderSubmitted {
                     client_order_id,
                     instrument,
                     side,
-                    qty: if notional { OrderQty::Notional(q) } else { OrderQty::Units(q) },
+                    qty: match kind {
+                        0 => OrderQty::Units(q),
+                        1 => OrderQty::Notional(q),
+                        _ => OrderQty::EquityFraction(q),
+                    },
                     order_type: if limit_price.is_some() { OrderType::Limit } else { OrderType::Market },
                     limit_price,
                     tif: TimeInForce::Ioc,
                 })
-            }),
+            }
+        ),
         any_coid().prop_map(|client_order_id| Payload::OrderAccepted(OrderAccepted { client_order_id })),
         (any_coid(), any_text())
             .prop_map(|(client_order_id, reason)| Payload::OrderRejected(OrderRejected { client_order_id, reason })),
