@@ -194,6 +194,9 @@ pub fn verify_range(
         }
         drop(workers);
         match visited {
+            // Framing the segment that holds the range's end met damage after it: not
+            // the range's concern.
+            Err(LogError::Codec { seq, .. }) if seq > last && reading.expected > last => {}
             // A record the storage could not even frame is a problem in the data.
             Err(LogError::Codec { seq, error: source }) if reading.failure.is_none() => {
                 let expected = reading.expected;
@@ -234,13 +237,20 @@ pub fn verify_range(
 /// The stored hash of the record at `seq`, or the problem that keeps it from being read.
 fn stored_hash(log: &dyn RecordSource, seq: Seq) -> Result<Result<Hash32, Problem>, LogError> {
     let mut found = Err(Problem::Gap { found: Seq::new(seq.get().saturating_add(1)) });
-    log.visit_records(seq, &mut |key, bytes| {
+    let visited = log.visit_records(seq, &mut |key, bytes| {
         if key == seq {
             found = codec::frame(bytes).map(|frame| frame.stored_hash).map_err(Problem::Undecodable);
         }
         ControlFlow::Break(())
-    })?;
-    Ok(found)
+    });
+    match visited {
+        Ok(()) => Ok(found),
+        // Damage in the record, or before it in its segment (which unframes it), keeps
+        // it from being read; damage after it (met framing its segment) is not its.
+        Err(LogError::Codec { seq: at, error }) if at <= seq => Ok(Err(Problem::Undecodable(error))),
+        Err(LogError::Codec { seq: at, .. }) if at > seq => Ok(found),
+        Err(error) => Err(error),
+    }
 }
 
 /// Threads that hash and decode.
