@@ -12,6 +12,7 @@ mod formats;
 mod ledger;
 mod parity;
 mod rebuild;
+mod results;
 mod signals;
 mod storage;
 mod stream;
