@@ -493,6 +493,40 @@ impl RecordSource for MemReader {
     }
 }
 
+/// A log that numbers what it is given and keeps, encodes and hashes none of it: for
+/// runs that exist only in the folds fed as they go (`ledger sweep`, where thousands of
+/// backtests are ranked by their reports and dropped). Its head carries no hash; what
+/// needs the chain's bytes (`replay --in-memory`'s head) uses [`MemLog::head_only`].
+#[derive(Debug, Default)]
+pub struct DiscardLog {
+    head: Seq,
+}
+
+impl EventLog for DiscardLog {
+    fn append(&mut self, batch: &mut Vec<EventDraft>) -> Result<AppendReceipt, LogError> {
+        let first = self.head.next();
+        self.head = self.head.plus(batch.len() as u64);
+        batch.clear();
+        Ok(AppendReceipt { first, last: self.head, durable_through: self.head })
+    }
+
+    fn head(&self) -> Head {
+        Head { seq: self.head, hash: Hash32::ZERO }
+    }
+
+    fn durable_seq(&self) -> Seq {
+        self.head
+    }
+
+    fn sync(&mut self) -> Result<Seq, LogError> {
+        Ok(self.head)
+    }
+
+    fn reader(&self) -> Result<Box<dyn RecordSource + Send>, LogError> {
+        Ok(Box::new(MemReader(None)))
+    }
+}
+
 /// Events read in bounded chunks, pulled one at a time: a range of any size is walked
 /// in memory that does not grow with it, and no lock is held between chunks, so the
 /// same log can be appended to while a cursor walks it. Every chunk is read with

@@ -8,7 +8,8 @@
 # Data: fixtures/spy-daily-1998-2021.csv (5,849 daily bars, whole units, cash 100,000)
 # and the 100,000-bar BTC-PERP minute series whole-process.sh makes (lot 0.001, cash
 # 10,000,000). Needs the peer's venv and the series: run whole-process.sh once first (it
-# makes both in WORK_DIR). LEDGER_BIN: a ledger binary instead of building this checkout.
+# makes both in WORK_DIR). LEDGER_BIN: a ledger binary instead of building this checkout;
+# ROUNDS: samples of each (default 3).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -38,7 +39,7 @@ starting_cash = "100000"
 [venue]
 commission_rate = "0.001"
 TOML
-for round in 1 2 3; do
+for round in $(seq 1 "${ROUNDS:-3}"); do
   echo "round $round"
   timed "ledger-spy-$round" "$LEDGER_BIN" --data-dir "$out/d" sweep --config "$out/spy.toml" --data "$spy" "${grid[@]}" --out "$out/spy.csv"
   timed "peer-spy-$round" "$python" "$here/sweep_peer.py" "$spy" 100000 1

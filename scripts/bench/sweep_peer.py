@@ -58,7 +58,7 @@ def main():
     start = time.perf_counter()
     stats = bt.optimize(n1=n1, n2=n2, constraint=lambda p: p.n1 < p.n2, maximize="Sharpe Ratio")
     optimize_s = time.perf_counter() - start
-    best = {"n1": stats._strategy.n1, "n2": stats._strategy.n2, "sharpe": float(stats["Sharpe Ratio"])}
+    best = {"n1": int(stats._strategy.n1), "n2": int(stats._strategy.n2), "sharpe": float(stats["Sharpe Ratio"])}
     print(json.dumps({"peer": "backtesting.py optimize", "bars": len(data), "combinations": combinations,
                       "optimize_s": round(optimize_s, 3), "best": best}))
 

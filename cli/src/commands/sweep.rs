@@ -3,7 +3,7 @@
 //! by a statistic of the report and written out as CSV.
 //!
 //! The data file is read once and shared; each backtest is the same engine, venue and
-//! report fold a `ledger replay --in-memory` runs, chained into a head-only log.
+//! report fold a `ledger replay --in-memory` runs, its events folded and dropped.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,7 +18,7 @@ use ledger_adapters::background::BackgroundLog;
 use ledger_core::event::RunMode;
 use ledger_core::feed::Tick;
 use ledger_core::ids::RunId;
-use ledger_core::log::MemLog;
+use ledger_core::log::DiscardLog;
 use ledger_core::runner::Runner;
 use ledger_core::time::TimestampNs;
 use ledger_projections::report::{Report, ReportFold};
@@ -326,14 +326,15 @@ fn in_memory(
     Ok(results.into_inner().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// One backtest in memory: the engine, the paper venue and the report fold, chained
-/// into a head-only log; returns the report as JSON.
+/// One backtest in memory: the engine, the paper venue and the report fold, the events
+/// numbered and dropped as they are folded (no encoding or hashing: nothing is kept);
+/// returns the report as JSON.
 fn backtest(settings: &Settings, ticks: &[Tick]) -> Result<Value> {
     let run_id = RunId::new(1);
     let session = session(run_id, "sweep");
     let provider = pipeline::provider(settings)?;
     let parts = pipeline::run_parts(settings, &session, provider);
-    let mut log = MemLog::head_only();
+    let mut log = DiscardLog::default();
     let mut report = ReportFold::new(run_id);
     let mut folds = Folds::new().with(&mut report);
     let start = ticks.first().map_or(TimestampNs::from_nanos(0), |t| t.ts);
