@@ -45,7 +45,7 @@ pub enum Command {
     Status(StatusArgs),
     /// List the runs in the ledger.
     #[command(after_help = "Example:\n  ledger --data-dir ./ledger-data runs")]
-    Runs,
+    Runs(RunsArgs),
     /// Show events, as a table or one JSON object per line.
     #[command(
         after_help = "While a session runs, events are read through it (those it has made durable).\n\nExamples:\n  ledger events --run 1 --limit 20\n  ledger events --from 100 --json | jq .payload\n  ledger events --follow --json   # and new ones as they are recorded; Ctrl-C ends it"
@@ -194,6 +194,13 @@ pub struct ReplayArgs {
     /// made, in memory that does not grow with the data, and then dropped.
     #[arg(long)]
     pub in_memory: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// One JSON object per run, per line, instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

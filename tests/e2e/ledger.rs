@@ -9,6 +9,13 @@ use crate::harness::{fixture, small_ledger, Ledger};
 fn runs_and_events_read_as_tables_and_json() {
     let ledger = small_ledger();
     insta::assert_snapshot!("runs", ledger.ok(&["runs"]));
+    // `runs --json`: one exact object per run, with what the table rounds.
+    let runs: Vec<serde_json::Value> =
+        ledger.ok(&["runs", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["strategy"], "rules:sma-cross");
+    assert_eq!(runs[0]["last_seq"], 227);
+    assert!((runs[0]["return_pct"].as_f64().unwrap() - 7.15).abs() < 0.005, "{}", runs[0]);
     insta::assert_snapshot!("events", ledger.ok(&["events", "--from", "15", "--limit", "16"]));
     let json = ledger.ok(&["events", "--run", "1", "--limit", "3", "--json"]);
     let lines: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -48,7 +48,12 @@ fn rebuild_from_snapshot_and_from_scratch(ledger: &Ledger, run: &str) -> serde_j
 fn a_ledger_of_the_previous_release_is_read_and_rebuilt_from_its_snapshots() {
     let ledger = Ledger::from_fixture("ledger-runs-v1");
     let runs = ledger.run(&["runs"]);
-    assert!(runs.stdout.contains("| 2   | Paper    | 228       | 442      | 215"), "{}", runs.stdout);
+    assert!(runs.stdout.contains("| 215    | 228..442 |"), "{}", runs.stdout);
+    assert!(
+        runs.stdout.contains("| 2   | Paper    | rules:sma-cross | fast=3 short=true size_pct=1 slow=8"),
+        "{}",
+        runs.stdout
+    );
     // Read from the old snapshot, not rebuilt from the log after failing to read it.
     assert!(!runs.stderr.contains("snapshot unreadable"), "{}", runs.stderr);
     assert!(ledger.ok(&["verify"]).starts_with("ok: 443 events"));

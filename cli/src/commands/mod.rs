@@ -30,7 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
     let data_dir = &cli.global.data_dir;
     match cli.command {
         Command::Status(args) => status::run(data_dir, &args),
-        Command::Runs => runs::run(data_dir),
+        Command::Runs(args) => runs::run(data_dir, args.json),
         Command::Events(args) => events::run(data_dir, &args),
         Command::Verify => verify::run(data_dir),
         Command::Replay(args) => replay::run(data_dir, &args),
