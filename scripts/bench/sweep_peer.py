@@ -17,30 +17,11 @@ import sys
 import time
 
 import pandas as pd
-from backtesting import Backtest, Strategy
-from backtesting.lib import FractionalBacktest, crossover
+from backtesting import Backtest
+from backtesting.lib import FractionalBacktest
 
-
-def SMA(values, n):
-    return pd.Series(values).rolling(n).mean()
-
-
-class SmaCross(Strategy):
-    n1 = 10
-    n2 = 30
-
-    def init(self):
-        close = self.data.Close
-        self.sma1 = self.I(SMA, close, self.n1)
-        self.sma2 = self.I(SMA, close, self.n2)
-
-    def next(self):
-        if crossover(self.sma1, self.sma2):
-            self.position.close()
-            self.buy()
-        elif crossover(self.sma2, self.sma1):
-            self.position.close()
-            self.sell()
+# The same strategy as the whole-process benchmark's peer (this folder).
+from backtesting_peer import SmaCross
 
 
 def main():
