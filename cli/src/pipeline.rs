@@ -438,30 +438,17 @@ pub fn execute<L: EventLog + ?Sized>(
             stopped_early = true;
             break;
         }
-        if let Some(link) = session.link {
-            for pending in link.take_commands() {
-                let tripped = runner.engine().kill_switch_tripped();
-                let reply = match (&pending.command, tripped) {
-                    (OperatorCommand::Trip { .. }, true) => Err("the kill switch is already tripped".to_string()),
-                    (OperatorCommand::Reset { .. }, false) => {
-                        Err("the kill switch is not tripped; nothing to reset".to_string())
-                    }
-                    (command, _) => runner.on_command(&command.to_engine(), WallClock.now()).map_err(|e| e.to_string()),
-                };
-                if reply.is_ok() {
-                    link.set_durable(runner.appended()); // `on_command` made it durable
-                }
-                status.publish(&runner, None, true);
-                let _ = pending.reply.send(reply); // the operator may have given up waiting
-            }
-        }
         if let (true, Some(previous)) = (paced, previous_ts) {
-            let gap = (tick.ts.nanos() - previous.nanos()).max(0) as f64 / session.speed;
-            if !pace(Duration::from_nanos(gap as u64), session.stop) {
+            let gap = (tick.ts.nanos().saturating_sub(previous.nanos())).max(0) as f64 / session.speed;
+            // Commands that come while the session waits are recorded then, not a gap late.
+            let mut serve = || serve_commands(&mut runner, session.link, &mut status);
+            if !pace(Duration::from_nanos(gap as u64), session.stop, &mut serve) {
                 stopped_early = true;
                 break;
             }
         }
+        // And those that came with the tick: a trip takes effect before its cycle.
+        serve_commands(&mut runner, session.link, &mut status);
         previous_ts = Some(tick.ts);
         for (command, at) in cycles.take_commands() {
             runner.on_recorded_command(command, at)?;
@@ -620,14 +607,41 @@ impl<'a> StatusPublisher<'a> {
     }
 }
 
-/// Waits `gap` in slices of at most 100 ms, so a stop request is seen promptly; returns
-/// `false` if one came.
-fn pace(gap: Duration, stop: Option<&AtomicBool>) -> bool {
+/// Records the operator's commands waiting on the control endpoint and answers them
+/// (refusing a trip when tripped and a reset when armed).
+fn serve_commands<L: EventLog + ?Sized>(
+    runner: &mut Runner<'_, L>,
+    link: Option<&SessionLink>,
+    status: &mut StatusPublisher<'_>,
+) {
+    let Some(link) = link else { return };
+    for pending in link.take_commands() {
+        let tripped = runner.engine().kill_switch_tripped();
+        let reply = match (&pending.command, tripped) {
+            (OperatorCommand::Trip { .. }, true) => Err("the kill switch is already tripped".to_string()),
+            (OperatorCommand::Reset { .. }, false) => {
+                Err("the kill switch is not tripped; nothing to reset".to_string())
+            }
+            (command, _) => runner.on_command(&command.to_engine(), WallClock.now()).map_err(|e| e.to_string()),
+        };
+        if reply.is_ok() {
+            link.set_durable(runner.appended()); // `on_command` made it durable
+        }
+        status.publish(runner, None, true);
+        let _ = pending.reply.send(reply); // the operator may have given up waiting
+    }
+}
+
+/// Waits `gap` in slices of at most 100 ms, serving `serve` (the operator's commands)
+/// after each, so a stop request or a command is seen promptly; returns `false` if a
+/// stop came.
+fn pace(gap: Duration, stop: Option<&AtomicBool>, serve: &mut dyn FnMut()) -> bool {
     let deadline = std::time::Instant::now() + gap;
     loop {
         if stop.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
             return false;
         }
+        serve();
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return true;

@@ -241,13 +241,13 @@ impl Engine {
         Engine { provider, state }
     }
 
-    /// Passes over a stored event that is not the run's own doing (another run's, or a
-    /// run-0 operator command made while the run was down): the next draft follows it,
-    /// and an operator's kill-switch trip or reset takes effect.
-    pub fn pass_over(&mut self, seq: Seq, payload: &Payload) {
-        match payload {
-            Payload::KillSwitchTripped(_) => self.state.kill.trip(),
-            Payload::KillSwitchReset(_) => self.state.kill.reset(),
+    /// Passes over a stored event at `seq` that is not the run's own doing (another
+    /// run's): the next draft follows it. An operator's kill-switch command made while
+    /// the run was down (`command`: a run-0 trip or reset) takes effect.
+    pub fn pass_over(&mut self, seq: Seq, command: Option<&Payload>) {
+        match command {
+            Some(Payload::KillSwitchTripped(_)) => self.state.kill.trip(),
+            Some(Payload::KillSwitchReset(_)) => self.state.kill.reset(),
             _ => {}
         }
         self.state.next_seq = seq.next();

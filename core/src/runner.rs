@@ -315,9 +315,39 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         while let Some(event) = record.peek(0)? {
             let (seq, now, kind) = (event.header.seq, event.header.ts_recorded, event.payload.kind());
             if event.header.run_id != run || matches!(event.payload, Payload::RunResumed(_)) {
-                self.engine.pass_over(seq, &event.payload);
+                // Only the operator's own commands (run 0) reach this run's switch: a
+                // backtest's or a replay's trips and resets stay inside them.
+                let operator =
+                    event.header.run_id.get() == 0 && event.payload.is_operator_command(event.header.cycle_id);
+                let trip = operator && matches!(event.payload, Payload::KillSwitchTripped(_));
+                self.engine.pass_over(seq, operator.then_some(&event.payload));
                 self.appended = seq;
                 record.pop()?;
+                if !trip {
+                    continue;
+                }
+                // A trip made while the run was down cancels its working orders, as one
+                // made during the session does. The cancellations follow the trip in the
+                // record once a resume has recorded them; at the record's end (the resume
+                // making them now) they are left to be appended with `RunResumed`.
+                for report in self.venue.cancel_all("kill switch tripped by an operator") {
+                    self.engine.on_report(report, now, now, &mut self.pending)?;
+                }
+                let drafts = std::mem::take(&mut self.pending);
+                let mut stored = Vec::with_capacity(drafts.len());
+                while stored.len() < drafts.len() {
+                    match record.pop()? {
+                        Some(event) => stored.push(event),
+                        None => break,
+                    }
+                }
+                check_from(run, self.appended, &drafts[..stored.len()], &stored)?;
+                self.appended = self.appended.plus(stored.len() as u64);
+                self.pending = drafts[stored.len()..].to_vec();
+                if !self.pending.is_empty() && record.peek(0)?.is_some() {
+                    let detail = "the record goes on where a trip's cancellations were due".to_string();
+                    return Err(RunError::Diverged { run, seq: self.appended.next(), detail });
+                }
                 continue;
             }
             let command = match &event.payload {
@@ -429,8 +459,10 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     pub fn on_tick(&mut self, tick: &Tick, now: TimestampNs) -> Result<(), RunError> {
         let cycle_start = self.pending.len();
         if let Err(error) = self.cycle(tick, now) {
-            // Nothing of a failed cycle is recorded; the cycles before it are.
+            // Nothing of a failed cycle is recorded; the cycles before it are (with no
+            // snapshot: the engine has applied part of the failed cycle).
             self.pending.truncate(cycle_start);
+            self.snapshot_every = 0;
             let appended = self.append();
             return Err(appended.err().unwrap_or(error));
         }
@@ -541,6 +573,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         let start = self.pending.len();
         if let Err(error) = self.close_out_drafts(now) {
             self.pending.truncate(start);
+            self.snapshot_every = 0;
             let appended = self.append();
             return Err(appended.err().unwrap_or(error));
         }

@@ -271,3 +271,81 @@ fn resuming_with_another_strategy_is_refused_at_the_first_differing_event() {
         Ok(_) => panic!("expected a divergence, the resume went on"),
     }
 }
+
+/// A trip the operator makes while the run is down (under run 0) cancels the run's
+/// working orders when it resumes, as a trip during the session does: the cancellations
+/// are recorded before `RunResumed`, and a later resume re-executes them from the record.
+/// A backtest's trip in between does not reach the run.
+#[test]
+fn a_trip_made_while_the_run_was_down_cancels_its_working_orders_on_resume() {
+    let closes: Vec<u32> = (0..60).map(|i| 1_500 + ((i * 37) % 23) * 10).collect();
+    let ticks = ticks(&closes);
+    let setup = Setup {
+        risk: RiskLimits::default(),
+        kill: KillSwitchLimits::default(),
+        short: true,
+        snapshot_every: 5,
+        cycles_per_append: 1,
+    };
+    let mut log = MemLog::new();
+    let mut observer = ();
+    // Run until an order is working (next-open fills: submitted on one bar, filled on the next).
+    let mut stop_at = None;
+    {
+        let runner = Runner::start(&mut log, &mut observer, setup.parts(), ticks[0].ts, 1).unwrap();
+        let mut runner = runner.with_snapshots(setup.snapshot_every);
+        for (n, tick) in ticks.iter().enumerate() {
+            runner.on_tick(tick, now(tick, n)).unwrap();
+            if runner.engine().open_orders().next().is_some() {
+                stop_at = Some(n);
+                break;
+            }
+        }
+    }
+    assert!(stop_at.is_some(), "the strategy placed no order");
+    // While it is down: a backtest's trip (run 2, stays inside it), then the operator's.
+    let trip = |run: u64, cycle: u64, trigger: KillTrigger| EventDraft {
+        run_id: RunId::new(run),
+        cycle_id: ledger_core::ids::CycleId::new(cycle),
+        causation_seq: None,
+        ts_event: TimestampNs::from_nanos(1),
+        ts_recorded: TimestampNs::from_nanos(1),
+        payload: Payload::KillSwitchTripped(KillSwitchTripped {
+            trigger,
+            value: Decimal::ONE,
+            limit: Decimal::ONE,
+            reason: "test".into(),
+        }),
+    };
+    log.append(&mut vec![trip(2, 3, KillTrigger::Drawdown)]).unwrap();
+    log.append(&mut vec![trip(0, 0, KillTrigger::Command)]).unwrap();
+    let resume = |log: &mut MemLog| {
+        let head = log.head().seq;
+        let snapshot = log
+            .snapshot(&SessionState::name(RUN))
+            .map(|bytes| codec::decode_meta::<SessionState>(&bytes).unwrap())
+            .filter(|s| s.covers <= head);
+        let from = ResumeFrom { range: RunRange { run_id: RUN, first: Seq::new(1), last: head }, snapshot };
+        let mut observer = ();
+        let (runner, resumed) =
+            Runner::resume(log, &mut observer, setup.parts(), from, TimestampNs::from_nanos(2), 1).expect("resumes");
+        let tripped = runner.engine().kill_switch_tripped();
+        (resumed, tripped)
+    };
+    let (first, tripped) = resume(&mut log);
+    assert!(tripped, "the operator's trip is in force");
+    assert!(first.working_orders.is_empty(), "{first:?}");
+    let kinds: Vec<&str> = {
+        let mut all = Vec::new();
+        visit_events(&log, Seq::new(1), &mut |e| {
+            all.push(e.payload.kind());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        all.into_iter().rev().take(2).collect()
+    };
+    assert_eq!(kinds, ["RunResumed", "OrderCanceled"], "the cancellation comes before RunResumed");
+    // Killed again at once and resumed: the record re-executes as it was made.
+    let (second, tripped) = resume(&mut log);
+    assert!(tripped && second.working_orders.is_empty());
+}

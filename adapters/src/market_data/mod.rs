@@ -304,8 +304,9 @@ impl FileFeed {
     /// (a resumed run: they were good rows then), and returns the last of them. Only
     /// that last row is parsed (and checked); the others are only framed as CSV
     /// records or JSON lines, several times faster. With [`ReadOptions::lenient`]
-    /// (which rows count as ticks is known only by parsing them) or a date order not
-    /// told yet, every row is read as [`MarketFeed::next_tick`] reads it.
+    /// (which rows count as ticks is known only by parsing them), a date order not told
+    /// yet, or a time zone (a repeated local time in a fall-back hour is told by the row
+    /// before it), every row is read as [`MarketFeed::next_tick`] reads it.
     ///
     /// # Errors
     /// As [`MarketFeed::next_tick`], for the rows read.
@@ -319,7 +320,10 @@ impl FileFeed {
         if left == 0 {
             return Ok(last.map(|row| self.tick(row)));
         }
-        let framed_only = !self.source.lenient && !self.source.parser.awaits_date_order();
+        // Framing only leaves the previous row's time behind: fine unless a time zone
+        // tells a repeated local time (a fall-back hour) by it.
+        let framed_only =
+            !self.source.lenient && !self.source.parser.awaits_date_order() && self.source.options.time_zone.is_none();
         while left > 1 && framed_only && self.pending.is_none() && !self.exhausted {
             if !self.source.pass_row()? {
                 self.exhausted = true;
