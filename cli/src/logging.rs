@@ -19,7 +19,11 @@ pub fn init(format: LogFormat) {
     let directives = std::env::var("RUST_LOG").ok().filter(|d| !d.trim().is_empty());
     let names_sled = directives.as_deref().is_some_and(|d| d.contains("sled"));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let filter = if names_sled { filter } else { filter.add_directive(SLED_OFF.parse().expect("a valid directive")) };
+    // SLED_OFF is a constant directive; were it ever malformed, sled's lines would show.
+    let filter = match (names_sled, SLED_OFF.parse()) {
+        (false, Ok(directive)) => filter.add_directive(directive),
+        _ => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

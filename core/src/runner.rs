@@ -59,6 +59,9 @@ pub enum RunError {
     },
 }
 
+/// Why working orders are canceled when an operator trips the kill switch.
+const OPERATOR_TRIP: &str = "kill switch tripped by an operator";
+
 /// Something fed every event as it is appended, in sequence order: the live folds.
 pub trait Observer {
     /// `events` are about to be appended as the records `first`, `first + 1`, ...
@@ -330,24 +333,8 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                 // made during the session does. The cancellations follow the trip in the
                 // record once a resume has recorded them; at the record's end (the resume
                 // making them now) they are left to be appended with `RunResumed`.
-                for report in self.venue.cancel_all("kill switch tripped by an operator") {
-                    self.engine.on_report(report, now, now, &mut self.pending)?;
-                }
-                let drafts = std::mem::take(&mut self.pending);
-                let mut stored = Vec::with_capacity(drafts.len());
-                while stored.len() < drafts.len() {
-                    match record.pop()? {
-                        Some(event) => stored.push(event),
-                        None => break,
-                    }
-                }
-                check_from(run, self.appended, &drafts[..stored.len()], &stored)?;
-                self.appended = self.appended.plus(stored.len() as u64);
-                self.pending = drafts[stored.len()..].to_vec();
-                if !self.pending.is_empty() && record.peek(0)?.is_some() {
-                    let detail = "the record goes on where a trip's cancellations were due".to_string();
-                    return Err(RunError::Diverged { run, seq: self.appended.next(), detail });
-                }
+                self.cancel_working(OPERATOR_TRIP, now, now)?;
+                self.confirm(&mut record, true)?;
                 continue;
             }
             let command = match &event.payload {
@@ -368,18 +355,43 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                     self.cycle(&tick, now)?;
                 }
             }
-            let drafts = std::mem::take(&mut self.pending);
-            let mut stored = Vec::with_capacity(drafts.len());
-            for _ in 0..drafts.len() {
-                match record.pop()? {
-                    Some(event) => stored.push(event),
-                    None => break,
-                }
+            self.confirm(&mut record, false)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the re-executed drafts pending against the record's next events, and
+    /// takes them as appended. With `keep_beyond_end`, drafts past the record's end
+    /// stay pending, to be appended (a resume making what the record does not hold
+    /// yet); anywhere else a draft the record does not have is a divergence.
+    fn confirm(&mut self, record: &mut Lookahead<'_>, keep_beyond_end: bool) -> Result<(), RunError> {
+        let run = self.engine.run_id();
+        let drafts = std::mem::take(&mut self.pending);
+        let mut stored = Vec::with_capacity(drafts.len());
+        while stored.len() < drafts.len() {
+            match record.pop()? {
+                Some(event) => stored.push(event),
+                None => break,
             }
-            check_from(run, self.appended, &drafts, &stored)?;
-            self.appended = self.appended.plus(drafts.len() as u64);
-            self.pending = drafts;
-            self.pending.clear();
+        }
+        let checked = if keep_beyond_end { stored.len() } else { drafts.len() };
+        check_from(run, self.appended, &drafts[..checked], &stored)?;
+        self.appended = self.appended.plus(stored.len() as u64);
+        if checked < drafts.len() {
+            if record.peek(0)?.is_some() {
+                let detail = "the record goes on where re-execution made more".to_string();
+                return Err(RunError::Diverged { run, seq: self.appended.next(), detail });
+            }
+            self.pending.extend_from_slice(&drafts[checked..]);
+        }
+        Ok(())
+    }
+
+    /// Cancels every order working at the venue (a kill-switch trip, `reason`) and
+    /// records the venue's reports, at source time `ts_event` and cycle time `now`.
+    fn cancel_working(&mut self, reason: &str, ts_event: TimestampNs, now: TimestampNs) -> Result<(), RunError> {
+        for report in self.venue.cancel_all(reason) {
+            self.engine.on_report(report, ts_event, now, &mut self.pending)?;
         }
         Ok(())
     }
@@ -412,9 +424,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         let trip = matches!(payload, Payload::KillSwitchTripped(_));
         self.engine.record_command(payload, now, &mut self.pending)?;
         if trip {
-            for report in self.venue.cancel_all("kill switch tripped by an operator") {
-                self.engine.on_report(report, now, now, &mut self.pending)?;
-            }
+            self.cancel_working(OPERATOR_TRIP, now, now)?;
         }
         Ok(())
     }
@@ -500,9 +510,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             }
         }
         if tripped {
-            for report in self.venue.cancel_all("kill switch tripped") {
-                self.engine.on_report(report, market.ts, now, &mut self.pending)?;
-            }
+            self.cancel_working("kill switch tripped", market.ts, now)?;
         }
         if self.to_send.is_empty() {
             return Ok(());

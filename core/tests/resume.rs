@@ -147,12 +147,7 @@ fn interrupted(
     stops.push(ticks.len());
     let mut portfolio = None;
     for (index, &stop) in stops.iter().enumerate() {
-        let head = log.head().seq;
-        let snapshot = log
-            .snapshot(&SessionState::name(RUN))
-            .map(|bytes| codec::decode_meta::<SessionState>(&bytes).unwrap())
-            .filter(|s| s.covers <= head);
-        let from = ResumeFrom { range: RunRange { run_id: RUN, first: Seq::new(1), last: head }, snapshot };
+        let from = resume_from(&log);
         let resumed_at = TimestampNs::from_nanos(ticks[0].ts.nanos() - 1);
         let (runner, resumed) =
             Runner::resume(&mut log, &mut observer, setup.parts(), from, resumed_at, setup.cycles_per_append).unwrap();
@@ -166,6 +161,17 @@ fn interrupted(
         }
     }
     (log, portfolio.unwrap(), starts)
+}
+
+/// Run 1 of `log` to resume, from its latest session snapshot (if one covers no more
+/// than the log holds), as `ledger run` finds it.
+fn resume_from(log: &MemLog) -> ResumeFrom {
+    let head = log.head().seq;
+    let snapshot = log
+        .snapshot(&SessionState::name(RUN))
+        .map(|bytes| codec::decode_meta::<SessionState>(&bytes).unwrap())
+        .filter(|s| s.covers <= head);
+    ResumeFrom { range: RunRange { run_id: RUN, first: Seq::new(1), last: head }, snapshot }
 }
 
 /// Events as comparable across the two logs: without `RunResumed`, and with causation
@@ -320,12 +326,7 @@ fn a_trip_made_while_the_run_was_down_cancels_its_working_orders_on_resume() {
     log.append(&mut vec![trip(2, 3, KillTrigger::Drawdown)]).unwrap();
     log.append(&mut vec![trip(0, 0, KillTrigger::Command)]).unwrap();
     let resume = |log: &mut MemLog| {
-        let head = log.head().seq;
-        let snapshot = log
-            .snapshot(&SessionState::name(RUN))
-            .map(|bytes| codec::decode_meta::<SessionState>(&bytes).unwrap())
-            .filter(|s| s.covers <= head);
-        let from = ResumeFrom { range: RunRange { run_id: RUN, first: Seq::new(1), last: head }, snapshot };
+        let from = resume_from(log);
         let mut observer = ();
         let (runner, resumed) =
             Runner::resume(log, &mut observer, setup.parts(), from, TimestampNs::from_nanos(2), 1).expect("resumes");

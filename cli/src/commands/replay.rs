@@ -58,18 +58,36 @@ fn backtest(data_dir: &Path, settings: &mut Settings, in_memory: bool) -> Result
         report::print(&report.report(), false)?;
         return Ok(Outcome::Ok);
     }
-    let Ledger { log, mut runs, mut kill_switch, .. } = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
+    let ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
+    let (mut ledger, report) = record_backtest(ledger, settings, &mut feed, provider, &session)?;
+    ledger.save_folds()?;
+    report::print(&report.report(), false)?;
+    Ok(Outcome::Ok)
+}
+
+/// Records a backtest as the ledger's next run: the cycles through the pipeline on a
+/// writer thread, the ledger's folds (runs index, kill switch) fed as it goes. Returns
+/// the ledger and the run's report fold.
+///
+/// # Errors
+/// As [`pipeline::execute`]; a writer that failed.
+pub fn record_backtest<'s>(
+    ledger: Ledger,
+    settings: &Settings,
+    cycles: &mut dyn pipeline::Cycles,
+    provider: Box<dyn ledger_core::decision::DecisionProvider>,
+    session: &dyn Fn(RunId) -> Session<'s>,
+) -> Result<(Ledger, ReportFold)> {
+    let Ledger { log, mut runs, mut kill_switch, .. } = ledger;
     let run_id = runs.next_run_id();
     let mut report = ReportFold::new(run_id);
     let mut log = BackgroundLog::new(log);
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
-    let result = pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None);
+    let result = pipeline::execute(&mut log, &mut folds, settings, cycles, provider, &session(run_id), None);
     drop(folds);
-    let mut ledger = Ledger { log: log.into_inner()?, runs, kill_switch, snapshot_beyond_head: None };
+    let ledger = Ledger { log: log.into_inner()?, runs, kill_switch, snapshot_beyond_head: None };
     result?;
-    ledger.save_folds()?;
-    report::print(&report.report(), false)?;
-    Ok(Outcome::Ok)
+    Ok((ledger, report))
 }
 
 fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outcome> {

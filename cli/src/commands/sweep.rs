@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::{bail, Context, Result};
 use evalexpr::{ContextWithMutableVariables, HashMapContext, Value as ExprValue};
 use indicatif::{ProgressBar, ProgressStyle};
-use ledger_adapters::background::BackgroundLog;
 use ledger_core::event::RunMode;
 use ledger_core::feed::Tick;
 use ledger_core::ids::RunId;
@@ -27,6 +26,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::args::{SessionFlags, SweepArgs};
+use crate::commands::replay;
 use crate::config::{self, ProviderConfig, Settings};
 use crate::describe;
 use crate::pipeline::{self, Cycles, Session};
@@ -382,19 +382,11 @@ fn record(data_dir: &Path, runs: &[(Vec<(String, String)>, Settings)], ticks: &A
     let mut results = Vec::with_capacity(runs.len());
     let progress = progress(runs.len());
     for (params, settings) in runs {
-        let run_id = ledger.runs.next_run_id();
-        let mut report = ReportFold::new(run_id);
         let provider = pipeline::provider(settings)?;
         let mut cycles = TickSlice { ticks, next: 0 };
-        let Ledger { log, runs, kill_switch, .. } = ledger;
-        let (mut runs, mut kill_switch) = (runs, kill_switch);
-        let mut log = BackgroundLog::new(log);
-        let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
-        let result =
-            pipeline::execute(&mut log, &mut folds, settings, &mut cycles, provider, &session(run_id, &source), None);
-        drop(folds);
-        ledger = Ledger { log: log.into_inner()?, runs, kill_switch, snapshot_beyond_head: None };
-        result?;
+        let session = |run_id| session(run_id, &source);
+        let report;
+        (ledger, report) = replay::record_backtest(ledger, settings, &mut cycles, provider, &session)?;
         results.push(Backtested { params: params.clone(), report: report_json(&report.report()) });
         progress.inc(1);
     }
