@@ -44,7 +44,7 @@ pub enum Command {
     )]
     Status(StatusArgs),
     /// List the runs in the ledger.
-    #[command(after_help = "Example:\n  ledger --data-dir ./ledger-data runs")]
+    #[command(after_help = "Examples:\n  ledger --data-dir ./ledger-data runs\n  ledger runs --json | jq .return_pct")]
     Runs(RunsArgs),
     /// Show events, as a table or one JSON object per line.
     #[command(
@@ -64,7 +64,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Paper trading on a market data file played back at --speed.
     #[command(
-        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Takes the same data and strategy flags as `ledger replay`. Ctrl-C or SIGTERM stops after the current cycle and records RunStopped (interrupted); a second signal stops at once.\n\nExamples:\n  ledger run --config fixtures/ledger.example.toml --speed 0\n  ledger run --data fixtures/btcperp-1m-2022-01.csv --strategy sma-cross --param fast=10 --param slow=30 --speed 60")
+        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Takes the same data and strategy flags as `ledger replay`. Ctrl-C or SIGTERM stops after the current cycle and records RunStopped (interrupted); a second signal stops at once. Started again after a crash (kill -9) with the same configuration, it continues the interrupted run (RunResumed); --new-run closes it and starts a new one. While it runs: ledger status, ledger kill-switch trip|reset, ledger events --follow.\n\nExamples:\n  ledger run --config fixtures/ledger.example.toml --speed 0\n  ledger run --data fixtures/btcperp-1m-2022-01.csv --strategy sma-cross --param fast=10 --param slow=30 --speed 60")
     )]
     Run(RunArgs),
     /// Show, trip or reset the kill switch (recorded as events).
@@ -77,7 +77,9 @@ pub enum Command {
         command: KillSwitchCommand,
     },
     /// Performance statistics of one run.
-    #[command(after_help = "Example:\n  ledger report --run 1 --json")]
+    #[command(
+        after_help = "Examples:\n  ledger report --run 1 --json\n  ledger report --run 1 --trades > trades.csv\n  ledger report --run 1 --equity --format json"
+    )]
     Report(ReportArgs),
     /// Backtest a rule strategy over a grid of parameters, on every core, ranked.
     #[command(
@@ -85,7 +87,9 @@ pub enum Command {
     )]
     Sweep(SweepArgs),
     /// A run's account rebuilt from its events: cash, positions, P&L, fees, equity.
-    #[command(after_help = "Examples:\n  ledger rebuild            # the latest run\n  ledger rebuild --run 3 --json")]
+    #[command(
+        after_help = "Examples:\n  ledger rebuild                          # the latest run, from its latest snapshot\n  ledger rebuild --run 3 --json\n  ledger rebuild --run 3 --from-scratch   # every event of the run"
+    )]
     Rebuild(RebuildArgs),
 }
 
