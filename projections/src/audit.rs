@@ -1,0 +1,932 @@
+//! The audit trail of one run: one row per cycle joining its tick, decision, risk
+//! verdict, orders and fills with the account before and after, and one row per run
+//! event (start, stop, resume) and per operator event (kill-switch trips and resets,
+//! limit changes), folded from the events in seq order, as `ledger audit export` writes
+//! them. docs/audit-format.md describes every field.
+//!
+//! A row covers the events from the one that opens it up to the next opener: a run's
+//! market tick opens a cycle row; a run's event outside any cycle, or an operator's
+//! kill-switch or limits event (run 0), is a row of its own. Every other event of the
+//! run joins the open row, so each of the run's events (and each operator event in the
+//! range) lies in exactly one row: the rows' `event_seqs` are the run's events, complete.
+//! A fill recorded after its order's cycle (an order that worked across ticks) is in the
+//! row of the tick it happened on, naming its order.
+//!
+//! Memory holds the open row and the orders still working, never the run. The state
+//! between rows ([`AuditState`]) is plain data, so an export of a later range carries it
+//! and a verifier folds the same rows from the exported records.
+//!
+//! Row hashes ([`RowChain`]): SHA-256 over the row's RFC 8785 canonical JSON without
+//! `row_hash` (with `prev_row_hash`, the hash of the row before; 64 zeros for the first).
+
+use std::collections::BTreeMap;
+
+use canon_json::CanonJsonSerialize;
+use chrono::SecondsFormat;
+use ledger_core::chain::Hash32;
+use ledger_core::event::{EventRef, KillSwitchTripped, OrderQty, ParseStatus, Payload, Side, TickData};
+use ledger_core::ids::{ClientOrderId, InstrumentId, RunId, Seq};
+use ledger_core::portfolio::Portfolio;
+use ledger_core::time::TimestampNs;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// RFC 3339 in UTC with nanoseconds, e.g. `2013-10-08T13:30:00.000000000Z`.
+pub fn rfc3339_nanos(ts: TimestampNs) -> String {
+    ts.to_datetime().to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// One row of the audit trail. Money, prices and quantities are decimal strings (exact,
+/// as recorded); times RFC 3339 UTC with nanoseconds; absent text is `""`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// `cycle` (a tick and what followed it), `run` (start, stop, resume) or `operator`
+    /// (kill-switch trip or reset, limits change, outside any cycle).
+    pub row_kind: String,
+    /// For `run` and `operator` rows, the event's kind (`RunStarted`, `KillSwitchReset`,
+    /// ...); `""` for cycle rows.
+    pub event: String,
+    /// The row's run (0: the operator's, for commands given while no session ran).
+    pub run_id: u64,
+    /// `Live`, `Paper` or `Replay`: the exported run's mode.
+    pub mode: String,
+    /// SHA-256 of the run's effective configuration, 64 hex digits.
+    pub config_hash: String,
+    /// Version of the software that wrote the run.
+    pub software_version: String,
+    /// The cycle (tick number within the run); 0 outside cycles.
+    pub cycle_id: u64,
+    /// Seq of the row's first event.
+    pub first_seq: u64,
+    /// Seq of the row's last event.
+    pub last_seq: u64,
+    /// Seqs of every event the row covers, ascending.
+    pub event_seqs: Vec<u64>,
+    /// Source time of the row's first event (the exchange time of a tick).
+    pub ts_event: String,
+    /// When the ledger recorded the row's first event.
+    pub ts_recorded: String,
+    /// When the ledger recorded the row's last event.
+    pub ts_recorded_last: String,
+    /// The tick's instrument (`""` for rows without a tick).
+    pub instrument: String,
+    /// `bar`, `trade`, `quote` or `""`.
+    pub tick_kind: String,
+    /// The tick's reference price (bar close, trade price, quote mid), quote currency.
+    pub price: String,
+    /// The tick's fields, or null.
+    pub tick: Option<TickView>,
+    /// Decision provider kind (`rules`, `script`, `openai`, ...), from the run's start.
+    pub provider: String,
+    /// Strategy or model name.
+    pub model: String,
+    /// Provider parameters, `k=v` sorted by key, space separated.
+    pub params: String,
+    /// SHA-256 of the prompt, 64 hex digits, or `""`.
+    pub prompt_sha256: String,
+    /// The prompt sent (`""` for rules).
+    pub prompt: String,
+    /// The provider's raw output (`""` for rules).
+    pub raw_output: String,
+    /// `long`, `short`, `close`, `hold`, or `""` without a decision.
+    pub action: String,
+    /// Fraction of equity asked for, 0 to 1.
+    pub size_pct: String,
+    /// The provider's confidence, 0 to 1.
+    pub confidence: String,
+    /// The provider's reason.
+    pub decision_reason: String,
+    /// `ok`, `invalid`, `provider_error`, or `""` without a decision.
+    pub parse_status: String,
+    /// What was wrong with the output or the provider, or `""`.
+    pub parse_error: String,
+    /// Provider latency, microseconds.
+    pub latency_us: u64,
+    /// Prompt tokens.
+    pub tokens_in: u64,
+    /// Completion tokens.
+    pub tokens_out: u64,
+    /// `approved`, `denied`, or `""` without a verdict.
+    pub verdict: String,
+    /// Seq of the verdict (0 without one).
+    pub verdict_seq: u64,
+    /// Why a verdict denied (the first failed check), else `""`.
+    pub verdict_reason: String,
+    /// Every risk check of the verdict, passes included.
+    pub checks: Vec<CheckView>,
+    /// Orders submitted in the row, with their status at the row's end.
+    pub orders: Vec<OrderView>,
+    /// Accepted, rejected and canceled reports recorded in the row.
+    pub order_updates: Vec<OrderUpdate>,
+    /// Fills recorded in the row.
+    pub fills: Vec<FillView>,
+    /// A kill-switch trip inside the cycle (equity thresholds, failures), or null.
+    pub kill_switch: Option<TripView>,
+    /// Who: the operator of a reset, a limits change or a commanded trip; `""` else.
+    pub by: String,
+    /// Why, in words: an operator's reason, a trip's or a stop's reason; `""` else.
+    pub why: String,
+    /// The run or operator event's own fields, or null.
+    pub detail: Option<serde_json::Value>,
+    /// Cash before the row's events, account currency.
+    pub cash_before: String,
+    /// Cash after them.
+    pub cash_after: String,
+    /// Signed position in `instrument` before, units (`""` without an instrument).
+    pub position_before: String,
+    /// Signed position after, units.
+    pub position_after: String,
+    /// Cash plus positions at their marks after the row.
+    pub equity_after: String,
+    /// The previous row's `row_hash`; 64 zeros for an export's first row. Set by
+    /// [`RowChain`], `""` until then.
+    pub prev_row_hash: String,
+}
+
+/// A tick's fields; those the tick does not have are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TickView {
+    /// Bar: first price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<String>,
+    /// Bar: highest price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<String>,
+    /// Bar: lowest price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<String>,
+    /// Bar: last price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<String>,
+    /// Bar: traded quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// Bar: length, nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ns: Option<i64>,
+    /// Trade: price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trade_price: Option<String>,
+    /// Trade: quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Trade: aggressor side, `buy` or `sell`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggressor: Option<String>,
+    /// Quote: best bid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid: Option<String>,
+    /// Quote: best ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<String>,
+    /// Quote: bid quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid_size: Option<String>,
+    /// Quote: ask quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_size: Option<String>,
+}
+
+/// One risk check of a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckView {
+    /// The check's id (`max_position_pct`, ...; docs/events.md gives each one's unit).
+    pub id: String,
+    /// The measured value.
+    pub value: String,
+    /// The configured limit.
+    pub limit: String,
+    /// Whether the value is within the limit.
+    pub passed: bool,
+}
+
+/// An order submitted in the row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// Our id for the order.
+    pub client_order_id: String,
+    /// Seq of its `OrderSubmitted`.
+    pub seq: u64,
+    /// The event that caused it (an approved verdict, a kill-switch trip), if any.
+    pub cause_seq: Option<u64>,
+    /// What it comes from: `verdict` (the row's verdict), `kill_switch` (the row's trip),
+    /// `close_at_end` (no cause: the end of the data), or `other`.
+    pub origin: String,
+    /// The instrument.
+    pub instrument: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// How much: units, account currency or a fraction of the money available.
+    pub qty: String,
+    /// `units`, `notional` or `equity_fraction`.
+    pub qty_unit: String,
+    /// `market` or `limit`.
+    pub order_type: String,
+    /// Limit price, quote currency, or null.
+    pub limit_price: Option<String>,
+    /// `gtc`, `ioc` or `day`.
+    pub tif: String,
+    /// At the row's end: `submitted`, `accepted`, `partially_filled`, `filled`,
+    /// `rejected` or `canceled`.
+    pub status: String,
+    /// Why it was rejected or canceled, else `""`.
+    pub reason: String,
+    /// Units filled by the row's end.
+    pub filled_qty: String,
+    /// Quantity-weighted fill price by the row's end, or null before any fill.
+    pub avg_price: Option<String>,
+}
+
+/// An accepted, rejected or canceled report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderUpdate {
+    /// The order.
+    pub client_order_id: String,
+    /// Seq of the report.
+    pub seq: u64,
+    /// `accepted`, `rejected` or `canceled`.
+    pub status: String,
+    /// Why (rejected, canceled), else `""`.
+    pub reason: String,
+}
+
+/// A fill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillView {
+    /// The venue's fill id.
+    pub fill_id: String,
+    /// The order filled.
+    pub client_order_id: String,
+    /// Seq of the `OrderFilled`.
+    pub seq: u64,
+    /// When it was recorded.
+    pub ts_recorded: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// Units filled, positive.
+    pub qty: String,
+    /// Fill price, quote currency, slippage included.
+    pub price: String,
+    /// Commission, account currency.
+    pub fee: String,
+    /// `maker` or `taker`.
+    pub liquidity: String,
+    /// The order's units filled so far, this fill included.
+    pub order_filled_qty: String,
+    /// The order's quantity-weighted fill price so far.
+    pub order_avg_price: String,
+}
+
+/// A kill-switch trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TripView {
+    /// Seq of the trip.
+    pub seq: u64,
+    /// `gain`, `loss`, `drawdown`, `failures` or `command`.
+    pub trigger: String,
+    /// The measured value (a fraction, or a count of failures).
+    pub value: String,
+    /// The threshold, same unit.
+    pub limit: String,
+    /// In words.
+    pub reason: String,
+}
+
+/// How a CSV cell holds a column's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// The text itself.
+    String,
+    /// A decimal integer.
+    Integer,
+    /// Canonical JSON (RFC 8785); an empty cell is null.
+    Json,
+}
+
+impl ColumnType {
+    /// The name docs/audit-format.md and the manifest use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::String => "string",
+            ColumnType::Integer => "integer",
+            ColumnType::Json => "json",
+        }
+    }
+}
+
+/// The columns of the CSV form, in order, with how each cell holds its value: every
+/// field of [`AuditRow`], then `row_hash`.
+pub const COLUMNS: &[(&str, ColumnType)] = &[
+    ("row_kind", ColumnType::String),
+    ("event", ColumnType::String),
+    ("run_id", ColumnType::Integer),
+    ("mode", ColumnType::String),
+    ("config_hash", ColumnType::String),
+    ("software_version", ColumnType::String),
+    ("cycle_id", ColumnType::Integer),
+    ("first_seq", ColumnType::Integer),
+    ("last_seq", ColumnType::Integer),
+    ("event_seqs", ColumnType::Json),
+    ("ts_event", ColumnType::String),
+    ("ts_recorded", ColumnType::String),
+    ("ts_recorded_last", ColumnType::String),
+    ("instrument", ColumnType::String),
+    ("tick_kind", ColumnType::String),
+    ("price", ColumnType::String),
+    ("tick", ColumnType::Json),
+    ("provider", ColumnType::String),
+    ("model", ColumnType::String),
+    ("params", ColumnType::String),
+    ("prompt_sha256", ColumnType::String),
+    ("prompt", ColumnType::String),
+    ("raw_output", ColumnType::String),
+    ("action", ColumnType::String),
+    ("size_pct", ColumnType::String),
+    ("confidence", ColumnType::String),
+    ("decision_reason", ColumnType::String),
+    ("parse_status", ColumnType::String),
+    ("parse_error", ColumnType::String),
+    ("latency_us", ColumnType::Integer),
+    ("tokens_in", ColumnType::Integer),
+    ("tokens_out", ColumnType::Integer),
+    ("verdict", ColumnType::String),
+    ("verdict_seq", ColumnType::Integer),
+    ("verdict_reason", ColumnType::String),
+    ("checks", ColumnType::Json),
+    ("orders", ColumnType::Json),
+    ("order_updates", ColumnType::Json),
+    ("fills", ColumnType::Json),
+    ("kill_switch", ColumnType::Json),
+    ("by", ColumnType::String),
+    ("why", ColumnType::String),
+    ("detail", ColumnType::Json),
+    ("cash_before", ColumnType::String),
+    ("cash_after", ColumnType::String),
+    ("position_before", ColumnType::String),
+    ("position_after", ColumnType::String),
+    ("equity_after", ColumnType::String),
+    ("prev_row_hash", ColumnType::String),
+    ("row_hash", ColumnType::String),
+];
+
+/// What the exported run is: from its `RunStarted`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `Live`, `Paper` or `Replay` (`""` before the `RunStarted`).
+    pub mode: String,
+    /// SHA-256 of the run's configuration, hex.
+    pub config_hash: String,
+    /// Software version that wrote the run.
+    pub software_version: String,
+    /// Decision provider kind.
+    pub provider: String,
+    /// Strategy or model.
+    pub model: String,
+    /// Provider parameters.
+    pub params: String,
+}
+
+/// An order still working, as the fold tracks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkingOrder {
+    /// Units filled so far.
+    pub filled: Decimal,
+    /// Sum of fill quantity times price, for the average.
+    pub filled_notional: Decimal,
+}
+
+/// The fold's state between rows: what a row needs from before it. Serialized into an
+/// export's manifest (`start_state`) so a verifier can fold the exported records alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditState {
+    /// The run exported.
+    pub run: RunId,
+    /// From its `RunStarted`.
+    pub info: RunInfo,
+    /// The run's account (moved by fills, marked by ticks).
+    pub portfolio: Portfolio,
+    /// Orders submitted and not yet filled, rejected or canceled.
+    pub working: BTreeMap<ClientOrderId, WorkingOrder>,
+}
+
+impl AuditState {
+    /// The state before run `run`'s first event.
+    pub fn new(run: RunId) -> Self {
+        AuditState { run, info: RunInfo::default(), portfolio: Portfolio::new(Decimal::ZERO), working: BTreeMap::new() }
+    }
+}
+
+/// The audit rows of one run, folded event by event; closed rows are collected for
+/// [`AuditFold::take_rows`].
+#[derive(Debug, Clone)]
+pub struct AuditFold {
+    state: AuditState,
+    open: Option<AuditRow>,
+    /// Where each order of the open row sits in its `orders`.
+    open_orders: BTreeMap<ClientOrderId, usize>,
+    done: Vec<AuditRow>,
+}
+
+fn dec(value: Decimal) -> String {
+    value.to_string()
+}
+
+fn side(side: Side) -> &'static str {
+    match side {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+/// Lower-case snake form of a serde enum name (`MaxPositionPct` -> `max_position_pct`).
+fn snake(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    for (i, c) in text.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn debug_snake(value: &impl std::fmt::Debug) -> String {
+    snake(&format!("{value:?}"))
+}
+
+fn trip_view(seq: Seq, trip: &KillSwitchTripped) -> TripView {
+    TripView {
+        seq: seq.get(),
+        trigger: debug_snake(&trip.trigger),
+        value: dec(trip.value),
+        limit: dec(trip.limit),
+        reason: trip.reason.to_string(),
+    }
+}
+
+/// Who gave a commanded trip: the engine writes its reason `tripped by WHO: WHY`.
+fn trip_by(reason: &str) -> (String, String) {
+    match reason.strip_prefix("tripped by ").and_then(|rest| rest.split_once(": ")) {
+        Some((by, why)) => (by.to_string(), why.to_string()),
+        None => (String::new(), reason.to_string()),
+    }
+}
+
+impl AuditFold {
+    /// The fold of run `run` from its start.
+    pub fn new(run: RunId) -> Self {
+        AuditFold::resume(AuditState::new(run))
+    }
+
+    /// The fold continued from `state` (taken with [`AuditFold::state`] between rows).
+    pub fn resume(state: AuditState) -> Self {
+        AuditFold { state, open: None, open_orders: BTreeMap::new(), done: Vec::new() }
+    }
+
+    /// The state between rows: valid right before an event for which
+    /// [`AuditFold::opens_row`] is true.
+    pub fn state(&self) -> &AuditState {
+        &self.state
+    }
+
+    /// Whether `event` belongs in the trail: the run's own, or an operator's
+    /// kill-switch or limits event.
+    pub fn is_relevant(&self, event: &EventRef<'_>) -> bool {
+        event.run_id == self.state.run
+            || (event.run_id.get() == 0
+                && matches!(
+                    event.payload,
+                    Payload::KillSwitchTripped(_) | Payload::KillSwitchReset(_) | Payload::RiskLimitsChanged(_)
+                ))
+    }
+
+    /// Whether `event` closes the open row and starts a new one: a tick of the run, or
+    /// a relevant event outside any cycle.
+    pub fn opens_row(&self, event: &EventRef<'_>) -> bool {
+        self.is_relevant(event) && (matches!(event.payload, Payload::MarketTick(_)) || event.cycle_id.get() == 0)
+    }
+
+    /// Rows closed so far, handed over (oldest first).
+    pub fn take_rows(&mut self) -> std::vec::Drain<'_, AuditRow> {
+        self.done.drain(..)
+    }
+
+    /// Closes the open row (at the end of the events or of the range).
+    pub fn finish(&mut self) {
+        self.close();
+    }
+
+    fn blank_row(&self, event: &EventRef<'_>, row_kind: &str, instrument: Option<InstrumentId>) -> AuditRow {
+        let info = &self.state.info;
+        let position = instrument.map(|i| dec(self.state.portfolio.qty(&i))).unwrap_or_default();
+        AuditRow {
+            row_kind: row_kind.to_string(),
+            event: String::new(),
+            run_id: event.run_id.get(),
+            mode: info.mode.clone(),
+            config_hash: info.config_hash.clone(),
+            software_version: info.software_version.clone(),
+            cycle_id: event.cycle_id.get(),
+            first_seq: event.seq.get(),
+            last_seq: event.seq.get(),
+            event_seqs: Vec::new(),
+            ts_event: rfc3339_nanos(event.ts_event),
+            ts_recorded: rfc3339_nanos(event.ts_recorded),
+            ts_recorded_last: String::new(),
+            instrument: instrument.map(|i| i.to_string()).unwrap_or_default(),
+            tick_kind: String::new(),
+            price: String::new(),
+            tick: None,
+            provider: info.provider.clone(),
+            model: info.model.clone(),
+            params: info.params.clone(),
+            prompt_sha256: String::new(),
+            prompt: String::new(),
+            raw_output: String::new(),
+            action: String::new(),
+            size_pct: String::new(),
+            confidence: String::new(),
+            decision_reason: String::new(),
+            parse_status: String::new(),
+            parse_error: String::new(),
+            latency_us: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+            verdict: String::new(),
+            verdict_seq: 0,
+            verdict_reason: String::new(),
+            checks: Vec::new(),
+            orders: Vec::new(),
+            order_updates: Vec::new(),
+            fills: Vec::new(),
+            kill_switch: None,
+            by: String::new(),
+            why: String::new(),
+            detail: None,
+            cash_before: dec(self.state.portfolio.cash),
+            cash_after: String::new(),
+            position_before: position,
+            position_after: String::new(),
+            equity_after: String::new(),
+            prev_row_hash: String::new(),
+        }
+    }
+
+    fn close(&mut self) {
+        let Some(mut row) = self.open.take() else { return };
+        self.open_orders.clear();
+        let portfolio = &self.state.portfolio;
+        row.cash_after = dec(portfolio.cash);
+        row.equity_after = dec(portfolio.equity());
+        if let Ok(instrument) = InstrumentId::new(&row.instrument) {
+            row.position_after = dec(portfolio.qty(&instrument));
+        }
+        self.done.push(row);
+    }
+
+    /// Applies one event (events in seq order; others than the run's and the
+    /// operator's are passed over).
+    pub fn apply(&mut self, event: &EventRef<'_>) {
+        if !self.is_relevant(event) {
+            return;
+        }
+        if self.opens_row(event) {
+            self.close();
+        }
+        if event.run_id == self.state.run {
+            // The account, by the same rules as the engine's.
+            match event.payload {
+                Payload::RunStarted(started) => {
+                    self.state.portfolio = Portfolio::new(started.starting_cash);
+                    self.state.info = RunInfo {
+                        mode: format!("{:?}", started.mode),
+                        config_hash: started.config_hash.to_hex(),
+                        software_version: started.software_version.to_string(),
+                        provider: started.provider.to_string(),
+                        model: started.model.to_string(),
+                        params: started.params.to_string(),
+                    };
+                }
+                Payload::MarketTick(tick) => {
+                    let _ = self.state.portfolio.mark(&tick.instrument, tick.data.reference_price());
+                }
+                _ => {}
+            }
+        }
+        match event.payload {
+            Payload::MarketTick(tick) => {
+                let mut row = self.blank_row(event, "cycle", Some(tick.instrument));
+                // The position before is the one the tick found (marks move no units).
+                row.tick_kind = match &tick.data {
+                    TickData::Bar(_) => "bar",
+                    TickData::Trade(_) => "trade",
+                    TickData::Quote(_) => "quote",
+                }
+                .into();
+                row.price = dec(tick.data.reference_price());
+                row.tick = Some(tick_view(&tick.data));
+                self.open = Some(row);
+            }
+            _ if event.cycle_id.get() == 0 => {
+                let kind = event.payload.kind();
+                let row_kind = match event.payload {
+                    Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_) => "run",
+                    _ => "operator",
+                };
+                let mut row = self.blank_row(event, row_kind, None);
+                row.event = kind.to_string();
+                self.operator_fields(&mut row, event);
+                self.open = Some(row);
+            }
+            _ => {
+                if self.open.is_none() {
+                    // A cycle's event without its tick in range (a resumed run's report).
+                    self.open = Some(self.blank_row(event, "cycle", None));
+                }
+                self.cycle_event(event);
+            }
+        }
+        if let Some(row) = self.open.as_mut() {
+            row.last_seq = event.seq.get();
+            row.event_seqs.push(event.seq.get());
+            row.ts_recorded_last = rfc3339_nanos(event.ts_recorded);
+        }
+    }
+
+    fn operator_fields(&self, row: &mut AuditRow, event: &EventRef<'_>) {
+        match event.payload {
+            Payload::RunStarted(s) => {
+                row.detail = Some(serde_json::json!({
+                    "venue": s.venue.to_string(),
+                    "instruments": s.instruments.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                    "parent_run": s.parent_run.map(|r| r.get()),
+                    "data_source": s.data_source.to_string(),
+                    "starting_cash": dec(s.starting_cash),
+                    "kill_switch_tripped": s.kill_switch_tripped,
+                    "mode": format!("{:?}", s.mode),
+                }));
+            }
+            Payload::RunStopped(s) => {
+                row.why = s.reason.to_string();
+                row.detail = Some(serde_json::json!({ "skipped_rows": s.skipped_rows }));
+            }
+            Payload::RunResumed(r) => {
+                row.detail = Some(serde_json::json!({
+                    "after_seq": r.after_seq.get(),
+                    "cycles": r.cycles,
+                    "snapshot_seq": r.snapshot_seq.get(),
+                    "working_orders": r.working_orders.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+                    "kill_switch_tripped": r.kill_switch_tripped,
+                }));
+            }
+            Payload::KillSwitchTripped(trip) => {
+                (row.by, row.why) = trip_by(&trip.reason);
+                row.kill_switch = Some(trip_view(event.seq, trip));
+            }
+            Payload::KillSwitchReset(reset) => {
+                (row.by, row.why) = (reset.by.to_string(), reset.reason.to_string());
+            }
+            Payload::RiskLimitsChanged(change) => {
+                (row.by, row.why) = (change.by.to_string(), change.reason.to_string());
+                row.detail = Some(serde_json::json!({ "limits_config_hash": change.config_hash.to_hex() }));
+            }
+            _ => {}
+        }
+    }
+
+    fn cycle_event(&mut self, event: &EventRef<'_>) {
+        let Some(row) = self.open.as_mut() else { return };
+        match event.payload {
+            Payload::DecisionMade(made) => {
+                row.prompt_sha256 = made.prompt_sha256.map(|h| h.to_hex()).unwrap_or_default();
+                row.prompt = made.prompt.to_string();
+                row.raw_output = made.raw_output.to_string();
+                row.action = debug_snake(&made.parsed.action);
+                row.size_pct = dec(made.parsed.size_pct);
+                row.confidence = dec(made.parsed.confidence);
+                row.decision_reason = made.parsed.reason.to_string();
+                (row.parse_status, row.parse_error) = match &made.parse_status {
+                    ParseStatus::Ok => ("ok".into(), String::new()),
+                    ParseStatus::Invalid(why) => ("invalid".into(), why.to_string()),
+                    ParseStatus::ProviderError(why) => ("provider_error".into(), why.to_string()),
+                };
+                row.latency_us = made.latency_us;
+                row.tokens_in = u64::from(made.tokens_in);
+                row.tokens_out = u64::from(made.tokens_out);
+            }
+            Payload::RiskVerdict(verdict) => {
+                row.verdict = if verdict.approved { "approved" } else { "denied" }.into();
+                row.verdict_seq = event.seq.get();
+                row.verdict_reason = verdict.reason.to_string();
+                row.checks = verdict
+                    .checks
+                    .iter()
+                    .map(|c| CheckView {
+                        id: debug_snake(&c.id),
+                        value: dec(c.value),
+                        limit: dec(c.limit),
+                        passed: c.passed,
+                    })
+                    .collect();
+            }
+            Payload::KillSwitchTripped(trip) => row.kill_switch = Some(trip_view(event.seq, trip)),
+            Payload::OrderSubmitted(order) => {
+                let (qty, qty_unit) = match order.qty {
+                    OrderQty::Units(q) => (q, "units"),
+                    OrderQty::Notional(q) => (q, "notional"),
+                    OrderQty::EquityFraction(q) => (q, "equity_fraction"),
+                };
+                let origin = match event.causation_seq {
+                    None => "close_at_end",
+                    Some(cause) if row.kill_switch.as_ref().is_some_and(|t| t.seq == cause.get()) => "kill_switch",
+                    Some(cause) if row.verdict_seq == cause.get() => "verdict",
+                    Some(_) => "other",
+                };
+                self.open_orders.insert(order.client_order_id, row.orders.len());
+                row.orders.push(OrderView {
+                    client_order_id: order.client_order_id.to_string(),
+                    seq: event.seq.get(),
+                    cause_seq: event.causation_seq.map(Seq::get),
+                    origin: origin.into(),
+                    instrument: order.instrument.to_string(),
+                    side: side(order.side).into(),
+                    qty: dec(qty),
+                    qty_unit: qty_unit.into(),
+                    order_type: debug_snake(&order.order_type),
+                    limit_price: order.limit_price.map(dec),
+                    tif: debug_snake(&order.tif),
+                    status: "submitted".into(),
+                    reason: String::new(),
+                    filled_qty: "0".into(),
+                    avg_price: None,
+                });
+                self.state.working.insert(
+                    order.client_order_id,
+                    WorkingOrder { filled: Decimal::ZERO, filled_notional: Decimal::ZERO },
+                );
+            }
+            Payload::OrderAccepted(accepted) => {
+                self.update(event.seq, accepted.client_order_id, "accepted", "", false);
+            }
+            Payload::OrderRejected(rejected) => {
+                self.update(event.seq, rejected.client_order_id, "rejected", &rejected.reason, true);
+            }
+            Payload::OrderCanceled(canceled) => {
+                self.update(event.seq, canceled.client_order_id, "canceled", &canceled.reason, true);
+            }
+            Payload::OrderFilled(fill) => {
+                if event.run_id == self.state.run {
+                    let _ = self.state.portfolio.apply_fill(fill);
+                }
+                let working = self
+                    .state
+                    .working
+                    .entry(fill.client_order_id)
+                    .or_insert(WorkingOrder { filled: Decimal::ZERO, filled_notional: Decimal::ZERO });
+                working.filled = working.filled.checked_add(fill.qty).unwrap_or(working.filled);
+                working.filled_notional = fill
+                    .qty
+                    .checked_mul(fill.price)
+                    .and_then(|n| working.filled_notional.checked_add(n))
+                    .unwrap_or(working.filled_notional);
+                let filled = working.filled;
+                let avg = working.filled_notional.checked_div(filled).unwrap_or_default();
+                let Some(row) = self.open.as_mut() else { return };
+                row.fills.push(FillView {
+                    fill_id: fill.fill_id.to_string(),
+                    client_order_id: fill.client_order_id.to_string(),
+                    seq: event.seq.get(),
+                    ts_recorded: rfc3339_nanos(event.ts_recorded),
+                    side: side(fill.side).into(),
+                    qty: dec(fill.qty),
+                    price: dec(fill.price),
+                    fee: dec(fill.fee),
+                    liquidity: debug_snake(&fill.liquidity),
+                    order_filled_qty: dec(filled),
+                    order_avg_price: dec(avg),
+                });
+                if let Some(&at) = self.open_orders.get(&fill.client_order_id) {
+                    let view = &mut row.orders[at];
+                    let total = match view.qty_unit.as_str() {
+                        "units" => view.qty.parse::<Decimal>().ok(),
+                        _ => None,
+                    };
+                    view.status = if total.is_some_and(|t| filled < t) { "partially_filled" } else { "filled" }.into();
+                    view.filled_qty = dec(filled);
+                    view.avg_price = Some(dec(avg));
+                }
+                // A fill of the whole order (or of a sized-at-fill order) ends it.
+                let ends = match self.open_orders.get(&fill.client_order_id) {
+                    Some(&at) => row.orders[at].status == "filled",
+                    None => true,
+                };
+                if ends {
+                    self.state.working.remove(&fill.client_order_id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn update(&mut self, seq: Seq, order: ClientOrderId, status: &str, reason: &str, terminal: bool) {
+        let Some(row) = self.open.as_mut() else { return };
+        row.order_updates.push(OrderUpdate {
+            client_order_id: order.to_string(),
+            seq: seq.get(),
+            status: status.into(),
+            reason: reason.into(),
+        });
+        if let Some(&at) = self.open_orders.get(&order) {
+            let view = &mut row.orders[at];
+            if !matches!(view.status.as_str(), "filled" | "partially_filled") || terminal {
+                view.status = status.into();
+                view.reason = reason.into();
+            }
+        }
+        if terminal {
+            self.state.working.remove(&order);
+        }
+    }
+}
+
+fn tick_view(data: &TickData) -> TickView {
+    match data {
+        TickData::Bar(bar) => TickView {
+            open: Some(dec(bar.open)),
+            high: Some(dec(bar.high)),
+            low: Some(dec(bar.low)),
+            close: Some(dec(bar.close)),
+            volume: bar.volume.map(dec),
+            interval_ns: Some(bar.interval_ns),
+            ..TickView::default()
+        },
+        TickData::Trade(trade) => TickView {
+            trade_price: Some(dec(trade.price)),
+            size: Some(dec(trade.size)),
+            aggressor: trade.aggressor.map(|s| side(s).to_string()),
+            ..TickView::default()
+        },
+        TickData::Quote(quote) => TickView {
+            bid: Some(dec(quote.bid)),
+            ask: Some(dec(quote.ask)),
+            bid_size: quote.bid_size.map(dec),
+            ask_size: quote.ask_size.map(dec),
+            ..TickView::default()
+        },
+    }
+}
+
+/// The row hash chain of an export: each row's canonical JSON line and hash.
+#[derive(Debug, Clone, Default)]
+pub struct RowChain {
+    prev: Hash32,
+}
+
+impl RowChain {
+    /// A chain whose first row links to 64 zeros.
+    pub fn new() -> Self {
+        RowChain::default()
+    }
+
+    /// The hash of the last row chained (zeros before any).
+    pub fn last(&self) -> Hash32 {
+        self.prev
+    }
+
+    /// Links `row` to the chain (sets its `prev_row_hash`) and returns its RFC 8785
+    /// canonical JSON without `row_hash`, and its `row_hash`: SHA-256 of that JSON.
+    ///
+    /// # Errors
+    /// Serialization errors (none for rows the fold makes).
+    pub fn link(&mut self, row: &mut AuditRow) -> std::io::Result<(Vec<u8>, Hash32)> {
+        row.prev_row_hash = self.prev.to_hex();
+        let canonical = row.to_canon_json_vec()?;
+        let hash = Hash32::digest(&canonical);
+        self.prev = hash;
+        Ok((canonical, hash))
+    }
+}
+
+/// The JSON Lines form of a row: its canonical JSON (without `row_hash`) with
+/// `"row_hash":"<hex>"` added as the last member, and a newline.
+pub fn jsonl_line(canonical: &[u8], hash: &Hash32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&canonical[..canonical.len().saturating_sub(1)]);
+    out.extend_from_slice(b",\"row_hash\":\"");
+    out.extend_from_slice(hash.to_hex().as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// RFC 8785 canonical JSON of any JSON value (a row read back, for its hash).
+///
+/// # Errors
+/// Serialization errors (none for parsed JSON).
+pub fn canonical(value: &serde_json::Value) -> std::io::Result<Vec<u8>> {
+    value.to_canon_json_vec()
+}
+
+#[cfg(test)]
+mod tests;
