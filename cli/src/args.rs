@@ -21,6 +21,10 @@ pub struct GlobalArgs {
     /// Directory of the sled ledger.
     #[arg(long, global = true, env = "LEDGER_DATA_DIR", default_value = "./ledger-data")]
     pub data_dir: PathBuf,
+    /// Whether `--data-dir` (or `LEDGER_DATA_DIR`) was given rather than defaulted: `ledger
+    /// audit verify` checks an export against the ledger only when told where it is.
+    #[arg(skip)]
+    pub data_dir_given: bool,
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -54,9 +58,22 @@ pub enum Command {
     /// Check the whole ledger: sequence contiguity, decoding, the hash chain, and the kept
     /// fold snapshots.
     #[command(
-        after_help = "Exit status: 0 intact, 1 a bad record was found (its seq is named), 2 error.\n\nExample:\n  ledger verify"
+        after_help = "With --checkpoint and --pubkey, also proves the ledger still extends a signed checkpoint that `ledger checkpoint --sign` wrote earlier: the RFC 9162 Merkle root of its first N records must be the one signed, so a history rewritten with recomputed hashes is found.\n\nExit status: 0 intact, 1 a bad record was found (its seq is named) or the checkpoint does not hold, 2 error.\n\nExamples:\n  ledger verify\n  ledger verify --checkpoint ledger.checkpoint --pubkey ledger.key.pub"
     )]
-    Verify,
+    Verify(VerifyArgs),
+    /// Write a signed checkpoint (RFC 9162 Merkle root and size) of the whole ledger.
+    #[command(
+        after_help = "The checkpoint is a C2SP signed note (origin, tree size, root): keep it elsewhere or publish it; `ledger verify --checkpoint FILE --pubkey KEY.pub` later proves the ledger still extends it. Make a key with `ledger audit keygen`.\n\nExamples:\n  ledger checkpoint --sign ledger.key --out ledger.checkpoint\n  ledger checkpoint --sign ledger.key   # to stdout"
+    )]
+    Checkpoint(CheckpointArgs),
+    /// Compliance audit trail: export a run for a receiver to verify without the ledger.
+    #[command(
+        after_help = "Examples:\n  ledger audit keygen --name example.com/ledger --out audit.key\n  ledger audit export --run 1 --format csv --out audit-2026-11 --sign audit.key\n  ledger audit verify audit-2026-11 --pubkey audit.key.pub\n  ledger audit verify audit-2026-12 --previous audit-2026-11 --pubkey audit.key.pub"
+    )]
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Backtest on historic data, or re-run a recorded run and prove it reproduces.
     #[command(
         after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data fixtures/orcl-daily-yfinance-1995.csv --commission 0.001 --cash 10000 --in-memory\n  ledger replay --data fixtures/spy-1m-newyork-2013-10-07.csv --tz America/New_York --time-column \"Local time\"\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param short=true --close-at-end\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error.")
@@ -339,4 +356,109 @@ pub enum KillSwitchCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// `ledger verify` flags.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A signed checkpoint written by `ledger checkpoint`: the ledger must extend it.
+    #[arg(long, value_name = "FILE", requires = "pubkey")]
+    pub checkpoint: Option<PathBuf>,
+    /// The public key (`NAME+ID+BASE64`, as `ledger audit keygen` writes KEY.pub) that
+    /// signed the checkpoint.
+    #[arg(long, value_name = "KEY", requires = "checkpoint")]
+    pub pubkey: Option<PathBuf>,
+}
+
+/// `ledger checkpoint` flags.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// The secret key to sign with (as `ledger audit keygen` writes it).
+    #[arg(long, value_name = "KEY")]
+    pub sign: PathBuf,
+    /// Where to write the checkpoint (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `ledger audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Export one run's audit trail, its ledger records, a manifest and (with --sign) a
+    /// signed checkpoint into a new folder.
+    #[command(
+        after_help = "Writes into --out (created; it must not exist or be empty): rows.jsonl or rows.csv (one row per cycle and per run or operator event, chained by row_hash), records.bin (the ledger records of the range, as stored), manifest.json (range, counts, hashes, Merkle root, sha256 of every file) and, with --sign, checkpoint.txt. The same range exported twice gives identical data files. docs/audit-format.md describes it all.\n\n--from and --to take a seq (1234) or an RFC 3339 time (2026-11-01T00:00:00Z); the range starts and ends on row boundaries. --previous OLD adds a consistency proof that this export extends OLD (same run, same first seq).\n\nExamples:\n  ledger audit export --run 1 --out audit-run1\n  ledger audit export --run 3 --from 2026-11-01T00:00:00Z --to 2026-11-30T23:59:59Z --format csv --out audit-nov\n  ledger audit export --run 3 --out audit-dec --previous audit-nov --sign audit.key"
+    )]
+    Export(AuditExportArgs),
+    /// Check an export with nothing but its folder (and the public key, the previous
+    /// export, the ledger when given).
+    #[command(
+        after_help = "Recomputes every file's sha256, the row hash chain, the ledger's record chain and the RFC 9162 Merkle root; folds the rows again from the records and compares them; checks seq contiguity, counts, that every order follows an approved verdict (or a kill-switch trip, or the close at the end of the data), every fill belongs to an order, and times run forward. --pubkey checks the signed checkpoint; --previous checks the consistency proof against an earlier export; --data-dir also compares the records with the ledger's.\n\nExit status: 0 all checks pass (a summary is printed), 1 failures (every one listed), 2 unusable input.\n\nExamples:\n  ledger audit verify audit-run1\n  ledger audit verify audit-dec --previous audit-nov --pubkey audit.key.pub\n  ledger --data-dir ./ledger-data audit verify audit-run1"
+    )]
+    Verify(AuditVerifyArgs),
+    /// Make an Ed25519 key pair for signing checkpoints.
+    #[command(
+        after_help = "Writes the secret key to --out (owner-only) and the public key to --out with .pub added, in the forms of Go's sumdb/note (NAME+ID+BASE64). Keep the secret key off the ledger's machine if you can; hand out the .pub file.\n\nExample:\n  ledger audit keygen --name example.com/ledger --out audit.key"
+    )]
+    Keygen(AuditKeygenArgs),
+}
+
+/// What rows look like in an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// RFC 4180 CSV with a header row; nested lists as JSON text.
+    Csv,
+}
+
+/// `ledger audit export` flags.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// The run to export.
+    #[arg(long)]
+    pub run: u64,
+    /// Start at the first row at or after this seq or RFC 3339 time.
+    #[arg(long, value_name = "TIME|SEQ")]
+    pub from: Option<String>,
+    /// End with the last row at or before this seq or RFC 3339 time.
+    #[arg(long, value_name = "TIME|SEQ")]
+    pub to: Option<String>,
+    /// Row file format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Jsonl)]
+    pub format: AuditFormat,
+    /// The folder to write (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Sign a checkpoint of the export with this secret key.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// An earlier export of the same run from the same seq: add a proof that this one
+    /// extends it.
+    #[arg(long, value_name = "DIR")]
+    pub previous: Option<PathBuf>,
+}
+
+/// `ledger audit verify` flags.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The export's folder.
+    pub dir: PathBuf,
+    /// Public key the checkpoint must be signed with.
+    #[arg(long, value_name = "KEY")]
+    pub pubkey: Option<PathBuf>,
+    /// An earlier export this one must extend.
+    #[arg(long, value_name = "DIR")]
+    pub previous: Option<PathBuf>,
+}
+
+/// `ledger audit keygen` flags.
+#[derive(Debug, Args)]
+pub struct AuditKeygenArgs {
+    /// The key's name (no spaces or '+'), e.g. example.com/ledger.
+    #[arg(long, default_value = "ledger")]
+    pub name: String,
+    /// Secret key file to write; the public key goes to the same name plus .pub.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }

@@ -16,7 +16,8 @@ mod store;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use ledger_core::log::LogError;
 
@@ -29,7 +30,12 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let args = match args::Cli::try_parse() {
+    let parsed = args::Cli::command().try_get_matches().and_then(|matches| {
+        let mut args = args::Cli::from_arg_matches(&matches)?;
+        args.global.data_dir_given = matches.value_source("data_dir").is_some_and(|s| s != ValueSource::DefaultValue);
+        Ok(args)
+    });
+    let args = match parsed {
         Ok(args) => args,
         // --help and --version: clap prints them (stdout, exit 0).
         Err(error) if !error.use_stderr() => error.exit(),

@@ -4,6 +4,8 @@
 //! session (`status`, `runs`, `events`, `kill-switch`) go through its control endpoint
 //! ([`access`]); the others are refused with [`crate::control::SessionRunning`].
 
+mod audit;
+mod checkpoint;
 mod events;
 pub(crate) mod kill_switch;
 mod rebuild;
@@ -32,7 +34,9 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Status(args) => status::run(data_dir, &args),
         Command::Runs(args) => runs::run(data_dir, args.json),
         Command::Events(args) => events::run(data_dir, &args),
-        Command::Verify => verify::run(data_dir),
+        Command::Verify(args) => verify::run(data_dir, &args),
+        Command::Checkpoint(args) => checkpoint::run(data_dir, &args),
+        Command::Audit { command } => audit::run(&cli.global, command),
         Command::Replay(args) => replay::run(data_dir, &args),
         Command::Run(args) => run::run(data_dir, &args),
         Command::KillSwitch { command } => kill_switch::run(data_dir, &command),

@@ -1,6 +1,8 @@
 //! `ledger verify`: re-reads every record and checks contiguity, decoding and the chain,
 //! then checks the folds the ledger keeps as snapshots (the runs index, the kill switch)
-//! against the same folds made from the events as they are read.
+//! against the same folds made from the events as they are read. With `--checkpoint`
+//! and `--pubkey`, also that the ledger still extends a signed checkpoint
+//! ([`super::checkpoint::check`]).
 
 use std::path::Path;
 
@@ -10,11 +12,28 @@ use ledger_projections::kill_switch::KillSwitchFold;
 use ledger_projections::runs::RunsFold;
 use ledger_projections::{Fold, Folds};
 
+use crate::args::VerifyArgs;
 use crate::describe;
 use crate::store::Ledger;
 use crate::Outcome;
 
-pub fn run(data_dir: &Path) -> Result<Outcome> {
+pub fn run(data_dir: &Path, args: &VerifyArgs) -> Result<Outcome> {
+    let outcome = verify_chain(data_dir)?;
+    let (Some(checkpoint), Some(pubkey)) = (&args.checkpoint, &args.pubkey) else { return Ok(outcome) };
+    let ledger = Ledger::open_snapshots_only(data_dir)?;
+    match super::checkpoint::check(&ledger.log, checkpoint, pubkey)? {
+        Ok(extends) => {
+            println!("ok: {extends}");
+            Ok(outcome)
+        }
+        Err(problem) => {
+            println!("FAILED: {}", describe::safe(&problem));
+            Ok(Outcome::CheckFailed)
+        }
+    }
+}
+
+fn verify_chain(data_dir: &Path) -> Result<Outcome> {
     // The kept folds as their snapshots left them, caught up here with the same events
     // that fresh folds see from seq 1: they must come out equal.
     let Ledger { log, runs: mut kept_runs, kill_switch: mut kept_kill, snapshot_beyond_head } =

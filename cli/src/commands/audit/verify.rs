@@ -1,0 +1,698 @@
+//! `ledger audit verify DIR`: everything an export claims, checked from the folder
+//! alone, every failure collected (never stopping at the first):
+//!
+//! - the sha256 of every file the manifest lists, and no file it does not;
+//! - the records: framing, each one's hash over its bytes chained from the one before
+//!   (from the manifest's `prev_hash`), contiguous seqs, the last hash, the RFC 9162
+//!   Merkle root and tree size;
+//! - the rows: each `row_hash` over the row's canonical JSON, each `prev_row_hash`
+//!   link, and each row equal to the row folded again from the records;
+//! - the trail: seqs ascending and inside the range, every order following an approved
+//!   verdict of its row (or its row's kill-switch trip, or the close at the end of the
+//!   data), every fill of an order the trail knows, times that run forward;
+//! - the counts; the signed checkpoint (`--pubkey`); the consistency proof against an
+//!   earlier export (`--previous`); and with the ledger (`--data-dir`) the records
+//!   against the ledger's and the starting state against the run's events before it.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use ledger_core::chain::Hash32;
+use ledger_core::codec;
+use ledger_core::ids::{RunId, Seq};
+use ledger_core::log::{self, RecordSource};
+use ledger_projections::audit::{self, AuditFold, AuditState};
+use ledger_projections::merkle::{self, TreeBuilder};
+use ledger_projections::note::{Checkpoint, VerifierKey};
+use serde_json::{Map, Value};
+
+use super::manifest::{self, *};
+use super::{cell_value, read_verifier};
+use crate::args::AuditVerifyArgs;
+use crate::describe;
+use crate::store::Ledger;
+use crate::Outcome;
+
+/// Failures listed in full; beyond this many only their number is printed.
+const LISTED: usize = 200;
+
+/// What the checks found.
+#[derive(Default)]
+struct Report {
+    failures: Vec<String>,
+    passed: Vec<String>,
+}
+
+impl Report {
+    fn fail(&mut self, text: impl Into<String>) {
+        self.failures.push(text.into());
+    }
+}
+
+/// records.bin read record by record: `u32` little-endian length, then the record.
+struct Records {
+    input: BufReader<File>,
+    index: u64,
+}
+
+impl Records {
+    /// The next record, `None` at a clean end, or what is wrong with the framing.
+    fn next_record(&mut self, buffer: &mut Vec<u8>) -> Option<Result<(), String>> {
+        let mut len = [0u8; 4];
+        match self.input.read(&mut len[..1]) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(Err(e.to_string())),
+        }
+        if let Err(e) = self.input.read_exact(&mut len[1..]) {
+            return Some(Err(format!("cut inside a length prefix ({e})")));
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len > codec::DECODE_LIMIT * 2 {
+            return Some(Err(format!("length prefix {len} is beyond any record")));
+        }
+        buffer.resize(len, 0);
+        if let Err(e) = self.input.read_exact(buffer) {
+            return Some(Err(format!("cut inside a record of {len} bytes ({e})")));
+        }
+        self.index += 1;
+        Some(Ok(()))
+    }
+}
+
+/// The row file read row by row as JSON objects, with its line number.
+enum Rows {
+    Jsonl { lines: std::io::Lines<BufReader<File>>, line: u64 },
+    Csv { reader: csv::Reader<BufReader<File>>, kinds: Vec<(String, String)>, record: csv::StringRecord },
+}
+
+impl Rows {
+    fn next_row(&mut self) -> Option<(u64, Result<Map<String, Value>, String>)> {
+        match self {
+            Rows::Jsonl { lines, line } => {
+                let text = lines.next()?;
+                *line += 1;
+                let row = text.map_err(|e| e.to_string()).and_then(|text| match serde_json::from_str(&text) {
+                    Ok(Value::Object(map)) => Ok(map),
+                    Ok(_) => Err("not a JSON object".to_string()),
+                    Err(e) => Err(format!("not JSON: {e}")),
+                });
+                Some((*line, row))
+            }
+            Rows::Csv { reader, kinds, record } => {
+                let line = reader.position().line();
+                match reader.read_record(record) {
+                    Ok(false) => None,
+                    Err(e) => Some((line, Err(e.to_string()))),
+                    Ok(true) => {
+                        if record.len() != kinds.len() {
+                            return Some((line, Err(format!("{} cells for {} columns", record.len(), kinds.len()))));
+                        }
+                        let mut map = Map::new();
+                        for ((name, kind), cell) in kinds.iter().zip(record.iter()) {
+                            match cell_value(cell, kind) {
+                                Ok(value) => {
+                                    map.insert(name.clone(), value);
+                                }
+                                Err(e) => return Some((line, Err(format!("column {name}: {e}")))),
+                            }
+                        }
+                        Some((line, Ok(map)))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn open_rows(dir: &Path, manifest: &Manifest, report: &mut Report) -> Option<(String, Rows)> {
+    let (name, csv) = match manifest.filters.format.as_str() {
+        "jsonl" => (ROWS_JSONL, false),
+        "csv" => (ROWS_CSV, true),
+        other => {
+            report.fail(format!("manifest.json: unknown row format {:?}", describe::safe(other)));
+            return None;
+        }
+    };
+    let path = dir.join(name);
+    let file = match File::open(&path) {
+        Ok(file) => BufReader::new(file),
+        Err(e) => {
+            report.fail(format!("{name}: cannot be read ({e})"));
+            return None;
+        }
+    };
+    if !csv {
+        return Some((name.into(), Rows::Jsonl { lines: file.lines(), line: 0 }));
+    }
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+    let header: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_string).collect(),
+        Err(e) => {
+            report.fail(format!("{name}: the header row does not read ({e})"));
+            return None;
+        }
+    };
+    let listed: Vec<&str> = manifest.columns.iter().map(|c| c.name.as_str()).collect();
+    if header != listed {
+        report.fail(format!("{name}: the header row is not the manifest's columns"));
+    }
+    let kinds = manifest.columns.iter().map(|c| (c.name.clone(), c.kind.clone())).collect();
+    Some((name.into(), Rows::Csv { reader, kinds, record: csv::StringRecord::new() }))
+}
+
+/// The checks on the rows as they are read, alongside the rows folded again.
+struct RowCheck {
+    file: String,
+    first_seq: u64,
+    last_seq: u64,
+    /// The previous row's stored `row_hash`.
+    prev_hash: String,
+    last_row_seq: u64,
+    last_cycle_ts: String,
+    known_orders: BTreeSet<String>,
+    counts: Counts,
+    rows_read: u64,
+}
+
+fn get_str<'a>(row: &'a Map<String, Value>, key: &str) -> &'a str {
+    row.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn get_u64(value: Option<&Value>) -> Option<u64> {
+    value.and_then(Value::as_u64)
+}
+
+impl RowCheck {
+    /// Checks one stored row against its hash, its link, the row folded from the
+    /// records (`expected`, when there is one) and the trail's rules.
+    fn check(&mut self, line: u64, mut row: Map<String, Value>, expected: Option<Value>, report: &mut Report) {
+        self.rows_read += 1;
+        let seq = get_u64(row.get("first_seq")).unwrap_or_default();
+        let at = format!("{} line {line} (seq {seq})", self.file);
+        let stored = match row.remove("row_hash") {
+            Some(Value::String(hash)) => hash,
+            _ => {
+                report.fail(format!("{at}: no row_hash"));
+                String::new()
+            }
+        };
+        match audit::canonical(&Value::Object(row.clone())) {
+            Ok(bytes) if Hash32::digest(&bytes).to_hex() == stored => {}
+            Ok(_) => report.fail(format!("{at}: row_hash does not match the row's contents")),
+            Err(e) => report.fail(format!("{at}: the row does not canonicalize ({e})")),
+        }
+        if get_str(&row, "prev_row_hash") != self.prev_hash {
+            report.fail(format!("{at}: prev_row_hash does not link to the row before (a row removed, added or moved)"));
+        }
+        match expected {
+            Some(Value::Object(mut folded)) => {
+                folded.insert("prev_row_hash".into(), Value::String(get_str(&row, "prev_row_hash").to_string()));
+                if folded != row {
+                    let fields: BTreeSet<&String> =
+                        folded.keys().chain(row.keys()).filter(|k| folded.get(*k) != row.get(*k)).collect();
+                    let names: Vec<String> = fields.iter().map(|f| describe::safe(f).into_owned()).collect();
+                    report.fail(format!("{at}: differs from the row the records give: {}", names.join(", ")));
+                }
+            }
+            Some(_) => {}
+            None => report.fail(format!("{at}: a row the records do not give")),
+        }
+        self.rules(&at, &row, report);
+        self.count(&row);
+        self.prev_hash = stored;
+    }
+
+    fn rules(&mut self, at: &str, row: &Map<String, Value>, report: &mut Report) {
+        let seqs: Vec<u64> = match row.get("event_seqs") {
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_u64).collect(),
+            _ => Vec::new(),
+        };
+        if seqs.is_empty() {
+            report.fail(format!("{at}: no event_seqs"));
+        }
+        if seqs.windows(2).any(|w| w[0] >= w[1]) {
+            report.fail(format!("{at}: event_seqs are not ascending"));
+        }
+        if let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) {
+            if first <= self.last_row_seq {
+                report
+                    .fail(format!("{at}: seq {first} is not after the previous row's last seq {}", self.last_row_seq));
+            }
+            if first < self.first_seq || last > self.last_seq {
+                report.fail(format!(
+                    "{at}: seqs {first}..={last} outside the range {}..={}",
+                    self.first_seq, self.last_seq
+                ));
+            }
+            if get_u64(row.get("first_seq")) != Some(first) || get_u64(row.get("last_seq")) != Some(last) {
+                report.fail(format!("{at}: first_seq/last_seq are not its events' first and last"));
+            }
+            self.last_row_seq = last;
+        }
+        if get_str(row, "ts_recorded") > get_str(row, "ts_recorded_last") {
+            report.fail(format!("{at}: its events were recorded out of time order"));
+        }
+        if get_str(row, "row_kind") == "cycle" {
+            let ts = get_str(row, "ts_event");
+            if !ts.is_empty() {
+                if ts < self.last_cycle_ts.as_str() {
+                    report.fail(format!("{at}: tick time {ts} is before the previous cycle's {}", self.last_cycle_ts));
+                }
+                self.last_cycle_ts = ts.to_string();
+            }
+        }
+        let verdict_seq = get_u64(row.get("verdict_seq"));
+        let trip_seq = row.get("kill_switch").and_then(|k| get_u64(k.get("seq")));
+        for order in row.get("orders").and_then(Value::as_array).into_iter().flatten() {
+            let id = order.get("client_order_id").and_then(Value::as_str).unwrap_or_default();
+            let cause = get_u64(order.get("cause_seq"));
+            let ok = match order.get("origin").and_then(Value::as_str).unwrap_or_default() {
+                "verdict" => get_str(row, "verdict") == "approved" && cause.is_some() && cause == verdict_seq,
+                "kill_switch" => cause.is_some() && cause == trip_seq,
+                "close_at_end" => cause.is_none(),
+                _ => false,
+            };
+            if !ok {
+                report.fail(format!(
+                    "{at}: order {} does not follow an approved verdict, a kill-switch trip or the close at the end",
+                    describe::safe(id)
+                ));
+            }
+            self.known_orders.insert(id.to_string());
+        }
+        for fill in row.get("fills").and_then(Value::as_array).into_iter().flatten() {
+            let id = fill.get("client_order_id").and_then(Value::as_str).unwrap_or_default();
+            if !self.known_orders.contains(id) {
+                report.fail(format!("{at}: fill of order {} that the trail does not hold", describe::safe(id)));
+            }
+        }
+    }
+
+    fn count(&mut self, row: &Map<String, Value>) {
+        let counts = &mut self.counts;
+        counts.rows += 1;
+        let len = |key: &str| row.get(key).and_then(Value::as_array).map_or(0, Vec::len) as u64;
+        counts.events += len("event_seqs");
+        let kind = get_str(row, "row_kind");
+        *counts.by_row_kind.entry(kind.to_string()).or_default() += 1;
+        if kind == "cycle" {
+            let verdict = match get_str(row, "verdict") {
+                "" => "none",
+                v => v,
+            };
+            *counts.by_verdict.entry(verdict.to_string()).or_default() += 1;
+        }
+        counts.orders += len("orders");
+        counts.fills += len("fills");
+    }
+}
+
+/// What reading the records and rows gave.
+struct DataSummary {
+    records: u64,
+    root: Hash32,
+}
+
+/// The records and rows, read together: the rows folded again from the records are
+/// compared with the stored ones as both stream past.
+fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSummary {
+    let rows = open_rows(dir, manifest, report);
+    let records_path = dir.join(RECORDS);
+    let records = match File::open(&records_path) {
+        Ok(file) => Some(Records { input: BufReader::with_capacity(1 << 16, file), index: 0 }),
+        Err(e) => {
+            report.fail(format!("{RECORDS}: cannot be read ({e})"));
+            None
+        }
+    };
+    let mut check = RowCheck {
+        file: rows.as_ref().map(|(name, _)| name.clone()).unwrap_or_default(),
+        first_seq: manifest.range.first_seq,
+        last_seq: manifest.range.last_seq,
+        prev_hash: Hash32::ZERO.to_hex(),
+        last_row_seq: 0,
+        last_cycle_ts: String::new(),
+        known_orders: manifest.start_state.working.keys().map(|id| id.to_string()).collect(),
+        counts: Counts::default(),
+        rows_read: 0,
+    };
+    let mut rows = rows.map(|(_, rows)| rows);
+    let mut fold = AuditFold::resume(manifest.start_state.clone());
+    let mut tree = TreeBuilder::new();
+    let mut prev = Hash32::from_hex(&manifest.chain.prev_hash).unwrap_or_else(|e| {
+        report.fail(format!("manifest.json: chain.prev_hash: {e}"));
+        Hash32::ZERO
+    });
+    let mut last_hash = None;
+    let first = manifest.range.first_seq;
+    // Rows folded but not yet compared: the fold hands them over as records close them.
+    let compare = |folded: Vec<Value>, check: &mut RowCheck, report: &mut Report, rows: &mut Option<Rows>| {
+        for expected in folded {
+            match rows.as_mut().and_then(Rows::next_row) {
+                Some((line, Ok(row))) => check.check(line, row, Some(expected), report),
+                Some((line, Err(e))) => report.fail(format!("{} line {line}: {e}", check.file)),
+                None if rows.is_some() => {
+                    let seq = expected.get("first_seq").and_then(Value::as_u64).unwrap_or_default();
+                    report.fail(format!("{}: the row of seq {seq} is missing (the records give it)", check.file));
+                }
+                None => {}
+            }
+        }
+    };
+    let folded_rows = |fold: &mut AuditFold| -> Vec<Value> {
+        fold.take_rows().map(|row| serde_json::to_value(row).unwrap_or(Value::Null)).collect()
+    };
+    if let Some(mut records) = records {
+        let mut buffer = Vec::new();
+        while let Some(framed) = records.next_record(&mut buffer) {
+            let seq = Seq::new(first + records.index.saturating_sub(1));
+            let at = format!("{RECORDS} record {} (seq {seq})", records.index);
+            if let Err(e) = framed {
+                report.fail(format!("{RECORDS} after record {}: {e}", records.index));
+                break;
+            }
+            tree.push(&buffer);
+            let frame = match codec::frame(&buffer) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    report.fail(format!("{at}: {e}"));
+                    continue;
+                }
+            };
+            let linked = frame.stored_prev_hash.is_none_or(|stored| stored == prev);
+            if !linked || frame.computed_hash(seq, &prev) != frame.stored_hash {
+                report.fail(format!("{at}: its hash does not match its bytes chained from the record before"));
+            }
+            match codec::decode_record(seq, &prev, &buffer) {
+                Ok(event) => {
+                    fold.apply(&event.as_ref());
+                    let folded = folded_rows(&mut fold);
+                    compare(folded, &mut check, report, &mut rows);
+                }
+                Err(e) => report.fail(format!("{at}: does not decode: {e}")),
+            }
+            prev = frame.stored_hash;
+            last_hash = Some(frame.stored_hash);
+        }
+        fold.finish();
+        let folded = folded_rows(&mut fold);
+        compare(folded, &mut check, report, &mut rows);
+        let count = records.index;
+        if count != manifest.counts.records || count != manifest.merkle.tree_size {
+            report.fail(format!(
+                "{RECORDS}: {count} records, the manifest says {} (tree size {})",
+                manifest.counts.records, manifest.merkle.tree_size
+            ));
+        }
+        if count > 0 && first + count - 1 != manifest.range.last_seq {
+            report.fail(format!(
+                "{RECORDS}: seqs {first}..={}, the manifest says the range ends at {}",
+                first + count - 1,
+                manifest.range.last_seq
+            ));
+        }
+        if last_hash.map(|h| h.to_hex()) != Some(manifest.chain.last_hash.clone()) {
+            report.fail(format!("{RECORDS}: the last record's hash is not the manifest's chain.last_hash"));
+        }
+        if tree.root().to_hex() != manifest.merkle.root {
+            report.fail(format!(
+                "{RECORDS}: the Merkle root is {}, the manifest says {}",
+                tree.root(),
+                describe::safe(&manifest.merkle.root)
+            ));
+        }
+    }
+    // Stored rows the records do not give.
+    while let Some((line, row)) = rows.as_mut().and_then(Rows::next_row) {
+        match row {
+            Ok(row) => check.check(line, row, None, report),
+            Err(e) => report.fail(format!("{} line {line}: {e}", check.file)),
+        }
+    }
+    if check.prev_hash != manifest.last_row_hash {
+        report.fail(format!(
+            "{}: the last row's hash is not the manifest's last_row_hash (rows cut off the end?)",
+            check.file
+        ));
+    }
+    let expected = Counts { records: manifest.counts.records, ..check.counts.clone() };
+    if expected != manifest.counts {
+        report.fail(format!(
+            "manifest.json: counts {} but the rows give {}",
+            serde_json::to_string(&manifest.counts).unwrap_or_default(),
+            serde_json::to_string(&expected).unwrap_or_default()
+        ));
+    }
+    if check.rows_read > 0 {
+        report.passed.push(format!(
+            "{} rows (row hashes and chain, folded again from the records), {} records seq {}..={} (hash chain), Merkle root {}",
+            check.rows_read,
+            manifest.counts.records,
+            manifest.range.first_seq,
+            manifest.range.last_seq,
+            tree.root()
+        ));
+    }
+    DataSummary { records: tree.size(), root: tree.root() }
+}
+
+/// The files the manifest lists have their hashes; nothing else is in the folder.
+fn check_files(dir: &Path, manifest: &Manifest, report: &mut Report) -> Result<()> {
+    for (name, hash) in &manifest.files {
+        if name.contains(['/', '\\']) || name.starts_with('.') {
+            report.fail(format!("manifest.json: file name {:?} is not a plain name", describe::safe(name)));
+            continue;
+        }
+        match manifest::file_sha256(&dir.join(name)) {
+            Ok(actual) if &actual == hash => {}
+            Ok(actual) => report.fail(format!("{name}: sha256 {actual}, the manifest says {}", describe::safe(hash))),
+            Err(e) => report.fail(format!("{name}: cannot be read ({e})")),
+        }
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != MANIFEST && name != CHECKPOINT && !manifest.files.contains_key(&name) {
+            report.fail(format!("{}: a file the manifest does not list", describe::safe(&name)));
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoint's signature, and that it names this export's tree and manifest.
+fn check_checkpoint(
+    dir: &Path,
+    manifest_bytes: &[u8],
+    manifest: &Manifest,
+    verifier: &VerifierKey,
+    data: &DataSummary,
+    report: &mut Report,
+) {
+    let failures_before = report.failures.len();
+    let path = dir.join(CHECKPOINT);
+    let note = match std::fs::read_to_string(&path) {
+        Ok(note) => note,
+        Err(e) => {
+            report.fail(format!("{CHECKPOINT}: cannot be read ({e}); --pubkey needs a signed export"));
+            return;
+        }
+    };
+    let text = match verifier.open(&note) {
+        Ok(text) => text,
+        Err(e) => {
+            report.fail(format!("{CHECKPOINT}: {e}"));
+            return;
+        }
+    };
+    let checkpoint = match Checkpoint::parse(text) {
+        Ok(c) => c,
+        Err(e) => {
+            report.fail(format!("{CHECKPOINT}: {e}"));
+            return;
+        }
+    };
+    if checkpoint.origin != manifest.merkle.origin {
+        report.fail(format!("{CHECKPOINT}: origin {} is not the manifest's", describe::safe(&checkpoint.origin)));
+    }
+    if checkpoint.size != data.records || checkpoint.root != data.root {
+        report.fail(format!(
+            "{CHECKPOINT}: signs {} records with root {}, the records give {} with root {}",
+            checkpoint.size, checkpoint.root, data.records, data.root
+        ));
+    }
+    let bound = format!("{MANIFEST_EXTENSION}{}", Hash32::digest(manifest_bytes).to_hex());
+    if !checkpoint.extensions.contains(&bound) {
+        report.fail(format!("{CHECKPOINT}: does not sign this manifest.json (its sha256 differs)"));
+    }
+    if report.failures.len() == failures_before {
+        report.passed.push(format!("checkpoint signed by {}", describe::safe(verifier.name())));
+    }
+}
+
+/// The consistency proof from the earlier export `old_dir`.
+fn check_previous(
+    old_dir: &Path,
+    manifest: &Manifest,
+    verifier: Option<&VerifierKey>,
+    data: &DataSummary,
+    report: &mut Report,
+) -> Result<()> {
+    let (old, old_bytes) = manifest::read(old_dir)?;
+    let mut old_report = Report::default();
+    // The earlier export's own root, recomputed from its records when they are there.
+    let old_data = check_data(old_dir, &old, &mut old_report);
+    if let Some(verifier) = verifier {
+        check_checkpoint(old_dir, &old_bytes, &old, verifier, &old_data, &mut old_report);
+    }
+    for failure in old_report.failures {
+        report.fail(format!("previous export {}: {failure}", describe::path(old_dir)));
+    }
+    let old_root = Hash32::from_hex(&old.merkle.root).map_err(|e| anyhow!("previous manifest: merkle.root: {e}"))?;
+    if old.merkle.origin != manifest.merkle.origin {
+        report.fail(format!(
+            "--previous: another tree ({}; this export is {})",
+            describe::safe(&old.merkle.origin),
+            describe::safe(&manifest.merkle.origin)
+        ));
+        return Ok(());
+    }
+    let Some(proof) = &manifest.consistency else {
+        report.fail("manifest.json: no consistency proof (export with --previous to make one)");
+        return Ok(());
+    };
+    if proof.previous_tree_size != old.merkle.tree_size || proof.previous_root != old.merkle.root {
+        report.fail("manifest.json: the consistency proof is from another tree than the previous export's");
+    }
+    let hashes: Result<Vec<Hash32>, String> = proof.proof.iter().map(|h| Hash32::from_hex(h)).collect();
+    match hashes {
+        Ok(hashes)
+            if merkle::verify_consistency(old.merkle.tree_size, data.records, &old_root, &data.root, &hashes) =>
+        {
+            report.passed.push(format!(
+                "extends the previous export {} ({} records)",
+                describe::safe(&old.export_id),
+                old.merkle.tree_size
+            ));
+        }
+        Ok(_) => report.fail(format!(
+            "the consistency proof fails: this export does not extend the previous one ({} records, root {old_root})",
+            old.merkle.tree_size
+        )),
+        Err(e) => report.fail(format!("manifest.json: consistency proof: {e}")),
+    }
+    Ok(())
+}
+
+/// The exported records are the ledger's, and the starting state is the run's.
+fn check_ledger(data_dir: &Path, dir: &Path, manifest: &Manifest, report: &mut Report) -> Result<()> {
+    let ledger = Ledger::open_existing(data_dir)?;
+    let first = Seq::new(manifest.range.first_seq);
+    let mut records = Records { input: BufReader::new(File::open(dir.join(RECORDS))?), index: 0 };
+    let mut buffer = Vec::new();
+    let mut differing = 0u64;
+    let mut prev_hash = None;
+    let before = first.get().checked_sub(1).filter(|&s| s > 0).map(Seq::new);
+    ledger.log.visit_records(before.unwrap_or(first), &mut |seq, bytes| {
+        if Some(seq) == before {
+            prev_hash = codec::frame(bytes).ok().map(|f| f.stored_hash);
+            return ControlFlow::Continue(());
+        }
+        match records.next_record(&mut buffer) {
+            Some(Ok(())) if buffer == bytes => {}
+            Some(Ok(())) => {
+                differing += 1;
+                if differing <= 20 {
+                    report.fail(format!("seq {seq}: the exported record differs from the ledger's"));
+                }
+            }
+            _ => return ControlFlow::Break(()),
+        }
+        if seq.get() >= manifest.range.last_seq {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    if records.index < manifest.counts.records {
+        report.fail(format!("the ledger holds {} of the {} exported records", records.index, manifest.counts.records));
+    }
+    let expected_prev = prev_hash.unwrap_or(Hash32::ZERO).to_hex();
+    if expected_prev != manifest.chain.prev_hash {
+        report.fail("manifest.json: chain.prev_hash is not the ledger's hash before the range");
+    }
+    // The state the rows start from: the run's events before the range, folded.
+    let run = manifest.start_state.run;
+    let mut fold = AuditFold::new(RunId::new(manifest.run.run_id));
+    let run_first = Seq::new(manifest.run.first_seq);
+    if run_first < first {
+        log::visit_events(&ledger.log as &dyn RecordSource, run_first, &mut |event| {
+            if event.header.seq >= first {
+                return ControlFlow::Break(());
+            }
+            fold.apply(&event.as_ref());
+            ControlFlow::Continue(())
+        })?;
+    }
+    let state: &AuditState = fold.state();
+    if run != state.run || *state != manifest.start_state {
+        report.fail("manifest.json: start_state is not the run's state before the range in the ledger");
+    }
+    if differing > 20 {
+        report.fail(format!("... {} exported records in all differ from the ledger's", differing));
+    }
+    if differing == 0 {
+        report.passed.push(format!("the records are the ledger's at {}", describe::path(data_dir)));
+    }
+    Ok(())
+}
+
+pub fn run(ledger_dir: Option<&Path>, args: &AuditVerifyArgs) -> Result<Outcome> {
+    let dir = &args.dir;
+    if !dir.is_dir() {
+        bail!("{} is not a folder", describe::path(dir));
+    }
+    let (manifest, manifest_bytes) = manifest::read(dir)?;
+    if manifest.format != FORMAT {
+        bail!(
+            "{}: format {:?}, this build reads {FORMAT}",
+            describe::path(&dir.join(MANIFEST)),
+            describe::safe(&manifest.format)
+        );
+    }
+    let verifier = args.pubkey.as_deref().map(read_verifier).transpose()?;
+    let mut report = Report::default();
+    check_files(dir, &manifest, &mut report)?;
+    let data = check_data(dir, &manifest, &mut report);
+    match &verifier {
+        Some(verifier) => check_checkpoint(dir, &manifest_bytes, &manifest, verifier, &data, &mut report),
+        None if dir.join(CHECKPOINT).exists() => {
+            report.passed.push(format!("{CHECKPOINT} present, its signature not checked (give --pubkey)"));
+        }
+        None => {}
+    }
+    if let Some(old) = &args.previous {
+        check_previous(old, &manifest, verifier.as_ref(), &data, &mut report)?;
+    }
+    if let Some(data_dir) = ledger_dir {
+        check_ledger(data_dir, dir, &manifest, &mut report)?;
+    }
+    if report.failures.is_empty() {
+        println!("ok: {} verifies", describe::path(dir));
+        for line in &report.passed {
+            println!("  {line}");
+        }
+        return Ok(Outcome::Ok);
+    }
+    println!("FAILED: {} problem(s) in {}", report.failures.len(), describe::path(dir));
+    for line in report.failures.iter().take(LISTED) {
+        println!("  {}", describe::safe(line));
+    }
+    if report.failures.len() > LISTED {
+        println!("  ... and {} more", report.failures.len() - LISTED);
+    }
+    Ok(Outcome::CheckFailed)
+}
