@@ -24,12 +24,27 @@ use std::collections::BTreeMap;
 use canon_json::CanonJsonSerialize;
 use chrono::SecondsFormat;
 use ledger_core::chain::Hash32;
-use ledger_core::event::{EventRef, KillSwitchTripped, OrderQty, ParseStatus, Payload, Side, TickData};
+use ledger_core::event::{EventRef, KillSwitchTripped, OrderQty, ParseStatus, Payload, Side, Text, TickData};
 use ledger_core::ids::{ClientOrderId, InstrumentId, RunId, Seq};
 use ledger_core::portfolio::Portfolio;
 use ledger_core::time::TimestampNs;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+fn text_is_empty(text: &Text) -> bool {
+    text.is_empty()
+}
+
+/// 64 lowercase hex digits of `hash` (as [`Hash32::to_hex`], without its formatter).
+pub fn hex(hash: &Hash32) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for &byte in hash.as_bytes() {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 15)] as char);
+    }
+    out
+}
 
 /// RFC 3339 in UTC with nanoseconds, e.g. `2013-10-08T13:30:00.000000000Z`.
 pub fn rfc3339_nanos(ts: TimestampNs) -> String {
@@ -37,154 +52,242 @@ pub fn rfc3339_nanos(ts: TimestampNs) -> String {
 }
 
 /// One row of the audit trail. Money, prices and quantities are decimal strings (exact,
-/// as recorded); times RFC 3339 UTC with nanoseconds; absent text is `""`.
+/// as recorded); times RFC 3339 UTC with nanoseconds. A top-level text, list or
+/// optional field that is empty (`""`, `[]`, none) is left out of the row's JSON (an
+/// empty cell in CSV): "absent" and "empty" are one thing, so both forms hash alike.
+///
+/// Invariant: the fields of this struct and of every struct in it are declared in
+/// sorted order and hold no floats, so serde_json's compact form of a row is its RFC
+/// 8785 canonical form ([`RowChain::link`]; checked against canon-json by the tests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
-    /// `cycle` (a tick and what followed it), `run` (start, stop, resume) or `operator`
-    /// (kill-switch trip or reset, limits change, outside any cycle).
-    pub row_kind: String,
-    /// For `run` and `operator` rows, the event's kind (`RunStarted`, `KillSwitchReset`,
-    /// ...); `""` for cycle rows.
-    pub event: String,
-    /// The row's run (0: the operator's, for commands given while no session ran).
-    pub run_id: u64,
-    /// `Live`, `Paper` or `Replay`: the exported run's mode.
-    pub mode: String,
+    /// `long`, `short`, `close`, `hold`, or `""` without a decision.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub action: String,
+    /// Who: the operator of a reset, a limits change or a commanded trip; `""` else.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    /// Cash after them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cash_after: String,
+    /// Cash before the row's events, account currency.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cash_before: String,
+    /// Every risk check of the verdict, passes included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckView>,
+    /// The provider's confidence, 0 to 1.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub confidence: String,
     /// SHA-256 of the run's effective configuration, 64 hex digits.
-    pub config_hash: String,
-    /// Version of the software that wrote the run.
-    pub software_version: String,
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub config_hash: Text,
     /// The cycle (tick number within the run); 0 outside cycles.
     pub cycle_id: u64,
+    /// The provider's reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub decision_reason: String,
+    /// The run or operator event's own fields, or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Detail>,
+    /// Cash plus positions at their marks after the row.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub equity_after: String,
+    /// For `run` and `operator` rows, the event's kind (`RunStarted`, `KillSwitchReset`,
+    /// ...); `""` for cycle rows.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event: String,
+    /// Seqs of every event the row covers, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_seqs: Vec<u64>,
+    /// Fills recorded in the row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fills: Vec<FillView>,
     /// Seq of the row's first event.
     pub first_seq: u64,
+    /// The tick's instrument (`""` for rows without a tick).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instrument: String,
+    /// A kill-switch trip inside the cycle (equity thresholds, failures), or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_switch: Option<TripView>,
     /// Seq of the row's last event.
     pub last_seq: u64,
-    /// Seqs of every event the row covers, ascending.
-    pub event_seqs: Vec<u64>,
-    /// Source time of the row's first event (the exchange time of a tick).
-    pub ts_event: String,
-    /// When the ledger recorded the row's first event.
-    pub ts_recorded: String,
-    /// When the ledger recorded the row's last event.
-    pub ts_recorded_last: String,
-    /// The tick's instrument (`""` for rows without a tick).
-    pub instrument: String,
-    /// `bar`, `trade`, `quote` or `""`.
-    pub tick_kind: String,
-    /// The tick's reference price (bar close, trade price, quote mid), quote currency.
-    pub price: String,
-    /// The tick's fields, or null.
-    pub tick: Option<TickView>,
-    /// Decision provider kind (`rules`, `script`, `openai`, ...), from the run's start.
-    pub provider: String,
-    /// Strategy or model name.
-    pub model: String,
-    /// Provider parameters, `k=v` sorted by key, space separated.
-    pub params: String,
-    /// SHA-256 of the prompt, 64 hex digits, or `""`.
-    pub prompt_sha256: String,
-    /// The prompt sent (`""` for rules).
-    pub prompt: String,
-    /// The provider's raw output (`""` for rules).
-    pub raw_output: String,
-    /// `long`, `short`, `close`, `hold`, or `""` without a decision.
-    pub action: String,
-    /// Fraction of equity asked for, 0 to 1.
-    pub size_pct: String,
-    /// The provider's confidence, 0 to 1.
-    pub confidence: String,
-    /// The provider's reason.
-    pub decision_reason: String,
-    /// `ok`, `invalid`, `provider_error`, or `""` without a decision.
-    pub parse_status: String,
-    /// What was wrong with the output or the provider, or `""`.
-    pub parse_error: String,
     /// Provider latency, microseconds.
     pub latency_us: u64,
+    /// `Live`, `Paper` or `Replay`: the exported run's mode.
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub mode: Text,
+    /// Strategy or model name.
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub model: Text,
+    /// Accepted, rejected and canceled reports recorded in the row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_updates: Vec<OrderUpdate>,
+    /// Orders submitted in the row, with their status at the row's end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<OrderView>,
+    /// Provider parameters, `k=v` sorted by key, space separated.
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub params: Text,
+    /// What was wrong with the output or the provider, or `""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parse_error: String,
+    /// `ok`, `invalid`, `provider_error`, or `""` without a decision.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parse_status: String,
+    /// Signed position after, units.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub position_after: String,
+    /// Signed position in `instrument` before, units (`""` without an instrument).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub position_before: String,
+    /// The previous row's `row_hash`; 64 zeros for an export's first row. Set by
+    /// [`RowChain`], `""` until then.
+    pub prev_row_hash: String,
+    /// The tick's reference price (bar close, trade price, quote mid), quote currency.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub price: String,
+    /// The prompt sent (`""` for rules).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt: String,
+    /// SHA-256 of the prompt, 64 hex digits, or `""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt_sha256: String,
+    /// Decision provider kind (`rules`, `script`, `openai`, ...), from the run's start.
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub provider: Text,
+    /// The provider's raw output (`""` for rules).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub raw_output: String,
+    /// `cycle` (a tick and what followed it), `run` (start, stop, resume) or `operator`
+    /// (kill-switch trip or reset, limits change, outside any cycle).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub row_kind: String,
+    /// The row's run (0: the operator's, for commands given while no session ran).
+    pub run_id: u64,
+    /// Fraction of equity asked for, 0 to 1.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub size_pct: String,
+    /// Version of the software that wrote the run.
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub software_version: Text,
+    /// The tick's fields, or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick: Option<TickView>,
+    /// `bar`, `trade`, `quote` or `""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tick_kind: String,
     /// Prompt tokens.
     pub tokens_in: u64,
     /// Completion tokens.
     pub tokens_out: u64,
+    /// Source time of the row's first event (the exchange time of a tick).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ts_event: String,
+    /// When the ledger recorded the row's first event.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ts_recorded: String,
+    /// When the ledger recorded the row's last event.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ts_recorded_last: String,
     /// `approved`, `denied`, or `""` without a verdict.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub verdict: String,
+    /// Why a verdict denied (the first failed check), else `""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub verdict_reason: String,
     /// Seq of the verdict (0 without one).
     pub verdict_seq: u64,
-    /// Why a verdict denied (the first failed check), else `""`.
-    pub verdict_reason: String,
-    /// Every risk check of the verdict, passes included.
-    pub checks: Vec<CheckView>,
-    /// Orders submitted in the row, with their status at the row's end.
-    pub orders: Vec<OrderView>,
-    /// Accepted, rejected and canceled reports recorded in the row.
-    pub order_updates: Vec<OrderUpdate>,
-    /// Fills recorded in the row.
-    pub fills: Vec<FillView>,
-    /// A kill-switch trip inside the cycle (equity thresholds, failures), or null.
-    pub kill_switch: Option<TripView>,
-    /// Who: the operator of a reset, a limits change or a commanded trip; `""` else.
-    pub by: String,
     /// Why, in words: an operator's reason, a trip's or a stop's reason; `""` else.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
-    /// The run or operator event's own fields, or null.
-    pub detail: Option<serde_json::Value>,
-    /// Cash before the row's events, account currency.
-    pub cash_before: String,
-    /// Cash after them.
-    pub cash_after: String,
-    /// Signed position in `instrument` before, units (`""` without an instrument).
-    pub position_before: String,
-    /// Signed position after, units.
-    pub position_after: String,
-    /// Cash plus positions at their marks after the row.
-    pub equity_after: String,
-    /// The previous row's `row_hash`; 64 zeros for an export's first row. Set by
-    /// [`RowChain`], `""` until then.
-    pub prev_row_hash: String,
+}
+
+/// The fields of a run or operator event that have no column of their own; those an
+/// event does not have are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Detail {
+    /// `RunResumed`: the ledger's last event before the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<u64>,
+    /// `RunResumed`: cycles the run had recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles: Option<u64>,
+    /// `RunStarted`: where the market data came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source: Option<String>,
+    /// `RunStarted`: instruments traded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruments: Option<Vec<String>>,
+    /// `RunStarted`, `RunResumed`: whether the kill switch was tripped then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_switch_tripped: Option<bool>,
+    /// `RiskLimitsChanged`: SHA-256 of the new limits, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_config_hash: Option<String>,
+    /// `RunStarted`: for replays, the run replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run: Option<u64>,
+    /// `RunStopped`: market data rows skipped as bad.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_rows: Option<u64>,
+    /// `RunResumed`: the seq of the snapshot the state came from (0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_seq: Option<u64>,
+    /// `RunStarted`: cash at the start, account currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_cash: Option<String>,
+    /// `RunStarted`: the venue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
+    /// `RunResumed`: orders still working at the venue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_orders: Option<Vec<String>>,
 }
 
 /// A tick's fields; those the tick does not have are left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct TickView {
-    /// Bar: first price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub open: Option<String>,
-    /// Bar: highest price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high: Option<String>,
-    /// Bar: lowest price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub low: Option<String>,
-    /// Bar: last price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close: Option<String>,
-    /// Bar: traded quantity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume: Option<String>,
-    /// Bar: length, nanoseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval_ns: Option<i64>,
-    /// Trade: price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trade_price: Option<String>,
-    /// Trade: quantity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
     /// Trade: aggressor side, `buy` or `sell`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggressor: Option<String>,
-    /// Quote: best bid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bid: Option<String>,
     /// Quote: best ask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask: Option<String>,
-    /// Quote: bid quantity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bid_size: Option<String>,
     /// Quote: ask quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask_size: Option<String>,
+    /// Quote: best bid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid: Option<String>,
+    /// Quote: bid quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid_size: Option<String>,
+    /// Bar: last price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<String>,
+    /// Bar: highest price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<String>,
+    /// Bar: length, nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ns: Option<i64>,
+    /// Bar: lowest price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<String>,
+    /// Bar: first price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<String>,
+    /// Trade: quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Trade: price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trade_price: Option<String>,
+    /// Bar: traded quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 /// One risk check of a verdict.
@@ -192,49 +295,49 @@ pub struct TickView {
 pub struct CheckView {
     /// The check's id (`max_position_pct`, ...; docs/events.md gives each one's unit).
     pub id: String,
-    /// The measured value.
-    pub value: String,
     /// The configured limit.
     pub limit: String,
     /// Whether the value is within the limit.
     pub passed: bool,
+    /// The measured value.
+    pub value: String,
 }
 
 /// An order submitted in the row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
-    /// Our id for the order.
-    pub client_order_id: String,
-    /// Seq of its `OrderSubmitted`.
-    pub seq: u64,
+    /// Quantity-weighted fill price by the row's end, or null before any fill.
+    pub avg_price: Option<String>,
     /// The event that caused it (an approved verdict, a kill-switch trip), if any.
     pub cause_seq: Option<u64>,
+    /// Our id for the order.
+    pub client_order_id: String,
+    /// Units filled by the row's end.
+    pub filled_qty: String,
+    /// The instrument.
+    pub instrument: String,
+    /// Limit price, quote currency, or null.
+    pub limit_price: Option<String>,
+    /// `market` or `limit`.
+    pub order_type: String,
     /// What it comes from: `verdict` (the row's verdict), `kill_switch` (the row's trip),
     /// `close_at_end` (no cause: the end of the data), or `other`.
     pub origin: String,
-    /// The instrument.
-    pub instrument: String,
-    /// `buy` or `sell`.
-    pub side: String,
     /// How much: units, account currency or a fraction of the money available.
     pub qty: String,
     /// `units`, `notional` or `equity_fraction`.
     pub qty_unit: String,
-    /// `market` or `limit`.
-    pub order_type: String,
-    /// Limit price, quote currency, or null.
-    pub limit_price: Option<String>,
-    /// `gtc`, `ioc` or `day`.
-    pub tif: String,
+    /// Why it was rejected or canceled, else `""`.
+    pub reason: String,
+    /// Seq of its `OrderSubmitted`.
+    pub seq: u64,
+    /// `buy` or `sell`.
+    pub side: String,
     /// At the row's end: `submitted`, `accepted`, `partially_filled`, `filled`,
     /// `rejected` or `canceled`.
     pub status: String,
-    /// Why it was rejected or canceled, else `""`.
-    pub reason: String,
-    /// Units filled by the row's end.
-    pub filled_qty: String,
-    /// Quantity-weighted fill price by the row's end, or null before any fill.
-    pub avg_price: Option<String>,
+    /// `gtc`, `ioc` or `day`.
+    pub tif: String,
 }
 
 /// An accepted, rejected or canceled report.
@@ -242,54 +345,54 @@ pub struct OrderView {
 pub struct OrderUpdate {
     /// The order.
     pub client_order_id: String,
+    /// Why (rejected, canceled), else `""`.
+    pub reason: String,
     /// Seq of the report.
     pub seq: u64,
     /// `accepted`, `rejected` or `canceled`.
     pub status: String,
-    /// Why (rejected, canceled), else `""`.
-    pub reason: String,
 }
 
 /// A fill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FillView {
-    /// The venue's fill id.
-    pub fill_id: String,
     /// The order filled.
     pub client_order_id: String,
-    /// Seq of the `OrderFilled`.
-    pub seq: u64,
-    /// When it was recorded.
-    pub ts_recorded: String,
-    /// `buy` or `sell`.
-    pub side: String,
-    /// Units filled, positive.
-    pub qty: String,
-    /// Fill price, quote currency, slippage included.
-    pub price: String,
     /// Commission, account currency.
     pub fee: String,
+    /// The venue's fill id.
+    pub fill_id: String,
     /// `maker` or `taker`.
     pub liquidity: String,
-    /// The order's units filled so far, this fill included.
-    pub order_filled_qty: String,
     /// The order's quantity-weighted fill price so far.
     pub order_avg_price: String,
+    /// The order's units filled so far, this fill included.
+    pub order_filled_qty: String,
+    /// Fill price, quote currency, slippage included.
+    pub price: String,
+    /// Units filled, positive.
+    pub qty: String,
+    /// Seq of the `OrderFilled`.
+    pub seq: u64,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// When it was recorded.
+    pub ts_recorded: String,
 }
 
 /// A kill-switch trip.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TripView {
+    /// The threshold, same unit.
+    pub limit: String,
+    /// In words.
+    pub reason: String,
     /// Seq of the trip.
     pub seq: u64,
     /// `gain`, `loss`, `drawdown`, `failures` or `command`.
     pub trigger: String,
     /// The measured value (a fraction, or a count of failures).
     pub value: String,
-    /// The threshold, same unit.
-    pub limit: String,
-    /// In words.
-    pub reason: String,
 }
 
 /// How a CSV cell holds a column's value.
@@ -373,17 +476,17 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
     /// `Live`, `Paper` or `Replay` (`""` before the `RunStarted`).
-    pub mode: String,
+    pub mode: Text,
     /// SHA-256 of the run's configuration, hex.
-    pub config_hash: String,
+    pub config_hash: Text,
     /// Software version that wrote the run.
-    pub software_version: String,
+    pub software_version: Text,
     /// Decision provider kind.
-    pub provider: String,
+    pub provider: Text,
     /// Strategy or model.
-    pub model: String,
+    pub model: Text,
     /// Provider parameters.
-    pub params: String,
+    pub params: Text,
 }
 
 /// An order still working, as the fold tracks it.
@@ -603,12 +706,12 @@ impl AuditFold {
                 Payload::RunStarted(started) => {
                     self.state.portfolio = Portfolio::new(started.starting_cash);
                     self.state.info = RunInfo {
-                        mode: format!("{:?}", started.mode),
-                        config_hash: started.config_hash.to_hex(),
-                        software_version: started.software_version.to_string(),
-                        provider: started.provider.to_string(),
-                        model: started.model.to_string(),
-                        params: started.params.to_string(),
+                        mode: format!("{:?}", started.mode).into(),
+                        config_hash: started.config_hash.to_hex().into(),
+                        software_version: started.software_version.clone(),
+                        provider: started.provider.clone(),
+                        model: started.model.clone(),
+                        params: started.params.clone(),
                     };
                 }
                 Payload::MarketTick(tick) => {
@@ -660,28 +763,29 @@ impl AuditFold {
     fn operator_fields(&self, row: &mut AuditRow, event: &EventRef<'_>) {
         match event.payload {
             Payload::RunStarted(s) => {
-                row.detail = Some(serde_json::json!({
-                    "venue": s.venue.to_string(),
-                    "instruments": s.instruments.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
-                    "parent_run": s.parent_run.map(|r| r.get()),
-                    "data_source": s.data_source.to_string(),
-                    "starting_cash": dec(s.starting_cash),
-                    "kill_switch_tripped": s.kill_switch_tripped,
-                    "mode": format!("{:?}", s.mode),
-                }));
+                row.detail = Some(Detail {
+                    venue: Some(s.venue.to_string()),
+                    instruments: Some(s.instruments.iter().map(|i| i.to_string()).collect()),
+                    parent_run: s.parent_run.map(|r| r.get()),
+                    data_source: Some(s.data_source.to_string()),
+                    starting_cash: Some(dec(s.starting_cash)),
+                    kill_switch_tripped: Some(s.kill_switch_tripped),
+                    ..Detail::default()
+                });
             }
             Payload::RunStopped(s) => {
                 row.why = s.reason.to_string();
-                row.detail = Some(serde_json::json!({ "skipped_rows": s.skipped_rows }));
+                row.detail = Some(Detail { skipped_rows: Some(s.skipped_rows), ..Detail::default() });
             }
             Payload::RunResumed(r) => {
-                row.detail = Some(serde_json::json!({
-                    "after_seq": r.after_seq.get(),
-                    "cycles": r.cycles,
-                    "snapshot_seq": r.snapshot_seq.get(),
-                    "working_orders": r.working_orders.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-                    "kill_switch_tripped": r.kill_switch_tripped,
-                }));
+                row.detail = Some(Detail {
+                    after_seq: Some(r.after_seq.get()),
+                    cycles: Some(r.cycles),
+                    snapshot_seq: Some(r.snapshot_seq.get()),
+                    working_orders: Some(r.working_orders.iter().map(|o| o.to_string()).collect()),
+                    kill_switch_tripped: Some(r.kill_switch_tripped),
+                    ..Detail::default()
+                });
             }
             Payload::KillSwitchTripped(trip) => {
                 (row.by, row.why) = trip_by(&trip.reason);
@@ -692,7 +796,8 @@ impl AuditFold {
             }
             Payload::RiskLimitsChanged(change) => {
                 (row.by, row.why) = (change.by.to_string(), change.reason.to_string());
-                row.detail = Some(serde_json::json!({ "limits_config_hash": change.config_hash.to_hex() }));
+                row.detail =
+                    Some(Detail { limits_config_hash: Some(change.config_hash.to_hex()), ..Detail::default() });
             }
             _ => {}
         }
@@ -884,6 +989,8 @@ fn tick_view(data: &TickData) -> TickView {
 #[derive(Debug, Clone, Default)]
 pub struct RowChain {
     prev: Hash32,
+    /// The last row's canonical JSON (reused).
+    buffer: Vec<u8>,
 }
 
 impl RowChain {
@@ -902,22 +1009,26 @@ impl RowChain {
     ///
     /// # Errors
     /// Serialization errors (none for rows the fold makes).
-    pub fn link(&mut self, row: &mut AuditRow) -> std::io::Result<(Vec<u8>, Hash32)> {
-        row.prev_row_hash = self.prev.to_hex();
-        let canonical = row.to_canon_json_vec()?;
-        let hash = Hash32::digest(&canonical);
+    pub fn link(&mut self, row: &mut AuditRow) -> std::io::Result<(&[u8], Hash32)> {
+        row.prev_row_hash = hex(&self.prev);
+        self.buffer.clear();
+        serde_json::to_writer(&mut self.buffer, row)?;
+        let hash = Hash32::digest(&self.buffer);
         self.prev = hash;
-        Ok((canonical, hash))
+        Ok((&self.buffer, hash))
     }
 }
 
 /// The JSON Lines form of a row: its canonical JSON (without `row_hash`) with
 /// `"row_hash":"<hex>"` added as the last member, and a newline.
-pub fn jsonl_line(canonical: &[u8], hash: &Hash32, out: &mut Vec<u8>) {
-    out.extend_from_slice(&canonical[..canonical.len().saturating_sub(1)]);
-    out.extend_from_slice(b",\"row_hash\":\"");
-    out.extend_from_slice(hash.to_hex().as_bytes());
-    out.extend_from_slice(b"\"}\n");
+///
+/// # Errors
+/// The writer's.
+pub fn write_jsonl_line(canonical: &[u8], hash: &Hash32, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.write_all(&canonical[..canonical.len().saturating_sub(1)])?;
+    out.write_all(b",\"row_hash\":\"")?;
+    out.write_all(hex(hash).as_bytes())?;
+    out.write_all(b"\"}\n")
 }
 
 /// RFC 8785 canonical JSON of any JSON value (a row read back, for its hash).

@@ -30,8 +30,9 @@ fn columns() -> Vec<manifest::Column> {
 }
 
 /// A value as its CSV cell: text as it is, integers in decimal, anything else as
-/// canonical JSON, null as an empty cell.
-fn csv_cell(value: &serde_json::Value, kind: ColumnType) -> Result<String> {
+/// canonical JSON; an absent value (`None`) as an empty cell.
+fn csv_cell(value: Option<&serde_json::Value>, kind: ColumnType) -> Result<String> {
+    let Some(value) = value else { return Ok(String::new()) };
     Ok(match (kind, value) {
         (ColumnType::String, serde_json::Value::String(text)) => text.clone(),
         (ColumnType::Integer, serde_json::Value::Number(n)) => n.to_string(),
@@ -41,16 +42,17 @@ fn csv_cell(value: &serde_json::Value, kind: ColumnType) -> Result<String> {
     })
 }
 
-/// A CSV cell read back as the value it holds.
-fn cell_value(text: &str, kind: &str) -> Result<serde_json::Value, String> {
+/// A CSV cell read back as the value it holds; `None` for an empty text or JSON cell
+/// (the member is absent from the row's JSON).
+fn cell_value(text: &str, kind: &str) -> Result<Option<serde_json::Value>, String> {
     match kind {
-        "string" => Ok(serde_json::Value::String(text.to_string())),
+        "string" | "json" if text.is_empty() => Ok(None),
+        "string" => Ok(Some(serde_json::Value::String(text.to_string()))),
         "integer" => text
             .parse::<u64>()
-            .map(serde_json::Value::from)
+            .map(|n| Some(serde_json::Value::from(n)))
             .map_err(|_| format!("{:?} is not an integer", describe::safe(text))),
-        "json" if text.is_empty() => Ok(serde_json::Value::Null),
-        "json" => serde_json::from_str(text).map_err(|e| format!("not JSON: {e}")),
+        "json" => serde_json::from_str(text).map(Some).map_err(|e| format!("not JSON: {e}")),
         other => Err(format!("unknown column type {:?}", describe::safe(other))),
     }
 }

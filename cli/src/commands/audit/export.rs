@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use anyhow::{anyhow, bail, Context, Result};
 use ledger_core::chain::Hash32;
@@ -75,27 +76,22 @@ enum Phase {
 
 /// The row file, as JSON Lines or CSV, hashed as written.
 enum RowSink {
-    Jsonl(HashingWriter<BufWriter<File>>, Vec<u8>),
+    Jsonl(HashingWriter<BufWriter<File>>),
     Csv(Box<csv::Writer<HashingWriter<BufWriter<File>>>>),
 }
 
 impl RowSink {
     fn write(&mut self, row: &AuditRow, canonical: &[u8], hash: &Hash32) -> Result<()> {
         match self {
-            RowSink::Jsonl(out, line) => {
-                line.clear();
-                audit::jsonl_line(canonical, hash, line);
-                out.write_all(line)?;
-            }
+            RowSink::Jsonl(out) => audit::write_jsonl_line(canonical, hash, out)?,
             RowSink::Csv(out) => {
                 let serde_json::Value::Object(mut fields) = serde_json::to_value(row)? else {
                     bail!("a row that is not an object");
                 };
-                fields.insert("row_hash".into(), hash.to_hex().into());
+                fields.insert("row_hash".into(), audit::hex(hash).into());
                 let mut cells = Vec::with_capacity(COLUMNS.len());
                 for (name, kind) in COLUMNS {
-                    let value = fields.get(*name).unwrap_or(&serde_json::Value::Null);
-                    cells.push(super::csv_cell(value, *kind)?);
+                    cells.push(super::csv_cell(fields.get(*name), *kind)?);
                 }
                 out.write_record(&cells)?;
             }
@@ -105,7 +101,7 @@ impl RowSink {
 
     fn finish(self) -> Result<String> {
         Ok(match self {
-            RowSink::Jsonl(out, _) => out.finish()?,
+            RowSink::Jsonl(out) => out.finish()?,
             RowSink::Csv(out) => out.into_inner().map_err(|e| anyhow!("writing rows: {}", e.error()))?.finish()?,
         })
     }
@@ -136,6 +132,23 @@ impl RecordSink {
     }
 }
 
+/// Rows handed to the writer thread at a time.
+const ROW_BATCH: usize = 512;
+
+/// Serializes, chains and writes the rows it is sent (on a thread of its own: the two
+/// halves of an export take about the same time). Returns the row file's sha256 and
+/// the last row's hash.
+fn write_rows(mut sink: RowSink, batches: Receiver<Vec<AuditRow>>) -> Result<(String, Hash32)> {
+    let mut chain = RowChain::new();
+    for batch in batches {
+        for mut row in batch {
+            let (canonical, hash) = chain.link(&mut row)?;
+            sink.write(&row, canonical, &hash)?;
+        }
+    }
+    Ok((sink.finish()?, chain.last()))
+}
+
 /// The export in progress.
 struct Exporter {
     from: Option<Bound>,
@@ -150,8 +163,9 @@ struct Exporter {
     /// Seq and stored hash of the last record read.
     prev: Option<(Seq, Hash32)>,
     expected: Seq,
-    rows: RowSink,
-    chain: RowChain,
+    /// Rows for the writer thread, sent in batches.
+    rows: Option<SyncSender<Vec<AuditRow>>>,
+    batch: Vec<AuditRow>,
     records: RecordSink,
     /// Records of other runs met inside the range, written once a later record of the
     /// trail shows they are inside it.
@@ -234,13 +248,25 @@ impl Exporter {
     /// Writes the rows the fold closed, if they are in the range.
     fn write_rows(&mut self) -> Result<()> {
         let rows: Vec<AuditRow> = self.fold.take_rows().collect();
-        for mut row in rows {
+        for row in rows {
             if self.range_first.is_none_or(|first| row.first_seq < first) {
                 continue;
             }
             self.count(&row);
-            let (canonical, hash) = self.chain.link(&mut row)?;
-            self.rows.write(&row, &canonical, &hash)?;
+            self.batch.push(row);
+        }
+        if self.batch.len() >= ROW_BATCH {
+            self.send_rows()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the rows batched so far to the writer thread.
+    fn send_rows(&mut self) -> Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(ROW_BATCH));
+        let sent = self.rows.as_ref().is_some_and(|rows| rows.send(batch).is_ok());
+        if !sent {
+            bail!("the row writer stopped");
         }
         Ok(())
     }
@@ -256,9 +282,9 @@ impl Exporter {
         }
         counts.orders += row.orders.len() as u64;
         counts.fills += row.fills.len() as u64;
-        for hash in [Some(&row.config_hash), limits_hash(row)].into_iter().flatten() {
-            if !hash.is_empty() && !self.config_hashes.contains(hash) {
-                self.config_hashes.push(hash.clone());
+        for hash in [Some(&*row.config_hash), limits_hash(row)].into_iter().flatten() {
+            if !hash.is_empty() && !self.config_hashes.iter().any(|h| h == hash) {
+                self.config_hashes.push(hash.to_string());
             }
         }
         if self.first_ts.is_empty() {
@@ -269,11 +295,8 @@ impl Exporter {
 }
 
 /// The new limits' hash of a limits-change row.
-fn limits_hash(row: &AuditRow) -> Option<&String> {
-    match row.detail.as_ref()?.get("limits_config_hash")? {
-        serde_json::Value::String(hash) => Some(hash),
-        _ => None,
-    }
+fn limits_hash(row: &AuditRow) -> Option<&str> {
+    row.detail.as_ref()?.limits_config_hash.as_deref()
 }
 
 /// The stored hash of the record at `seq`.
@@ -361,7 +384,7 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
         AuditFormat::Csv => ROWS_CSV,
     };
     let rows = match args.format {
-        AuditFormat::Jsonl => RowSink::Jsonl(HashingWriter::new(create(&args.out, rows_name)?), Vec::new()),
+        AuditFormat::Jsonl => RowSink::Jsonl(HashingWriter::new(create(&args.out, rows_name)?)),
         AuditFormat::Csv => {
             let mut csv = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
@@ -388,8 +411,8 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
         range_prev: Hash32::ZERO,
         prev: None,
         expected: Seq::new(summary.first_seq.get().saturating_sub(1).max(1)),
-        rows,
-        chain: RowChain::new(),
+        rows: None,
+        batch: Vec::with_capacity(ROW_BATCH),
         records,
         pending: Vec::new(),
         counts: Counts::default(),
@@ -399,21 +422,33 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
         failure: None,
     };
     let last = summary.last_seq;
-    ledger.log.visit_records(exporter.expected, &mut |seq, bytes| exporter.take(seq, bytes, last))?;
-    if let Some(error) = exporter.failure.take() {
-        return Err(error.context(format!("exporting run {run} (`ledger verify` checks the whole ledger)")));
-    }
-    if exporter.phase == Phase::Before {
-        bail!("run {run} has no rows in the range asked for");
-    }
-    if exporter.phase == Phase::In {
-        exporter.fold.finish();
-        exporter.write_rows()?;
-    }
+    let (sender, receiver) = mpsc::sync_channel(4);
+    exporter.rows = Some(sender);
+    let written = std::thread::scope(|scope| -> Result<(String, Hash32)> {
+        let writer = scope.spawn(move || write_rows(rows, receiver));
+        let read = ledger.log.visit_records(exporter.expected, &mut |seq, bytes| exporter.take(seq, bytes, last));
+        let done = read.map_err(anyhow::Error::from).and_then(|()| {
+            if let Some(error) = exporter.failure.take() {
+                return Err(error.context(format!("exporting run {run} (`ledger verify` checks the whole ledger)")));
+            }
+            if exporter.phase == Phase::Before {
+                bail!("run {run} has no rows in the range asked for");
+            }
+            if exporter.phase == Phase::In {
+                exporter.fold.finish();
+                exporter.write_rows()?;
+            }
+            exporter.send_rows()
+        });
+        exporter.rows = None;
+        let written = writer.join().map_err(|_| anyhow!("the row writer failed"))?;
+        // A failure of the writer shows first as a failed send: report the writer's.
+        let written = written?;
+        done.map(|()| written)
+    })?;
+    let (rows_sha, last_row_hash) = written;
     let info = exporter.fold.state().info.clone();
-    let Exporter { rows, records, counts, config_hashes, start_state, range_prev, chain, first_ts, last_ts, .. } =
-        exporter;
-    let rows_sha = rows.finish()?;
+    let Exporter { records, counts, config_hashes, start_state, range_prev, first_ts, last_ts, .. } = exporter;
     let RecordSink { out, tree, count, first, last, last_hash } = records;
     let records_sha = out.finish()?;
     let root = tree.root();
@@ -452,8 +487,8 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
         run: RunSection {
             run_id: run.get(),
             mode: summary.mode.map(|m| format!("{m:?}")).unwrap_or_default(),
-            config_hash: info.config_hash.clone(),
-            software_version: info.software_version.clone(),
+            config_hash: info.config_hash.to_string(),
+            software_version: info.software_version.to_string(),
             first_seq: summary.first_seq.get(),
             last_seq: summary.last_seq.get(),
         },
@@ -478,7 +513,7 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
             genesis_hash: genesis.to_hex(),
         },
         merkle: MerkleSection { origin: origin.clone(), tree_size: count, root: root.to_hex() },
-        last_row_hash: chain.last().to_hex(),
+        last_row_hash: last_row_hash.to_hex(),
         config_hashes,
         columns: columns(),
         start_state: start_state.unwrap_or_else(|| AuditState::new(run)),

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -25,7 +25,7 @@ use ledger_core::chain::Hash32;
 use ledger_core::codec;
 use ledger_core::ids::{RunId, Seq};
 use ledger_core::log::{self, RecordSource};
-use ledger_projections::audit::{self, AuditFold, AuditState};
+use ledger_projections::audit::{self, AuditFold, AuditRow, AuditState, COLUMNS};
 use ledger_projections::merkle::{self, TreeBuilder};
 use ledger_projections::note::{Checkpoint, VerifierKey};
 use serde_json::{Map, Value};
@@ -84,45 +84,32 @@ impl Records {
     }
 }
 
-/// The row file read row by row as JSON objects, with its line number.
+/// A stored row as read: a JSON line, or the cells of a CSV record.
+enum Stored {
+    Line(String),
+    Cells(Vec<String>),
+}
+
+/// The row file read row by row, with line numbers.
 enum Rows {
     Jsonl { lines: std::io::Lines<BufReader<File>>, line: u64 },
-    Csv { reader: csv::Reader<BufReader<File>>, kinds: Vec<(String, String)>, record: csv::StringRecord },
+    Csv { reader: csv::Reader<BufReader<File>>, record: csv::StringRecord },
 }
 
 impl Rows {
-    fn next_row(&mut self) -> Option<(u64, Result<Map<String, Value>, String>)> {
+    fn next_row(&mut self) -> Option<(u64, Result<Stored, String>)> {
         match self {
             Rows::Jsonl { lines, line } => {
                 let text = lines.next()?;
                 *line += 1;
-                let row = text.map_err(|e| e.to_string()).and_then(|text| match serde_json::from_str(&text) {
-                    Ok(Value::Object(map)) => Ok(map),
-                    Ok(_) => Err("not a JSON object".to_string()),
-                    Err(e) => Err(format!("not JSON: {e}")),
-                });
-                Some((*line, row))
+                Some((*line, text.map(Stored::Line).map_err(|e| e.to_string())))
             }
-            Rows::Csv { reader, kinds, record } => {
+            Rows::Csv { reader, record } => {
                 let line = reader.position().line();
                 match reader.read_record(record) {
                     Ok(false) => None,
                     Err(e) => Some((line, Err(e.to_string()))),
-                    Ok(true) => {
-                        if record.len() != kinds.len() {
-                            return Some((line, Err(format!("{} cells for {} columns", record.len(), kinds.len()))));
-                        }
-                        let mut map = Map::new();
-                        for ((name, kind), cell) in kinds.iter().zip(record.iter()) {
-                            match cell_value(cell, kind) {
-                                Ok(value) => {
-                                    map.insert(name.clone(), value);
-                                }
-                                Err(e) => return Some((line, Err(format!("column {name}: {e}")))),
-                            }
-                        }
-                        Some((line, Ok(map)))
-                    }
+                    Ok(true) => Some((line, Ok(Stored::Cells(record.iter().map(str::to_string).collect())))),
                 }
             }
         }
@@ -140,7 +127,7 @@ fn open_rows(dir: &Path, manifest: &Manifest, report: &mut Report) -> Option<(St
     };
     let path = dir.join(name);
     let file = match File::open(&path) {
-        Ok(file) => BufReader::new(file),
+        Ok(file) => BufReader::with_capacity(1 << 16, file),
         Err(e) => {
             report.fail(format!("{name}: cannot be read ({e})"));
             return None;
@@ -161,13 +148,14 @@ fn open_rows(dir: &Path, manifest: &Manifest, report: &mut Report) -> Option<(St
     if header != listed {
         report.fail(format!("{name}: the header row is not the manifest's columns"));
     }
-    let kinds = manifest.columns.iter().map(|c| (c.name.clone(), c.kind.clone())).collect();
-    Some((name.into(), Rows::Csv { reader, kinds, record: csv::StringRecord::new() }))
+    Some((name.into(), Rows::Csv { reader, record: csv::StringRecord::new() }))
 }
 
 /// The checks on the rows as they are read, alongside the rows folded again.
 struct RowCheck {
     file: String,
+    /// `(name, type)` of each column, for CSV cells.
+    kinds: Vec<(String, String)>,
     first_seq: u64,
     last_seq: u64,
     /// The previous row's stored `row_hash`.
@@ -177,22 +165,66 @@ struct RowCheck {
     known_orders: BTreeSet<String>,
     counts: Counts,
     rows_read: u64,
-}
-
-fn get_str<'a>(row: &'a Map<String, Value>, key: &str) -> &'a str {
-    row.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn get_u64(value: Option<&Value>) -> Option<u64> {
-    value.and_then(Value::as_u64)
+    line_buffer: Vec<u8>,
 }
 
 impl RowCheck {
-    /// Checks one stored row against its hash, its link, the row folded from the
-    /// records (`expected`, when there is one) and the trail's rules.
-    fn check(&mut self, line: u64, mut row: Map<String, Value>, expected: Option<Value>, report: &mut Report) {
+    /// The stored row as a JSON object.
+    fn parse(&self, stored: &Stored) -> Result<Map<String, Value>, String> {
+        match stored {
+            Stored::Line(text) => match serde_json::from_str(text) {
+                Ok(Value::Object(map)) => Ok(map),
+                Ok(_) => Err("not a JSON object".to_string()),
+                Err(e) => Err(format!("not JSON: {e}")),
+            },
+            Stored::Cells(cells) => {
+                if cells.len() != self.kinds.len() {
+                    return Err(format!("{} cells for {} columns", cells.len(), self.kinds.len()));
+                }
+                let mut map = Map::new();
+                for ((name, kind), cell) in self.kinds.iter().zip(cells) {
+                    if let Some(value) = cell_value(cell, kind).map_err(|e| format!("column {name}: {e}"))? {
+                        map.insert(name.clone(), value);
+                    }
+                }
+                Ok(map)
+            }
+        }
+    }
+
+    /// Whether the stored row is, byte for byte, `expected` linked to the row before
+    /// and carrying the hash of its canonical form: then its hash, its link and its
+    /// contents are all as they must be. Returns that hash.
+    fn same(&mut self, stored: &Stored, expected: &mut AuditRow) -> Option<String> {
+        expected.prev_row_hash.clone_from(&self.prev_hash);
+        let mut canonical = Vec::with_capacity(2048);
+        serde_json::to_writer(&mut canonical, &*expected).ok()?;
+        let hash = Hash32::digest(&canonical);
+        let same = match stored {
+            Stored::Line(text) => {
+                self.line_buffer.clear();
+                audit::write_jsonl_line(&canonical, &hash, &mut self.line_buffer).ok()?;
+                self.line_buffer.strip_suffix(b"\n") == Some(text.as_bytes())
+            }
+            Stored::Cells(cells) => {
+                let Ok(Value::Object(mut fields)) = serde_json::to_value(&*expected) else { return None };
+                fields.insert("row_hash".into(), audit::hex(&hash).into());
+                cells.len() == COLUMNS.len()
+                    && COLUMNS
+                        .iter()
+                        .zip(cells)
+                        .all(|((name, kind), cell)| super::csv_cell(fields.get(*name), *kind).is_ok_and(|c| &c == cell))
+            }
+        };
+        same.then(|| audit::hex(&hash))
+    }
+
+    /// Checks a stored row that is not byte for byte the expected one: its hash, its
+    /// link, how it differs from the row folded from the records (`expected`, when
+    /// there is one), and the trail's rules.
+    fn check_slow(&mut self, line: u64, mut row: Map<String, Value>, expected: Option<AuditRow>, report: &mut Report) {
         self.rows_read += 1;
-        let seq = get_u64(row.get("first_seq")).unwrap_or_default();
+        let seq = row.get("first_seq").and_then(Value::as_u64).unwrap_or_default();
         let at = format!("{} line {line} (seq {seq})", self.file);
         let stored = match row.remove("row_hash") {
             Some(Value::String(hash)) => hash,
@@ -206,32 +238,41 @@ impl RowCheck {
             Ok(_) => report.fail(format!("{at}: row_hash does not match the row's contents")),
             Err(e) => report.fail(format!("{at}: the row does not canonicalize ({e})")),
         }
-        if get_str(&row, "prev_row_hash") != self.prev_hash {
+        let link = row.get("prev_row_hash").and_then(Value::as_str).unwrap_or_default().to_string();
+        if link != self.prev_hash {
             report.fail(format!("{at}: prev_row_hash does not link to the row before (a row removed, added or moved)"));
         }
         match expected {
-            Some(Value::Object(mut folded)) => {
-                folded.insert("prev_row_hash".into(), Value::String(get_str(&row, "prev_row_hash").to_string()));
-                if folded != row {
+            Some(mut folded) => {
+                folded.prev_row_hash = link;
+                if let Ok(Value::Object(folded)) = serde_json::to_value(&folded) {
                     let fields: BTreeSet<&String> =
                         folded.keys().chain(row.keys()).filter(|k| folded.get(*k) != row.get(*k)).collect();
-                    let names: Vec<String> = fields.iter().map(|f| describe::safe(f).into_owned()).collect();
-                    report.fail(format!("{at}: differs from the row the records give: {}", names.join(", ")));
+                    if !fields.is_empty() {
+                        let names: Vec<String> = fields.iter().map(|f| describe::safe(f).into_owned()).collect();
+                        report.fail(format!("{at}: differs from the row the records give: {}", names.join(", ")));
+                    }
                 }
             }
-            Some(_) => {}
             None => report.fail(format!("{at}: a row the records do not give")),
         }
-        self.rules(&at, &row, report);
-        self.count(&row);
+        match serde_json::from_value::<AuditRow>(Value::Object(row)) {
+            Ok(row) => self.rules(&at, &row, report),
+            Err(e) => report.fail(format!("{at}: not an audit row ({e})")),
+        }
         self.prev_hash = stored;
     }
 
-    fn rules(&mut self, at: &str, row: &Map<String, Value>, report: &mut Report) {
-        let seqs: Vec<u64> = match row.get("event_seqs") {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_u64).collect(),
-            _ => Vec::new(),
-        };
+    fn accept(&mut self, line: u64, row: &AuditRow, hash: String, report: &mut Report) {
+        self.rows_read += 1;
+        let at = format!("{} line {line} (seq {})", self.file, row.first_seq);
+        self.rules(&at, row, report);
+        self.prev_hash = hash;
+    }
+
+    /// The trail's rules, and the counts.
+    fn rules(&mut self, at: &str, row: &AuditRow, report: &mut Report) {
+        let seqs = &row.event_seqs;
         if seqs.is_empty() {
             report.fail(format!("{at}: no event_seqs"));
         }
@@ -249,66 +290,57 @@ impl RowCheck {
                     self.first_seq, self.last_seq
                 ));
             }
-            if get_u64(row.get("first_seq")) != Some(first) || get_u64(row.get("last_seq")) != Some(last) {
+            if row.first_seq != first || row.last_seq != last {
                 report.fail(format!("{at}: first_seq/last_seq are not its events' first and last"));
             }
             self.last_row_seq = last;
         }
-        if get_str(row, "ts_recorded") > get_str(row, "ts_recorded_last") {
+        if row.ts_recorded > row.ts_recorded_last {
             report.fail(format!("{at}: its events were recorded out of time order"));
         }
-        if get_str(row, "row_kind") == "cycle" {
-            let ts = get_str(row, "ts_event");
-            if !ts.is_empty() {
-                if ts < self.last_cycle_ts.as_str() {
-                    report.fail(format!("{at}: tick time {ts} is before the previous cycle's {}", self.last_cycle_ts));
-                }
-                self.last_cycle_ts = ts.to_string();
+        if row.row_kind == "cycle" && !row.ts_event.is_empty() {
+            if row.ts_event < self.last_cycle_ts {
+                report.fail(format!(
+                    "{at}: tick time {} is before the previous cycle's {}",
+                    row.ts_event, self.last_cycle_ts
+                ));
             }
+            self.last_cycle_ts.clone_from(&row.ts_event);
         }
-        let verdict_seq = get_u64(row.get("verdict_seq"));
-        let trip_seq = row.get("kill_switch").and_then(|k| get_u64(k.get("seq")));
-        for order in row.get("orders").and_then(Value::as_array).into_iter().flatten() {
-            let id = order.get("client_order_id").and_then(Value::as_str).unwrap_or_default();
-            let cause = get_u64(order.get("cause_seq"));
-            let ok = match order.get("origin").and_then(Value::as_str).unwrap_or_default() {
-                "verdict" => get_str(row, "verdict") == "approved" && cause.is_some() && cause == verdict_seq,
-                "kill_switch" => cause.is_some() && cause == trip_seq,
-                "close_at_end" => cause.is_none(),
+        let trip_seq = row.kill_switch.as_ref().map(|k| k.seq);
+        for order in &row.orders {
+            let ok = match order.origin.as_str() {
+                "verdict" => row.verdict == "approved" && order.cause_seq.is_some_and(|c| c == row.verdict_seq),
+                "kill_switch" => order.cause_seq.is_some() && order.cause_seq == trip_seq,
+                "close_at_end" => order.cause_seq.is_none(),
                 _ => false,
             };
             if !ok {
                 report.fail(format!(
                     "{at}: order {} does not follow an approved verdict, a kill-switch trip or the close at the end",
-                    describe::safe(id)
+                    describe::safe(&order.client_order_id)
                 ));
             }
-            self.known_orders.insert(id.to_string());
+            self.known_orders.insert(order.client_order_id.clone());
         }
-        for fill in row.get("fills").and_then(Value::as_array).into_iter().flatten() {
-            let id = fill.get("client_order_id").and_then(Value::as_str).unwrap_or_default();
-            if !self.known_orders.contains(id) {
-                report.fail(format!("{at}: fill of order {} that the trail does not hold", describe::safe(id)));
+        for fill in &row.fills {
+            if !self.known_orders.contains(&fill.client_order_id) {
+                report.fail(format!(
+                    "{at}: fill of order {} that the trail does not hold",
+                    describe::safe(&fill.client_order_id)
+                ));
             }
         }
-    }
-
-    fn count(&mut self, row: &Map<String, Value>) {
         let counts = &mut self.counts;
         counts.rows += 1;
-        let len = |key: &str| row.get(key).and_then(Value::as_array).map_or(0, Vec::len) as u64;
-        counts.events += len("event_seqs");
-        let kind = get_str(row, "row_kind");
-        *counts.by_row_kind.entry(kind.to_string()).or_default() += 1;
-        if kind == "cycle" {
-            let verdict = match get_str(row, "verdict") {
-                "" => "none",
-                v => v,
-            };
+        counts.events += seqs.len() as u64;
+        *counts.by_row_kind.entry(row.row_kind.clone()).or_default() += 1;
+        if row.row_kind == "cycle" {
+            let verdict = if row.verdict.is_empty() { "none" } else { row.verdict.as_str() };
             *counts.by_verdict.entry(verdict.to_string()).or_default() += 1;
         }
-        counts.orders += len("orders");
-        counts.fills += len("fills");
+        counts.orders += row.orders.len() as u64;
+        counts.fills += row.fills.len() as u64;
     }
 }
 
@@ -316,6 +348,73 @@ impl RowCheck {
 struct DataSummary {
     records: u64,
     root: Hash32,
+}
+
+/// The stored rows, lined up with the rows folded from the records by their first seq:
+/// a row removed or added is one failure, not a shift of every row after it.
+struct Lineup {
+    rows: Option<Rows>,
+    peeked: Option<(u64, Result<Stored, String>)>,
+}
+
+impl Lineup {
+    fn next(&mut self) -> Option<(u64, Result<Stored, String>)> {
+        self.peeked.take().or_else(|| self.rows.as_mut().and_then(Rows::next_row))
+    }
+
+    /// Compares the next stored rows with `expected`, the next row the records give.
+    fn compare(&mut self, mut expected: AuditRow, check: &mut RowCheck, report: &mut Report) {
+        if self.rows.is_none() {
+            return;
+        }
+        let want = expected.first_seq;
+        loop {
+            let Some((line, stored)) = self.next() else {
+                report.fail(format!("{}: the row of seq {want} is missing (the records give it)", check.file));
+                return;
+            };
+            let stored = match stored {
+                Ok(stored) => stored,
+                Err(e) => {
+                    report.fail(format!("{} line {line}: {e}", check.file));
+                    continue;
+                }
+            };
+            if let Some(hash) = check.same(&stored, &mut expected) {
+                check.accept(line, &expected, hash, report);
+                return;
+            }
+            let row = match check.parse(&stored) {
+                Ok(row) => row,
+                Err(e) => {
+                    report.fail(format!("{} line {line}: {e}", check.file));
+                    continue;
+                }
+            };
+            let seq = row.get("first_seq").and_then(Value::as_u64).unwrap_or_default();
+            if seq > want && seq <= check.last_seq {
+                report.fail(format!("{}: the row of seq {want} is missing (the records give it)", check.file));
+                self.peeked = Some((line, Ok(stored)));
+                return;
+            }
+            if seq < want {
+                check.check_slow(line, row, None, report);
+                continue;
+            }
+            check.check_slow(line, row, Some(expected), report);
+            return;
+        }
+    }
+
+    /// Stored rows after the last one the records give.
+    fn rest(&mut self, check: &mut RowCheck, report: &mut Report) {
+        while let Some((line, stored)) = self.next() {
+            match stored.map_err(|e| e).and_then(|s| check.parse(&s)) {
+                Ok(row) => check.check_slow(line, row, None, report),
+                Err(e) => report.fail(format!("{} line {line}: {e}", check.file)),
+            }
+        }
+    }
 }
 
 /// The records and rows, read together: the rows folded again from the records are
@@ -332,6 +431,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
     };
     let mut check = RowCheck {
         file: rows.as_ref().map(|(name, _)| name.clone()).unwrap_or_default(),
+        kinds: manifest.columns.iter().map(|c| (c.name.clone(), c.kind.clone())).collect(),
         first_seq: manifest.range.first_seq,
         last_seq: manifest.range.last_seq,
         prev_hash: Hash32::ZERO.to_hex(),
@@ -340,8 +440,9 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
         known_orders: manifest.start_state.working.keys().map(|id| id.to_string()).collect(),
         counts: Counts::default(),
         rows_read: 0,
+        line_buffer: Vec::new(),
     };
-    let mut rows = rows.map(|(_, rows)| rows);
+    let mut lineup = Lineup { rows: rows.map(|(_, rows)| rows), peeked: None };
     let mut fold = AuditFold::resume(manifest.start_state.clone());
     let mut tree = TreeBuilder::new();
     let mut prev = Hash32::from_hex(&manifest.chain.prev_hash).unwrap_or_else(|e| {
@@ -350,23 +451,6 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
     });
     let mut last_hash = None;
     let first = manifest.range.first_seq;
-    // Rows folded but not yet compared: the fold hands them over as records close them.
-    let compare = |folded: Vec<Value>, check: &mut RowCheck, report: &mut Report, rows: &mut Option<Rows>| {
-        for expected in folded {
-            match rows.as_mut().and_then(Rows::next_row) {
-                Some((line, Ok(row))) => check.check(line, row, Some(expected), report),
-                Some((line, Err(e))) => report.fail(format!("{} line {line}: {e}", check.file)),
-                None if rows.is_some() => {
-                    let seq = expected.get("first_seq").and_then(Value::as_u64).unwrap_or_default();
-                    report.fail(format!("{}: the row of seq {seq} is missing (the records give it)", check.file));
-                }
-                None => {}
-            }
-        }
-    };
-    let folded_rows = |fold: &mut AuditFold| -> Vec<Value> {
-        fold.take_rows().map(|row| serde_json::to_value(row).unwrap_or(Value::Null)).collect()
-    };
     if let Some(mut records) = records {
         let mut buffer = Vec::new();
         while let Some(framed) = records.next_record(&mut buffer) {
@@ -391,8 +475,10 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             match codec::decode_record(seq, &prev, &buffer) {
                 Ok(event) => {
                     fold.apply(&event.as_ref());
-                    let folded = folded_rows(&mut fold);
-                    compare(folded, &mut check, report, &mut rows);
+                    let folded: Vec<AuditRow> = fold.take_rows().collect();
+                    for row in folded {
+                        lineup.compare(row, &mut check, report);
+                    }
                 }
                 Err(e) => report.fail(format!("{at}: does not decode: {e}")),
             }
@@ -400,8 +486,10 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             last_hash = Some(frame.stored_hash);
         }
         fold.finish();
-        let folded = folded_rows(&mut fold);
-        compare(folded, &mut check, report, &mut rows);
+        let folded: Vec<AuditRow> = fold.take_rows().collect();
+        for row in folded {
+            lineup.compare(row, &mut check, report);
+        }
         let count = records.index;
         if count != manifest.counts.records || count != manifest.merkle.tree_size {
             report.fail(format!(
@@ -427,13 +515,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             ));
         }
     }
-    // Stored rows the records do not give.
-    while let Some((line, row)) = rows.as_mut().and_then(Rows::next_row) {
-        match row {
-            Ok(row) => check.check(line, row, None, report),
-            Err(e) => report.fail(format!("{} line {line}: {e}", check.file)),
-        }
-    }
+    lineup.rest(&mut check, report);
     if check.prev_hash != manifest.last_row_hash {
         report.fail(format!(
             "{}: the last row's hash is not the manifest's last_row_hash (rows cut off the end?)",
@@ -665,8 +747,17 @@ pub fn run(ledger_dir: Option<&Path>, args: &AuditVerifyArgs) -> Result<Outcome>
     }
     let verifier = args.pubkey.as_deref().map(read_verifier).transpose()?;
     let mut report = Report::default();
-    check_files(dir, &manifest, &mut report)?;
-    let data = check_data(dir, &manifest, &mut report);
+    // The files' hashes on a thread of their own, beside the records and rows.
+    let (files, data) = std::thread::scope(|scope| {
+        let files = scope.spawn(|| {
+            let mut files = Report::default();
+            check_files(dir, &manifest, &mut files).map(|()| files)
+        });
+        let data = check_data(dir, &manifest, &mut report);
+        (files.join(), data)
+    });
+    let files = files.map_err(|_| anyhow!("hashing the files failed"))??;
+    report.failures.splice(0..0, files.failures);
     match &verifier {
         Some(verifier) => check_checkpoint(dir, &manifest_bytes, &manifest, verifier, &data, &mut report),
         None if dir.join(CHECKPOINT).exists() => {
@@ -680,19 +771,21 @@ pub fn run(ledger_dir: Option<&Path>, args: &AuditVerifyArgs) -> Result<Outcome>
     if let Some(data_dir) = ledger_dir {
         check_ledger(data_dir, dir, &manifest, &mut report)?;
     }
+    // Written, not printed: `| head` closes the pipe, which is no error.
+    let mut out = std::io::stdout().lock();
     if report.failures.is_empty() {
-        println!("ok: {} verifies", describe::path(dir));
+        writeln!(out, "ok: {} verifies", describe::path(dir))?;
         for line in &report.passed {
-            println!("  {line}");
+            writeln!(out, "  {line}")?;
         }
         return Ok(Outcome::Ok);
     }
-    println!("FAILED: {} problem(s) in {}", report.failures.len(), describe::path(dir));
+    writeln!(out, "FAILED: {} problem(s) in {}", report.failures.len(), describe::path(dir))?;
     for line in report.failures.iter().take(LISTED) {
-        println!("  {}", describe::safe(line));
+        writeln!(out, "  {}", describe::safe(line))?;
     }
     if report.failures.len() > LISTED {
-        println!("  ... and {} more", report.failures.len() - LISTED);
+        writeln!(out, "  ... and {} more", report.failures.len() - LISTED)?;
     }
     Ok(Outcome::CheckFailed)
 }
