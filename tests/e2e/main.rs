@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod audit;
 mod backtest;
 mod control;
 mod corpus;

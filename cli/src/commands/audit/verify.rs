@@ -409,7 +409,7 @@ impl Lineup {
     /// Stored rows after the last one the records give.
     fn rest(&mut self, check: &mut RowCheck, report: &mut Report) {
         while let Some((line, stored)) = self.next() {
-            match stored.map_err(|e| e).and_then(|s| check.parse(&s)) {
+            match stored.and_then(|s| check.parse(&s)) {
                 Ok(row) => check.check_slow(line, row, None, report),
                 Err(e) => report.fail(format!("{} line {line}: {e}", check.file)),
             }
