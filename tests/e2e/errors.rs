@@ -61,9 +61,13 @@ fn unknown_strategy_and_bad_params_are_errors() {
 #[test]
 fn every_command_has_help_with_an_example() {
     let ledger = Ledger::new();
-    for command in ["runs", "events", "verify", "replay", "run", "report", "kill-switch"] {
+    for command in ["runs", "events", "verify", "replay", "run", "report", "kill-switch", "checkpoint", "audit"] {
         let help = ledger.ok(&[command, "--help"]);
         assert!(help.contains("Example"), "{command} --help has no example");
+    }
+    for command in ["export", "verify", "keygen"] {
+        let help = ledger.ok(&["audit", command, "--help"]);
+        assert!(help.contains("Example"), "audit {command} --help has no example");
     }
 }
 
