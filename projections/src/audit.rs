@@ -19,12 +19,12 @@
 //! Row hashes ([`RowChain`]): SHA-256 over the row's RFC 8785 canonical JSON without
 //! `row_hash` (with `prev_row_hash`, the hash of the row before; 64 zeros for the first).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use canon_json::CanonJsonSerialize;
-use chrono::SecondsFormat;
 use ledger_core::chain::Hash32;
-use ledger_core::event::{EventRef, KillSwitchTripped, OrderQty, ParseStatus, Payload, Side, Text, TickData};
+use ledger_core::event::{Action, EventRef, KillSwitchTripped, OrderQty, ParseStatus, Payload, Side, Text, TickData};
 use ledger_core::ids::{ClientOrderId, InstrumentId, RunId, Seq};
 use ledger_core::portfolio::Portfolio;
 use ledger_core::time::TimestampNs;
@@ -32,6 +32,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 fn text_is_empty(text: &Text) -> bool {
+    text.is_empty()
+}
+
+fn cow_is_empty(text: &Cow<'static, str>) -> bool {
     text.is_empty()
 }
 
@@ -48,7 +52,40 @@ pub fn hex(hash: &Hash32) -> String {
 
 /// RFC 3339 in UTC with nanoseconds, e.g. `2013-10-08T13:30:00.000000000Z`.
 pub fn rfc3339_nanos(ts: TimestampNs) -> String {
-    ts.to_datetime().to_rfc3339_opts(SecondsFormat::Nanos, true)
+    // By hand rather than through chrono's formatter: three of these per row showed in
+    // profiles of an export. Checked against chrono by the tests.
+    let nanos = ts.nanos();
+    let (secs, sub) = (nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000));
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = [0u8; 30];
+    let mut put = |at: usize, width: usize, mut value: i64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    // i64 nanoseconds span the years 1677 to 2262: always four digits.
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, day_secs / 3600);
+    put(14, 2, day_secs / 60 % 60);
+    put(17, 2, day_secs % 60);
+    put(20, 9, sub);
+    for (at, byte) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (29, b'Z')] {
+        out[at] = byte;
+    }
+    out.iter().map(|&b| b as char).collect()
 }
 
 /// One row of the audit trail. Money, prices and quantities are decimal strings (exact,
@@ -62,8 +99,8 @@ pub fn rfc3339_nanos(ts: TimestampNs) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     /// `long`, `short`, `close`, `hold`, or `""` without a decision.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub action: String,
+    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    pub action: Cow<'static, str>,
     /// Who: the operator of a reset, a limits change or a commanded trip; `""` else.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub by: String,
@@ -85,8 +122,8 @@ pub struct AuditRow {
     /// The cycle (tick number within the run); 0 outside cycles.
     pub cycle_id: u64,
     /// The provider's reason.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub decision_reason: String,
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub decision_reason: Text,
     /// The run or operator event's own fields, or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Detail>,
@@ -95,8 +132,8 @@ pub struct AuditRow {
     pub equity_after: String,
     /// For `run` and `operator` rows, the event's kind (`RunStarted`, `KillSwitchReset`,
     /// ...); `""` for cycle rows.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub event: String,
+    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    pub event: Cow<'static, str>,
     /// Seqs of every event the row covers, ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event_seqs: Vec<u64>,
@@ -131,11 +168,11 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "text_is_empty")]
     pub params: Text,
     /// What was wrong with the output or the provider, or `""`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub parse_error: String,
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub parse_error: Text,
     /// `ok`, `invalid`, `provider_error`, or `""` without a decision.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub parse_status: String,
+    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    pub parse_status: Cow<'static, str>,
     /// Signed position after, units.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub position_after: String,
@@ -149,8 +186,8 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub price: String,
     /// The prompt sent (`""` for rules).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub prompt: String,
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub prompt: Text,
     /// SHA-256 of the prompt, 64 hex digits, or `""`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prompt_sha256: String,
@@ -158,12 +195,12 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "text_is_empty")]
     pub provider: Text,
     /// The provider's raw output (`""` for rules).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub raw_output: String,
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub raw_output: Text,
     /// `cycle` (a tick and what followed it), `run` (start, stop, resume) or `operator`
     /// (kill-switch trip or reset, limits change, outside any cycle).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub row_kind: String,
+    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    pub row_kind: Cow<'static, str>,
     /// The row's run (0: the operator's, for commands given while no session ran).
     pub run_id: u64,
     /// Fraction of equity asked for, 0 to 1.
@@ -176,8 +213,8 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<TickView>,
     /// `bar`, `trade`, `quote` or `""`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub tick_kind: String,
+    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    pub tick_kind: Cow<'static, str>,
     /// Prompt tokens.
     pub tokens_in: u64,
     /// Completion tokens.
@@ -192,11 +229,11 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ts_recorded_last: String,
     /// `approved`, `denied`, or `""` without a verdict.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub verdict: String,
+    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    pub verdict: Cow<'static, str>,
     /// Why a verdict denied (the first failed check), else `""`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub verdict_reason: String,
+    #[serde(default, skip_serializing_if = "text_is_empty")]
+    pub verdict_reason: Text,
     /// Seq of the verdict (0 without one).
     pub verdict_seq: u64,
     /// Why, in words: an operator's reason, a trip's or a stop's reason; `""` else.
@@ -623,12 +660,12 @@ impl AuditFold {
         self.close();
     }
 
-    fn blank_row(&self, event: &EventRef<'_>, row_kind: &str, instrument: Option<InstrumentId>) -> AuditRow {
+    fn blank_row(&self, event: &EventRef<'_>, row_kind: &'static str, instrument: Option<InstrumentId>) -> AuditRow {
         let info = &self.state.info;
         let position = instrument.map(|i| dec(self.state.portfolio.qty(&i))).unwrap_or_default();
         AuditRow {
-            row_kind: row_kind.to_string(),
-            event: String::new(),
+            row_kind: Cow::Borrowed(row_kind),
+            event: Cow::Borrowed(""),
             run_id: event.run_id.get(),
             mode: info.mode.clone(),
             config_hash: info.config_hash.clone(),
@@ -641,27 +678,27 @@ impl AuditFold {
             ts_recorded: rfc3339_nanos(event.ts_recorded),
             ts_recorded_last: String::new(),
             instrument: instrument.map(|i| i.to_string()).unwrap_or_default(),
-            tick_kind: String::new(),
+            tick_kind: Cow::Borrowed(""),
             price: String::new(),
             tick: None,
             provider: info.provider.clone(),
             model: info.model.clone(),
             params: info.params.clone(),
             prompt_sha256: String::new(),
-            prompt: String::new(),
-            raw_output: String::new(),
-            action: String::new(),
+            prompt: Text::from(""),
+            raw_output: Text::from(""),
+            action: Cow::Borrowed(""),
             size_pct: String::new(),
             confidence: String::new(),
-            decision_reason: String::new(),
-            parse_status: String::new(),
-            parse_error: String::new(),
+            decision_reason: Text::from(""),
+            parse_status: Cow::Borrowed(""),
+            parse_error: Text::from(""),
             latency_us: 0,
             tokens_in: 0,
             tokens_out: 0,
-            verdict: String::new(),
+            verdict: Cow::Borrowed(""),
             verdict_seq: 0,
-            verdict_reason: String::new(),
+            verdict_reason: Text::from(""),
             checks: Vec::new(),
             orders: Vec::new(),
             order_updates: Vec::new(),
@@ -724,12 +761,11 @@ impl AuditFold {
             Payload::MarketTick(tick) => {
                 let mut row = self.blank_row(event, "cycle", Some(tick.instrument));
                 // The position before is the one the tick found (marks move no units).
-                row.tick_kind = match &tick.data {
+                row.tick_kind = Cow::Borrowed(match &tick.data {
                     TickData::Bar(_) => "bar",
                     TickData::Trade(_) => "trade",
                     TickData::Quote(_) => "quote",
-                }
-                .into();
+                });
                 row.price = dec(tick.data.reference_price());
                 row.tick = Some(tick_view(&tick.data));
                 self.open = Some(row);
@@ -741,7 +777,7 @@ impl AuditFold {
                     _ => "operator",
                 };
                 let mut row = self.blank_row(event, row_kind, None);
-                row.event = kind.to_string();
+                row.event = Cow::Borrowed(kind);
                 self.operator_fields(&mut row, event);
                 self.open = Some(row);
             }
@@ -808,25 +844,30 @@ impl AuditFold {
         match event.payload {
             Payload::DecisionMade(made) => {
                 row.prompt_sha256 = made.prompt_sha256.map(|h| h.to_hex()).unwrap_or_default();
-                row.prompt = made.prompt.to_string();
-                row.raw_output = made.raw_output.to_string();
-                row.action = debug_snake(&made.parsed.action);
+                row.prompt = made.prompt.clone();
+                row.raw_output = made.raw_output.clone();
+                row.action = Cow::Borrowed(match made.parsed.action {
+                    Action::Long => "long",
+                    Action::Short => "short",
+                    Action::Close => "close",
+                    Action::Hold => "hold",
+                });
                 row.size_pct = dec(made.parsed.size_pct);
                 row.confidence = dec(made.parsed.confidence);
-                row.decision_reason = made.parsed.reason.to_string();
+                row.decision_reason = made.parsed.reason.clone();
                 (row.parse_status, row.parse_error) = match &made.parse_status {
-                    ParseStatus::Ok => ("ok".into(), String::new()),
-                    ParseStatus::Invalid(why) => ("invalid".into(), why.to_string()),
-                    ParseStatus::ProviderError(why) => ("provider_error".into(), why.to_string()),
+                    ParseStatus::Ok => (Cow::Borrowed("ok"), Text::from("")),
+                    ParseStatus::Invalid(why) => (Cow::Borrowed("invalid"), why.clone()),
+                    ParseStatus::ProviderError(why) => (Cow::Borrowed("provider_error"), why.clone()),
                 };
                 row.latency_us = made.latency_us;
                 row.tokens_in = u64::from(made.tokens_in);
                 row.tokens_out = u64::from(made.tokens_out);
             }
             Payload::RiskVerdict(verdict) => {
-                row.verdict = if verdict.approved { "approved" } else { "denied" }.into();
+                row.verdict = Cow::Borrowed(if verdict.approved { "approved" } else { "denied" });
                 row.verdict_seq = event.seq.get();
-                row.verdict_reason = verdict.reason.to_string();
+                row.verdict_reason = verdict.reason.clone();
                 row.checks = verdict
                     .checks
                     .iter()

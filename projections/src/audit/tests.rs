@@ -177,7 +177,7 @@ fn scenario() -> Events {
 #[test]
 fn each_kind_of_cycle_is_one_row_with_its_reasons() {
     let rows = scenario().rows_from(1);
-    let kinds: Vec<(&str, &str)> = rows.iter().map(|r| (r.row_kind.as_str(), r.event.as_str())).collect();
+    let kinds: Vec<(&str, &str)> = rows.iter().map(|r| (&*r.row_kind, &*r.event)).collect();
     assert_eq!(
         kinds,
         [
@@ -190,12 +190,12 @@ fn each_kind_of_cycle_is_one_row_with_its_reasons() {
         ]
     );
     // TC0: a hold is approved without checks.
-    assert_eq!((rows[1].action.as_str(), rows[1].verdict.as_str()), ("hold", "approved"));
-    assert_eq!(rows[1].decision_reason, "warming up");
+    assert_eq!((&*rows[1].action, &*rows[1].verdict), ("hold", "approved"));
+    assert_eq!(&*rows[1].decision_reason, "warming up");
     assert!(rows[1].checks.is_empty());
     // TC1: a denial carries its reason and the failed check.
-    assert_eq!(rows[2].verdict, "denied");
-    assert_eq!(rows[2].verdict_reason, "min_confidence: value 0.1 against limit 0.5");
+    assert_eq!(&*rows[2].verdict, "denied");
+    assert_eq!(&*rows[2].verdict_reason, "min_confidence: value 0.1 against limit 0.5");
     assert_eq!(rows[2].checks[0].id, "min_confidence");
     assert!(!rows[2].checks[0].passed);
     assert!(rows[2].orders.is_empty());
@@ -269,13 +269,21 @@ fn any_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
+    /// The hand-written timestamps are chrono's RFC 3339 with nanoseconds, over the
+    /// whole `i64` range.
+    #[test]
+    fn timestamps_are_rfc3339_with_nanoseconds(nanos in any::<i64>()) {
+        let ts = TimestampNs::from_nanos(nanos);
+        prop_assert_eq!(rfc3339_nanos(ts), ts.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+    }
+
     /// The invariant `RowChain::link` rests on: serde_json's compact form of a row is its
     /// RFC 8785 canonical form, whatever its text holds.
     #[test]
     fn compact_json_of_a_row_is_canonical(a in any_text(), b in any_text(), c in any_text(), n in any::<u32>()) {
         let mut rows = scenario().rows_from(1);
         let mut row = rows.remove(4);
-        (row.decision_reason, row.why, row.instrument) = (a.clone(), b, c.clone());
+        (row.decision_reason, row.why, row.instrument) = (Text::from(a.as_str()), b, c.clone());
         row.latency_us = u64::from(n);
         row.fills[0].fill_id = a;
         row.detail = Some(Detail { data_source: Some(c), cycles: Some(u64::from(n)), ..Detail::default() });

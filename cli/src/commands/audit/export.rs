@@ -275,9 +275,9 @@ impl Exporter {
         let counts = &mut self.counts;
         counts.rows += 1;
         counts.events += row.event_seqs.len() as u64;
-        *counts.by_row_kind.entry(row.row_kind.clone()).or_default() += 1;
+        *counts.by_row_kind.entry(row.row_kind.to_string()).or_default() += 1;
         if row.row_kind == "cycle" {
-            let verdict = if row.verdict.is_empty() { "none" } else { row.verdict.as_str() };
+            let verdict = if row.verdict.is_empty() { "none" } else { &*row.verdict };
             *counts.by_verdict.entry(verdict.to_string()).or_default() += 1;
         }
         counts.orders += row.orders.len() as u64;

@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::mpsc;
 
 use anyhow::{anyhow, bail, Result};
 use ledger_core::chain::Hash32;
@@ -36,6 +37,9 @@ use crate::args::AuditVerifyArgs;
 use crate::describe;
 use crate::store::Ledger;
 use crate::Outcome;
+
+/// Rows handed to the rows thread at a time.
+const ROW_BATCH: usize = 256;
 
 /// Failures listed in full; beyond this many only their number is printed.
 const LISTED: usize = 200;
@@ -334,9 +338,9 @@ impl RowCheck {
         let counts = &mut self.counts;
         counts.rows += 1;
         counts.events += seqs.len() as u64;
-        *counts.by_row_kind.entry(row.row_kind.clone()).or_default() += 1;
+        *counts.by_row_kind.entry(row.row_kind.to_string()).or_default() += 1;
         if row.row_kind == "cycle" {
-            let verdict = if row.verdict.is_empty() { "none" } else { row.verdict.as_str() };
+            let verdict = if row.verdict.is_empty() { "none" } else { &*row.verdict };
             *counts.by_verdict.entry(verdict.to_string()).or_default() += 1;
         }
         counts.orders += row.orders.len() as u64;
@@ -443,6 +447,20 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
         line_buffer: Vec::new(),
     };
     let mut lineup = Lineup { rows: rows.map(|(_, rows)| rows), peeked: None };
+    // The stored rows are read and compared on a thread of their own, fed the rows the
+    // records give in batches: the records and the rows take about the same time.
+    let (send, receive) = mpsc::sync_channel::<Vec<AuditRow>>(4);
+    let rows_thread = std::thread::spawn(move || {
+        let mut report = Report::default();
+        for batch in receive {
+            for row in batch {
+                lineup.compare(row, &mut check, &mut report);
+            }
+        }
+        lineup.rest(&mut check, &mut report);
+        (check, report)
+    });
+    let mut batch = Vec::with_capacity(ROW_BATCH);
     let mut fold = AuditFold::resume(manifest.start_state.clone());
     let mut tree = TreeBuilder::new();
     let mut prev = Hash32::from_hex(&manifest.chain.prev_hash).unwrap_or_else(|e| {
@@ -475,9 +493,10 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             match codec::decode_record(seq, &prev, &buffer) {
                 Ok(event) => {
                     fold.apply(&event.as_ref());
-                    let folded: Vec<AuditRow> = fold.take_rows().collect();
-                    for row in folded {
-                        lineup.compare(row, &mut check, report);
+                    batch.extend(fold.take_rows());
+                    if batch.len() >= ROW_BATCH {
+                        // The rows thread ends only when this sender is dropped.
+                        let _ = send.send(std::mem::replace(&mut batch, Vec::with_capacity(ROW_BATCH)));
                     }
                 }
                 Err(e) => report.fail(format!("{at}: does not decode: {e}")),
@@ -486,10 +505,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             last_hash = Some(frame.stored_hash);
         }
         fold.finish();
-        let folded: Vec<AuditRow> = fold.take_rows().collect();
-        for row in folded {
-            lineup.compare(row, &mut check, report);
-        }
+        batch.extend(fold.take_rows());
         let count = records.index;
         if count != manifest.counts.records || count != manifest.merkle.tree_size {
             report.fail(format!(
@@ -515,7 +531,13 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             ));
         }
     }
-    lineup.rest(&mut check, report);
+    let _ = send.send(batch);
+    drop(send);
+    let Ok((check, rows_report)) = rows_thread.join() else {
+        report.fail("reading the rows failed (a bug)");
+        return DataSummary { records: tree.size(), root: tree.root() };
+    };
+    report.failures.extend(rows_report.failures);
     if check.prev_hash != manifest.last_row_hash {
         report.fail(format!(
             "{}: the last row's hash is not the manifest's last_row_hash (rows cut off the end?)",
