@@ -85,7 +85,7 @@ pub fn rfc3339_nanos(ts: TimestampNs) -> String {
     for (at, byte) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (29, b'Z')] {
         out[at] = byte;
     }
-    out.iter().map(|&b| b as char).collect()
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One row of the audit trail. Money, prices and quantities are decimal strings (exact,

@@ -107,9 +107,10 @@ impl RowSink {
     }
 }
 
-/// The records of the range: `u32` little-endian length, then the record as stored.
+/// The records of the range: `u32` little-endian length, then the record as stored,
+/// framed here and written by the writer thread.
 struct RecordSink {
-    out: HashingWriter<BufWriter<File>>,
+    framed: Vec<u8>,
     tree: TreeBuilder,
     count: u64,
     first: Seq,
@@ -120,8 +121,8 @@ struct RecordSink {
 impl RecordSink {
     fn write(&mut self, seq: Seq, bytes: &[u8], hash: Hash32) -> Result<()> {
         let len = u32::try_from(bytes.len()).map_err(|_| anyhow!("record {seq} is over 4 GiB"))?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(bytes)?;
+        self.framed.extend_from_slice(&len.to_le_bytes());
+        self.framed.extend_from_slice(bytes);
         self.tree.push(bytes);
         if self.count == 0 {
             self.first = seq;
@@ -134,19 +135,36 @@ impl RecordSink {
 
 /// Rows handed to the writer thread at a time.
 const ROW_BATCH: usize = 512;
+/// Bytes of framed records handed to the writer thread at a time (at most).
+const RECORD_BATCH: usize = 1 << 20;
 
-/// Serializes, chains and writes the rows it is sent (on a thread of its own: the two
-/// halves of an export take about the same time). Returns the row file's sha256 and
-/// the last row's hash.
-fn write_rows(mut sink: RowSink, batches: Receiver<Vec<AuditRow>>) -> Result<(String, Hash32)> {
+/// What the reading thread hands the writer: rows, and the records read since the last
+/// batch, framed.
+type Batch = (Vec<AuditRow>, Vec<u8>);
+
+/// The files' sha256 and the last row's hash, as written.
+struct Written {
+    rows_sha: String,
+    records_sha: String,
+    last_row_hash: Hash32,
+}
+
+/// Serializes, chains and writes the rows it is sent, and writes the records (on a
+/// thread of its own: the two halves of an export take about the same time).
+fn write_files(
+    mut sink: RowSink,
+    mut records: HashingWriter<BufWriter<File>>,
+    batches: Receiver<Batch>,
+) -> Result<Written> {
     let mut chain = RowChain::new();
-    for batch in batches {
-        for mut row in batch {
+    for (rows, framed) in batches {
+        records.write_all(&framed)?;
+        for mut row in rows {
             let (canonical, hash) = chain.link(&mut row)?;
             sink.write(&row, canonical, &hash)?;
         }
     }
-    Ok((sink.finish()?, chain.last()))
+    Ok(Written { rows_sha: sink.finish()?, records_sha: records.finish()?, last_row_hash: chain.last() })
 }
 
 /// The export in progress.
@@ -163,8 +181,8 @@ struct Exporter {
     /// Seq and stored hash of the last record read.
     prev: Option<(Seq, Hash32)>,
     expected: Seq,
-    /// Rows for the writer thread, sent in batches.
-    rows: Option<SyncSender<Vec<AuditRow>>>,
+    /// Rows and records for the writer thread, sent in batches.
+    rows: Option<SyncSender<Batch>>,
     batch: Vec<AuditRow>,
     records: RecordSink,
     /// Records of other runs met inside the range, written once a later record of the
@@ -255,16 +273,17 @@ impl Exporter {
             self.count(&row);
             self.batch.push(row);
         }
-        if self.batch.len() >= ROW_BATCH {
+        if self.batch.len() >= ROW_BATCH || self.records.framed.len() >= RECORD_BATCH {
             self.send_rows()?;
         }
         Ok(())
     }
 
-    /// Hands the rows batched so far to the writer thread.
+    /// Hands the rows and records batched so far to the writer thread.
     fn send_rows(&mut self) -> Result<()> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(ROW_BATCH));
-        let sent = self.rows.as_ref().is_some_and(|rows| rows.send(batch).is_ok());
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(ROW_BATCH));
+        let framed = std::mem::replace(&mut self.records.framed, Vec::with_capacity(RECORD_BATCH + (64 << 10)));
+        let sent = self.rows.as_ref().is_some_and(|sender| sender.send((rows, framed)).is_ok());
         if !sent {
             bail!("the row writer stopped");
         }
@@ -393,8 +412,9 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
             RowSink::Csv(Box::new(csv))
         }
     };
+    let records_out = HashingWriter::new(create(&args.out, RECORDS)?);
     let records = RecordSink {
-        out: HashingWriter::new(create(&args.out, RECORDS)?),
+        framed: Vec::new(),
         tree: TreeBuilder::new(),
         count: 0,
         first: Seq::ZERO,
@@ -424,8 +444,8 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
     let last = summary.last_seq;
     let (sender, receiver) = mpsc::sync_channel(4);
     exporter.rows = Some(sender);
-    let written = std::thread::scope(|scope| -> Result<(String, Hash32)> {
-        let writer = scope.spawn(move || write_rows(rows, receiver));
+    let written = std::thread::scope(|scope| -> Result<Written> {
+        let writer = scope.spawn(move || write_files(rows, records_out, receiver));
         let read = ledger.log.visit_records(exporter.expected, &mut |seq, bytes| exporter.take(seq, bytes, last));
         let done = read.map_err(anyhow::Error::from).and_then(|()| {
             if let Some(error) = exporter.failure.take() {
@@ -446,11 +466,10 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
         let written = written?;
         done.map(|()| written)
     })?;
-    let (rows_sha, last_row_hash) = written;
+    let Written { rows_sha, records_sha, last_row_hash } = written;
     let info = exporter.fold.state().info.clone();
     let Exporter { records, counts, config_hashes, start_state, range_prev, first_ts, last_ts, .. } = exporter;
-    let RecordSink { out, tree, count, first, last, last_hash } = records;
-    let records_sha = out.finish()?;
+    let RecordSink { tree, count, first, last, last_hash, .. } = records;
     let root = tree.root();
     let origin = format!("{}/run-{run}/from-seq-{first}", ledger_origin(&genesis));
     let consistency = match &previous {
