@@ -454,3 +454,34 @@ proptest! {
         prop_assert!(run.code == 1 || run.code == 2, "{name} byte {i} bit {bit}: exit {}\n{}{}", run.code, run.stdout, run.stderr);
     }
 }
+
+#[test]
+fn requests_that_cannot_be_met_are_refused_with_exit_2() {
+    let s = setup();
+    let out = s.path("out");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["audit", "export", "--run", "9", "--out", out], "no run 9"),
+        (&["audit", "export", "--run", "1", "--from", "100", "--to", "50", "--out", out], "no rows in the range"),
+        (
+            &["audit", "export", "--run", "1", "--from", "yesterday", "--out", out],
+            "--from yesterday: neither a seq nor an RFC 3339 time",
+        ),
+        (
+            &["audit", "export", "--run", "1", "--sign", "/nonexistent/key", "--out", out],
+            "reading key /nonexistent/key",
+        ),
+        (&["audit", "keygen", "--name", "has space", "--out", out], "--name: key name"),
+    ];
+    for (args, expected) in cases {
+        let run = s.ledger.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(expected), "{args:?}: expected {expected:?} in {}", run.stderr);
+    }
+    // An export never writes into a folder that holds something.
+    std::fs::create_dir_all(s.path("full")).unwrap();
+    std::fs::write(s.path("full").join("x"), "x").unwrap();
+    let run = s.ledger.run(&["audit", "export", "--run", "1", "--out", s.path("full").to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("is not empty"), "{}", run.stderr);
+}

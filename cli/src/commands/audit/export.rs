@@ -234,6 +234,10 @@ impl Exporter {
         if self.fold.opens_row(&event) {
             match self.phase {
                 Phase::Before if self.from.is_none_or(|b| b.at_or_after(seq, event.ts_event)) => {
+                    if self.to.is_some_and(|b| !b.at_or_before(seq, event.ts_event)) {
+                        // The first row in range opens after --to: nothing to export.
+                        return Ok(ControlFlow::Break(()));
+                    }
                     self.phase = Phase::In;
                     self.start_state = Some(self.fold.state().clone());
                     self.range_first = Some(seq.get());
