@@ -31,11 +31,9 @@ use ledger_core::time::TimestampNs;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-fn text_is_empty(text: &Text) -> bool {
-    text.is_empty()
-}
-
-fn cow_is_empty(text: &Cow<'static, str>) -> bool {
+/// For `skip_serializing_if` on shared and borrowed text (`String::is_empty` takes a
+/// `&String`).
+fn str_is_empty(text: &str) -> bool {
     text.is_empty()
 }
 
@@ -99,7 +97,7 @@ pub fn rfc3339_nanos(ts: TimestampNs) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     /// `long`, `short`, `close`, `hold`, or `""` without a decision.
-    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub action: Cow<'static, str>,
     /// Who: the operator of a reset, a limits change or a commanded trip; `""` else.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -117,12 +115,12 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub confidence: String,
     /// SHA-256 of the run's effective configuration, 64 hex digits.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub config_hash: Text,
     /// The cycle (tick number within the run); 0 outside cycles.
     pub cycle_id: u64,
     /// The provider's reason.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub decision_reason: Text,
     /// The run or operator event's own fields, or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +130,7 @@ pub struct AuditRow {
     pub equity_after: String,
     /// For `run` and `operator` rows, the event's kind (`RunStarted`, `KillSwitchReset`,
     /// ...); `""` for cycle rows.
-    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub event: Cow<'static, str>,
     /// Seqs of every event the row covers, ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -153,10 +151,10 @@ pub struct AuditRow {
     /// Provider latency, microseconds.
     pub latency_us: u64,
     /// `Live`, `Paper` or `Replay`: the exported run's mode.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub mode: Text,
     /// Strategy or model name.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub model: Text,
     /// Accepted, rejected and canceled reports recorded in the row.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -165,13 +163,13 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orders: Vec<OrderView>,
     /// Provider parameters, `k=v` sorted by key, space separated.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub params: Text,
     /// What was wrong with the output or the provider, or `""`.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub parse_error: Text,
     /// `ok`, `invalid`, `provider_error`, or `""` without a decision.
-    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub parse_status: Cow<'static, str>,
     /// Signed position after, units.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -186,20 +184,20 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub price: String,
     /// The prompt sent (`""` for rules).
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub prompt: Text,
     /// SHA-256 of the prompt, 64 hex digits, or `""`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prompt_sha256: String,
     /// Decision provider kind (`rules`, `script`, `openai`, ...), from the run's start.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub provider: Text,
     /// The provider's raw output (`""` for rules).
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub raw_output: Text,
     /// `cycle` (a tick and what followed it), `run` (start, stop, resume) or `operator`
     /// (kill-switch trip or reset, limits change, outside any cycle).
-    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub row_kind: Cow<'static, str>,
     /// The row's run (0: the operator's, for commands given while no session ran).
     pub run_id: u64,
@@ -207,13 +205,13 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub size_pct: String,
     /// Version of the software that wrote the run.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub software_version: Text,
     /// The tick's fields, or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<TickView>,
     /// `bar`, `trade`, `quote` or `""`.
-    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub tick_kind: Cow<'static, str>,
     /// Prompt tokens.
     pub tokens_in: u64,
@@ -229,10 +227,10 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ts_recorded_last: String,
     /// `approved`, `denied`, or `""` without a verdict.
-    #[serde(default, skip_serializing_if = "cow_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub verdict: Cow<'static, str>,
     /// Why a verdict denied (the first failed check), else `""`.
-    #[serde(default, skip_serializing_if = "text_is_empty")]
+    #[serde(default, skip_serializing_if = "str_is_empty")]
     pub verdict_reason: Text,
     /// Seq of the verdict (0 without one).
     pub verdict_seq: u64,
