@@ -103,17 +103,17 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub by: String,
     /// Cash after them.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cash_after: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_after: Option<Dec>,
     /// Cash before the row's events, account currency.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cash_before: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_before: Option<Dec>,
     /// Every risk check of the verdict, passes included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckView>,
     /// The provider's confidence, 0 to 1.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub confidence: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Dec>,
     /// SHA-256 of the run's effective configuration, 64 hex digits.
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub config_hash: Text,
@@ -126,8 +126,8 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Detail>,
     /// Cash plus positions at their marks after the row.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub equity_after: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equity_after: Option<Dec>,
     /// For `run` and `operator` rows, the event's kind (`RunStarted`, `KillSwitchReset`,
     /// ...); `""` for cycle rows.
     #[serde(default, skip_serializing_if = "str_is_empty")]
@@ -172,17 +172,17 @@ pub struct AuditRow {
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub parse_status: Cow<'static, str>,
     /// Signed position after, units.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub position_after: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_after: Option<Dec>,
     /// Signed position in `instrument` before, units (`""` without an instrument).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub position_before: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_before: Option<Dec>,
     /// The previous row's `row_hash`; 64 zeros for an export's first row. Set by
     /// [`RowChain`], `""` until then.
     pub prev_row_hash: String,
     /// The tick's reference price (bar close, trade price, quote mid), quote currency.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub price: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Dec>,
     /// The prompt sent (`""` for rules).
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub prompt: Text,
@@ -202,8 +202,8 @@ pub struct AuditRow {
     /// The row's run (0: the operator's, for commands given while no session ran).
     pub run_id: u64,
     /// Fraction of equity asked for, 0 to 1.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub size_pct: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_pct: Option<Dec>,
     /// Version of the software that wrote the run.
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub software_version: Text,
@@ -272,7 +272,7 @@ pub struct Detail {
     pub snapshot_seq: Option<u64>,
     /// `RunStarted`: cash at the start, account currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub starting_cash: Option<String>,
+    pub starting_cash: Option<Dec>,
     /// `RunStarted`: the venue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub venue: Option<String>,
@@ -289,40 +289,40 @@ pub struct TickView {
     pub aggressor: Option<String>,
     /// Quote: best ask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ask: Option<String>,
+    pub ask: Option<Dec>,
     /// Quote: ask quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ask_size: Option<String>,
+    pub ask_size: Option<Dec>,
     /// Quote: best bid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bid: Option<String>,
+    pub bid: Option<Dec>,
     /// Quote: bid quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bid_size: Option<String>,
+    pub bid_size: Option<Dec>,
     /// Bar: last price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close: Option<String>,
+    pub close: Option<Dec>,
     /// Bar: highest price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high: Option<String>,
+    pub high: Option<Dec>,
     /// Bar: length, nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_ns: Option<i64>,
     /// Bar: lowest price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub low: Option<String>,
+    pub low: Option<Dec>,
     /// Bar: first price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub open: Option<String>,
+    pub open: Option<Dec>,
     /// Trade: quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
+    pub size: Option<Dec>,
     /// Trade: price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trade_price: Option<String>,
+    pub trade_price: Option<Dec>,
     /// Bar: traded quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume: Option<String>,
+    pub volume: Option<Dec>,
 }
 
 /// One risk check of a verdict.
@@ -331,35 +331,35 @@ pub struct CheckView {
     /// The check's id (`max_position_pct`, ...; docs/events.md gives each one's unit).
     pub id: String,
     /// The configured limit.
-    pub limit: String,
+    pub limit: Dec,
     /// Whether the value is within the limit.
     pub passed: bool,
     /// The measured value.
-    pub value: String,
+    pub value: Dec,
 }
 
 /// An order submitted in the row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
     /// Quantity-weighted fill price by the row's end, or null before any fill.
-    pub avg_price: Option<String>,
+    pub avg_price: Option<Dec>,
     /// The event that caused it (an approved verdict, a kill-switch trip), if any.
     pub cause_seq: Option<u64>,
     /// Our id for the order.
     pub client_order_id: String,
     /// Units filled by the row's end.
-    pub filled_qty: String,
+    pub filled_qty: Dec,
     /// The instrument.
     pub instrument: String,
     /// Limit price, quote currency, or null.
-    pub limit_price: Option<String>,
+    pub limit_price: Option<Dec>,
     /// `market` or `limit`.
     pub order_type: String,
     /// What it comes from: `verdict` (the row's verdict), `kill_switch` (the row's trip),
     /// `close_at_end` (no cause: the end of the data), or `other`.
     pub origin: String,
     /// How much: units, account currency or a fraction of the money available.
-    pub qty: String,
+    pub qty: Dec,
     /// `units`, `notional` or `equity_fraction`.
     pub qty_unit: String,
     /// Why it was rejected or canceled, else `""`.
@@ -394,19 +394,19 @@ pub struct FillView {
     /// The order filled.
     pub client_order_id: String,
     /// Commission, account currency.
-    pub fee: String,
+    pub fee: Dec,
     /// The venue's fill id.
     pub fill_id: String,
     /// `maker` or `taker`.
     pub liquidity: String,
     /// The order's quantity-weighted fill price so far.
-    pub order_avg_price: String,
+    pub order_avg_price: Dec,
     /// The order's units filled so far, this fill included.
-    pub order_filled_qty: String,
+    pub order_filled_qty: Dec,
     /// Fill price, quote currency, slippage included.
-    pub price: String,
+    pub price: Dec,
     /// Units filled, positive.
-    pub qty: String,
+    pub qty: Dec,
     /// Seq of the `OrderFilled`.
     pub seq: u64,
     /// `buy` or `sell`.
@@ -419,7 +419,7 @@ pub struct FillView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TripView {
     /// The threshold, same unit.
-    pub limit: String,
+    pub limit: Dec,
     /// In words.
     pub reason: String,
     /// Seq of the trip.
@@ -427,7 +427,7 @@ pub struct TripView {
     /// `gain`, `loss`, `drawdown`, `failures` or `command`.
     pub trigger: String,
     /// The measured value (a fraction, or a count of failures).
-    pub value: String,
+    pub value: Dec,
 }
 
 /// How a CSV cell holds a column's value.
@@ -565,8 +565,41 @@ pub struct AuditFold {
     done: Vec<AuditRow>,
 }
 
-fn dec(value: Decimal) -> String {
-    value.to_string()
+fn dec(value: Decimal) -> Dec {
+    Dec(value)
+}
+
+/// A decimal in a row: written as its decimal string (scale kept: `97.3600`) straight
+/// into the output, without a `String` between (rows hold a dozen of them).
+#[derive(Debug, Clone, Copy)]
+pub struct Dec(pub Decimal);
+
+/// Equal when written alike: the same value at the same scale (`1.0` is not `1.00`).
+impl PartialEq for Dec {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 && self.0.scale() == other.0.scale()
+    }
+}
+
+impl Eq for Dec {}
+
+impl std::fmt::Display for Dec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for Dec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse::<Decimal>().map(Dec).map_err(serde::de::Error::custom)
+    }
 }
 
 fn side(side: Side) -> &'static str {
@@ -660,7 +693,7 @@ impl AuditFold {
 
     fn blank_row(&self, event: &EventRef<'_>, row_kind: &'static str, instrument: Option<InstrumentId>) -> AuditRow {
         let info = &self.state.info;
-        let position = instrument.map(|i| dec(self.state.portfolio.qty(&i))).unwrap_or_default();
+        let position = instrument.map(|i| dec(self.state.portfolio.qty(&i)));
         AuditRow {
             row_kind: Cow::Borrowed(row_kind),
             event: Cow::Borrowed(""),
@@ -677,7 +710,7 @@ impl AuditFold {
             ts_recorded_last: String::new(),
             instrument: instrument.map(|i| i.to_string()).unwrap_or_default(),
             tick_kind: Cow::Borrowed(""),
-            price: String::new(),
+            price: None,
             tick: None,
             provider: info.provider.clone(),
             model: info.model.clone(),
@@ -686,8 +719,8 @@ impl AuditFold {
             prompt: Text::from(""),
             raw_output: Text::from(""),
             action: Cow::Borrowed(""),
-            size_pct: String::new(),
-            confidence: String::new(),
+            size_pct: None,
+            confidence: None,
             decision_reason: Text::from(""),
             parse_status: Cow::Borrowed(""),
             parse_error: Text::from(""),
@@ -705,11 +738,11 @@ impl AuditFold {
             by: String::new(),
             why: String::new(),
             detail: None,
-            cash_before: dec(self.state.portfolio.cash),
-            cash_after: String::new(),
+            cash_before: Some(dec(self.state.portfolio.cash)),
+            cash_after: None,
             position_before: position,
-            position_after: String::new(),
-            equity_after: String::new(),
+            position_after: None,
+            equity_after: None,
             prev_row_hash: String::new(),
         }
     }
@@ -718,10 +751,10 @@ impl AuditFold {
         let Some(mut row) = self.open.take() else { return };
         self.open_orders.clear();
         let portfolio = &self.state.portfolio;
-        row.cash_after = dec(portfolio.cash);
-        row.equity_after = dec(portfolio.equity());
+        row.cash_after = Some(dec(portfolio.cash));
+        row.equity_after = Some(dec(portfolio.equity()));
         if let Ok(instrument) = InstrumentId::new(&row.instrument) {
-            row.position_after = dec(portfolio.qty(&instrument));
+            row.position_after = Some(dec(portfolio.qty(&instrument)));
         }
         self.done.push(row);
     }
@@ -764,7 +797,7 @@ impl AuditFold {
                     TickData::Trade(_) => "trade",
                     TickData::Quote(_) => "quote",
                 });
-                row.price = dec(tick.data.reference_price());
+                row.price = Some(dec(tick.data.reference_price()));
                 row.tick = Some(tick_view(&tick.data));
                 self.open = Some(row);
             }
@@ -850,8 +883,8 @@ impl AuditFold {
                     Action::Close => "close",
                     Action::Hold => "hold",
                 });
-                row.size_pct = dec(made.parsed.size_pct);
-                row.confidence = dec(made.parsed.confidence);
+                row.size_pct = Some(dec(made.parsed.size_pct));
+                row.confidence = Some(dec(made.parsed.confidence));
                 row.decision_reason = made.parsed.reason.clone();
                 (row.parse_status, row.parse_error) = match &made.parse_status {
                     ParseStatus::Ok => (Cow::Borrowed("ok"), Text::from("")),
@@ -905,7 +938,7 @@ impl AuditFold {
                     tif: debug_snake(&order.tif),
                     status: "submitted".into(),
                     reason: String::new(),
-                    filled_qty: "0".into(),
+                    filled_qty: dec(Decimal::ZERO),
                     avg_price: None,
                 });
                 self.state.working.insert(
@@ -956,7 +989,7 @@ impl AuditFold {
                 if let Some(&at) = self.open_orders.get(&fill.client_order_id) {
                     let view = &mut row.orders[at];
                     let total = match view.qty_unit.as_str() {
-                        "units" => view.qty.parse::<Decimal>().ok(),
+                        "units" => Some(view.qty.0),
                         _ => None,
                     };
                     view.status = if total.is_some_and(|t| filled < t) { "partially_filled" } else { "filled" }.into();

@@ -205,9 +205,11 @@ fn each_kind_of_cycle_is_one_row_with_its_reasons() {
     assert_eq!(rows[3].orders[0].cause_seq, Some(rows[3].verdict_seq));
     assert_eq!(rows[3].orders[0].status, "submitted");
     assert_eq!(rows[4].fills[0].client_order_id, "r1-1");
-    assert_eq!((rows[4].fills[0].order_filled_qty.as_str(), rows[4].fills[0].order_avg_price.as_str()), ("10", "12"));
-    assert_eq!((rows[4].position_before.as_str(), rows[4].position_after.as_str()), ("0", "10"));
-    assert_eq!((rows[4].cash_before.as_str(), rows[4].cash_after.as_str()), ("1000", "879.99"));
+    let text = |d: Option<Dec>| d.map(|d| d.to_string()).unwrap_or_default();
+    let fill = &rows[4].fills[0];
+    assert_eq!((fill.order_filled_qty.to_string(), fill.order_avg_price.to_string()), ("10".into(), "12".into()));
+    assert_eq!((text(rows[4].position_before), text(rows[4].position_after)), ("0".into(), "10".into()));
+    assert_eq!((text(rows[4].cash_before), text(rows[4].cash_after)), ("1000".into(), "879.99".into()));
     // TC3: the trip is in its cycle's row, with its reason, and causes the closing order.
     let trip = rows[4].kill_switch.as_ref().expect("the trip");
     assert_eq!((trip.trigger.as_str(), trip.reason.as_str()), ("drawdown", "drawdown 0.12 reached limit 0.1"));
@@ -239,9 +241,9 @@ fn columns_are_the_row_fields_in_the_documented_order() {
     row.detail = Some(Detail { venue: Some("paper".into()), ..Detail::default() });
     (row.by, row.why, row.event, row.prompt, row.prompt_sha256, row.raw_output, row.parse_error) =
         ("a".into(), "b".into(), "c".into(), "d".into(), "e".into(), "f".into(), "g".into());
-    (row.verdict_reason, row.verdict, row.action, row.size_pct) = ("h".into(), "i".into(), "j".into(), "k".into());
-    (row.confidence, row.decision_reason, row.parse_status) = ("l".into(), "m".into(), "n".into());
-    row.checks.push(CheckView { id: "x".into(), value: "1".into(), limit: "2".into(), passed: true });
+    (row.verdict_reason, row.verdict, row.action, row.size_pct) = ("h".into(), "i".into(), "j".into(), Some(Dec(dec!(1))));
+    (row.confidence, row.decision_reason, row.parse_status) = (Some(Dec(dec!(1))), "m".into(), "n".into());
+    row.checks.push(CheckView { id: "x".into(), value: Dec(dec!(1)), limit: Dec(dec!(2)), passed: true });
     row.order_updates.push(OrderUpdate {
         client_order_id: "o".into(),
         seq: 1,
