@@ -50,8 +50,13 @@ pub fn hex(hash: &Hash32) -> String {
 
 /// RFC 3339 in UTC with nanoseconds, e.g. `2013-10-08T13:30:00.000000000Z`.
 pub fn rfc3339_nanos(ts: TimestampNs) -> String {
-    // By hand rather than through chrono's formatter: three of these per row showed in
-    // profiles of an export. Checked against chrono by the tests.
+    Ts(ts).to_string()
+}
+
+/// `ts` as RFC 3339 UTC with nanoseconds, 30 ASCII bytes. By hand rather than through
+/// chrono's formatter: three of these per row showed in profiles of an export. Checked
+/// against chrono by the tests.
+fn rfc3339_bytes(ts: TimestampNs) -> [u8; 30] {
     let nanos = ts.nanos();
     let (secs, sub) = (nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000));
     let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -83,7 +88,59 @@ pub fn rfc3339_nanos(ts: TimestampNs) -> String {
     for (at, byte) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (29, b'Z')] {
         out[at] = byte;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+/// Reads back what [`rfc3339_bytes`] writes (and nothing else).
+fn parse_rfc3339_nanos(text: &str) -> Option<TimestampNs> {
+    let b = text.as_bytes();
+    if b.len() != 30 {
+        return None;
+    }
+    let num = |at: usize, width: usize| -> Option<i64> {
+        b[at..at + width].iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second, sub) = (num(11, 2)?, num(14, 2)?, num(17, 2)?, num(20, 9)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // A civil date to days (the inverse of the algorithm above).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    let ts = TimestampNs::from_nanos(secs.checked_mul(1_000_000_000)?.checked_add(sub)?);
+    // A day past the month's end (30 February) comes back another date: refused.
+    (rfc3339_bytes(ts) == *b).then_some(ts)
+}
+
+/// A time in a row: RFC 3339 UTC with nanoseconds, written straight into the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ts(pub TimestampNs);
+
+impl std::fmt::Display for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bytes are ASCII digits and separators.
+        f.write_str(std::str::from_utf8(&rfc3339_bytes(self.0)).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        parse_rfc3339_nanos(&text)
+            .map(Ts)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not RFC 3339 UTC with nanoseconds")))
+    }
 }
 
 /// One row of the audit trail. Money, prices and quantities are decimal strings (exact,
@@ -141,8 +198,8 @@ pub struct AuditRow {
     /// Seq of the row's first event.
     pub first_seq: u64,
     /// The tick's instrument (`""` for rows without a tick).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub instrument: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instrument: Option<InstrumentId>,
     /// A kill-switch trip inside the cycle (equity thresholds, failures), or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_switch: Option<TripView>,
@@ -218,14 +275,11 @@ pub struct AuditRow {
     /// Completion tokens.
     pub tokens_out: u64,
     /// Source time of the row's first event (the exchange time of a tick).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub ts_event: String,
+    pub ts_event: Ts,
     /// When the ledger recorded the row's first event.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub ts_recorded: String,
+    pub ts_recorded: Ts,
     /// When the ledger recorded the row's last event.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub ts_recorded_last: String,
+    pub ts_recorded_last: Ts,
     /// `approved`, `denied`, or `""` without a verdict.
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub verdict: Cow<'static, str>,
@@ -350,7 +404,7 @@ pub struct OrderView {
     /// Units filled by the row's end.
     pub filled_qty: Dec,
     /// The instrument.
-    pub instrument: String,
+    pub instrument: InstrumentId,
     /// Limit price, quote currency, or null.
     pub limit_price: Option<Dec>,
     /// `market` or `limit`.
@@ -412,7 +466,7 @@ pub struct FillView {
     /// `buy` or `sell`.
     pub side: String,
     /// When it was recorded.
-    pub ts_recorded: String,
+    pub ts_recorded: Ts,
 }
 
 /// A kill-switch trip.
@@ -705,10 +759,10 @@ impl AuditFold {
             first_seq: event.seq.get(),
             last_seq: event.seq.get(),
             event_seqs: Vec::new(),
-            ts_event: rfc3339_nanos(event.ts_event),
-            ts_recorded: rfc3339_nanos(event.ts_recorded),
-            ts_recorded_last: String::new(),
-            instrument: instrument.map(|i| i.to_string()).unwrap_or_default(),
+            ts_event: Ts(event.ts_event),
+            ts_recorded: Ts(event.ts_recorded),
+            ts_recorded_last: Ts(event.ts_recorded),
+            instrument,
             tick_kind: Cow::Borrowed(""),
             price: None,
             tick: None,
@@ -753,7 +807,7 @@ impl AuditFold {
         let portfolio = &self.state.portfolio;
         row.cash_after = Some(dec(portfolio.cash));
         row.equity_after = Some(dec(portfolio.equity()));
-        if let Ok(instrument) = InstrumentId::new(&row.instrument) {
+        if let Some(instrument) = row.instrument {
             row.position_after = Some(dec(portfolio.qty(&instrument)));
         }
         self.done.push(row);
@@ -823,7 +877,7 @@ impl AuditFold {
         if let Some(row) = self.open.as_mut() {
             row.last_seq = event.seq.get();
             row.event_seqs.push(event.seq.get());
-            row.ts_recorded_last = rfc3339_nanos(event.ts_recorded);
+            row.ts_recorded_last = Ts(event.ts_recorded);
         }
     }
 
@@ -929,7 +983,7 @@ impl AuditFold {
                     seq: event.seq.get(),
                     cause_seq: event.causation_seq.map(Seq::get),
                     origin: origin.into(),
-                    instrument: order.instrument.to_string(),
+                    instrument: order.instrument,
                     side: side(order.side).into(),
                     qty: dec(qty),
                     qty_unit: qty_unit.into(),
@@ -977,7 +1031,7 @@ impl AuditFold {
                     fill_id: fill.fill_id.to_string(),
                     client_order_id: fill.client_order_id.to_string(),
                     seq: event.seq.get(),
-                    ts_recorded: rfc3339_nanos(event.ts_recorded),
+                    ts_recorded: Ts(event.ts_recorded),
                     side: side(fill.side).into(),
                     qty: dec(fill.qty),
                     price: dec(fill.price),

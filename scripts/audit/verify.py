@@ -446,7 +446,7 @@ def check_rows(folder, manifest, fail):
         if row.get("ts_recorded", "") > row.get("ts_recorded_last", ""):
             fail("%s: its events were recorded out of time order" % at)
         kind = row.get("row_kind", "")
-        if kind == "cycle" and row.get("ts_event"):
+        if row.get("tick_kind"):
             if row["ts_event"] < last_tick:
                 fail("%s: tick time %s is before the previous cycle's %s" % (at, row["ts_event"], last_tick))
             last_tick = row["ts_event"]

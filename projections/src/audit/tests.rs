@@ -241,7 +241,8 @@ fn columns_are_the_row_fields_in_the_documented_order() {
     row.detail = Some(Detail { venue: Some("paper".into()), ..Detail::default() });
     (row.by, row.why, row.event, row.prompt, row.prompt_sha256, row.raw_output, row.parse_error) =
         ("a".into(), "b".into(), "c".into(), "d".into(), "e".into(), "f".into(), "g".into());
-    (row.verdict_reason, row.verdict, row.action, row.size_pct) = ("h".into(), "i".into(), "j".into(), Some(Dec(dec!(1))));
+    (row.verdict_reason, row.verdict, row.action, row.size_pct) =
+        ("h".into(), "i".into(), "j".into(), Some(Dec(dec!(1))));
     (row.confidence, row.decision_reason, row.parse_status) = (Some(Dec(dec!(1))), "m".into(), "n".into());
     row.checks.push(CheckView { id: "x".into(), value: Dec(dec!(1)), limit: Dec(dec!(2)), passed: true });
     row.order_updates.push(OrderUpdate {
@@ -276,7 +277,10 @@ proptest! {
     #[test]
     fn timestamps_are_rfc3339_with_nanoseconds(nanos in any::<i64>()) {
         let ts = TimestampNs::from_nanos(nanos);
-        prop_assert_eq!(rfc3339_nanos(ts), ts.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        let text = rfc3339_nanos(ts);
+        prop_assert_eq!(&text, &ts.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        // And they read back.
+        prop_assert_eq!(parse_rfc3339_nanos(&text), Some(ts));
     }
 
     /// The invariant `RowChain::link` rests on: serde_json's compact form of a row is its
@@ -285,13 +289,26 @@ proptest! {
     fn compact_json_of_a_row_is_canonical(a in any_text(), b in any_text(), c in any_text(), n in any::<u32>()) {
         let mut rows = scenario().rows_from(1);
         let mut row = rows.remove(4);
-        (row.decision_reason, row.why, row.instrument) = (Text::from(a.as_str()), b, c.clone());
+        (row.decision_reason, row.why, row.by) = (Text::from(a.as_str()), b, c.clone());
         row.latency_us = u64::from(n);
         row.fills[0].fill_id = a;
         row.detail = Some(Detail { data_source: Some(c), cycles: Some(u64::from(n)), ..Detail::default() });
         let compact = serde_json::to_vec(&row).expect("serializes");
         let canonical = row.to_canon_json_vec().expect("canonicalizes");
         prop_assert_eq!(String::from_utf8_lossy(&compact), String::from_utf8_lossy(&canonical));
+    }
+}
+
+#[test]
+fn only_real_times_in_the_exact_form_read_back() {
+    for bad in [
+        "1998-02-30T00:00:00.000000000Z",
+        "1998-01-02T00:00:00.000000000+",
+        "1998-01-02T00:00:00Z",
+        "1998-13-01T00:00:00.000000000Z",
+        "x998-01-02T00:00:00.000000000Z",
+    ] {
+        assert_eq!(parse_rfc3339_nanos(bad), None, "{bad}");
     }
 }
 

@@ -16,7 +16,7 @@ use ledger_core::event::SCHEMA_VERSION;
 use ledger_core::ids::{RunId, Seq};
 use ledger_core::log::{EventLog, LogError, RecordSource};
 use ledger_core::time::TimestampNs;
-use ledger_projections::audit::{self, AuditFold, AuditRow, AuditState, RowChain, COLUMNS};
+use ledger_projections::audit::{self, AuditFold, AuditRow, AuditState, RowChain, Ts, COLUMNS};
 use ledger_projections::merkle::{self, RangeHasher, TreeBuilder};
 use ledger_projections::note::Checkpoint;
 
@@ -190,8 +190,8 @@ struct Exporter {
     pending: Vec<(Seq, Vec<u8>, Hash32)>,
     counts: Counts,
     config_hashes: Vec<String>,
-    first_ts: String,
-    last_ts: String,
+    first_ts: Option<Ts>,
+    last_ts: Option<Ts>,
     failure: Option<anyhow::Error>,
 }
 
@@ -310,10 +310,8 @@ impl Exporter {
                 self.config_hashes.push(hash.to_string());
             }
         }
-        if self.first_ts.is_empty() {
-            self.first_ts = row.ts_event.clone();
-        }
-        self.last_ts = row.ts_event.clone();
+        self.first_ts.get_or_insert(row.ts_event);
+        self.last_ts = Some(row.ts_event);
     }
 }
 
@@ -441,8 +439,8 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
         pending: Vec::new(),
         counts: Counts::default(),
         config_hashes: Vec::new(),
-        first_ts: String::new(),
-        last_ts: String::new(),
+        first_ts: None,
+        last_ts: None,
         failure: None,
     };
     let last = summary.last_seq;
@@ -524,8 +522,8 @@ pub fn run(data_dir: &Path, args: &AuditExportArgs) -> Result<Outcome> {
         range: RangeSection {
             first_seq: first.get(),
             last_seq: last.get(),
-            first_ts_event: first_ts,
-            last_ts_event: last_ts,
+            first_ts_event: first_ts.map(|t| t.to_string()).unwrap_or_default(),
+            last_ts_event: last_ts.map(|t| t.to_string()).unwrap_or_default(),
         },
         counts: Counts { records: count, ..counts },
         chain: ChainSection {

@@ -26,7 +26,7 @@ use ledger_core::chain::Hash32;
 use ledger_core::codec;
 use ledger_core::ids::{RunId, Seq};
 use ledger_core::log::{self, RecordSource};
-use ledger_projections::audit::{self, AuditFold, AuditRow, AuditState, COLUMNS};
+use ledger_projections::audit::{self, AuditFold, AuditRow, AuditState, Ts, COLUMNS};
 use ledger_projections::merkle::{self, TreeBuilder};
 use ledger_projections::note::{Checkpoint, VerifierKey};
 use serde_json::{Map, Value};
@@ -165,7 +165,7 @@ struct RowCheck {
     /// The previous row's stored `row_hash`.
     prev_hash: String,
     last_row_seq: u64,
-    last_cycle_ts: String,
+    last_cycle_ts: Option<Ts>,
     known_orders: BTreeSet<String>,
     counts: Counts,
     rows_read: u64,
@@ -302,14 +302,11 @@ impl RowCheck {
         if row.ts_recorded > row.ts_recorded_last {
             report.fail(format!("{at}: its events were recorded out of time order"));
         }
-        if row.row_kind == "cycle" && !row.ts_event.is_empty() {
-            if row.ts_event < self.last_cycle_ts {
-                report.fail(format!(
-                    "{at}: tick time {} is before the previous cycle's {}",
-                    row.ts_event, self.last_cycle_ts
-                ));
+        if !row.tick_kind.is_empty() {
+            if let Some(last) = self.last_cycle_ts.filter(|last| row.ts_event < *last) {
+                report.fail(format!("{at}: tick time {} is before the previous cycle's {last}", row.ts_event));
             }
-            self.last_cycle_ts.clone_from(&row.ts_event);
+            self.last_cycle_ts = Some(row.ts_event);
         }
         let trip_seq = row.kill_switch.as_ref().map(|k| k.seq);
         for order in &row.orders {
@@ -440,7 +437,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
         last_seq: manifest.range.last_seq,
         prev_hash: Hash32::ZERO.to_hex(),
         last_row_seq: 0,
-        last_cycle_ts: String::new(),
+        last_cycle_ts: None,
         known_orders: manifest.start_state.working.keys().map(|id| id.to_string()).collect(),
         counts: Counts::default(),
         rows_read: 0,
