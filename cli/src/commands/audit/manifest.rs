@@ -232,6 +232,38 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes what is read through it (SHA-256): a verifier hashes each data
+/// file as it reads it, once.
+pub struct HashingReader<R: Read> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Sha256::new() }
+    }
+
+    /// Reads the rest (what the reader above did not need) and returns the hash of all
+    /// of it, hex.
+    ///
+    /// # Errors
+    /// Read errors.
+    pub fn finish(mut self) -> std::io::Result<String> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        Ok(Hash32::from_bytes(self.hasher.finalize().into()).to_hex())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// SHA-256 of a file, hex, read in chunks.
 ///
 /// # Errors

@@ -14,7 +14,7 @@
 //!   earlier export (`--previous`); and with the ledger (`--data-dir`) the records
 //!   against the ledger's and the starting state against the run's events before it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::ops::ControlFlow;
@@ -58,12 +58,12 @@ impl Report {
 }
 
 /// records.bin read record by record: `u32` little-endian length, then the record.
-struct Records {
-    input: BufReader<File>,
+struct Records<R: Read> {
+    input: BufReader<R>,
     index: u64,
 }
 
-impl Records {
+impl<R: Read> Records<R> {
     /// The next record, `None` at a clean end, or what is wrong with the framing.
     fn next_record(&mut self, buffer: &mut Vec<u8>) -> Option<Result<(), String>> {
         let mut len = [0u8; 4];
@@ -88,25 +88,33 @@ impl Records {
     }
 }
 
-/// A stored row as read: a JSON line, or the cells of a CSV record.
+/// A stored row as read: a JSON line (without its newline), or the cells of a CSV record.
 enum Stored {
-    Line(String),
+    Line(Vec<u8>),
     Cells(Vec<String>),
 }
 
-/// The row file read row by row, with line numbers.
+/// The row file read row by row, with line numbers, hashed as it is read.
 enum Rows {
-    Jsonl { lines: std::io::Lines<BufReader<File>>, line: u64 },
-    Csv { reader: csv::Reader<BufReader<File>>, record: csv::StringRecord },
+    Jsonl { input: BufReader<HashingReader<File>>, line: u64 },
+    Csv { reader: csv::Reader<HashingReader<File>>, record: csv::StringRecord },
 }
 
 impl Rows {
     fn next_row(&mut self) -> Option<(u64, Result<Stored, String>)> {
         match self {
-            Rows::Jsonl { lines, line } => {
-                let text = lines.next()?;
+            Rows::Jsonl { input, line } => {
+                let mut text = Vec::with_capacity(2048);
+                match input.read_until(b'\n', &mut text) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) => return Some((*line + 1, Err(e.to_string()))),
+                }
                 *line += 1;
-                Some((*line, text.map(Stored::Line).map_err(|e| e.to_string())))
+                if text.last() == Some(&b'\n') {
+                    text.pop();
+                }
+                Some((*line, Ok(Stored::Line(text))))
             }
             Rows::Csv { reader, record } => {
                 let line = reader.position().line();
@@ -131,16 +139,17 @@ fn open_rows(dir: &Path, manifest: &Manifest, report: &mut Report) -> Option<(St
     };
     let path = dir.join(name);
     let file = match File::open(&path) {
-        Ok(file) => BufReader::with_capacity(1 << 16, file),
+        Ok(file) => HashingReader::new(file),
         Err(e) => {
             report.fail(format!("{name}: cannot be read ({e})"));
             return None;
         }
     };
     if !csv {
-        return Some((name.into(), Rows::Jsonl { lines: file.lines(), line: 0 }));
+        return Some((name.into(), Rows::Jsonl { input: BufReader::with_capacity(1 << 16, file), line: 0 }));
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(true).flexible(true).buffer_capacity(1 << 16).from_reader(file);
     let header: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
         Err(e) => {
@@ -176,7 +185,7 @@ impl RowCheck {
     /// The stored row as a JSON object.
     fn parse(&self, stored: &Stored) -> Result<Map<String, Value>, String> {
         match stored {
-            Stored::Line(text) => match serde_json::from_str(text) {
+            Stored::Line(text) => match serde_json::from_slice(text) {
                 Ok(Value::Object(map)) => Ok(map),
                 Ok(_) => Err("not a JSON object".to_string()),
                 Err(e) => Err(format!("not JSON: {e}")),
@@ -208,7 +217,7 @@ impl RowCheck {
             Stored::Line(text) => {
                 self.line_buffer.clear();
                 audit::write_jsonl_line(&canonical, &hash, &mut self.line_buffer).ok()?;
-                self.line_buffer.strip_suffix(b"\n") == Some(text.as_bytes())
+                self.line_buffer.strip_suffix(b"\n") == Some(text.as_slice())
             }
             Stored::Cells(cells) => {
                 let Ok(Value::Object(mut fields)) = serde_json::to_value(&*expected) else { return None };
@@ -349,6 +358,8 @@ impl RowCheck {
 struct DataSummary {
     records: u64,
     root: Hash32,
+    /// The sha256 of the data files, hashed as they were read (or why not).
+    hashes: BTreeMap<String, std::io::Result<String>>,
 }
 
 /// The stored rows, lined up with the rows folded from the records by their first seq:
@@ -407,6 +418,14 @@ impl Lineup {
         }
     }
 
+    /// The row file's sha256, once every row is read.
+    fn file_hash(self) -> Option<std::io::Result<String>> {
+        Some(match self.rows? {
+            Rows::Jsonl { input, .. } => input.into_inner().finish(),
+            Rows::Csv { reader, .. } => reader.into_inner().finish(),
+        })
+    }
+
     /// Stored rows after the last one the records give.
     fn rest(&mut self, check: &mut RowCheck, report: &mut Report) {
         while let Some((line, stored)) = self.next() {
@@ -424,7 +443,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
     let rows = open_rows(dir, manifest, report);
     let records_path = dir.join(RECORDS);
     let records = match File::open(&records_path) {
-        Ok(file) => Some(Records { input: BufReader::with_capacity(1 << 16, file), index: 0 }),
+        Ok(file) => Some(Records { input: BufReader::with_capacity(1 << 16, HashingReader::new(file)), index: 0 }),
         Err(e) => {
             report.fail(format!("{RECORDS}: cannot be read ({e})"));
             None
@@ -455,7 +474,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             }
         }
         lineup.rest(&mut check, &mut report);
-        (check, report)
+        (check, report, lineup.file_hash())
     });
     let mut batch = Vec::with_capacity(ROW_BATCH);
     let mut fold = AuditFold::resume(manifest.start_state.clone());
@@ -466,6 +485,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
     });
     let mut last_hash = None;
     let first = manifest.range.first_seq;
+    let mut hashes = BTreeMap::new();
     if let Some(mut records) = records {
         let mut buffer = Vec::new();
         while let Some(framed) = records.next_record(&mut buffer) {
@@ -504,6 +524,7 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
         fold.finish();
         batch.extend(fold.take_rows());
         let count = records.index;
+        hashes.insert(RECORDS.to_string(), records.input.into_inner().finish());
         if count != manifest.counts.records || count != manifest.merkle.tree_size {
             report.fail(format!(
                 "{RECORDS}: {count} records, the manifest says {} (tree size {})",
@@ -530,11 +551,14 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
     }
     let _ = send.send(batch);
     drop(send);
-    let Ok((check, rows_report)) = rows_thread.join() else {
+    let Ok((check, rows_report, rows_hash)) = rows_thread.join() else {
         report.fail("reading the rows failed (a bug)");
-        return DataSummary { records: tree.size(), root: tree.root() };
+        return DataSummary { records: tree.size(), root: tree.root(), hashes };
     };
     report.failures.extend(rows_report.failures);
+    if let Some(hash) = rows_hash {
+        hashes.insert(check.file.clone(), hash);
+    }
     if check.prev_hash != manifest.last_row_hash {
         report.fail(format!(
             "{}: the last row's hash is not the manifest's last_row_hash (rows cut off the end?)",
@@ -559,17 +583,20 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             tree.root()
         ));
     }
-    DataSummary { records: tree.size(), root: tree.root() }
+    DataSummary { records: tree.size(), root: tree.root(), hashes }
 }
 
-/// The files the manifest lists have their hashes; nothing else is in the folder.
-fn check_files(dir: &Path, manifest: &Manifest, report: &mut Report) -> Result<()> {
+/// The files the manifest lists have their hashes (those `check_data` read, hashed as
+/// it read them); nothing else is in the folder.
+fn check_files(dir: &Path, manifest: &Manifest, data: &mut DataSummary, report: &mut Report) -> Result<()> {
     for (name, hash) in &manifest.files {
         if name.contains(['/', '\\']) || name.starts_with('.') {
             report.fail(format!("manifest.json: file name {:?} is not a plain name", describe::safe(name)));
             continue;
         }
-        match manifest::file_sha256(&dir.join(name)) {
+        // The data files were hashed as they were read; any other is read here.
+        let actual = data.hashes.remove(name).unwrap_or_else(|| manifest::file_sha256(&dir.join(name)));
+        match actual {
             Ok(actual) if &actual == hash => {}
             Ok(actual) => report.fail(format!("{name}: sha256 {actual}, the manifest says {}", describe::safe(hash))),
             Err(e) => report.fail(format!("{name}: cannot be read ({e})")),
@@ -766,16 +793,9 @@ pub fn run(ledger_dir: Option<&Path>, args: &AuditVerifyArgs) -> Result<Outcome>
     }
     let verifier = args.pubkey.as_deref().map(read_verifier).transpose()?;
     let mut report = Report::default();
-    // The files' hashes on a thread of their own, beside the records and rows.
-    let (files, data) = std::thread::scope(|scope| {
-        let files = scope.spawn(|| {
-            let mut files = Report::default();
-            check_files(dir, &manifest, &mut files).map(|()| files)
-        });
-        let data = check_data(dir, &manifest, &mut report);
-        (files.join(), data)
-    });
-    let files = files.map_err(|_| anyhow!("hashing the files failed"))??;
+    let mut data = check_data(dir, &manifest, &mut report);
+    let mut files = Report::default();
+    check_files(dir, &manifest, &mut data, &mut files)?;
     report.failures.splice(0..0, files.failures);
     match &verifier {
         Some(verifier) => check_checkpoint(dir, &manifest_bytes, &manifest, verifier, &data, &mut report),
