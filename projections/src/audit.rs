@@ -335,6 +335,80 @@ pub struct Detail {
     pub working_orders: Option<Vec<String>>,
 }
 
+impl AuditRow {
+    /// The row's CSV cells, in [`COLUMNS`] order, the last (`row_hash`) being `hash`:
+    /// text as it is, integers in decimal, lists and objects as their canonical JSON
+    /// (serde_json's compact form: see the invariant on [`AuditRow`]), and an absent or
+    /// empty value as an empty cell.
+    ///
+    /// # Errors
+    /// Serialization errors (none for rows the fold makes).
+    pub fn csv_cells(&self, hash: &Hash32) -> serde_json::Result<Vec<String>> {
+        fn json<T: Serialize>(value: &T, absent: bool) -> serde_json::Result<String> {
+            if absent {
+                Ok(String::new())
+            } else {
+                serde_json::to_string(value)
+            }
+        }
+        fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
+            value.map(|v| v.to_string()).unwrap_or_default()
+        }
+        Ok(vec![
+            self.row_kind.to_string(),
+            self.event.to_string(),
+            self.run_id.to_string(),
+            self.mode.to_string(),
+            self.config_hash.to_string(),
+            self.software_version.to_string(),
+            self.cycle_id.to_string(),
+            self.first_seq.to_string(),
+            self.last_seq.to_string(),
+            json(&self.event_seqs, self.event_seqs.is_empty())?,
+            self.ts_event.to_string(),
+            self.ts_recorded.to_string(),
+            self.ts_recorded_last.to_string(),
+            opt(self.instrument),
+            self.tick_kind.to_string(),
+            opt(self.price),
+            json(&self.tick, self.tick.is_none())?,
+            self.provider.to_string(),
+            self.model.to_string(),
+            self.params.to_string(),
+            self.prompt_sha256.clone(),
+            self.prompt.to_string(),
+            self.raw_output.to_string(),
+            self.action.to_string(),
+            opt(self.size_pct),
+            opt(self.confidence),
+            self.decision_reason.to_string(),
+            self.parse_status.to_string(),
+            self.parse_error.to_string(),
+            self.latency_us.to_string(),
+            self.tokens_in.to_string(),
+            self.tokens_out.to_string(),
+            self.verdict.to_string(),
+            self.verdict_seq.to_string(),
+            self.verdict_reason.to_string(),
+            json(&self.checks, self.checks.is_empty())?,
+            json(&self.orders, self.orders.is_empty())?,
+            json(&self.order_updates, self.order_updates.is_empty())?,
+            json(&self.fills, self.fills.is_empty())?,
+            json(&self.kill_switch, self.kill_switch.is_none())?,
+            self.by.clone(),
+            self.why.clone(),
+            json(&self.detail, self.detail.is_none())?,
+            opt(self.cash_before),
+            opt(self.cash_after),
+            opt(self.position_before),
+            opt(self.position_after),
+            opt(self.equity_after),
+            self.prev_row_hash.clone(),
+            hex(hash),
+        ])
+    }
+}
+
 /// A tick's fields; those the tick does not have are left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct TickView {

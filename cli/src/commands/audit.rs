@@ -9,7 +9,7 @@ mod verify;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use ledger_projections::audit::{ColumnType, COLUMNS};
+use ledger_projections::audit::COLUMNS;
 use ledger_projections::note::{SignerKey, VerifierKey};
 
 use crate::args::{AuditCommand, AuditKeygenArgs, GlobalArgs};
@@ -27,19 +27,6 @@ pub fn run(global: &GlobalArgs, command: AuditCommand) -> Result<Outcome> {
 /// The row file's columns as the manifest lists them.
 fn columns() -> Vec<manifest::Column> {
     COLUMNS.iter().map(|(name, kind)| manifest::Column { name: name.to_string(), kind: kind.name().into() }).collect()
-}
-
-/// A value as its CSV cell: text as it is, integers in decimal, anything else as
-/// canonical JSON; an absent value (`None`) as an empty cell.
-fn csv_cell(value: Option<&serde_json::Value>, kind: ColumnType) -> Result<String> {
-    let Some(value) = value else { return Ok(String::new()) };
-    Ok(match (kind, value) {
-        (ColumnType::String, serde_json::Value::String(text)) => text.clone(),
-        (ColumnType::Integer, serde_json::Value::Number(n)) => n.to_string(),
-        (ColumnType::Json, serde_json::Value::Null) => String::new(),
-        (ColumnType::Json, value) => String::from_utf8(ledger_projections::audit::canonical(value)?)?,
-        (kind, value) => bail!("a {} column holds {value}", kind.name()),
-    })
 }
 
 /// A CSV cell read back as the value it holds; `None` for an empty text or JSON cell

@@ -329,3 +329,33 @@ fn the_row_chain_links_and_hashes_canonical_json() {
     parsed.as_object_mut().expect("an object").remove("row_hash");
     assert_eq!(canonical(&parsed).expect("canonicalizes"), first);
 }
+
+/// The CSV cells by the format's rules from the row's JSON (the reference for
+/// `AuditRow::csv_cells`).
+fn cells_by_the_rules(row: &AuditRow, hash: &Hash32) -> Vec<String> {
+    let serde_json::Value::Object(mut fields) = serde_json::to_value(row).expect("serializes") else {
+        panic!("a row is an object")
+    };
+    fields.insert("row_hash".into(), hash.to_hex().into());
+    COLUMNS
+        .iter()
+        .map(|(name, kind)| match (fields.get(*name), kind) {
+            (None, _) => String::new(),
+            (Some(serde_json::Value::String(text)), ColumnType::String) => text.clone(),
+            (Some(serde_json::Value::Number(n)), ColumnType::Integer) => n.to_string(),
+            (Some(value), ColumnType::Json) => {
+                String::from_utf8(value.to_canon_json_vec().expect("canonical")).expect("UTF-8")
+            }
+            (Some(value), kind) => panic!("{name} holds {value} in a {} column", kind.name()),
+        })
+        .collect()
+}
+
+#[test]
+fn csv_cells_follow_the_format_rules() {
+    let mut chain = RowChain::new();
+    for mut row in scenario().rows_from(1) {
+        let (_, hash) = chain.link(&mut row).expect("links");
+        assert_eq!(row.csv_cells(&hash).expect("cells"), cells_by_the_rules(&row, &hash), "row {}", row.first_seq);
+    }
+}

@@ -84,17 +84,7 @@ impl RowSink {
     fn write(&mut self, row: &AuditRow, canonical: &[u8], hash: &Hash32) -> Result<()> {
         match self {
             RowSink::Jsonl(out) => audit::write_jsonl_line(canonical, hash, out)?,
-            RowSink::Csv(out) => {
-                let serde_json::Value::Object(mut fields) = serde_json::to_value(row)? else {
-                    bail!("a row that is not an object");
-                };
-                fields.insert("row_hash".into(), audit::hex(hash).into());
-                let mut cells = Vec::with_capacity(COLUMNS.len());
-                for (name, kind) in COLUMNS {
-                    cells.push(super::csv_cell(fields.get(*name), *kind)?);
-                }
-                out.write_record(&cells)?;
-            }
+            RowSink::Csv(out) => out.write_record(row.csv_cells(hash)?)?,
         }
         Ok(())
     }
