@@ -480,6 +480,8 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
     let mut last_hash = None;
     let first = manifest.range.first_seq;
     let mut hashes = BTreeMap::new();
+    // When the latest event of the open row was recorded.
+    let mut row_recorded = None;
     if let Some(mut records) = records {
         let mut buffer = Vec::new();
         while let Some(framed) = records.next_record(&mut buffer) {
@@ -503,7 +505,23 @@ fn check_data(dir: &Path, manifest: &Manifest, report: &mut Report) -> DataSumma
             }
             match codec::decode_record(seq, &prev, &buffer) {
                 Ok(event) => {
-                    fold.apply(&event.as_ref());
+                    let event = event.as_ref();
+                    // A cycle's events are recorded in time order: tick, decision,
+                    // verdict, orders, reports.
+                    if fold.opens_row(&event) {
+                        row_recorded = None;
+                    }
+                    if fold.is_relevant(&event) {
+                        if let Some(before) = row_recorded.filter(|before| event.ts_recorded < *before) {
+                            report.fail(format!(
+                                "{at}: recorded at {}, before the event ahead of it in its row ({})",
+                                Ts(event.ts_recorded),
+                                Ts(before)
+                            ));
+                        }
+                        row_recorded = Some(event.ts_recorded);
+                    }
+                    fold.apply(&event);
                     batch.extend(fold.take_rows());
                     if batch.len() >= ROW_BATCH {
                         // The rows thread ends only when this sender is dropped.
