@@ -302,13 +302,13 @@ def check_files(folder, manifest, fail):
 def record_hash(record, seq, prev):
     """The hash a record must carry at `seq` after one hashed `prev` (docs/audit-format.md)."""
     version = record[0]
-    if version == 2:
-        return hashlib.sha256(bytes([version]) + prev + seq.to_bytes(8, "big") + record[1:-32]).digest()
     if version == 1:
         if record[1:33] != prev:
             return None
         return hashlib.sha256(record[:-32]).digest()
-    return None
+    # Format 2, and the formats after it (a new schema takes a new format byte; the
+    # hash keeps format 2's layout, docs/events.md): version || prev || seq || body.
+    return hashlib.sha256(bytes([version]) + prev + seq.to_bytes(8, "big") + record[1:-32]).digest()
 
 
 def check_records(folder, manifest, fail):
