@@ -23,6 +23,7 @@ use figment::providers::{Format, Toml};
 use figment::value::magic::RelativePathBuf;
 use figment::Figment;
 use ledger_core::chain::Hash32;
+use ledger_core::exits::ExitPolicy;
 use ledger_core::risk::{KillSwitchLimits, RiskLimits};
 use ledger_core::venue::PaperConfig;
 use rust_decimal::Decimal;
@@ -60,6 +61,10 @@ pub struct Config<P> {
     /// Kill-switch thresholds.
     #[serde(default)]
     pub kill_switch: KillSwitchLimits,
+    /// Protective exits placed on every entry whose decision sets none. Left out of
+    /// the canonical JSON when off, so configurations without exits keep their hash.
+    #[serde(default, skip_serializing_if = "ExitPolicy::is_off")]
+    pub exits: ExitPolicy,
     /// Storage settings.
     #[serde(default)]
     pub ledger: LedgerConfig,
@@ -541,6 +546,7 @@ impl Config<RelativePathBuf> {
             venue: self.venue,
             risk: self.risk,
             kill_switch: self.kill_switch,
+            exits: self.exits,
             ledger: self.ledger,
             fill_model_configured: self.fill_model_configured,
         }
@@ -564,6 +570,9 @@ pub struct RecordedSettings {
     /// Kill-switch thresholds.
     #[serde(default)]
     pub kill_switch: KillSwitchLimits,
+    /// Protective exits.
+    #[serde(default)]
+    pub exits: ExitPolicy,
 }
 
 impl RecordedSettings {

@@ -1024,12 +1024,7 @@ mod tests {
                 prompt_sha256: None,
                 prompt: "".into(),
                 raw_output: "".into(),
-                parsed: Decision {
-                    action: Action::Hold,
-                    size_pct: Decimal::ZERO,
-                    confidence: Decimal::ZERO,
-                    reason: reason.into(),
-                },
+                parsed: Decision::new(Action::Hold, Decimal::ZERO, Decimal::ZERO, reason.into()),
                 parse_status: ParseStatus::Ok,
                 latency_us: 0,
                 tokens_in: 0,
