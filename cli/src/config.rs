@@ -463,6 +463,15 @@ impl Settings {
             self.venue.fill_model = model.into();
         }
         self.venue.close_at_end |= flags.close_at_end;
+        if let Some(pct) = flags.stop_loss_pct {
+            self.exits.stop_loss_pct = Some(pct);
+        }
+        if let Some(pct) = flags.take_profit_pct {
+            self.exits.take_profit_pct = Some(pct);
+        }
+        if let Some(pct) = flags.trailing_stop_pct {
+            self.exits.trailing_stop_pct = Some(pct);
+        }
         let mut params = BTreeMap::new();
         for param in &flags.param {
             let Some((key, value)) = param.split_once('=') else {

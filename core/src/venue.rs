@@ -180,10 +180,10 @@ impl FillModel {
 /// A protective exit placed on a fill at a bar's open (`next_open`) can fill on the
 /// rest of that bar, as backtesting.py reprocesses a new trade's stop-loss and
 /// take-profit orders on the bar it opened on; placed on a fill at a close, from the
-/// next bar. On each tick the protective exits are tried first, in the order they were
-/// placed (so a bar touching an entry's stop-loss and take-profit fills the stop), then
-/// the other orders, as backtesting.py keeps stop-loss and take-profit orders at the
-/// front of its queue. A day order still working on a tick of a later UTC day is
+/// next bar. On each tick the closes of positions are tried first, then the
+/// protective exits in the order they were placed (so a bar touching an entry's
+/// stop-loss and take-profit fills the stop), then the entries, as backtesting.py
+/// queues them. A day order still working on a tick of a later UTC day is
 /// canceled; an immediate-or-cancel order that does not fill on the first tick it can
 /// fill on is canceled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,8 +327,9 @@ impl PaperVenue {
     }
 
     /// The next working order to leave the book on this tick, and its report: a day
-    /// order past its day; else the first order that fills, exits first; else an
-    /// immediate-or-cancel order that could have filled here and did not.
+    /// order past its day; else the first order that fills, closes first, then exits,
+    /// then the rest ([`Priority`]); else an immediate-or-cancel order that could have
+    /// filled here and did not.
     fn next_off_book(&self, market: &MarketView<'_>) -> Option<(usize, Outcome)> {
         let expired = self
             .working
@@ -337,12 +338,12 @@ impl PaperVenue {
         if let Some(index) = expired {
             return Some((index, Outcome::Cancel("day order expired at the end of its UTC day")));
         }
-        let fills = |exits: bool| {
+        let fill = [Priority::Close, Priority::Exit, Priority::Other].into_iter().find_map(|priority| {
             self.working.iter().enumerate().find_map(|(i, w)| {
-                (w.order.protects.is_some() == exits).then(|| self.trigger(w, market)).flatten().map(|t| (i, t))
+                (Priority::of(&w.order) == priority).then(|| self.trigger(w, market)).flatten().map(|t| (i, t))
             })
-        };
-        if let Some((index, (reference, slips))) = fills(true).or_else(|| fills(false)) {
+        });
+        if let Some((index, (reference, slips))) = fill {
             return Some((index, Outcome::Fill { reference, slips }));
         }
         let unfilled_ioc =
@@ -520,6 +521,28 @@ impl Venue for PaperVenue {
                 })
             })
             .collect()
+    }
+}
+
+/// The order in which working orders are tried on a tick, as backtesting.py 0.6.6
+/// queues them (`_Broker.new_order` puts orders tied to a trade at the front, the
+/// newest first): the closes of positions (`close`, a reversal's closing leg), then
+/// the protective exits (a bracket's stop-loss before its take-profit), then entries.
+/// Within a class, in submission order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Close,
+    Exit,
+    Other,
+}
+
+impl Priority {
+    fn of(order: &OrderSubmitted) -> Priority {
+        match (&order.protects, order.reduce_only) {
+            (Some(_), _) => Priority::Exit,
+            (None, true) => Priority::Close,
+            (None, false) => Priority::Other,
+        }
     }
 }
 
