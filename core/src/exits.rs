@@ -56,14 +56,14 @@ impl ExitPolicy {
     /// The bracket of an entry on `side` decided at `price` (the tick's reference
     /// price, quote currency) with the decision's `terms`: each of the decision's terms
     /// wins over the policy, whose distances are taken from the entry's limit price if
-    /// it has one, else from `price`. A level that leaves `Decimal`'s range is left out
+    /// it has one, else from `price` (levels without trailing zeros). A level that leaves `Decimal`'s range is left out
     /// (the risk check on exit levels sees what is placed).
     pub fn bracket(&self, side: Side, price: Decimal, terms: &OrderTerms) -> Bracket {
         let base = terms.limit_price.unwrap_or(price);
         // Below the price for a long's stop and a short's take-profit, above otherwise.
         let level = |pct: Decimal, below: bool| {
             let factor = if below { Decimal::ONE.checked_sub(pct) } else { Decimal::ONE.checked_add(pct) };
-            factor.and_then(|f| base.checked_mul(f))
+            factor.and_then(|f| base.checked_mul(f)).map(|level| level.normalize())
         };
         let long = side == Side::Buy;
         Bracket {
@@ -136,13 +136,14 @@ pub fn best_price(exit_side: Side, data: &TickData) -> Decimal {
 }
 
 /// The stop level `pct` (fraction) away from `best` on the losing side: below it for a
-/// sell stop, above it for a buy stop; `None` out of `Decimal`'s range.
+/// sell stop, above it for a buy stop, without trailing zeros; `None` out of
+/// `Decimal`'s range.
 pub fn trailing_level(exit_side: Side, pct: Decimal, best: Decimal) -> Option<Decimal> {
     let factor = match exit_side {
         Side::Sell => Decimal::ONE.checked_sub(pct)?,
         Side::Buy => Decimal::ONE.checked_add(pct)?,
     };
-    best.checked_mul(factor)
+    best.checked_mul(factor).map(|level| level.normalize())
 }
 
 /// Whether a trailing stop on `exit_side` moves from `current` to `candidate`: only
