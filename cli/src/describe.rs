@@ -128,7 +128,7 @@ fn raw_summary(event: &Envelope) -> String {
                 ParseStatus::Invalid(why) => format!(" [invalid: {why}]"),
                 ParseStatus::ProviderError(why) => format!(" [provider error: {why}]"),
             };
-            let t = &d.terms;
+            let t = d.terms();
             let term = |name: &str, value: Option<String>| value.map(|v| format!(" {name} {v}")).unwrap_or_default();
             let terms = [
                 term("limit", t.limit_price.map(|p| p.to_string())),
@@ -163,10 +163,9 @@ fn raw_summary(event: &Envelope) -> String {
                 None if p.reduce_only => " reduce-only".to_string(),
                 None => String::new(),
             };
-            let b = &p.bracket;
-            let bracket = match b.is_empty() {
-                true => String::new(),
-                false => format!(
+            let bracket = match p.bracket.as_deref() {
+                None => String::new(),
+                Some(b) => format!(
                     " [sl {} tp {} trail {}]",
                     b.stop_loss.map_or("-".into(), |v| v.to_string()),
                     b.take_profit.map_or("-".into(), |v| v.to_string()),

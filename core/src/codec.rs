@@ -488,7 +488,7 @@ pub mod v1 {
             Payload::RunStarted(s) => {
                 let (provider, rest) = s.decision_provider.split_once(':').unwrap_or(("", &s.decision_provider));
                 let (model, params) = rest.split_once(' ').unwrap_or((rest, ""));
-                P::RunStarted(event::RunStarted {
+                P::RunStarted(Box::new(event::RunStarted {
                     mode: s.mode,
                     config_hash: s.config_hash,
                     config: s.config,
@@ -502,7 +502,7 @@ pub mod v1 {
                     data_source: s.data_source,
                     starting_cash: s.starting_cash,
                     kill_switch_tripped: s.kill_switch_tripped,
-                })
+                }))
             }
             Payload::DecisionMade(d) => P::DecisionMade(event::DecisionMade {
                 prompt_sha256: d.prompt_sha256,
@@ -610,7 +610,7 @@ pub mod v2 {
                 stop_price: None,
                 reduce_only: false,
                 protects: None,
-                bracket: Bracket::default(),
+                bracket: None,
             }
         }
     }
@@ -618,7 +618,7 @@ pub mod v2 {
     /// The schema-2 payload enum: same variants, same order.
     #[derive(Serialize, Deserialize)]
     pub(super) enum Payload {
-        RunStarted(event::RunStarted),
+        RunStarted(Box<event::RunStarted>),
         RunStopped(event::RunStopped),
         MarketTick(event::MarketTick),
         DecisionMade(DecisionMade),

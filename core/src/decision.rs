@@ -204,7 +204,7 @@ fn parse_strict(raw: &str) -> Result<Decision, String> {
         take_profit: term("take_profit", price, "not a positive price")?,
         trailing_stop_pct: term("trailing_stop_pct", |p| p > Decimal::ZERO && p < Decimal::ONE, "outside 0..1")?,
     };
-    Ok(Decision { action, size_pct, confidence, reason, terms })
+    Ok(Decision::new(action, size_pct, confidence, reason).with_terms(terms))
 }
 
 /// The outermost `{...}` of the text: tolerates prose and code fences around it.
@@ -261,11 +261,11 @@ mod tests {
             take_profit: Some(dec!(110.25)),
             trailing_stop_pct: Some(dec!(0.03)),
         };
-        assert_eq!(decision.terms, expected);
+        assert_eq!(decision.terms(), &expected);
         // null is the same as leaving a term out.
         let (decision, _) =
             parse_decision(r#"{"action":"long","size_pct":1,"confidence":1,"reason":"x","stop_loss":null}"#);
-        assert!(decision.terms.is_empty());
+        assert!(decision.terms.is_none());
         let cases = [
             ("TC0 negative stop", r#""stop_loss":-1"#, "not a positive price"),
             ("TC1 trailing of 1", r#""trailing_stop_pct":1"#, "outside 0..1"),

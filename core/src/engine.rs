@@ -249,7 +249,7 @@ impl Engine {
             starting_cash: spec.starting_cash,
             kill_switch_tripped: engine.state.kill.is_tripped(),
         };
-        engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(started))?;
+        engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(Box::new(started)))?;
         Ok(engine)
     }
 
@@ -303,6 +303,11 @@ impl Engine {
     /// carries them out before anything else reaches the venue.
     pub fn take_requests(&mut self) -> std::vec::Drain<'_, VenueRequest> {
         self.requests.drain(..)
+    }
+
+    /// Whether the engine has requests for the venue ([`Engine::take_requests`]).
+    pub fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
     }
 
     /// Whether `order` is a working reduce-only order (a close or a protective exit):
@@ -420,8 +425,8 @@ impl Engine {
             Payload::OrderSubmitted(order) => {
                 let id = order.client_order_id;
                 self.state.orders.insert(id, (cycle, seq));
-                if !order.bracket.is_empty() {
-                    self.state.brackets.insert(id, order.bracket.clone());
+                if let Some(bracket) = &order.bracket {
+                    self.state.brackets.insert(id, (**bracket).clone());
                 }
                 if order.reduce_only {
                     let reducing = Reducing {
@@ -552,7 +557,7 @@ impl Engine {
                 stop_price: exit.stop_price,
                 reduce_only: true,
                 protects: Some(Protection { entry: fill.client_order_id, kind: exit.kind.clone() }),
-                bracket: Bracket::default(),
+                bracket: None,
             };
             self.submit(out, at, order)?;
         }
@@ -564,6 +569,9 @@ impl Engine {
     /// tick, and its request to the venue. The tick has already been checked against
     /// the stops as they were, so a bar's high never moves a stop its own low then hits.
     fn trail(&mut self, out: &mut Vec<EventDraft>, at: Placement, tick: &Tick) -> Result<(), EngineError> {
+        if self.state.reducing.is_empty() {
+            return Ok(());
+        }
         let moves: Vec<(ClientOrderId, Decimal, Decimal, Decimal)> = self
             .state
             .reducing
@@ -643,8 +651,8 @@ impl Engine {
 
         // Risk verdict, at the cycle's time, on the entry with the exits it would carry.
         let bracket = match decision.action {
-            Action::Long => self.exits.bracket(Side::Buy, price, &decision.terms),
-            Action::Short => self.exits.bracket(Side::Sell, price, &decision.terms),
+            Action::Long => self.exits.bracket(Side::Buy, price, decision.terms()),
+            Action::Short => self.exits.bracket(Side::Sell, price, decision.terms()),
             Action::Close | Action::Hold => Bracket::default(),
         };
         let judgement = self.state.risk.judge(&RiskInput {
@@ -709,7 +717,7 @@ impl Engine {
             self.submit(out, at, |id| closing_order(id, tick.instrument, held))?;
         }
         if decision.size_pct > Decimal::ZERO {
-            let terms = &decision.terms;
+            let terms = decision.terms();
             let entry = |client_order_id| OrderSubmitted {
                 client_order_id,
                 instrument: tick.instrument,
@@ -721,7 +729,7 @@ impl Engine {
                 stop_price: None,
                 reduce_only: false,
                 protects: None,
-                bracket,
+                bracket: bracket.boxed(),
             };
             self.submit(out, at, entry)?;
         }
@@ -801,6 +809,6 @@ fn closing_order(client_order_id: ClientOrderId, instrument: InstrumentId, held:
         stop_price: None,
         reduce_only: true,
         protects: None,
-        bracket: Bracket::default(),
+        bracket: None,
     }
 }

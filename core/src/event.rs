@@ -135,8 +135,8 @@ pub struct EventRef<'a> {
 /// Every kind of fact the ledger records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
-    /// A run began.
-    RunStarted(RunStarted),
+    /// A run began. (Boxed: the largest payload and the rarest, once a run.)
+    RunStarted(Box<RunStarted>),
     /// A run ended.
     RunStopped(RunStopped),
     /// Market data arrived.
@@ -386,15 +386,30 @@ pub struct Decision {
     /// The provider's reason, as given.
     pub reason: Text,
     /// How a `long` or `short` enters (market or limit, time in force) and which
-    /// protective exits guard the position it opens; all `None` for a plain market entry
-    /// protected by the run's configured exits, if any.
-    pub terms: OrderTerms,
+    /// protective exits guard the position it opens; `None` (never empty terms) for a
+    /// plain market entry protected by the run's configured exits, if any. Boxed: most
+    /// decisions have none, and every cycle moves a decision.
+    pub terms: Option<Box<OrderTerms>>,
 }
+
+/// No terms: what [`Decision::terms`] shows for a decision without any.
+static NO_TERMS: OrderTerms =
+    OrderTerms { limit_price: None, time_in_force: None, stop_loss: None, take_profit: None, trailing_stop_pct: None };
 
 impl Decision {
     /// A decision with no [`OrderTerms`] of its own.
     pub fn new(action: Action, size_pct: Decimal, confidence: Decimal, reason: Text) -> Self {
-        Decision { action, size_pct, confidence, reason, terms: OrderTerms::default() }
+        Decision { action, size_pct, confidence, reason, terms: None }
+    }
+
+    /// This decision with `terms` (kept as `None` when they set nothing).
+    pub fn with_terms(self, terms: OrderTerms) -> Self {
+        Decision { terms: (!terms.is_empty()).then(|| Box::new(terms)), ..self }
+    }
+
+    /// The decision's terms (all `None` when it has none).
+    pub fn terms(&self) -> &OrderTerms {
+        self.terms.as_deref().unwrap_or(&NO_TERMS)
     }
 }
 
@@ -610,8 +625,9 @@ pub struct OrderSubmitted {
     pub reduce_only: bool,
     /// For a protective exit: which one, and the entry whose position it protects.
     pub protects: Option<Protection>,
-    /// For an entry: the protective exits placed for what it fills.
-    pub bracket: Bracket,
+    /// For an entry: the protective exits placed for what it fills (`None`, never an
+    /// empty bracket, for none). Boxed: few orders carry one.
+    pub bracket: Option<Box<Bracket>>,
 }
 
 /// The protective exits an entry order carries (a bracket order), placed when it fills,
@@ -634,6 +650,11 @@ impl Bracket {
     /// Whether the bracket places no exit.
     pub fn is_empty(&self) -> bool {
         *self == Bracket::default()
+    }
+
+    /// The bracket as an order carries it: `None` when it places no exit.
+    pub fn boxed(self) -> Option<Box<Bracket>> {
+        (!self.is_empty()).then(|| Box::new(self))
     }
 }
 

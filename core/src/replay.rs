@@ -48,7 +48,7 @@ impl<'a> RecordedRun<'a> {
     ) -> Result<(RunStarted, RecordedRun<'a>, RecordedProvider), LogError> {
         let mut cursor = EventCursor::new(source, range.first, range.last);
         let started = match cursor.next_event()? {
-            Some(Envelope { payload: Payload::RunStarted(started), .. }) => started,
+            Some(Envelope { payload: Payload::RunStarted(started), .. }) => *started,
             _ => {
                 return Err(LogError::Codec {
                     seq: range.first,

@@ -312,7 +312,7 @@ impl RiskEngine {
     fn judge_exits(&self, input: &RiskInput<'_>, price: Decimal, checks: &mut Checks) {
         let decision = input.decision;
         let bracket = input.bracket;
-        let entry = decision.terms.limit_price.unwrap_or(price);
+        let entry = decision.terms().limit_price.unwrap_or(price);
         let long = decision.action == Action::Long;
         if !bracket.is_empty() {
             let wrong_stop = bracket.stop_loss.is_some_and(|stop| if long { stop >= entry } else { stop <= entry });

@@ -509,16 +509,21 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     /// Carries out what the drafts from `first_new` on ask of the venue, then takes
     /// the venue's reports.
     fn act_on(&mut self, first_new: usize, market: &MarketView<'_>, now: TimestampNs) -> Result<(), RunError> {
-        self.dispatch(first_new, market, now)?;
-        self.take_reports(market, now)
+        match self.dispatch(first_new, market, now)? {
+            true => self.take_reports(market, now),
+            // Nothing new at the venue: it has nothing more to say on this tick.
+            false => Ok(()),
+        }
     }
 
     /// Carries out what the engine asked of the venue since draft `first_new`: its
     /// requests (cancellations, amended stops) first; a kill-switch trip cancels the
     /// working orders but the reduce-only ones; each `OrderSubmitted` is sent, after it
-    /// is made durable when the venue is external.
-    fn dispatch(&mut self, first_new: usize, market: &MarketView<'_>, now: TimestampNs) -> Result<(), RunError> {
-        self.carry_out_requests(market, now)?;
+    /// is made durable when the venue is external. Returns whether any order was sent.
+    fn dispatch(&mut self, first_new: usize, market: &MarketView<'_>, now: TimestampNs) -> Result<bool, RunError> {
+        if self.engine.has_requests() {
+            self.carry_out_requests(market, now)?;
+        }
         self.to_send.clear();
         let mut tripped = false;
         for draft in &self.pending[first_new..] {
@@ -532,7 +537,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             self.cancel_working("kill switch tripped", market.ts, now)?;
         }
         if self.to_send.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if self.venue.is_external() {
             // An order is durable before it leaves the process.
@@ -546,7 +551,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                 self.engine.on_report(VenueReport::Rejected(rejected), market.ts, now, &mut self.pending)?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Carries out the engine's requests on the tick `market`, recording the venue's

@@ -331,25 +331,32 @@ impl PaperVenue {
     /// then the rest ([`Priority`]); else an immediate-or-cancel order that could have
     /// filled here and did not.
     fn next_off_book(&self, market: &MarketView<'_>) -> Option<(usize, Outcome)> {
-        let expired = self
-            .working
-            .iter()
-            .position(|w| w.order.tif == TimeInForce::Day && market.ts.utc_day() > w.submitted_at.utc_day());
-        if let Some(index) = expired {
-            return Some((index, Outcome::Cancel("day order expired at the end of its UTC day")));
+        // One pass: the first expired day order; the first fill of the best priority;
+        // the first immediate-or-cancel order that could act here.
+        let mut fill: Option<(Priority, usize, Decimal, bool)> = None;
+        let mut unfilled_ioc = None;
+        for (index, working) in self.working.iter().enumerate() {
+            let order = &working.order;
+            if order.tif == TimeInForce::Day && market.ts.utc_day() > working.submitted_at.utc_day() {
+                return Some((index, Outcome::Cancel("day order expired at the end of its UTC day")));
+            }
+            let priority = Priority::of(order);
+            if fill.as_ref().is_some_and(|(best, ..)| *best <= priority) {
+                continue;
+            }
+            match self.trigger(working, market) {
+                Some((reference, slips)) => fill = Some((priority, index, reference, slips)),
+                None if unfilled_ioc.is_none() && order.tif == TimeInForce::Ioc => {
+                    unfilled_ioc = self.phase(working, market).map(|_| index);
+                }
+                None => {}
+            }
         }
-        let fill = [Priority::Close, Priority::Exit, Priority::Other].into_iter().find_map(|priority| {
-            self.working.iter().enumerate().find_map(|(i, w)| {
-                (Priority::of(&w.order) == priority).then(|| self.trigger(w, market)).flatten().map(|t| (i, t))
-            })
-        });
-        if let Some((index, (reference, slips))) = fill {
+        if let Some((_, index, reference, slips)) = fill {
             return Some((index, Outcome::Fill { reference, slips }));
         }
-        let unfilled_ioc =
-            self.working.iter().position(|w| w.order.tif == TimeInForce::Ioc && self.phase(w, market).is_some());
-        unfilled_ioc
-            .map(|index| (index, Outcome::Cancel("immediate-or-cancel: not filled on the first tick it could fill on")))
+        let reason = "immediate-or-cancel: not filled on the first tick it could fill on";
+        unfilled_ioc.map(|index| (index, Outcome::Cancel(reason)))
     }
 
     /// Reference price moved against the trader by the slippage (when `slips`), on the
@@ -529,7 +536,7 @@ impl Venue for PaperVenue {
 /// newest first): the closes of positions (`close`, a reversal's closing leg), then
 /// the protective exits (a bracket's stop-loss before its take-profit), then entries.
 /// Within a class, in submission order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Priority {
     Close,
     Exit,

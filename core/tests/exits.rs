@@ -70,7 +70,7 @@ fn hold() -> Decision {
 }
 
 fn go(action: Action, terms: OrderTerms) -> Decision {
-    Decision { terms, ..Decision::new(action, Decimal::ONE, Decimal::ONE, "signal".into()) }
+    Decision::new(action, Decimal::ONE, Decimal::ONE, "signal".into()).with_terms(terms)
 }
 
 fn long(terms: OrderTerms) -> Decision {
@@ -218,8 +218,8 @@ fn the_run_policy_places_exits_from_the_decision_price_and_shorts_mirror_them() 
         panic!("no entry")
     };
     assert_eq!(
-        entry.bracket,
-        Bracket { stop_loss: Some(dec!(204.00)), take_profit: Some(dec!(190.00)), trailing_stop_pct: None }
+        entry.bracket.as_deref(),
+        Some(&Bracket { stop_loss: Some(dec!(204.00)), take_profit: Some(dec!(190.00)), trailing_stop_pct: None })
     );
     assert_eq!(fills(&payloads).len(), 1, "neither exit reached");
 }

@@ -144,8 +144,8 @@ proptest! {
         risk.on_tick(TimestampNs::from_nanos(tick), portfolio.equity());
         for action in [Action::Long, Action::Short, Action::Close, Action::Hold] {
             let terms = OrderTerms { limit_price: Some(previous), stop_loss: Some(price), ..OrderTerms::default() };
-            let decision = Decision { terms, ..Decision::new(action, size_pct, confidence, "x".into()) };
-            let bracket = policy.bracket(Side::Sell, price, &decision.terms);
+            let decision = Decision::new(action, size_pct, confidence, "x".into()).with_terms(terms);
+            let bracket = policy.bracket(Side::Sell, price, decision.terms());
             let _ = ledger_core::exits::exit_orders(&bracket, Side::Buy, previous);
             let _ = risk.judge(&RiskInput {
                 decision: &decision, instrument: &spy(), price: Some(price), previous_price: Some(previous),

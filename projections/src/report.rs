@@ -1036,7 +1036,7 @@ mod tests {
     fn start(cash: Decimal) -> Envelope {
         event(
             0,
-            Payload::RunStarted(RunStarted {
+            Payload::RunStarted(Box::new(RunStarted {
                 mode: RunMode::Replay,
                 config_hash: Hash32::ZERO,
                 config: "{}".into(),
@@ -1050,7 +1050,7 @@ mod tests {
                 data_source: "test".into(),
                 starting_cash: cash,
                 kill_switch_tripped: false,
-            }),
+            })),
         )
     }
 

@@ -460,7 +460,7 @@ proptest! {
 // ---- the runs index and the kill switch, case by case ----
 
 fn started(mode: RunMode) -> Payload {
-    Payload::RunStarted(RunStarted {
+    Payload::RunStarted(Box::new(RunStarted {
         mode,
         config_hash: ledger_core::chain::Hash32::ZERO,
         config: "{}".into(),
@@ -474,7 +474,7 @@ fn started(mode: RunMode) -> Payload {
         data_source: "test".into(),
         starting_cash: dec!(1000),
         kill_switch_tripped: false,
-    })
+    }))
 }
 
 fn tick() -> Payload {

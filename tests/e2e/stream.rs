@@ -82,18 +82,14 @@ fn upcast(payload: &Value) -> Value {
             assert!(made.remove(field).is_some(), "schema 1 DecisionMade has {field}");
         }
         // Schema 3: a decision's order terms, none in older schemas.
-        let terms = serde_json::json!({
-            "limit_price": null, "time_in_force": null, "stop_loss": null, "take_profit": null, "trailing_stop_pct": null
-        });
-        made["parsed"].as_object_mut().expect("a parsed decision").insert("terms".into(), terms);
+        made["parsed"].as_object_mut().expect("a parsed decision").insert("terms".into(), Value::Null);
     }
     if let Some(order) = payload.get_mut("OrderSubmitted").and_then(Value::as_object_mut) {
         // Schema 3: a stop price, reduce-only, protection and bracket, none before.
         order.insert("stop_price".into(), Value::Null);
         order.insert("reduce_only".into(), false.into());
         order.insert("protects".into(), Value::Null);
-        let bracket = serde_json::json!({"stop_loss": null, "take_profit": null, "trailing_stop_pct": null});
-        order.insert("bracket".into(), bracket);
+        order.insert("bracket".into(), Value::Null);
     }
     if let Some(started) = payload.get_mut("RunStarted").and_then(Value::as_object_mut) {
         let text = started.remove("decision_provider").expect("schema 1 RunStarted has decision_provider");

@@ -27,7 +27,7 @@ pub fn coid(s: &str) -> ClientOrderId {
 /// examples of variants added later).
 pub fn one_of_each() -> Vec<Payload> {
     vec![
-        Payload::RunStarted(RunStarted {
+        Payload::RunStarted(Box::new(RunStarted {
             mode: RunMode::Replay,
             config_hash: Hash32::digest(b"{}"),
             config: text("{}"),
@@ -41,7 +41,7 @@ pub fn one_of_each() -> Vec<Payload> {
             data_source: text("spy_daily.csv"),
             starting_cash: dec!(100000.00),
             kill_switch_tripped: false,
-        }),
+        })),
         Payload::RunStopped(RunStopped { reason: text("end of data"), skipped_rows: 0 }),
         Payload::MarketTick(MarketTick {
             instrument: inst("SPY"),
@@ -96,7 +96,7 @@ pub fn one_of_each() -> Vec<Payload> {
             stop_price: None,
             reduce_only: false,
             protects: None,
-            bracket: Bracket::default(),
+            bracket: None,
         }),
         Payload::OrderAccepted(OrderAccepted { client_order_id: coid("r1-c7-1") }),
         Payload::OrderRejected(OrderRejected {
@@ -146,7 +146,7 @@ pub fn one_of_each() -> Vec<Payload> {
             stop_price: None,
             reduce_only: false,
             protects: None,
-            bracket: Bracket::default(),
+            bracket: None,
         }),
         // Schema 3 (issue 9's protective exits): a decision with terms, a limit entry
         // carrying its bracket, a stop-loss protecting it, a trailing stop amended.
@@ -154,16 +154,13 @@ pub fn one_of_each() -> Vec<Payload> {
             prompt_sha256: Some(Hash32::digest(b"prompt")),
             prompt: text("prompt"),
             raw_output: text(r#"{"action":"long","stop_loss":96.5}"#),
-            parsed: Decision {
-                terms: OrderTerms {
-                    limit_price: Some(dec!(97.90)),
-                    time_in_force: Some(TimeInForce::Day),
-                    stop_loss: Some(dec!(96.5)),
-                    take_profit: Some(dec!(103)),
-                    trailing_stop_pct: Some(dec!(0.03)),
-                },
-                ..Decision::new(Action::Long, dec!(0.5), dec!(0.7), text("breakout"))
-            },
+            parsed: Decision::new(Action::Long, dec!(0.5), dec!(0.7), text("breakout")).with_terms(OrderTerms {
+                limit_price: Some(dec!(97.90)),
+                time_in_force: Some(TimeInForce::Day),
+                stop_loss: Some(dec!(96.5)),
+                take_profit: Some(dec!(103)),
+                trailing_stop_pct: Some(dec!(0.03)),
+            }),
             parse_status: ParseStatus::Ok,
             latency_us: 812_000,
             tokens_in: 420,
@@ -184,7 +181,8 @@ pub fn one_of_each() -> Vec<Payload> {
                 stop_loss: Some(dec!(96.5)),
                 take_profit: Some(dec!(103)),
                 trailing_stop_pct: Some(dec!(0.03)),
-            },
+            }
+            .boxed(),
         }),
         Payload::OrderSubmitted(OrderSubmitted {
             client_order_id: coid("r1-4"),
@@ -197,7 +195,7 @@ pub fn one_of_each() -> Vec<Payload> {
             stop_price: Some(dec!(96.5)),
             reduce_only: true,
             protects: Some(Protection { entry: coid("r1-3"), kind: ExitKind::StopLoss }),
-            bracket: Bracket::default(),
+            bracket: None,
         }),
         Payload::OrderAmended(OrderAmended {
             client_order_id: coid("r1-5"),
@@ -305,7 +303,7 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
             any_decimal()
         )
             .prop_map(|(config_hash, t, instruments, parent, starting_cash)| {
-                Payload::RunStarted(RunStarted {
+                Payload::RunStarted(Box::new(RunStarted {
                     mode: RunMode::Paper,
                     config_hash,
                     config: t.clone(),
@@ -319,7 +317,7 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     data_source: t,
                     starting_cash,
                     kill_switch_tripped: true,
-                })
+                }))
             }),
         (any_text(), any::<u64>())
             .prop_map(|(reason, skipped_rows)| Payload::RunStopped(RunStopped { reason, skipped_rows })),
@@ -338,16 +336,13 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     prompt_sha256,
                     prompt: t.clone(),
                     raw_output: t.clone(),
-                    parsed: Decision {
-                        terms: OrderTerms {
-                            limit_price: Some(size_pct),
-                            time_in_force: Some(TimeInForce::Ioc),
-                            stop_loss: None,
-                            take_profit: Some(confidence),
-                            trailing_stop_pct: Some(size_pct),
-                        },
-                        ..Decision::new(action, size_pct, confidence, t.clone())
-                    },
+                    parsed: Decision::new(action, size_pct, confidence, t.clone()).with_terms(OrderTerms {
+                        limit_price: Some(size_pct),
+                        time_in_force: Some(TimeInForce::Ioc),
+                        stop_loss: None,
+                        take_profit: Some(confidence),
+                        trailing_stop_pct: Some(size_pct),
+                    }),
                     parse_status: ParseStatus::Invalid(t),
                     latency_us,
                     tokens_in: tokens,
@@ -383,7 +378,8 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     reduce_only,
                     protects: stop_price
                         .map(|p| Protection { entry: client_order_id, kind: ExitKind::TrailingStop(p) }),
-                    bracket: Bracket { stop_loss: limit_price, take_profit: stop_price, trailing_stop_pct: None },
+                    bracket: Bracket { stop_loss: limit_price, take_profit: stop_price, trailing_stop_pct: None }
+                        .boxed(),
                 })
             }),
         any_coid().prop_map(|client_order_id| Payload::OrderAccepted(OrderAccepted { client_order_id })),
