@@ -179,6 +179,10 @@ pub struct AuditRow {
     /// The provider's reason.
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub decision_reason: Text,
+    /// The decision's order terms: `limit_price`, `time_in_force`, `stop_loss`,
+    /// `take_profit` (prices), `trailing_stop_pct` (fraction); left out without any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_terms: Option<TermsView>,
     /// The run or operator event's own fields, or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Detail>,
@@ -382,6 +386,7 @@ impl AuditRow {
             opt(self.size_pct),
             opt(self.confidence),
             self.decision_reason.to_string(),
+            json(&self.decision_terms, self.decision_terms.is_none())?,
             self.parse_status.to_string(),
             self.parse_error.to_string(),
             self.latency_us.to_string(),
@@ -407,6 +412,26 @@ impl AuditRow {
             hex(hash),
         ])
     }
+}
+
+/// Order terms of a decision, or the exits of an entry order; those not given are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TermsView {
+    /// Limit price of the entry, quote currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_price: Option<Dec>,
+    /// Stop-loss price, quote currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_loss: Option<Dec>,
+    /// Take-profit price, quote currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take_profit: Option<Dec>,
+    /// Time in force of the entry: `gtc`, `ioc` or `day`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_in_force: Option<String>,
+    /// Trailing stop distance, a fraction of the best price since entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailing_stop_pct: Option<Dec>,
 }
 
 /// A tick's fields; those the tick does not have are left out.
@@ -471,10 +496,15 @@ pub struct CheckView {
 pub struct OrderView {
     /// Quantity-weighted fill price by the row's end, or null before any fill.
     pub avg_price: Option<Dec>,
+    /// For an entry: the exits placed when it fills (`stop_loss`, `take_profit` prices,
+    /// `trailing_stop_pct` fraction), or null.
+    pub bracket: Option<TermsView>,
     /// The event that caused it (an approved verdict, a kill-switch trip), if any.
     pub cause_seq: Option<u64>,
     /// Our id for the order.
     pub client_order_id: String,
+    /// For a protective exit: `stop_loss`, `take_profit` or `trailing_stop`, or null.
+    pub exit_kind: Option<String>,
     /// Units filled by the row's end.
     pub filled_qty: Dec,
     /// The instrument.
@@ -484,14 +514,19 @@ pub struct OrderView {
     /// `market` or `limit`.
     pub order_type: String,
     /// What it comes from: `verdict` (the row's verdict), `kill_switch` (the row's trip),
-    /// `close_at_end` (no cause: the end of the data), or `other`.
+    /// `protective_exit` (an exit of the entry `protects` names), `close_at_end` (no
+    /// cause: the end of the data), or `other`.
     pub origin: String,
+    /// For a protective exit: the entry order it protects, or null.
+    pub protects: Option<String>,
     /// How much: units, account currency or a fraction of the money available.
     pub qty: Dec,
     /// `units`, `notional` or `equity_fraction`.
     pub qty_unit: String,
     /// Why it was rejected or canceled, else `""`.
     pub reason: String,
+    /// Whether it may only reduce a position (exits).
+    pub reduce_only: bool,
     /// Seq of its `OrderSubmitted`.
     pub seq: u64,
     /// `buy` or `sell`.
@@ -499,6 +534,8 @@ pub struct OrderView {
     /// At the row's end: `submitted`, `accepted`, `partially_filled`, `filled`,
     /// `rejected` or `canceled`.
     pub status: String,
+    /// Stop (trigger) price of a stop order, quote currency, or null.
+    pub stop_price: Option<Dec>,
     /// `gtc`, `ioc` or `day`.
     pub tif: String,
 }
@@ -512,8 +549,10 @@ pub struct OrderUpdate {
     pub reason: String,
     /// Seq of the report.
     pub seq: u64,
-    /// `accepted`, `rejected` or `canceled`.
+    /// `accepted`, `rejected`, `canceled` or `amended` (a trailing stop moved).
     pub status: String,
+    /// For `amended`: the new stop price, quote currency, or null.
+    pub stop_price: Option<Dec>,
 }
 
 /// A fill.
@@ -610,6 +649,7 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("size_pct", ColumnType::String),
     ("confidence", ColumnType::String),
     ("decision_reason", ColumnType::String),
+    ("decision_terms", ColumnType::Json),
     ("parse_status", ColumnType::String),
     ("parse_error", ColumnType::String),
     ("latency_us", ColumnType::Integer),
@@ -850,6 +890,7 @@ impl AuditFold {
             size_pct: None,
             confidence: None,
             decision_reason: Text::from(""),
+            decision_terms: None,
             parse_status: Cow::Borrowed(""),
             parse_error: Text::from(""),
             latency_us: 0,
@@ -1014,6 +1055,14 @@ impl AuditFold {
                 row.size_pct = Some(dec(made.parsed.size_pct));
                 row.confidence = Some(dec(made.parsed.confidence));
                 row.decision_reason = made.parsed.reason.clone();
+                let terms = made.parsed.terms();
+                row.decision_terms = (!terms.is_empty()).then(|| TermsView {
+                    limit_price: terms.limit_price.map(dec),
+                    stop_loss: terms.stop_loss.map(dec),
+                    take_profit: terms.take_profit.map(dec),
+                    time_in_force: terms.time_in_force.as_ref().map(debug_snake),
+                    trailing_stop_pct: terms.trailing_stop_pct.map(dec),
+                });
                 (row.parse_status, row.parse_error) = match &made.parse_status {
                     ParseStatus::Ok => (Cow::Borrowed("ok"), Text::from("")),
                     ParseStatus::Invalid(why) => (Cow::Borrowed("invalid"), why.clone()),
@@ -1046,6 +1095,7 @@ impl AuditFold {
                     OrderQty::EquityFraction(q) => (q, "equity_fraction"),
                 };
                 let origin = match event.causation_seq {
+                    _ if order.protects.is_some() => "protective_exit",
                     None => "close_at_end",
                     Some(cause) if row.kill_switch.as_ref().is_some_and(|t| t.seq == cause.get()) => "kill_switch",
                     Some(cause) if row.verdict_seq == cause.get() => "verdict",
@@ -1063,6 +1113,16 @@ impl AuditFold {
                     qty_unit: qty_unit.into(),
                     order_type: debug_snake(&order.order_type),
                     limit_price: order.limit_price.map(dec),
+                    stop_price: order.stop_price.map(dec),
+                    reduce_only: order.reduce_only,
+                    protects: order.protects.as_ref().map(|p| p.entry.to_string()),
+                    exit_kind: order.protects.as_ref().map(|p| p.kind.name().to_string()),
+                    bracket: order.bracket.as_deref().map(|b| TermsView {
+                        stop_loss: b.stop_loss.map(dec),
+                        take_profit: b.take_profit.map(dec),
+                        trailing_stop_pct: b.trailing_stop_pct.map(dec),
+                        ..TermsView::default()
+                    }),
                     tif: debug_snake(&order.tif),
                     status: "submitted".into(),
                     reason: String::new(),
@@ -1075,13 +1135,17 @@ impl AuditFold {
                 );
             }
             Payload::OrderAccepted(accepted) => {
-                self.update(event.seq, accepted.client_order_id, "accepted", "", false);
+                self.update(event.seq, accepted.client_order_id, "accepted", "", None);
             }
             Payload::OrderRejected(rejected) => {
-                self.update(event.seq, rejected.client_order_id, "rejected", &rejected.reason, true);
+                self.update(event.seq, rejected.client_order_id, "rejected", &rejected.reason, None);
             }
             Payload::OrderCanceled(canceled) => {
-                self.update(event.seq, canceled.client_order_id, "canceled", &canceled.reason, true);
+                self.update(event.seq, canceled.client_order_id, "canceled", &canceled.reason, None);
+            }
+            Payload::OrderAmended(amended) => {
+                let stop = Some(dec(amended.stop_price));
+                self.update(event.seq, amended.client_order_id, "amended", &amended.reason, stop);
             }
             Payload::OrderFilled(fill) => {
                 if event.run_id == self.state.run {
@@ -1137,17 +1201,21 @@ impl AuditFold {
         }
     }
 
-    fn update(&mut self, seq: Seq, order: ClientOrderId, status: &str, reason: &str, terminal: bool) {
+    fn update(&mut self, seq: Seq, order: ClientOrderId, status: &str, reason: &str, stop_price: Option<Dec>) {
         let Some(row) = self.open.as_mut() else { return };
         row.order_updates.push(OrderUpdate {
             client_order_id: order.to_string(),
             seq: seq.get(),
             status: status.into(),
             reason: reason.into(),
+            stop_price,
         });
+        let terminal = matches!(status, "rejected" | "canceled");
         if let Some(&at) = self.open_orders.get(&order) {
             let view = &mut row.orders[at];
-            if !matches!(view.status.as_str(), "filled" | "partially_filled") || terminal {
+            if stop_price.is_some() {
+                view.stop_price = stop_price;
+            } else if !matches!(view.status.as_str(), "filled" | "partially_filled") || terminal {
                 view.status = status.into();
                 view.reason = reason.into();
             }

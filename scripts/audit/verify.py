@@ -457,9 +457,10 @@ def check_rows(folder, manifest, fail):
                 (origin == "verdict" and row.get("verdict") == "approved" and cause is not None and cause == row.get("verdict_seq"))
                 or (origin == "kill_switch" and cause is not None and cause == trip)
                 or (origin == "close_at_end" and cause is None)
+                or (origin == "protective_exit" and order.get("protects") in known)
             )
             if not ok:
-                fail("%s: order %s does not follow an approved verdict, a kill-switch trip or the close at the end" % (at, order.get("client_order_id")))
+                fail("%s: order %s does not follow an approved verdict, a kill-switch trip, an entry it protects or the close at the end" % (at, order.get("client_order_id")))
             known.add(order.get("client_order_id"))
         for fill in row.get("fills", []):
             if fill.get("client_order_id") not in known:

@@ -559,3 +559,50 @@ fn requests_that_cannot_be_met_are_refused_with_exit_2() {
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("is not empty"), "{}", run.stderr);
 }
+
+#[test]
+fn protective_exits_appear_with_their_reasons() {
+    let ledger = small_ledger_with_exits();
+    let out = ledger.dir.path().join("export");
+    ledger.ok(&["audit", "export", "--run", "1", "--format", "csv", "--out", out.to_str().unwrap()]);
+    let text = String::from_utf8(read(&out, "rows.csv")).unwrap();
+    // TC0: an entry carries its bracket; its exits name it, their kind and their stop.
+    assert!(text.contains(r#"""bracket"":{""stop_loss"":"#), "no bracket on the entry");
+    assert!(text.contains(r#"""exit_kind"":""stop_loss"""#), "no stop-loss exit");
+    assert!(text.contains(r#"""exit_kind"":""trailing_stop"""#), "no trailing stop");
+    assert!(text.contains(r#"""origin"":""protective_exit"",""protects"":""r1-1"""#), "no exit of r1-1");
+    // TC1: a trailing stop moved, with its reason and new stop.
+    assert!(text.contains(r#"""reason"":""trailing 0.02 from the best price"#), "no amended trailing stop");
+    assert!(text.contains(r#"""status"":""amended"",""stop_price"":"#), "no amended stop price");
+    // TC2: the other exits canceled when one filled, saying why.
+    assert!(text.contains("one-cancels-other"), "no one-cancels-other cancel");
+    let ok = ledger.run(&["audit", "verify", out.to_str().unwrap()]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    if let Some(py) = python_verify(&[out.to_str().unwrap()]) {
+        assert_eq!(py.code, 0, "{}{}", py.stdout, py.stderr);
+    }
+}
+
+/// The small ledger's backtest with a stop-loss, a take-profit and a trailing stop on
+/// every entry.
+fn small_ledger_with_exits() -> Ledger {
+    let ledger = Ledger::new();
+    ledger.ok(&[
+        "replay",
+        "--data",
+        "fixtures/spy-daily-1998-q1.csv",
+        "--strategy",
+        "sma-cross",
+        "--param",
+        "fast=2",
+        "--param",
+        "slow=5",
+        "--stop-loss-pct",
+        "0.02",
+        "--take-profit-pct",
+        "0.03",
+        "--trailing-stop-pct",
+        "0.02",
+    ]);
+    ledger
+}

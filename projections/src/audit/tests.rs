@@ -54,7 +54,7 @@ fn text(s: &str) -> Text {
 }
 
 fn started() -> Payload {
-    Payload::RunStarted(RunStarted {
+    Payload::RunStarted(Box::new(RunStarted {
         mode: RunMode::Paper,
         config_hash: ledger_core::chain::Hash32::digest(b"config"),
         config: text("{}"),
@@ -68,7 +68,7 @@ fn started() -> Payload {
         data_source: text("d.csv"),
         starting_cash: dec!(1000),
         kill_switch_tripped: false,
-    })
+    }))
 }
 
 fn tick(close: Decimal) -> Payload {
@@ -90,7 +90,7 @@ fn decision(action: Action, confidence: Decimal, reason: &str) -> Payload {
         prompt_sha256: None,
         prompt: text(""),
         raw_output: text(""),
-        parsed: Decision { action, size_pct: dec!(0.5), confidence, reason: text(reason) },
+        parsed: Decision::new(action, dec!(0.5), confidence, text(reason)),
         parse_status: ParseStatus::Ok,
         latency_us: 0,
         tokens_in: 0,
@@ -120,6 +120,10 @@ fn order(id: &str, side: Side, qty: Decimal) -> Payload {
         order_type: OrderType::Market,
         limit_price: None,
         tif: TimeInForce::Gtc,
+        stop_price: None,
+        reduce_only: false,
+        protects: None,
+        bracket: None,
     })
 }
 
@@ -244,12 +248,14 @@ fn columns_are_the_row_fields_in_the_documented_order() {
     (row.verdict_reason, row.verdict, row.action, row.size_pct) =
         ("h".into(), "i".into(), "j".into(), Some(Dec(dec!(1))));
     (row.confidence, row.decision_reason, row.parse_status) = (Some(Dec(dec!(1))), "m".into(), "n".into());
+    row.decision_terms = Some(TermsView { stop_loss: Some(Dec(dec!(9))), ..TermsView::default() });
     row.checks.push(CheckView { id: "x".into(), value: Dec(dec!(1)), limit: Dec(dec!(2)), passed: true });
     row.order_updates.push(OrderUpdate {
         client_order_id: "o".into(),
         seq: 1,
         status: "accepted".into(),
         reason: "".into(),
+        stop_price: None,
     });
     row.prev_row_hash = "0".repeat(64);
     let serde_json::Value::Object(fields) = serde_json::to_value(&row).expect("a row serializes") else {

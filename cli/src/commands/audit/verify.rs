@@ -317,11 +317,12 @@ impl RowCheck {
                 "verdict" => row.verdict == "approved" && order.cause_seq.is_some_and(|c| c == row.verdict_seq),
                 "kill_switch" => order.cause_seq.is_some() && order.cause_seq == trip_seq,
                 "close_at_end" => order.cause_seq.is_none(),
+                "protective_exit" => order.protects.as_ref().is_some_and(|entry| self.known_orders.contains(entry)),
                 _ => false,
             };
             if !ok {
                 report.fail(format!(
-                    "{at}: order {} does not follow an approved verdict, a kill-switch trip or the close at the end",
+                    "{at}: order {} does not follow an approved verdict, a kill-switch trip, an entry it protects or the close at the end",
                     describe::safe(&order.client_order_id)
                 ));
             }
