@@ -43,6 +43,9 @@ pub const DEFAULT_STREAM: &str = "LEDGER";
 /// Most publishes awaiting their acknowledgement at once (async-nats stops sending
 /// after about 5,000 unawaited acks; the window is awaited well before that).
 pub const ACK_WINDOW: usize = 1_000;
+/// Events a follower folds between two checkpoints at most (its consumer lets five
+/// times as many wait for their acknowledgement).
+pub const CHECKPOINT_EVENTS: usize = 10_000;
 /// The stream's duplicate window: how long the server remembers a `Nats-Msg-Id`.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long one request or acknowledgement is awaited.
@@ -227,11 +230,8 @@ impl NatsLink {
     /// [`NatsError::Unavailable`] naming the URL.
     pub fn connect(options: &NatsOptions, wait: bool) -> Result<NatsLink, NatsError> {
         let url = options.display_url();
-        let unavailable = |what: &str, message: String| NatsError::Unavailable {
-            url: url.clone(),
-            what: what.to_string(),
-            message,
-        };
+        let unavailable =
+            |what: &str, message: String| NatsError::Unavailable { url: url.clone(), what: what.to_string(), message };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("ledger-nats")
@@ -246,9 +246,10 @@ impl NatsLink {
                 .max_reconnects(None)
                 .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(1_000)));
             if let Some(path) = &options.creds_file {
-                connect = connect.credentials_file(path).await.map_err(|e| {
-                    unavailable("reading the credentials file", format!("{}: {e}", path.display()))
-                })?;
+                connect = connect
+                    .credentials_file(path)
+                    .await
+                    .map_err(|e| unavailable("reading the credentials file", format!("{}: {e}", path.display())))?;
             }
             if let Some(token) = &options.token {
                 connect = connect.token(token.clone());
@@ -267,6 +268,8 @@ impl NatsLink {
                 .map_err(|e| unavailable("reading the URL", e.to_string()))?;
             connect.connect(addresses).await.map_err(|e| unavailable("connecting", e.to_string()))
         })?;
+        // The context starts its acknowledgement task on the runtime.
+        let _entered = runtime.enter();
         let js = jetstream::ContextBuilder::new()
             .timeout(REQUEST_TIMEOUT)
             .max_ack_inflight(ACK_WINDOW * 2)
@@ -371,7 +374,10 @@ impl NatsLink {
         let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
         let ledger_seq = header("Ledger-Seq").and_then(|s| s.parse::<u64>().ok());
         if ledger_seq != Some(seq.get()) {
-            return Err(self.chain_error(seq, format!("its Ledger-Seq header is {ledger_seq:?}: the stream is out of step with the ledger")));
+            return Err(self.chain_error(
+                seq,
+                format!("its Ledger-Seq header is {ledger_seq:?}: the stream is out of step with the ledger"),
+            ));
         }
         let msg_id = header("Nats-Msg-Id").unwrap_or_default();
         let Some((ledger_id, id_seq)) = msg_id.rsplit_once(':') else {
@@ -503,7 +509,8 @@ impl NatsLink {
         self.runtime.block_on(async {
             let mut stream =
                 self.js.get_stream(&name).await.map_err(|e| self.unavailable(format!("opening stream {name}"), e))?;
-            let last = stream.info().await.map_err(|e| self.unavailable(format!("stream {name}"), e))?.state.last_sequence;
+            let last =
+                stream.info().await.map_err(|e| self.unavailable(format!("stream {name}"), e))?.state.last_sequence;
             if last == 0 {
                 return Ok(Seq::ZERO);
             }
@@ -537,9 +544,9 @@ impl NatsLink {
     /// not there, acknowledging all up to a message at once), from the start for a new
     /// consumer. Events at or before `covers` (already folded) are skipped; the next
     /// must be `covers + 1` and chain from `hash`. `visit` is called with each event;
-    /// `checkpoint` after a pause or every [`ACK_WINDOW`] events: once it returns, the
-    /// events so far are acknowledged. Stops when `visit` or `checkpoint` says so, or
-    /// after `idle` without a message.
+    /// `checkpoint` after a pause or every [`CHECKPOINT_EVENTS`] events: once it
+    /// returns, the events so far are acknowledged. Stops when `visit` or `checkpoint`
+    /// says so, when `stop` is set, or after `idle` without a message.
     ///
     /// # Errors
     /// [`NatsError::Chain`] naming the first seq that does not check out (a gap, a bad
@@ -550,6 +557,7 @@ impl NatsLink {
         covers: Seq,
         hash: Hash32,
         idle: Option<Duration>,
+        stop: &std::sync::atomic::AtomicBool,
         visit: &mut dyn FnMut(StreamEvent) -> Result<ControlFlow<()>, NatsError>,
         checkpoint: &mut dyn FnMut() -> Result<ControlFlow<()>, NatsError>,
     ) -> Result<(), NatsError> {
@@ -561,7 +569,7 @@ impl NatsLink {
                 durable_name: Some(durable.to_string()),
                 ack_policy: consumer::AckPolicy::All,
                 deliver_policy: consumer::DeliverPolicy::All,
-                max_ack_pending: (ACK_WINDOW * 10) as i64,
+                max_ack_pending: (CHECKPOINT_EVENTS * 5) as i64,
                 ..Default::default()
             };
             let consumer: consumer::PullConsumer = stream
@@ -589,12 +597,14 @@ impl NatsLink {
                         tracing::warn!(error = %e, "following consumer {durable}: retrying");
                         None
                     }
-                    Ok(None) => return Err(self.unavailable(format!("following consumer {durable}"), "the stream ended")),
+                    Ok(None) => {
+                        return Err(self.unavailable(format!("following consumer {durable}"), "the stream ended"))
+                    }
                     Err(_) => None,
                 };
-                let mut stop = false;
+                let mut stop = stop.load(std::sync::atomic::Ordering::Relaxed);
                 let arrived = message.is_some();
-                if let Some(message) = message {
+                if let (false, Some(message)) = (stop, message) {
                     last_message = std::time::Instant::now();
                     let seq = message_seq(&message);
                     if seq.is_some_and(|s| s <= checker.covers) {
@@ -607,11 +617,14 @@ impl NatsLink {
                     stop = visit(event)?.is_break();
                 }
                 let quiet = !arrived;
-                if stop || (quiet && unacked.is_some()) || since_checkpoint >= ACK_WINDOW {
+                if stop || (quiet && unacked.is_some()) || since_checkpoint >= CHECKPOINT_EVENTS {
                     let done = checkpoint()?.is_break();
                     if let Some(message) = unacked.take() {
                         message.double_ack().await.map_err(|e| {
-                            self.unavailable(format!("acknowledging through seq {} on consumer {durable}", checker.covers), e)
+                            self.unavailable(
+                                format!("acknowledging through seq {} on consumer {durable}", checker.covers),
+                                e,
+                            )
                         })?;
                     }
                     since_checkpoint = 0;
@@ -650,7 +663,8 @@ impl<'a> ChainCheck<'a> {
         let expected = self.covers.next();
         let empty = HeaderMap::new();
         let headers = message.headers.as_ref().unwrap_or(&empty);
-        let seq = message_seq_of(headers).ok_or_else(|| self.link.chain_error(expected, "a message without a Ledger-Seq header"))?;
+        let seq = message_seq_of(headers)
+            .ok_or_else(|| self.link.chain_error(expected, "a message without a Ledger-Seq header"))?;
         if seq != expected {
             return Err(self.link.chain_error(expected, format!("missing: the next message is seq {seq}")));
         }
@@ -671,7 +685,8 @@ impl<'a> ChainCheck<'a> {
         if header_hash != frame.stored_hash {
             return Err(self.link.chain_error(seq, "its Ledger-Hash header differs from its record's hash"));
         }
-        let event = codec::decode_record(seq, &self.hash, &record).map_err(|e| self.link.chain_error(seq, e.to_string()))?;
+        let event =
+            codec::decode_record(seq, &self.hash, &record).map_err(|e| self.link.chain_error(seq, e.to_string()))?;
         self.covers = seq;
         self.hash = frame.stored_hash;
         Ok(StreamEvent { ledger_id, record, event })

@@ -702,9 +702,8 @@ impl OutboxMark {
             let bytes = h.outbox.get(OUTBOX_ACKED).map_err(|e| sled_error("reading the outbox", e))?;
             match bytes {
                 None => Ok(Seq::ZERO),
-                Some(bytes) => {
-                    codec::decode_meta::<Seq>(&bytes).map_err(|source| LogError::Codec { seq: Seq::ZERO, error: source })
-                }
+                Some(bytes) => codec::decode_meta::<Seq>(&bytes)
+                    .map_err(|source| LogError::Codec { seq: Seq::ZERO, error: source }),
             }
         })
     }
