@@ -34,7 +34,7 @@ use ledger_core::chain::Hash32;
 use ledger_core::codec;
 use ledger_core::event::{Envelope, Payload};
 use ledger_core::ids::Seq;
-use ledger_core::log::{LogError, RecordSource};
+use ledger_core::log::{Head, LogError, RecordSource};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -323,11 +323,23 @@ impl NatsLink {
             ..Default::default()
         };
         let info = self.runtime.block_on(async {
-            let mut stream = self
-                .js
-                .get_or_create_stream(config)
-                .await
-                .map_err(|e| self.unavailable(format!("creating or opening stream {name}"), e))?;
+            let mut stream = self.js.get_or_create_stream(config).await.map_err(|e| {
+                use jetstream::context::CreateStreamErrorKind as Kind;
+                use jetstream::ErrorCode;
+                match e.kind() {
+                    // What no retry mends: the configuration is refused.
+                    Kind::EmptyStreamName | Kind::InvalidStreamName => self.stream_error(e.to_string()),
+                    Kind::JetStream(js)
+                        if [ErrorCode::STREAM_SUBJECT_OVERLAP, ErrorCode::STREAM_NAME_EXIST]
+                            .contains(&js.error_code()) =>
+                    {
+                        self.stream_error(format!(
+                            "{e} (a server holds one ledger's stream on subjects ledger.>; use another server or account)"
+                        ))
+                    }
+                    _ => self.unavailable(format!("creating or opening stream {name}"), e),
+                }
+            })?;
             stream.info().await.map(|i| i.config.clone()).map_err(|e| self.unavailable(format!("stream {name}"), e))
         })?;
         if info.subjects != ["ledger.>"] {
@@ -540,10 +552,11 @@ impl NatsLink {
         })
     }
 
-    /// Follows the stream with the durable pull consumer `durable` (created if it is
-    /// not there, acknowledging all up to a message at once), from the start for a new
-    /// consumer. Events at or before `covers` (already folded) are skipped; the next
-    /// must be `covers + 1` and chain from `hash`. `visit` is called with each event;
+    /// Follows the stream with the durable pull consumer `durable` (acknowledging all up
+    /// to a message at once), after `folded` (the last event folded already, its seq
+    /// `covers`): the consumer is created at `covers + 1` when it is not there or its
+    /// acknowledgements disagree with `covers` (see the body). Events at or before
+    /// `covers` are skipped; the next must be `covers + 1` and chain from its hash. `visit` is called with each event;
     /// `checkpoint` after a pause or every [`CHECKPOINT_EVENTS`] events: once it
     /// returns, the events so far are acknowledged. Stops when `visit` or `checkpoint`
     /// says so, when `stop` is set, or after `idle` without a message.
@@ -554,24 +567,47 @@ impl NatsLink {
     pub fn follow(
         &self,
         durable: &str,
-        covers: Seq,
-        hash: Hash32,
+        folded: Head,
         idle: Option<Duration>,
         stop: &std::sync::atomic::AtomicBool,
         visit: &mut dyn FnMut(StreamEvent) -> Result<ControlFlow<()>, NatsError>,
         checkpoint: &mut dyn FnMut() -> Result<ControlFlow<()>, NatsError>,
     ) -> Result<(), NatsError> {
         let name = self.options.stream.clone();
+        let (covers, hash) = (folded.seq, folded.hash);
         self.runtime.block_on(async {
             let stream =
                 self.js.get_stream(&name).await.map_err(|e| self.unavailable(format!("opening stream {name}"), e))?;
+            let deliver_policy = match covers.get() {
+                0 => consumer::DeliverPolicy::All,
+                covered => consumer::DeliverPolicy::ByStartSequence { start_sequence: covered + 1 },
+            };
             let config = consumer::pull::Config {
                 durable_name: Some(durable.to_string()),
                 ack_policy: consumer::AckPolicy::All,
-                deliver_policy: consumer::DeliverPolicy::All,
+                deliver_policy,
                 max_ack_pending: (CHECKPOINT_EVENTS * 5) as i64,
                 ..Default::default()
             };
+            // The follower's saved state is what it has folded, and it acknowledges only
+            // what is saved: a consumer whose acknowledgements are elsewhere (messages
+            // delivered to a process that stopped, which the server would redeliver only
+            // after its ack wait, or a state file older than the consumer) is made again
+            // from the state's next seq.
+            if let Ok(mut existing) = stream.get_consumer::<consumer::pull::Config>(durable).await {
+                let info = existing
+                    .info()
+                    .await
+                    .map_err(|e| self.unavailable(format!("reading consumer {durable} on stream {name}"), e))?;
+                let (floor, delivered) = (info.ack_floor.stream_sequence, info.delivered.stream_sequence);
+                if floor != covers.get() || delivered != floor {
+                    tracing::info!(durable, acked = floor, delivered, covers = %covers, "repositioning the consumer at the projection's state");
+                    stream
+                        .delete_consumer(durable)
+                        .await
+                        .map_err(|e| self.unavailable(format!("repositioning consumer {durable} on stream {name}"), e))?;
+                }
+            }
             let consumer: consumer::PullConsumer = stream
                 .get_or_create_consumer(durable, config)
                 .await

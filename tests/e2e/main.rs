@@ -10,6 +10,7 @@ mod crash;
 mod errors;
 mod formats;
 mod ledger;
+mod nats;
 mod parity;
 mod rebuild;
 mod results;

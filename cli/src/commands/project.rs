@@ -21,6 +21,7 @@ use ledger_adapters::nats::{NatsLink, NatsOptions};
 use ledger_core::chain::Hash32;
 use ledger_core::codec;
 use ledger_core::ids::{RunId, Seq};
+use ledger_core::log::Head;
 use ledger_core::time::Clock;
 use ledger_projections::kill_switch::KillSwitchFold;
 use ledger_projections::report::ReportFold;
@@ -94,8 +95,7 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
     let shared = std::cell::RefCell::new(&mut state);
     let result = link.follow(
         &args.durable,
-        start_covers,
-        start_hash,
+        Head { seq: start_covers, hash: start_hash },
         args.idle.map(Into::into),
         &stop,
         &mut |incoming| {
