@@ -213,12 +213,27 @@ pub struct NatsLink {
     url: String,
 }
 
-/// A message ready to go: subject, headers, payload, and its ledger seq.
-struct Outgoing {
-    seq: Seq,
-    subject: String,
-    headers: HeaderMap,
-    payload: Vec<u8>,
+/// Tells whether a [`NatsLink`]'s client is connected now (it reconnects by itself).
+#[derive(Clone)]
+pub struct ConnectionWatch(async_nats::Client);
+
+impl ConnectionWatch {
+    /// Whether the client is connected now.
+    pub fn is_connected(&self) -> bool {
+        self.0.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// A message ready to go: its ledger seq, subject, headers and JSON payload.
+pub struct Outgoing {
+    /// The event's seq.
+    pub seq: Seq,
+    /// `ledger.<run_id>.<event_kind>`.
+    pub subject: String,
+    /// `Nats-Msg-Id`, `Ledger-Seq`, `Ledger-Hash`, `Ledger-Prev-Hash`, `Content-Type`.
+    pub headers: HeaderMap,
+    /// The [`WireEvent`] as JSON.
+    pub payload: Vec<u8>,
 }
 
 impl NatsLink {
@@ -290,7 +305,12 @@ impl NatsLink {
 
     /// Whether the client is connected now.
     pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
+        self.watch().is_connected()
+    }
+
+    /// A handle that tells whether the client is connected, from any thread.
+    pub fn watch(&self) -> ConnectionWatch {
+        ConnectionWatch(self.client.clone())
     }
 
     fn unavailable(&self, what: impl Into<String>, error: impl std::fmt::Display) -> NatsError {
@@ -576,8 +596,25 @@ impl NatsLink {
         let name = self.options.stream.clone();
         let (covers, hash) = (folded.seq, folded.hash);
         self.runtime.block_on(async {
-            let stream =
-                self.js.get_stream(&name).await.map_err(|e| self.unavailable(format!("opening stream {name}"), e))?;
+            // A follower may start before the ledger publishes: it waits for the stream.
+            let mut told = false;
+            let stream = loop {
+                use jetstream::context::GetStreamErrorKind as Kind;
+                match self.js.get_stream(&name).await {
+                    Ok(stream) => break stream,
+                    Err(e) if matches!(e.kind(), Kind::JetStream(js) if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+                        if !told {
+                            tracing::info!(stream = %name, url = %self.url, "waiting for the stream to be created");
+                            told = true;
+                        }
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => return Err(self.unavailable(format!("opening stream {name}"), e)),
+                }
+            };
             let deliver_policy = match covers.get() {
                 0 => consumer::DeliverPolicy::All,
                 covered => consumer::DeliverPolicy::ByStartSequence { start_sequence: covered + 1 },
@@ -792,11 +829,12 @@ fn read_window(
     failure.map_or(Ok(prev), Err)
 }
 
-/// The message of the record at `seq` (chained from `prev`), and its hash.
+/// The message of the record `bytes` at `seq` of the ledger `ledger_id` (chained from
+/// `prev`), and the record's hash.
 ///
 /// # Errors
 /// The record does not check out against the chain or does not decode.
-fn outgoing(ledger_id: &str, seq: Seq, prev: &Hash32, bytes: &[u8]) -> Result<(Outgoing, Hash32), NatsError> {
+pub fn outgoing(ledger_id: &str, seq: Seq, prev: &Hash32, bytes: &[u8]) -> Result<(Outgoing, Hash32), NatsError> {
     let frame = codec::frame(bytes).map_err(|error| LogError::Codec { seq, error })?;
     let linked = frame.stored_prev_hash.is_none_or(|stored| stored == *prev);
     if !linked || frame.computed_hash(seq, prev) != frame.stored_hash {

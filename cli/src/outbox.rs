@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ledger_adapters::nats::{NatsLink, NatsOptions};
+use ledger_adapters::nats::{ConnectionWatch, NatsLink, NatsOptions};
 use ledger_adapters::sled_log::OutboxMark;
 use ledger_core::ids::Seq;
 use ledger_core::log::RecordSource;
@@ -39,6 +39,8 @@ struct Shared {
     moved: Condvar,
     stopping: AtomicBool,
     status: Mutex<OutboxStatus>,
+    /// The client's connection, once there is one.
+    connection: Mutex<Option<ConnectionWatch>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,6 +80,7 @@ impl NatsOutbox {
             moved: Condvar::new(),
             stopping: AtomicBool::new(false),
             status: Mutex::new(status),
+            connection: Mutex::new(None),
         });
         let worker = Worker { shared: Arc::clone(&shared), options, ledger_id, reader, mark, acked };
         let thread = std::thread::Builder::new().name("ledger-outbox".into()).spawn(move || worker.run());
@@ -100,9 +103,14 @@ impl NatsOutbox {
         }
     }
 
-    /// The outbox's state now.
+    /// The outbox's state now (`connected` as the client is now: an outage shows before
+    /// the publishes it stops have timed out).
     pub fn status(&self) -> OutboxStatus {
-        lock(&self.shared.status).clone()
+        let mut status = lock(&self.shared.status).clone();
+        if let Some(watch) = lock(&self.shared.connection).as_ref() {
+            status.connected &= watch.is_connected();
+        }
+        status
     }
 
     /// The session is over, durable through `durable`: waits up to `patience` for the
@@ -199,7 +207,10 @@ impl Worker {
             }
             let Some(nats) = link.as_ref() else {
                 match NatsLink::connect(&self.options, true) {
-                    Ok(connected) => link = Some(connected),
+                    Ok(connected) => {
+                        *lock(&self.shared.connection) = Some(connected.watch());
+                        link = Some(connected);
+                    }
                     Err(error) => self.failed(&error, &mut backoff),
                 }
                 continue;
