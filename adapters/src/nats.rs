@@ -876,3 +876,72 @@ pub fn encode(ledger_id: &str, event: &Envelope, record: &[u8]) -> Result<(Strin
     let payload = serde_json::to_vec(&wire).map_err(|e| codec::CodecError::Encode(e.to_string()))?;
     Ok((subject(event), payload))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::event::{EventDraft, RunStopped};
+    use ledger_core::ids::{CycleId, RunId};
+    use ledger_core::log::{EventLog, MemLog};
+    use ledger_core::time::TimestampNs;
+
+    #[test]
+    fn display_url_leaves_credentials_out() {
+        let cases = [
+            // TC0: nothing to hide.
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            // TC1: user and password.
+            ("nats://alice:s3cret@nats.internal:4222", "nats://nats.internal:4222"),
+            // TC2: a token without a scheme, and a second server.
+            ("tok@a:4222,tls://b:4222", "a:4222,tls://b:4222"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(NatsOptions::from_env(url, DEFAULT_STREAM, 1).display_url(), shown, "{url}");
+        }
+    }
+
+    fn ledger(n: usize) -> MemLog {
+        let mut log = MemLog::new();
+        let drafts = (0..n)
+            .map(|i| EventDraft {
+                run_id: RunId::new(2),
+                cycle_id: CycleId::new(i as u64),
+                causation_seq: None,
+                ts_event: TimestampNs::from_nanos(1_000 + i as i64),
+                ts_recorded: TimestampNs::from_nanos(2_000 + i as i64),
+                payload: Payload::RunStopped(RunStopped { reason: "x".into(), skipped_rows: 0 }),
+            })
+            .collect();
+        log.append(&mut { drafts }).unwrap();
+        log
+    }
+
+    #[test]
+    fn a_message_carries_its_record_and_the_chain_checks_out_from_it() {
+        let log = ledger(3);
+        let mut window = Vec::new();
+        let head = read_window("abc", &log, Seq::new(1), Seq::new(3), Hash32::ZERO, &mut window).unwrap();
+        assert_eq!(head, log.head().hash);
+        assert_eq!(window.iter().map(|m| m.seq.get()).collect::<Vec<_>>(), [1, 2, 3]);
+        let second = &window[1];
+        assert_eq!(second.subject, "ledger.2.RunStopped");
+        assert_eq!(second.headers.get("Nats-Msg-Id").map(|v| v.as_str()), Some("abc:2"));
+        let json: serde_json::Value = serde_json::from_slice(&second.payload).unwrap();
+        assert_eq!(json["ts_recorded_ns"], 2_001);
+        assert_eq!(json["payload"]["RunStopped"]["reason"], "x");
+        // The record in the message recomputes the hash from the previous one.
+        let record = base64::engine::general_purpose::STANDARD.decode(json["record"].as_str().unwrap()).unwrap();
+        let prev = Hash32::from_hex(json["prev_hash"].as_str().unwrap()).unwrap();
+        let frame = codec::frame(&record).unwrap();
+        assert_eq!(frame.computed_hash(Seq::new(2), &prev).to_hex(), json["hash"]);
+        // TC1: a window chained from the wrong hash is refused, naming the seq.
+        let mut again = Vec::new();
+        let refused = read_window("abc", &log, Seq::new(2), Seq::new(3), Hash32::ZERO, &mut again);
+        assert!(matches!(refused, Err(NatsError::Log(LogError::HashMismatch { seq })) if seq == Seq::new(2)));
+        // TC2: a window stops at `through` and at the first missing seq's predecessor.
+        let mut short = Vec::new();
+        read_window("abc", &log, Seq::new(1), Seq::new(2), Hash32::ZERO, &mut short).unwrap();
+        assert_eq!(short.len(), 2);
+        assert_eq!(previous_hash(&log, Seq::new(3)).unwrap(), frame.stored_hash);
+    }
+}

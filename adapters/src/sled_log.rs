@@ -820,3 +820,61 @@ mod tests {
         assert_eq!(os_error(Error::other("Os { code: x")).to_string(), "Os { code: x");
     }
 }
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+    use ledger_core::event::{Payload, RunStopped};
+    use ledger_core::ids::{CycleId, RunId};
+    use ledger_core::log::MemLog;
+    use ledger_core::time::TimestampNs;
+
+    fn records(n: usize) -> (Vec<Vec<u8>>, Head) {
+        let mut log = MemLog::new();
+        let drafts = (0..n)
+            .map(|i| EventDraft {
+                run_id: RunId::new(1),
+                cycle_id: CycleId::new(i as u64),
+                causation_seq: None,
+                ts_event: TimestampNs::from_nanos(i as i64),
+                ts_recorded: TimestampNs::from_nanos(i as i64),
+                payload: Payload::RunStopped(RunStopped { reason: "x".into(), skipped_rows: 0 }),
+            })
+            .collect();
+        log.append(&mut { drafts }).unwrap();
+        let mut out = Vec::new();
+        log.visit_records(Seq::new(1), &mut |_, r| {
+            out.push(r.to_vec());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        (out, log.head())
+    }
+
+    #[test]
+    fn stored_records_append_byte_for_byte_and_a_bad_one_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut records, head) = records(5);
+        let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+        let id = log.ledger_id().unwrap();
+        assert_eq!(id.len(), 32);
+        // TC0: the first two, then the rest: the head is the original's.
+        log.append_stored(&records[..2]).unwrap();
+        // TC1: a changed byte in the next batch refuses it whole, naming its seq.
+        let last = records[4].len() - 40;
+        records[4][last] ^= 1;
+        let refused = log.append_stored(&records[2..]);
+        assert!(matches!(refused, Err(LogError::HashMismatch { seq }) if seq == Seq::new(5)), "{refused:?}");
+        assert_eq!(log.head().seq, Seq::new(2));
+        records[4][last] ^= 1;
+        log.append_stored(&records[2..]).unwrap();
+        assert_eq!(log.head(), head);
+        // TC2: the outbox mark and the id survive a reopen.
+        log.outbox_mark().record(Seq::new(4)).unwrap();
+        drop(log);
+        let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+        assert_eq!(log.ledger_id().unwrap(), id);
+        assert_eq!(log.outbox_mark().acked().unwrap(), Seq::new(4));
+        assert_eq!(log.head(), head);
+    }
+}
