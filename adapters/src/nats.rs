@@ -400,28 +400,12 @@ impl NatsLink {
         })
     }
 
-    /// Reads the ledger id and hash of the message at `seq` from its headers, checking
-    /// that `Ledger-Seq` and `Nats-Msg-Id` name `seq`.
     fn check_headers(&self, seq: Seq, headers: &HeaderMap) -> Result<(String, Hash32), NatsError> {
-        let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
-        let ledger_seq = header("Ledger-Seq").and_then(|s| s.parse::<u64>().ok());
-        if ledger_seq != Some(seq.get()) {
-            return Err(self.chain_error(
-                seq,
-                format!("its Ledger-Seq header is {ledger_seq:?}: the stream is out of step with the ledger"),
-            ));
-        }
-        let msg_id = header("Nats-Msg-Id").unwrap_or_default();
-        let Some((ledger_id, id_seq)) = msg_id.rsplit_once(':') else {
-            return Err(self.chain_error(seq, format!("its Nats-Msg-Id {msg_id:?} is not <ledger_id>:<seq>")));
-        };
-        if id_seq != seq.to_string() {
-            return Err(self.chain_error(seq, format!("its Nats-Msg-Id {msg_id:?} names another seq")));
-        }
-        let hash = header("Ledger-Hash")
-            .and_then(|h| Hash32::from_hex(&h).ok())
-            .ok_or_else(|| self.chain_error(seq, "it has no readable Ledger-Hash header"))?;
-        Ok((ledger_id.to_string(), hash))
+        self.place().check_headers(seq, headers)
+    }
+
+    fn place(&self) -> Place {
+        Place { url: self.url.clone(), stream: self.options.stream.clone() }
     }
 
     /// How far the stream holds the ledger `ledger_id` read through `source`: the last
@@ -552,7 +536,7 @@ impl NatsLink {
                 .map_err(|e| self.unavailable(format!("reading stream {name}"), e))?;
             let mut messages =
                 consumer.messages().await.map_err(|e| self.unavailable(format!("reading stream {name}"), e))?;
-            let mut checker = ChainCheck::new(self, Seq::ZERO, Hash32::ZERO);
+            let mut checker = ChainCheck::new(self.place(), Seq::ZERO, Hash32::ZERO);
             while checker.covers.get() < last {
                 let next = tokio::time::timeout(REQUEST_TIMEOUT * 2, messages.next()).await;
                 let message = match next {
@@ -657,7 +641,7 @@ impl NatsLink {
                 .messages()
                 .await
                 .map_err(|e| self.unavailable(format!("following consumer {durable}"), e))?;
-            let mut checker = ChainCheck::new(self, covers, hash);
+            let mut checker = ChainCheck::new(self.place(), covers, hash);
             let mut unacked: Option<jetstream::Message> = None;
             let mut since_checkpoint = 0usize;
             let mut last_message = std::time::Instant::now();
@@ -719,17 +703,54 @@ fn message_seq(message: &jetstream::Message) -> Option<Seq> {
     value.as_str().parse::<u64>().ok().map(Seq::new)
 }
 
+/// Where messages come from, for the errors that name it.
+#[derive(Debug, Clone)]
+struct Place {
+    url: String,
+    stream: String,
+}
+
+impl Place {
+    fn chain_error(&self, seq: Seq, message: impl Into<String>) -> NatsError {
+        NatsError::Chain { url: self.url.clone(), stream: self.stream.clone(), seq, message: message.into() }
+    }
+
+    /// Reads the ledger id and hash of the message at `seq` from its headers, checking
+    /// that `Ledger-Seq` and `Nats-Msg-Id` name `seq`.
+    fn check_headers(&self, seq: Seq, headers: &HeaderMap) -> Result<(String, Hash32), NatsError> {
+        let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
+        let ledger_seq = header("Ledger-Seq").and_then(|s| s.parse::<u64>().ok());
+        if ledger_seq != Some(seq.get()) {
+            return Err(self.chain_error(
+                seq,
+                format!("its Ledger-Seq header is {ledger_seq:?}: the stream is out of step with the ledger"),
+            ));
+        }
+        let msg_id = header("Nats-Msg-Id").unwrap_or_default();
+        let Some((ledger_id, id_seq)) = msg_id.rsplit_once(':') else {
+            return Err(self.chain_error(seq, format!("its Nats-Msg-Id {msg_id:?} is not <ledger_id>:<seq>")));
+        };
+        if id_seq != seq.to_string() {
+            return Err(self.chain_error(seq, format!("its Nats-Msg-Id {msg_id:?} names another seq")));
+        }
+        let hash = header("Ledger-Hash")
+            .and_then(|h| Hash32::from_hex(&h).ok())
+            .ok_or_else(|| self.chain_error(seq, "it has no readable Ledger-Hash header"))?;
+        Ok((ledger_id.to_string(), hash))
+    }
+}
+
 /// Checks messages read from the stream: each the next seq, its record chained from
 /// the one before, its headers agreeing with its record.
-struct ChainCheck<'a> {
-    link: &'a NatsLink,
+struct ChainCheck {
+    place: Place,
     covers: Seq,
     hash: Hash32,
 }
 
-impl<'a> ChainCheck<'a> {
-    fn new(link: &'a NatsLink, covers: Seq, hash: Hash32) -> Self {
-        ChainCheck { link, covers, hash }
+impl ChainCheck {
+    fn new(place: Place, covers: Seq, hash: Hash32) -> Self {
+        ChainCheck { place, covers, hash }
     }
 
     fn check(&mut self, message: &async_nats::Message) -> Result<StreamEvent, NatsError> {
@@ -737,29 +758,29 @@ impl<'a> ChainCheck<'a> {
         let empty = HeaderMap::new();
         let headers = message.headers.as_ref().unwrap_or(&empty);
         let seq = message_seq_of(headers)
-            .ok_or_else(|| self.link.chain_error(expected, "a message without a Ledger-Seq header"))?;
+            .ok_or_else(|| self.place.chain_error(expected, "a message without a Ledger-Seq header"))?;
         if seq != expected {
-            return Err(self.link.chain_error(expected, format!("missing: the next message is seq {seq}")));
+            return Err(self.place.chain_error(expected, format!("missing: the next message is seq {seq}")));
         }
-        let (ledger_id, header_hash) = self.link.check_headers(seq, headers)?;
+        let (ledger_id, header_hash) = self.place.check_headers(seq, headers)?;
         let wire: WireRecord = serde_json::from_slice(&message.payload)
-            .map_err(|e| self.link.chain_error(seq, format!("the payload is not a ledger event: {e}")))?;
+            .map_err(|e| self.place.chain_error(seq, format!("the payload is not a ledger event: {e}")))?;
         let record = base64::engine::general_purpose::STANDARD
             .decode(wire.record.as_bytes())
-            .map_err(|e| self.link.chain_error(seq, format!("its record is not base64: {e}")))?;
-        let frame = codec::frame(&record).map_err(|e| self.link.chain_error(seq, e.to_string()))?;
+            .map_err(|e| self.place.chain_error(seq, format!("its record is not base64: {e}")))?;
+        let frame = codec::frame(&record).map_err(|e| self.place.chain_error(seq, e.to_string()))?;
         let linked = frame.stored_prev_hash.is_none_or(|stored| stored == self.hash);
         if !linked || frame.computed_hash(seq, &self.hash) != frame.stored_hash {
-            return Err(self.link.chain_error(
+            return Err(self.place.chain_error(
                 seq,
                 format!("the record does not match its hash (changed, or not chained from seq {})", self.covers),
             ));
         }
         if header_hash != frame.stored_hash {
-            return Err(self.link.chain_error(seq, "its Ledger-Hash header differs from its record's hash"));
+            return Err(self.place.chain_error(seq, "its Ledger-Hash header differs from its record's hash"));
         }
         let event =
-            codec::decode_record(seq, &self.hash, &record).map_err(|e| self.link.chain_error(seq, e.to_string()))?;
+            codec::decode_record(seq, &self.hash, &record).map_err(|e| self.place.chain_error(seq, e.to_string()))?;
         self.covers = seq;
         self.hash = frame.stored_hash;
         Ok(StreamEvent { ledger_id, record, event })
@@ -943,5 +964,66 @@ mod tests {
         read_window("abc", &log, Seq::new(1), Seq::new(2), Hash32::ZERO, &mut short).unwrap();
         assert_eq!(short.len(), 2);
         assert_eq!(previous_hash(&log, Seq::new(3)).unwrap(), frame.stored_hash);
+    }
+
+    fn message(out: &Outgoing) -> async_nats::Message {
+        async_nats::Message {
+            subject: out.subject.as_str().into(),
+            reply: None,
+            payload: out.payload.clone().into(),
+            headers: Some(out.headers.clone()),
+            status: None,
+            description: None,
+            length: out.payload.len(),
+        }
+    }
+
+    #[test]
+    fn a_follower_refuses_a_gap_or_a_bad_link_naming_the_seq() {
+        let log = ledger(4);
+        let mut window = Vec::new();
+        read_window("abc", &log, Seq::new(1), Seq::new(4), Hash32::ZERO, &mut window).unwrap();
+        let place = || Place { url: "nats://x".into(), stream: "LEDGER".into() };
+        let seq_of = |result: Result<StreamEvent, NatsError>| match result {
+            Err(NatsError::Chain { seq, message, .. }) => (seq.get(), message),
+            other => panic!("expected a chain error, got {other:?}"),
+        };
+        // TC0: in order, every message checks out and decodes to its event.
+        let mut check = ChainCheck::new(place(), Seq::ZERO, Hash32::ZERO);
+        for out in &window {
+            let event = check.check(&message(out)).unwrap();
+            assert_eq!(event.event.header.seq, out.seq);
+            assert_eq!(event.ledger_id, "abc");
+        }
+        assert_eq!(check.hash, log.head().hash);
+        // TC1: a gap: seq 3 after seq 1.
+        let mut check = ChainCheck::new(place(), Seq::ZERO, Hash32::ZERO);
+        check.check(&message(&window[0])).unwrap();
+        let (seq, text) = seq_of(check.check(&message(&window[2])));
+        assert_eq!((seq, text.as_str()), (2, "missing: the next message is seq 3"));
+        // TC2: a bad link: seq 2 followed from another hash than seq 1's.
+        let mut check = ChainCheck::new(place(), Seq::new(1), Hash32::digest(b"not seq 1"));
+        assert_eq!(seq_of(check.check(&message(&window[1]))).0, 2);
+        // TC3: a changed byte in the record (JSON rewritten with it).
+        let mut json: serde_json::Value = serde_json::from_slice(&window[0].payload).unwrap();
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut record = engine.decode(json["record"].as_str().unwrap()).unwrap();
+        record[3] ^= 1;
+        json["record"] = engine.encode(&record).into();
+        let changed = Outgoing { payload: serde_json::to_vec(&json).unwrap(), ..read_one(&log) };
+        let (seq, text) = seq_of(ChainCheck::new(place(), Seq::ZERO, Hash32::ZERO).check(&message(&changed)));
+        assert_eq!(seq, 1);
+        assert!(text.contains("does not match its hash"), "{text}");
+        // TC4: a Ledger-Hash header that is not the record's.
+        let mut forged = read_one(&log);
+        forged.headers.insert("Ledger-Hash", Hash32::digest(b"x").to_hex().as_str());
+        let (_, text) = seq_of(ChainCheck::new(place(), Seq::ZERO, Hash32::ZERO).check(&message(&forged)));
+        assert!(text.contains("Ledger-Hash"), "{text}");
+    }
+
+    fn read_one(log: &MemLog) -> Outgoing {
+        let mut window = Vec::new();
+        read_window("abc", log, Seq::new(1), Seq::new(1), Hash32::ZERO, &mut window).unwrap();
+        window.remove(0)
     }
 }
