@@ -219,6 +219,20 @@ fn nats_another_ledger_is_refused_by_the_stream_naming_the_seq() {
 }
 
 #[test]
+fn nats_a_backtest_is_published_as_it_is_recorded() {
+    let Some(binary) = server_binary() else { return };
+    let ledger = Ledger::new();
+    let server = Server::single(&binary, ledger.dir.path());
+    let url = server.url();
+    let args = ["--data", "fixtures/spy-daily-1998-q1.csv", "--strategy", "sma-cross", "--nats", &url];
+    ledger.ok(&[&["replay"], &args[..]].concat());
+    ledger.ok(&[&["replay"], &args[..], &["--param", "fast=3"]].concat());
+    let again = ledger.ok(&["publish", "--nats", &url]);
+    assert!(again.starts_with("nothing to publish"), "{again}");
+    assert_eq!(restored(&url), verified(&ledger));
+}
+
+#[test]
 fn nats_server_killed_mid_run_and_restarted_the_run_finishes_and_the_stream_holds_the_ledger() {
     let Some(binary) = server_binary() else { return };
     let ledger = Ledger::new();
