@@ -69,6 +69,14 @@ pub enum NatsError {
         /// What the client said.
         message: String,
     },
+    /// The URL or the credentials cannot be used: no retry mends it.
+    #[error("NATS at {url}: {message}")]
+    Config {
+        /// The server(s), as given (without credentials).
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The stream's configuration does not fit the ledger.
     #[error("NATS at {url}: stream {stream}: {message}")]
     Stream {
@@ -131,6 +139,25 @@ impl NatsOptions {
             creds_file: std::env::var_os(CREDS_ENV).filter(|v| !v.is_empty()).map(Into::into),
             token: std::env::var(TOKEN_ENV).ok().filter(|v| !v.is_empty()),
         }
+    }
+
+    /// Checks what can be checked before connecting: every URL parses and the
+    /// credentials file, if any, is readable.
+    ///
+    /// # Errors
+    /// [`NatsError::Config`] naming the URL or the file.
+    pub fn validate(&self) -> Result<(), NatsError> {
+        let config = |message: String| NatsError::Config { url: self.display_url(), message };
+        for one in self.url.split(',') {
+            one.trim().parse::<async_nats::ServerAddr>().map_err(|e| {
+                config(format!("{:?} is not a NATS URL: {e}", NatsOptions::from_env(one, "", 1).display_url()))
+            })?;
+        }
+        if let Some(path) = &self.creds_file {
+            std::fs::metadata(path)
+                .map_err(|e| config(format!("the credentials file {} ({CREDS_ENV}): {e}", path.display())))?;
+        }
+        Ok(())
     }
 
     /// The URL without a user or password, for messages and logs.

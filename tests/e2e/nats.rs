@@ -313,3 +313,14 @@ fn nats_three_node_cluster_loses_a_node_mid_run_and_nothing() {
     let survivors = format!("{},{}", nodes[1].url(), nodes[2].url());
     assert_eq!(restored(&survivors), verified(&ledger));
 }
+
+#[test]
+fn nats_a_url_that_does_not_parse_is_refused_before_trading() {
+    let ledger = Ledger::new();
+    let run =
+        ledger.run(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv", "--nats", "nats://alice:pw@x:notaport"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("is not a NATS URL"), "{}", run.stderr);
+    assert!(!run.stderr.contains("pw"), "credentials are never shown: {}", run.stderr);
+    assert!(ledger.ok(&["verify"]).starts_with("ok: the ledger is empty"));
+}

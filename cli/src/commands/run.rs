@@ -137,9 +137,11 @@ pub const DRAIN_PATIENCE: Duration = Duration::from_secs(10);
 /// Starts the NATS outbox of a session on `ledger` (`--nats URL`).
 ///
 /// # Errors
-/// Reading the ledger's id or a reader of it failed.
+/// A URL that does not parse or an unreadable credentials file; reading the ledger's id
+/// or a reader of it failed.
 pub fn start_outbox(ledger: &mut Ledger, url: &str, stream: &StreamFlags) -> Result<NatsOutbox> {
     let options = NatsOptions::from_env(url, &stream.nats_stream, stream.nats_replicas);
+    options.validate()?;
     let ledger_id = ledger.log.ledger_id()?;
     tracing::info!(url = %options.display_url(), stream = %options.stream, "publishing the ledger to NATS");
     Ok(NatsOutbox::start(options, ledger_id, ledger.log.reader()?, ledger.log.outbox_mark(), ledger.log.durable_seq()))
