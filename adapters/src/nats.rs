@@ -488,56 +488,80 @@ impl NatsLink {
         let mut next = from.max(Seq::new(1));
         let mut last_acked = Seq::new(next.get() - 1);
         let mut prev = previous_hash(source, next)?;
-        let mut window = Vec::with_capacity(ACK_WINDOW);
-        while next <= through {
-            window.clear();
-            prev = read_window(ledger_id, source, next, through, prev, &mut window)?;
+        // The acks of the window sent last, awaited on the runtime while this thread
+        // reads and encodes the next window (never more than one window in flight).
+        let mut awaiting: Option<tokio::task::JoinHandle<(Seq, Option<NatsError>)>> = None;
+        loop {
+            let mut window = Vec::with_capacity(ACK_WINDOW);
+            if next <= through {
+                prev = read_window(ledger_id, source, next, through, prev, &mut window)?;
+            }
+            if let Some(handle) = awaiting.take() {
+                let (reached, failure) = self
+                    .runtime
+                    .block_on(handle)
+                    .map_err(|e| self.unavailable("awaiting acknowledgements", e))?;
+                if reached > last_acked {
+                    last_acked = reached;
+                    acked(last_acked);
+                }
+                if let Some(failure) = failure {
+                    return Err(failure);
+                }
+            }
             let Some(last) = window.last().map(|m| m.seq) else { break };
-            last_acked = self.send_window(&mut window, last_acked)?;
-            acked(last_acked);
             next = last.next();
+            awaiting = Some(self.send_window(window, last_acked));
         }
         Ok(last_acked)
     }
 
-    /// Sends the window and awaits its acks in order; returns the last acknowledged seq.
-    fn send_window(&self, window: &mut Vec<Outgoing>, mut last_acked: Seq) -> Result<Seq, NatsError> {
-        self.runtime.block_on(async {
-            let mut pending = Vec::with_capacity(window.len());
-            let mut refused = None;
-            for message in window.drain(..) {
+    /// Sends the window, then awaits its acks in order on the runtime: the task returns
+    /// the last acknowledged seq and the first failure, if any.
+    fn send_window(
+        &self,
+        window: Vec<Outgoing>,
+        mut last_acked: Seq,
+    ) -> tokio::task::JoinHandle<(Seq, Option<NatsError>)> {
+        let place = self.place();
+        let (sent, refused) = self.runtime.block_on(async {
+            let mut sent = Vec::with_capacity(window.len());
+            for message in window {
                 let seq = message.seq;
                 let publish = jetstream::message::PublishMessage::build()
                     .payload(message.payload.into())
                     .headers(message.headers)
                     .expected_last_sequence(seq.get() - 1);
                 match self.js.send_publish(message.subject.clone(), publish).await {
-                    Ok(ack) => pending.push((seq, message.subject, ack)),
+                    Ok(ack) => sent.push((seq, message.subject, ack)),
                     Err(e) => {
-                        refused = Some(self.unavailable(format!("publishing seq {seq} to {}", message.subject), e));
-                        break;
+                        let failure = self.unavailable(format!("publishing seq {seq} to {}", message.subject), e);
+                        return (sent, Some(failure));
                     }
                 }
             }
+            (sent, None)
+        });
+        let url = self.url.clone();
+        self.runtime.spawn(async move {
             // Awaited in order: the first that fails ends the window (those after it
             // were refused by the server for their expected last sequence, or are
             // found by `position` when they were stored).
-            for (seq, subject, ack) in pending {
+            for (seq, subject, ack) in sent {
                 match ack.await {
                     Ok(ack) if ack.sequence == seq.get() => last_acked = seq,
                     Ok(ack) => {
-                        return Err(self.chain_error(
-                            seq,
-                            format!("the stream stored it as its message {} ({subject})", ack.sequence),
-                        ))
+                        let message = format!("the stream stored it as its message {} ({subject})", ack.sequence);
+                        return (last_acked, Some(place.chain_error(seq, message)));
                     }
-                    Err(e) => return Err(self.unavailable(format!("publishing seq {seq} to {subject}"), e)),
+                    Err(e) => {
+                        let what = format!("publishing seq {seq} to {subject}");
+                        let failure = NatsError::Unavailable { url, what, message: e.to_string() };
+                        return (last_acked, Some(failure));
+                    }
                 }
             }
-            if let Some(refused) = refused {
-                return Err(refused);
-            }
-            Ok(last_acked)
+            (last_acked, refused)
         })
     }
 

@@ -13,7 +13,10 @@
 #   scripts/bench/nats.sh [WORK_DIR]        # default /tmp/ledger-bench-nats
 #
 # Environment: BARS (default 322581: about 1.02 M events), LAG_BARS (default 30000),
-# SPEED (default 190000: 0.32 ms per one-minute bar), LEDGER_BIN, NATS_SERVER.
+# SPEED (default 190000: 0.32 ms per one-minute bar), LAG_LEDGER_DIR (the paced run's data
+# dir; default WORK_DIR/ledger-run: a paced run flushes, fsync included, after every
+# cycle, so the disk's fsync bounds its rate: /dev/shm/... takes it out), LEDGER_BIN,
+# NATS_SERVER.
 # Prints a Markdown table.
 set -Eeuo pipefail
 
@@ -23,11 +26,12 @@ work=${1:-/tmp/ledger-bench-nats}
 bars=${BARS:-322581}
 lag_bars=${LAG_BARS:-30000}
 speed=${SPEED:-190000}
+lag_dir=${LAG_LEDGER_DIR:-$work/ledger-run}
 config=$here/btc-sma.toml
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 logs=$work/logs
-rm -rf "$logs" "$work"/ledger-* "$work"/js-* "$work"/*.state
+rm -rf "$logs" "$work"/ledger-* "$work"/js-* "$work"/*.state "$lag_dir"
 mkdir -p "$logs"
 
 die() { echo "nats bench: $*" >&2; exit 1; }
@@ -91,10 +95,10 @@ server lag
 "$ledger" project --nats "$url" --durable bench --state "$work/lag.state" --idle 5s --lag \
   >"$logs/project.out" 2>"$logs/project.err" &
 project=$!
-timed run "$ledger" --data-dir "$work/ledger-run" run --config "$config" --data "$lag_series" --speed "$speed" --nats "$url"
+timed run "$ledger" --data-dir "$lag_dir" run --config "$config" --data "$lag_series" --speed "$speed" --nats "$url"
 run_wall=$wall_s run_rss=$rss_mib
 wait "$project" || { cat "$logs/project.err" >&2; die "ledger project failed"; }
-run_events=$("$ledger" --data-dir "$work/ledger-run" verify | sed -n 's/^ok: \([0-9]*\) events.*/\1/p')
+run_events=$("$ledger" --data-dir "$lag_dir" verify | sed -n 's/^ok: \([0-9]*\) events.*/\1/p')
 lag_line=$(grep '^lag: ' "$logs/project.err")
 run_rate=$(awk -v e="$run_events" -v w="$run_wall" 'BEGIN { printf "%.0f", e / w }')
 
@@ -103,8 +107,9 @@ cat <<TABLE
 |---|---|---|---|---|
 | raw async-nats publishing (nats_raw, publishing only) | $events | $raw_wall (whole process) | $raw_rate | $raw_rss |
 | \`ledger publish\` (whole process) | $events | $pub_wall | $pub_rate | $pub_rss |
-| \`ledger run --nats --speed $speed\` | $run_events | $run_wall | $run_rate | $run_rss |
+| \`ledger run --nats --speed $speed\` (data dir $lag_dir) | $run_events | $run_wall | $run_rate | $run_rss |
 
 ledger publish / raw: $(awk -v a="$pub_rate" -v b="$raw_rate" 'BEGIN { printf "%.0f%%", 100 * a / b }')
 remote projection ($lag_line)
 TABLE
+rm -rf "$lag_dir"
