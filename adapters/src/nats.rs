@@ -497,10 +497,8 @@ impl NatsLink {
                 prev = read_window(ledger_id, source, next, through, prev, &mut window)?;
             }
             if let Some(handle) = awaiting.take() {
-                let (reached, failure) = self
-                    .runtime
-                    .block_on(handle)
-                    .map_err(|e| self.unavailable("awaiting acknowledgements", e))?;
+                let (reached, failure) =
+                    self.runtime.block_on(handle).map_err(|e| self.unavailable("awaiting acknowledgements", e))?;
                 if reached > last_acked {
                     last_acked = reached;
                     acked(last_acked);

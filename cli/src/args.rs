@@ -157,8 +157,9 @@ pub struct ProjectArgs {
     /// Print the report as JSON (as `ledger report --json`).
     #[arg(long)]
     pub json: bool,
-    /// Print how late each event was folded (fold time minus its ts_recorded:
-    /// count, p50, p99, max) on stderr when stopping.
+    /// Print how late events were folded (fold time minus ts_recorded: count, p50, p99,
+    /// max) on stderr when stopping; events already waiting when the projection started
+    /// are counted apart.
     #[arg(long)]
     pub lag: bool,
 }

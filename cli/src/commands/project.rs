@@ -90,65 +90,80 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
     }
     let until = args.until.map(Seq::new);
     let mut lags: Vec<i64> = Vec::new();
+    let (mut following_since, mut backlog) = (None::<i64>, 0u64);
     let mut failure = None;
     let (start_covers, start_hash) = (state.covers, state.hash);
     let shared = std::cell::RefCell::new(&mut state);
-    let result = link.follow(
-        &args.durable,
-        Head { seq: start_covers, hash: start_hash },
-        args.idle.map(Into::into),
-        &stop,
-        &mut |incoming| {
-            let mut state = shared.borrow_mut();
-            match &state.ledger_id {
-                Some(id) if *id != incoming.ledger_id => {
-                    failure = Some(anyhow::anyhow!(
-                        "seq {}: the stream holds ledger {}, the projection's state {} was made from ledger {id}",
-                        incoming.event.header.seq,
-                        incoming.ledger_id,
-                        describe::path(&path)
-                    ));
-                    return Ok(ControlFlow::Break(()));
+    let done_already = until.is_some_and(|until| until <= start_covers);
+    let result = if done_already {
+        Ok(())
+    } else {
+        link.follow(
+            &args.durable,
+            Head { seq: start_covers, hash: start_hash },
+            args.idle.map(Into::into),
+            &stop,
+            &mut |incoming| {
+                let mut state = shared.borrow_mut();
+                match &state.ledger_id {
+                    Some(id) if *id != incoming.ledger_id => {
+                        failure = Some(anyhow::anyhow!(
+                            "seq {}: the stream holds ledger {}, the projection's state {} was made from ledger {id}",
+                            incoming.event.header.seq,
+                            incoming.ledger_id,
+                            describe::path(&path)
+                        ));
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    Some(_) => {}
+                    None => state.ledger_id = Some(incoming.ledger_id.clone()),
                 }
-                Some(_) => {}
-                None => state.ledger_id = Some(incoming.ledger_id.clone()),
-            }
-            let event = incoming.event.as_ref();
-            state.runs.apply(&event);
-            state.kill_switch.apply(&event);
-            let run = event.run_id;
-            if run.get() != 0 && only.is_none_or(|only| only == run) {
-                state.reports.entry(run.get()).or_insert_with(|| ReportFold::new(run)).apply(&event);
-            }
-            state.covers = event.seq;
-            state.hash = incoming.event.header.hash;
-            if args.lag {
-                lags.push(WallClock.now().nanos() - incoming.event.header.ts_recorded.nanos());
-            }
-            Ok(if until.is_some_and(|until| event.seq >= until) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-        &mut || {
-            let state = shared.borrow();
-            state.save(&path).map_err(|e| {
-                ledger_adapters::nats::NatsError::Log(ledger_core::log::LogError::storage(
-                    "saving the projection's state",
-                    std::io::Error::other(format!("{e:#}")),
-                ))
-            })?;
-            Ok(ControlFlow::Continue(()))
-        },
-    );
+                let event = incoming.event.as_ref();
+                state.runs.apply(&event);
+                state.kill_switch.apply(&event);
+                let run = event.run_id;
+                if run.get() != 0 && only.is_none_or(|only| only == run) {
+                    state.reports.entry(run.get()).or_insert_with(|| ReportFold::new(run)).apply(&event);
+                }
+                state.covers = event.seq;
+                state.hash = incoming.event.header.hash;
+                if args.lag {
+                    // Events recorded before the first message arrived were waiting when
+                    // the projection started (a backlog, not following): counted apart.
+                    let now = WallClock.now().nanos();
+                    let since = *following_since.get_or_insert(now);
+                    let recorded = incoming.event.header.ts_recorded.nanos();
+                    if recorded >= since {
+                        lags.push(now - recorded);
+                    } else {
+                        backlog += 1;
+                    }
+                }
+                Ok(if until.is_some_and(|until| event.seq >= until) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            },
+            &mut || {
+                let state = shared.borrow();
+                state.save(&path).map_err(|e| {
+                    ledger_adapters::nats::NatsError::Log(ledger_core::log::LogError::storage(
+                        "saving the projection's state",
+                        std::io::Error::other(format!("{e:#}")),
+                    ))
+                })?;
+                Ok(ControlFlow::Continue(()))
+            },
+        )
+    };
     if let Some(failure) = failure {
         return Err(failure);
     }
     result?;
     state.save(&path)?;
     if args.lag {
-        print_lag(&mut lags);
+        print_lag(&mut lags, backlog);
     }
     eprintln!(
         "projected seq 1..={} of ledger {} (head hash {}); state in {}",
@@ -168,13 +183,20 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// `lag: N events, p50 X ms, p99 Y ms, max Z ms` on stderr.
-fn print_lag(lags: &mut [i64]) {
+/// `lag: N events recorded while following, p50 X ms, p99 Y ms, max Z ms; M waiting at
+/// the start` on stderr.
+fn print_lag(lags: &mut [i64], backlog: u64) {
     if lags.is_empty() {
-        eprintln!("lag: no events");
+        eprintln!("lag: no events recorded while following; {backlog} waiting at the start");
         return;
     }
     lags.sort_unstable();
     let at = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize] as f64 / 1e6;
-    eprintln!("lag: {} events, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", lags.len(), at(0.5), at(0.99), at(1.0));
+    eprintln!(
+        "lag: {} events recorded while following, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {backlog} waiting at the start",
+        lags.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
 }
