@@ -117,7 +117,7 @@ pub struct SessionStatus {
     pub working_orders: u64,
     /// The NATS outbox (`run --nats`): how far the stream has acknowledged; its lag is
     /// `durable_seq - nats.acked_seq` events.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats: Option<crate::outbox::OutboxStatus>,
 }
 

@@ -243,7 +243,18 @@ fn nats_server_killed_mid_run_and_restarted_the_run_finishes_and_the_stream_hold
         ledger.command(&run_args(&data, &url, "1")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     server.kill();
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(300));
+    // TC0: the session's status shows the outbox and that NATS is gone; trading goes on.
+    let status: serde_json::Value = serde_json::from_str(&ledger.ok(&["status", "--json"])).unwrap();
+    let nats = &status["session"]["nats"];
+    assert_eq!((nats["stream"].as_str(), nats["connected"].as_bool()), (Some("LEDGER"), Some(false)), "{status}");
+    let acked = nats["acked_seq"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let later: serde_json::Value = serde_json::from_str(&ledger.ok(&["status", "--json"])).unwrap();
+    assert!(
+        later["session"]["durable_seq"].as_u64().unwrap() > acked,
+        "the ledger goes on while NATS is down: {later}"
+    );
     server.restart();
     finished(child, "ledger run through a NATS restart");
     assert_eq!(restored(&url), verified(&ledger));
