@@ -43,12 +43,7 @@ fn drafts() -> Vec<EventDraft> {
             prompt_sha256: None,
             prompt: "".into(),
             raw_output: "".into(),
-            parsed: Decision {
-                action: Action::Hold,
-                size_pct: Decimal::ZERO,
-                confidence: Decimal::ZERO,
-                reason: "no signal".into(),
-            },
+            parsed: Decision::new(Action::Hold, Decimal::ZERO, Decimal::ZERO, "no signal".into()),
             parse_status: ParseStatus::Ok,
             latency_us: 0,
             tokens_in: 0,

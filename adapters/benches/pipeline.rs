@@ -59,6 +59,7 @@ fn backtest<L: EventLog>(
         parent_run: None,
         starting_cash: Decimal::from(100_000),
         venue: "paper".into(),
+        exits: ledger_core::exits::ExitPolicy::default(),
     };
     let provider = Box::new(SmaCross::new(10, 30, RuleSizing { size_pct: Decimal::ONE, allow_short: true }));
     let venue =

@@ -177,7 +177,7 @@ impl NatsOptions {
 /// One event as published: the JSON payload of a message. Times are UTC nanoseconds,
 /// hashes hex, `payload` as `ledger events --json` prints it, `record` the stored
 /// record in base64 (`hash = SHA-256(record[0] || prev_hash || seq as 8 bytes
-/// big-endian || record[1..len-32])` for format 2; see docs/operations.md).
+/// big-endian || record[1..len-32])` for formats 2 and 3; see docs/operations.md).
 #[derive(Debug, Serialize)]
 pub struct WireEvent<'a> {
     /// The ledger the event belongs to.

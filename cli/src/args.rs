@@ -59,7 +59,7 @@ pub enum Command {
     Verify,
     /// Backtest on historic data, or re-run a recorded run and prove it reproduces.
     #[command(
-        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data fixtures/orcl-daily-yfinance-1995.csv --commission 0.001 --cash 10000 --in-memory\n  ledger replay --data fixtures/spy-1m-newyork-2013-10-07.csv --tz America/New_York --time-column \"Local time\"\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param short=true --close-at-end\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error.")
+        after_help = format!("{}\n\n{}", crate::config::strategies_help(), "Examples:\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param fast=10 --param slow=30\n  ledger replay --data fixtures/orcl-daily-yfinance-1995.csv --commission 0.001 --cash 10000 --in-memory\n  ledger replay --data fixtures/spy-1m-newyork-2013-10-07.csv --tz America/New_York --time-column \"Local time\"\n  ledger replay --data a.csv --data b.csv --config fixtures/ledger.example.toml --in-memory\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --strategy sma-cross --param short=true --close-at-end\n  ledger replay --data fixtures/spy-daily-1998-2021.csv --stop-loss-pct 0.02 --take-profit-pct 0.05 --trailing-stop-pct 0.03\n  ledger replay --run 1 --verify\n\nExit status with --verify: 0 identical, 1 diverged (first divergence printed field by field), 2 error.")
     )]
     Replay(ReplayArgs),
     /// Paper trading on a market data file played back at --speed.
@@ -237,6 +237,18 @@ pub struct SessionFlags {
     /// on bars, quote on quotes, trade on trades).
     #[arg(long, value_enum)]
     pub fill_model: Option<FillModelFlag>,
+    /// Stop-loss on every entry, a fraction of the price decided at: 0.02 = 2% below a
+    /// long's, above a short's ([exits] stop_loss_pct; a decision's own stop_loss wins).
+    #[arg(long, value_name = "FRACTION")]
+    pub stop_loss_pct: Option<rust_decimal::Decimal>,
+    /// Take-profit on every entry, a fraction of the price decided at: 0.05 = 5% above
+    /// a long's ([exits] take_profit_pct; a decision's own take_profit wins).
+    #[arg(long, value_name = "FRACTION")]
+    pub take_profit_pct: Option<rust_decimal::Decimal>,
+    /// Trailing stop on every entry, a fraction of the best price since the fill: 0.03
+    /// = 3% ([exits] trailing_stop_pct; a decision's own trailing_stop_pct wins).
+    #[arg(long, value_name = "FRACTION")]
+    pub trailing_stop_pct: Option<rust_decimal::Decimal>,
 }
 
 /// `--fill-model`: the paper venue's fill price rules, as the config spells them.

@@ -23,6 +23,7 @@ use figment::providers::{Format, Toml};
 use figment::value::magic::RelativePathBuf;
 use figment::Figment;
 use ledger_core::chain::Hash32;
+use ledger_core::exits::ExitPolicy;
 use ledger_core::risk::{KillSwitchLimits, RiskLimits};
 use ledger_core::venue::PaperConfig;
 use rust_decimal::Decimal;
@@ -60,6 +61,10 @@ pub struct Config<P> {
     /// Kill-switch thresholds.
     #[serde(default)]
     pub kill_switch: KillSwitchLimits,
+    /// Protective exits placed on every entry whose decision sets none. Left out of
+    /// the canonical JSON when off, so configurations without exits keep their hash.
+    #[serde(default, skip_serializing_if = "ExitPolicy::is_off")]
+    pub exits: ExitPolicy,
     /// Storage settings.
     #[serde(default)]
     pub ledger: LedgerConfig,
@@ -458,6 +463,15 @@ impl Settings {
             self.venue.fill_model = model.into();
         }
         self.venue.close_at_end |= flags.close_at_end;
+        if let Some(pct) = flags.stop_loss_pct {
+            self.exits.stop_loss_pct = Some(pct);
+        }
+        if let Some(pct) = flags.take_profit_pct {
+            self.exits.take_profit_pct = Some(pct);
+        }
+        if let Some(pct) = flags.trailing_stop_pct {
+            self.exits.trailing_stop_pct = Some(pct);
+        }
         let mut params = BTreeMap::new();
         for param in &flags.param {
             let Some((key, value)) = param.split_once('=') else {
@@ -541,6 +555,7 @@ impl Config<RelativePathBuf> {
             venue: self.venue,
             risk: self.risk,
             kill_switch: self.kill_switch,
+            exits: self.exits,
             ledger: self.ledger,
             fill_model_configured: self.fill_model_configured,
         }
@@ -564,6 +579,9 @@ pub struct RecordedSettings {
     /// Kill-switch thresholds.
     #[serde(default)]
     pub kill_switch: KillSwitchLimits,
+    /// Protective exits.
+    #[serde(default)]
+    pub exits: ExitPolicy,
 }
 
 impl RecordedSettings {

@@ -128,7 +128,17 @@ fn raw_summary(event: &Envelope) -> String {
                 ParseStatus::Invalid(why) => format!(" [invalid: {why}]"),
                 ParseStatus::ProviderError(why) => format!(" [provider error: {why}]"),
             };
-            format!("{:?} size {} conf {} ({}){status}", d.action, d.size_pct, d.confidence, d.reason)
+            let t = d.terms();
+            let term = |name: &str, value: Option<String>| value.map(|v| format!(" {name} {v}")).unwrap_or_default();
+            let terms = [
+                term("limit", t.limit_price.map(|p| p.to_string())),
+                term("tif", t.time_in_force.map(|tif| format!("{tif:?}"))),
+                term("sl", t.stop_loss.map(|p| p.to_string())),
+                term("tp", t.take_profit.map(|p| p.to_string())),
+                term("trail", t.trailing_stop_pct.map(|p| p.to_string())),
+            ]
+            .concat();
+            format!("{:?} size {} conf {}{terms} ({}){status}", d.action, d.size_pct, d.confidence, d.reason)
         }
         Payload::RiskVerdict(p) => {
             let verdict = if p.approved { "approved" } else { "denied" };
@@ -143,8 +153,31 @@ fn raw_summary(event: &Envelope) -> String {
                 OrderQty::Notional(n) => format!("notional {n}"),
                 OrderQty::EquityFraction(f) => format!("{f} of equity"),
             };
-            format!("{} {:?} {} {qty} {:?}", p.client_order_id, p.side, p.instrument, p.order_type)
+            let price = match (p.limit_price, p.stop_price) {
+                (Some(limit), _) => format!(" @ {limit} {:?}", p.tif),
+                (None, Some(stop)) => format!(" @ {stop}"),
+                (None, None) => String::new(),
+            };
+            let role = match &p.protects {
+                Some(exit) => format!(" {} of {}", exit.kind.name(), exit.entry),
+                None if p.reduce_only => " reduce-only".to_string(),
+                None => String::new(),
+            };
+            let bracket = match p.bracket.as_deref() {
+                None => String::new(),
+                Some(b) => format!(
+                    " [sl {} tp {} trail {}]",
+                    b.stop_loss.map_or("-".into(), |v| v.to_string()),
+                    b.take_profit.map_or("-".into(), |v| v.to_string()),
+                    b.trailing_stop_pct.map_or("-".into(), |v| v.to_string())
+                ),
+            };
+            format!(
+                "{} {:?} {} {qty} {:?}{price}{role}{bracket}",
+                p.client_order_id, p.side, p.instrument, p.order_type
+            )
         }
+        Payload::OrderAmended(p) => format!("{} stop to {}: {}", p.client_order_id, p.stop_price, p.reason),
         Payload::OrderAccepted(p) => p.client_order_id.to_string(),
         Payload::OrderRejected(p) => format!("{}: {}", p.client_order_id, p.reason),
         Payload::OrderCanceled(p) => format!("{}: {}", p.client_order_id, p.reason),

@@ -370,6 +370,7 @@ pub fn run_parts(settings: &Settings, session: &Session<'_>, provider: Box<dyn D
             parent_run: session.parent,
             starting_cash: settings.account.starting_cash,
             venue: Arc::from("paper"),
+            exits: settings.exits.clone(),
         },
         provider,
         risk: RiskEngine::new(settings.risk.clone()),

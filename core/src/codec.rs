@@ -1,9 +1,9 @@
 //! The bytes of one stored record. This is the only module that knows the encoding, so
 //! the codec can be replaced by adding a format version, never by rewriting old records.
 //!
-//! # Record layout, format version 2 (written by this build)
+//! # Record layout, format version 3 (written by this build)
 //! ```text
-//! [0]            format version, 2
+//! [0]            format version, 3
 //! [1..len-32]    body: bincode 2.0.1, `config::standard()` (little-endian, varint), of
 //!                (header, payload); the header holds run, cycle, causation as a distance
 //!                back from the record's own seq, source time ([`nanos`]: whole seconds
@@ -12,8 +12,8 @@
 //! ```
 //! Nothing is stored that the reader already knows: the seq is the record's position
 //! (the segment's key plus its index), the previous hash is the previous record's stored
-//! hash, and the payload schema is the format's (format 2 carries schema 2: a new schema
-//! takes a new format byte). The seq and previous hash are still covered by the hash, so
+//! hash, and the payload schema is the format's (format 3 carries schema 3, format 2
+//! schema 2: a new schema takes a new format byte). The seq and previous hash are still covered by the hash, so
 //! any changed byte, and any removed, swapped or moved record, breaks the hash of the
 //! record where it happens.
 //!
@@ -22,6 +22,9 @@
 //! [0] 1 | [1..33] prev_hash | [33..len-32] body (seq in the header) | [len-32..] SHA-256(bytes[0..len-32])
 //! ```
 //! Its payloads are schema 1 and are upcast to the current schema on read ([`v1`]).
+//!
+//! # Format version 2 (read, never written)
+//! The layout of format 3, with schema-2 payloads, upcast on read ([`v2`]).
 //!
 //! # Segments
 //! Storage keeps the records of one append together as a *segment*: each record
@@ -45,9 +48,11 @@ use crate::ids::{CycleId, RunId, Seq};
 use crate::time::TimestampNs;
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 /// The first format, still read.
 const FORMAT_V1: u8 = 1;
+/// The second format (schema 2), still read.
+const FORMAT_V2: u8 = 2;
 
 /// Bytes after the body: the record's own hash.
 const HASH_LEN: usize = 32;
@@ -107,7 +112,7 @@ pub enum CodecError {
     Encode(String),
 }
 
-/// The header as format 2 stores it: what the position and the previous record do not
+/// The header as formats 2 and 3 store it: what the position and the previous record do not
 /// already say.
 #[derive(Serialize, Deserialize)]
 struct StoredHeader {
@@ -164,7 +169,7 @@ pub fn encode_unchained(seq: Seq, draft: &EventDraft, out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-/// Chains a format-2 record written by [`encode_unchained`] (without its length prefix)
+/// Chains a record written by [`encode_unchained`] (without its length prefix)
 /// as the record at `seq` after `prev_hash`: computes its hash, writes it into the
 /// record's last 32 bytes and returns it.
 ///
@@ -230,8 +235,8 @@ impl bincode::enc::write::Writer for VecWriter<'_> {
 pub struct RecordFrame<'a> {
     /// The format version byte.
     pub version: u8,
-    /// The previous record's hash, as a version-1 record stores it (`None` in format 2,
-    /// which does not store it).
+    /// The previous record's hash, as a version-1 record stores it (`None` in later
+    /// formats, which do not store it).
     pub stored_prev_hash: Option<Hash32>,
     /// The stored hash of this record.
     pub stored_hash: Hash32,
@@ -266,7 +271,7 @@ pub fn frame(record: &[u8]) -> Result<RecordFrame<'_>, CodecError> {
     let version = *record.first().ok_or(CodecError::Truncated { len: 0 })?;
     let prefix = match version {
         FORMAT_V1 => V1_PREFIX_LEN,
-        FORMAT_VERSION => 1,
+        FORMAT_V2 | FORMAT_VERSION => 1,
         found => return Err(CodecError::UnknownFormatVersion { found }),
     };
     if record.len() <= prefix + HASH_LEN {
@@ -291,10 +296,14 @@ pub fn frame(record: &[u8]) -> Result<RecordFrame<'_>, CodecError> {
 /// Any [`CodecError`] but `Encode`.
 pub fn decode_record(seq: Seq, prev_hash: &Hash32, record: &[u8]) -> Result<Envelope, CodecError> {
     let frame = frame(record)?;
-    if frame.version == FORMAT_V1 {
-        return v1::decode(seq, &frame);
-    }
-    let (stored, payload): (StoredHeader, Payload) = decode_body(frame.body)?;
+    let (stored, payload): (StoredHeader, Payload) = match frame.version {
+        FORMAT_V1 => return v1::decode(seq, &frame),
+        FORMAT_V2 => {
+            let (stored, payload): (StoredHeader, v2::Payload) = decode_body(frame.body)?;
+            (stored, v2::upcast(payload))
+        }
+        _ => decode_body(frame.body)?,
+    };
     let causation_seq = match stored.causation_back {
         0 => None,
         back => Some(Seq::new(seq.get().checked_sub(back).ok_or_else(|| {
@@ -313,7 +322,8 @@ pub fn decode_record(seq: Seq, prev_hash: &Hash32, record: &[u8]) -> Result<Enve
             causation_seq,
             ts_event: TimestampNs::from_nanos(stored.ts_event),
             ts_recorded: TimestampNs::from_nanos(ts_recorded),
-            schema_version: SCHEMA_VERSION,
+            // Format 2 carries schema 2, format 3 the current schema.
+            schema_version: if frame.version == FORMAT_V2 { 2 } else { SCHEMA_VERSION },
             prev_hash: *prev_hash,
             hash: frame.stored_hash,
         },
@@ -378,7 +388,7 @@ pub mod v1 {
         prompt_sha256: Option<Hash32>,
         prompt: Text,
         raw_output: Text,
-        parsed: Decision,
+        parsed: super::v2::Decision,
         parse_status: ParseStatus,
         latency_us: u64,
         tokens_in: u32,
@@ -436,7 +446,7 @@ pub mod v1 {
         MarketTick(MarketTick),
         DecisionMade(DecisionMade),
         RiskVerdict(RiskVerdict),
-        OrderSubmitted(event::OrderSubmitted),
+        OrderSubmitted(super::v2::OrderSubmitted),
         OrderAccepted(event::OrderAccepted),
         OrderRejected(event::OrderRejected),
         OrderCanceled(event::OrderCanceled),
@@ -478,7 +488,7 @@ pub mod v1 {
             Payload::RunStarted(s) => {
                 let (provider, rest) = s.decision_provider.split_once(':').unwrap_or(("", &s.decision_provider));
                 let (model, params) = rest.split_once(' ').unwrap_or((rest, ""));
-                P::RunStarted(event::RunStarted {
+                P::RunStarted(Box::new(event::RunStarted {
                     mode: s.mode,
                     config_hash: s.config_hash,
                     config: s.config,
@@ -492,13 +502,13 @@ pub mod v1 {
                     data_source: s.data_source,
                     starting_cash: s.starting_cash,
                     kill_switch_tripped: s.kill_switch_tripped,
-                })
+                }))
             }
             Payload::DecisionMade(d) => P::DecisionMade(event::DecisionMade {
                 prompt_sha256: d.prompt_sha256,
                 prompt: d.prompt,
                 raw_output: d.raw_output,
-                parsed: d.parsed,
+                parsed: d.parsed.upcast(),
                 parse_status: d.parse_status,
                 latency_us: d.latency_us,
                 tokens_in: d.tokens_in,
@@ -523,7 +533,7 @@ pub mod v1 {
             Payload::RiskVerdict(v) => {
                 P::RiskVerdict(event::RiskVerdict { approved: v.approved, checks: v.checks, reason: v.reason })
             }
-            Payload::OrderSubmitted(p) => P::OrderSubmitted(p),
+            Payload::OrderSubmitted(p) => P::OrderSubmitted(p.upcast()),
             Payload::OrderAccepted(p) => P::OrderAccepted(p),
             Payload::OrderRejected(p) => P::OrderRejected(p),
             Payload::OrderCanceled(p) => P::OrderCanceled(p),
@@ -531,6 +541,126 @@ pub mod v1 {
             Payload::KillSwitchTripped(p) => P::KillSwitchTripped(p),
             Payload::KillSwitchReset(p) => P::KillSwitchReset(p),
             Payload::RiskLimitsChanged(p) => P::RiskLimitsChanged(p),
+        }
+    }
+}
+
+/// Format 2 and schema 2: the types schema 3 changed, and their upcast.
+///
+/// Schema 3 gave a decision its [`event::OrderTerms`] and an order its stop price and
+/// [`event::Protection`]; a schema-2 decision has no terms, a schema-2 order neither
+/// (it was a market order or a plain limit order). Every other payload is unchanged.
+pub mod v2 {
+    use super::*;
+    use crate::event::{self, *};
+    use crate::ids::{ClientOrderId, InstrumentId};
+
+    /// A schema-2 decision: no terms.
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Decision {
+        action: Action,
+        #[serde(with = "super::decimal")]
+        size_pct: rust_decimal::Decimal,
+        #[serde(with = "super::decimal")]
+        confidence: rust_decimal::Decimal,
+        reason: Text,
+    }
+
+    impl Decision {
+        pub(super) fn upcast(self) -> event::Decision {
+            event::Decision::new(self.action, self.size_pct, self.confidence, self.reason)
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct DecisionMade {
+        prompt_sha256: Option<Hash32>,
+        prompt: Text,
+        raw_output: Text,
+        parsed: Decision,
+        parse_status: ParseStatus,
+        latency_us: u64,
+        tokens_in: u32,
+        tokens_out: u32,
+    }
+
+    /// A schema-2 order: no stop price, no protection.
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct OrderSubmitted {
+        client_order_id: ClientOrderId,
+        instrument: InstrumentId,
+        side: Side,
+        qty: OrderQty,
+        order_type: OrderType,
+        #[serde(with = "super::decimal_opt")]
+        limit_price: Option<rust_decimal::Decimal>,
+        tif: TimeInForce,
+    }
+
+    impl OrderSubmitted {
+        pub(super) fn upcast(self) -> event::OrderSubmitted {
+            event::OrderSubmitted {
+                client_order_id: self.client_order_id,
+                instrument: self.instrument,
+                side: self.side,
+                qty: self.qty,
+                order_type: self.order_type,
+                limit_price: self.limit_price,
+                tif: self.tif,
+                stop_price: None,
+                reduce_only: false,
+                protects: None,
+                bracket: None,
+            }
+        }
+    }
+
+    /// The schema-2 payload enum: same variants, same order.
+    #[derive(Serialize, Deserialize)]
+    pub(super) enum Payload {
+        RunStarted(Box<event::RunStarted>),
+        RunStopped(event::RunStopped),
+        MarketTick(event::MarketTick),
+        DecisionMade(DecisionMade),
+        RiskVerdict(event::RiskVerdict),
+        OrderSubmitted(OrderSubmitted),
+        OrderAccepted(event::OrderAccepted),
+        OrderRejected(event::OrderRejected),
+        OrderCanceled(event::OrderCanceled),
+        OrderFilled(event::OrderFilled),
+        KillSwitchTripped(event::KillSwitchTripped),
+        KillSwitchReset(event::KillSwitchReset),
+        RiskLimitsChanged(event::RiskLimitsChanged),
+        RunResumed(event::RunResumed),
+    }
+
+    /// Schema 2 to schema 3: decisions and orders without terms.
+    pub(super) fn upcast(payload: Payload) -> event::Payload {
+        use event::Payload as P;
+        match payload {
+            Payload::RunStarted(p) => P::RunStarted(p),
+            Payload::RunStopped(p) => P::RunStopped(p),
+            Payload::MarketTick(p) => P::MarketTick(p),
+            Payload::DecisionMade(d) => P::DecisionMade(event::DecisionMade {
+                prompt_sha256: d.prompt_sha256,
+                prompt: d.prompt,
+                raw_output: d.raw_output,
+                parsed: d.parsed.upcast(),
+                parse_status: d.parse_status,
+                latency_us: d.latency_us,
+                tokens_in: d.tokens_in,
+                tokens_out: d.tokens_out,
+            }),
+            Payload::RiskVerdict(p) => P::RiskVerdict(p),
+            Payload::OrderSubmitted(p) => P::OrderSubmitted(p.upcast()),
+            Payload::OrderAccepted(p) => P::OrderAccepted(p),
+            Payload::OrderRejected(p) => P::OrderRejected(p),
+            Payload::OrderCanceled(p) => P::OrderCanceled(p),
+            Payload::OrderFilled(p) => P::OrderFilled(p),
+            Payload::KillSwitchTripped(p) => P::KillSwitchTripped(p),
+            Payload::KillSwitchReset(p) => P::KillSwitchReset(p),
+            Payload::RiskLimitsChanged(p) => P::RiskLimitsChanged(p),
+            Payload::RunResumed(p) => P::RunResumed(p),
         }
     }
 }

@@ -2,16 +2,20 @@
 //! to it.
 //!
 //! The contract is JSON `{action: long|short|close|hold, size_pct: 0..1,
-//! confidence: 0..1, reason}`. Prose around the JSON and code fences are tolerated;
-//! anything else that breaks the contract (wrong types, unknown actions, numbers out of
-//! range, missing fields) becomes `hold` with the failure recorded.
+//! confidence: 0..1, reason}`, with optional terms for the position a `long` or `short`
+//! opens ([`OrderTerms`]): `limit_price` (enter with a limit order), `time_in_force`
+//! (`gtc`, `day` or `ioc`), `stop_loss` and `take_profit` (prices), `trailing_stop_pct`
+//! (a fraction, 0..1 exclusive); `null` is the same as leaving a term out. Prose around
+//! the JSON and code fences are tolerated; anything else that breaks the contract
+//! (wrong types, unknown actions, numbers out of range, missing fields) becomes `hold`
+//! with the failure recorded.
 
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::event::{Action, Bar, Decision, ParseStatus, Text};
+use crate::event::{Action, Bar, Decision, OrderTerms, ParseStatus, Text, TimeInForce};
 use crate::ids::InstrumentId;
 use crate::time::TimestampNs;
 
@@ -112,7 +116,7 @@ pub trait DecisionProvider {
 
 /// A `hold` with a reason.
 pub fn hold(reason: Text) -> Decision {
-    Decision { action: Action::Hold, size_pct: Decimal::ZERO, confidence: Decimal::ZERO, reason }
+    Decision::new(Action::Hold, Decimal::ZERO, Decimal::ZERO, reason)
 }
 
 /// Parses a provider's raw output against the contract.
@@ -144,20 +148,36 @@ fn parse_strict(raw: &str) -> Result<Decision, String> {
         },
         Some(other) => return Err(format!("`action` must be a string, got {other}")),
     };
-    let fraction = |name: &str| -> Result<Decimal, String> {
-        let value = object.get(name).ok_or_else(|| format!("missing field `{name}`"))?;
-        let number = match value {
+    let number = |name: &str, value: &Value| -> Result<Decimal, String> {
+        match value {
             Value::Number(n) => n.to_string().parse::<Decimal>().or_else(|_| {
                 n.as_f64()
                     .and_then(|f| Decimal::try_from(f).ok())
                     .ok_or_else(|| format!("`{name}` {n} is not a decimal"))
-            })?,
-            other => return Err(format!("`{name}` must be a number, got {other}")),
-        };
+            }),
+            other => Err(format!("`{name}` must be a number, got {other}")),
+        }
+    };
+    let fraction = |name: &str| -> Result<Decimal, String> {
+        let value = object.get(name).ok_or_else(|| format!("missing field `{name}`"))?;
+        let number = number(name, value)?;
         if number < Decimal::ZERO || number > Decimal::ONE {
             return Err(format!("`{name}` {number} is outside 0..1"));
         }
         Ok(number.normalize())
+    };
+    // An optional term: absent or null is `None`; otherwise a number inside `valid`.
+    let term = |name: &str, valid: fn(Decimal) -> bool, range: &str| -> Result<Option<Decimal>, String> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => {
+                let number = number(name, value)?;
+                match valid(number) {
+                    true => Ok(Some(number.normalize())),
+                    false => Err(format!("`{name}` {number} is {range}")),
+                }
+            }
+        }
     };
     let size_pct = fraction("size_pct")?;
     let confidence = fraction("confidence")?;
@@ -166,7 +186,25 @@ fn parse_strict(raw: &str) -> Result<Decision, String> {
         Some(Value::String(text)) => Arc::from(text.as_str()),
         Some(other) => return Err(format!("`reason` must be a string, got {other}")),
     };
-    Ok(Decision { action, size_pct, confidence, reason })
+    let price = |p: Decimal| p > Decimal::ZERO;
+    let time_in_force = match object.get("time_in_force") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(match text.trim().to_ascii_lowercase().as_str() {
+            "gtc" => TimeInForce::Gtc,
+            "day" => TimeInForce::Day,
+            "ioc" => TimeInForce::Ioc,
+            other => return Err(format!("unknown time_in_force {other:?} (gtc, day or ioc)")),
+        }),
+        Some(other) => return Err(format!("`time_in_force` must be a string, got {other}")),
+    };
+    let terms = OrderTerms {
+        limit_price: term("limit_price", price, "not a positive price")?,
+        time_in_force,
+        stop_loss: term("stop_loss", price, "not a positive price")?,
+        take_profit: term("take_profit", price, "not a positive price")?,
+        trailing_stop_pct: term("trailing_stop_pct", |p| p > Decimal::ZERO && p < Decimal::ONE, "outside 0..1")?,
+    };
+    Ok(Decision::new(action, size_pct, confidence, reason).with_terms(terms))
 }
 
 /// The outermost `{...}` of the text: tolerates prose and code fences around it.
@@ -207,6 +245,38 @@ mod tests {
         );
         // TC2: boundaries 0 and 1 are inside the range.
         assert_eq!(ok(r#"{"action":"short","size_pct":1,"confidence":0,"reason":""}"#).1, dec!(1));
+    }
+
+    #[test]
+    fn order_terms_parse_and_are_checked() {
+        let (decision, status) = parse_decision(
+            r#"{"action":"long","size_pct":0.5,"confidence":0.8,"reason":"breakout","limit_price":101.5,
+                "time_in_force":"DAY","stop_loss":98,"take_profit":110.25,"trailing_stop_pct":0.03}"#,
+        );
+        assert_eq!(status, ParseStatus::Ok);
+        let expected = OrderTerms {
+            limit_price: Some(dec!(101.5)),
+            time_in_force: Some(TimeInForce::Day),
+            stop_loss: Some(dec!(98)),
+            take_profit: Some(dec!(110.25)),
+            trailing_stop_pct: Some(dec!(0.03)),
+        };
+        assert_eq!(decision.terms(), &expected);
+        // null is the same as leaving a term out.
+        let (decision, _) =
+            parse_decision(r#"{"action":"long","size_pct":1,"confidence":1,"reason":"x","stop_loss":null}"#);
+        assert!(decision.terms.is_none());
+        let cases = [
+            ("TC0 negative stop", r#""stop_loss":-1"#, "not a positive price"),
+            ("TC1 trailing of 1", r#""trailing_stop_pct":1"#, "outside 0..1"),
+            ("TC2 unknown tif", r#""time_in_force":"fok""#, "unknown time_in_force"),
+            ("TC3 price as text", r#""take_profit":"110""#, "must be a number"),
+        ];
+        for (label, term, expected) in cases {
+            let raw = format!(r#"{{"action":"long","size_pct":1,"confidence":1,"reason":"x",{term}}}"#);
+            let why = parsed(&raw).expect_err(label);
+            assert!(why.contains(expected), "{label}: {why:?} should mention {expected:?}");
+        }
     }
 
     #[test]

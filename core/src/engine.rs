@@ -23,6 +23,7 @@ use thiserror::Error;
 use crate::chain::Hash32;
 use crate::decision::{DecisionInput, DecisionProvider};
 use crate::event::*;
+use crate::exits::{self, ExitPolicy};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, CycleId, InstrumentId, RunId, Seq};
 use crate::portfolio::{AccountOverflow, Portfolio};
@@ -70,6 +71,8 @@ pub struct RunSpec {
     pub starting_cash: Decimal,
     /// The venue's name, e.g. `paper`.
     pub venue: Text,
+    /// The protective exits placed on entries whose decisions set none.
+    pub exits: ExitPolicy,
 }
 
 /// The engine's state between cycles, without its provider: what a session snapshot
@@ -87,6 +90,52 @@ pub struct EngineState {
     last_price: BTreeMap<InstrumentId, Decimal>,
     order_counter: u64,
     last_tick_ts: TimestampNs,
+    /// Working entries' brackets: the exits placed when they fill.
+    brackets: BTreeMap<ClientOrderId, Bracket>,
+    /// Working reduce-only orders (closes and protective exits), by order.
+    reducing: BTreeMap<ClientOrderId, Reducing>,
+}
+
+/// A working reduce-only order: what it reduces, and for a protective exit what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Reducing {
+    instrument: InstrumentId,
+    /// The order's side: a sell reduces a long, a buy a short.
+    side: Side,
+    protects: Option<Protection>,
+    /// A stop's trigger price, as last amended.
+    #[serde(with = "crate::codec::decimal_opt")]
+    stop_price: Option<Decimal>,
+}
+
+/// What the engine asks of the venue beyond new orders (those are its `OrderSubmitted`
+/// drafts): the runner carries these out and records the venue's reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenueRequest {
+    /// Cancel a working order (a reduce-only order with nothing left to reduce).
+    Cancel {
+        /// The order.
+        client_order_id: ClientOrderId,
+        /// Why, recorded in its `OrderCanceled`.
+        reason: Text,
+    },
+    /// Move a working stop order's trigger price (a trailing stop), as its
+    /// `OrderAmended` records.
+    Amend {
+        /// The order.
+        client_order_id: ClientOrderId,
+        /// The new trigger price, quote currency.
+        stop_price: Decimal,
+    },
+}
+
+/// Where and when the orders of one step are placed.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    cycle: CycleId,
+    cause: Option<Seq>,
+    ts: TimestampNs,
+    now: TimestampNs,
 }
 
 impl EngineState {
@@ -145,8 +194,13 @@ impl OperatorCommand {
 /// The deterministic core of a run: provider, risk engine, kill switch and account.
 pub struct Engine {
     provider: Box<dyn DecisionProvider>,
+    /// From the run's configuration.
+    exits: ExitPolicy,
     /// Everything else: plain data, saved whole in session snapshots.
     state: EngineState,
+    /// Requests for the runner, made by the last call and taken by
+    /// [`Engine::take_requests`] before the next.
+    requests: Vec<VenueRequest>,
 }
 
 impl Engine {
@@ -176,8 +230,10 @@ impl Engine {
             last_price: BTreeMap::new(),
             order_counter: 0,
             last_tick_ts: now,
+            brackets: BTreeMap::new(),
+            reducing: BTreeMap::new(),
         };
-        let mut engine = Engine { provider, state };
+        let mut engine = Engine { provider, exits: spec.exits, state, requests: Vec::new() };
         let started = RunStarted {
             mode: spec.mode,
             config_hash: Hash32::digest(spec.config.as_bytes()),
@@ -193,7 +249,7 @@ impl Engine {
             starting_cash: spec.starting_cash,
             kill_switch_tripped: engine.state.kill.is_tripped(),
         };
-        engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(started))?;
+        engine.emit(out, CycleId::new(0), None, now, now, Payload::RunStarted(Box::new(started)))?;
         Ok(engine)
     }
 
@@ -228,17 +284,36 @@ impl Engine {
         self.provider.save_state()
     }
 
-    /// An engine as it was when `state` was saved, deciding with `provider` and
-    /// enforcing the limits of `risk` and `kill` (all built from the run's
-    /// configuration; the provider's own state already restored).
+    /// An engine as it was when `state` was saved, deciding with `provider`,
+    /// enforcing the limits of `risk` and `kill` and placing the exits of `exits` (all
+    /// built from the run's configuration; the provider's own state already restored).
     pub fn restore(
         state: EngineState,
         provider: Box<dyn DecisionProvider>,
         risk: RiskEngine,
         kill: KillSwitch,
+        exits: ExitPolicy,
     ) -> Engine {
         let state = EngineState { risk: risk.restored(state.risk), kill: kill.restored(state.kill), ..state };
-        Engine { provider, state }
+        Engine { provider, exits, state, requests: Vec::new() }
+    }
+
+    /// The requests the last calls made of the venue (cancellations of reduce-only
+    /// orders left with nothing to reduce, trailing stops moved), in order; the runner
+    /// carries them out before anything else reaches the venue.
+    pub fn take_requests(&mut self) -> std::vec::Drain<'_, VenueRequest> {
+        self.requests.drain(..)
+    }
+
+    /// Whether the engine has requests for the venue ([`Engine::take_requests`]).
+    pub fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
+    /// Whether `order` is a working reduce-only order (a close or a protective exit):
+    /// a kill-switch trip leaves those working.
+    pub fn is_reduce_only(&self, order: &ClientOrderId) -> bool {
+        self.state.reducing.contains_key(order)
     }
 
     /// Passes over a stored event at `seq` that is not the run's own doing (another
@@ -348,19 +423,35 @@ impl Engine {
             }
             Payload::DecisionMade(made) => self.state.kill.on_outcome(!matches!(made.parse_status, ParseStatus::Ok)),
             Payload::OrderSubmitted(order) => {
-                self.state.orders.insert(order.client_order_id, (cycle, seq));
+                let id = order.client_order_id;
+                self.state.orders.insert(id, (cycle, seq));
+                if let Some(bracket) = &order.bracket {
+                    self.state.brackets.insert(id, (**bracket).clone());
+                }
+                if order.reduce_only {
+                    let reducing = Reducing {
+                        instrument: order.instrument,
+                        side: order.side,
+                        protects: order.protects.clone(),
+                        stop_price: order.stop_price,
+                    };
+                    self.state.reducing.insert(id, reducing);
+                }
             }
             Payload::OrderFilled(fill) => {
                 self.state.portfolio.apply_fill(fill)?;
                 self.state.kill.on_outcome(false);
-                self.state.orders.remove(&fill.client_order_id);
+                self.forget(&fill.client_order_id);
             }
             Payload::OrderRejected(rejected) => {
                 self.state.kill.on_outcome(true);
-                self.state.orders.remove(&rejected.client_order_id);
+                self.forget(&rejected.client_order_id);
             }
-            Payload::OrderCanceled(canceled) => {
-                self.state.orders.remove(&canceled.client_order_id);
+            Payload::OrderCanceled(canceled) => self.forget(&canceled.client_order_id),
+            Payload::OrderAmended(amended) => {
+                if let Some(order) = self.state.reducing.get_mut(&amended.client_order_id) {
+                    order.stop_price = Some(amended.stop_price);
+                }
             }
             Payload::KillSwitchTripped(_) => self.state.kill.trip(),
             Payload::KillSwitchReset(_) => self.state.kill.reset(),
@@ -374,8 +465,21 @@ impl Engine {
         Ok(())
     }
 
+    /// An order is no longer working.
+    fn forget(&mut self, order: &ClientOrderId) {
+        self.state.orders.remove(order);
+        self.state.brackets.remove(order);
+        self.state.reducing.remove(order);
+    }
+
     /// Records a venue's report on one of the run's orders, at source time `ts_event`
-    /// (the tick it happened on), in the order's cycle.
+    /// (the tick it happened on), in the order's cycle. After a fill, the reduce-only
+    /// orders of its instrument left with nothing to reduce are to be canceled
+    /// ([`Engine::take_requests`]), and a filled entry's bracket places its exits (their
+    /// `OrderSubmitted` drafts, caused by the fill, for the runner to send).
+    ///
+    /// # Errors
+    /// [`EngineError::Overflow`] when the fill leaves the account's range.
     pub fn on_report(
         &mut self,
         report: VenueReport,
@@ -383,16 +487,113 @@ impl Engine {
         now: TimestampNs,
         out: &mut Vec<EventDraft>,
     ) -> Result<(), EngineError> {
-        let (cycle, order_seq) =
-            self.state.orders.get(&report.client_order_id()).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
+        let id = report.client_order_id();
+        let (cycle, order_seq) = self.state.orders.get(&id).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
         let cause = (order_seq != Seq::ZERO).then_some(order_seq);
+        let filled = match &report {
+            VenueReport::Filled(fill) => Some((
+                fill.clone(),
+                self.state.brackets.get(&id).cloned(),
+                self.state.reducing.get(&id).and_then(|r| r.protects.clone()),
+            )),
+            _ => None,
+        };
         let payload = match report {
             VenueReport::Accepted(r) => Payload::OrderAccepted(r),
             VenueReport::Rejected(r) => Payload::OrderRejected(r),
             VenueReport::Filled(r) => Payload::OrderFilled(r),
             VenueReport::Canceled(r) => Payload::OrderCanceled(r),
         };
-        self.emit(out, cycle, cause, ts_event, now, payload).map(|_| ())
+        let seq = self.emit(out, cycle, cause, ts_event, now, payload)?;
+        let Some((fill, bracket, protection)) = filled else {
+            return Ok(());
+        };
+        self.release_reduce_only(&fill, protection.as_ref());
+        if let Some(bracket) = bracket {
+            let at = Placement { cycle, cause: Some(seq), ts: ts_event, now };
+            self.place_exits(out, at, &bracket, &fill)?;
+        }
+        Ok(())
+    }
+
+    /// After `fill`: asks to cancel the working reduce-only orders of its instrument
+    /// whose side of the position is gone (the other exits of a filled exit, the exits
+    /// and closes of a position closed otherwise).
+    fn release_reduce_only(&mut self, fill: &OrderFilled, filled_exit: Option<&Protection>) {
+        let held = self.state.portfolio.qty(&fill.instrument);
+        let reason: Text = match filled_exit {
+            Some(exit) => format!("one-cancels-other: {} {} filled", exit.kind.name(), fill.client_order_id),
+            None => format!("no position left to reduce after {} filled", fill.client_order_id),
+        }
+        .into();
+        for (id, order) in &self.state.reducing {
+            let reduces = match order.side {
+                Side::Sell => held > Decimal::ZERO,
+                Side::Buy => held < Decimal::ZERO,
+            };
+            if order.instrument == fill.instrument && *id != fill.client_order_id && !reduces {
+                self.requests.push(VenueRequest::Cancel { client_order_id: *id, reason: reason.clone() });
+            }
+        }
+    }
+
+    /// Places the exits of `bracket` for the entry `fill`, for the quantity filled.
+    fn place_exits(
+        &mut self,
+        out: &mut Vec<EventDraft>,
+        at: Placement,
+        bracket: &Bracket,
+        fill: &OrderFilled,
+    ) -> Result<(), EngineError> {
+        for exit in exits::exit_orders(bracket, fill.side, fill.price) {
+            let order = |client_order_id| OrderSubmitted {
+                client_order_id,
+                instrument: fill.instrument,
+                side: fill.side.opposite(),
+                qty: OrderQty::Units(fill.qty),
+                order_type: exit.order_type,
+                limit_price: exit.limit_price,
+                tif: TimeInForce::Gtc,
+                stop_price: exit.stop_price,
+                reduce_only: true,
+                protects: Some(Protection { entry: fill.client_order_id, kind: exit.kind.clone() }),
+                bracket: None,
+            };
+            self.submit(out, at, order)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the trailing stops of the tick's instrument toward the tick's best price
+    /// ([`exits::best_price`]): an `OrderAmended` for each that moves, caused by the
+    /// tick, and its request to the venue. The tick has already been checked against
+    /// the stops as they were, so a bar's high never moves a stop its own low then hits.
+    fn trail(&mut self, out: &mut Vec<EventDraft>, at: Placement, tick: &Tick) -> Result<(), EngineError> {
+        if self.state.reducing.is_empty() {
+            return Ok(());
+        }
+        let moves: Vec<(ClientOrderId, Decimal, Decimal, Decimal)> = self
+            .state
+            .reducing
+            .iter()
+            .filter(|(_, order)| order.instrument == tick.instrument)
+            .filter_map(|(id, order)| {
+                let Some(Protection { kind: ExitKind::TrailingStop(pct), .. }) = &order.protects else {
+                    return None;
+                };
+                let best = exits::best_price(order.side, &tick.data);
+                let candidate = exits::trailing_level(order.side, *pct, best)?;
+                let current = order.stop_price?;
+                exits::trails(order.side, current, candidate).then_some((*id, candidate, best, *pct))
+            })
+            .collect();
+        for (client_order_id, stop_price, best, pct) in moves {
+            let reason = format!("trailing {pct} from the best price {best}");
+            let amended = OrderAmended { client_order_id, stop_price, reason: reason.as_str().into() };
+            self.emit(out, at.cycle, at.cause, at.ts, at.now, Payload::OrderAmended(amended))?;
+            self.requests.push(VenueRequest::Amend { client_order_id, stop_price });
+        }
+        Ok(())
     }
 
     /// Runs one cycle for `tick` at time `now` (the cycle's recording time): the tick
@@ -409,25 +610,15 @@ impl Engine {
         let market = MarketTick { instrument: tick.instrument, data: tick.data.clone() };
         let tick_seq = self.emit(out, cycle, None, tick.ts, now, Payload::MarketTick(market))?;
         self.state.risk.on_tick(tick.ts, self.state.portfolio.equity());
+        let at_tick = Placement { cycle, cause: Some(tick_seq), ts: tick.ts, now };
+        self.trail(out, at_tick, tick)?;
 
         // The kill switch watches equity.
         if let Some(tripped) = self.state.kill.check(&self.state.portfolio) {
             let trip_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::KillSwitchTripped(tripped))?;
             if self.state.kill.closes_positions() {
-                let positions: Vec<_> = self.state.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
-                for (instrument, qty) in positions {
-                    let side = if qty > Decimal::ZERO { Side::Sell } else { Side::Buy };
-                    self.submit(
-                        out,
-                        cycle,
-                        Some(trip_seq),
-                        tick.ts,
-                        now,
-                        instrument,
-                        side,
-                        OrderQty::Units(qty.abs()),
-                    )?;
-                }
+                let at = Placement { cause: Some(trip_seq), ..at_tick };
+                self.close_positions(out, at)?;
             }
         }
 
@@ -458,7 +649,12 @@ impl Engine {
         };
         let decision_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::DecisionMade(made))?;
 
-        // Risk verdict, at the cycle's time.
+        // Risk verdict, at the cycle's time, on the entry with the exits it would carry.
+        let bracket = match decision.action {
+            Action::Long => self.exits.bracket(Side::Buy, price, decision.terms()),
+            Action::Short => self.exits.bracket(Side::Sell, price, decision.terms()),
+            Action::Close | Action::Hold => Bracket::default(),
+        };
         let judgement = self.state.risk.judge(&RiskInput {
             decision: &decision,
             instrument: &tick.instrument,
@@ -468,13 +664,15 @@ impl Engine {
             now,
             portfolio: &self.state.portfolio,
             kill_switch_tripped: self.state.kill.is_tripped(),
+            bracket: &bracket,
         });
         let approved = judgement.approved;
         let verdict = RiskVerdict { approved, checks: judgement.checks, reason: judgement.reason };
         let verdict_seq = self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::RiskVerdict(verdict))?;
 
         // Orders.
-        if approved && self.place(out, cycle, verdict_seq, tick, now, &decision)? {
+        let at = Placement { cause: Some(verdict_seq), ..at_tick };
+        if approved && self.place(out, at, tick, &decision, bracket)? {
             self.state.risk.on_order(tick.ts, &decision);
         }
         Ok(())
@@ -490,17 +688,18 @@ impl Engine {
     /// sized by the venue against the funds after the closing leg). So a signal in the
     /// direction already held closes and reopens the position; to keep a position,
     /// a provider answers `hold`. `close` closes the position; `hold` does nothing.
+    /// Closing legs are reduce-only market orders. The entry is a market order, or a
+    /// limit order when the decision sets `limit_price` (with its time in force), and
+    /// carries `bracket`, its protective exits.
     fn place(
         &mut self,
         out: &mut Vec<EventDraft>,
-        cycle: CycleId,
-        cause: Seq,
+        at: Placement,
         tick: &Tick,
-        now: TimestampNs,
         decision: &Decision,
+        bracket: Bracket,
     ) -> Result<bool, EngineError> {
         let held = self.state.portfolio.qty(&tick.instrument);
-        let closing_side = if held > Decimal::ZERO { Side::Sell } else { Side::Buy };
         let target_side = match decision.action {
             Action::Long => Side::Buy,
             Action::Short => Side::Sell,
@@ -508,22 +707,42 @@ impl Engine {
                 if held.is_zero() {
                     return Ok(false);
                 }
-                let qty = OrderQty::Units(held.abs());
-                self.submit(out, cycle, Some(cause), tick.ts, now, tick.instrument, closing_side, qty)?;
+                self.submit(out, at, |id| closing_order(id, tick.instrument, held))?;
                 return Ok(true);
             }
             Action::Hold => return Ok(false),
         };
         if !held.is_zero() {
             // The closing leg first (a reversal, or the same side closed to reopen).
-            let qty = OrderQty::Units(held.abs());
-            self.submit(out, cycle, Some(cause), tick.ts, now, tick.instrument, closing_side, qty)?;
+            self.submit(out, at, |id| closing_order(id, tick.instrument, held))?;
         }
         if decision.size_pct > Decimal::ZERO {
-            let qty = OrderQty::EquityFraction(decision.size_pct);
-            self.submit(out, cycle, Some(cause), tick.ts, now, tick.instrument, target_side, qty)?;
+            let terms = decision.terms();
+            let entry = |client_order_id| OrderSubmitted {
+                client_order_id,
+                instrument: tick.instrument,
+                side: target_side,
+                qty: OrderQty::EquityFraction(decision.size_pct),
+                order_type: if terms.limit_price.is_some() { OrderType::Limit } else { OrderType::Market },
+                limit_price: terms.limit_price,
+                tif: terms.time_in_force.unwrap_or(TimeInForce::Gtc),
+                stop_price: None,
+                reduce_only: false,
+                protects: None,
+                bracket: bracket.boxed(),
+            };
+            self.submit(out, at, entry)?;
         }
         Ok(true)
+    }
+
+    /// A reduce-only market order for every position, in instrument order.
+    fn close_positions(&mut self, out: &mut Vec<EventDraft>, at: Placement) -> Result<(), EngineError> {
+        let positions: Vec<_> = self.state.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
+        for (instrument, held) in positions {
+            self.submit(out, at, |id| closing_order(id, instrument, held))?;
+        }
+        Ok(())
     }
 
     /// Closes every open position at the end of the data (`close_at_end`): records an
@@ -535,40 +754,21 @@ impl Engine {
     /// # Errors
     /// [`EngineError::OrderId`] only on a broken invariant of the id scheme.
     pub fn close_out(&mut self, now: TimestampNs, out: &mut Vec<EventDraft>) -> Result<(), EngineError> {
-        let cycle = CycleId::new(self.state.cycle);
-        let ts = self.state.last_tick_ts;
-        let positions: Vec<_> = self.state.portfolio.positions.iter().map(|(id, p)| (*id, p.qty)).collect();
-        for (instrument, qty) in positions {
-            let side = if qty > Decimal::ZERO { Side::Sell } else { Side::Buy };
-            self.submit(out, cycle, None, ts, now, instrument, side, OrderQty::Units(qty.abs()))?;
-        }
-        Ok(())
+        let at = Placement { cycle: CycleId::new(self.state.cycle), cause: None, ts: self.state.last_tick_ts, now };
+        self.close_positions(out, at)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records the `OrderSubmitted` that `order` makes with the run's next client order
+    /// id (`r<run>-<n>`).
     fn submit(
         &mut self,
         out: &mut Vec<EventDraft>,
-        cycle: CycleId,
-        cause: Option<Seq>,
-        ts: TimestampNs,
-        now: TimestampNs,
-        instrument: InstrumentId,
-        side: Side,
-        qty: OrderQty,
+        at: Placement,
+        order: impl FnOnce(ClientOrderId) -> OrderSubmitted,
     ) -> Result<(), EngineError> {
         self.state.order_counter += 1;
         let id = ClientOrderId::new(&format!("r{}-{}", self.state.run_id, self.state.order_counter))?;
-        let order = OrderSubmitted {
-            client_order_id: id,
-            instrument,
-            side,
-            qty,
-            order_type: OrderType::Market,
-            limit_price: None,
-            tif: TimeInForce::Gtc,
-        };
-        self.emit(out, cycle, cause, ts, now, Payload::OrderSubmitted(order))?;
+        self.emit(out, at.cycle, at.cause, at.ts, at.now, Payload::OrderSubmitted(order(id)))?;
         Ok(())
     }
 
@@ -593,5 +793,22 @@ impl Engine {
         let stopped = RunStopped { reason: Arc::from(reason), skipped_rows };
         self.emit(out, CycleId::new(0), None, ts, now, Payload::RunStopped(stopped))?;
         Ok(self.state.portfolio)
+    }
+}
+
+/// A reduce-only market order closing all of `held` (signed units) of `instrument`.
+fn closing_order(client_order_id: ClientOrderId, instrument: InstrumentId, held: Decimal) -> OrderSubmitted {
+    OrderSubmitted {
+        client_order_id,
+        instrument,
+        side: if held > Decimal::ZERO { Side::Sell } else { Side::Buy },
+        qty: OrderQty::Units(held.abs()),
+        order_type: OrderType::Market,
+        limit_price: None,
+        tif: TimeInForce::Gtc,
+        stop_price: None,
+        reduce_only: true,
+        protects: None,
+        bracket: None,
     }
 }

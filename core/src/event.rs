@@ -18,10 +18,13 @@ use crate::time::TimestampNs;
 
 /// The schema version written into every new header. Older versions are upcast on read.
 ///
+/// Version 3 added a decision's [`OrderTerms`] (limit price, time in force, stop-loss,
+/// take-profit, trailing stop), an order's stop price and the entry a protective exit
+/// protects ([`Protection`]); [`crate::codec`] upcasts version 2 with no terms.
 /// Version 2 moved the provider, model and parameters of a run from every `DecisionMade`
 /// into its `RunStarted` (they are constant for a run) and packs a bar's interval;
 /// [`crate::codec`] upcasts version 1.
-pub const SCHEMA_VERSION: u16 = 2;
+pub const SCHEMA_VERSION: u16 = 3;
 
 /// Free text carried by events: shared, immutable, cheap to clone.
 pub type Text = Arc<str>;
@@ -132,8 +135,8 @@ pub struct EventRef<'a> {
 /// Every kind of fact the ledger records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
-    /// A run began.
-    RunStarted(RunStarted),
+    /// A run began. (Boxed: the largest payload and the rarest, once a run.)
+    RunStarted(Box<RunStarted>),
     /// A run ended.
     RunStopped(RunStopped),
     /// Market data arrived.
@@ -162,6 +165,8 @@ pub enum Payload {
     /// new session of the same run. (Added in schema 2 after its first release: a new
     /// variant at the end, so earlier records decode unchanged.)
     RunResumed(RunResumed),
+    /// A working order's stop price moved (a trailing stop following the price).
+    OrderAmended(OrderAmended),
 }
 
 impl Payload {
@@ -182,6 +187,7 @@ impl Payload {
             Payload::KillSwitchReset(_) => "KillSwitchReset",
             Payload::RiskLimitsChanged(_) => "RiskLimitsChanged",
             Payload::RunResumed(_) => "RunResumed",
+            Payload::OrderAmended(_) => "OrderAmended",
         }
     }
 
@@ -312,6 +318,16 @@ pub enum Side {
     Sell,
 }
 
+impl Side {
+    /// The other side: the side that closes a position this side opened.
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+}
+
 /// One trade print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trade {
@@ -369,6 +385,64 @@ pub struct Decision {
     pub confidence: Decimal,
     /// The provider's reason, as given.
     pub reason: Text,
+    /// How a `long` or `short` enters (market or limit, time in force) and which
+    /// protective exits guard the position it opens; `None` (never empty terms) for a
+    /// plain market entry protected by the run's configured exits, if any. Boxed: most
+    /// decisions have none, and every cycle moves a decision.
+    pub terms: Option<Box<OrderTerms>>,
+}
+
+/// No terms: what [`Decision::terms`] shows for a decision without any.
+static NO_TERMS: OrderTerms =
+    OrderTerms { limit_price: None, time_in_force: None, stop_loss: None, take_profit: None, trailing_stop_pct: None };
+
+impl Decision {
+    /// A decision with no [`OrderTerms`] of its own.
+    pub fn new(action: Action, size_pct: Decimal, confidence: Decimal, reason: Text) -> Self {
+        Decision { action, size_pct, confidence, reason, terms: None }
+    }
+
+    /// This decision with `terms` (kept as `None` when they set nothing).
+    pub fn with_terms(self, terms: OrderTerms) -> Self {
+        Decision { terms: (!terms.is_empty()).then(|| Box::new(terms)), ..self }
+    }
+
+    /// The decision's terms (all `None` when it has none).
+    pub fn terms(&self) -> &OrderTerms {
+        self.terms.as_deref().unwrap_or(&NO_TERMS)
+    }
+}
+
+/// A decision's terms for the position it opens: the entry order's limit price and
+/// time in force, and the protective exits placed when the entry fills. Prices are in
+/// the instrument's quote currency; `trailing_stop_pct` is a fraction (0.03 = 3%), like
+/// every `_pct` of the contract. A term left `None` falls back to the run's
+/// configuration (`[exits]`), and to none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTerms {
+    /// Enter with a limit order at this price (buy at or below, sell at or above)
+    /// instead of a market order.
+    #[serde(with = "decimal_opt")]
+    pub limit_price: Option<Decimal>,
+    /// How long the limit entry works (good till canceled when `None`).
+    pub time_in_force: Option<TimeInForce>,
+    /// Stop-loss price: a stop order closes the position when the price reaches it.
+    #[serde(with = "decimal_opt")]
+    pub stop_loss: Option<Decimal>,
+    /// Take-profit price: a limit order closes the position at it or better.
+    #[serde(with = "decimal_opt")]
+    pub take_profit: Option<Decimal>,
+    /// Trailing stop distance, fraction of the best price since the entry: a stop order
+    /// that follows the price up (longs) or down (shorts), never back.
+    #[serde(with = "decimal_opt")]
+    pub trailing_stop_pct: Option<Decimal>,
+}
+
+impl OrderTerms {
+    /// Whether no term is set.
+    pub fn is_empty(&self) -> bool {
+        *self == OrderTerms::default()
+    }
 }
 
 /// How the provider's raw output became the [`Decision`].
@@ -446,6 +520,14 @@ pub enum RiskCheckId {
     DuplicateOrder,
     /// The kill switch is not tripped.
     KillSwitch,
+    /// Exit levels on the wrong side of the entry price (a long's stop-loss at or above
+    /// it, its take-profit at or below it; mirrored for a short), a count.
+    ExitLevels,
+    /// Whether a stop (stop-loss or trailing) protects the entry: 1 or 0.
+    StopLossRequired,
+    /// The loss if the stop is hit, fraction of equity: size_pct x distance from the
+    /// entry price to the stop / entry price (size_pct when no stop protects it).
+    MaxLossAtStop,
 }
 
 /// One check: what was measured, against what limit, and whether it passed.
@@ -501,6 +583,8 @@ pub enum OrderType {
     Market,
     /// At the limit price or better.
     Limit,
+    /// A market order once the price reaches the stop price (`stop_price`).
+    Stop,
 }
 
 /// How long an order stays working.
@@ -508,9 +592,10 @@ pub enum OrderType {
 pub enum TimeInForce {
     /// Good till canceled.
     Gtc,
-    /// Immediate or cancel.
+    /// Immediate or cancel: what does not fill on the first tick the order can fill on
+    /// is canceled.
     Ioc,
-    /// Day order.
+    /// Day order: canceled at the end of the UTC day it was submitted on.
     Day,
 }
 
@@ -532,6 +617,93 @@ pub struct OrderSubmitted {
     pub limit_price: Option<Decimal>,
     /// Time in force.
     pub tif: TimeInForce,
+    /// Trigger price, quote currency, for stop orders.
+    #[serde(with = "decimal_opt")]
+    pub stop_price: Option<Decimal>,
+    /// Only reduces a position (a close, a reversal's closing leg, a protective exit):
+    /// canceled when the position it reduces is gone, so it never opens one.
+    pub reduce_only: bool,
+    /// For a protective exit: which one, and the entry whose position it protects.
+    pub protects: Option<Protection>,
+    /// For an entry: the protective exits placed for what it fills (`None`, never an
+    /// empty bracket, for none). Boxed: few orders carry one.
+    pub bracket: Option<Box<Bracket>>,
+}
+
+/// The protective exits an entry order carries (a bracket order), placed when it fills,
+/// for the quantity filled: a stop-loss stop order, a trailing stop and a take-profit
+/// limit order, in that order, one-cancels-other. Prices in quote currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bracket {
+    /// Stop-loss price.
+    #[serde(with = "decimal_opt")]
+    pub stop_loss: Option<Decimal>,
+    /// Take-profit price.
+    #[serde(with = "decimal_opt")]
+    pub take_profit: Option<Decimal>,
+    /// Trailing stop distance, fraction of the best price since the fill.
+    #[serde(with = "decimal_opt")]
+    pub trailing_stop_pct: Option<Decimal>,
+}
+
+impl Bracket {
+    /// Whether the bracket places no exit.
+    pub fn is_empty(&self) -> bool {
+        *self == Bracket::default()
+    }
+
+    /// The bracket as an order carries it: `None` when it places no exit.
+    pub fn boxed(self) -> Option<Box<Bracket>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+}
+
+/// What a protective exit order is and which entry it protects. The exits of one entry
+/// are one-cancels-other: when one fills (or the position is closed otherwise), the
+/// others are canceled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protection {
+    /// The entry order whose filled position the exit closes.
+    pub entry: ClientOrderId,
+    /// Stop-loss, take-profit or trailing stop.
+    pub kind: ExitKind,
+}
+
+/// The kinds of protective exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitKind {
+    /// A stop order at a fixed price.
+    StopLoss,
+    /// A limit order at a fixed price.
+    TakeProfit,
+    /// A stop order that follows the best price since the entry at this distance
+    /// (fraction, 0.03 = 3%), amended as it moves ([`OrderAmended`]).
+    TrailingStop(#[serde(with = "decimal")] Decimal),
+}
+
+impl ExitKind {
+    /// The name used in tables, reasons and exports: `stop_loss`, `take_profit`,
+    /// `trailing_stop`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExitKind::StopLoss => "stop_loss",
+            ExitKind::TakeProfit => "take_profit",
+            ExitKind::TrailingStop(_) => "trailing_stop",
+        }
+    }
+}
+
+/// A working order was amended: its stop price moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAmended {
+    /// The order.
+    pub client_order_id: ClientOrderId,
+    /// The new stop price, quote currency.
+    #[serde(with = "decimal")]
+    pub stop_price: Decimal,
+    /// Why, in words (for a trailing stop: the best price it follows).
+    pub reason: Text,
 }
 
 /// The venue accepted an order.

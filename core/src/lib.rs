@@ -13,6 +13,7 @@
 //! - [`decision`]: the decision contract, its parser and the provider trait.
 //! - [`risk`]: the risk engine and the kill switch.
 //! - [`venue`]: the venue trait and the deterministic paper venue.
+//! - [`exits`]: protective exits: stop-loss, take-profit and trailing stops.
 //! - [`feed`]: the [`feed::MarketFeed`] trait: ticks as a stream.
 //! - [`engine`]: one cycle per tick, tick -> decision -> verdict -> order -> fill.
 //! - [`replay`]: re-running a recorded run and finding where it diverges.
@@ -28,6 +29,7 @@ pub mod codec;
 pub mod decision;
 pub mod engine;
 pub mod event;
+pub mod exits;
 pub mod feed;
 pub mod ids;
 pub mod log;

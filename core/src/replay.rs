@@ -48,7 +48,7 @@ impl<'a> RecordedRun<'a> {
     ) -> Result<(RunStarted, RecordedRun<'a>, RecordedProvider), LogError> {
         let mut cursor = EventCursor::new(source, range.first, range.last);
         let started = match cursor.next_event()? {
-            Some(Envelope { payload: Payload::RunStarted(started), .. }) => started,
+            Some(Envelope { payload: Payload::RunStarted(started), .. }) => *started,
             _ => {
                 return Err(LogError::Codec {
                     seq: range.first,
@@ -275,18 +275,41 @@ impl Derived {
     }
 }
 
-/// Replaces a client order id `r<run>-<n>` by its per-run part `<n>`.
+/// Replaces the client order ids `r<run>-<n>` of a payload (its order's, and the entry
+/// a protective exit protects) by their per-run part `<n>`.
 fn strip_run_prefix(payload: &mut Payload) {
-    let id = match payload {
-        Payload::OrderSubmitted(p) => &mut p.client_order_id,
-        Payload::OrderAccepted(p) => &mut p.client_order_id,
-        Payload::OrderRejected(p) => &mut p.client_order_id,
-        Payload::OrderCanceled(p) => &mut p.client_order_id,
-        Payload::OrderFilled(p) => &mut p.client_order_id,
-        _ => return,
+    let strip = |id: &mut ClientOrderId| {
+        if let Some(stripped) = id.as_str().split_once('-').and_then(|(_, n)| ClientOrderId::new(n).ok()) {
+            *id = stripped;
+        }
     };
-    if let Some(stripped) = id.as_str().split_once('-').and_then(|(_, n)| ClientOrderId::new(n).ok()) {
-        *id = stripped;
+    match payload {
+        Payload::OrderSubmitted(p) => {
+            strip(&mut p.client_order_id);
+            if let Some(exit) = &mut p.protects {
+                strip(&mut exit.entry);
+            }
+        }
+        Payload::OrderAccepted(p) => strip(&mut p.client_order_id),
+        Payload::OrderRejected(p) => strip(&mut p.client_order_id),
+        Payload::OrderCanceled(p) => {
+            strip(&mut p.client_order_id);
+            // A reduce-only order canceled after another filled names that one.
+            let words: Vec<&str> = p.reason.split(' ').map(per_run_part).collect();
+            p.reason = words.join(" ").into();
+        }
+        Payload::OrderFilled(p) => strip(&mut p.client_order_id),
+        Payload::OrderAmended(p) => strip(&mut p.client_order_id),
+        _ => {}
+    }
+}
+
+/// `<n>` for a word `r<run>-<n>` (a client order id), else the word.
+fn per_run_part(word: &str) -> &str {
+    let id = word.strip_prefix('r').and_then(|rest| rest.split_once('-'));
+    match id {
+        Some((run, n)) if !run.is_empty() && run.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => word,
     }
 }
 

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Exact;
-use crate::event::{Action, Decision, KillSwitchTripped, KillTrigger, RiskCheck, RiskCheckId, Text};
+use crate::event::{Action, Bracket, Decision, KillSwitchTripped, KillTrigger, RiskCheck, RiskCheckId, Text};
 use crate::ids::InstrumentId;
 use crate::portfolio::Portfolio;
 use crate::time::TimestampNs;
@@ -67,6 +67,15 @@ pub struct RiskLimits {
     /// Block an order with the same action and size as the previous one within the
     /// window.
     pub block_duplicate_orders: bool,
+    /// Refuse an entry no stop (stop-loss or trailing stop) protects. (Left out of the
+    /// canonical JSON when off, as `max_loss_at_stop` when unset, so configurations
+    /// written before these checks keep their hash.)
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_stop_loss: bool,
+    /// Maximum loss if an entry's stop is hit, fraction of equity (0.01 = risk at most
+    /// 1% per trade).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_loss_at_stop: Option<Decimal>,
 }
 
 /// Kill-switch thresholds; `None` turns a trigger off.
@@ -104,6 +113,8 @@ pub struct RiskInput<'a> {
     pub portfolio: &'a Portfolio,
     /// Whether the kill switch is tripped.
     pub kill_switch_tripped: bool,
+    /// The protective exits an entry would carry (empty for a close or a hold).
+    pub bracket: &'a Bracket,
 }
 
 /// A verdict before it becomes an event.
@@ -292,7 +303,42 @@ impl RiskEngine {
             });
             checks.add(RiskCheckId::DuplicateOrder, flag(duplicate), Decimal::ZERO, !duplicate);
         }
+        self.judge_exits(input, price, &mut checks);
         checks.finish(&self.approved)
+    }
+
+    /// The checks on an entry's protective exits: their levels against the entry price
+    /// (the limit price, else the reference price), and the configured stop rules.
+    fn judge_exits(&self, input: &RiskInput<'_>, price: Decimal, checks: &mut Checks) {
+        let decision = input.decision;
+        let bracket = input.bracket;
+        let entry = decision.terms().limit_price.unwrap_or(price);
+        let long = decision.action == Action::Long;
+        if !bracket.is_empty() {
+            let wrong_stop = bracket.stop_loss.is_some_and(|stop| if long { stop >= entry } else { stop <= entry });
+            let wrong_target =
+                bracket.take_profit.is_some_and(|target| if long { target <= entry } else { target >= entry });
+            let wrong = Decimal::from(u8::from(wrong_stop) + u8::from(wrong_target));
+            checks.add(RiskCheckId::ExitLevels, wrong, Decimal::ZERO, wrong.is_zero());
+        }
+        let stopped = bracket.stop_loss.is_some() || bracket.trailing_stop_pct.is_some();
+        if self.limits.require_stop_loss {
+            checks.add(RiskCheckId::StopLossRequired, flag(stopped), Decimal::ONE, stopped);
+        }
+        if let Some(limit) = self.limits.max_loss_at_stop {
+            // The distance to the nearest stop as a fraction of the entry price; the
+            // whole position when no stop protects it.
+            let fixed =
+                bracket.stop_loss.map(|stop| ratio(entry.checked_sub(stop).unwrap_or(Decimal::MAX).abs(), entry));
+            let distance = match (fixed, bracket.trailing_stop_pct) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => Decimal::ONE,
+            };
+            let loss = decision.size_pct.checked_mul(distance).map_or(Decimal::MAX, |l| l.round_dp(RATIO_DP));
+            checks.add(RiskCheckId::MaxLossAtStop, loss, limit, loss <= limit);
+        }
     }
 }
 
@@ -363,6 +409,9 @@ fn check_name(id: RiskCheckId) -> &'static str {
         MaxOrdersPerWindow => "max_orders_per_window",
         DuplicateOrder => "duplicate_order",
         KillSwitch => "kill_switch",
+        ExitLevels => "exit_levels",
+        StopLossRequired => "stop_loss_required",
+        MaxLossAtStop => "max_loss_at_stop",
     }
 }
 
@@ -461,7 +510,7 @@ mod tests {
     const SEC: i64 = 1_000_000_000;
 
     fn decision(action: Action, size_pct: Decimal, confidence: Decimal) -> Decision {
-        Decision { action, size_pct, confidence, reason: Arc::from("") }
+        Decision::new(action, size_pct, confidence, Arc::from(""))
     }
 
     struct Case {
@@ -471,6 +520,7 @@ mod tests {
         price: Decimal,
         previous: Option<Decimal>,
         age_ns: i64,
+        bracket: Bracket,
     }
 
     impl Default for Case {
@@ -482,6 +532,7 @@ mod tests {
                 price: dec!(100),
                 previous: None,
                 age_ns: 0,
+                bracket: Bracket::default(),
             }
         }
     }
@@ -502,6 +553,7 @@ mod tests {
             now: TimestampNs::from_nanos(case.age_ns),
             portfolio: &portfolio,
             kill_switch_tripped: false,
+            bracket: &case.bracket,
         });
         let check = judgement.checks.iter().find(|c| c.id == id).expect("the check ran");
         assert_eq!(check.passed, judgement.approved, "{id:?} decides this verdict");
@@ -622,11 +674,50 @@ mod tests {
                 Case { limits: RiskLimits { max_orders_per_window: Some(1), ..l() }, ..Case::default() },
                 Case { limits: RiskLimits { max_orders_per_window: Some(0), ..l() }, ..Case::default() },
             ),
+            (
+                "TC13 exit levels: a long's stop below the price, its target above",
+                ExitLevels,
+                Case { bracket: stop_target(dec!(99.99), dec!(100.01)), ..Case::default() },
+                Case { bracket: stop_target(dec!(100), dec!(100.01)), ..Case::default() },
+            ),
+            (
+                "TC14 stop required",
+                StopLossRequired,
+                Case {
+                    limits: RiskLimits { require_stop_loss: true, ..l() },
+                    bracket: Bracket { trailing_stop_pct: Some(dec!(0.03)), ..Bracket::default() },
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits { require_stop_loss: true, ..l() },
+                    bracket: Bracket { take_profit: Some(dec!(110)), ..Bracket::default() },
+                    ..Case::default()
+                },
+            ),
+            (
+                // Half the equity 2% from its stop risks 1% of it.
+                "TC15 loss at the stop",
+                MaxLossAtStop,
+                Case {
+                    limits: RiskLimits { max_loss_at_stop: Some(dec!(0.01)), ..l() },
+                    bracket: stop_target(dec!(98), dec!(110)),
+                    ..Case::default()
+                },
+                Case {
+                    limits: RiskLimits { max_loss_at_stop: Some(dec!(0.01)), ..l() },
+                    bracket: stop_target(dec!(97.99), dec!(110)),
+                    ..Case::default()
+                },
+            ),
         ];
         for (label, id, at, beyond) in cases {
             assert!(judge(at, id).0, "{label}: at the limit must approve");
             assert!(!judge(beyond, id).0, "{label}: beyond the limit must deny");
         }
+    }
+
+    fn stop_target(stop: Decimal, target: Decimal) -> Bracket {
+        Bracket { stop_loss: Some(stop), take_profit: Some(target), trailing_stop_pct: None }
     }
 
     fn fill(side: Side, qty: Decimal, price: Decimal) -> OrderFilled {
@@ -666,6 +757,7 @@ mod tests {
                 now: TimestampNs::from_nanos(at),
                 portfolio,
                 kill_switch_tripped: false,
+                bracket: &Bracket::default(),
             })
         };
         // TC0: first order approved; record it.
@@ -698,6 +790,7 @@ mod tests {
                 now: TimestampNs::from_nanos(0),
                 portfolio: &portfolio,
                 kill_switch_tripped: tripped,
+                bracket: &Bracket::default(),
             })
         };
         let hold = judge(Action::Hold, false);
@@ -728,6 +821,7 @@ mod tests {
                 now: TimestampNs::from_nanos(0),
                 portfolio: &portfolio,
                 kill_switch_tripped: false,
+                bracket: &Bracket::default(),
             });
             assert_eq!(j.approved, approved, "{label}");
         }

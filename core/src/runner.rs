@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use crate::codec::{self, CodecError};
 use crate::decision::DecisionProvider;
-use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec};
+use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec, VenueRequest};
 use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload, TickData, Trade};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, InstrumentId, RunId, Seq};
@@ -24,7 +24,7 @@ use crate::portfolio::Portfolio;
 use crate::replay::RunRange;
 use crate::risk::{KillSwitch, RiskEngine};
 use crate::time::TimestampNs;
-use crate::venue::{MarketView, Venue, VenueReport};
+use crate::venue::{MarketView, Venue, VenueError, VenueReport};
 
 /// Why a run stopped with an error. Every variant stops the run: what was appended
 /// before it stays, chained and verifiable. (Provider and venue failures do not get
@@ -57,6 +57,10 @@ pub enum RunError {
         /// What differs.
         detail: String,
     },
+    /// The venue refused a request the engine made of it (a cancellation, an amended
+    /// stop).
+    #[error("venue: {0}")]
+    Venue(#[from] VenueError),
 }
 
 /// Why working orders are canceled when an operator trips the kill switch.
@@ -98,7 +102,7 @@ impl SessionState {
     /// version (a new layout takes a new name, and older snapshots are then ignored:
     /// the run is re-executed from its start instead).
     pub fn name(run: RunId) -> String {
-        format!("session/1/{run}")
+        format!("session/2/{run}")
     }
 }
 
@@ -264,7 +268,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                 && venue.restore_state(&s.venue).is_ok()
         });
         let (engine, appended) = match restored {
-            Some(state) => (Engine::restore(state.engine, provider, risk, kill), state.covers),
+            Some(state) => (Engine::restore(state.engine, provider, risk, kill, spec.exits.clone()), state.covers),
             None => {
                 // From the start: the stored RunStarted fixes the start time and the
                 // kill switch's state then.
@@ -387,11 +391,17 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         Ok(())
     }
 
-    /// Cancels every order working at the venue (a kill-switch trip, `reason`) and
-    /// records the venue's reports, at source time `ts_event` and cycle time `now`.
+    /// Cancels every order working at the venue but the reduce-only ones (closes and
+    /// protective exits, which only take risk off), for a kill-switch trip (`reason`),
+    /// and records the venue's reports, at source time `ts_event` and cycle time `now`.
     fn cancel_working(&mut self, reason: &str, ts_event: TimestampNs, now: TimestampNs) -> Result<(), RunError> {
-        for report in self.venue.cancel_all(reason) {
-            self.engine.on_report(report, ts_event, now, &mut self.pending)?;
+        for order in self.venue.working_orders() {
+            if self.engine.is_reduce_only(&order) {
+                continue;
+            }
+            if let Some(report) = self.venue.cancel(order, reason)? {
+                self.engine.on_report(report, ts_event, now, &mut self.pending)?;
+            }
         }
         Ok(())
     }
@@ -496,10 +506,24 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         self.act_on(first_new, &market, now)
     }
 
-    /// Carries out what the drafts from `first_new` on ask of the venue: a kill-switch
-    /// trip cancels the working orders; each `OrderSubmitted` is sent, after it is made
-    /// durable when the venue is external. Then takes the venue's reports.
+    /// Carries out what the drafts from `first_new` on ask of the venue, then takes
+    /// the venue's reports.
     fn act_on(&mut self, first_new: usize, market: &MarketView<'_>, now: TimestampNs) -> Result<(), RunError> {
+        match self.dispatch(first_new, market, now)? {
+            true => self.take_reports(market, now),
+            // Nothing new at the venue: it has nothing more to say on this tick.
+            false => Ok(()),
+        }
+    }
+
+    /// Carries out what the engine asked of the venue since draft `first_new`: its
+    /// requests (cancellations, amended stops) first; a kill-switch trip cancels the
+    /// working orders but the reduce-only ones; each `OrderSubmitted` is sent, after it
+    /// is made durable when the venue is external. Returns whether any order was sent.
+    fn dispatch(&mut self, first_new: usize, market: &MarketView<'_>, now: TimestampNs) -> Result<bool, RunError> {
+        if self.engine.has_requests() {
+            self.carry_out_requests(market, now)?;
+        }
         self.to_send.clear();
         let mut tripped = false;
         for draft in &self.pending[first_new..] {
@@ -513,7 +537,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             self.cancel_working("kill switch tripped", market.ts, now)?;
         }
         if self.to_send.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if self.venue.is_external() {
             // An order is durable before it leaves the process.
@@ -527,13 +551,36 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                 self.engine.on_report(VenueReport::Rejected(rejected), market.ts, now, &mut self.pending)?;
             }
         }
-        self.take_reports(market, now)
+        Ok(true)
     }
 
-    /// Records every report the venue has now, handing it the funds after each.
+    /// Carries out the engine's requests on the tick `market`, recording the venue's
+    /// reports at its source time.
+    fn carry_out_requests(&mut self, market: &MarketView<'_>, now: TimestampNs) -> Result<(), RunError> {
+        let requests: Vec<VenueRequest> = self.engine.take_requests().collect();
+        for request in requests {
+            match request {
+                VenueRequest::Cancel { client_order_id, reason } => {
+                    if let Some(report) = self.venue.cancel(client_order_id, &reason)? {
+                        self.engine.on_report(report, market.ts, now, &mut self.pending)?;
+                    }
+                }
+                VenueRequest::Amend { client_order_id, stop_price } => {
+                    self.venue.amend(client_order_id, stop_price, market)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records every report the venue has now, handing it the funds after each, and
+    /// carries out what each report leads to (the exits a filled entry places, the
+    /// orders a fill leaves with nothing to reduce) before the next.
     fn take_reports(&mut self, market: &MarketView<'_>, now: TimestampNs) -> Result<(), RunError> {
         while let Some(report) = self.venue.poll(market, &self.engine.funds()) {
+            let first_new = self.pending.len();
             self.engine.on_report(report, market.ts, now, &mut self.pending)?;
+            self.dispatch(first_new, market, now)?;
         }
         Ok(())
     }

@@ -216,18 +216,11 @@ fn answer(decision: Decision, empty: &Text) -> ProviderAnswer {
 
 fn signal(action: Action, sizing: &RuleSizing, reasons: &Reasons) -> Decision {
     match action {
-        Action::Long => {
-            Decision { action, size_pct: sizing.size_pct, confidence: Decimal::ONE, reason: reasons.up.clone() }
-        }
+        Action::Long => Decision::new(action, sizing.size_pct, Decimal::ONE, reasons.up.clone()),
         Action::Short if sizing.allow_short => {
-            Decision { action, size_pct: sizing.size_pct, confidence: Decimal::ONE, reason: reasons.down.clone() }
+            Decision::new(action, sizing.size_pct, Decimal::ONE, reasons.down.clone())
         }
-        _ => Decision {
-            action: Action::Close,
-            size_pct: Decimal::ZERO,
-            confidence: Decimal::ONE,
-            reason: reasons.down_close.clone(),
-        },
+        _ => Decision::new(Action::Close, Decimal::ZERO, Decimal::ONE, reasons.down_close.clone()),
     }
 }
 

@@ -14,7 +14,8 @@ use thiserror::Error;
 
 use crate::codec::{self, CodecError};
 use crate::event::{
-    Liquidity, OrderAccepted, OrderCanceled, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, Side, TickData,
+    Liquidity, OrderAccepted, OrderCanceled, OrderFilled, OrderQty, OrderRejected, OrderSubmitted, OrderType, Side,
+    TickData, TimeInForce,
 };
 use crate::ids::{ClientOrderId, FillId, InstrumentId};
 use crate::sizing::{self, Costs, Funds};
@@ -87,8 +88,23 @@ pub trait Venue {
     /// Cancels every working order; returns their `Canceled` reports in submission order.
     fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport>;
 
+    /// Cancels one working order. Returns its `Canceled` report when the venue knows
+    /// it at once (the paper venue); `None` when the order is not working (it filled or
+    /// was canceled already), or when the report comes later through [`Venue::poll`].
+    ///
+    /// # Errors
+    /// The request could not be made.
+    fn cancel(&mut self, order: ClientOrderId, reason: &str) -> Result<Option<VenueReport>, VenueError>;
+
+    /// Moves a working stop order's trigger price to `stop_price` (quote currency) on
+    /// the tick `market`: a trailing stop following the price.
+    ///
+    /// # Errors
+    /// The order is not a working stop order, or the request could not be made.
+    fn amend(&mut self, order: ClientOrderId, stop_price: Decimal, market: &MarketView<'_>) -> Result<(), VenueError>;
+
     /// At the end of the data, closing out (`close_at_end`): fills the oldest working
-    /// order for `market`'s instrument at once at the last tick's price (a bar's close,
+    /// market order for `market`'s instrument at once at the last tick's price (a bar's close,
     /// a quote's bid or ask, a trade's price), whatever the fill model; `None` when no
     /// such order is left. A venue that cannot (a live one) keeps the default, `None`,
     /// and its orders are canceled at the stop.
@@ -143,7 +159,33 @@ impl FillModel {
     }
 }
 
-/// Paper venue settings.
+/// Paper venue settings. Orders fill on the ticks their fill model fills on:
+///
+/// - A market order at the model's price: the next bar's open (`next_open`), the bar's
+///   close (`close`), the ask or bid (`quote`), the trade's price (`trade`), moved by
+///   the slippage.
+/// - A limit order at its limit or better, as backtesting.py 0.6.6
+///   (`_Broker._process_orders`): on a bar after the one it was placed on, a buy when
+///   the low is below the limit (strictly) at the lower of the open and the limit, a
+///   sell when the high is above it at the higher of the two; on the bar it was placed
+///   on under `close`, at the close if the close is at the limit or better; on quotes
+///   and trades at the ask, bid or trade price once it is at the limit or better. No
+///   slippage.
+/// - A stop order once the price reaches its stop, as a market order: on a bar, a sell
+///   stop when the low is at or below the stop, at the lower of the open and the stop (a
+///   gap through the stop fills at the open), a buy stop when the high is at or above
+///   it, at the higher of the two; on quotes at the bid (sell) or ask (buy) once it
+///   reaches the stop; on trades at the trade's price. Slippage applies.
+///
+/// A protective exit placed on a fill at a bar's open (`next_open`) can fill on the
+/// rest of that bar, as backtesting.py reprocesses a new trade's stop-loss and
+/// take-profit orders on the bar it opened on; placed on a fill at a close, from the
+/// next bar. On each tick the closes of positions are tried first, then the
+/// protective exits in the order they were placed (so a bar touching an entry's
+/// stop-loss and take-profit fills the stop), then the entries, as backtesting.py
+/// queues them. A day order still working on a tick of a later UTC day is
+/// canceled; an immediate-or-cancel order that does not fill on the first tick it can
+/// fill on is canceled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaperConfig {
@@ -214,6 +256,9 @@ impl PaperConfig {
 struct WorkingOrder {
     order: OrderSubmitted,
     submitted_at: TimestampNs,
+    /// The tick its stop was last moved on: a stop moved by a bar's high acts from
+    /// the next bar.
+    amended_at: Option<TimestampNs>,
 }
 
 /// A deterministic simulated venue. See [`PaperConfig`] for its conventions. Orders are
@@ -235,21 +280,93 @@ impl PaperVenue {
         PaperVenue { config, costs, working: VecDeque::new(), reports: VecDeque::new(), next_fill: 1 }
     }
 
-    /// Reference price for `side` on this tick, or `None` if the model cannot fill here.
-    fn reference(&self, side: Side, market: &MarketView<'_>, submitted_at: TimestampNs) -> Option<Decimal> {
-        match (self.config.fill_model, market.data) {
-            (FillModel::NextOpen, TickData::Bar(bar)) => (market.ts > submitted_at).then_some(bar.open),
-            (FillModel::Close, TickData::Bar(bar)) => Some(bar.close),
-            (FillModel::Quote, TickData::Quote(q)) => Some(if side == Side::Buy { q.ask } else { q.bid }),
-            (FillModel::Trade, TickData::Trade(t)) => Some(t.price),
-            _ => None,
+    /// How `working` can act on this tick, or `None` when it cannot: another
+    /// instrument, a tick the fill model does not fill on, the bar its stop was moved on,
+    /// or the bar it was placed on (but under `close`, and for an exit placed on a fill
+    /// at the bar's open).
+    fn phase(&self, working: &WorkingOrder, market: &MarketView<'_>) -> Option<Phase> {
+        let model = self.config.fill_model;
+        if working.order.instrument != market.instrument || !model.fills_on(market.data) {
+            return None;
+        }
+        let bar = matches!(market.data, TickData::Bar(_));
+        if bar && working.amended_at.is_some_and(|at| market.ts <= at) {
+            return None;
+        }
+        let fresh = market.ts <= working.submitted_at;
+        match market.data {
+            TickData::Bar(_) if fresh => match model {
+                FillModel::Close => Some(Phase::AtClose),
+                _ if working.order.protects.is_some() => Some(Phase::Whole),
+                _ => None,
+            },
+            _ => Some(Phase::Whole),
         }
     }
 
-    /// Reference price moved against the trader by the slippage, on the price grid;
-    /// `None` when that leaves `Decimal`'s range (the order is then rejected).
-    fn fill_price(&self, side: Side, reference: Decimal) -> Option<Decimal> {
-        let slip = self.config.slippage_bps.checked_div(Decimal::from(10_000))?;
+    /// The price `working` fills at on this tick before slippage and whether slippage
+    /// applies (market and stop orders), or `None` when it does not fill here.
+    fn trigger(&self, working: &WorkingOrder, market: &MarketView<'_>) -> Option<(Decimal, bool)> {
+        let phase = self.phase(working, market)?;
+        let order = &working.order;
+        let buy = order.side == Side::Buy;
+        match order.order_type {
+            OrderType::Market => {
+                let price = match market.data {
+                    TickData::Bar(bar) if self.config.fill_model == FillModel::Close => bar.close,
+                    TickData::Bar(bar) => bar.open,
+                    TickData::Quote(q) if buy => q.ask,
+                    TickData::Quote(q) => q.bid,
+                    TickData::Trade(t) => t.price,
+                };
+                Some((price, true))
+            }
+            OrderType::Limit => limit_fill(buy, order.limit_price?, market.data, phase).map(|p| (p, false)),
+            OrderType::Stop => stop_fill(buy, order.stop_price?, market.data, phase).map(|p| (p, true)),
+        }
+    }
+
+    /// The next working order to leave the book on this tick, and its report: a day
+    /// order past its day; else the first order that fills, closes first, then exits,
+    /// then the rest ([`Priority`]); else an immediate-or-cancel order that could have
+    /// filled here and did not.
+    fn next_off_book(&self, market: &MarketView<'_>) -> Option<(usize, Outcome)> {
+        // One pass: the first expired day order; the first fill of the best priority;
+        // the first immediate-or-cancel order that could act here.
+        let mut fill: Option<(Priority, usize, Decimal, bool)> = None;
+        let mut unfilled_ioc = None;
+        for (index, working) in self.working.iter().enumerate() {
+            let order = &working.order;
+            if order.tif == TimeInForce::Day && market.ts.utc_day() > working.submitted_at.utc_day() {
+                return Some((index, Outcome::Cancel("day order expired at the end of its UTC day")));
+            }
+            let priority = Priority::of(order);
+            if fill.as_ref().is_some_and(|(best, ..)| *best <= priority) {
+                continue;
+            }
+            match self.trigger(working, market) {
+                Some((reference, slips)) => fill = Some((priority, index, reference, slips)),
+                None if unfilled_ioc.is_none() && order.tif == TimeInForce::Ioc => {
+                    unfilled_ioc = self.phase(working, market).map(|_| index);
+                }
+                None => {}
+            }
+        }
+        if let Some((_, index, reference, slips)) = fill {
+            return Some((index, Outcome::Fill { reference, slips }));
+        }
+        let reason = "immediate-or-cancel: not filled on the first tick it could fill on";
+        unfilled_ioc.map(|index| (index, Outcome::Cancel(reason)))
+    }
+
+    /// Reference price moved against the trader by the slippage (when `slips`), on the
+    /// price grid; `None` when that leaves `Decimal`'s range (the order is then
+    /// rejected).
+    fn fill_price(&self, side: Side, reference: Decimal, slips: bool) -> Option<Decimal> {
+        let slip = match slips {
+            true => self.config.slippage_bps.checked_div(Decimal::from(10_000))?,
+            false => Decimal::ZERO,
+        };
         let (raw, strategy) = match side {
             Side::Buy => (reference.checked_mul(Decimal::ONE.checked_add(slip)?)?, RoundingStrategy::AwayFromZero),
             Side::Sell => (reference.checked_mul(Decimal::ONE.checked_sub(slip)?)?, RoundingStrategy::ToZero),
@@ -260,14 +377,14 @@ impl PaperVenue {
         }
     }
 
-    fn fill(&mut self, order: &OrderSubmitted, reference: Decimal, funds: &Funds) -> VenueReport {
+    fn fill(&mut self, order: &OrderSubmitted, reference: Decimal, slips: bool, funds: &Funds) -> VenueReport {
         let reject = |reason: String| {
             VenueReport::Rejected(OrderRejected {
                 client_order_id: order.client_order_id,
                 reason: Arc::from(reason.as_str()),
             })
         };
-        let Some(price) = self.fill_price(order.side, reference).filter(|p| *p > Decimal::ZERO) else {
+        let Some(price) = self.fill_price(order.side, reference, slips).filter(|p| *p > Decimal::ZERO) else {
             return reject(format!("no fill price: reference {reference} with the slippage and price grid"));
         };
         let units = match order.qty {
@@ -315,23 +432,58 @@ impl Venue for PaperVenue {
     }
 
     fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<(), VenueError> {
-        self.working.push_back(WorkingOrder { order: order.clone(), submitted_at: market.ts });
+        let priced = match order.order_type {
+            OrderType::Market => true,
+            OrderType::Limit => order.limit_price.is_some_and(|p| p > Decimal::ZERO),
+            OrderType::Stop => order.stop_price.is_some_and(|p| p > Decimal::ZERO),
+        };
+        if !priced {
+            return Err(VenueError(format!("a {:?} order needs a positive price", order.order_type)));
+        }
+        self.working.push_back(WorkingOrder { order: order.clone(), submitted_at: market.ts, amended_at: None });
         self.reports.push_back(VenueReport::Accepted(OrderAccepted { client_order_id: order.client_order_id }));
         Ok(())
     }
 
-    /// Fills the oldest working order for the tick's instrument that the fill model can
-    /// fill on this tick (orders for other instruments wait for their own ticks).
+    /// The next order off the book on this tick (see [`PaperConfig`]): an expired day
+    /// order, else the first order that fills (exits first, then in submission order;
+    /// orders for other instruments wait for their own ticks), else an unfilled
+    /// immediate-or-cancel order.
     fn poll(&mut self, market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport> {
         if let Some(report) = self.reports.pop_front() {
             return Some(report);
         }
-        let (index, reference) = self.working.iter().enumerate().find_map(|(i, w)| {
-            let fillable = w.order.instrument == market.instrument;
-            fillable.then(|| self.reference(w.order.side, market, w.submitted_at)).flatten().map(|r| (i, r))
-        })?;
+        let (index, outcome) = self.next_off_book(market)?;
         let working = self.working.remove(index)?;
-        Some(self.fill(&working.order, reference, funds))
+        Some(match outcome {
+            Outcome::Fill { reference, slips } => self.fill(&working.order, reference, slips, funds),
+            Outcome::Cancel(reason) => VenueReport::Canceled(OrderCanceled {
+                client_order_id: working.order.client_order_id,
+                reason: Arc::from(reason),
+            }),
+        })
+    }
+
+    fn cancel(&mut self, order: ClientOrderId, reason: &str) -> Result<Option<VenueReport>, VenueError> {
+        let Some(index) = self.working.iter().position(|w| w.order.client_order_id == order) else {
+            return Ok(None);
+        };
+        let working = self.working.remove(index);
+        Ok(working.map(|w| {
+            VenueReport::Canceled(OrderCanceled { client_order_id: w.order.client_order_id, reason: Arc::from(reason) })
+        }))
+    }
+
+    fn amend(&mut self, order: ClientOrderId, stop_price: Decimal, market: &MarketView<'_>) -> Result<(), VenueError> {
+        let working = self.working.iter_mut().find(|w| w.order.client_order_id == order);
+        match working {
+            Some(w) if w.order.order_type == OrderType::Stop => {
+                w.order.stop_price = Some(stop_price);
+                w.amended_at = Some(market.ts);
+                Ok(())
+            }
+            _ => Err(VenueError(format!("{order} is not a working stop order"))),
+        }
     }
 
     fn working_orders(&self) -> Vec<ClientOrderId> {
@@ -342,7 +494,10 @@ impl Venue for PaperVenue {
         if let Some(report) = self.reports.pop_front() {
             return Some(report);
         }
-        let index = self.working.iter().position(|w| w.order.instrument == market.instrument)?;
+        let index = self
+            .working
+            .iter()
+            .position(|w| w.order.instrument == market.instrument && w.order.order_type == OrderType::Market)?;
         let working = self.working.remove(index)?;
         let reference = match market.data {
             TickData::Bar(bar) => bar.close,
@@ -350,7 +505,7 @@ impl Venue for PaperVenue {
             TickData::Quote(q) => q.bid,
             TickData::Trade(t) => t.price,
         };
-        Some(self.fill(&working.order, reference, funds))
+        Some(self.fill(&working.order, reference, true, funds))
     }
 
     fn save_state(&self) -> Option<Vec<u8>> {
@@ -373,5 +528,73 @@ impl Venue for PaperVenue {
                 })
             })
             .collect()
+    }
+}
+
+/// The order in which working orders are tried on a tick, as backtesting.py 0.6.6
+/// queues them (`_Broker.new_order` puts orders tied to a trade at the front, the
+/// newest first): the closes of positions (`close`, a reversal's closing leg), then
+/// the protective exits (a bracket's stop-loss before its take-profit), then entries.
+/// Within a class, in submission order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Priority {
+    Close,
+    Exit,
+    Other,
+}
+
+impl Priority {
+    fn of(order: &OrderSubmitted) -> Priority {
+        match (&order.protects, order.reduce_only) {
+            (Some(_), _) => Priority::Exit,
+            (None, true) => Priority::Close,
+            (None, false) => Priority::Other,
+        }
+    }
+}
+
+/// How an order can act on a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// On all of the tick: a bar's open, high and low (or a quote or trade).
+    Whole,
+    /// Only at the close of the bar it was placed on (the `close` fill model).
+    AtClose,
+}
+
+/// What becomes of a working order on a tick.
+enum Outcome {
+    /// It fills at this reference price (before slippage, if it slips).
+    Fill { reference: Decimal, slips: bool },
+    /// It is canceled, for this reason.
+    Cancel(&'static str),
+}
+
+/// Where a limit order at `limit` fills on `data`, if it does (see [`PaperConfig`]).
+fn limit_fill(buy: bool, limit: Decimal, data: &TickData, phase: Phase) -> Option<Decimal> {
+    match (data, phase) {
+        (TickData::Bar(bar), Phase::AtClose) => {
+            let marketable = if buy { bar.close <= limit } else { bar.close >= limit };
+            marketable.then_some(bar.close)
+        }
+        (TickData::Bar(bar), Phase::Whole) if buy => (bar.low < limit).then(|| bar.open.min(limit)),
+        (TickData::Bar(bar), Phase::Whole) => (bar.high > limit).then(|| bar.open.max(limit)),
+        (TickData::Quote(q), _) if buy => (q.ask <= limit).then_some(q.ask),
+        (TickData::Quote(q), _) => (q.bid >= limit).then_some(q.bid),
+        (TickData::Trade(t), _) if buy => (t.price <= limit).then_some(t.price),
+        (TickData::Trade(t), _) => (t.price >= limit).then_some(t.price),
+    }
+}
+
+/// Where a stop order at `stop` fills on `data`, if it triggers (see [`PaperConfig`]).
+fn stop_fill(buy: bool, stop: Decimal, data: &TickData, phase: Phase) -> Option<Decimal> {
+    match (data, phase) {
+        (TickData::Bar(_), Phase::AtClose) => None,
+        (TickData::Bar(bar), Phase::Whole) if buy => (bar.high >= stop).then(|| bar.open.max(stop)),
+        (TickData::Bar(bar), Phase::Whole) => (bar.low <= stop).then(|| bar.open.min(stop)),
+        (TickData::Quote(q), _) if buy => (q.ask >= stop).then_some(q.ask),
+        (TickData::Quote(q), _) => (q.bid <= stop).then_some(q.bid),
+        (TickData::Trade(t), _) if buy => (t.price >= stop).then_some(t.price),
+        (TickData::Trade(t), _) => (t.price <= stop).then_some(t.price),
     }
 }

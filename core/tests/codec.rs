@@ -95,7 +95,7 @@ fn unknown_format_version_is_a_clear_error() {
     buf[0] = FORMAT_VERSION + 1;
     let error = decode_record(Seq::new(1), &Hash32::ZERO, &buf).unwrap_err();
     assert_eq!(error, CodecError::UnknownFormatVersion { found: FORMAT_VERSION + 1 });
-    assert_eq!(error.to_string(), "unknown record format version 3 (this build reads versions 1 to 2)");
+    assert_eq!(error.to_string(), "unknown record format version 4 (this build reads versions 1 to 3)");
 }
 
 #[test]

@@ -54,7 +54,7 @@ impl DecisionProvider for Scripted {
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
         let (action, size_pct) = self.0.pop_front().unwrap_or((Action::Hold, Decimal::ZERO));
         ProviderAnswer {
-            decision: Decision { action, size_pct, confidence: Decimal::ONE, reason: "script".into() },
+            decision: Decision::new(action, size_pct, Decimal::ONE, "script".into()),
             parse_status: ParseStatus::Ok,
             prompt: "".into(),
             raw_output: "".into(),
@@ -122,6 +122,7 @@ impl Run {
                 parent_run: None,
                 starting_cash: self.cash,
                 venue: "paper".into(),
+                exits: ledger_core::exits::ExitPolicy::default(),
             },
             provider,
             risk: RiskEngine::new(self.risk.clone()),

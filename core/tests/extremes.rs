@@ -5,6 +5,7 @@
 use ledger_core::decision::{DecisionInput, DecisionProvider};
 use ledger_core::engine::RunSpec;
 use ledger_core::event::*;
+use ledger_core::exits::ExitPolicy;
 use ledger_core::feed::Tick;
 use ledger_core::ids::{ClientOrderId, FillId, InstrumentId, RunId};
 use ledger_core::log::{EventLog, MemLog};
@@ -134,17 +135,22 @@ proptest! {
             max_order_notional: Some(limit), max_order_qty: Some(limit), price_collar_bps: Some(limit),
             daily_loss_cap: Some(limit), max_trades_per_day: Some(1), cooldown_ns: Some(i64::MAX),
             rate_window_ns: Some(i64::MAX), max_decisions_per_window: Some(1), max_orders_per_window: Some(1),
-            block_duplicate_orders: true,
+            block_duplicate_orders: true, require_stop_loss: true, max_loss_at_stop: Some(limit),
         };
         let mut risk = RiskEngine::new(limits);
+        // Exit levels from extreme distances and prices, the decision's own and the policy's.
+        let policy = ExitPolicy { stop_loss_pct: Some(limit), take_profit_pct: Some(size_pct), trailing_stop_pct: Some(confidence) };
         let portfolio = Portfolio::new(cash);
         risk.on_tick(TimestampNs::from_nanos(tick), portfolio.equity());
         for action in [Action::Long, Action::Short, Action::Close, Action::Hold] {
-            let decision = Decision { action, size_pct, confidence, reason: "x".into() };
+            let terms = OrderTerms { limit_price: Some(previous), stop_loss: Some(price), ..OrderTerms::default() };
+            let decision = Decision::new(action, size_pct, confidence, "x".into()).with_terms(terms);
+            let bracket = policy.bracket(Side::Sell, price, decision.terms());
+            let _ = ledger_core::exits::exit_orders(&bracket, Side::Buy, previous);
             let _ = risk.judge(&RiskInput {
                 decision: &decision, instrument: &spy(), price: Some(price), previous_price: Some(previous),
                 tick_ts: TimestampNs::from_nanos(tick), now: TimestampNs::from_nanos(now), portfolio: &portfolio,
-                kill_switch_tripped: false,
+                kill_switch_tripped: false, bracket: &bracket,
             });
             risk.on_order(TimestampNs::from_nanos(tick), &decision);
         }
@@ -160,6 +166,7 @@ proptest! {
         cash in positive(),
         slippage in 0u32..10_000,
         model in prop_oneof![Just(FillModel::NextOpen), Just(FillModel::Close)],
+        exit in 1i64..99,
     ) {
         let mut log = MemLog::new();
         let parts = RunParts {
@@ -167,6 +174,12 @@ proptest! {
                 run_id: RunId::new(1), mode: RunMode::Replay, config: "{}".into(), software_version: "test".into(),
                 instruments: vec![spy()], data_source: "test".into(), parent_run: None, starting_cash: cash,
                 venue: "paper".into(),
+                // Stops, targets and trailing stops on extreme prices.
+                exits: ExitPolicy {
+                    stop_loss_pct: Some(Decimal::new(exit, 2)),
+                    take_profit_pct: Some(Decimal::new(exit, 1)),
+                    trailing_stop_pct: Some(Decimal::new(exit, 2)),
+                },
             },
             provider: Box::new(SmaCross::new(1, 2, RuleSizing { size_pct: Decimal::ONE, allow_short: true })),
             risk: RiskEngine::new(RiskLimits { price_collar_bps: Some(Decimal::from(100)), ..RiskLimits::default() }),

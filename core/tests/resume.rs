@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use ledger_core::codec;
 use ledger_core::engine::{OperatorCommand, RunSpec};
 use ledger_core::event::*;
+use ledger_core::exits::ExitPolicy;
 use ledger_core::feed::Tick;
 use ledger_core::ids::{InstrumentId, RunId, Seq};
 use ledger_core::log::{visit_events, EventLog, MemLog};
@@ -51,6 +52,8 @@ struct Setup {
     risk: RiskLimits,
     kill: KillSwitchLimits,
     short: bool,
+    /// Protective exits: working stops, targets and trailing stops cross the kills.
+    exits: ExitPolicy,
     snapshot_every: u64,
     cycles_per_append: usize,
 }
@@ -68,6 +71,7 @@ impl Setup {
                 parent_run: None,
                 starting_cash: dec!(100000),
                 venue: "paper".into(),
+                exits: self.exits.clone(),
             },
             provider: Box::new(SmaCross::new(2, 5, RuleSizing { size_pct: dec!(0.5), allow_short: self.short })),
             risk: RiskEngine::new(self.risk.clone()),
@@ -200,19 +204,27 @@ fn setups() -> impl Strategy<Value = Setup> {
         any::<bool>(),
         1u64..60,
         1usize..5,
+        (proptest::option::of(1i64..5), proptest::option::of(1i64..8), proptest::option::of(1i64..5)),
     )
-        .prop_map(|(per_day, cooldown, duplicates, drawdown, short, snapshot_every, cycles_per_append)| Setup {
-            risk: RiskLimits {
-                max_trades_per_day: per_day,
-                cooldown_ns: cooldown,
-                block_duplicate_orders: duplicates,
-                daily_loss_cap: Some(dec!(0.02)),
-                ..RiskLimits::default()
-            },
-            kill: KillSwitchLimits { max_drawdown: drawdown, ..KillSwitchLimits::default() },
-            short,
-            snapshot_every,
-            cycles_per_append,
+        .prop_map(|(per_day, cooldown, duplicates, drawdown, short, snapshot_every, cycles_per_append, exits)| {
+            Setup {
+                risk: RiskLimits {
+                    max_trades_per_day: per_day,
+                    cooldown_ns: cooldown,
+                    block_duplicate_orders: duplicates,
+                    daily_loss_cap: Some(dec!(0.02)),
+                    ..RiskLimits::default()
+                },
+                kill: KillSwitchLimits { max_drawdown: drawdown, ..KillSwitchLimits::default() },
+                short,
+                exits: ExitPolicy {
+                    stop_loss_pct: exits.0.map(|p| Decimal::new(p, 2)),
+                    take_profit_pct: exits.1.map(|p| Decimal::new(p, 2)),
+                    trailing_stop_pct: exits.2.map(|p| Decimal::new(p, 2)),
+                },
+                snapshot_every,
+                cycles_per_append,
+            }
         })
 }
 
@@ -254,6 +266,7 @@ fn resuming_with_another_strategy_is_refused_at_the_first_differing_event() {
         risk: RiskLimits::default(),
         kill: KillSwitchLimits::default(),
         short: true,
+        exits: ExitPolicy::default(),
         snapshot_every: 0,
         cycles_per_append: 1,
     };
@@ -290,6 +303,7 @@ fn a_trip_made_while_the_run_was_down_cancels_its_working_orders_on_resume() {
         risk: RiskLimits::default(),
         kill: KillSwitchLimits::default(),
         short: true,
+        exits: ExitPolicy::default(),
         snapshot_every: 5,
         cycles_per_append: 1,
     };

@@ -1024,12 +1024,7 @@ mod tests {
                 prompt_sha256: None,
                 prompt: "".into(),
                 raw_output: "".into(),
-                parsed: Decision {
-                    action: Action::Hold,
-                    size_pct: Decimal::ZERO,
-                    confidence: Decimal::ZERO,
-                    reason: reason.into(),
-                },
+                parsed: Decision::new(Action::Hold, Decimal::ZERO, Decimal::ZERO, reason.into()),
                 parse_status: ParseStatus::Ok,
                 latency_us: 0,
                 tokens_in: 0,
@@ -1041,7 +1036,7 @@ mod tests {
     fn start(cash: Decimal) -> Envelope {
         event(
             0,
-            Payload::RunStarted(RunStarted {
+            Payload::RunStarted(Box::new(RunStarted {
                 mode: RunMode::Replay,
                 config_hash: Hash32::ZERO,
                 config: "{}".into(),
@@ -1055,7 +1050,7 @@ mod tests {
                 data_source: "test".into(),
                 starting_cash: cash,
                 kill_switch_tripped: false,
-            }),
+            })),
         )
     }
 

@@ -48,6 +48,9 @@ pub struct TradeRow {
     pub exit_seq: u64,
     /// The reason of the decision behind the entry order.
     pub entry_reason: Text,
+    /// Why it closed: the protective exit that filled (`stop_loss`, `take_profit`,
+    /// `trailing_stop`), else the reason of the decision behind the closing order.
+    pub exit_reason: Text,
 }
 
 /// A run's equity after one tick. Money in the account currency.
@@ -85,7 +88,8 @@ pub struct TradesFold<T, E> {
     run: RunId,
     portfolio: Portfolio,
     open: BTreeMap<InstrumentId, Open>,
-    /// The decision reason behind each order not filled yet.
+    /// Why each order not filled yet was placed: its decision's reason, or the kind of
+    /// protective exit it is.
     reasons: BTreeMap<ClientOrderId, Text>,
     last_reason: Text,
     on_trade: T,
@@ -128,7 +132,11 @@ impl<T: FnMut(TradeRow), E: FnMut(EquityRow)> TradesFold<T, E> {
             }
             Payload::DecisionMade(made) => self.last_reason = made.parsed.reason.clone(),
             Payload::OrderSubmitted(order) => {
-                self.reasons.insert(order.client_order_id, self.last_reason.clone());
+                let reason = match &order.protects {
+                    Some(exit) => Text::from(exit.kind.name()),
+                    None => self.last_reason.clone(),
+                };
+                self.reasons.insert(order.client_order_id, reason);
             }
             Payload::OrderRejected(r) => {
                 self.reasons.remove(&r.client_order_id);
@@ -184,6 +192,7 @@ impl<T: FnMut(TradeRow), E: FnMut(EquityRow)> TradesFold<T, E> {
             entry_seq: open.entry_seq.get(),
             exit_seq: seq.get(),
             entry_reason: open.reason.clone(),
+            exit_reason: reason.clone(),
         };
         let direction = if open.qty.is_sign_positive() { Decimal::ONE } else { Decimal::NEGATIVE_ONE };
         let gross = mul(mul(fill.price - open.avg_price, closing), direction);

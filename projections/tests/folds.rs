@@ -9,6 +9,7 @@ use ledger_core::codec::{decode_meta, encode_meta};
 use ledger_core::decision::{DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo};
 use ledger_core::engine::RunSpec;
 use ledger_core::event::*;
+use ledger_core::exits::ExitPolicy;
 use ledger_core::feed::Tick;
 use ledger_core::ids::{CycleId, InstrumentId, RunId, Seq};
 use ledger_core::log::{EventLog, MemLog};
@@ -117,7 +118,7 @@ impl DecisionProvider for Scripted {
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
         let (action, size_pct) = self.0.pop_front().unwrap_or((Action::Hold, Decimal::ZERO));
         ProviderAnswer {
-            decision: Decision { action, size_pct, confidence: Decimal::ONE, reason: "script".into() },
+            decision: Decision::new(action, size_pct, Decimal::ONE, "script".into()),
             parse_status: ParseStatus::Ok,
             prompt: "".into(),
             raw_output: "".into(),
@@ -161,6 +162,9 @@ struct RunCase {
     decider: Decider,
     venue: PaperConfig,
     kill: KillSwitchLimits,
+    /// Protective exits on every entry (stops and targets that fill on the bars'
+    /// highs and lows, trailing stops amended as they go).
+    exits: ExitPolicy,
     cycles_per_append: usize,
     cash: Decimal,
 }
@@ -220,6 +224,7 @@ impl RunCase {
                 parent_run: None,
                 starting_cash: self.cash,
                 venue: "paper".into(),
+                exits: self.exits.clone(),
             },
             provider: self.decider.provider(),
             risk: RiskEngine::new(RiskLimits::default()),
@@ -296,21 +301,28 @@ fn any_run() -> impl Strategy<Value = RunCase> {
         close_positions,
         ..KillSwitchLimits::default()
     });
+    let pct =
+        |most: u32| proptest::option::weighted(0.3, 1..most).prop_map(|p| p.map(|p| Decimal::new(i64::from(p), 2)));
+    let exits = (pct(10), pct(20), pct(10)).prop_map(|(stop_loss_pct, take_profit_pct, trailing_stop_pct)| {
+        ExitPolicy { stop_loss_pct, take_profit_pct, trailing_stop_pct }
+    });
     (
         any::<bool>(),
         proptest::collection::vec((500u32..2_000, 500u32..2_000, proptest::bool::weighted(0.3), 0i64..DAY), 1..60),
         decider,
         venue,
         kill,
+        exits,
         1usize..8,
         prop_oneof![Just(dec!(1000)), Just(dec!(100000)), Just(dec!(12345.67))],
     )
-        .prop_map(|(paper, bars, decider, venue, kill, cycles_per_append, cash)| RunCase {
+        .prop_map(|(paper, bars, decider, venue, kill, exits, cycles_per_append, cash)| RunCase {
             paper,
             bars,
             decider,
             venue,
             kill,
+            exits,
             cycles_per_append,
             cash,
         })
@@ -448,7 +460,7 @@ proptest! {
 // ---- the runs index and the kill switch, case by case ----
 
 fn started(mode: RunMode) -> Payload {
-    Payload::RunStarted(RunStarted {
+    Payload::RunStarted(Box::new(RunStarted {
         mode,
         config_hash: ledger_core::chain::Hash32::ZERO,
         config: "{}".into(),
@@ -462,7 +474,7 @@ fn started(mode: RunMode) -> Payload {
         data_source: "test".into(),
         starting_cash: dec!(1000),
         kill_switch_tripped: false,
-    })
+    }))
 }
 
 fn tick() -> Payload {

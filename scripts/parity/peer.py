@@ -2,6 +2,7 @@
 """backtesting.py 0.6.6 on the parity test's runs: an SMA cross, printed as JSON.
 
     peer.py --data FILE --fast N --slow N --commission RATE --cash CASH [--long-only] [--finalize]
+            [--sl FRACTION] [--tp FRACTION] [--trail FRACTION]
 
 The strategy is backtesting.py's README `SmaCross` (`lib.crossover` of two `SMA`s of the
 close): on a cross up `position.close()` then `buy()`; on a cross down `position.close()`
@@ -9,6 +10,14 @@ then `sell()` (with `--long-only`, only the close). Fills at the next bar's open
 default), commission a fraction of notional on entry and exit, no spread, whole units,
 `buy()`/`sell()` of all the equity available (its default size). `--finalize` runs with
 `finalize_trades=True`.
+
+Protective exits as the ledger places them (`[exits]`): `--sl` and `--tp` give every
+entry a stop-loss and a take-profit that fraction from the close it was decided at
+(`buy(sl=close * (1 - sl), tp=close * (1 + tp))`, mirrored for shorts); `--trail` gives
+it a stop that fraction from its fill price (the next bar's open), then moved after
+every bar toward that bar's high (a long) or low (a short), never back, as the ledger's
+trailing stop does. The trailing stops move before the signal's orders are placed, so
+a close goes first in backtesting.py's queue, as in the ledger.
 
 Prints one JSON object: the bars, every closed trade (size, entry and exit bar, time and
 price, P&L, return), the trades still open, and every statistic of `compute_stats` under
@@ -36,20 +45,44 @@ class SmaCross(Strategy):
     fast = 10
     slow = 30
     long_only = False
+    sl = 0.0
+    tp = 0.0
+    trail = 0.0
 
     def init(self):
         close = self.data.Close
         self.sma1 = self.I(SMA, close, self.fast)
         self.sma2 = self.I(SMA, close, self.slow)
+        # The whole series of opens (init sees all the data): a trailing stop starts at
+        # its distance from the fill price, the next bar's open.
+        self.opens = np.asarray(self.data.Open)
 
     def next(self):
+        if self.trail:
+            for trade in self.trades:
+                if trade.is_long:
+                    trade.sl = max(trade.sl or -np.inf, self.data.High[-1] * (1 - self.trail))
+                else:
+                    trade.sl = min(trade.sl or np.inf, self.data.Low[-1] * (1 + self.trail))
         if crossover(self.sma1, self.sma2):
             self.position.close()
-            self.buy()
+            self.buy(**self.exits(1))
         elif crossover(self.sma2, self.sma1):
             self.position.close()
             if not self.long_only:
-                self.sell()
+                self.sell(**self.exits(-1))
+
+    def exits(self, sign):
+        """The sl and tp of an entry on the side `sign` (1 long, -1 short)."""
+        price = self.data.Close[-1]
+        exits = {}
+        if self.sl:
+            exits["sl"] = price * (1 - sign * self.sl)
+        if self.tp:
+            exits["tp"] = price * (1 + sign * self.tp)
+        if self.trail and len(self.data) < len(self.opens):
+            exits["sl"] = self.opens[len(self.data)] * (1 - sign * self.trail)
+        return exits
 
 
 def plain(value):
@@ -77,6 +110,9 @@ def main():
     parser.add_argument("--cash", type=float, required=True)
     parser.add_argument("--long-only", action="store_true")
     parser.add_argument("--finalize", action="store_true")
+    parser.add_argument("--sl", type=float, default=0.0)
+    parser.add_argument("--tp", type=float, default=0.0)
+    parser.add_argument("--trail", type=float, default=0.0)
     args = parser.parse_args()
 
     data = pd.read_csv(args.data, index_col=0, parse_dates=True)
@@ -91,7 +127,14 @@ def main():
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stats = bt.run(fast=args.fast, slow=args.slow, long_only=args.long_only)
+        stats = bt.run(
+            fast=args.fast,
+            slow=args.slow,
+            long_only=args.long_only,
+            sl=args.sl,
+            tp=args.tp,
+            trail=args.trail,
+        )
     trades = stats["_trades"]
     strategy = stats["_strategy"]
     open_trades = [

@@ -8,6 +8,7 @@ mod control;
 mod corpus;
 mod crash;
 mod errors;
+mod exits;
 mod formats;
 mod ledger;
 mod nats;

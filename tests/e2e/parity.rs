@@ -33,6 +33,32 @@ struct Case {
     long_only: bool,
     /// `--close-at-end` here, `finalize_trades=True` there.
     close_at_end: bool,
+    /// Protective exits on every entry, fractions: stop-loss and take-profit from the
+    /// decision's close, trailing stop from the fill ("" for none).
+    exits: Exits,
+}
+
+/// `--stop-loss-pct`, `--take-profit-pct`, `--trailing-stop-pct` here; the peer's
+/// `--sl`, `--tp`, `--trail` (scripts/parity/peer.py).
+#[derive(Default)]
+struct Exits {
+    stop_loss: &'static str,
+    take_profit: &'static str,
+    trailing: &'static str,
+}
+
+impl Exits {
+    /// (our flag, the peer's flag, value) of each exit set.
+    fn flags(&self) -> Vec<(&'static str, &'static str, &'static str)> {
+        [
+            ("--stop-loss-pct", "--sl", self.stop_loss),
+            ("--take-profit-pct", "--tp", self.take_profit),
+            ("--trailing-stop-pct", "--trail", self.trailing),
+        ]
+        .into_iter()
+        .filter(|(_, _, value)| !value.is_empty())
+        .collect()
+    }
 }
 
 /// The peer's python: found or made once per test process; `None` (with the reason
@@ -229,25 +255,30 @@ fn run_both(case: &Case, python: &PathBuf) -> (Value, Vec<Trade>, Value) {
     let (fast, slow, cash) = (format!("fast={}", case.fast), format!("slow={}", case.slow), case.cash.to_string());
     let short = format!("short={}", !case.long_only);
     let data = format!("fixtures/{}", case.data);
+    let exits: Vec<&str> = case.exits.flags().iter().flat_map(|(ours, _, value)| [*ours, *value]).collect();
     ledger.ok(&[
-        "replay",
-        "--data",
-        &data,
-        "--config",
-        config.to_str().unwrap(),
-        "--strategy",
-        "sma-cross",
-        "--param",
-        &fast,
-        "--param",
-        &slow,
-        "--param",
-        &short,
-        "--param",
-        "size_pct=1",
-        "--cash",
-        &cash,
-    ]);
+        &["replay"][..],
+        &[
+            "--data",
+            &data,
+            "--config",
+            config.to_str().unwrap(),
+            "--strategy",
+            "sma-cross",
+            "--param",
+            &fast,
+            "--param",
+            &slow,
+            "--param",
+            &short,
+            "--param",
+            "size_pct=1",
+            "--cash",
+            &cash,
+        ][..],
+        &exits,
+    ]
+    .concat());
     let report: Value = serde_json::from_str(&ledger.ok(&["report", "--run", "1", "--json"])).unwrap();
     let trades = ledger_trades(&ledger.ok(&["events", "--run", "1", "--json"]));
 
@@ -260,6 +291,9 @@ fn run_both(case: &Case, python: &PathBuf) -> (Value, Vec<Trade>, Value) {
     }
     if case.close_at_end {
         peer.arg("--finalize");
+    }
+    for (_, theirs, value) in case.exits.flags() {
+        peer.args([theirs, value]);
     }
     let output = peer.output().expect("the peer's python runs");
     assert!(output.status.success(), "peer.py failed:\n{}", String::from_utf8_lossy(&output.stderr));
@@ -304,12 +338,13 @@ fn row(case: &Case, report: &Value, peer: &Value, largest: Option<f64>) -> Strin
     let side = if case.long_only { "long/flat" } else { "long/short" };
     let f = |v: &Value| format!("{:.4}", number(v));
     format!(
-        "\n| {} | SMA {}/{} {side}, {} commission{} | {} / {} | {} / {:.2} | {} / {} | {} / {} | {} / {} | {} |",
+        "\n| {} | SMA {}/{} {side}, {} commission{}{} | {} / {} | {} / {:.2} | {} / {} | {} / {} | {} / {} | {} |",
         case.data,
         case.fast,
         case.slow,
         case.commission,
         if case.close_at_end { ", close at end" } else { "" },
+        case.exits.flags().iter().map(|(ours, _, value)| format!(", {ours} {value}")).collect::<String>(),
         report["trades"],
         number(&stats["# Trades"]),
         report["equity_final"].as_str().unwrap(),
@@ -332,9 +367,16 @@ fn check(case: Case) {
     let theirs = peer_trades(&peer);
     assert!(!theirs.is_empty(), "{label}: the case makes no trades; it tests nothing");
     assert_eq!(ours.len(), theirs.len(), "{label}: trade count (open ones included)");
+    // Prices: equal, but for the levels of protective exits (a fraction of a price:
+    // exact decimals here, floats there), within float rounding.
+    let same_price = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!((a.size, a.entry_bar, a.exit_bar), (b.size, b.entry_bar, b.exit_bar), "{label}: trade {i}");
-        assert_eq!((a.entry_price, a.exit_price), (b.entry_price, b.exit_price), "{label}: trade {i} prices");
+        let exit_prices = match (a.exit_price, b.exit_price) {
+            (Some(x), Some(y)) => same_price(x, y),
+            (x, y) => x == y,
+        };
+        assert!(same_price(a.entry_price, b.entry_price) && exit_prices, "{label}: trade {i} prices: {a:?} vs {b:?}");
     }
     let (equity, peer_equity) = (number(&report["equity_final"]), number(&peer["stats"]["Equity Final [$]"]));
     assert!((equity - peer_equity).abs() <= 1e-4 * peer_equity, "{label}: final equity {equity} vs {peer_equity}");
@@ -352,6 +394,7 @@ fn parity_spy_daily_sma_10_30_long_short() {
         cash: 100_000,
         long_only: false,
         close_at_end: false,
+        exits: Exits::default(),
     });
 }
 
@@ -365,6 +408,7 @@ fn parity_btc_daily_with_weekends_sma_5_20_long_only() {
         cash: 100_000,
         long_only: true,
         close_at_end: false,
+        exits: Exits::default(),
     });
 }
 
@@ -378,6 +422,7 @@ fn parity_btc_perp_minute_bars_sma_20_60_long_short() {
         cash: 1_000_000,
         long_only: false,
         close_at_end: false,
+        exits: Exits::default(),
     });
 }
 
@@ -391,6 +436,7 @@ fn parity_aapl_daily_with_splits_sma_20_50_no_commission() {
         cash: 100_000,
         long_only: true,
         close_at_end: false,
+        exits: Exits::default(),
     });
 }
 
@@ -411,6 +457,7 @@ fn parity_close_at_end_differs_from_finalize_trades_only_in_the_last_exit_price(
         cash: 1_000_000,
         long_only: false,
         close_at_end: true,
+        exits: Exits::default(),
     };
     let (report, ours, peer) = run_both(&case, &python);
     let theirs = peer_trades(&peer);
@@ -428,4 +475,35 @@ fn parity_close_at_end_differs_from_finalize_trades_only_in_the_last_exit_price(
     assert!((difference - expected).abs() <= 0.01, "equity differs by {difference}, expected {expected}");
     assert!(report["open_positions"].as_array().unwrap().is_empty());
     println!("{}", row(&case, &report, &peer, None));
+}
+
+/// Stop-loss and take-profit orders, filled on the bars' highs and lows: gaps through a
+/// stop at the open, a bar reaching both fills the stop, a signal's close goes first.
+#[test]
+fn parity_spy_daily_sma_10_30_with_stop_loss_and_take_profit() {
+    check(Case {
+        data: "spy-daily-1998-2021.csv",
+        fast: 10,
+        slow: 30,
+        commission: "0.001",
+        cash: 100_000,
+        long_only: false,
+        close_at_end: false,
+        exits: Exits { stop_loss: "0.02", take_profit: "0.05", trailing: "" },
+    });
+}
+
+/// Trailing stops moved after every bar, on minute bars.
+#[test]
+fn parity_btc_perp_minute_bars_sma_20_60_with_a_trailing_stop() {
+    check(Case {
+        data: "btcperp-1m-2022-01.csv",
+        fast: 20,
+        slow: 60,
+        commission: "0.0005",
+        cash: 1_000_000,
+        long_only: false,
+        close_at_end: false,
+        exits: Exits { trailing: "0.004", ..Exits::default() },
+    });
 }

@@ -65,14 +65,14 @@ fn a_record_of_a_newer_format_is_refused_naming_the_versions() {
         let (_db, events) = raw::events_tree(&ledger.data_dir()).unwrap();
         let (key, segment) = events.last().unwrap().unwrap();
         let mut segment = segment.to_vec();
-        segment[4] = 3;
+        segment[4] = 4;
         events.insert(key, segment).unwrap();
         events.flush().unwrap();
     }
     let append = ledger.run(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv"]);
     assert_eq!(append.code, 2, "{}{}", append.stdout, append.stderr);
     assert!(
-        append.stderr.contains("unknown record format version 3 (this build reads versions 1 to 2)"),
+        append.stderr.contains("unknown record format version 4 (this build reads versions 1 to 3)"),
         "{}",
         append.stderr
     );

@@ -81,6 +81,15 @@ fn upcast(payload: &Value) -> Value {
         for field in ["provider", "model", "params"] {
             assert!(made.remove(field).is_some(), "schema 1 DecisionMade has {field}");
         }
+        // Schema 3: a decision's order terms, none in older schemas.
+        made["parsed"].as_object_mut().expect("a parsed decision").insert("terms".into(), Value::Null);
+    }
+    if let Some(order) = payload.get_mut("OrderSubmitted").and_then(Value::as_object_mut) {
+        // Schema 3: a stop price, reduce-only, protection and bracket, none before.
+        order.insert("stop_price".into(), Value::Null);
+        order.insert("reduce_only".into(), false.into());
+        order.insert("protects".into(), Value::Null);
+        order.insert("bracket".into(), Value::Null);
     }
     if let Some(started) = payload.get_mut("RunStarted").and_then(Value::as_object_mut) {
         let text = started.remove("decision_provider").expect("schema 1 RunStarted has decision_provider");
@@ -165,7 +174,7 @@ fn the_v1_ledger_verifies_reads_upcast_reports_and_takes_new_appends() {
     assert_eq!(payload(&run4[0]).0, "RunStarted");
     assert_eq!(run4[0]["header"]["seq"], V1_EVENTS + 1);
     assert_eq!(run4[0]["header"]["prev_hash"], V1_HEAD, "the new run is chained onto the v1 head");
-    assert!(run4.iter().all(|e| e["header"]["schema_version"] == 2));
+    assert!(run4.iter().all(|e| e["header"]["schema_version"] == 3));
     let total = V1_EVENTS + run4.len();
     let verify = ledger.ok(&["verify"]);
     assert!(verify.starts_with(&format!("ok: {total} events, seq 1..={total}, chain intact")), "{verify}");

@@ -141,6 +141,7 @@ fn replay_recorded(data_dir: &Path, parent: RunId, args: &ReplayArgs) -> Result<
         venue: recorded_settings.venue,
         risk: recorded_settings.risk,
         kill_switch: recorded_settings.kill_switch,
+        exits: recorded_settings.exits,
         ..Settings::resolve(&Default::default())?
     };
     let run_id = runs.next_run_id();

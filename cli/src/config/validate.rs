@@ -394,6 +394,21 @@ pub fn settings(s: &Settings, c: &mut Checker<'_>) {
     c.check_opt("risk.max_decisions_per_window", r.max_decisions_per_window, |n| n >= 1, "must be >= 1 when set");
     c.check_opt("risk.max_orders_per_window", r.max_orders_per_window, |n| n >= 1, "must be >= 1 when set");
 
+    c.check_opt(
+        "risk.max_loss_at_stop",
+        r.max_loss_at_stop,
+        |x| x > zero && x <= one,
+        "must be in (0, 1] (a fraction)",
+    );
+    if let Some((key, value)) = s.exits.invalid_setting() {
+        let range = if key == "take_profit_pct" {
+            "must be > 0 (a fraction: 0.05 = 5%)"
+        } else {
+            "must be in (0, 1) (a fraction: 0.02 = 2%)"
+        };
+        c.check(&format!("exits.{key}"), value, false, range);
+    }
+
     let k = &s.kill_switch;
     c.check_opt("kill_switch.max_gain", k.max_gain, |x| x > zero, "must be > 0 when set (a fraction: 0.5 = +50%)");
     c.check_opt("kill_switch.max_loss", k.max_loss, |x| x > zero && x <= one, "must be in (0, 1] (a fraction)");

@@ -27,7 +27,7 @@ pub fn coid(s: &str) -> ClientOrderId {
 /// examples of variants added later).
 pub fn one_of_each() -> Vec<Payload> {
     vec![
-        Payload::RunStarted(RunStarted {
+        Payload::RunStarted(Box::new(RunStarted {
             mode: RunMode::Replay,
             config_hash: Hash32::digest(b"{}"),
             config: text("{}"),
@@ -41,7 +41,7 @@ pub fn one_of_each() -> Vec<Payload> {
             data_source: text("spy_daily.csv"),
             starting_cash: dec!(100000.00),
             kill_switch_tripped: false,
-        }),
+        })),
         Payload::RunStopped(RunStopped { reason: text("end of data"), skipped_rows: 0 }),
         Payload::MarketTick(MarketTick {
             instrument: inst("SPY"),
@@ -71,12 +71,7 @@ pub fn one_of_each() -> Vec<Payload> {
             prompt_sha256: None,
             prompt: text(""),
             raw_output: text(""),
-            parsed: Decision {
-                action: Action::Long,
-                size_pct: dec!(0.5),
-                confidence: dec!(1),
-                reason: text("fast SMA crossed above slow SMA"),
-            },
+            parsed: Decision::new(Action::Long, dec!(0.5), dec!(1), text("fast SMA crossed above slow SMA")),
             parse_status: ParseStatus::Ok,
             latency_us: 0,
             tokens_in: 0,
@@ -98,6 +93,10 @@ pub fn one_of_each() -> Vec<Payload> {
             order_type: OrderType::Market,
             limit_price: None,
             tif: TimeInForce::Gtc,
+            stop_price: None,
+            reduce_only: false,
+            protects: None,
+            bracket: None,
         }),
         Payload::OrderAccepted(OrderAccepted { client_order_id: coid("r1-c7-1") }),
         Payload::OrderRejected(OrderRejected {
@@ -144,6 +143,64 @@ pub fn one_of_each() -> Vec<Payload> {
             order_type: OrderType::Market,
             limit_price: None,
             tif: TimeInForce::Gtc,
+            stop_price: None,
+            reduce_only: false,
+            protects: None,
+            bracket: None,
+        }),
+        // Schema 3 (issue 9's protective exits): a decision with terms, a limit entry
+        // carrying its bracket, a stop-loss protecting it, a trailing stop amended.
+        Payload::DecisionMade(DecisionMade {
+            prompt_sha256: Some(Hash32::digest(b"prompt")),
+            prompt: text("prompt"),
+            raw_output: text(r#"{"action":"long","stop_loss":96.5}"#),
+            parsed: Decision::new(Action::Long, dec!(0.5), dec!(0.7), text("breakout")).with_terms(OrderTerms {
+                limit_price: Some(dec!(97.90)),
+                time_in_force: Some(TimeInForce::Day),
+                stop_loss: Some(dec!(96.5)),
+                take_profit: Some(dec!(103)),
+                trailing_stop_pct: Some(dec!(0.03)),
+            }),
+            parse_status: ParseStatus::Ok,
+            latency_us: 812_000,
+            tokens_in: 420,
+            tokens_out: 38,
+        }),
+        Payload::OrderSubmitted(OrderSubmitted {
+            client_order_id: coid("r1-3"),
+            instrument: inst("SPY"),
+            side: Side::Buy,
+            qty: OrderQty::EquityFraction(dec!(0.5)),
+            order_type: OrderType::Limit,
+            limit_price: Some(dec!(97.90)),
+            tif: TimeInForce::Day,
+            stop_price: None,
+            reduce_only: false,
+            protects: None,
+            bracket: Bracket {
+                stop_loss: Some(dec!(96.5)),
+                take_profit: Some(dec!(103)),
+                trailing_stop_pct: Some(dec!(0.03)),
+            }
+            .boxed(),
+        }),
+        Payload::OrderSubmitted(OrderSubmitted {
+            client_order_id: coid("r1-4"),
+            instrument: inst("SPY"),
+            side: Side::Sell,
+            qty: OrderQty::Units(dec!(51)),
+            order_type: OrderType::Stop,
+            limit_price: None,
+            tif: TimeInForce::Gtc,
+            stop_price: Some(dec!(96.5)),
+            reduce_only: true,
+            protects: Some(Protection { entry: coid("r1-3"), kind: ExitKind::StopLoss }),
+            bracket: None,
+        }),
+        Payload::OrderAmended(OrderAmended {
+            client_order_id: coid("r1-5"),
+            stop_price: dec!(97.0),
+            reason: text("trailing 0.03 from the best price 100"),
         }),
     ]
 }
@@ -246,7 +303,7 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
             any_decimal()
         )
             .prop_map(|(config_hash, t, instruments, parent, starting_cash)| {
-                Payload::RunStarted(RunStarted {
+                Payload::RunStarted(Box::new(RunStarted {
                     mode: RunMode::Paper,
                     config_hash,
                     config: t.clone(),
@@ -260,7 +317,7 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     data_source: t,
                     starting_cash,
                     kill_switch_tripped: true,
-                })
+                }))
             }),
         (any_text(), any::<u64>())
             .prop_map(|(reason, skipped_rows)| Payload::RunStopped(RunStopped { reason, skipped_rows })),
@@ -279,7 +336,13 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     prompt_sha256,
                     prompt: t.clone(),
                     raw_output: t.clone(),
-                    parsed: Decision { action, size_pct, confidence, reason: t.clone() },
+                    parsed: Decision::new(action, size_pct, confidence, t.clone()).with_terms(OrderTerms {
+                        limit_price: Some(size_pct),
+                        time_in_force: Some(TimeInForce::Ioc),
+                        stop_loss: None,
+                        take_profit: Some(confidence),
+                        trailing_stop_pct: Some(size_pct),
+                    }),
                     parse_status: ParseStatus::Invalid(t),
                     latency_us,
                     tokens_in: tokens,
@@ -288,8 +351,17 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
             }),
         (any::<bool>(), proptest::collection::vec(any_check(), 0..6), any_text())
             .prop_map(|(approved, checks, reason)| Payload::RiskVerdict(RiskVerdict { approved, checks, reason })),
-        (any_coid(), any_inst(), any_side(), any_decimal(), 0u8..3, proptest::option::of(any_decimal())).prop_map(
-            |(client_order_id, instrument, side, q, kind, limit_price)| {
+        (
+            any_coid(),
+            any_inst(),
+            any_side(),
+            any_decimal(),
+            0u8..3,
+            proptest::option::of(any_decimal()),
+            proptest::option::of(any_decimal()),
+            any::<bool>()
+        )
+            .prop_map(|(client_order_id, instrument, side, q, kind, limit_price, stop_price, reduce_only)| {
                 Payload::OrderSubmitted(OrderSubmitted {
                     client_order_id,
                     instrument,
@@ -302,9 +374,14 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                     order_type: if limit_price.is_some() { OrderType::Limit } else { OrderType::Market },
                     limit_price,
                     tif: TimeInForce::Ioc,
+                    stop_price,
+                    reduce_only,
+                    protects: stop_price
+                        .map(|p| Protection { entry: client_order_id, kind: ExitKind::TrailingStop(p) }),
+                    bracket: Bracket { stop_loss: limit_price, take_profit: stop_price, trailing_stop_pct: None }
+                        .boxed(),
                 })
-            }
-        ),
+            }),
         any_coid().prop_map(|client_order_id| Payload::OrderAccepted(OrderAccepted { client_order_id })),
         (any_coid(), any_text())
             .prop_map(|(client_order_id, reason)| Payload::OrderRejected(OrderRejected { client_order_id, reason })),
@@ -337,6 +414,9 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                 working_orders: vec![],
                 kill_switch_tripped: tripped,
             })
+        }),
+        (any_coid(), any_decimal(), any_text()).prop_map(|(client_order_id, stop_price, reason)| {
+            Payload::OrderAmended(OrderAmended { client_order_id, stop_price, reason })
         }),
     ]
 }
