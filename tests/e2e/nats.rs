@@ -160,6 +160,21 @@ fn restored(url: &str) -> String {
     verified(&copy)
 }
 
+/// Waits (up to 20 s) until the session running on `ledger` has had events beyond
+/// `beyond` acknowledged by the stream.
+fn wait_for_acks(ledger: &Ledger, beyond: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = ledger.run(&["status", "--json"]);
+        let value: serde_json::Value = serde_json::from_str(&status.stdout).unwrap_or_default();
+        if value["session"]["nats"]["acked_seq"].as_u64().is_some_and(|acked| acked > beyond) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the stream took no event in 20 s: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits for `child` (a `ledger` process) to exit 0.
 fn finished(child: Child, what: &str) {
     let output = child.wait_with_output().expect("wait");
@@ -272,7 +287,8 @@ fn nats_publisher_killed_mid_run_and_restarted_doubles_nothing() {
     let url = server.url();
     let mut child =
         ledger.command(&run_args(&data, &url, "1")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(900));
+    wait_for_acks(&ledger, 0);
+    std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
     // Started again with the same configuration, the run continues; its outbox asks
@@ -316,10 +332,27 @@ fn nats_three_node_cluster_loses_a_node_mid_run_and_nothing() {
         })
         .collect();
     let urls = nodes.iter().map(Server::url).collect::<Vec<_>>().join(",");
-    let child =
-        ledger.command(&run_args(&data, &urls, "3")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The cluster is ready once it takes a stream of three replicas: a backtest's events,
+    // published until that succeeds (the session below continues the same ledger).
+    ledger.ok(&["replay", "--data", "fixtures/spy-daily-1998-q1.csv", "--strategy", "sma-cross"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let backtest = loop {
+        let publish = ledger.run(&["publish", "--nats", &urls, "--nats-replicas", "3"]);
+        if publish.code == 0 {
+            break verified(&ledger).split("seq 1..=").nth(1).and_then(|s| s.split(',').next()).unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the cluster formed no JetStream in 30 s: {}", publish.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut args = run_args(&data, &urls, "3");
+    let speed = args.iter().position(|a| *a == "--speed").unwrap() + 1;
+    args[speed] = "30000"; // 2 ms per bar
+    let child = ledger.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Mid-run, once the R3 stream has taken some of the session's events, a node goes.
+    wait_for_acks(&ledger, backtest.parse().unwrap());
     nodes[0].kill();
+    let status: serde_json::Value = serde_json::from_str(&ledger.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["running"], true, "the node was killed mid-run");
     finished(child, "ledger run on the cluster");
     let survivors = format!("{},{}", nodes[1].url(), nodes[2].url());
     assert_eq!(restored(&survivors), verified(&ledger));
