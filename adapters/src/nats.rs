@@ -48,6 +48,9 @@ pub const ACK_WINDOW: usize = 1_000;
 pub const CHECKPOINT_EVENTS: usize = 10_000;
 /// The stream's duplicate window: how long the server remembers a `Nats-Msg-Id`.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long a reader of the stream waits for a cluster to answer again (a leader
+/// election after a node is lost) before it gives up.
+const PATIENCE: Duration = Duration::from_secs(30);
 /// How long one request or acknowledgement is awaited.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Environment variable naming a NATS credentials file (`.creds`).
@@ -344,6 +347,18 @@ impl NatsLink {
         NatsError::Unavailable { url: self.url.clone(), what: what.into(), message: error.to_string() }
     }
 
+    /// A failure to open the stream: "no such stream" is for the user to mend, anything
+    /// else may pass.
+    fn open_error(&self, name: &str, error: jetstream::context::GetStreamError) -> NatsError {
+        use jetstream::context::GetStreamErrorKind as Kind;
+        match error.kind() {
+            Kind::JetStream(js) if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND => {
+                self.stream_error(format!("there is no stream {name} on this server"))
+            }
+            _ => self.unavailable(format!("opening stream {name}"), error),
+        }
+    }
+
     fn stream_error(&self, message: impl Into<String>) -> NatsError {
         NatsError::Stream { url: self.url.clone(), stream: self.options.stream.clone(), message: message.into() }
     }
@@ -572,24 +587,44 @@ impl NatsLink {
     pub fn read_all(&self, visit: &mut dyn FnMut(StreamEvent) -> Result<(), NatsError>) -> Result<Seq, NatsError> {
         let name = self.options.stream.clone();
         self.runtime.block_on(async {
-            let mut stream =
-                self.js.get_stream(&name).await.map_err(|e| self.unavailable(format!("opening stream {name}"), e))?;
-            let last =
-                stream.info().await.map_err(|e| self.unavailable(format!("stream {name}"), e))?.state.last_sequence;
-            if last == 0 {
-                return Ok(Seq::ZERO);
-            }
-            let consumer = stream
-                .create_consumer(consumer::pull::OrderedConfig::default())
-                .await
-                .map_err(|e| self.unavailable(format!("reading stream {name}"), e))?;
-            let mut messages =
-                consumer.messages().await.map_err(|e| self.unavailable(format!("reading stream {name}"), e))?;
+            // A cluster that just lost a node elects new leaders for a few seconds: the
+            // reader waits for them (up to PATIENCE) rather than fail at the first timeout.
+            let started = std::time::Instant::now();
+            let (last, mut messages) = loop {
+                let attempt = async {
+                    let mut stream = self.js.get_stream(&name).await.map_err(|e| self.open_error(&name, e))?;
+                    let info = stream.info().await.map_err(|e| self.unavailable(format!("stream {name}"), e))?;
+                    let last = info.state.last_sequence;
+                    if last == 0 {
+                        return Ok((0, None));
+                    }
+                    let consumer = stream
+                        .create_consumer(consumer::pull::OrderedConfig::default())
+                        .await
+                        .map_err(|e| self.unavailable(format!("reading stream {name}"), e))?;
+                    let messages =
+                        consumer.messages().await.map_err(|e| self.unavailable(format!("reading stream {name}"), e))?;
+                    Ok::<_, NatsError>((last, Some(messages)))
+                };
+                match attempt.await {
+                    Ok((last, Some(messages))) => break (last, messages),
+                    Ok((_, None)) => return Ok(Seq::ZERO),
+                    Err(error) if error.is_transient() && started.elapsed() < PATIENCE => {
+                        tracing::info!(%error, "the stream does not answer yet; retrying");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(error) => return Err(error),
+                }
+            };
             let mut checker = ChainCheck::new(self.place(), Seq::ZERO, Hash32::ZERO);
+            let mut progress = std::time::Instant::now();
             while checker.covers.get() < last {
-                let next = tokio::time::timeout(REQUEST_TIMEOUT * 2, messages.next()).await;
+                let next = tokio::time::timeout(REQUEST_TIMEOUT, messages.next()).await;
                 let message = match next {
                     Ok(Some(Ok(message))) => message,
+                    // The ordered consumer makes itself again after a missed heartbeat or a
+                    // gap; only a reader that makes no progress for PATIENCE gives up.
+                    Ok(Some(Err(_))) | Err(_) if progress.elapsed() < PATIENCE => continue,
                     Ok(Some(Err(e))) => return Err(self.unavailable(format!("reading stream {name}"), e)),
                     Ok(None) | Err(_) => {
                         return Err(self.unavailable(
@@ -598,6 +633,7 @@ impl NatsLink {
                         ))
                     }
                 };
+                progress = std::time::Instant::now();
                 let event = checker.check(&message)?;
                 visit(event)?;
             }
