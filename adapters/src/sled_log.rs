@@ -2,7 +2,8 @@
 //!
 //! Trees: `events` (the seq of a segment's first record, big-endian, to the segment: the
 //! records of one append, see [`ledger_core::codec`]; big-endian keys make sled append at
-//! the tail), `meta` (the head seq written down at each flush), and `snapshots` (the
+//! the tail), `meta` (the head seq written down at each flush, and the ledger's id),
+//! `outbox` (the last seq a NATS stream acknowledged, see [`OutboxMark`]), and `snapshots` (the
 //! projections' folds, each under its name with the seq it covers, written by whoever
 //! owns the fold). The events tree is the source of truth: the head is recovered from
 //! its last record on open. An append is one sled insert, so it is stored whole or not
@@ -46,6 +47,14 @@ impl Durability {
 /// The `meta` key of the head seq written down at the last flush (its name is from
 /// format 1, when the runs index lived here and covered the same seq).
 const META_HEAD: &[u8] = b"runs_indexed_through";
+
+/// The `meta` key of the ledger's id: made once, when the ledger is created (or, for a
+/// ledger of an earlier build, when it is first asked for), and kept: it names the
+/// ledger's messages on NATS (`Nats-Msg-Id: <ledger_id>:<seq>`).
+const META_LEDGER_ID: &[u8] = b"ledger_id";
+
+/// The `outbox` key of the last seq a NATS stream acknowledged.
+const OUTBOX_ACKED: &[u8] = b"acked";
 
 /// The file beside sled's, in the data directory, where every flush writes down the head
 /// it made durable ([`HeadFile`]).
@@ -180,6 +189,7 @@ struct Handles {
     events: sled::Tree,
     meta: sled::Tree,
     snapshots: sled::Tree,
+    outbox: sled::Tree,
 }
 
 impl Handles {
@@ -190,8 +200,8 @@ impl Handles {
     fn open_unguarded(path: &Path) -> Result<Handles, LogError> {
         let db = open_db(path)?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| sled_error(format!("opening tree {name}"), e));
-        let (events, meta, snapshots) = (tree("events")?, tree("meta")?, tree("snapshots")?);
-        Ok(Handles { db, events, meta, snapshots })
+        let (events, meta, snapshots, outbox) = (tree("events")?, tree("meta")?, tree("snapshots")?, tree("outbox")?);
+        Ok(Handles { db, events, meta, snapshots, outbox })
     }
 }
 
@@ -301,7 +311,105 @@ impl SledLog {
             encoder: BatchEncoder::default(),
         };
         log.damaged_tail = log.check_tail()?;
+        if head.seq == Seq::ZERO {
+            // A new ledger gets its id at creation.
+            log.ledger_id()?;
+        }
         Ok(log)
+    }
+
+    /// The ledger's id (32 hex digits), made and stored in `meta` the first time it is
+    /// asked for (at creation for ledgers of this build).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn ledger_id(&mut self) -> Result<String, LogError> {
+        let stored = self.store.with(|h| {
+            let bytes = h.meta.get(META_LEDGER_ID).map_err(|e| sled_error("reading the ledger id", e))?;
+            Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        })?;
+        if let Some(id) = stored {
+            return Ok(id);
+        }
+        // Unique enough: the time, the process, the place and the head, hashed.
+        let seed = format!(
+            "{:?} {} {} {}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
+            std::process::id(),
+            self.path.display(),
+            self.head.hash
+        );
+        let id = Hash32::digest(seed.as_bytes()).to_hex()[..32].to_string();
+        self.set_ledger_id(&id)?;
+        Ok(id)
+    }
+
+    /// Stores `id` as the ledger's id (a ledger restored from a stream keeps the id it
+    /// had there), durable with the next flush.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn set_ledger_id(&mut self, id: &str) -> Result<(), LogError> {
+        self.store.write(|h| {
+            h.meta.insert(META_LEDGER_ID, id.as_bytes()).map_err(|e| sled_error("writing the ledger id", e))?;
+            self.store.unflushed.store(true, Ordering::Release);
+            Ok(())
+        })?;
+        if self.durable == self.head.seq {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// A handle that records the last seq a NATS stream acknowledged, from another
+    /// thread while this log appends.
+    pub fn outbox_mark(&self) -> OutboxMark {
+        OutboxMark { store: Arc::clone(&self.store) }
+    }
+
+    /// Appends records as they were stored by another ledger (read back from a NATS
+    /// stream: [`crate::nats`]), as one segment after the head: each must chain from the
+    /// one before (hash and link) and decode. They are flushed as the durability says.
+    ///
+    /// # Errors
+    /// [`LogError::HashMismatch`] or [`LogError::Codec`] naming the first record that
+    /// does not check out (nothing of the batch is stored); storage errors.
+    pub fn append_stored(&mut self, records: &[Vec<u8>]) -> Result<AppendReceipt, LogError> {
+        let first = self.head.seq.next();
+        let mut head = self.head;
+        let mut segment = Vec::with_capacity(records.iter().map(|r| r.len() + 4).sum());
+        for record in records {
+            let seq = head.seq.next();
+            let frame = codec::frame(record).map_err(|error| LogError::Codec { seq, error })?;
+            let linked = frame.stored_prev_hash.is_none_or(|stored| stored == head.hash);
+            if !linked || frame.computed_hash(seq, &head.hash) != frame.stored_hash {
+                return Err(LogError::HashMismatch { seq });
+            }
+            codec::decode_record(seq, &head.hash, record).map_err(|error| LogError::Codec { seq, error })?;
+            let len = u32::try_from(record.len())
+                .map_err(|_| LogError::Codec { seq, error: codec::CodecError::Truncated { len: record.len() } })?;
+            segment.extend_from_slice(&len.to_le_bytes());
+            segment.extend_from_slice(record);
+            head = Head { seq, hash: frame.stored_hash };
+        }
+        if records.is_empty() {
+            return Ok(AppendReceipt { first, last: self.head.seq, durable_through: self.durable });
+        }
+        self.store.write(|h| {
+            h.events.insert(first.to_key(), segment.as_slice()).map_err(|e| {
+                sled_error(format!("appending seq {first}..={} to the ledger at {}", head.seq, self.path.display()), e)
+            })?;
+            self.store.unflushed.store(true, Ordering::Release);
+            Ok(())
+        })?;
+        self.store.touch(segment.len());
+        self.head = head;
+        self.unflushed_events += records.len() as u64;
+        self.unflushed_since.get_or_insert_with(Instant::now);
+        if self.durability == Durability::Strict || self.unflushed_events >= 10_000 {
+            self.flush()?;
+        }
+        Ok(AppendReceipt { first, last: head.seq, durable_through: self.durable })
     }
 
     /// Checks the records of the last segment (hash and link, from the stored
@@ -575,6 +683,45 @@ impl RecordSource for SledReader {
     }
 }
 
+/// Records the last seq a NATS stream acknowledged in the ledger's `outbox` tree (see
+/// [`SledLog::outbox_mark`]); usable from the publisher's thread while the log appends.
+/// The stream itself is asked where it is when publishing resumes: the mark is what
+/// `ledger status` shows, and a lower bound.
+#[derive(Clone)]
+pub struct OutboxMark {
+    store: Arc<Store>,
+}
+
+impl OutboxMark {
+    /// The last seq acknowledged, as recorded (0: none).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn acked(&self) -> Result<Seq, LogError> {
+        self.store.with(|h| {
+            let bytes = h.outbox.get(OUTBOX_ACKED).map_err(|e| sled_error("reading the outbox", e))?;
+            match bytes {
+                None => Ok(Seq::ZERO),
+                Some(bytes) => codec::decode_meta::<Seq>(&bytes)
+                    .map_err(|source| LogError::Codec { seq: Seq::ZERO, error: source }),
+            }
+        })
+    }
+
+    /// Records `seq` as acknowledged and flushes it to disk.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn record(&self, seq: Seq) -> Result<(), LogError> {
+        let bytes = codec::encode_meta(&seq).map_err(|source| LogError::Encode { seq, error: source })?;
+        self.store.write(|h| {
+            h.outbox.insert(OUTBOX_ACKED, bytes).map_err(|e| sled_error("writing the outbox", e))?;
+            h.outbox.flush().map_err(|e| sled_error("flushing the outbox", e))?;
+            Ok(())
+        })
+    }
+}
+
 /// Segments read per hold of the store's lock (between two, the database may reopen).
 const SEGMENTS_PER_READ: usize = 64;
 
@@ -671,5 +818,63 @@ mod tests {
         assert_eq!(os_error(copy).raw_os_error(), Some(27));
         // TC2: any other error stays as it is.
         assert_eq!(os_error(Error::other("Os { code: x")).to_string(), "Os { code: x");
+    }
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+    use ledger_core::event::{Payload, RunStopped};
+    use ledger_core::ids::{CycleId, RunId};
+    use ledger_core::log::MemLog;
+    use ledger_core::time::TimestampNs;
+
+    fn records(n: usize) -> (Vec<Vec<u8>>, Head) {
+        let mut log = MemLog::new();
+        let drafts = (0..n)
+            .map(|i| EventDraft {
+                run_id: RunId::new(1),
+                cycle_id: CycleId::new(i as u64),
+                causation_seq: None,
+                ts_event: TimestampNs::from_nanos(i as i64),
+                ts_recorded: TimestampNs::from_nanos(i as i64),
+                payload: Payload::RunStopped(RunStopped { reason: "x".into(), skipped_rows: 0 }),
+            })
+            .collect();
+        log.append(&mut { drafts }).unwrap();
+        let mut out = Vec::new();
+        log.visit_records(Seq::new(1), &mut |_, r| {
+            out.push(r.to_vec());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        (out, log.head())
+    }
+
+    #[test]
+    fn stored_records_append_byte_for_byte_and_a_bad_one_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut records, head) = records(5);
+        let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+        let id = log.ledger_id().unwrap();
+        assert_eq!(id.len(), 32);
+        // TC0: the first two, then the rest: the head is the original's.
+        log.append_stored(&records[..2]).unwrap();
+        // TC1: a changed byte in the next batch refuses it whole, naming its seq.
+        let last = records[4].len() - 40;
+        records[4][last] ^= 1;
+        let refused = log.append_stored(&records[2..]);
+        assert!(matches!(refused, Err(LogError::HashMismatch { seq }) if seq == Seq::new(5)), "{refused:?}");
+        assert_eq!(log.head().seq, Seq::new(2));
+        records[4][last] ^= 1;
+        log.append_stored(&records[2..]).unwrap();
+        assert_eq!(log.head(), head);
+        // TC2: the outbox mark and the id survive a reopen.
+        log.outbox_mark().record(Seq::new(4)).unwrap();
+        drop(log);
+        let mut log = SledLog::open(dir.path(), Durability::Strict).unwrap();
+        assert_eq!(log.ledger_id().unwrap(), id);
+        assert_eq!(log.outbox_mark().acked().unwrap(), Seq::new(4));
+        assert_eq!(log.head(), head);
     }
 }

@@ -108,6 +108,86 @@ pub enum Command {
         after_help = "Examples:\n  ledger rebuild                          # the latest run, from its latest snapshot\n  ledger rebuild --run 3 --json\n  ledger rebuild --run 3 --from-scratch   # every event of the run"
     )]
     Rebuild(RebuildArgs),
+    /// Publish the ledger to a NATS JetStream stream (backfill; idempotent).
+    #[command(
+        after_help = "The stream is a replica of the whole ledger, from seq 1: publishing goes on from where the stream is (asked, and checked by hash), so running it twice adds nothing. With --run, the ledger is published through that run's last event. Credentials: LEDGER_NATS_CREDS (a .creds file) or LEDGER_NATS_TOKEN; tls:// URLs require TLS.\n\nExamples:\n  ledger publish --nats nats://127.0.0.1:4222\n  ledger publish --nats nats://a:4222,nats://b:4222 --nats-replicas 3 --run 2"
+    )]
+    Publish(PublishArgs),
+    /// Follow a ledger's NATS stream and fold it, as a separate process (a remote projection).
+    #[command(
+        after_help = "Reads with the durable pull consumer NAME, checks the hash chain of every record (a gap or a bad link is an error naming the seq), folds the runs index, the kill switch and each run's report, and keeps its state in --state (acknowledging only what is saved there): restarted, it continues where it stopped. Prints the report of --run (default: the latest run) when it stops: at --until, after --idle without a message, or on Ctrl-C.\n\nExamples:\n  ledger project --nats nats://127.0.0.1:4222 --durable desk-2 --run 3 --json --idle 2s\n  ledger project --nats nats://nats.internal:4222 --durable risk --state /var/lib/ledger/risk.state"
+    )]
+    Project(ProjectArgs),
+    /// Rebuild a lost or damaged ledger from its NATS stream, checking the whole chain.
+    #[command(
+        after_help = "Writes into --data-dir, which must hold no ledger yet; the result is byte for byte the ledger that was published (`ledger verify` gives the same head hash), with the same ledger id, so publishing can go on to the same stream.\n\nExample:\n  ledger --data-dir ./restored restore --from-nats nats://127.0.0.1:4222 && ledger --data-dir ./restored verify"
+    )]
+    Restore(RestoreArgs),
+}
+
+/// Where a ledger's NATS stream is: the flags of every command that talks to NATS.
+#[derive(Debug, Args, Default, Clone)]
+pub struct StreamFlags {
+    /// The JetStream stream (one per ledger).
+    #[arg(long, env = "LEDGER_NATS_STREAM", default_value = "LEDGER", value_name = "NAME")]
+    pub nats_stream: String,
+    /// Replicas of the stream when it is created: 1, or 3 on a three-node cluster.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub nats_replicas: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// NATS server URL(s), comma-separated (nats://, tls://).
+    #[arg(long, value_name = "URL")]
+    pub nats: String,
+    #[command(flatten)]
+    pub stream: StreamFlags,
+    /// Publish the ledger through this run's last event (default: through the head).
+    #[arg(long)]
+    pub run: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// NATS server URL(s), comma-separated (nats://, tls://).
+    #[arg(long, value_name = "URL")]
+    pub nats: String,
+    #[command(flatten)]
+    pub stream: StreamFlags,
+    /// Name of the durable consumer (kept by the server: restarted, it continues).
+    #[arg(long, value_name = "NAME")]
+    pub durable: String,
+    /// The run whose report is printed (default: the latest).
+    #[arg(long)]
+    pub run: Option<u64>,
+    /// Where the projection's state is kept (default: ledger-project-NAME.state in the
+    /// current directory).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Stop once this seq is folded.
+    #[arg(long, value_name = "SEQ")]
+    pub until: Option<u64>,
+    /// Stop after this long without a new message, e.g. 2s, 500ms.
+    #[arg(long, value_name = "DURATION")]
+    pub idle: Option<humantime::Duration>,
+    /// Print the report as JSON (as `ledger report --json`).
+    #[arg(long)]
+    pub json: bool,
+    /// Print how late events were folded (fold time minus ts_recorded: count, p50, p99,
+    /// max) on stderr when stopping; events already waiting when the projection started
+    /// are counted apart.
+    #[arg(long)]
+    pub lag: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// NATS server URL(s) of the stream to restore from.
+    #[arg(long, value_name = "URL")]
+    pub from_nats: String,
+    #[command(flatten)]
+    pub stream: StreamFlags,
 }
 
 /// What a session trades on and with: the same flags for `replay` and `run`. They
@@ -225,8 +305,18 @@ pub struct ReplayArgs {
     pub verify: bool,
     /// Record nothing: the events are chained and folded into the report as they are
     /// made, in memory that does not grow with the data, and then dropped.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "nats")]
     pub in_memory: bool,
+    /// Publish the ledger's durable events to this NATS server's stream as they are
+    /// recorded (the outbox).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// With --run: read the run from this NATS server's stream (checked by its hash
+    /// chain) instead of the local ledger.
+    #[arg(long, value_name = "URL", requires = "run", conflicts_with = "verify")]
+    pub from_nats: Option<String>,
+    #[command(flatten)]
+    pub stream: StreamFlags,
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +434,12 @@ pub struct RunArgs {
     /// of continuing it.
     #[arg(long)]
     pub new_run: bool,
+    /// Publish every durable event to this NATS server's stream (the outbox): trading
+    /// goes on while NATS is down, and publishing catches up when it returns.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    #[command(flatten)]
+    pub stream: StreamFlags,
 }
 
 #[derive(Debug, Subcommand)]

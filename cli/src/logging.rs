@@ -9,6 +9,9 @@ use crate::args::LogFormat;
 
 /// The directive that leaves sled's records out.
 const SLED_OFF: &str = "sled=off";
+/// The directive that keeps the NATS client's connection notes ("connected", "event:
+/// closed") out at the default level: the outbox reports what matters itself.
+const NATS_QUIET: &str = "async_nats=warn";
 
 /// Installs the global subscriber. sled's own log records are left out unless
 /// `RUST_LOG` names sled: every sled failure reaches the ledger as an error, reported
@@ -21,6 +24,11 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // SLED_OFF is a constant directive; were it ever malformed, sled's lines would show.
     let filter = match (names_sled, SLED_OFF.parse()) {
+        (false, Ok(directive)) => filter.add_directive(directive),
+        _ => filter,
+    };
+    let names_nats = directives.as_deref().is_some_and(|d| d.contains("async_nats"));
+    let filter = match (names_nats, NATS_QUIET.parse()) {
         (false, Ok(directive)) => filter.add_directive(directive),
         _ => filter,
     };

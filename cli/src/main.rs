@@ -10,6 +10,7 @@ mod config;
 mod control;
 mod describe;
 mod logging;
+mod outbox;
 mod pipeline;
 mod session_link;
 mod store;

@@ -32,6 +32,7 @@ use ledger_core::venue::{FillModel, PaperVenue};
 
 use crate::config::{self, DurabilityMode, LedgerConfig, ProviderConfig, RuleStrategy, Settings};
 use crate::describe;
+use crate::outbox::NatsOutbox;
 use crate::session_link::{OperatorCommand, PositionStatus, SessionLink, SessionStatus};
 
 /// Builds the decision provider the settings name.
@@ -350,6 +351,8 @@ pub struct Session<'a> {
     pub resume: Option<ResumeFrom>,
     /// The control endpoint's view of the session, kept current by the loop.
     pub link: Option<&'a SessionLink>,
+    /// The NATS outbox, told the durable seq as it moves.
+    pub outbox: Option<&'a NatsOutbox>,
 }
 
 /// What a run of `session` under `settings` is made of: its spec (the settings'
@@ -464,11 +467,18 @@ pub fn execute<L: EventLog + ?Sized>(
             if let Some(link) = session.link {
                 link.set_durable(durable);
             }
+            if let Some(outbox) = session.outbox {
+                outbox.durable(durable);
+            }
         }
         status.publish(&runner, Some((&tick, now)), paced);
         count += 1;
         if count % PROGRESS_EVERY == 0 {
             progress.set_position(count);
+            // Fast sessions flush on the group's schedule: the outbox follows it.
+            if let Some(outbox) = session.outbox {
+                outbox.durable(runner.durable());
+            }
         }
         next = match cycles.next_cycle() {
             Ok(next) => next,
@@ -496,6 +506,9 @@ pub fn execute<L: EventLog + ?Sized>(
     let portfolio = runner.stop(reason, cycles.skipped_rows(), end)?;
     if let Some(bus) = bus {
         outbox.forward(&*reader, log.durable_seq(), bus)?;
+    }
+    if let Some(outbox) = session.outbox {
+        outbox.durable(log.durable_seq());
     }
     tracing::info!(run = %session.run_id, ticks = count, stopped_early, "run finished");
     Ok(portfolio)
@@ -541,6 +554,7 @@ fn skip_recorded(
 /// paced session, at most every [`STATUS_EVERY`] in a fast one.
 struct StatusPublisher<'a> {
     link: Option<&'a SessionLink>,
+    outbox: Option<&'a NatsOutbox>,
     base: SessionStatus,
     last: std::time::Instant,
 }
@@ -557,7 +571,7 @@ impl<'a> StatusPublisher<'a> {
             started_ns: WallClock.now().nanos(),
             ..SessionStatus::default()
         };
-        StatusPublisher { link: session.link, base, last: std::time::Instant::now() }
+        StatusPublisher { link: session.link, outbox: session.outbox, base, last: std::time::Instant::now() }
     }
 
     /// Publishes the status after the cycle of `cycle` (its tick and time), if any; at
@@ -603,6 +617,7 @@ impl<'a> StatusPublisher<'a> {
             positions,
             kill_switch_tripped: engine.kill_switch_tripped(),
             working_orders: engine.open_orders().count() as u64,
+            nats: self.outbox.map(NatsOutbox::status),
             ..self.base.clone()
         });
     }

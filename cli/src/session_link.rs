@@ -115,6 +115,10 @@ pub struct SessionStatus {
     pub kill_switch_tripped: bool,
     /// Orders sent and not yet filled, rejected or canceled.
     pub working_orders: u64,
+    /// The NATS outbox (`run --nats`): how far the stream has acknowledged; its lag is
+    /// `durable_seq - nats.acked_seq` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<crate::outbox::OutboxStatus>,
 }
 
 /// The shared state. See the module docs.

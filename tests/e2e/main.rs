@@ -12,6 +12,7 @@ mod errors;
 mod exits;
 mod formats;
 mod ledger;
+mod nats;
 mod parity;
 mod rebuild;
 mod results;

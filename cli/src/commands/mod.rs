@@ -8,9 +8,12 @@ mod audit;
 mod checkpoint;
 mod events;
 pub(crate) mod kill_switch;
+mod project;
+mod publish;
 mod rebuild;
 mod replay;
 mod report;
+mod restore;
 mod rows;
 mod run;
 mod runs;
@@ -44,6 +47,9 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Report(args) => report::run(data_dir, args.run, args.json),
         Command::Rebuild(args) => rebuild::run(data_dir, &args),
         Command::Sweep(args) => sweep::run(data_dir, &args),
+        Command::Publish(args) => publish::run(data_dir, &args),
+        Command::Project(args) => project::run(&args),
+        Command::Restore(args) => restore::run(data_dir, &args),
     }
 }
 

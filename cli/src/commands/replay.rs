@@ -5,19 +5,23 @@
 //! reading them back; with `--in-memory` nothing is stored at all. Both run on two
 //! cores: the engine on one, encoding, chaining and storing on the other.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ledger_adapters::background::BackgroundLog;
+use ledger_adapters::nats::{NatsLink, NatsOptions};
+use ledger_adapters::sled_log::Durability;
 use ledger_core::event::RunMode;
-use ledger_core::ids::RunId;
-use ledger_core::log::{EventLog, MemLog};
+use ledger_core::ids::{RunId, Seq};
+use ledger_core::log::{EventLog, LogError, MemLog, RecordSource};
 use ledger_core::replay::{compare_runs, RecordedRun};
 use ledger_projections::report::ReportFold;
-use ledger_projections::Folds;
+use ledger_projections::runs::RunsFold;
+use ledger_projections::{fold_log, Folds};
 
-use crate::args::ReplayArgs;
-use crate::commands::report;
+use crate::args::{ReplayArgs, StreamFlags};
+use crate::commands::{report, run};
 use crate::config::{RecordedSettings, Settings};
 use crate::describe;
 use crate::pipeline::{self, Session};
@@ -26,17 +30,25 @@ use crate::Outcome;
 
 pub fn run(data_dir: &Path, args: &ReplayArgs) -> Result<Outcome> {
     match args.run {
-        Some(run) => replay_recorded(data_dir, RunId::new(run), args.verify),
+        Some(run) => replay_recorded(data_dir, RunId::new(run), args),
         None if args.verify => bail!("--verify needs --run ID (the run to reproduce)"),
-        None => backtest(data_dir, &mut Settings::resolve(&args.session)?, args.in_memory),
+        None => backtest(data_dir, &mut Settings::resolve(&args.session)?, args),
     }
 }
 
-fn backtest(data_dir: &Path, settings: &mut Settings, in_memory: bool) -> Result<Outcome> {
+fn backtest(data_dir: &Path, settings: &mut Settings, args: &ReplayArgs) -> Result<Outcome> {
     let data = pipeline::market_data(settings)?;
     let settings = &*settings;
     let provider = pipeline::provider(settings)?;
     let mut feed = data.feed;
+    let mut ledger = match args.in_memory {
+        true => None,
+        false => Some(Ledger::open(data_dir, pipeline::durability(&settings.ledger))?),
+    };
+    let outbox = match (&args.nats, ledger.as_mut()) {
+        (Some(url), Some(ledger)) => Some(run::start_outbox(ledger, url, &args.stream)?),
+        _ => None,
+    };
     let session = |run_id| Session {
         run_id,
         mode: RunMode::Replay,
@@ -48,8 +60,9 @@ fn backtest(data_dir: &Path, settings: &mut Settings, in_memory: bool) -> Result
         kill_switch_tripped: false,
         resume: None,
         link: None,
+        outbox: outbox.as_ref(),
     };
-    if in_memory {
+    let Some(ledger) = ledger else {
         let run_id = RunId::new(1);
         let mut report = ReportFold::new(run_id);
         let mut log = BackgroundLog::new(MemLog::head_only());
@@ -57,10 +70,12 @@ fn backtest(data_dir: &Path, settings: &mut Settings, in_memory: bool) -> Result
         pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None)?;
         report::print(&report.report(), false)?;
         return Ok(Outcome::Ok);
-    }
-    let ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
+    };
     let (mut ledger, report) = record_backtest(ledger, settings, &mut feed, provider, &session)?;
     ledger.save_folds()?;
+    if let Some(outbox) = outbox {
+        run::finish_outbox(outbox, ledger.log.durable_seq());
+    }
     report::print(&report.report(), false)?;
     Ok(Outcome::Ok)
 }
@@ -90,12 +105,35 @@ pub fn record_backtest<'s>(
     Ok((ledger, report))
 }
 
-fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outcome> {
-    let Ledger { mut log, mut runs, mut kill_switch, .. } = Ledger::open_existing(data_dir)?;
-    let Some(original) = runs.get(parent).map(|r| r.range()) else {
-        bail!("no run {parent} in the ledger (see `ledger runs`)");
+fn replay_recorded(data_dir: &Path, parent: RunId, args: &ReplayArgs) -> Result<Outcome> {
+    let verify = args.verify;
+    let (mut ledger, remote) = match &args.from_nats {
+        Some(url) => (Ledger::open(data_dir, Durability::Strict)?, Some(read_stream(url, &args.stream)?)),
+        None => (Ledger::open_existing(data_dir)?, None),
     };
-    let reader = log.reader()?;
+    let outbox = match &args.nats {
+        Some(url) => Some(run::start_outbox(&mut ledger, url, &args.stream)?),
+        None => None,
+    };
+    let Ledger { mut log, mut runs, mut kill_switch, .. } = ledger;
+    let reader: Box<dyn RecordSource> = match remote {
+        Some(records) => Box::new(records),
+        None => log.reader()?,
+    };
+    let original = match &args.from_nats {
+        Some(url) => {
+            let mut remote_runs = RunsFold::default();
+            fold_log(&*reader, &mut Folds::new().with(&mut remote_runs))?;
+            let Some(range) = remote_runs.get(parent).map(|r| r.range()) else {
+                bail!("no run {parent} in the stream {} at {url}", args.stream.nats_stream);
+            };
+            range
+        }
+        None => match runs.get(parent).map(|r| r.range()) {
+            Some(range) => range,
+            None => bail!("no run {parent} in the ledger (see `ledger runs`)"),
+        },
+    };
     let (started, mut recorded, provider) = RecordedRun::open(&*reader, original)?;
     let recorded_settings = RecordedSettings::from_recorded(&started.config, &started.config_hash)?;
     let settings = Settings {
@@ -107,7 +145,10 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
         ..Settings::resolve(&Default::default())?
     };
     let run_id = runs.next_run_id();
-    let source = format!("run {parent}");
+    let source = match &args.from_nats {
+        Some(url) => format!("run {parent} of NATS stream {} at {}", args.stream.nats_stream, describe::safe(url)),
+        None => format!("run {parent}"),
+    };
     let session = Session {
         run_id,
         mode: RunMode::Replay,
@@ -120,6 +161,7 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
         kill_switch_tripped: started.kill_switch_tripped,
         resume: None,
         link: None,
+        outbox: outbox.as_ref(),
     };
     let mut report = ReportFold::new(run_id);
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
@@ -129,6 +171,9 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
     let replayed = runs.get(run_id).map(|r| r.range()).context("the replay's run is missing from the runs index")?;
     let mut ledger = Ledger { log, runs, kill_switch, snapshot_beyond_head: None };
     ledger.save_folds()?;
+    if let Some(outbox) = outbox {
+        run::finish_outbox(outbox, ledger.log.durable_seq());
+    }
     if !verify {
         report::print(&report.report(), false)?;
         return Ok(Outcome::Ok);
@@ -153,5 +198,39 @@ fn replay_recorded(data_dir: &Path, parent: RunId, verify: bool) -> Result<Outco
             }
             Ok(Outcome::CheckFailed)
         }
+    }
+}
+
+/// Reads the whole stream at `url` into memory, checking its chain from seq 1.
+///
+/// # Errors
+/// NATS unreachable, no such stream, or a message that does not check out (named by seq).
+fn read_stream(url: &str, stream: &StreamFlags) -> Result<StreamRecords> {
+    let options = NatsOptions::from_env(url, &stream.nats_stream, stream.nats_replicas);
+    let link = NatsLink::connect(&options, false)?;
+    let mut records = Vec::new();
+    link.read_all(&mut |event| {
+        records.push(event.record);
+        Ok(())
+    })?;
+    tracing::info!(events = records.len(), url = %options.display_url(), "read the stream");
+    Ok(StreamRecords { records })
+}
+
+/// Records read from a stream, from seq 1, as a [`RecordSource`].
+pub struct StreamRecords {
+    /// Record `i` is seq `i + 1`.
+    records: Vec<Vec<u8>>,
+}
+
+impl RecordSource for StreamRecords {
+    fn visit_records(&self, from: Seq, visit: &mut dyn FnMut(Seq, &[u8]) -> ControlFlow<()>) -> Result<(), LogError> {
+        let start = from.get().max(1) - 1;
+        for (index, record) in self.records.iter().enumerate().skip(start as usize) {
+            if visit(Seq::new(index as u64 + 1), record).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 }

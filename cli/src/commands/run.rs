@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use ledger_adapters::bus::InProcessBus;
 use ledger_adapters::clock::WallClock;
+use ledger_adapters::nats::NatsOptions;
 use ledger_core::chain::Hash32;
 use ledger_core::codec::CodecError;
 use ledger_core::event::{Envelope, EventDraft, EventRef, Payload, RunMode, RunStopped};
@@ -24,11 +25,12 @@ use ledger_projections::report::ReportFold;
 use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_range, Fold, Folds};
 
-use crate::args::RunArgs;
+use crate::args::{RunArgs, StreamFlags};
 use crate::commands::report;
 use crate::config::Settings;
 use crate::control;
 use crate::describe;
+use crate::outbox::NatsOutbox;
 use crate::pipeline::{self, Session};
 use crate::session_link::{SessionLink, SessionStatus};
 use crate::store::Ledger;
@@ -70,6 +72,10 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         let socket = data_dir.join(control::SOCKET_FILE);
         tracing::info!(run = %run_id, "control endpoint at {} (ledger status, kill-switch, events --follow)", describe::path(&socket));
     }
+    let outbox = match &args.nats {
+        Some(url) => Some(start_outbox(&mut ledger, url, &args.stream)?),
+        None => None,
+    };
     let session = Session {
         run_id,
         mode: RunMode::Paper,
@@ -81,6 +87,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         kill_switch_tripped: ledger.kill_switch.is_tripped(),
         resume: resume.clone(),
         link: Some(&link),
+        outbox: outbox.as_ref(),
     };
     // The in-process bus: a subscriber reports what a trader watches for as it happens.
     let mut bus = InProcessBus::new();
@@ -116,8 +123,44 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     let _ = watcher.join(); // the watcher only logs; its end changes nothing
     result?;
     ledger.save_folds()?;
+    if let Some(outbox) = outbox {
+        finish_outbox(outbox, ledger.log.durable_seq());
+    }
     report::print(&report.report(), false)?;
     Ok(Outcome::Ok)
+}
+
+/// How long a session waits at its end for the stream to acknowledge its last events;
+/// what is left goes out at the next `--nats` session or `ledger publish`.
+pub const DRAIN_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Starts the NATS outbox of a session on `ledger` (`--nats URL`).
+///
+/// # Errors
+/// A URL that does not parse or an unreadable credentials file; reading the ledger's id
+/// or a reader of it failed.
+pub fn start_outbox(ledger: &mut Ledger, url: &str, stream: &StreamFlags) -> Result<NatsOutbox> {
+    let options = NatsOptions::from_env(url, &stream.nats_stream, stream.nats_replicas);
+    options.validate()?;
+    let ledger_id = ledger.log.ledger_id()?;
+    tracing::info!(url = %options.display_url(), stream = %options.stream, "publishing the ledger to NATS");
+    Ok(NatsOutbox::start(options, ledger_id, ledger.log.reader()?, ledger.log.outbox_mark(), ledger.log.durable_seq()))
+}
+
+/// Waits for the outbox to catch up with `durable` (at most [`DRAIN_PATIENCE`]) and
+/// says what is left.
+pub fn finish_outbox(outbox: NatsOutbox, durable: Seq) {
+    let status = outbox.finish(durable, DRAIN_PATIENCE);
+    if status.acked_seq < durable.get() {
+        tracing::warn!(
+            url = %status.url,
+            stream = %status.stream,
+            acked = status.acked_seq,
+            durable = %durable,
+            error = status.error.as_deref().unwrap_or("none"),
+            "NATS has not acknowledged every event: the rest is published by the next `--nats` session or `ledger publish`"
+        );
+    }
 }
 
 /// The runs index, published to the control endpoint as it changes: at once when a run

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
+use ledger_core::log::EventLog;
 use ledger_core::time::TimestampNs;
 use ledger_projections::runs::RunSummary;
 use serde_json::json;
@@ -32,14 +33,23 @@ pub fn run(data_dir: &Path, args: &StatusArgs) -> Result<Outcome> {
             // Run 0 holds the operator's commands; the latest run is the latest session.
             let latest = ledger.runs.iter().filter(|info| info.mode.is_some()).last();
             let tripped = ledger.kill_switch.is_tripped();
+            let acked = ledger.log.outbox_mark().acked()?.get();
+            let head = ledger.log.head().seq.get();
             if args.json {
-                let value =
-                    json!({ "running": false, "data_dir": dir, "latest_run": latest, "kill_switch_tripped": tripped });
+                let value = json!({ "running": false, "data_dir": dir, "latest_run": latest, "kill_switch_tripped": tripped,
+                    "nats_acked_seq": acked, "head_seq": head });
                 writeln!(out, "{value}")?;
             } else {
                 writeln!(out, "no session is running on {}", describe::path(data_dir))?;
                 writeln!(out, "latest run:  {}", latest.map_or_else(|| "none".to_string(), describe_run))?;
                 writeln!(out, "kill switch: {}", if tripped { "TRIPPED" } else { "armed" })?;
+                if acked > 0 {
+                    writeln!(
+                        out,
+                        "nats outbox: acked through seq {acked} of {head} ({} to publish)",
+                        head.saturating_sub(acked)
+                    )?;
+                }
             }
         }
     }
@@ -87,6 +97,21 @@ fn write_session(out: &mut impl Write, data_dir: &Path, s: &SessionStatus) -> Re
     writeln!(out, "fees:           {}", describe::safe(&s.fees))?;
     writeln!(out, "kill switch:    {}", if s.kill_switch_tripped { "TRIPPED" } else { "armed" })?;
     writeln!(out, "working orders: {}", s.working_orders)?;
+    if let Some(nats) = &s.nats {
+        let lag = s.durable_seq.saturating_sub(nats.acked_seq);
+        let state = match (&nats.error, nats.connected) {
+            (Some(error), _) => format!("waiting: {}", describe::safe(error)),
+            (None, true) => "connected".to_string(),
+            (None, false) => "connecting".to_string(),
+        };
+        writeln!(
+            out,
+            "nats outbox:    stream {} at {}: acked through seq {}, lag {lag} events ({state})",
+            describe::safe(&nats.stream),
+            describe::safe(&nats.url),
+            nats.acked_seq
+        )?;
+    }
     if s.positions.is_empty() {
         writeln!(out, "positions:      none")?;
         return Ok(());

@@ -370,6 +370,7 @@ fn session(run_id: RunId, source: &str) -> Session<'_> {
         kill_switch_tripped: false,
         resume: None,
         link: None,
+        outbox: None,
     }
 }
 
