@@ -723,8 +723,9 @@ impl AuditState {
 }
 
 /// The audit rows of one run, folded event by event; closed rows are collected for
-/// [`AuditFold::take_rows`].
-#[derive(Debug, Clone)]
+/// [`AuditFold::take_rows`]. Serializable (as JSON: rows leave empty fields out) at any
+/// event, open row included, for a projection that stops and continues.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditFold {
     state: AuditState,
     open: Option<AuditRow>,
@@ -1254,10 +1255,11 @@ fn tick_view(data: &TickData) -> TickView {
 }
 
 /// The row hash chain of an export: each row's canonical JSON line and hash.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RowChain {
     prev: Hash32,
     /// The last row's canonical JSON (reused).
+    #[serde(skip)]
     buffer: Vec<u8>,
 }
 

@@ -204,13 +204,27 @@ fn nats_publish_then_consume_equals_the_ledger_and_a_repeated_backfill_adds_noth
     let project = |extra: &[&str]| {
         let mut args = vec!["project", "--nats", &url, "--durable", "desk", "--state", state, "--json", "--run", "1"];
         args.extend_from_slice(extra);
-        ledger.ok(&args)
+        let run = ledger.run(&args);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        run
     };
     let remote = project(&["--until", "120"]);
-    assert_ne!(remote, ledger.ok(&["report", "--run", "1", "--json"]), "stopped at seq 120 of 227");
-    // TC2: restarted, it continues from its state and its consumer to the same end.
+    assert_ne!(remote.stdout, ledger.ok(&["report", "--run", "1", "--json"]), "stopped at seq 120 of 227");
+    // TC2: restarted, it continues from its state and its consumer to the same end; its
+    // audit rows chain to the same head as a local export's (the open row at the stop
+    // carried across the restart in its state).
     let remote = project(&["--idle", "1s"]);
-    assert_eq!(remote, ledger.ok(&["report", "--run", "1", "--json"]));
+    assert_eq!(remote.stdout, ledger.ok(&["report", "--run", "1", "--json"]));
+    let export = ledger.dir.path().join("export");
+    ledger.ok(&["audit", "export", "--run", "1", "--format", "jsonl", "--out", export.to_str().unwrap()]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("manifest.json")).unwrap()).unwrap();
+    let expected = format!(
+        "audit: run 1: {} rows, last row hash {}",
+        manifest["counts"]["rows"],
+        manifest["last_row_hash"].as_str().unwrap()
+    );
+    assert!(remote.stderr.contains(&expected), "{expected}\n{}", remote.stderr);
     // TC3: the stream restores to the same ledger (verify: same events, same head).
     assert_eq!(restored(&url), verified(&ledger));
     // TC4: a run replayed from the stream reproduces the local run's report.

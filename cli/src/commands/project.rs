@@ -2,7 +2,9 @@
 //! reaches NATS, follows a ledger's stream with a durable pull consumer, checks every
 //! record against the hash chain (a gap or a bad link stops it, naming the seq), and
 //! folds the events into the same folds as the local ledger: the runs index, the kill
-//! switch and each run's report (its portfolio included).
+//! switch and each run's report (its portfolio included); with `--run`, that run's
+//! audit rows too, chained as `ledger audit export --run` chains them (its row count and
+//! last row hash are printed: the same as the export's manifest).
 //!
 //! Its state (the folds, the seq and hash they cover) is kept in a file, written
 //! before the consumer acknowledges what it covers: restarted, the projection loads it
@@ -20,9 +22,11 @@ use ledger_adapters::clock::WallClock;
 use ledger_adapters::nats::{NatsLink, NatsOptions};
 use ledger_core::chain::Hash32;
 use ledger_core::codec;
+use ledger_core::event::EventRef;
 use ledger_core::ids::{RunId, Seq};
 use ledger_core::log::Head;
 use ledger_core::time::Clock;
+use ledger_projections::audit::{AuditFold, AuditRow, RowChain};
 use ledger_projections::kill_switch::KillSwitchFold;
 use ledger_projections::report::ReportFold;
 use ledger_projections::runs::RunsFold;
@@ -49,6 +53,48 @@ struct ProjectState {
     kill_switch: KillSwitchFold,
     /// Each run's report (only `--run`'s when one is given).
     reports: BTreeMap<u64, ReportFold>,
+    /// `--run`'s audit rows, as JSON ([`ProjectedAudit`]: rows leave empty fields out,
+    /// which the state file's binary form cannot carry).
+    audit: Option<String>,
+}
+
+/// A run's audit trail as a projection keeps it: the fold (its open row included), the
+/// row chain, and the rows closed so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProjectedAudit {
+    fold: AuditFold,
+    chain: RowChain,
+    rows: u64,
+}
+
+impl ProjectedAudit {
+    fn new(run: RunId) -> Self {
+        ProjectedAudit { fold: AuditFold::new(run), chain: RowChain::new(), rows: 0 }
+    }
+
+    fn apply(&mut self, event: &EventRef<'_>) -> Result<()> {
+        self.fold.apply(event);
+        self.chain_closed()
+    }
+
+    /// Chains the rows the fold has closed.
+    fn chain_closed(&mut self) -> Result<()> {
+        let rows: Vec<AuditRow> = self.fold.take_rows().collect();
+        for mut row in rows {
+            self.chain.link(&mut row).context("chaining an audit row")?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// The row count and last row hash with the open row closed, as an export of the
+    /// run so far would have them.
+    fn head(&self) -> Result<(u64, Hash32)> {
+        let mut ended = self.clone();
+        ended.fold.finish();
+        ended.chain_closed()?;
+        Ok((ended.rows, ended.chain.last()))
+    }
 }
 
 impl ProjectState {
@@ -93,7 +139,20 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
     let (mut following_since, mut backlog) = (None::<i64>, 0u64);
     let mut failure = None;
     let (start_covers, start_hash) = (state.covers, state.hash);
+    let audit: Option<ProjectedAudit> =
+        match (&state.audit, only) {
+            (Some(json), Some(_)) => Some(serde_json::from_str(json).with_context(|| {
+                format!("reading the audit rows of the projection's state {}", describe::path(&path))
+            })?),
+            (None, Some(run)) if start_covers == Seq::ZERO => Some(ProjectedAudit::new(run)),
+            (None, Some(run)) => {
+                tracing::warn!(%run, "the projection's state was started without --run: it keeps no audit rows");
+                None
+            }
+            _ => None,
+        };
     let shared = std::cell::RefCell::new(&mut state);
+    let audit = std::cell::RefCell::new(audit);
     let done_already = until.is_some_and(|until| until <= start_covers);
     let result = if done_already {
         Ok(())
@@ -125,6 +184,12 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
                 if run.get() != 0 && only.is_none_or(|only| only == run) {
                     state.reports.entry(run.get()).or_insert_with(|| ReportFold::new(run)).apply(&event);
                 }
+                if let Some(audit) = audit.borrow_mut().as_mut() {
+                    if let Err(error) = audit.apply(&event) {
+                        failure = Some(error);
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
                 state.covers = event.seq;
                 state.hash = incoming.event.header.hash;
                 if args.lag {
@@ -146,7 +211,13 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
                 })
             },
             &mut || {
-                let state = shared.borrow();
+                let mut state = shared.borrow_mut();
+                state.audit = audit.borrow().as_ref().map(serde_json::to_string).transpose().map_err(|e| {
+                    ledger_adapters::nats::NatsError::Log(ledger_core::log::LogError::storage(
+                        "encoding the projection's audit rows",
+                        std::io::Error::other(e.to_string()),
+                    ))
+                })?;
                 state.save(&path).map_err(|e| {
                     ledger_adapters::nats::NatsError::Log(ledger_core::log::LogError::storage(
                         "saving the projection's state",
@@ -161,6 +232,8 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
         return Err(failure);
     }
     result?;
+    let audit = audit.into_inner();
+    state.audit = audit.as_ref().map(serde_json::to_string).transpose().context("encoding the audit rows")?;
     state.save(&path)?;
     if args.lag {
         print_lag(&mut lags, backlog);
@@ -179,6 +252,12 @@ pub fn run(args: &ProjectArgs) -> Result<Outcome> {
     match state.reports.get(&run.get()) {
         Some(fold) => report::print(&fold.report(), args.json)?,
         None => bail!("no run {run} in the stream yet (projected through seq {})", state.covers),
+    }
+    if let Some(audit) = &audit {
+        let (rows, last) = audit.head()?;
+        eprintln!(
+            "audit: run {run}: {rows} rows, last row hash {last} (as `ledger audit export --run {run}` chains them)"
+        );
     }
     Ok(Outcome::Ok)
 }
