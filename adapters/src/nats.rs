@@ -57,6 +57,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CREDS_ENV: &str = "LEDGER_NATS_CREDS";
 /// Environment variable holding a NATS token.
 pub const TOKEN_ENV: &str = "LEDGER_NATS_TOKEN";
+/// Environment variable naming a PEM file of CA certificates to trust for TLS, beside
+/// the system's (a private CA, a self-signed server).
+pub const CA_ENV: &str = "LEDGER_NATS_CA";
 
 /// What went wrong talking to NATS or checking what it holds. Every variant names the
 /// server (its URL without credentials) and, where there is one, the seq.
@@ -129,11 +132,13 @@ pub struct NatsOptions {
     pub creds_file: Option<std::path::PathBuf>,
     /// A token (from [`TOKEN_ENV`]); never printed.
     pub token: Option<String>,
+    /// CA certificates to trust for TLS (from [`CA_ENV`]).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl NatsOptions {
     /// Options for `url` and `stream`, with credentials from the environment
-    /// ([`CREDS_ENV`], [`TOKEN_ENV`]).
+    /// ([`CREDS_ENV`], [`TOKEN_ENV`], [`CA_ENV`]).
     pub fn from_env(url: &str, stream: &str, replicas: usize) -> Self {
         NatsOptions {
             url: url.to_string(),
@@ -141,6 +146,7 @@ impl NatsOptions {
             replicas: replicas.max(1),
             creds_file: std::env::var_os(CREDS_ENV).filter(|v| !v.is_empty()).map(Into::into),
             token: std::env::var(TOKEN_ENV).ok().filter(|v| !v.is_empty()),
+            ca_file: std::env::var_os(CA_ENV).filter(|v| !v.is_empty()).map(Into::into),
         }
     }
 
@@ -159,6 +165,10 @@ impl NatsOptions {
         if let Some(path) = &self.creds_file {
             std::fs::metadata(path)
                 .map_err(|e| config(format!("the credentials file {} ({CREDS_ENV}): {e}", path.display())))?;
+        }
+        if let Some(path) = &self.ca_file {
+            std::fs::metadata(path)
+                .map_err(|e| config(format!("the CA certificates {} ({CA_ENV}): {e}", path.display())))?;
         }
         Ok(())
     }
@@ -301,6 +311,9 @@ impl NatsLink {
             }
             if options.url.split(',').any(|u| u.trim_start().starts_with("tls://")) {
                 connect = connect.require_tls(true);
+            }
+            if let Some(path) = &options.ca_file {
+                connect = connect.add_root_certificates(path.clone());
             }
             if wait {
                 connect = connect.retry_on_initial_connect();

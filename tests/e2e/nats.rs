@@ -382,3 +382,91 @@ fn nats_a_url_that_does_not_parse_is_refused_before_trading() {
     assert!(!run.stderr.contains("pw"), "credentials are never shown: {}", run.stderr);
     assert!(ledger.ok(&["verify"]).starts_with("ok: the ledger is empty"));
 }
+
+/// A server that wants a token: refused without it (a clear error, exit 2), published
+/// with `LEDGER_NATS_TOKEN`, and the token never shown.
+#[test]
+fn nats_a_token_from_the_environment_is_used_and_never_shown() {
+    let Some(binary) = server_binary() else { return };
+    let ledger = crate::harness::small_ledger();
+    let port = free_port();
+    let store = ledger.dir.path().join("js-token");
+    let args = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", &store.display().to_string()];
+    let mut args: Vec<String> = args.map(String::from).to_vec();
+    args.extend(["--auth".to_string(), "s3cret-token".to_string()]);
+    let server = Server::start(&binary, args, port);
+    let url = server.url();
+    let refused = ledger.run(&["publish", "--nats", &url]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("127.0.0.1"), "names the server: {}", refused.stderr);
+    let published =
+        ledger.command(&["publish", "--nats", &url]).env("LEDGER_NATS_TOKEN", "s3cret-token").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&published.stdout), String::from_utf8_lossy(&published.stderr));
+    assert!(published.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("published seq 1..=227"), "{stdout}");
+    assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret") && !refused.stderr.contains("s3cret"));
+}
+
+/// A `tls://` URL against a server that requires TLS with a private CA's certificate:
+/// published when `LEDGER_NATS_CA` names the CA, refused (exit 2) when it does not.
+/// The certificates are made here with openssl; without openssl the test says so.
+#[test]
+fn nats_tls_with_a_private_ca_from_the_environment() {
+    let Some(binary) = server_binary() else { return };
+    let ledger = crate::harness::small_ledger();
+    let dir = ledger.dir.path();
+    let openssl = |args: &[&str]| Command::new("openssl").current_dir(dir).args(args).output();
+    let made = [
+        vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1"],
+        vec!["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr"],
+    ]
+    .iter()
+    .map(|args| {
+        let mut args = args.clone();
+        let subject = if args.contains(&"ca.key") { "/CN=ledger test CA" } else { "/CN=127.0.0.1" };
+        args.extend(["-subj", subject]);
+        openssl(&args)
+    })
+    .collect::<Result<Vec<_>, _>>();
+    let Ok(made) = made else {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"nats over TLS: skipped: no openssl on PATH\n");
+        return;
+    };
+    assert!(made.iter().all(|o| o.status.success()), "openssl failed: {made:?}");
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let signed = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ])
+    .unwrap();
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+
+    let port = free_port();
+    let store = dir.join("js-tls").display().to_string();
+    let path = |name: &str| dir.join(name).display().to_string();
+    let args = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", &store, "--tls", "--tlscert"];
+    let mut args: Vec<String> = args.map(String::from).to_vec();
+    args.extend([path("server.pem"), "--tlskey".into(), path("server.key")]);
+    let server = Server::start(&binary, args, port);
+    let url = format!("tls://127.0.0.1:{}", server.port);
+    let untrusted = ledger.run(&["publish", "--nats", &url]);
+    assert_eq!(untrusted.code, 2, "a certificate no trusted CA signed: {}{}", untrusted.stdout, untrusted.stderr);
+    assert!(untrusted.stderr.contains("invalid peer certificate"), "{}", untrusted.stderr);
+    let trusted = ledger.command(&["publish", "--nats", &url]).env("LEDGER_NATS_CA", path("ca.pem")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&trusted.stdout);
+    assert!(trusted.status.success(), "{stdout}{}", String::from_utf8_lossy(&trusted.stderr));
+    assert!(stdout.starts_with("published seq 1..=227"), "{stdout}");
+}
