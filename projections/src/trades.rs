@@ -49,7 +49,8 @@ pub struct TradeRow {
     /// The reason of the decision behind the entry order.
     pub entry_reason: Text,
     /// Why it closed: the protective exit that filled (`stop_loss`, `take_profit`,
-    /// `trailing_stop`), else the reason of the decision behind the closing order.
+    /// `trailing_stop`), `kill switch` or `end of data` for those closes, else the reason
+    /// of the decision behind the closing order.
     pub exit_reason: Text,
 }
 
@@ -92,6 +93,8 @@ pub struct TradesFold<T, E> {
     /// protective exit it is.
     reasons: BTreeMap<ClientOrderId, Text>,
     last_reason: Text,
+    /// The run's last kill-switch trip: closes it caused are the kill switch's.
+    last_trip: Option<Seq>,
     on_trade: T,
     on_equity: E,
 }
@@ -105,6 +108,7 @@ impl<T: FnMut(TradeRow), E: FnMut(EquityRow)> TradesFold<T, E> {
             open: BTreeMap::new(),
             reasons: BTreeMap::new(),
             last_reason: Text::from(""),
+            last_trip: None,
             on_trade,
             on_equity,
         }
@@ -131,10 +135,15 @@ impl<T: FnMut(TradeRow), E: FnMut(EquityRow)> TradesFold<T, E> {
                 });
             }
             Payload::DecisionMade(made) => self.last_reason = made.parsed.reason.clone(),
+            Payload::KillSwitchTripped(_) => self.last_trip = Some(event.seq),
             Payload::OrderSubmitted(order) => {
-                let reason = match &order.protects {
-                    Some(exit) => Text::from(exit.kind.name()),
-                    None => self.last_reason.clone(),
+                let reason = match (&order.protects, order.reduce_only, event.causation_seq) {
+                    (Some(exit), ..) => Text::from(exit.kind.name()),
+                    // Closes no decision asked for: the kill switch's, and the close-out at
+                    // the end of the data (caused by no event).
+                    (None, true, cause) if cause.is_some() && cause == self.last_trip => Text::from("kill switch"),
+                    (None, true, None) => Text::from("end of data"),
+                    (None, ..) => self.last_reason.clone(),
                 };
                 self.reasons.insert(order.client_order_id, reason);
             }

@@ -41,6 +41,9 @@ fn trades_and_equity_out_agree_with_the_report() {
         let gross = if t["side"] == "long" { gross } else { -gross };
         assert_eq!((gross - dec(&t["fees"])).round_dp(6), dec(&t["pnl"]).round_dp(6), "{t:?}");
     }
+    // TC1b: the trade left open at the end is closed by the close-out, and says so.
+    assert_eq!(trades.last().unwrap()["exit_reason"], "end of data");
+    assert!(trades[..trades.len() - 1].iter().all(|t| t["exit_reason"].contains("SMA crossed")));
     // TC2: the equity curve has a row per tick, times RFC 3339, and never a drawdown
     // beyond the report's maximum.
     let equity = csv_rows(&ledger.ok(&["report", "--run", "1", "--equity"]));
@@ -57,4 +60,18 @@ fn trades_and_equity_out_agree_with_the_report() {
     // TC4: one output at a time, and not with --json.
     assert_eq!(ledger.run(&["report", "--run", "1", "--trades", "--equity"]).code, 2);
     assert_eq!(ledger.run(&["report", "--run", "1", "--trades", "--json"]).code, 2);
+}
+
+/// A position the kill switch closes says so in its trade.
+#[test]
+fn a_trade_the_kill_switch_closes_says_so() {
+    let ledger = Ledger::new();
+    let config = ledger.dir.path().join("kill.toml");
+    std::fs::write(&config, "[kill_switch]\nmax_drawdown = \"0.03\"\nclose_positions = true\n").unwrap();
+    let config = config.to_str().unwrap();
+    ledger.ok(&["replay", "--data", "fixtures/spy-daily-1998-2021.csv", "--config", config]);
+    let trades = csv_rows(&ledger.ok(&["report", "--run", "1", "--trades"]));
+    let killed: Vec<_> = trades.iter().filter(|t| t["exit_reason"] == "kill switch").collect();
+    assert_eq!(killed.len(), 1, "one trade open when the switch tripped: {trades:?}");
+    assert_eq!(trades.last().unwrap()["exit_reason"], "kill switch", "no entry after the trip");
 }
