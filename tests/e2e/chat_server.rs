@@ -1,6 +1,7 @@
 //! A scripted OpenAI-compatible chat-completions server on loopback, for the `openai`
 //! provider's tests (the adapters' tests include this file too): HTTP/1.1, one request
-//! per connection, answers served in order from a script whose last answer repeats.
+//! per connection, answers served in the order connections arrive from a script whose
+//! last answer repeats.
 //! It keeps every request (head and body) for the test to inspect.
 
 #![allow(dead_code)] // each including test binary uses its own part of it
@@ -82,10 +83,10 @@ impl ChatServer {
         std::thread::spawn(move || {
             for (n, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { continue };
-                let reply = &script[n.min(script.len() - 1)];
-                if let Some(request) = serve(stream, reply) {
-                    log.lock().unwrap().push(request);
-                }
+                let reply = script[n.min(script.len() - 1)].clone();
+                let log = Arc::clone(&log);
+                // A thread per connection, so a slow answer holds up no other.
+                std::thread::spawn(move || serve(stream, &reply, &log));
             }
         });
         ChatServer { port, received }
@@ -102,8 +103,9 @@ impl ChatServer {
     }
 }
 
-/// Reads one request and answers it; the request, when it could be read.
-fn serve(stream: TcpStream, reply: &Reply) -> Option<Received> {
+/// Reads one request, keeps it in `log` (before answering, so a client that has its
+/// answer finds its request there), and answers it.
+fn serve(stream: TcpStream, reply: &Reply, log: &Mutex<Vec<Received>>) -> Option<()> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut head = String::new();
     let mut length = 0usize;
@@ -124,7 +126,7 @@ fn serve(stream: TcpStream, reply: &Reply) -> Option<Received> {
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).ok()?;
-    let received = Received { head, body: String::from_utf8_lossy(&body).into_owned() };
+    log.lock().ok()?.push(Received { head, body: String::from_utf8_lossy(&body).into_owned() });
     std::thread::sleep(reply.delay);
     let mut response = format!(
         "HTTP/1.1 {} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -141,5 +143,5 @@ fn serve(stream: TcpStream, reply: &Reply) -> Option<Received> {
     // The client may be gone (it timed out): nothing to do then.
     let _ = stream.write_all(response.as_bytes());
     let _ = stream.flush();
-    Some(received)
+    Some(())
 }
