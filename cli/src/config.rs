@@ -73,6 +73,13 @@ pub struct Config<P> {
     /// `next_open`, quotes: `quote`, trades: `trade`). Not a key of the file.
     #[serde(skip)]
     pub fill_model_configured: bool,
+    /// The LLM response cache's folder (`--llm-cache`); not recorded, since answers
+    /// from the cache are the answers recorded when it was filled. Not a key of the file.
+    #[serde(skip)]
+    pub llm_cache: Option<PathBuf>,
+    /// Answer LLM requests from the cache alone (`--llm-cache-only`). Not a key of the file.
+    #[serde(skip)]
+    pub llm_cache_only: bool,
 }
 
 /// The settings a run uses: every path resolved.
@@ -528,6 +535,15 @@ impl Settings {
         if let Some(pct) = flags.trailing_stop_pct {
             self.exits.trailing_stop_pct = Some(pct);
         }
+        if let Some(dir) = &flags.llm_cache {
+            match self.provider {
+                ProviderConfig::Openai { .. } => {
+                    (self.llm_cache, self.llm_cache_only) = (Some(dir.clone()), flags.llm_cache_only);
+                }
+                _ => checker
+                    .extend([flag_problem("--llm-cache", "applies to an LLM provider ([provider] kind = \"openai\")")]),
+            }
+        }
         let mut params = BTreeMap::new();
         for param in &flags.param {
             let Some((key, value)) = param.split_once('=') else {
@@ -632,6 +648,8 @@ impl Config<RelativePathBuf> {
             exits: self.exits,
             ledger: self.ledger,
             fill_model_configured: self.fill_model_configured,
+            llm_cache: None,
+            llm_cache_only: false,
         }
     }
 }

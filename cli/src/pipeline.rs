@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_adapters::clock::WallClock;
+use ledger_adapters::llm::cache::ResponseCache;
 use ledger_adapters::llm::openai::{OpenAiProvider, OpenAiSettings};
 use ledger_adapters::llm::ApiKey;
 use ledger_adapters::market_data::{
@@ -37,14 +38,44 @@ use crate::describe;
 use crate::outbox::NatsOutbox;
 use crate::session_link::{OperatorCommand, PositionStatus, SessionLink, SessionStatus};
 
-/// Builds the decision provider the settings name.
+/// The LLM response cache the settings name (`--llm-cache`), opened.
+///
+/// # Errors
+/// The folder cannot be created, or is missing with `--llm-cache-only`.
+pub fn llm_cache(settings: &Settings) -> Result<Option<ResponseCache>> {
+    match &settings.llm_cache {
+        None => Ok(None),
+        Some(dir) => Ok(Some(ResponseCache::open(dir, settings.llm_cache_only)?)),
+    }
+}
+
+/// Fails when a cache-only session met requests its cache does not hold (each was
+/// held without a call).
+///
+/// # Errors
+/// The count of missed requests, the first one's SHA-256 and the folder.
+pub fn check_llm_cache(cache: Option<&ResponseCache>) -> Result<()> {
+    let Some(cache) = cache else { return Ok(()) };
+    match cache.misses() {
+        (0, _) => Ok(()),
+        (n, first) => bail!(
+            "--llm-cache-only: {n} request(s) not in the cache {} (the first: {}); each was held without a call. \
+             Run without --llm-cache-only to ask the model and fill the cache",
+            describe::path(cache.dir()),
+            first.unwrap_or_default()
+        ),
+    }
+}
+
+/// Builds the decision provider the settings name, answering LLM requests from `cache`
+/// when one is given.
 ///
 /// # Errors
 /// An unknown strategy or parameter, a parameter that does not parse or is out of
 /// range ([`config::rule_strategy`], already checked when the settings were resolved),
 /// an unreadable decisions file, an LLM server's unset key variable or unusable base
 /// URL, or a provider that is not built yet.
-pub fn provider(settings: &Settings) -> Result<Box<dyn DecisionProvider>> {
+pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Box<dyn DecisionProvider>> {
     let (strategy, params) = match &settings.provider {
         ProviderConfig::Rules { strategy, params } => (strategy.as_str(), params),
         ProviderConfig::Script { file } => return Ok(Box::new(ScriptProvider::open(file)?)),
@@ -77,7 +108,11 @@ pub fn provider(settings: &Settings) -> Result<Box<dyn DecisionProvider>> {
                 max_retries: *max_retries,
                 retry_backoff: nanos(*retry_backoff_ns),
             };
-            return Ok(Box::new(OpenAiProvider::new(settings, key)?));
+            let provider = OpenAiProvider::new(settings, key)?;
+            return Ok(match cache {
+                Some(cache) => Box::new(provider.with_cache(cache.clone())),
+                None => Box::new(provider),
+            });
         }
         ProviderConfig::Anthropic { .. } => {
             bail!("the anthropic provider is not built yet: use kind = \"rules\", \"script\" or \"openai\"")

@@ -120,3 +120,78 @@ fn an_unset_key_variable_is_a_configuration_error_naming_the_variable() {
     assert!(run.stderr.contains("provider.api_key_env") && run.stderr.contains(KEY_VAR), "{}", run.stderr);
     assert!(server.received().is_empty(), "no call without the key");
 }
+
+#[test]
+fn a_cached_llm_backtest_runs_again_without_a_call_and_records_the_same_events() {
+    let server = ChatServer::start(vec![
+        Reply::fixture("plain"),
+        Reply::status(503, &fixture_body("server-error")), // retried, then ...
+        Reply::fixture("fenced"),
+        Reply::fixture("prose"),
+    ]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let cache = ledger.dir.path().join("llm-cache").display().to_string();
+    let data = "fixtures/spy-daily-1998-q1.csv";
+    // First run: 11 decisions asked (one retried), each outcome kept.
+    let first = run_with_key(&ledger, &["replay", "--config", &config, "--data", data, "--llm-cache", &cache]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(server.received().len(), 12);
+    // Second run, cache only: no call, and the same events but for the run's id.
+    let second = run_with_key(
+        &ledger,
+        &["replay", "--config", &config, "--data", data, "--llm-cache", &cache, "--llm-cache-only"],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(server.received().len(), 12, "the cached run called the server");
+    // Payloads as text, with the run's number taken out of order ids (`r1-7`).
+    let payloads = |run: &str| -> Vec<String> {
+        let events = ledger.ok(&["events", "--run", run, "--json"]);
+        let prefix = format!("r{run}-");
+        events
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["payload"].to_string().replace(&prefix, "rN-")
+            })
+            .collect()
+    };
+    let (one, two) = (payloads("1"), payloads("2"));
+    assert!(one.len() > 60);
+    assert_eq!(one.len(), two.len());
+    if let Some(n) = (0..one.len()).find(|&n| one[n] != two[n]) {
+        panic!("the cached run recorded other events, from event {n}:\n{}\n{}", one[n], two[n]);
+    }
+    assert_eq!(first.stdout, second.stdout, "the reports differ");
+
+    // Another temperature is another request: cache-only holds it without a call and fails.
+    let other = config.replace(".toml", "-hot.toml");
+    std::fs::write(&other, std::fs::read_to_string(&config).unwrap().replace("temperature = 0.0", "temperature = 0.7"))
+        .unwrap();
+    let missed = run_with_key(
+        &ledger,
+        &["replay", "--in-memory", "--config", &other, "--data", data, "--llm-cache", &cache, "--llm-cache-only"],
+    );
+    assert_eq!(missed.code, 2, "{}\n{}", missed.stdout, missed.stderr);
+    assert!(missed.stderr.contains("--llm-cache-only: 11 request(s) not in the cache"), "{}", missed.stderr);
+    assert_eq!(server.received().len(), 12, "a cache-only miss called the server");
+    for text in [&first.stderr, &second.stderr, &missed.stderr] {
+        assert!(!text.contains(KEY));
+    }
+    // The cache holds no key either.
+    for entry in walk(std::path::Path::new(&cache)) {
+        assert!(!std::fs::read_to_string(&entry).unwrap().contains(KEY), "{}", entry.display());
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
+        }
+    }
+    files
+}

@@ -6,6 +6,7 @@
 //!   RSI 14, trend, position, equity) and the default prompt with the JSON contract.
 //! - [`openai`]: the OpenAI-compatible chat-completions provider (OpenAI, DeepSeek,
 //!   vLLM, Ollama, llama.cpp).
+//! - [`cache`]: call outcomes kept by request hash, so a backtest runs again at no cost.
 //!
 //! What every provider here promises: a failure (timeout, refused connection, HTTP
 //! error, malformed body) is answered as `hold` with the reason in
@@ -13,6 +14,7 @@
 //! run; the API key is held in an [`ApiKey`], which prints as `***` and is scrubbed
 //! from every message a provider records or logs.
 
+pub mod cache;
 pub mod openai;
 pub mod prompt;
 

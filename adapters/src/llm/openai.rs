@@ -34,6 +34,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::cache::{CachedCall, ResponseCache};
 use super::prompt::{self, Indicators, SYSTEM_PROMPT};
 use super::{ApiKey, LlmError};
 
@@ -80,6 +81,7 @@ pub struct OpenAiProvider {
     /// The `reason` of holds, shared between cycles.
     warming_up: Text,
     failed: Text,
+    cache: Option<ResponseCache>,
 }
 
 /// The request body, fields in a fixed order so that the same request is the same
@@ -198,7 +200,69 @@ impl OpenAiProvider {
             info,
             warming_up: Arc::from(WARMING_UP),
             failed: Arc::from("provider error"),
+            cache: None,
         })
+    }
+
+    /// This provider answering from `cache` when it holds the request, and keeping
+    /// every new call's outcome there; in cache-only mode a miss makes no call.
+    pub fn with_cache(mut self, cache: ResponseCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The call's outcome and latency: from the cache when it holds the request, else
+    /// from the server (and then kept in the cache).
+    fn outcome(&self, body: &str) -> (Result<String, Failure>, u64) {
+        let Some(cache) = &self.cache else {
+            return self.timed_call(body);
+        };
+        let key = ResponseCache::key("openai", &self.endpoint, body);
+        match cache.get(&key) {
+            Ok(Some(hit)) => {
+                let outcome = match (hit.body, hit.failure) {
+                    (Some(text), _) => Ok(text),
+                    (None, reason) => Err(Failure {
+                        reason: reason.unwrap_or_default(),
+                        body: hit.error_body,
+                        retryable: false,
+                        retry_after: None,
+                    }),
+                };
+                return (outcome, hit.latency_us);
+            }
+            Ok(None) if cache.only() => {
+                cache.miss(&key);
+                let reason = format!(
+                    "no cached response for request {key} in {} (--llm-cache-only makes no call)",
+                    cache.dir().display()
+                );
+                return (Err(Failure { reason, body: String::new(), retryable: false, retry_after: None }), 0);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!("{error}; asking the server"),
+        }
+        let (outcome, latency_us) = self.timed_call(body);
+        let kept = match &outcome {
+            Ok(text) => CachedCall { body: Some(text.clone()), failure: None, error_body: String::new(), latency_us },
+            Err(failure) => CachedCall {
+                body: None,
+                failure: Some(self.scrub(&failure.reason)),
+                error_body: self.scrub(&failure.body),
+                latency_us,
+            },
+        };
+        if let Err(error) = cache.put(&key, &kept) {
+            tracing::warn!("{error}");
+        }
+        (outcome, latency_us)
+    }
+
+    /// [`Self::call`] and its wall time, microseconds.
+    fn timed_call(&self, body: &str) -> (Result<String, Failure>, u64) {
+        let started = Instant::now();
+        let outcome = self.call(body);
+        (outcome, u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
 
     /// The request body for one user message.
@@ -377,9 +441,7 @@ impl DecisionProvider for OpenAiProvider {
             };
         };
         let body = self.request(&prompt::user_message(input, &levels));
-        let started = Instant::now();
-        let outcome = self.call(&body);
-        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (outcome, latency_us) = self.outcome(&body);
         let (decision, parse_status, raw_output, tokens_in, tokens_out) = match outcome {
             Ok(text) => {
                 let (decision, status, tokens_in, tokens_out) = self.interpret(&text);
