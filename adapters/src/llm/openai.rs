@@ -16,7 +16,8 @@
 //! [`ParseStatus::ProviderError`]. A model's refusal and output that breaks the
 //! contract (truncated at `max_tokens`, prose without JSON) are
 //! [`ParseStatus::Invalid`], as for any provider. Ticks before the indicators are warm
-//! (49 bars) hold without a call.
+//! (49 bars) hold without a call. With a [`ResponseCache`], a request already answered
+//! is answered from it, with the recorded body (or failure) and latency.
 
 use std::io::Read;
 use std::sync::Arc;
