@@ -195,3 +195,27 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn a_paper_run_decides_with_the_openai_provider() {
+    let server = ChatServer::start(vec![Reply::fixture("plain"), Reply::fixture("fenced")]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let run = run_with_key(
+        &ledger,
+        &["run", "--speed", "0", "--config", &config, "--data", "fixtures/spy-daily-1998-q1.csv"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(server.received().len(), 11, "one call per bar after the warm-up");
+    let events = ledger.ok(&["events", "--json"]);
+    let asked: Vec<serde_json::Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["payload"].get("DecisionMade").cloned())
+        .filter(|d| d["prompt"] != "")
+        .collect();
+    let actions: Vec<&str> = asked.iter().map(|d| d["parsed"]["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(actions, ["long"].into_iter().chain(["close"; 10]).collect::<Vec<_>>());
+    assert!(asked.iter().all(|d| d["latency_us"].as_u64().is_some_and(|us| us > 0)));
+    assert!(!events.contains(KEY) && !run.stderr.contains(KEY) && !run.stdout.contains(KEY));
+    ledger.ok(&["verify"]);
+}
