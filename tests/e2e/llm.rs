@@ -219,3 +219,21 @@ fn a_paper_run_decides_with_the_openai_provider() {
     assert!(!events.contains(KEY) && !run.stderr.contains(KEY) && !run.stdout.contains(KEY));
     ledger.ok(&["verify"]);
 }
+
+#[test]
+fn provider_failures_in_a_row_trip_the_kill_switch_and_the_run_goes_on() {
+    let server = ChatServer::start(vec![Reply::status(503, &fixture_body("server-error"))]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let text = std::fs::read_to_string(&config).unwrap().replace("max_retries = 2", "max_retries = 0");
+    std::fs::write(&config, format!("{text}\n[kill_switch]\nmax_consecutive_failures = 3\n")).unwrap();
+    let run = run_with_key(&ledger, &["replay", "--config", &config, "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Every bar after the warm-up was asked (the run did not stop), one attempt each.
+    assert_eq!(server.received().len(), 11);
+    let events: Vec<serde_json::Value> =
+        ledger.ok(&["events", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let trips: Vec<&serde_json::Value> = events.iter().filter_map(|e| e["payload"].get("KillSwitchTripped")).collect();
+    assert_eq!(trips.len(), 1, "{trips:?}");
+    assert_eq!(trips[0]["trigger"], "failures", "{}", trips[0]);
+}
