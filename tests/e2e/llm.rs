@@ -24,7 +24,14 @@ fn config(ledger: &Ledger, server: &ChatServer) -> String {
 }
 
 fn run_with_key(ledger: &Ledger, args: &[&str]) -> Run {
-    let output = ledger.command(args).env(KEY_VAR, KEY).output().expect("the ledger binary runs");
+    // A proxy configured on the machine must not take the loopback server's requests.
+    let output = ledger
+        .command(args)
+        .env(KEY_VAR, KEY)
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .expect("the ledger binary runs");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
