@@ -4,6 +4,7 @@
 //! - [`sled_log`]: the persistent, hash-chained [`ledger_core::log::EventLog`] on sled.
 //! - [`market_data`]: bars, trades and quotes from CSV/JSONL files (gzip transparent).
 //! - [`script`]: decisions from a JSONL file, keyed by tick time.
+//! - [`llm`]: LLM decision providers (OpenAI-compatible chat completions).
 //! - [`clock`]: the wall clock for live and paper runs.
 //! - [`bus`]: the in-process event bus (the embedded default for publishing).
 //! - [`nats`]: NATS JetStream: publishing the ledger to a stream, reading it back.
@@ -13,6 +14,7 @@
 pub mod background;
 pub mod bus;
 pub mod clock;
+pub mod llm;
 pub mod market_data;
 pub mod nats;
 pub mod script;

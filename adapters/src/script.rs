@@ -118,8 +118,15 @@ mod tests {
         let spy = InstrumentId::new("SPY").unwrap();
         let mut decide = |day: &str| {
             let ts = parse_time(day).unwrap();
-            let input =
-                DecisionInput { ts, instrument: &spy, price: Decimal::ONE, bar: None, position_qty: Decimal::ZERO };
+            let input = DecisionInput {
+                ts,
+                instrument: &spy,
+                price: Decimal::ONE,
+                bar: None,
+                quote: None,
+                position_qty: Decimal::ZERO,
+                equity: Decimal::ZERO,
+            };
             provider.decide(&input)
         };
         // TC0: a valid line is the decision, its text recorded as the raw output.

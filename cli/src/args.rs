@@ -266,6 +266,15 @@ pub struct SessionFlags {
     /// = 3% ([exits] trailing_stop_pct; a decision's own trailing_stop_pct wins).
     #[arg(long, value_name = "FRACTION")]
     pub trailing_stop_pct: Option<rust_decimal::Decimal>,
+    /// Keep every LLM call's outcome in DIR, keyed by the SHA-256 of the request, and
+    /// answer a request found there from it: a backtest run again makes no call and
+    /// records the same events ([provider] kind = "openai").
+    #[arg(long, value_name = "DIR")]
+    pub llm_cache: Option<PathBuf>,
+    /// With --llm-cache: answer from the cache alone; a request not in it is held
+    /// without a call and the command fails (exit 2), naming the request.
+    #[arg(long, requires = "llm_cache")]
+    pub llm_cache_only: bool,
 }
 
 /// `--fill-model`: the paper venue's fill price rules, as the config spells them.

@@ -73,6 +73,13 @@ pub struct Config<P> {
     /// `next_open`, quotes: `quote`, trades: `trade`). Not a key of the file.
     #[serde(skip)]
     pub fill_model_configured: bool,
+    /// The LLM response cache's folder (`--llm-cache`); not recorded, since answers
+    /// from the cache are the answers recorded when it was filled. Not a key of the file.
+    #[serde(skip)]
+    pub llm_cache: Option<PathBuf>,
+    /// Answer LLM requests from the cache alone (`--llm-cache-only`). Not a key of the file.
+    #[serde(skip)]
+    pub llm_cache_only: bool,
 }
 
 /// The settings a run uses: every path resolved.
@@ -168,14 +175,31 @@ pub enum ProviderConfig<P> {
         /// The decisions file.
         file: P,
     },
-    /// An OpenAI-compatible chat-completions server (DeepSeek, OpenAI, vLLM, Ollama).
+    /// An OpenAI-compatible chat-completions server (DeepSeek, OpenAI, vLLM, Ollama,
+    /// llama.cpp).
     Openai {
         /// The model name.
         model: String,
-        /// The server's base URL.
+        /// The server's base URL, up to the API version (`https://api.openai.com/v1`);
+        /// requests go to `{base_url}/chat/completions`.
         base_url: String,
-        /// The environment variable that holds the API key (the key is never configured).
-        api_key_env: String,
+        /// The environment variable that holds the API key (the key is never
+        /// configured); unset for a server that takes none (a local Ollama).
+        api_key_env: Option<String>,
+        /// Sampling temperature, 0..2; unset leaves the server's default.
+        temperature: Option<Decimal>,
+        /// Sampling seed, for servers that honour it.
+        seed: Option<u64>,
+        /// Most completion tokens; unset leaves the server's default.
+        max_tokens: Option<u32>,
+        /// Time budget of one decision, retries included, nanoseconds (in a file:
+        /// `timeout = "30s"`).
+        timeout_ns: i64,
+        /// Attempts after the first for a refused connection, HTTP 429 or 5xx.
+        max_retries: u32,
+        /// Wait before the first retry, doubled before each next one, nanoseconds (in a
+        /// file: `retry_backoff = "500ms"`).
+        retry_backoff_ns: i64,
     },
     /// Anthropic's Messages API.
     Anthropic {
@@ -216,7 +240,22 @@ struct ProviderFile<P> {
     model: Option<String>,
     base_url: Option<String>,
     api_key_env: Option<String>,
+    temperature: Option<Decimal>,
+    seed: Option<u64>,
+    max_tokens: Option<u32>,
+    #[serde(default, alias = "timeout_ns", with = "ledger_core::time::duration_ns")]
+    timeout: Option<i64>,
+    max_retries: Option<u32>,
+    #[serde(default, alias = "retry_backoff_ns", with = "ledger_core::time::duration_ns")]
+    retry_backoff: Option<i64>,
 }
+
+/// Default time budget of one LLM decision, nanoseconds (30 s).
+pub const DEFAULT_LLM_TIMEOUT_NS: i64 = 30_000_000_000;
+/// Default retries of an LLM call.
+pub const DEFAULT_LLM_RETRIES: u32 = 2;
+/// Default wait before the first retry of an LLM call, nanoseconds (500 ms).
+pub const DEFAULT_LLM_BACKOFF_NS: i64 = 500_000_000;
 
 impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
     type Error = String;
@@ -232,13 +271,31 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
             ("model", f.model.is_some()),
             ("base_url", f.base_url.is_some()),
             ("api_key_env", f.api_key_env.is_some()),
+            ("temperature", f.temperature.is_some()),
+            ("seed", f.seed.is_some()),
+            ("max_tokens", f.max_tokens.is_some()),
+            ("timeout", f.timeout.is_some()),
+            ("max_retries", f.max_retries.is_some()),
+            ("retry_backoff", f.retry_backoff.is_some()),
         ];
         let (name, takes, needs): (&str, &[&str], &[&str]) = match f.kind {
             ProviderKind::Rules => ("rules", &["strategy", "params"], &["strategy"]),
             ProviderKind::Script => ("script", &["file"], &["file"]),
-            ProviderKind::Openai => {
-                ("openai", &["model", "base_url", "api_key_env"], &["model", "base_url", "api_key_env"])
-            }
+            ProviderKind::Openai => (
+                "openai",
+                &[
+                    "model",
+                    "base_url",
+                    "api_key_env",
+                    "temperature",
+                    "seed",
+                    "max_tokens",
+                    "timeout",
+                    "max_retries",
+                    "retry_backoff",
+                ],
+                &["model", "base_url"],
+            ),
             ProviderKind::Anthropic => ("anthropic", &["model", "api_key_env"], &["model", "api_key_env"]),
         };
         if let Some((extra, _)) = given.iter().find(|(key, set)| *set && !takes.contains(key)) {
@@ -257,7 +314,13 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
             ProviderKind::Openai => ProviderConfig::Openai {
                 model: f.model.ok_or_else(missing)?,
                 base_url: f.base_url.ok_or_else(missing)?,
-                api_key_env: f.api_key_env.ok_or_else(missing)?,
+                api_key_env: f.api_key_env,
+                temperature: f.temperature,
+                seed: f.seed,
+                max_tokens: f.max_tokens,
+                timeout_ns: f.timeout.unwrap_or(DEFAULT_LLM_TIMEOUT_NS),
+                max_retries: f.max_retries.unwrap_or(DEFAULT_LLM_RETRIES),
+                retry_backoff_ns: f.retry_backoff.unwrap_or(DEFAULT_LLM_BACKOFF_NS),
             },
             ProviderKind::Anthropic => ProviderConfig::Anthropic {
                 model: f.model.ok_or_else(missing)?,
@@ -472,6 +535,15 @@ impl Settings {
         if let Some(pct) = flags.trailing_stop_pct {
             self.exits.trailing_stop_pct = Some(pct);
         }
+        if let Some(dir) = &flags.llm_cache {
+            match self.provider {
+                ProviderConfig::Openai { .. } => {
+                    (self.llm_cache, self.llm_cache_only) = (Some(dir.clone()), flags.llm_cache_only);
+                }
+                _ => checker
+                    .extend([flag_problem("--llm-cache", "applies to an LLM provider ([provider] kind = \"openai\")")]),
+            }
+        }
         let mut params = BTreeMap::new();
         for param in &flags.param {
             let Some((key, value)) = param.split_once('=') else {
@@ -547,9 +619,27 @@ impl Config<RelativePathBuf> {
             provider: match self.provider {
                 ProviderConfig::Rules { strategy, params } => ProviderConfig::Rules { strategy, params },
                 ProviderConfig::Script { file } => ProviderConfig::Script { file: resolve(file) },
-                ProviderConfig::Openai { model, base_url, api_key_env } => {
-                    ProviderConfig::Openai { model, base_url, api_key_env }
-                }
+                ProviderConfig::Openai {
+                    model,
+                    base_url,
+                    api_key_env,
+                    temperature,
+                    seed,
+                    max_tokens,
+                    timeout_ns,
+                    max_retries,
+                    retry_backoff_ns,
+                } => ProviderConfig::Openai {
+                    model,
+                    base_url,
+                    api_key_env,
+                    temperature,
+                    seed,
+                    max_tokens,
+                    timeout_ns,
+                    max_retries,
+                    retry_backoff_ns,
+                },
                 ProviderConfig::Anthropic { model, api_key_env } => ProviderConfig::Anthropic { model, api_key_env },
             },
             venue: self.venue,
@@ -558,6 +648,8 @@ impl Config<RelativePathBuf> {
             exits: self.exits,
             ledger: self.ledger,
             fill_model_configured: self.fill_model_configured,
+            llm_cache: None,
+            llm_cache_only: false,
         }
     }
 }

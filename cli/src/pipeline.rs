@@ -10,6 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_adapters::clock::WallClock;
+use ledger_adapters::llm::cache::ResponseCache;
+use ledger_adapters::llm::openai::{OpenAiProvider, OpenAiSettings};
+use ledger_adapters::llm::ApiKey;
 use ledger_adapters::market_data::{
     describe_source, DataError, DateOrder, FileFeed, MergedFeed, ReadOptions, TimeZone,
 };
@@ -35,18 +38,84 @@ use crate::describe;
 use crate::outbox::NatsOutbox;
 use crate::session_link::{OperatorCommand, PositionStatus, SessionLink, SessionStatus};
 
-/// Builds the decision provider the settings name.
+/// The LLM response cache the settings name (`--llm-cache`), opened.
+///
+/// # Errors
+/// The folder cannot be created, or is missing with `--llm-cache-only`.
+pub fn llm_cache(settings: &Settings) -> Result<Option<ResponseCache>> {
+    match &settings.llm_cache {
+        None => Ok(None),
+        Some(dir) => Ok(Some(ResponseCache::open(dir, settings.llm_cache_only)?)),
+    }
+}
+
+/// Fails when a cache-only session met requests its cache does not hold (each was
+/// held without a call).
+///
+/// # Errors
+/// The count of missed requests, the first one's SHA-256 and the folder.
+pub fn check_llm_cache(cache: Option<&ResponseCache>) -> Result<()> {
+    let Some(cache) = cache else { return Ok(()) };
+    match cache.misses() {
+        (0, _) => Ok(()),
+        (n, first) => bail!(
+            "--llm-cache-only: {n} request(s) not in the cache {} (the first: {}); each was held without a call. \
+             Run without --llm-cache-only to ask the model and fill the cache",
+            describe::path(cache.dir()),
+            first.unwrap_or_default()
+        ),
+    }
+}
+
+/// Builds the decision provider the settings name, answering LLM requests from `cache`
+/// when one is given.
 ///
 /// # Errors
 /// An unknown strategy or parameter, a parameter that does not parse or is out of
 /// range ([`config::rule_strategy`], already checked when the settings were resolved),
-/// an unreadable decisions file, or a provider that is not built yet.
-pub fn provider(settings: &Settings) -> Result<Box<dyn DecisionProvider>> {
+/// an unreadable decisions file, an LLM server's unset key variable or unusable base
+/// URL, or a provider that is not built yet.
+pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Box<dyn DecisionProvider>> {
     let (strategy, params) = match &settings.provider {
         ProviderConfig::Rules { strategy, params } => (strategy.as_str(), params),
         ProviderConfig::Script { file } => return Ok(Box::new(ScriptProvider::open(file)?)),
-        ProviderConfig::Openai { .. } | ProviderConfig::Anthropic { .. } => {
-            bail!("the openai and anthropic providers are not built yet: use kind = \"rules\" or \"script\"")
+        ProviderConfig::Openai {
+            model,
+            base_url,
+            api_key_env,
+            temperature,
+            seed,
+            max_tokens,
+            timeout_ns,
+            max_retries,
+            retry_backoff_ns,
+        } => {
+            let key = match api_key_env {
+                None => None,
+                // The variable's name only: its value is a secret.
+                Some(var) => Some(std::env::var(var).ok().as_deref().and_then(ApiKey::new).with_context(|| {
+                    format!("provider.api_key_env: the environment variable {var} is not set or is empty")
+                })?),
+            };
+            let nanos = |ns: i64| Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+            let settings = OpenAiSettings {
+                base_url: base_url.clone(),
+                model: model.clone(),
+                temperature: *temperature,
+                seed: *seed,
+                max_tokens: *max_tokens,
+                timeout: nanos(*timeout_ns),
+                max_retries: *max_retries,
+                retry_backoff: nanos(*retry_backoff_ns),
+            };
+            let provider = OpenAiProvider::new(settings, key)?;
+            return Ok(match cache {
+                Some(cache) => Box::new(provider.with_cache(cache.clone())),
+                None => Box::new(provider),
+            });
+        }
+        ProviderConfig::Anthropic { .. } => {
+            bail!("the anthropic provider is not built yet: use kind = \"rules\", \"script\" or \"openai\"")
         }
     };
     Ok(match config::rule_strategy(strategy, params)? {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::event::{Action, Bar, Decision, OrderTerms, ParseStatus, Text, TimeInForce};
+use crate::event::{Action, Bar, Decision, OrderTerms, ParseStatus, Quote, Text, TimeInForce};
 use crate::ids::InstrumentId;
 use crate::time::TimestampNs;
 
@@ -36,8 +36,13 @@ pub struct DecisionInput<'a> {
     pub price: Decimal,
     /// The bar, when the tick is one.
     pub bar: Option<&'a Bar>,
+    /// The top of book, when the tick is a quote.
+    pub quote: Option<&'a Quote>,
     /// Signed units currently held.
     pub position_qty: Decimal,
+    /// Account equity before this tick's orders (cash plus positions marked to this
+    /// tick), account currency.
+    pub equity: Decimal,
 }
 
 /// A provider's answer, before it becomes a `DecisionMade` event.

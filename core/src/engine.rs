@@ -624,16 +624,19 @@ impl Engine {
 
         // Decision.
         let price = tick.data.reference_price();
-        let bar = match &tick.data {
-            TickData::Bar(bar) => Some(bar),
-            _ => None,
+        let (bar, quote) = match &tick.data {
+            TickData::Bar(bar) => (Some(bar), None),
+            TickData::Quote(quote) => (None, Some(quote)),
+            TickData::Trade(_) => (None, None),
         };
         let input = DecisionInput {
             ts: tick.ts,
             instrument: &tick.instrument,
             price,
             bar,
+            quote,
             position_qty: self.state.portfolio.qty(&tick.instrument),
+            equity: self.state.portfolio.equity(),
         };
         let answer = self.provider.decide(&input);
         let decision = answer.decision.clone();

@@ -432,6 +432,8 @@ mod tests {
                     price: Decimal::from(c),
                     bar: None,
                     position_qty: Decimal::ZERO,
+                    quote: None,
+                    equity: Decimal::ZERO,
                 };
                 strategy.decide(&input).decision.action
             })

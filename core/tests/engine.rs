@@ -517,7 +517,9 @@ fn a_recorded_run_is_read_back_cycle_by_cycle_with_its_times_and_decisions() {
             instrument: &tick.instrument,
             price: dec!(1),
             bar: None,
+            quote: None,
             position_qty: dec!(0),
+            equity: dec!(0),
         };
         assert_eq!(provider.decide(&input), originals[n]);
         n += 1;

@@ -80,7 +80,7 @@ proptest! {
         let mut ema = EmaRsi::new(2, 5, 3, 70.0, 30.0, sizing);
         for (i, value) in values.iter().enumerate() {
             let _ = sma.push(*value);
-            let input = DecisionInput { ts: TimestampNs::from_nanos(i as i64), instrument: &spy(), price: *value, bar: None, position_qty: Decimal::ZERO };
+            let input = DecisionInput { ts: TimestampNs::from_nanos(i as i64), instrument: &spy(), price: *value, bar: None, quote: None, position_qty: Decimal::ZERO, equity: Decimal::ZERO };
             let _ = cross.decide(&input);
             let _ = ema.decide(&input);
         }

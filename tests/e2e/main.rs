@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `ledger` binary on real fixtures, in temporary data
 //! directories. One test binary; each module is one area.
 
+mod chat_server;
 mod harness;
 
 mod audit;
@@ -12,6 +13,7 @@ mod errors;
 mod exits;
 mod formats;
 mod ledger;
+mod llm;
 mod nats;
 mod parity;
 mod rebuild;

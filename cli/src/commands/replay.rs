@@ -39,7 +39,8 @@ pub fn run(data_dir: &Path, args: &ReplayArgs) -> Result<Outcome> {
 fn backtest(data_dir: &Path, settings: &mut Settings, args: &ReplayArgs) -> Result<Outcome> {
     let data = pipeline::market_data(settings)?;
     let settings = &*settings;
-    let provider = pipeline::provider(settings)?;
+    let cache = pipeline::llm_cache(settings)?;
+    let provider = pipeline::provider(settings, cache.as_ref())?;
     let mut feed = data.feed;
     let mut ledger = match args.in_memory {
         true => None,
@@ -69,6 +70,7 @@ fn backtest(data_dir: &Path, settings: &mut Settings, args: &ReplayArgs) -> Resu
         let mut folds = Folds::new().with(&mut report);
         pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None)?;
         report::print(&report.report(), false)?;
+        pipeline::check_llm_cache(cache.as_ref())?;
         return Ok(Outcome::Ok);
     };
     let (mut ledger, report) = record_backtest(ledger, settings, &mut feed, provider, &session)?;
@@ -77,6 +79,7 @@ fn backtest(data_dir: &Path, settings: &mut Settings, args: &ReplayArgs) -> Resu
         run::finish_outbox(outbox, ledger.log.durable_seq());
     }
     report::print(&report.report(), false)?;
+    pipeline::check_llm_cache(cache.as_ref())?;
     Ok(Outcome::Ok)
 }
 

@@ -42,7 +42,8 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     }
     let mut settings = Settings::resolve(&args.session)?;
     let data = pipeline::market_data(&mut settings)?;
-    let provider = pipeline::provider(&settings)?;
+    let cache = pipeline::llm_cache(&settings)?;
+    let provider = pipeline::provider(&settings, cache.as_ref())?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     // SIGINT, SIGTERM (what systemd and docker send) and SIGHUP stop after the current
@@ -127,6 +128,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         finish_outbox(outbox, ledger.log.durable_seq());
     }
     report::print(&report.report(), false)?;
+    pipeline::check_llm_cache(cache.as_ref())?;
     Ok(Outcome::Ok)
 }
 

@@ -332,7 +332,7 @@ fn in_memory(
 fn backtest(settings: &Settings, ticks: &[Tick]) -> Result<Value> {
     let run_id = RunId::new(1);
     let session = session(run_id, "sweep");
-    let provider = pipeline::provider(settings)?;
+    let provider = pipeline::provider(settings, None)?;
     let parts = pipeline::run_parts(settings, &session, provider);
     let mut log = DiscardLog::default();
     let mut report = ReportFold::new(run_id);
@@ -383,7 +383,7 @@ fn record(data_dir: &Path, runs: &[(Vec<(String, String)>, Settings)], ticks: &A
     let mut results = Vec::with_capacity(runs.len());
     let progress = progress(runs.len());
     for (params, settings) in runs {
-        let provider = pipeline::provider(settings)?;
+        let provider = pipeline::provider(settings, None)?;
         let mut cycles = TickSlice { ticks, next: 0 };
         let session = |run_id| session(run_id, &source);
         let report;

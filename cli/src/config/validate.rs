@@ -55,6 +55,9 @@ const MAX_MONEY_DECIMALS: u32 = 8;
 /// One hour, nanoseconds: the longest group-durability interval (a longer one would
 /// leave appends unflushed, and unacknowledged, for longer than anyone waits).
 const HOUR_NS: i64 = 3_600 * 1_000_000_000;
+
+/// A minute in nanoseconds.
+const MINUTE_NS: i64 = 60 * 1_000_000_000;
 /// 366 days, nanoseconds: the longest rate window. The risk engine subtracts it from
 /// tick times, which must not overflow for any tick time after 1678.
 const MAX_RATE_WINDOW_NS: i64 = 366 * 86_400 * 1_000_000_000;
@@ -564,7 +567,8 @@ pub fn parse_utc_offset(text: &str) -> Result<i32, String> {
 }
 
 /// The provider: a rule strategy's parameters parse and are in range; a decisions file
-/// exists; providers not built yet are refused.
+/// exists; an LLM server's URL, sampling and retry settings are in range and its key's
+/// variable is set; providers not built yet are refused.
 fn provider(s: &Settings, c: &mut Checker<'_>) {
     match &s.provider {
         ProviderConfig::Rules { strategy, params } => {
@@ -577,16 +581,73 @@ fn provider(s: &Settings, c: &mut Checker<'_>) {
                 c.add(Problem::new("provider.file", Some(quoted(&file.display().to_string())), rule));
             }
         }
-        ProviderConfig::Openai { .. } => c.add(Problem::new(
-            "provider.kind",
-            Some(quoted("openai")),
-            "not built yet: use kind = \"rules\" or \"script\"",
-        )),
+        ProviderConfig::Openai {
+            model,
+            base_url,
+            api_key_env,
+            temperature,
+            max_tokens,
+            timeout_ns,
+            max_retries,
+            retry_backoff_ns,
+            seed: _,
+        } => {
+            c.check("provider.model", quoted(model), !model.trim().is_empty(), "must name the model");
+            if let Some((rule, shown)) = base_url_problem(base_url) {
+                let value = shown.then(|| quoted(base_url));
+                c.add(Problem::new("provider.base_url", Some(value.unwrap_or_else(|| "(not shown)".into())), rule));
+            }
+            if let Some(var) = api_key_env {
+                let set = std::env::var_os(var).is_some_and(|v| !v.to_string_lossy().trim().is_empty());
+                c.check(
+                    "provider.api_key_env",
+                    quoted(var),
+                    set,
+                    "names an environment variable that is not set (or is empty): export the API key in it",
+                );
+            }
+            c.check_opt(
+                "provider.temperature",
+                *temperature,
+                |t| t >= Decimal::ZERO && t <= Decimal::TWO,
+                "must be in [0, 2]",
+            );
+            c.check_opt("provider.max_tokens", *max_tokens, |n| n >= 1, "must be >= 1 when set");
+            c.check(
+                "provider.timeout",
+                *timeout_ns,
+                *timeout_ns > 0 && *timeout_ns <= HOUR_NS,
+                "must be > 0 and at most 1h (3600000000000 ns)",
+            );
+            c.check("provider.max_retries", *max_retries, *max_retries <= 10, "must be in [0, 10]");
+            c.check(
+                "provider.retry_backoff",
+                *retry_backoff_ns,
+                *retry_backoff_ns >= 0 && *retry_backoff_ns <= MINUTE_NS,
+                "must be in [0, 1m] (60000000000 ns)",
+            );
+        }
         ProviderConfig::Anthropic { .. } => c.add(Problem::new(
             "provider.kind",
             Some(quoted("anthropic")),
             "not built yet: use kind = \"rules\" or \"script\"",
         )),
+    }
+}
+
+/// What is wrong with an LLM server's base URL, if anything, and whether the URL may
+/// be shown: it must be `http://` or `https://` with a host, and hold no credentials
+/// (they would be recorded with it; such a URL is not shown).
+fn base_url_problem(url: &str) -> Option<(&'static str, bool)> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let authority = rest.and_then(|rest| rest.split('/').next()).unwrap_or_default();
+    match rest {
+        None => Some(("must start with http:// or https://", true)),
+        Some(_) if authority.contains('@') => {
+            Some(("must not hold credentials: name the key's environment variable in api_key_env", false))
+        }
+        Some(_) if authority.is_empty() => Some(("must name a host", true)),
+        Some(_) => None,
     }
 }
 

@@ -1,0 +1,181 @@
+//! What a model is shown: the market context of the tick (instrument, time, last price,
+//! the bar or the quote, EMA 20, EMA 50, RSI 14 and the trend they make), the position
+//! and equity, and the default prompt that asks for the decision contract in strict
+//! JSON, protective-exit and entry terms included.
+//!
+//! The indicators are computed here, from the closes the provider has seen, with the
+//! same [`Ema`] and [`Rsi`] as the rule strategies. The values go into the prompt as
+//! text with four decimals, and the prompt into `DecisionMade.prompt`, so the record
+//! holds what the model saw.
+
+use std::fmt::Write as _;
+
+use ledger_core::decision::DecisionInput;
+use ledger_core::strategy::{Ema, Rsi};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Period of the fast EMA shown to the model, bars.
+pub const EMA_FAST: usize = 20;
+/// Period of the slow EMA shown to the model, bars.
+pub const EMA_SLOW: usize = 50;
+/// Period of the RSI shown to the model, bars.
+pub const RSI_LEN: usize = 14;
+
+/// The system message: the role, the allowed actions and the strict JSON contract
+/// (the fields [`ledger_core::decision::parse_decision`] reads).
+pub const SYSTEM_PROMPT: &str = "You are the decision step of an automated trading system for one instrument. \
+You are given the market context of the latest bar, the position held and the account equity.
+Answer with exactly one JSON object and nothing else, in this form:
+{\"action\": \"long\" | \"short\" | \"close\" | \"hold\", \"size_pct\": number, \"confidence\": number, \"reason\": string, \
+\"stop_loss\": number or null, \"take_profit\": number or null, \"trailing_stop_pct\": number or null, \
+\"limit_price\": number or null, \"time_in_force\": \"gtc\" | \"day\" | \"ioc\" or null}
+Actions: long opens a long position (a short held is closed first); short opens a short position (a long held is \
+closed first); close closes the position held; hold does nothing. A long or short in the direction already held \
+closes and reopens the position: answer hold to keep it.
+Fields: size_pct is the fraction of equity for the new position, 0 to 1; confidence is 0 to 1; reason is one short \
+sentence. For long and short only: stop_loss and take_profit are prices that close the position; trailing_stop_pct \
+is a trailing stop as a fraction of the price, strictly between 0 and 1; limit_price enters with a limit order \
+instead of at market, with time_in_force. Use null for any term you do not set. Orders pass a risk engine that may \
+refuse them.";
+
+/// The indicators of the closes seen so far: EMA 20, EMA 50 and RSI 14, updated in
+/// O(1) per tick. Serializable, so a session snapshot keeps them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Indicators {
+    ema_fast: Ema,
+    ema_slow: Ema,
+    rsi: Rsi,
+}
+
+impl Default for Indicators {
+    fn default() -> Self {
+        Indicators { ema_fast: Ema::new(EMA_FAST), ema_slow: Ema::new(EMA_SLOW), rsi: Rsi::new(RSI_LEN) }
+    }
+}
+
+/// The indicator values after one close.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Levels {
+    /// EMA 20 of the closes, price units.
+    pub ema_fast: f64,
+    /// EMA 50 of the closes, price units.
+    pub ema_slow: f64,
+    /// RSI 14 of the closes, 0..100.
+    pub rsi: f64,
+}
+
+impl Levels {
+    /// `up` when EMA 20 is above EMA 50, `down` when below, `flat` when equal.
+    pub fn trend(&self) -> &'static str {
+        if self.ema_fast > self.ema_slow {
+            "up"
+        } else if self.ema_fast < self.ema_slow {
+            "down"
+        } else {
+            "flat"
+        }
+    }
+}
+
+impl Indicators {
+    /// Adds a close; returns the levels once every indicator is warm (from the 50th
+    /// close on), `None` before.
+    pub fn push(&mut self, close: Decimal) -> Option<Levels> {
+        // The documented boundary where prices become f64 for indicator math.
+        let x = close.to_f64().unwrap_or(f64::NAN);
+        let (fast, slow, rsi) = (self.ema_fast.push(x), self.ema_slow.push(x), self.rsi.push(x));
+        Some(Levels { ema_fast: fast?, ema_slow: slow?, rsi: rsi? })
+    }
+}
+
+/// The user message for one tick: the market context, the position and the equity.
+pub fn user_message(input: &DecisionInput<'_>, levels: &Levels) -> String {
+    let mut text = String::with_capacity(512);
+    // Writing to a String cannot fail.
+    let _ = writeln!(text, "Instrument: {}", input.instrument.as_str());
+    let _ = writeln!(text, "Time (UTC): {}", input.ts.to_rfc3339());
+    let _ = writeln!(text, "Last price: {}", input.price);
+    if let Some(bar) = input.bar {
+        let _ = write!(text, "Bar: open {} high {} low {} close {}", bar.open, bar.high, bar.low, bar.close);
+        if let Some(volume) = bar.volume {
+            let _ = write!(text, " volume {volume}");
+        }
+        text.push('\n');
+    }
+    if let Some(quote) = input.quote {
+        let _ = writeln!(text, "Bid: {} Ask: {}", quote.bid, quote.ask);
+    }
+    let _ = writeln!(text, "EMA({EMA_FAST}): {:.4}", levels.ema_fast);
+    let _ = writeln!(text, "EMA({EMA_SLOW}): {:.4}", levels.ema_slow);
+    let _ = writeln!(text, "RSI({RSI_LEN}): {:.2}", levels.rsi);
+    let _ = writeln!(text, "Trend: {} (EMA {EMA_FAST} vs EMA {EMA_SLOW})", levels.trend());
+    let position = match input.position_qty.cmp(&Decimal::ZERO) {
+        std::cmp::Ordering::Greater => format!("long {} units", input.position_qty),
+        std::cmp::Ordering::Less => format!("short {} units", -input.position_qty),
+        std::cmp::Ordering::Equal => "flat (no position)".to_string(),
+    };
+    let _ = writeln!(text, "Position: {position}");
+    let _ = writeln!(text, "Equity: {}", input.equity);
+    text.push_str("Decide now: answer with the JSON object only.");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::event::Bar;
+    use ledger_core::ids::InstrumentId;
+    use ledger_core::time::TimestampNs;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn indicators_warm_up_on_the_fiftieth_close() {
+        let mut indicators = Indicators::default();
+        let levels: Vec<Option<Levels>> = (1..=51).map(|i| indicators.push(Decimal::from(i))).collect();
+        // TC0: nothing before the 50th close (EMA 50 is the last to warm).
+        assert!(levels[..49].iter().all(Option::is_none));
+        // TC1: rising closes: EMA 20 above EMA 50 (trend up), RSI 100 (no losses).
+        let last = levels[50].unwrap();
+        assert!(last.ema_fast > last.ema_slow, "{last:?}");
+        assert_eq!((last.trend(), last.rsi), ("up", 100.0));
+    }
+
+    #[test]
+    fn the_user_message_shows_the_context() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let bar = Bar {
+            open: dec!(100),
+            high: dec!(102),
+            low: dec!(99),
+            close: dec!(101.5),
+            volume: Some(dec!(1000)),
+            interval_ns: 86_400_000_000_000,
+        };
+        let input = DecisionInput {
+            ts: TimestampNs::from_nanos(0),
+            instrument: &spy,
+            price: dec!(101.5),
+            bar: Some(&bar),
+            quote: None,
+            position_qty: dec!(-3),
+            equity: dec!(99500.25),
+        };
+        let levels = Levels { ema_fast: 100.0, ema_slow: 100.5, rsi: 42.123 };
+        let text = user_message(&input, &levels);
+        for expected in [
+            "Instrument: SPY",
+            "Last price: 101.5",
+            "Bar: open 100 high 102 low 99 close 101.5 volume 1000",
+            "EMA(20): 100.0000",
+            "EMA(50): 100.5000",
+            "RSI(14): 42.12",
+            "Trend: down",
+            "Position: short 3 units",
+            "Equity: 99500.25",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+        }
+    }
+}

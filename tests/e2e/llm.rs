@@ -1,0 +1,246 @@
+//! The `openai` provider end to end: a backtest whose decisions come from a scripted
+//! chat-completions server on loopback (answers, a retried 500, a refusal, a cut
+//! answer, a timeout), every call on the record, and the API key nowhere in the
+//! ledger's events or the output.
+
+use std::time::Duration;
+
+use crate::chat_server::{fixture_body, ChatServer, Reply};
+use crate::harness::{Ledger, Run};
+
+const KEY_VAR: &str = "LEDGER_E2E_LLM_KEY";
+const KEY: &str = "sk-e2e-secret-4f9a0c1d2b3e";
+
+/// A config for the `openai` provider at `server`, written in the ledger's temp dir.
+fn config(ledger: &Ledger, server: &ChatServer) -> String {
+    let path = ledger.dir.path().join("llm.toml");
+    let text = format!(
+        "[provider]\nkind = \"openai\"\nmodel = \"gpt-4o-mini\"\nbase_url = \"{}\"\napi_key_env = \"{KEY_VAR}\"\n\
+         temperature = 0.0\nseed = 7\nmax_tokens = 300\ntimeout = \"700ms\"\nmax_retries = 2\nretry_backoff = \"10ms\"\n",
+        server.base_url()
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn run_with_key(ledger: &Ledger, args: &[&str]) -> Run {
+    // A proxy configured on the machine must not take the loopback server's requests.
+    let output = ledger
+        .command(args)
+        .env(KEY_VAR, KEY)
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .expect("the ledger binary runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn an_openai_backtest_records_every_call_survives_failures_and_never_shows_the_key() {
+    let slow = Reply::fixture("plain").after(Duration::from_millis(2000));
+    let server = ChatServer::start(vec![
+        Reply::fixture("plain"),                           // decision 1: long
+        Reply::status(500, &fixture_body("server-error")), // decision 2: a 500, retried ...
+        Reply::fixture("fenced"),                          // ... then close
+        Reply::fixture("refusal"),                         // decision 3: refused
+        Reply::fixture("truncated"),                       // decision 4: cut at max_tokens
+        slow,                                              // decision 5: timed out
+        Reply::fixture("prose"),                           // decisions 6..: short
+    ]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let args = ["replay", "--config", &config, "--data", "fixtures/spy-daily-1998-q1.csv"];
+    let replay = run_with_key(&ledger, &args);
+    assert_eq!(replay.code, 0, "replay failed:\n{}\n{}", replay.stdout, replay.stderr);
+
+    let events = ledger.ok(&["events", "--json"]);
+    let events: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let started = events.iter().find(|e| e["payload"]["RunStarted"].is_object()).expect("a RunStarted");
+    assert_eq!(started["payload"]["RunStarted"]["provider"], "openai", "{started}");
+    let decisions: Vec<&serde_json::Value> = events.iter().filter_map(|e| e["payload"].get("DecisionMade")).collect();
+    assert_eq!(decisions.len(), 60, "one decision per bar");
+    // 49 warm-up holds without a call, then one call per bar.
+    let asked: Vec<&&serde_json::Value> = decisions.iter().filter(|d| d["prompt"] != "").collect();
+    assert_eq!(asked.len(), 11);
+    assert!(decisions[..49].iter().all(|d| d["parsed"]["reason"] == "warming up"));
+    let outcome = |d: &serde_json::Value| {
+        let status = match &d["parse_status"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default(),
+        };
+        (d["parsed"]["action"].as_str().unwrap_or_default().to_string(), status)
+    };
+    let expected = [
+        ("long", "Ok"),
+        ("close", "Ok"),
+        ("hold", "Invalid"),
+        ("hold", "Invalid"),
+        ("hold", "ProviderError"),
+        ("short", "Ok"),
+    ];
+    for (n, (action, status)) in expected.iter().enumerate() {
+        assert_eq!(outcome(asked[n]), (action.to_string(), status.to_string()), "decision {n}: {}", asked[n]);
+    }
+    assert!(asked[5..].iter().all(|d| outcome(d).0 == "short"));
+    // What was recorded: the request as sent (the server got the same bytes), the
+    // response body, the tokens, the failures' reasons.
+    let received = server.received();
+    assert_eq!(received.len(), 12, "11 decisions and one retry");
+    assert!(received.iter().any(|r| asked[0]["prompt"] == r.body.as_str()));
+    assert!(asked[0]["prompt"].as_str().unwrap().contains("EMA(20): "));
+    assert_eq!(asked[0]["raw_output"], fixture_body("plain").as_str());
+    assert_eq!((asked[0]["tokens_in"].as_u64(), asked[0]["tokens_out"].as_u64()), (Some(612), Some(58)));
+    assert!(asked[0]["prompt_sha256"].is_string());
+    let reason = |d: &serde_json::Value| d["parse_status"].as_object().and_then(|o| o.values().next()).cloned();
+    assert!(reason(asked[2]).unwrap().as_str().unwrap().contains("the model refused"));
+    assert!(reason(asked[3]).unwrap().as_str().unwrap().contains("finish_reason \"length\""));
+    assert!(reason(asked[4]).unwrap().as_str().unwrap().contains("timed out after 700ms"));
+    // The model's long was traded.
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(all.contains("\"OrderFilled\""), "no fill in the run");
+
+    // The key is in no event, and not in anything the binary printed.
+    for (what, text) in [("events", all.as_str()), ("stdout", &replay.stdout), ("stderr", &replay.stderr)] {
+        assert!(!text.contains(KEY), "the API key leaked into {what}");
+    }
+    // ... though it was sent, as a bearer token.
+    assert!(received.iter().all(|r| r.head.contains(KEY)));
+    // The run warned of the failed call on stderr, naming the endpoint.
+    assert!(
+        replay.stderr.contains(&format!("{}/chat/completions: timed out after 700ms", server.base_url())),
+        "{}",
+        replay.stderr
+    );
+}
+
+#[test]
+fn an_unset_key_variable_is_a_configuration_error_naming_the_variable() {
+    let server = ChatServer::start(vec![Reply::fixture("plain")]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let run = ledger.run(&["replay", "--in-memory", "--config", &config, "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("provider.api_key_env") && run.stderr.contains(KEY_VAR), "{}", run.stderr);
+    assert!(server.received().is_empty(), "no call without the key");
+}
+
+#[test]
+fn a_cached_llm_backtest_runs_again_without_a_call_and_records_the_same_events() {
+    let server = ChatServer::start(vec![
+        Reply::fixture("plain"),
+        Reply::status(503, &fixture_body("server-error")), // retried, then ...
+        Reply::fixture("fenced"),
+        Reply::fixture("prose"),
+    ]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let cache = ledger.dir.path().join("llm-cache").display().to_string();
+    let data = "fixtures/spy-daily-1998-q1.csv";
+    // First run: 11 decisions asked (one retried), each outcome kept.
+    let first = run_with_key(&ledger, &["replay", "--config", &config, "--data", data, "--llm-cache", &cache]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(server.received().len(), 12);
+    // Second run, cache only: no call, and the same events but for the run's id.
+    let second = run_with_key(
+        &ledger,
+        &["replay", "--config", &config, "--data", data, "--llm-cache", &cache, "--llm-cache-only"],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(server.received().len(), 12, "the cached run called the server");
+    // Payloads as text, with the run's number taken out of order ids (`r1-7`).
+    let payloads = |run: &str| -> Vec<String> {
+        let events = ledger.ok(&["events", "--run", run, "--json"]);
+        let prefix = format!("r{run}-");
+        events
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["payload"].to_string().replace(&prefix, "rN-")
+            })
+            .collect()
+    };
+    let (one, two) = (payloads("1"), payloads("2"));
+    assert!(one.len() > 60);
+    assert_eq!(one.len(), two.len());
+    if let Some(n) = (0..one.len()).find(|&n| one[n] != two[n]) {
+        panic!("the cached run recorded other events, from event {n}:\n{}\n{}", one[n], two[n]);
+    }
+    assert_eq!(first.stdout, second.stdout, "the reports differ");
+
+    // Another temperature is another request: cache-only holds it without a call and fails.
+    let other = config.replace(".toml", "-hot.toml");
+    std::fs::write(&other, std::fs::read_to_string(&config).unwrap().replace("temperature = 0.0", "temperature = 0.7"))
+        .unwrap();
+    let missed = run_with_key(
+        &ledger,
+        &["replay", "--in-memory", "--config", &other, "--data", data, "--llm-cache", &cache, "--llm-cache-only"],
+    );
+    assert_eq!(missed.code, 2, "{}\n{}", missed.stdout, missed.stderr);
+    assert!(missed.stderr.contains("--llm-cache-only: 11 request(s) not in the cache"), "{}", missed.stderr);
+    assert_eq!(server.received().len(), 12, "a cache-only miss called the server");
+    for text in [&first.stderr, &second.stderr, &missed.stderr] {
+        assert!(!text.contains(KEY));
+    }
+    // The cache holds no key either.
+    for entry in walk(std::path::Path::new(&cache)) {
+        assert!(!std::fs::read_to_string(&entry).unwrap().contains(KEY), "{}", entry.display());
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
+        }
+    }
+    files
+}
+
+#[test]
+fn a_paper_run_decides_with_the_openai_provider() {
+    let server = ChatServer::start(vec![Reply::fixture("plain"), Reply::fixture("fenced")]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let run = run_with_key(
+        &ledger,
+        &["run", "--speed", "0", "--config", &config, "--data", "fixtures/spy-daily-1998-q1.csv"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(server.received().len(), 11, "one call per bar after the warm-up");
+    let events = ledger.ok(&["events", "--json"]);
+    let asked: Vec<serde_json::Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["payload"].get("DecisionMade").cloned())
+        .filter(|d| d["prompt"] != "")
+        .collect();
+    let actions: Vec<&str> = asked.iter().map(|d| d["parsed"]["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(actions, ["long"].into_iter().chain(["close"; 10]).collect::<Vec<_>>());
+    assert!(asked.iter().all(|d| d["latency_us"].as_u64().is_some_and(|us| us > 0)));
+    assert!(!events.contains(KEY) && !run.stderr.contains(KEY) && !run.stdout.contains(KEY));
+    ledger.ok(&["verify"]);
+}
+
+#[test]
+fn provider_failures_in_a_row_trip_the_kill_switch_and_the_run_goes_on() {
+    let server = ChatServer::start(vec![Reply::status(503, &fixture_body("server-error"))]);
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server);
+    let text = std::fs::read_to_string(&config).unwrap().replace("max_retries = 2", "max_retries = 0");
+    std::fs::write(&config, format!("{text}\n[kill_switch]\nmax_consecutive_failures = 3\n")).unwrap();
+    let run = run_with_key(&ledger, &["replay", "--config", &config, "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Every bar after the warm-up was asked (the run did not stop), one attempt each.
+    assert_eq!(server.received().len(), 11);
+    let events: Vec<serde_json::Value> =
+        ledger.ok(&["events", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let trips: Vec<&serde_json::Value> = events.iter().filter_map(|e| e["payload"].get("KillSwitchTripped")).collect();
+    assert_eq!(trips.len(), 1, "{trips:?}");
+    assert_eq!(trips[0]["trigger"], "failures", "{}", trips[0]);
+}
