@@ -32,6 +32,10 @@ fn settings(base_url: &str) -> OpenAiSettings {
 }
 
 fn provider(settings: OpenAiSettings) -> OpenAiProvider {
+    // The mock servers are on loopback: never through a proxy the machine configures
+    // (reqwest reads HTTP_PROXY and friends when the client is built).
+    std::env::set_var("NO_PROXY", "127.0.0.1,localhost");
+    std::env::set_var("no_proxy", "127.0.0.1,localhost");
     OpenAiProvider::new(settings, ApiKey::new(KEY)).unwrap()
 }
 
