@@ -177,30 +177,7 @@ pub enum ProviderConfig<P> {
     },
     /// An OpenAI-compatible chat-completions server (DeepSeek, OpenAI, vLLM, Ollama,
     /// llama.cpp).
-    Openai {
-        /// The model name.
-        model: String,
-        /// The server's base URL, up to the API version (`https://api.openai.com/v1`);
-        /// requests go to `{base_url}/chat/completions`.
-        base_url: String,
-        /// The environment variable that holds the API key (the key is never
-        /// configured); unset for a server that takes none (a local Ollama).
-        api_key_env: Option<String>,
-        /// Sampling temperature, 0..2; unset leaves the server's default.
-        temperature: Option<Decimal>,
-        /// Sampling seed, for servers that honour it.
-        seed: Option<u64>,
-        /// Most completion tokens; unset leaves the server's default.
-        max_tokens: Option<u32>,
-        /// Time budget of one decision, retries included, nanoseconds (in a file:
-        /// `timeout = "30s"`).
-        timeout_ns: i64,
-        /// Attempts after the first for a refused connection, HTTP 429 or 5xx.
-        max_retries: u32,
-        /// Wait before the first retry, doubled before each next one, nanoseconds (in a
-        /// file: `retry_backoff = "500ms"`).
-        retry_backoff_ns: i64,
-    },
+    Openai(OpenAiConfig),
     /// Anthropic's Messages API.
     Anthropic {
         /// The model name.
@@ -208,6 +185,33 @@ pub enum ProviderConfig<P> {
         /// The environment variable that holds the API key.
         api_key_env: String,
     },
+}
+
+/// The settings of an OpenAI-compatible provider (`[provider] kind = "openai"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenAiConfig {
+    /// The model name.
+    pub model: String,
+    /// The server's base URL, up to the API version (`https://api.openai.com/v1`);
+    /// requests go to `{base_url}/chat/completions`.
+    pub base_url: String,
+    /// The environment variable that holds the API key (the key is never
+    /// configured); unset for a server that takes none (a local Ollama).
+    pub api_key_env: Option<String>,
+    /// Sampling temperature, 0..2; unset leaves the server's default.
+    pub temperature: Option<Decimal>,
+    /// Sampling seed, for servers that honour it.
+    pub seed: Option<u64>,
+    /// Most completion tokens; unset leaves the server's default.
+    pub max_tokens: Option<u32>,
+    /// Time budget of one decision, retries included, nanoseconds (in a file:
+    /// `timeout = "30s"`).
+    pub timeout_ns: i64,
+    /// Attempts after the first for a refused connection, HTTP 429 or 5xx.
+    pub max_retries: u32,
+    /// Wait before the first retry, doubled before each next one, nanoseconds (in a
+    /// file: `retry_backoff = "500ms"`).
+    pub retry_backoff_ns: i64,
 }
 
 impl<P> ProviderConfig<P> {
@@ -311,7 +315,7 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
                 params: f.params.map(|p| p.0).unwrap_or_default(),
             },
             ProviderKind::Script => ProviderConfig::Script { file: f.file.ok_or_else(missing)? },
-            ProviderKind::Openai => ProviderConfig::Openai {
+            ProviderKind::Openai => ProviderConfig::Openai(OpenAiConfig {
                 model: f.model.ok_or_else(missing)?,
                 base_url: f.base_url.ok_or_else(missing)?,
                 api_key_env: f.api_key_env,
@@ -321,7 +325,7 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
                 timeout_ns: f.timeout.unwrap_or(DEFAULT_LLM_TIMEOUT_NS),
                 max_retries: f.max_retries.unwrap_or(DEFAULT_LLM_RETRIES),
                 retry_backoff_ns: f.retry_backoff.unwrap_or(DEFAULT_LLM_BACKOFF_NS),
-            },
+            }),
             ProviderKind::Anthropic => ProviderConfig::Anthropic {
                 model: f.model.ok_or_else(missing)?,
                 api_key_env: f.api_key_env.ok_or_else(missing)?,
@@ -537,7 +541,7 @@ impl Settings {
         }
         if let Some(dir) = &flags.llm_cache {
             match self.provider {
-                ProviderConfig::Openai { .. } => {
+                ProviderConfig::Openai(_) => {
                     (self.llm_cache, self.llm_cache_only) = (Some(dir.clone()), flags.llm_cache_only);
                 }
                 _ => checker
@@ -619,27 +623,7 @@ impl Config<RelativePathBuf> {
             provider: match self.provider {
                 ProviderConfig::Rules { strategy, params } => ProviderConfig::Rules { strategy, params },
                 ProviderConfig::Script { file } => ProviderConfig::Script { file: resolve(file) },
-                ProviderConfig::Openai {
-                    model,
-                    base_url,
-                    api_key_env,
-                    temperature,
-                    seed,
-                    max_tokens,
-                    timeout_ns,
-                    max_retries,
-                    retry_backoff_ns,
-                } => ProviderConfig::Openai {
-                    model,
-                    base_url,
-                    api_key_env,
-                    temperature,
-                    seed,
-                    max_tokens,
-                    timeout_ns,
-                    max_retries,
-                    retry_backoff_ns,
-                },
+                ProviderConfig::Openai(openai) => ProviderConfig::Openai(openai),
                 ProviderConfig::Anthropic { model, api_key_env } => ProviderConfig::Anthropic { model, api_key_env },
             },
             venue: self.venue,

@@ -79,18 +79,8 @@ pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Bo
     let (strategy, params) = match &settings.provider {
         ProviderConfig::Rules { strategy, params } => (strategy.as_str(), params),
         ProviderConfig::Script { file } => return Ok(Box::new(ScriptProvider::open(file)?)),
-        ProviderConfig::Openai {
-            model,
-            base_url,
-            api_key_env,
-            temperature,
-            seed,
-            max_tokens,
-            timeout_ns,
-            max_retries,
-            retry_backoff_ns,
-        } => {
-            let key = match api_key_env {
+        ProviderConfig::Openai(openai) => {
+            let key = match &openai.api_key_env {
                 None => None,
                 // The variable's name only: its value is a secret.
                 Some(var) => Some(std::env::var(var).ok().as_deref().and_then(ApiKey::new).with_context(|| {
@@ -99,14 +89,14 @@ pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Bo
             };
             let nanos = |ns: i64| Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
             let settings = OpenAiSettings {
-                base_url: base_url.clone(),
-                model: model.clone(),
-                temperature: *temperature,
-                seed: *seed,
-                max_tokens: *max_tokens,
-                timeout: nanos(*timeout_ns),
-                max_retries: *max_retries,
-                retry_backoff: nanos(*retry_backoff_ns),
+                base_url: openai.base_url.clone(),
+                model: openai.model.clone(),
+                temperature: openai.temperature,
+                seed: openai.seed,
+                max_tokens: openai.max_tokens,
+                timeout: nanos(openai.timeout_ns),
+                max_retries: openai.max_retries,
+                retry_backoff: nanos(openai.retry_backoff_ns),
             };
             let provider = OpenAiProvider::new(settings, key)?;
             return Ok(match cache {

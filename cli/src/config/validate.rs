@@ -38,7 +38,7 @@ use ledger_core::ids::{IdError, InstrumentId};
 use ledger_core::strategy::RuleSizing;
 use rust_decimal::Decimal;
 
-use super::{Config, ProviderConfig, Settings};
+use super::{Config, OpenAiConfig, ProviderConfig, Settings};
 use crate::args::SessionFlags;
 use crate::describe::{self, quoted};
 
@@ -581,7 +581,7 @@ fn provider(s: &Settings, c: &mut Checker<'_>) {
                 c.add(Problem::new("provider.file", Some(quoted(&file.display().to_string())), rule));
             }
         }
-        ProviderConfig::Openai {
+        ProviderConfig::Openai(OpenAiConfig {
             model,
             base_url,
             api_key_env,
@@ -591,7 +591,7 @@ fn provider(s: &Settings, c: &mut Checker<'_>) {
             max_retries,
             retry_backoff_ns,
             seed: _,
-        } => {
+        }) => {
             c.check("provider.model", quoted(model), !model.trim().is_empty(), "must name the model");
             if let Some((rule, shown)) = base_url_problem(base_url) {
                 let value = shown.then(|| quoted(base_url));
