@@ -324,6 +324,18 @@ pub struct ReplayArgs {
     /// chain) instead of the local ledger.
     #[arg(long, value_name = "URL", requires = "run", conflicts_with = "verify")]
     pub from_nats: Option<String>,
+    /// With --run: ask the decision provider again on every recorded tick instead of
+    /// replaying the recorded decisions (a counterfactual), record that as a new run and
+    /// report what changed: decisions, verdicts, orders and P&L. The provider is the
+    /// run's own, or the one --config ([provider] only) or --strategy names; with
+    /// --llm-cache a request asked before is answered from the cache.
+    #[arg(long, requires = "run", conflicts_with_all = ["verify", "from_nats"])]
+    pub redecide: bool,
+    /// With --run: replay the run under the [risk] and [kill_switch] limits of this TOML
+    /// file (a section it leaves out stays as recorded), record that as a new run and
+    /// report what changed, as --redecide does.
+    #[arg(long, value_name = "FILE", requires = "run", conflicts_with_all = ["verify", "from_nats"])]
+    pub risk_config: Option<PathBuf>,
     #[command(flatten)]
     pub stream: StreamFlags,
 }

@@ -658,9 +658,22 @@ pub struct RecordedSettings {
     /// Protective exits.
     #[serde(default)]
     pub exits: ExitPolicy,
+    /// The decision provider, as recorded; read only when a replay asks it again
+    /// (`--redecide`), so a provider section of an older layout replays its decisions.
+    #[serde(default)]
+    provider: Option<serde_json::Value>,
 }
 
 impl RecordedSettings {
+    /// The recorded decision provider's configuration.
+    ///
+    /// # Errors
+    /// The run recorded none, or one this version does not read.
+    pub fn provider(&self) -> Result<ProviderConfig<PathBuf>> {
+        let recorded = self.provider.clone().context("the run recorded no [provider] configuration")?;
+        serde_json::from_value(recorded).context("reading the run's recorded [provider] configuration")
+    }
+
     /// The settings a run recorded in its `RunStarted`, checked against its hash.
     ///
     /// # Errors

@@ -13,6 +13,7 @@
 //! - [`portfolio`]: one run's account: cash, positions, P&L, drawdown.
 //! - [`report`]: one run's performance statistics, in memory that does not grow with it.
 //! - [`trades`]: one run's round-trip trades and equity curve, row by row.
+//! - [`counterfactual`]: two runs of the same ticks compared cycle by cycle.
 //! - [`audit`]: one run's audit trail, a row per cycle and per run or operator event,
 //!   and the row hash chain of an export.
 //! - [`merkle`]: RFC 9162 Merkle tree heads and consistency proofs over records.
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod counterfactual;
 pub mod kill_switch;
 pub mod merkle;
 pub mod note;

@@ -8,6 +8,7 @@ mod audit;
 mod backtest;
 mod control;
 mod corpus;
+mod counterfactual;
 mod crash;
 mod errors;
 mod exits;

@@ -6,6 +6,7 @@
 
 mod audit;
 mod checkpoint;
+mod counterfactual;
 mod events;
 pub(crate) mod kill_switch;
 mod project;

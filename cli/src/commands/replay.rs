@@ -1,5 +1,6 @@
 //! `ledger replay`: a backtest on historic data (`--data`), or a recorded run fed through
-//! the pipeline again (`--run`), optionally checked event by event (`--verify`).
+//! the pipeline again (`--run`), optionally checked event by event (`--verify`), or
+//! replayed as a counterfactual (`--redecide`, `--risk-config`: see [`counterfactual`]).
 //!
 //! A backtest folds its report as its events are appended and prints it without
 //! reading them back; with `--in-memory` nothing is stored at all. Both run on two
@@ -12,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use ledger_adapters::background::BackgroundLog;
 use ledger_adapters::nats::{NatsLink, NatsOptions};
 use ledger_adapters::sled_log::Durability;
+use ledger_core::decision::DecisionProvider;
 use ledger_core::event::RunMode;
 use ledger_core::ids::{RunId, Seq};
 use ledger_core::log::{EventLog, LogError, MemLog, RecordSource};
@@ -21,7 +23,7 @@ use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_log, Folds};
 
 use crate::args::{ReplayArgs, StreamFlags};
-use crate::commands::{report, run};
+use crate::commands::{counterfactual, report, run};
 use crate::config::{RecordedSettings, Settings};
 use crate::describe;
 use crate::pipeline::{self, Session};
@@ -137,20 +139,39 @@ fn replay_recorded(data_dir: &Path, parent: RunId, args: &ReplayArgs) -> Result<
             None => bail!("no run {parent} in the ledger (see `ledger runs`)"),
         },
     };
-    let (started, mut recorded, provider) = RecordedRun::open(&*reader, original)?;
+    let (started, mut recorded, recorded_provider) = RecordedRun::open(&*reader, original)?;
     let recorded_settings = RecordedSettings::from_recorded(&started.config, &started.config_hash)?;
-    let settings = Settings {
-        account: recorded_settings.account,
-        venue: recorded_settings.venue,
-        risk: recorded_settings.risk,
-        kill_switch: recorded_settings.kill_switch,
-        exits: recorded_settings.exits,
+    let mut settings = Settings {
+        account: recorded_settings.account.clone(),
+        venue: recorded_settings.venue.clone(),
+        risk: recorded_settings.risk.clone(),
+        kill_switch: recorded_settings.kill_switch.clone(),
+        exits: recorded_settings.exits.clone(),
         ..Settings::resolve(&Default::default())?
+    };
+    if let Some(file) = &args.risk_config {
+        counterfactual::apply_risk_config(&mut settings, file)?;
+    }
+    let cache = match args.redecide {
+        true => {
+            counterfactual::choose_provider(&mut settings, &recorded_settings, &args.session)?;
+            pipeline::llm_cache(&settings)?
+        }
+        false => None,
+    };
+    let provider: Box<dyn DecisionProvider> = match args.redecide {
+        true => pipeline::provider(&settings, cache.as_ref())?,
+        false => Box::new(recorded_provider),
     };
     let run_id = runs.next_run_id();
     let source = match &args.from_nats {
         Some(url) => format!("run {parent} of NATS stream {} at {}", args.stream.nats_stream, describe::safe(url)),
         None => format!("run {parent}"),
+    };
+    let change = (args.redecide || args.risk_config.is_some()).then(|| counterfactual::Change::of(args, &settings));
+    let source = match &change {
+        Some(change) => format!("{source} with {change}"),
+        None => source,
     };
     let session = Session {
         run_id,
@@ -168,7 +189,7 @@ fn replay_recorded(data_dir: &Path, parent: RunId, args: &ReplayArgs) -> Result<
     };
     let mut report = ReportFold::new(run_id);
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
-    pipeline::execute(&mut log, &mut folds, &settings, &mut recorded, Box::new(provider), &session, None)
+    pipeline::execute(&mut log, &mut folds, &settings, &mut recorded, provider, &session, None)
         .with_context(|| format!("replaying run {parent}"))?;
     drop(folds);
     let replayed = runs.get(run_id).map(|r| r.range()).context("the replay's run is missing from the runs index")?;
@@ -176,6 +197,11 @@ fn replay_recorded(data_dir: &Path, parent: RunId, args: &ReplayArgs) -> Result<
     ledger.save_folds()?;
     if let Some(outbox) = outbox {
         run::finish_outbox(outbox, ledger.log.durable_seq());
+    }
+    pipeline::check_llm_cache(cache.as_ref())?;
+    if let Some(change) = &change {
+        counterfactual::report(&*reader, original, replayed, &report, change)?;
+        return Ok(Outcome::Ok);
     }
     if !verify {
         report::print(&report.report(), false)?;

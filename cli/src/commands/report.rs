@@ -106,7 +106,7 @@ fn rows(r: &Report) -> Vec<(&'static str, String)> {
 
 /// A statistic to 5 decimal places (pandas' display precision in backtesting.py's
 /// table), trailing zeros dropped; `NaN`, `inf`, `-inf` as such.
-fn number(x: f64) -> String {
+pub(crate) fn number(x: f64) -> String {
     if !x.is_finite() {
         return if x.is_nan() {
             "NaN".into()
