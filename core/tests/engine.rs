@@ -61,6 +61,7 @@ impl DecisionProvider for Scripted {
             latency_us: 0,
             tokens_in: 0,
             tokens_out: 0,
+            record: None,
         }
     }
 }
@@ -520,6 +521,7 @@ fn a_recorded_run_is_read_back_cycle_by_cycle_with_its_times_and_decisions() {
             quote: None,
             position_qty: dec!(0),
             equity: dec!(0),
+            context: None,
         };
         assert_eq!(provider.decide(&input), originals[n]);
         n += 1;

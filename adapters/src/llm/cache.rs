@@ -28,6 +28,10 @@ pub struct CachedCall {
     pub error_body: String,
     /// Wall time of the call with its retries, microseconds.
     pub latency_us: u64,
+    /// HTTP status of the last response, when one came (absent in entries written
+    /// before it was kept).
+    #[serde(default)]
+    pub http_status: Option<u16>,
 }
 
 /// A cache entry that could not be read or written.
@@ -159,6 +163,7 @@ mod tests {
             failure: None,
             error_body: String::new(),
             latency_us: 42,
+            http_status: Some(200),
         };
         cache.put(&key, &call).unwrap();
         // TC1: what was put is what is got, from a cache opened anew.
