@@ -78,7 +78,7 @@ pub fn check_llm_cache(cache: Option<&ResponseCache>) -> Result<()> {
 /// An unknown strategy or parameter, a parameter that does not parse or is out of
 /// range ([`config::rule_strategy`], already checked when the settings were resolved),
 /// an unreadable decisions file, an LLM server's unset key variable or unusable base
-/// URL, or a provider that is not built yet.
+/// URL, an unknown tool, or a prompt template that does not compile.
 pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Box<dyn DecisionProvider>> {
     let (strategy, params) = match &settings.provider {
         ProviderConfig::Rules { strategy, params } => (strategy.as_str(), params),

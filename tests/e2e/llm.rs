@@ -391,3 +391,34 @@ fn a_key_an_error_echoes_is_scrubbed_and_provider_errors_in_a_row_trip_the_kill_
         assert!(!text.contains(KEY), "the API key leaked into {what}");
     }
 }
+
+#[test]
+fn agent_settings_are_checked_at_load_and_a_template_error_names_its_file_and_line() {
+    let server = ChatServer::start(vec![Reply::fixture("anthropic/plain")]);
+    let ledger = Ledger::new();
+    let template = ledger.dir.path().join("prompt.j2");
+    std::fs::write(&template, "Instrument {{ instrument }}\n{% if %}\n").unwrap();
+    let extra = "prompt_template = \"prompt.j2\"\n";
+    let config = agent_config(&ledger, &server, extra);
+    let path = ledger.dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("max_tool_rounds = 3", "max_tool_rounds = 0")
+            .replace("\"check_risk\"]", "\"check_risk\", \"place_order\"]"),
+    )
+    .unwrap();
+    let run = run_with_key(
+        &ledger,
+        &["replay", "--in-memory", "--config", path.to_str().unwrap(), "--data", "fixtures/spy-daily-1998-q1.csv"],
+    );
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let shown = format!("{}:2: syntax error", template.display());
+    for expected in
+        ["provider.tools[5] = \"place_order\": not a tool", "provider.max_tool_rounds = 0: must be in [1, 20]", &shown]
+    {
+        assert!(run.stderr.contains(expected), "{expected:?} missing from:\n{}", run.stderr);
+    }
+    assert!(server.received().is_empty());
+}

@@ -306,4 +306,41 @@ mod tests {
             assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
         }
     }
+
+    #[test]
+    fn a_template_renders_the_context_and_its_errors_name_the_file_and_line() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let quote = ledger_core::event::Quote { bid: dec!(99.5), ask: dec!(100.5), bid_size: None, ask_size: None };
+        let input = DecisionInput {
+            ts: TimestampNs::from_nanos(0),
+            instrument: &spy,
+            price: dec!(100),
+            bar: None,
+            quote: Some(&quote),
+            position_qty: dec!(2),
+            equity: dec!(1000.50),
+            context: None,
+        };
+        let levels = Levels { ema_fast: 101.0, ema_slow: 100.0, rsi: 55.5 };
+        let source = "{{ instrument }} at {{ price }} ({{ bid }}/{{ ask }}), trend {{ trend }}, RSI {{ rsi }}\n\
+                      {% if bar %}bar{% else %}no bar{% endif %}; held {{ position_qty }} of {{ equity }}";
+        let template = PromptTemplate::new("t.j2", source.to_string()).unwrap();
+        // TC0: the variables, decimals as written.
+        assert_eq!(
+            template.render(&input, &levels).unwrap(),
+            "SPY at 100 (99.5/100.5), trend up, RSI 55.50\nno bar; held 2 of 1000.50"
+        );
+        // TC1: the default prompt can be wrapped.
+        let wrapped = PromptTemplate::new("w.j2", "Be brief.\n{{ default_prompt }}".into()).unwrap();
+        assert_eq!(wrapped.render(&input, &levels).unwrap(), format!("Be brief.\n{}", user_message(&input, &levels)));
+        // TC2: a syntax error names the file and the line.
+        let error = PromptTemplate::new("bad.j2", "line one\n{% if %}".into()).unwrap_err();
+        assert!(error.starts_with("prompt template bad.j2:2: syntax error"), "{error}");
+        // TC3: an unknown variable is an error at load (the sample render), with its line.
+        let error = PromptTemplate::new("typo.j2", "a\nb\n{{ equty }}".into()).unwrap_err();
+        assert!(error.starts_with("prompt template typo.j2:3: undefined value"), "{error}");
+        // TC4: a missing file is named.
+        let error = PromptTemplate::load(std::path::Path::new("/nonexistent/p.j2")).unwrap_err();
+        assert!(error.starts_with("/nonexistent/p.j2: "), "{error}");
+    }
 }

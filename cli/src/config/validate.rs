@@ -570,7 +570,7 @@ pub fn parse_utc_offset(text: &str) -> Result<i32, String> {
 
 /// The provider: a rule strategy's parameters parse and are in range; a decisions file
 /// exists; an LLM server's URL, sampling and retry settings are in range and its key's
-/// variable is set; providers not built yet are refused.
+/// variable is set; an agent's tools, rounds, prices and prompt template are valid.
 fn provider(s: &Settings, c: &mut Checker<'_>) {
     match &s.provider {
         ProviderConfig::Rules { strategy, params } => {
