@@ -578,7 +578,7 @@ pub enum RiskCheckId {
     MaxLlmCallsPerWindow,
     /// LLM spend of the UTC day so far, US dollars (a guard run before the model is
     /// asked; added as a last variant).
-    LlmDailyBudget,
+    LlmDailyBudgetUsd,
 }
 
 /// One check: what was measured, against what limit, and whether it passed.

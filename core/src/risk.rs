@@ -233,7 +233,7 @@ impl RiskEngine {
             checks.add(RiskCheckId::MaxLlmCallsPerWindow, count.into(), limit.into(), count < limit);
         }
         if let Some(limit) = budget {
-            checks.add(RiskCheckId::LlmDailyBudget, self.llm_spend_today, limit, self.llm_spend_today < limit);
+            checks.add(RiskCheckId::LlmDailyBudgetUsd, self.llm_spend_today, limit, self.llm_spend_today < limit);
         }
         let judgement = checks.finish(&self.approved);
         (!judgement.approved).then_some(judgement)
@@ -469,7 +469,7 @@ fn check_name(id: RiskCheckId) -> &'static str {
         StopLossRequired => "stop_loss_required",
         MaxLossAtStop => "max_loss_at_stop",
         MaxLlmCallsPerWindow => "max_llm_calls_per_window",
-        LlmDailyBudget => "llm_daily_budget_usd",
+        LlmDailyBudgetUsd => "llm_daily_budget_usd",
     }
 }
 

@@ -697,5 +697,5 @@ fn the_daily_llm_budget_holds_once_spent_until_the_next_utc_day() {
     assert_eq!(reasons, ["model", "model", guard, "model", "model"]);
     assert_eq!(asked, 4);
     let check = cycles[2].1.clone().unwrap();
-    assert_eq!((check.id, check.value, check.limit), (RiskCheckId::LlmDailyBudget, dec!(1.0), dec!(1)));
+    assert_eq!((check.id, check.value, check.limit), (RiskCheckId::LlmDailyBudgetUsd, dec!(1.0), dec!(1)));
 }

@@ -422,3 +422,33 @@ fn agent_settings_are_checked_at_load_and_a_template_error_names_its_file_and_li
     }
     assert!(server.received().is_empty());
 }
+
+#[test]
+fn the_anthropic_example_config_runs_with_its_prompt_template() {
+    let server = ChatServer::start(vec![Reply::fixture("anthropic/fenced")]);
+    let ledger = Ledger::new();
+    let output = ledger
+        .command(&[
+            "replay",
+            "--in-memory",
+            "--config",
+            "fixtures/llm-anthropic.example.toml",
+            "--data",
+            "fixtures/spy-daily-1998-q1.csv",
+        ])
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("LEDGER_PROVIDER__BASE_URL", server.base_url())
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let received = server.received();
+    assert_eq!(received.len(), 11);
+    let request: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    let user = request["messages"][0]["content"].as_str().unwrap();
+    // The template's own line, then the default message it wraps.
+    assert!(user.starts_with("You trade SPY on daily bars"), "{user}");
+    assert!(user.contains("EMA(50): ") && user.contains("Decide now"), "{user}");
+    assert_eq!(request["tools"].as_array().map(Vec::len), Some(5));
+}
