@@ -302,3 +302,27 @@ fn a_tool_not_given_is_answered_with_an_error_not_a_call() {
     let record = answer.record.as_ref().unwrap();
     assert_eq!(&*record.tool_calls[0].result, r#"{"error":"no tool named \"get_technicals\" is available"}"#);
 }
+
+#[test]
+fn a_slow_answer_times_out_and_a_malformed_body_is_a_provider_error() {
+    // TC0: slower than the budget: hold, the timeout named, no status.
+    let slow = Reply::fixture("anthropic/plain").after(Duration::from_millis(1500));
+    let server = ChatServer::start(vec![slow]);
+    let tight = AnthropicSettings { timeout: Duration::from_millis(300), ..settings(&server.base_url()) };
+    let answer = decide_once(&mut provider(tight, AgentSettings::default()));
+    assert_eq!(answer.decision.action, Action::Hold);
+    assert!(
+        matches!(&answer.parse_status, ParseStatus::ProviderError(why) if why.contains("timed out after 300ms")),
+        "{:?}",
+        answer.parse_status
+    );
+    assert_eq!(answer.record.as_ref().unwrap().call.http_status, None);
+
+    // TC1: a 200 whose body is not a Messages response: hold, the body kept as received.
+    let server = ChatServer::start(vec![Reply::ok(r#"{"content": "not blocks"}"#)]);
+    let answer = decide_once(&mut provider(settings(&server.base_url()), AgentSettings::default()));
+    let ParseStatus::ProviderError(why) = &answer.parse_status else { panic!("{:?}", answer.parse_status) };
+    assert!(why.starts_with(&format!("POST {}/messages: malformed response body: ", server.base_url())), "{why}");
+    assert_eq!(&*answer.raw_output, r#"{"content": "not blocks"}"#);
+    assert_eq!(answer.record.as_ref().unwrap().call.http_status, Some(200));
+}

@@ -452,3 +452,36 @@ fn the_anthropic_example_config_runs_with_its_prompt_template() {
     assert!(user.contains("EMA(50): ") && user.contains("Decide now"), "{user}");
     assert_eq!(request["tools"].as_array().map(Vec::len), Some(5));
 }
+
+#[test]
+fn a_paper_run_of_the_agent_fills_the_cache_and_a_cached_run_asks_nothing_and_records_the_same() {
+    let server = ChatServer::start(vec![
+        Reply::fixture("anthropic/tool-use-context"),
+        Reply::fixture("anthropic/plain"),
+        Reply::fixture("anthropic/prose"),
+    ]);
+    let ledger = Ledger::new();
+    let config = agent_config(&ledger, &server, "");
+    let cache = ledger.dir.path().join("llm-cache").display().to_string();
+    let data = "fixtures/spy-daily-1998-q1.csv";
+    let first =
+        run_with_key(&ledger, &["run", "--speed", "0", "--config", &config, "--data", data, "--llm-cache", &cache]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(server.received().len(), 12, "two requests for the first decision, one per bar after");
+    let second = run_with_key(
+        &ledger,
+        &["replay", "--config", &config, "--data", data, "--llm-cache", &cache, "--llm-cache-only"],
+    );
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(server.received().len(), 12, "the cached run called the server");
+    // The tool answers were the same (the same state at the same cycles), so every
+    // request was found: the same decisions, tool calls and model calls.
+    let (one, two) = (events(&ledger, "1"), events(&ledger, "2"));
+    for kind in ["DecisionMade", "ToolCalled", "ModelCalled"] {
+        let payloads = |events: &[serde_json::Value]| -> Vec<String> {
+            of_kind(events, kind).iter().map(|e| e["payload"].to_string()).collect()
+        };
+        assert_eq!(payloads(&one), payloads(&two), "{kind}");
+    }
+    assert_eq!(of_kind(&one, "ToolCalled").len(), 2);
+}
