@@ -924,4 +924,26 @@ mod tests {
         switch.reset();
         assert!(switch.check(&portfolio).is_some());
     }
+
+    #[test]
+    fn provider_errors_in_a_row_trip_the_switch_and_any_other_decision_resets_the_count() {
+        let limits = KillSwitchLimits { max_provider_errors: Some(3), ..KillSwitchLimits::default() };
+        let mut switch = KillSwitch::new(limits, false);
+        let portfolio = Portfolio::new(dec!(10000));
+        // TC0: two errors, a good decision, two errors: never three in a row.
+        for failed in [true, true, false, true, true] {
+            switch.on_decision(failed);
+            assert!(switch.check(&portfolio).is_none());
+        }
+        // TC1: the third in a row trips it, the count and the limit recorded.
+        switch.on_decision(true);
+        let trip = switch.check(&portfolio).expect("three provider errors in a row");
+        assert_eq!((trip.trigger, trip.value, trip.limit), (KillTrigger::Failures, dec!(3), dec!(3)));
+        assert_eq!(&*trip.reason, "provider errors in a row 3 reached limit 3");
+        // TC2: rejected orders (the other failure count) do not count here.
+        let mut other =
+            KillSwitch::new(KillSwitchLimits { max_provider_errors: Some(1), ..KillSwitchLimits::default() }, false);
+        other.on_outcome(true);
+        assert!(other.check(&portfolio).is_none());
+    }
 }

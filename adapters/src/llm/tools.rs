@@ -124,7 +124,7 @@ pub(crate) fn answer(
     desk: &Desk<'_>,
 ) -> (String, String) {
     let canonical = match arguments {
-        Ok(value) => value.to_string(),
+        Ok(value) => sorted(value).to_string(),
         Err(raw) => raw.clone(),
     };
     let result = match (Tool::from_name(name).filter(|tool| given.contains(tool)), arguments) {
@@ -135,7 +135,21 @@ pub(crate) fn answer(
             Some(args) => run(tool, args, desk),
         },
     };
-    (canonical, result.to_string())
+    (canonical, sorted(&result).to_string())
+}
+
+/// `value` with every object's keys in sorted order (serde_json keeps insertion order
+/// when a crate of the build enables its `preserve_order` feature).
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 fn error(message: &str) -> Value {
@@ -248,4 +262,38 @@ fn check_risk(args: &Map<String, Value>, input: &DecisionInput<'_>) -> Value {
         })
         .collect();
     json!({ "approved": judgement.approved, "reason": &*judgement.reason, "checks": checks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_and_answers_are_recorded_with_sorted_keys() {
+        let spy = ledger_core::ids::InstrumentId::new("SPY").unwrap();
+        let input = DecisionInput {
+            ts: TimestampNs::from_nanos(0),
+            instrument: &spy,
+            price: Decimal::ONE_HUNDRED,
+            bar: None,
+            quote: None,
+            position_qty: Decimal::ZERO,
+            equity: Decimal::ONE_HUNDRED,
+            context: None,
+        };
+        let levels = Levels { ema_fast: 1.0, ema_slow: 2.0, rsi: 3.0 };
+        let recent = VecDeque::new();
+        let desk = Desk { input: &input, levels: &levels, recent: &recent };
+        // The model wrote its keys out of order, nested too.
+        let arguments: Value = serde_json::from_str(r#"{"z": 1, "a": {"y": 2, "b": 3}}"#).unwrap();
+        let (canonical, result) = answer(&[Tool::GetQuote], "get_quote", &Ok(arguments), &desk);
+        assert_eq!(canonical, r#"{"a":{"b":3,"y":2},"z":1}"#);
+        assert_eq!(result, r#"{"instrument":"SPY","last_price":"100","time":"1970-01-01T00:00:00.000000Z"}"#);
+        // Arguments that are not JSON are kept as sent, and answered with an error.
+        let (canonical, result) = answer(&[Tool::GetQuote], "get_quote", &Err("{oops".into()), &desk);
+        assert_eq!(
+            (canonical.as_str(), result.as_str()),
+            ("{oops", r#"{"error":"the arguments are not a JSON object"}"#)
+        );
+    }
 }
