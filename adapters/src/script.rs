@@ -87,6 +87,7 @@ impl DecisionProvider for ScriptProvider {
             latency_us: 0,
             tokens_in: 0,
             tokens_out: 0,
+            record: None,
         }
     }
 }
@@ -126,6 +127,7 @@ mod tests {
                 quote: None,
                 position_qty: Decimal::ZERO,
                 equity: Decimal::ZERO,
+                context: None,
             };
             provider.decide(&input)
         };

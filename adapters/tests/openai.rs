@@ -7,7 +7,9 @@ mod chat_server;
 use std::time::{Duration, Instant};
 
 use chat_server::{fixture_body, ChatServer, Reply};
+use ledger_adapters::llm::agent::AgentSettings;
 use ledger_adapters::llm::openai::{OpenAiProvider, OpenAiSettings};
+use ledger_adapters::llm::tools::Tool;
 use ledger_adapters::llm::ApiKey;
 use ledger_core::decision::{DecisionInput, DecisionProvider, ProviderAnswer, WARMING_UP};
 use ledger_core::event::{Action, ParseStatus};
@@ -36,7 +38,7 @@ fn provider(settings: OpenAiSettings) -> OpenAiProvider {
     // (reqwest reads HTTP_PROXY and friends when the client is built).
     std::env::set_var("NO_PROXY", "127.0.0.1,localhost");
     std::env::set_var("no_proxy", "127.0.0.1,localhost");
-    OpenAiProvider::new(settings, ApiKey::new(KEY)).unwrap()
+    OpenAiProvider::new(settings, AgentSettings::default(), ApiKey::new(KEY)).unwrap()
 }
 
 /// Feeds 49 rising closes (the warm-up, no calls), then asks on the 50th.
@@ -52,6 +54,7 @@ fn decide_once(provider: &mut OpenAiProvider) -> ProviderAnswer {
             quote: None,
             position_qty: Decimal::ZERO,
             equity: dec!(100000),
+            context: None,
         };
         let answer = provider.decide(&input);
         if i < 50 {
@@ -240,7 +243,7 @@ fn base_urls_are_checked_and_never_carry_credentials() {
         ("TC2 credentials", "https://user:secret@example.com/v1", "credentials in the URL are not allowed"),
     ];
     for (label, url, expected) in cases {
-        let error = OpenAiProvider::new(settings(url), None).unwrap_err().to_string();
+        let error = OpenAiProvider::new(settings(url), AgentSettings::default(), None).unwrap_err().to_string();
         assert!(error.contains(expected), "{label}: {error}");
         assert!(!error.contains("secret"), "{label}: {error}");
     }
@@ -260,6 +263,7 @@ fn the_indicators_survive_a_session_snapshot() {
             quote: None,
             position_qty: Decimal::ZERO,
             equity: dec!(1),
+            context: None,
         };
         first.decide(&input);
     }
@@ -274,8 +278,46 @@ fn the_indicators_survive_a_session_snapshot() {
         quote: None,
         position_qty: Decimal::ZERO,
         equity: dec!(1),
+        context: None,
     };
     // Warm after the restore: the 50th close asks the model.
     assert_eq!(resumed.decide(&input).decision.action, Action::Long);
     assert!(resumed.restore_state(&[9, 9]).is_err());
+}
+
+#[test]
+fn function_calls_are_answered_as_tool_messages_then_the_model_decides() {
+    let server = ChatServer::start(vec![Reply::fixture("tool-calls"), Reply::fixture("plain")]);
+    let agent = AgentSettings {
+        tools: vec![Tool::GetRecentBars, Tool::CheckRisk],
+        max_tool_rounds: 2,
+        ..AgentSettings::default()
+    };
+    let mut provider = OpenAiProvider::new(settings(&server.base_url()), agent, ApiKey::new(KEY)).unwrap();
+    let answer = decide_once(&mut provider);
+    assert_eq!((answer.decision.action, &answer.parse_status), (Action::Long, &ParseStatus::Ok));
+    let record = answer.record.as_ref().unwrap();
+    let calls: Vec<(&str, &str)> = record.tool_calls.iter().map(|c| (&*c.name, &*c.arguments)).collect();
+    // Arguments recorded canonical: keys sorted, no spaces.
+    assert_eq!(calls, [("get_recent_bars", r#"{"count":3}"#), ("check_risk", r#"{"action":"long","size_pct":0.5}"#)]);
+    // The last 3 of the prices seen, oldest first (ticks 48, 49, 50 at 148, 149, 150).
+    let bars: serde_json::Value = serde_json::from_str(&record.tool_calls[0].result).unwrap();
+    let prices: Vec<&str> = bars["bars"].as_array().unwrap().iter().map(|b| b["price"].as_str().unwrap()).collect();
+    assert_eq!(prices, ["148", "149", "150"]);
+    // Without the engine's context (this test has none) the dry run says so, as a tool error.
+    assert_eq!(&*record.tool_calls[1].result, r#"{"error":"the risk engine is not available here"}"#);
+
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    let first: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    assert_eq!(first["tools"][0]["type"], "function");
+    assert_eq!(first["tools"][0]["function"]["name"], "get_recent_bars");
+    let second: serde_json::Value = serde_json::from_str(&received[1].body).unwrap();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 5, "system, user, the assistant's calls, two tool answers");
+    assert_eq!(messages[2]["tool_calls"][0]["id"], "call_Qx8mZ2vT5nLp3kR7wY1sB4dF");
+    assert_eq!(messages[3]["role"], "tool");
+    assert_eq!(messages[3]["tool_call_id"], "call_Qx8mZ2vT5nLp3kR7wY1sB4dF");
+    assert_eq!(messages[4]["tool_call_id"], "call_Hj6fK9pM2xV4nB8qT1wZ3cL5");
+    assert_eq!(received[1].body, &*answer.prompt);
 }

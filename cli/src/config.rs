@@ -177,19 +177,14 @@ pub enum ProviderConfig<P> {
     },
     /// An OpenAI-compatible chat-completions server (DeepSeek, OpenAI, vLLM, Ollama,
     /// llama.cpp).
-    Openai(OpenAiConfig),
+    Openai(OpenAiConfig<P>),
     /// Anthropic's Messages API.
-    Anthropic {
-        /// The model name.
-        model: String,
-        /// The environment variable that holds the API key.
-        api_key_env: String,
-    },
+    Anthropic(AnthropicConfig<P>),
 }
 
 /// The settings of an OpenAI-compatible provider (`[provider] kind = "openai"`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenAiConfig {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenAiConfig<P> {
     /// The model name.
     pub model: String,
     /// The server's base URL, up to the API version (`https://api.openai.com/v1`);
@@ -204,7 +199,7 @@ pub struct OpenAiConfig {
     pub seed: Option<u64>,
     /// Most completion tokens; unset leaves the server's default.
     pub max_tokens: Option<u32>,
-    /// Time budget of one decision, retries included, nanoseconds (in a file:
+    /// Time budget of one request, retries included, nanoseconds (in a file:
     /// `timeout = "30s"`).
     pub timeout_ns: i64,
     /// Attempts after the first for a refused connection, HTTP 429 or 5xx.
@@ -212,6 +207,78 @@ pub struct OpenAiConfig {
     /// Wait before the first retry, doubled before each next one, nanoseconds (in a
     /// file: `retry_backoff = "500ms"`).
     pub retry_backoff_ns: i64,
+    /// Tools, rounds, token prices and the prompt template.
+    #[serde(flatten)]
+    pub agent: AgentConfig<P>,
+}
+
+/// The settings of an Anthropic provider (`[provider] kind = "anthropic"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AnthropicConfig<P> {
+    /// The model name (`claude-sonnet-4-5`, ...).
+    pub model: String,
+    /// The API's base URL (default `https://api.anthropic.com/v1`); requests go to
+    /// `{base_url}/messages`.
+    pub base_url: String,
+    /// The environment variable that holds the API key.
+    pub api_key_env: String,
+    /// Sampling temperature, 0..1; unset leaves the API's default.
+    pub temperature: Option<Decimal>,
+    /// Most output tokens of one response (default 1024; the API requires one).
+    pub max_tokens: u32,
+    /// Time budget of one request, retries included, nanoseconds.
+    pub timeout_ns: i64,
+    /// Attempts after the first for a refused connection, HTTP 429, 529 or 5xx.
+    pub max_retries: u32,
+    /// Wait before the first retry, doubled before each next one, nanoseconds.
+    pub retry_backoff_ns: i64,
+    /// Tools, rounds, token prices and the prompt template.
+    #[serde(flatten)]
+    pub agent: AgentConfig<P>,
+}
+
+/// What an LLM provider of either kind may add: tools (a tool-calling agent), token
+/// prices (the cost recorded in `ModelCalled`, which the daily budget guard sums) and
+/// a prompt template. Each is left out of the canonical JSON when unset, so earlier
+/// configurations keep their hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentConfig<P> {
+    /// The tools the model may call: `get_quote`, `get_portfolio`, `get_technicals`,
+    /// `get_recent_bars`, `check_risk`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Most tool rounds per decision (default 3 when tools are given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tool_rounds: Option<u32>,
+    /// Price of a million prompt tokens, US dollars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_mtok_in: Option<Decimal>,
+    /// Price of a million completion tokens, US dollars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_mtok_out: Option<Decimal>,
+    /// A minijinja template file for the user message, replacing the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_template: Option<P>,
+}
+
+/// Tool rounds per decision when tools are given and `max_tool_rounds` is not.
+pub const DEFAULT_MAX_TOOL_ROUNDS: u32 = 3;
+/// Anthropic's base URL when none is configured.
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
+/// Anthropic's `max_tokens` when none is configured.
+pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 1024;
+
+impl<P> AgentConfig<P> {
+    /// The same settings with the template's path mapped by `f`.
+    fn map_path<Q>(self, f: impl FnOnce(P) -> Q) -> AgentConfig<Q> {
+        AgentConfig {
+            tools: self.tools,
+            max_tool_rounds: self.max_tool_rounds,
+            price_per_mtok_in: self.price_per_mtok_in,
+            price_per_mtok_out: self.price_per_mtok_out,
+            prompt_template: self.prompt_template.map(f),
+        }
+    }
 }
 
 impl<P> ProviderConfig<P> {
@@ -252,6 +319,11 @@ struct ProviderFile<P> {
     max_retries: Option<u32>,
     #[serde(default, alias = "retry_backoff_ns", with = "ledger_core::time::duration_ns")]
     retry_backoff: Option<i64>,
+    tools: Option<Vec<String>>,
+    max_tool_rounds: Option<u32>,
+    price_per_mtok_in: Option<Decimal>,
+    price_per_mtok_out: Option<Decimal>,
+    prompt_template: Option<P>,
 }
 
 /// Default time budget of one LLM decision, nanoseconds (30 s).
@@ -281,6 +353,11 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
             ("timeout", f.timeout.is_some()),
             ("max_retries", f.max_retries.is_some()),
             ("retry_backoff", f.retry_backoff.is_some()),
+            ("tools", f.tools.is_some()),
+            ("max_tool_rounds", f.max_tool_rounds.is_some()),
+            ("price_per_mtok_in", f.price_per_mtok_in.is_some()),
+            ("price_per_mtok_out", f.price_per_mtok_out.is_some()),
+            ("prompt_template", f.prompt_template.is_some()),
         ];
         let (name, takes, needs): (&str, &[&str], &[&str]) = match f.kind {
             ProviderKind::Rules => ("rules", &["strategy", "params"], &["strategy"]),
@@ -297,10 +374,33 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
                     "timeout",
                     "max_retries",
                     "retry_backoff",
+                    "tools",
+                    "max_tool_rounds",
+                    "price_per_mtok_in",
+                    "price_per_mtok_out",
+                    "prompt_template",
                 ],
                 &["model", "base_url"],
             ),
-            ProviderKind::Anthropic => ("anthropic", &["model", "api_key_env"], &["model", "api_key_env"]),
+            ProviderKind::Anthropic => (
+                "anthropic",
+                &[
+                    "model",
+                    "base_url",
+                    "api_key_env",
+                    "temperature",
+                    "max_tokens",
+                    "timeout",
+                    "max_retries",
+                    "retry_backoff",
+                    "tools",
+                    "max_tool_rounds",
+                    "price_per_mtok_in",
+                    "price_per_mtok_out",
+                    "prompt_template",
+                ],
+                &["model", "api_key_env"],
+            ),
         };
         if let Some((extra, _)) = given.iter().find(|(key, set)| *set && !takes.contains(key)) {
             return Err(format!("provider.{extra}: not a key of kind = \"{name}\", which takes {}", takes.join(", ")));
@@ -309,6 +409,13 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
             return Err(format!("provider.{missing}: missing; kind = \"{name}\" needs {}", needs.join(", ")));
         }
         let missing = || "provider: incomplete".to_string(); // unreachable: checked above
+        let agent = AgentConfig {
+            max_tool_rounds: f.max_tool_rounds.or(f.tools.as_ref().map(|_| DEFAULT_MAX_TOOL_ROUNDS)),
+            tools: f.tools.unwrap_or_default(),
+            price_per_mtok_in: f.price_per_mtok_in,
+            price_per_mtok_out: f.price_per_mtok_out,
+            prompt_template: f.prompt_template,
+        };
         Ok(match f.kind {
             ProviderKind::Rules => ProviderConfig::Rules {
                 strategy: f.strategy.ok_or_else(missing)?,
@@ -325,11 +432,19 @@ impl<P> TryFrom<ProviderFile<P>> for ProviderConfig<P> {
                 timeout_ns: f.timeout.unwrap_or(DEFAULT_LLM_TIMEOUT_NS),
                 max_retries: f.max_retries.unwrap_or(DEFAULT_LLM_RETRIES),
                 retry_backoff_ns: f.retry_backoff.unwrap_or(DEFAULT_LLM_BACKOFF_NS),
+                agent,
             }),
-            ProviderKind::Anthropic => ProviderConfig::Anthropic {
+            ProviderKind::Anthropic => ProviderConfig::Anthropic(AnthropicConfig {
                 model: f.model.ok_or_else(missing)?,
+                base_url: f.base_url.unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.to_string()),
                 api_key_env: f.api_key_env.ok_or_else(missing)?,
-            },
+                temperature: f.temperature,
+                max_tokens: f.max_tokens.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
+                timeout_ns: f.timeout.unwrap_or(DEFAULT_LLM_TIMEOUT_NS),
+                max_retries: f.max_retries.unwrap_or(DEFAULT_LLM_RETRIES),
+                retry_backoff_ns: f.retry_backoff.unwrap_or(DEFAULT_LLM_BACKOFF_NS),
+                agent,
+            }),
         })
     }
 }
@@ -541,11 +656,13 @@ impl Settings {
         }
         if let Some(dir) = &flags.llm_cache {
             match self.provider {
-                ProviderConfig::Openai(_) => {
+                ProviderConfig::Openai(_) | ProviderConfig::Anthropic(_) => {
                     (self.llm_cache, self.llm_cache_only) = (Some(dir.clone()), flags.llm_cache_only);
                 }
-                _ => checker
-                    .extend([flag_problem("--llm-cache", "applies to an LLM provider ([provider] kind = \"openai\")")]),
+                _ => checker.extend([flag_problem(
+                    "--llm-cache",
+                    "applies to an LLM provider ([provider] kind = \"openai\" or \"anthropic\")",
+                )]),
             }
         }
         let mut params = BTreeMap::new();
@@ -623,8 +740,29 @@ impl Config<RelativePathBuf> {
             provider: match self.provider {
                 ProviderConfig::Rules { strategy, params } => ProviderConfig::Rules { strategy, params },
                 ProviderConfig::Script { file } => ProviderConfig::Script { file: resolve(file) },
-                ProviderConfig::Openai(openai) => ProviderConfig::Openai(openai),
-                ProviderConfig::Anthropic { model, api_key_env } => ProviderConfig::Anthropic { model, api_key_env },
+                ProviderConfig::Openai(c) => ProviderConfig::Openai(OpenAiConfig {
+                    model: c.model,
+                    base_url: c.base_url,
+                    api_key_env: c.api_key_env,
+                    temperature: c.temperature,
+                    seed: c.seed,
+                    max_tokens: c.max_tokens,
+                    timeout_ns: c.timeout_ns,
+                    max_retries: c.max_retries,
+                    retry_backoff_ns: c.retry_backoff_ns,
+                    agent: c.agent.map_path(resolve),
+                }),
+                ProviderConfig::Anthropic(c) => ProviderConfig::Anthropic(AnthropicConfig {
+                    model: c.model,
+                    base_url: c.base_url,
+                    api_key_env: c.api_key_env,
+                    temperature: c.temperature,
+                    max_tokens: c.max_tokens,
+                    timeout_ns: c.timeout_ns,
+                    max_retries: c.max_retries,
+                    retry_backoff_ns: c.retry_backoff_ns,
+                    agent: c.agent.map_path(resolve),
+                }),
             },
             venue: self.venue,
             risk: self.risk,

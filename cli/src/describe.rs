@@ -178,6 +178,12 @@ fn raw_summary(event: &Envelope) -> String {
             )
         }
         Payload::OrderAmended(p) => format!("{} stop to {}: {}", p.client_order_id, p.stop_price, p.reason),
+        Payload::ToolCalled(p) => format!("round {} {}({}) -> {}", p.round, p.name, p.arguments, p.result),
+        Payload::ModelCalled(p) => {
+            let status = p.http_status.map_or("no response".to_string(), |s| format!("HTTP {s}"));
+            let error = if p.error.is_empty() { String::new() } else { format!(": {}", p.error) };
+            format!("{} request(s), {status}, ${} {}{error}", p.requests, p.cost_usd, p.indicators)
+        }
         Payload::OrderAccepted(p) => p.client_order_id.to_string(),
         Payload::OrderRejected(p) => format!("{}: {}", p.client_order_id, p.reason),
         Payload::OrderCanceled(p) => format!("{}: {}", p.client_order_id, p.reason),

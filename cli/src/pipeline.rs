@@ -10,8 +10,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_adapters::clock::WallClock;
+use ledger_adapters::llm::agent::AgentSettings;
+use ledger_adapters::llm::anthropic::{AnthropicProvider, AnthropicSettings};
 use ledger_adapters::llm::cache::ResponseCache;
 use ledger_adapters::llm::openai::{OpenAiProvider, OpenAiSettings};
+use ledger_adapters::llm::prompt::PromptTemplate;
+use ledger_adapters::llm::tools::Tool;
 use ledger_adapters::llm::ApiKey;
 use ledger_adapters::market_data::{
     describe_source, DataError, DateOrder, FileFeed, MergedFeed, ReadOptions, TimeZone,
@@ -74,7 +78,7 @@ pub fn check_llm_cache(cache: Option<&ResponseCache>) -> Result<()> {
 /// An unknown strategy or parameter, a parameter that does not parse or is out of
 /// range ([`config::rule_strategy`], already checked when the settings were resolved),
 /// an unreadable decisions file, an LLM server's unset key variable or unusable base
-/// URL, or a provider that is not built yet.
+/// URL, an unknown tool, or a prompt template that does not compile.
 pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Box<dyn DecisionProvider>> {
     let (strategy, params) = match &settings.provider {
         ProviderConfig::Rules { strategy, params } => (strategy.as_str(), params),
@@ -82,12 +86,8 @@ pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Bo
         ProviderConfig::Openai(openai) => {
             let key = match &openai.api_key_env {
                 None => None,
-                // The variable's name only: its value is a secret.
-                Some(var) => Some(std::env::var(var).ok().as_deref().and_then(ApiKey::new).with_context(|| {
-                    format!("provider.api_key_env: the environment variable {var} is not set or is empty")
-                })?),
+                Some(var) => Some(api_key(var)?),
             };
-            let nanos = |ns: i64| Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
             let settings = OpenAiSettings {
                 base_url: openai.base_url.clone(),
                 model: openai.model.clone(),
@@ -98,14 +98,28 @@ pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Bo
                 max_retries: openai.max_retries,
                 retry_backoff: nanos(openai.retry_backoff_ns),
             };
-            let provider = OpenAiProvider::new(settings, key)?;
+            let provider = OpenAiProvider::new(settings, agent_settings(&openai.agent)?, key)?;
             return Ok(match cache {
                 Some(cache) => Box::new(provider.with_cache(cache.clone())),
                 None => Box::new(provider),
             });
         }
-        ProviderConfig::Anthropic { .. } => {
-            bail!("the anthropic provider is not built yet: use kind = \"rules\", \"script\" or \"openai\"")
+        ProviderConfig::Anthropic(anthropic) => {
+            let settings = AnthropicSettings {
+                base_url: anthropic.base_url.clone(),
+                model: anthropic.model.clone(),
+                max_tokens: anthropic.max_tokens,
+                temperature: anthropic.temperature,
+                timeout: nanos(anthropic.timeout_ns),
+                max_retries: anthropic.max_retries,
+                retry_backoff: nanos(anthropic.retry_backoff_ns),
+            };
+            let key = Some(api_key(&anthropic.api_key_env)?);
+            let provider = AnthropicProvider::new(settings, agent_settings(&anthropic.agent)?, key)?;
+            return Ok(match cache {
+                Some(cache) => Box::new(provider.with_cache(cache.clone())),
+                None => Box::new(provider),
+            });
         }
     };
     Ok(match config::rule_strategy(strategy, params)? {
@@ -113,6 +127,43 @@ pub fn provider(settings: &Settings, cache: Option<&ResponseCache>) -> Result<Bo
         RuleStrategy::EmaRsi { fast, slow, rsi, overbought, oversold, sizing } => {
             Box::new(EmaRsi::new(fast, slow, rsi, overbought, oversold, sizing))
         }
+    })
+}
+
+/// The API key in the environment variable `var` (named in errors; its value never).
+fn api_key(var: &str) -> Result<ApiKey> {
+    std::env::var(var)
+        .ok()
+        .as_deref()
+        .and_then(ApiKey::new)
+        .with_context(|| format!("provider.api_key_env: the environment variable {var} is not set or is empty"))
+}
+
+/// A duration in configured nanoseconds (validated non-negative).
+fn nanos(ns: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+}
+
+/// An LLM provider's tools, rounds, prices and prompt template, as the adapters take them.
+///
+/// # Errors
+/// An unknown tool (checked when the settings were resolved), or a template that
+/// cannot be read or compiled (named with its file and line).
+fn agent_settings(agent: &config::AgentConfig<std::path::PathBuf>) -> Result<AgentSettings> {
+    let mut tools = Vec::with_capacity(agent.tools.len());
+    for name in &agent.tools {
+        tools.push(Tool::from_name(name).with_context(|| format!("provider.tools: no tool named {name:?}"))?);
+    }
+    let template = match &agent.prompt_template {
+        None => None,
+        Some(path) => Some(PromptTemplate::load(path).map_err(anyhow::Error::msg)?),
+    };
+    Ok(AgentSettings {
+        tools,
+        max_tool_rounds: agent.max_tool_rounds.unwrap_or(config::DEFAULT_MAX_TOOL_ROUNDS),
+        price_per_mtok_in: agent.price_per_mtok_in,
+        price_per_mtok_out: agent.price_per_mtok_out,
+        template,
     })
 }
 

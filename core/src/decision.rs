@@ -15,8 +15,10 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::event::{Action, Bar, Decision, OrderTerms, ParseStatus, Quote, Text, TimeInForce};
+use crate::event::{Action, Bar, Decision, ModelCalled, OrderTerms, ParseStatus, Quote, Text, TimeInForce, ToolCalled};
 use crate::ids::InstrumentId;
+use crate::portfolio::Portfolio;
+use crate::risk::Judgement;
 use crate::time::TimestampNs;
 
 /// The reason of a `hold` a provider answers while its indicators are still warming
@@ -43,6 +45,32 @@ pub struct DecisionInput<'a> {
     /// Account equity before this tick's orders (cash plus positions marked to this
     /// tick), account currency.
     pub equity: Decimal,
+    /// The pipeline's state at this cycle, read-only, for providers that look further
+    /// (a tool-calling agent's tools); the engine always fills it, at no cost (a few
+    /// references), and a provider that does not need it never reads it.
+    pub context: Option<&'a dyn CycleContext>,
+}
+
+/// The pipeline's state at one cycle, as a provider may read it while deciding: the
+/// account, and a dry run of the risk engine. Answers never change the pipeline.
+pub trait CycleContext: std::fmt::Debug {
+    /// The account before this cycle's orders, marked to this tick.
+    fn portfolio(&self) -> &Portfolio;
+
+    /// The verdict the risk engine would give `decision` at this cycle (every check,
+    /// value and limit), without counting it toward any rate: a dry run.
+    fn check_risk(&self, decision: &Decision) -> Judgement;
+}
+
+/// What a model call adds to the record of its decision: the tool calls of an agent
+/// and the call's summary, recorded as `ToolCalled` and `ModelCalled` events caused
+/// by the cycle's `DecisionMade`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The tool calls, in the order they were made.
+    pub tool_calls: Vec<ToolCalled>,
+    /// The call's summary.
+    pub call: ModelCalled,
 }
 
 /// A provider's answer, before it becomes a `DecisionMade` event.
@@ -62,6 +90,9 @@ pub struct ProviderAnswer {
     pub tokens_in: u32,
     /// Completion tokens.
     pub tokens_out: u32,
+    /// For a model call: its tool calls and summary (`None` for providers that call
+    /// no model, and for a model's warm-up holds). Boxed: one pointer for the others.
+    pub record: Option<Box<CallRecord>>,
 }
 
 impl From<crate::event::DecisionMade> for ProviderAnswer {
@@ -75,6 +106,7 @@ impl From<crate::event::DecisionMade> for ProviderAnswer {
             latency_us: made.latency_us,
             tokens_in: made.tokens_in,
             tokens_out: made.tokens_out,
+            record: None,
         }
     }
 }

@@ -21,13 +21,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::chain::Hash32;
-use crate::decision::{DecisionInput, DecisionProvider};
+use crate::decision::{CycleContext, DecisionInput, DecisionProvider, ProviderAnswer};
 use crate::event::*;
 use crate::exits::{self, ExitPolicy};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, CycleId, InstrumentId, RunId, Seq};
 use crate::portfolio::{AccountOverflow, Portfolio};
-use crate::risk::{KillSwitch, RiskEngine, RiskInput};
+use crate::risk::{Judgement, KillSwitch, RiskEngine, RiskInput};
 use crate::sizing::Funds;
 use crate::time::TimestampNs;
 use crate::venue::VenueReport;
@@ -421,7 +421,13 @@ impl Engine {
                 self.state.portfolio.mark(&tick.instrument, price)?;
                 self.state.last_price.insert(tick.instrument, price);
             }
-            Payload::DecisionMade(made) => self.state.kill.on_outcome(!matches!(made.parse_status, ParseStatus::Ok)),
+            Payload::DecisionMade(made) => {
+                self.state.kill.on_outcome(!matches!(made.parse_status, ParseStatus::Ok));
+                self.state.kill.on_decision(matches!(made.parse_status, ParseStatus::ProviderError(_)));
+            }
+            Payload::ModelCalled(call) => {
+                self.state.risk.on_model_call(self.state.last_tick_ts, call.requests, call.cost_usd)
+            }
             Payload::OrderSubmitted(order) => {
                 let id = order.client_order_id;
                 self.state.orders.insert(id, (cycle, seq));
@@ -460,7 +466,8 @@ impl Engine {
             | Payload::RiskVerdict(_)
             | Payload::OrderAccepted(_)
             | Payload::RiskLimitsChanged(_)
-            | Payload::RunResumed(_) => {}
+            | Payload::RunResumed(_)
+            | Payload::ToolCalled(_) => {}
         }
         Ok(())
     }
@@ -629,16 +636,44 @@ impl Engine {
             TickData::Quote(quote) => (None, Some(quote)),
             TickData::Trade(_) => (None, None),
         };
-        let input = DecisionInput {
-            ts: tick.ts,
-            instrument: &tick.instrument,
-            price,
-            bar,
-            quote,
-            position_qty: self.state.portfolio.qty(&tick.instrument),
-            equity: self.state.portfolio.equity(),
+        // The LLM guards first: an exhausted one means no call, and a hold it refuses.
+        let guard = self.state.risk.llm_guard(tick.ts);
+        let answer = match &guard {
+            Some(refusal) => ProviderAnswer {
+                decision: crate::decision::hold(Arc::from(format!("llm guard: {}", refusal.reason).as_str())),
+                parse_status: ParseStatus::Ok,
+                prompt: Arc::from(""),
+                raw_output: Arc::from(""),
+                latency_us: 0,
+                tokens_in: 0,
+                tokens_out: 0,
+                record: None,
+            },
+            None => {
+                let context = CycleView {
+                    risk: &self.state.risk,
+                    portfolio: &self.state.portfolio,
+                    exits: &self.exits,
+                    instrument: &tick.instrument,
+                    price,
+                    previous_price,
+                    tick_ts: tick.ts,
+                    now,
+                    kill_switch_tripped: self.state.kill.is_tripped(),
+                };
+                let input = DecisionInput {
+                    ts: tick.ts,
+                    instrument: &tick.instrument,
+                    price,
+                    bar,
+                    quote,
+                    position_qty: self.state.portfolio.qty(&tick.instrument),
+                    equity: self.state.portfolio.equity(),
+                    context: Some(&context),
+                };
+                self.provider.decide(&input)
+            }
         };
-        let answer = self.provider.decide(&input);
         let decision = answer.decision.clone();
         let made = DecisionMade {
             prompt_sha256: (!answer.prompt.is_empty()).then(|| Hash32::digest(answer.prompt.as_bytes())),
@@ -651,6 +686,13 @@ impl Engine {
             tokens_out: answer.tokens_out,
         };
         let decision_seq = self.emit(out, cycle, Some(tick_seq), tick.ts, now, Payload::DecisionMade(made))?;
+        if let Some(record) = answer.record {
+            let record = *record;
+            for call in record.tool_calls {
+                self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::ToolCalled(call))?;
+            }
+            self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::ModelCalled(record.call))?;
+        }
 
         // Risk verdict, at the cycle's time, on the entry with the exits it would carry.
         let bracket = match decision.action {
@@ -669,6 +711,8 @@ impl Engine {
             kill_switch_tripped: self.state.kill.is_tripped(),
             bracket: &bracket,
         });
+        // A guard's refusal is the verdict: the hold it made shows the guard that refused.
+        let judgement = guard.unwrap_or(judgement);
         let approved = judgement.approved;
         let verdict = RiskVerdict { approved, checks: judgement.checks, reason: judgement.reason };
         let verdict_seq = self.emit(out, cycle, Some(decision_seq), tick.ts, now, Payload::RiskVerdict(verdict))?;
@@ -796,6 +840,48 @@ impl Engine {
         let stopped = RunStopped { reason: Arc::from(reason), skipped_rows };
         self.emit(out, CycleId::new(0), None, ts, now, Payload::RunStopped(stopped))?;
         Ok(self.state.portfolio)
+    }
+}
+
+/// The pipeline's state at one cycle, as a provider's tools read it (a few references,
+/// made on every tick at no cost).
+#[derive(Debug)]
+struct CycleView<'a> {
+    risk: &'a RiskEngine,
+    portfolio: &'a Portfolio,
+    exits: &'a ExitPolicy,
+    instrument: &'a InstrumentId,
+    price: Decimal,
+    previous_price: Option<Decimal>,
+    tick_ts: TimestampNs,
+    now: TimestampNs,
+    kill_switch_tripped: bool,
+}
+
+impl CycleContext for CycleView<'_> {
+    fn portfolio(&self) -> &Portfolio {
+        self.portfolio
+    }
+
+    /// Judges `decision` as the cycle's verdict would, on a copy of the risk engine's
+    /// counters, with the exits the entry would carry.
+    fn check_risk(&self, decision: &Decision) -> Judgement {
+        let bracket = match decision.action {
+            Action::Long => self.exits.bracket(Side::Buy, self.price, decision.terms()),
+            Action::Short => self.exits.bracket(Side::Sell, self.price, decision.terms()),
+            Action::Close | Action::Hold => Bracket::default(),
+        };
+        self.risk.clone().judge(&RiskInput {
+            decision,
+            instrument: self.instrument,
+            price: Some(self.price),
+            previous_price: self.previous_price,
+            tick_ts: self.tick_ts,
+            now: self.now,
+            portfolio: self.portfolio,
+            kill_switch_tripped: self.kill_switch_tripped,
+            bracket: &bracket,
+        })
     }
 }
 

@@ -167,6 +167,13 @@ pub enum Payload {
     RunResumed(RunResumed),
     /// A working order's stop price moved (a trailing stop following the price).
     OrderAmended(OrderAmended),
+    /// A tool-calling agent called one of its read-only tools while deciding; caused
+    /// by the cycle's `DecisionMade`. (A new last variant: earlier records decode
+    /// unchanged.)
+    ToolCalled(ToolCalled),
+    /// What a model's call for a decision took: requests, HTTP status or error, cost;
+    /// caused by the cycle's `DecisionMade`. (A new last variant.)
+    ModelCalled(ModelCalled),
 }
 
 impl Payload {
@@ -188,6 +195,8 @@ impl Payload {
             Payload::RiskLimitsChanged(_) => "RiskLimitsChanged",
             Payload::RunResumed(_) => "RunResumed",
             Payload::OrderAmended(_) => "OrderAmended",
+            Payload::ToolCalled(_) => "ToolCalled",
+            Payload::ModelCalled(_) => "ModelCalled",
         }
     }
 
@@ -478,6 +487,42 @@ pub struct DecisionMade {
     pub tokens_out: u32,
 }
 
+/// One tool call of a tool-calling agent and the answer it got, as the model saw it.
+/// The calls of a decision follow its `DecisionMade` in the order they were made, each
+/// caused by it; a replay answers them from the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCalled {
+    /// The round of the conversation, from 1 (one model response may call several tools).
+    pub round: u32,
+    /// The tool's name (`get_quote`, `get_portfolio`, `get_technicals`,
+    /// `get_recent_bars`, `check_risk`).
+    pub name: Text,
+    /// The model's arguments, canonical JSON (keys sorted, no spaces).
+    pub arguments: Text,
+    /// The answer given to the model, JSON text (or an error message).
+    pub result: Text,
+}
+
+/// A model's call for one decision, beside its `DecisionMade` (which holds the request,
+/// the response, latency and token counts): what the guards and the audit need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCalled {
+    /// HTTP requests the decision took (tool rounds and the final answer; retries
+    /// not counted); served from the response cache or not.
+    pub requests: u32,
+    /// HTTP status of the last response, `None` when none came (timeout, refused
+    /// connection, cache miss in cache-only mode).
+    pub http_status: Option<u16>,
+    /// The failure, empty when the call succeeded (never the API key).
+    pub error: Text,
+    /// Cost in US dollars from the configured token prices (0 when none are set).
+    #[serde(with = "decimal")]
+    pub cost_usd: Decimal,
+    /// The indicator values the model was shown, `name=value` space separated
+    /// (`ema20=101.2345 ema50=100.1234 rsi14=55.12 trend=up`).
+    pub indicators: Text,
+}
+
 /// The risk checks the engine knows, in the order it runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -528,6 +573,12 @@ pub enum RiskCheckId {
     /// The loss if the stop is hit, fraction of equity: size_pct x distance from the
     /// entry price to the stop / entry price (size_pct when no stop protects it).
     MaxLossAtStop,
+    /// LLM requests in the rate window before this decision's call (a guard run before
+    /// the model is asked; added as a last variant).
+    MaxLlmCallsPerWindow,
+    /// LLM spend of the UTC day so far, US dollars (a guard run before the model is
+    /// asked; added as a last variant).
+    LlmDailyBudgetUsd,
 }
 
 /// One check: what was measured, against what limit, and whether it passed.

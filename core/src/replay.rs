@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::decision::{DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo};
+use crate::decision::{CallRecord, DecisionInput, DecisionProvider, ProviderAnswer, ProviderInfo};
 use crate::event::{Envelope, ParseStatus, Payload, RunStarted};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, RunId, Seq};
@@ -34,6 +34,9 @@ pub struct RecordedRun<'a> {
     slot: Rc<RefCell<Option<ProviderAnswer>>>,
     /// Operator commands met before the next cycle's tick, with their recorded times.
     commands: Vec<(Payload, TimestampNs)>,
+    /// A cycle read one event too far: its tick, recorded time and cycle, met while
+    /// reading the previous cycle's model-call record.
+    pending: Option<(Tick, TimestampNs, crate::ids::CycleId)>,
 }
 
 impl<'a> RecordedRun<'a> {
@@ -66,16 +69,22 @@ impl<'a> RecordedRun<'a> {
             params: started.params.clone(),
         };
         let provider = RecordedProvider { info, slot: Rc::clone(&slot) };
-        Ok((started, RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new() }, provider))
+        let run = RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new(), pending: None };
+        Ok((started, run, provider))
     }
 
-    /// The next cycle's tick and recorded time; its decision is handed to the provider.
-    /// `None` after the run's last cycle.
+    /// The next cycle's tick and recorded time; its decision is handed to the provider,
+    /// with the tool calls and the model call recorded after it (`ToolCalled`,
+    /// `ModelCalled`: the provider re-emits them, answering no tool). `None` after the
+    /// run's last cycle.
     ///
     /// # Errors
     /// As [`EventCursor::next_event`].
     pub fn next_cycle(&mut self) -> Result<Option<(Tick, TimestampNs)>, LogError> {
-        let mut tick = None;
+        let mut tick = self.pending.take();
+        // The decision found, waiting for its model-call record (which follows it).
+        let mut found: Option<(ProviderAnswer, Tick, TimestampNs, crate::ids::CycleId)> = None;
+        let mut tool_calls = Vec::new();
         while let Some(event) = self.cursor.next_event()? {
             // The run's own commands, and the operator's made while it was down.
             let operator = event.header.run_id == self.run || event.header.run_id.get() == 0;
@@ -86,23 +95,37 @@ impl<'a> RecordedRun<'a> {
             if event.header.run_id != self.run {
                 continue;
             }
-            match event.payload {
-                Payload::MarketTick(market) => {
-                    let data = Tick { ts: event.header.ts_event, instrument: market.instrument, data: market.data };
-                    tick = Some((data, event.header.ts_recorded, event.header.cycle_id));
+            let cycle = event.header.cycle_id;
+            match (event.payload, &mut found) {
+                (Payload::ToolCalled(call), Some((_, _, _, at))) if *at == cycle => tool_calls.push(call),
+                (Payload::ModelCalled(call), Some((answer, _, _, at))) if *at == cycle => {
+                    let tool_calls = std::mem::take(&mut tool_calls);
+                    answer.record = Some(Box::new(CallRecord { tool_calls, call }));
                 }
-                Payload::DecisionMade(made) => {
-                    let Some((data, now, cycle)) = tick.take() else { continue };
-                    if cycle != event.header.cycle_id {
+                (Payload::MarketTick(market), _) => {
+                    let data = Tick { ts: event.header.ts_event, instrument: market.instrument, data: market.data };
+                    if found.is_some() {
+                        self.pending = Some((data, event.header.ts_recorded, cycle));
+                        break;
+                    }
+                    tick = Some((data, event.header.ts_recorded, cycle));
+                }
+                (Payload::DecisionMade(made), None) => {
+                    let Some((data, now, at)) = tick.take() else { continue };
+                    if at != cycle {
                         continue;
                     }
-                    *self.slot.borrow_mut() = Some(ProviderAnswer::from(made));
-                    return Ok(Some((data, now)));
+                    found = Some((ProviderAnswer::from(made), data, now, at));
                 }
+                // The verdict ends what a decision's record may hold.
+                (Payload::RiskVerdict(_), Some((_, _, _, at))) if *at == cycle => break,
                 _ => {}
             }
         }
-        Ok(None)
+        Ok(found.map(|(answer, data, now, _)| {
+            *self.slot.borrow_mut() = Some(answer);
+            (data, now)
+        }))
     }
 
     /// The operator's commands the recorded run took before the cycle [`next_cycle`]
@@ -141,6 +164,7 @@ impl DecisionProvider for RecordedProvider {
             latency_us: 0,
             tokens_in: 0,
             tokens_out: 0,
+            record: None,
         })
     }
 }

@@ -76,6 +76,17 @@ pub struct RiskLimits {
     /// 1% per trade).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_loss_at_stop: Option<Decimal>,
+    /// Maximum LLM requests per rate window (`rate_window`, default one minute),
+    /// counted from the run's `ModelCalled` events at their ticks' times: when the
+    /// window holds this many, the model is not asked and the cycle holds. (Left out
+    /// of the canonical JSON when unset, as the next.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_llm_calls_per_window: Option<u32>,
+    /// Maximum LLM spend per UTC day (of the ticks' times), US dollars, from the
+    /// `ModelCalled` costs (token prices in `[provider]`): once reached, the model is not
+    /// asked and the cycle holds until the next day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm_daily_budget_usd: Option<Decimal>,
 }
 
 /// Kill-switch thresholds; `None` turns a trigger off.
@@ -90,6 +101,12 @@ pub struct KillSwitchLimits {
     pub max_drawdown: Option<Decimal>,
     /// Trip after this many consecutive failures (rejected orders, provider errors).
     pub max_consecutive_failures: Option<u32>,
+    /// Trip after this many decisions in a row whose provider failed
+    /// (`ParseStatus::ProviderError`: timeouts, HTTP errors, malformed bodies); any
+    /// other decision resets the count. Off when unset (and then left out of the
+    /// canonical JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_provider_errors: Option<u32>,
     /// Close every position when tripped.
     pub close_positions: bool,
 }
@@ -149,6 +166,11 @@ pub struct RiskEngine {
     last_open: Option<i64>,
     last_order: Option<(Action, Exact, i64)>,
     approved: Text,
+    /// Tick times of the LLM requests in the rate window.
+    llm_requests: VecDeque<i64>,
+    /// LLM spend since the start of the UTC day, US dollars.
+    #[serde(with = "crate::codec::decimal")]
+    llm_spend_today: Decimal,
 }
 
 impl RiskEngine {
@@ -164,6 +186,8 @@ impl RiskEngine {
             last_open: None,
             last_order: None,
             approved: Arc::from(""),
+            llm_requests: VecDeque::new(),
+            llm_spend_today: Decimal::ZERO,
         }
     }
 
@@ -180,7 +204,39 @@ impl RiskEngine {
             self.day = day;
             self.day_start_equity = equity;
             self.orders_today = 0;
+            self.llm_spend_today = Decimal::ZERO;
         }
+    }
+
+    /// Tells the engine a model call for a decision at `ts` made `requests` HTTP
+    /// requests costing `cost_usd` (applying a `ModelCalled`).
+    pub fn on_model_call(&mut self, ts: TimestampNs, requests: u32, cost_usd: Decimal) {
+        if self.limits.max_llm_calls_per_window.is_some() {
+            self.llm_requests.extend(std::iter::repeat_n(ts.nanos(), requests as usize));
+        }
+        self.llm_spend_today = self.llm_spend_today.checked_add(cost_usd).unwrap_or(Decimal::MAX);
+    }
+
+    /// The LLM guards before the model is asked at tick time `ts`: `None` when none is
+    /// configured or all pass, else the refusing verdict, every guard's value and
+    /// limit in it.
+    pub fn llm_guard(&mut self, ts: TimestampNs) -> Option<Judgement> {
+        let (calls, budget) = (self.limits.max_llm_calls_per_window, self.limits.llm_daily_budget_usd);
+        if calls.is_none() && budget.is_none() {
+            return None;
+        }
+        let mut checks = Checks::default();
+        if let Some(limit) = calls {
+            let window = self.limits.rate_window_ns.unwrap_or(DEFAULT_RATE_WINDOW_NS);
+            prune(&mut self.llm_requests, ts.nanos().saturating_sub(window));
+            let count = u32::try_from(self.llm_requests.len()).unwrap_or(u32::MAX);
+            checks.add(RiskCheckId::MaxLlmCallsPerWindow, count.into(), limit.into(), count < limit);
+        }
+        if let Some(limit) = budget {
+            checks.add(RiskCheckId::LlmDailyBudgetUsd, self.llm_spend_today, limit, self.llm_spend_today < limit);
+        }
+        let judgement = checks.finish(&self.approved);
+        (!judgement.approved).then_some(judgement)
     }
 
     /// Tells the engine an order for `decision` was submitted at `ts`.
@@ -412,6 +468,8 @@ fn check_name(id: RiskCheckId) -> &'static str {
         ExitLevels => "exit_levels",
         StopLossRequired => "stop_loss_required",
         MaxLossAtStop => "max_loss_at_stop",
+        MaxLlmCallsPerWindow => "max_llm_calls_per_window",
+        LlmDailyBudgetUsd => "llm_daily_budget_usd",
     }
 }
 
@@ -424,12 +482,14 @@ pub struct KillSwitch {
     limits: KillSwitchLimits,
     tripped: bool,
     failures: u32,
+    /// Decisions in a row whose provider failed.
+    provider_errors: u32,
 }
 
 impl KillSwitch {
     /// A switch with `limits`, tripped or not (restored from the log).
     pub fn new(limits: KillSwitchLimits, tripped: bool) -> Self {
-        KillSwitch { limits, tripped, failures: 0 }
+        KillSwitch { limits, tripped, failures: 0, provider_errors: 0 }
     }
 
     /// This switch's state from a snapshot, with `self`'s limits (the run's configuration).
@@ -452,6 +512,12 @@ impl KillSwitch {
         self.failures = if failed { self.failures.saturating_add(1) } else { 0 };
     }
 
+    /// Counts a decision whose provider failed (`true`) or did not (`false`, which
+    /// resets the count).
+    pub fn on_decision(&mut self, provider_failed: bool) {
+        self.provider_errors = if provider_failed { self.provider_errors.saturating_add(1) } else { 0 };
+    }
+
     /// Trips the switch (applying a `KillSwitchTripped`).
     pub fn trip(&mut self) {
         self.tripped = true;
@@ -461,6 +527,7 @@ impl KillSwitch {
     pub fn reset(&mut self) {
         self.tripped = false;
         self.failures = 0;
+        self.provider_errors = 0;
     }
 
     /// Checks the thresholds against `portfolio`; returns the trip event when the switch
@@ -470,7 +537,8 @@ impl KillSwitch {
         let armed = l.max_gain.is_some()
             || l.max_loss.is_some()
             || l.max_drawdown.is_some()
-            || l.max_consecutive_failures.is_some();
+            || l.max_consecutive_failures.is_some()
+            || l.max_provider_errors.is_some();
         if self.tripped || !armed {
             return None;
         }
@@ -482,12 +550,15 @@ impl KillSwitch {
             None if equity < start => Decimal::MIN,
             None => Decimal::MAX,
         };
+        let provider_errors = l.max_provider_errors.filter(|&limit| self.provider_errors >= limit);
         let trip = if let Some(limit) = l.max_gain.filter(|&limit| change >= limit) {
             Some((KillTrigger::Gain, change, limit))
         } else if let Some(limit) = l.max_loss.filter(|&limit| -change >= limit) {
             Some((KillTrigger::Loss, -change, limit))
         } else if let Some(limit) = l.max_drawdown.filter(|&limit| portfolio.drawdown() >= limit) {
             Some((KillTrigger::Drawdown, portfolio.drawdown(), limit))
+        } else if let Some(limit) = provider_errors {
+            Some((KillTrigger::Failures, Decimal::from(self.provider_errors), Decimal::from(limit)))
         } else {
             l.max_consecutive_failures
                 .filter(|&limit| self.failures >= limit)
@@ -495,7 +566,11 @@ impl KillSwitch {
         };
         let (trigger, value, limit) = trip?;
         let value = value.round_dp(6);
-        let reason = Arc::from(format!("{trigger:?} {value} reached limit {limit}").to_lowercase().as_str());
+        let what = match provider_errors {
+            Some(_) => "provider errors in a row".to_string(),
+            None => format!("{trigger:?}").to_lowercase(),
+        };
+        let reason = Arc::from(format!("{what} {value} reached limit {limit}").as_str());
         Some(KillSwitchTripped { trigger, value, limit, reason })
     }
 }
@@ -848,5 +923,27 @@ mod tests {
         // TC: a reset re-arms it.
         switch.reset();
         assert!(switch.check(&portfolio).is_some());
+    }
+
+    #[test]
+    fn provider_errors_in_a_row_trip_the_switch_and_any_other_decision_resets_the_count() {
+        let limits = KillSwitchLimits { max_provider_errors: Some(3), ..KillSwitchLimits::default() };
+        let mut switch = KillSwitch::new(limits, false);
+        let portfolio = Portfolio::new(dec!(10000));
+        // TC0: two errors, a good decision, two errors: never three in a row.
+        for failed in [true, true, false, true, true] {
+            switch.on_decision(failed);
+            assert!(switch.check(&portfolio).is_none());
+        }
+        // TC1: the third in a row trips it, the count and the limit recorded.
+        switch.on_decision(true);
+        let trip = switch.check(&portfolio).expect("three provider errors in a row");
+        assert_eq!((trip.trigger, trip.value, trip.limit), (KillTrigger::Failures, dec!(3), dec!(3)));
+        assert_eq!(&*trip.reason, "provider errors in a row 3 reached limit 3");
+        // TC2: rejected orders (the other failure count) do not count here.
+        let mut other =
+            KillSwitch::new(KillSwitchLimits { max_provider_errors: Some(1), ..KillSwitchLimits::default() }, false);
+        other.on_outcome(true);
+        assert!(other.check(&portfolio).is_none());
     }
 }

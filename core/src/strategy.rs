@@ -211,6 +211,7 @@ fn answer(decision: Decision, empty: &Text) -> ProviderAnswer {
         latency_us: 0,
         tokens_in: 0,
         tokens_out: 0,
+        record: None,
     }
 }
 
@@ -434,6 +435,7 @@ mod tests {
                     position_qty: Decimal::ZERO,
                     quote: None,
                     equity: Decimal::ZERO,
+                    context: None,
                 };
                 strategy.decide(&input).decision.action
             })

@@ -61,6 +61,7 @@ impl DecisionProvider for Scripted {
             latency_us: 0,
             tokens_in: 0,
             tokens_out: 0,
+            record: None,
         }
     }
 }

@@ -80,7 +80,7 @@ proptest! {
         let mut ema = EmaRsi::new(2, 5, 3, 70.0, 30.0, sizing);
         for (i, value) in values.iter().enumerate() {
             let _ = sma.push(*value);
-            let input = DecisionInput { ts: TimestampNs::from_nanos(i as i64), instrument: &spy(), price: *value, bar: None, quote: None, position_qty: Decimal::ZERO, equity: Decimal::ZERO };
+            let input = DecisionInput { ts: TimestampNs::from_nanos(i as i64), instrument: &spy(), price: *value, bar: None, quote: None, position_qty: Decimal::ZERO, equity: Decimal::ZERO, context: None };
             let _ = cross.decide(&input);
             let _ = ema.decide(&input);
         }
@@ -136,6 +136,7 @@ proptest! {
             daily_loss_cap: Some(limit), max_trades_per_day: Some(1), cooldown_ns: Some(i64::MAX),
             rate_window_ns: Some(i64::MAX), max_decisions_per_window: Some(1), max_orders_per_window: Some(1),
             block_duplicate_orders: true, require_stop_loss: true, max_loss_at_stop: Some(limit),
+            max_llm_calls_per_window: Some(1), llm_daily_budget_usd: Some(limit),
         };
         let mut risk = RiskEngine::new(limits);
         // Exit levels from extreme distances and prices, the decision's own and the policy's.
@@ -153,8 +154,10 @@ proptest! {
                 kill_switch_tripped: false, bracket: &bracket,
             });
             risk.on_order(TimestampNs::from_nanos(tick), &decision);
+            risk.on_model_call(TimestampNs::from_nanos(tick), 3, limit);
+            let _ = risk.llm_guard(TimestampNs::from_nanos(now));
         }
-        let kill = KillSwitch::new(KillSwitchLimits { max_gain: Some(limit), max_loss: Some(limit), max_drawdown: Some(limit), max_consecutive_failures: Some(1), close_positions: true }, false);
+        let kill = KillSwitch::new(KillSwitchLimits { max_gain: Some(limit), max_loss: Some(limit), max_drawdown: Some(limit), max_consecutive_failures: Some(1), max_provider_errors: Some(1), close_positions: true }, false);
         let _ = kill.check(&portfolio);
     }
 

@@ -1,5 +1,6 @@
-//! A scripted OpenAI-compatible chat-completions server on loopback, for the `openai`
-//! provider's tests (the adapters' tests include this file too): HTTP/1.1, one request
+//! A scripted LLM server on loopback (OpenAI's chat completions, Anthropic's Messages:
+//! it answers whatever is asked with the next scripted reply), for the `openai` and
+//! `anthropic` providers' tests (the adapters' tests include this file too): HTTP/1.1, one request
 //! per connection, answers served in the order connections arrive from a script whose
 //! last answer repeats.
 //! It keeps every request (head and body) for the test to inspect.
@@ -33,7 +34,8 @@ impl Reply {
         Reply { status, body: body.to_string(), delay: Duration::ZERO, headers: Vec::new() }
     }
 
-    /// A 200 with the fixture `fixtures/llm/openai/<name>.json`.
+    /// A 200 with the fixture `fixtures/llm/openai/<name>.json` (or
+    /// `fixtures/llm/<name>.json` for a name with a folder, `anthropic/plain`).
     pub fn fixture(name: &str) -> Reply {
         Reply::ok(&fixture_body(name))
     }
@@ -51,9 +53,12 @@ impl Reply {
     }
 }
 
-/// The text of `fixtures/llm/openai/<name>.json`.
+/// The text of `fixtures/llm/openai/<name>.json`, or of `fixtures/llm/<name>.json`
+/// for a name with a folder (`anthropic/plain`).
 pub fn fixture_body(name: &str) -> String {
-    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/llm/openai"))
+    let folder = if name.contains('/') { "" } else { "openai" };
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/llm"))
+        .join(folder)
         .join(format!("{name}.json"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }

@@ -122,7 +122,8 @@ fn an_llm_run_redecided_asks_the_model_again_and_a_cached_redecide_asks_nothing(
     let ledger = Ledger::new();
     let config = llm_config(&ledger, "llm.toml", &recorded_server);
     let data = "fixtures/spy-daily-1998-q1.csv";
-    let run = with_key(&ledger, &["replay", "--config", &config, "--data", data]);
+    let recorded_cache = ledger.dir.path().join("recorded-cache").display().to_string();
+    let run = with_key(&ledger, &["replay", "--config", &config, "--data", data, "--llm-cache", &recorded_cache]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(recorded_server.received().len(), 11, "49 warm-up bars of 60 are not asked");
 
@@ -130,6 +131,14 @@ fn an_llm_run_redecided_asks_the_model_again_and_a_cached_redecide_asks_nothing(
     drop(recorded_server);
     let replayed = with_key(&ledger, &["replay", "--run", "1", "--verify"]);
     assert_eq!(replayed.code, 0, "{}\n{}", replayed.stdout, replayed.stderr);
+    // Redecided by the run's own provider (its configuration read back from the
+    // record), answered by the cache it filled: the same decisions, no call (the
+    // server is gone).
+    let same =
+        with_key(&ledger, &["replay", "--run", "1", "--redecide", "--llm-cache", &recorded_cache, "--llm-cache-only"]);
+    assert_eq!(same.code, 0, "{}\n{}", same.stdout, same.stderr);
+    assert!(same.stdout.contains("decisions changed: 0 of 60 cycles"), "{}", same.stdout);
+    assert!(same.stdout.contains("no cycle differs"), "{}", same.stdout);
 
     // Redecided by another model server that now says short ("prose"): every asked
     // decision changes, and the P&L follows.
@@ -145,6 +154,7 @@ fn an_llm_run_redecided_asks_the_model_again_and_a_cached_redecide_asks_nothing(
     assert!(first.stdout.contains("first difference: cycle 50 at 1998-03-16"), "{}", first.stdout);
 
     // Again from the cache: no call, the same counterfactual (but for the run numbers).
+    // (Runs: 1 recorded, 2 its --verify replay, 3 the same-provider redecide, 4 and 5 these.)
     let second = with_key(&ledger, &[&args[..], &["--llm-cache-only"]].concat());
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     assert_eq!(other_server.received().len(), 11, "the cached redecide called the server");

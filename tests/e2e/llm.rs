@@ -244,3 +244,244 @@ fn provider_failures_in_a_row_trip_the_kill_switch_and_the_run_goes_on() {
     assert_eq!(trips.len(), 1, "{trips:?}");
     assert_eq!(trips[0]["trigger"], "failures", "{}", trips[0]);
 }
+
+/// A config for a tool-calling `anthropic` agent at `server`, with `extra` TOML after it.
+fn agent_config(ledger: &Ledger, server: &ChatServer, extra: &str) -> String {
+    let path = ledger.dir.path().join("agent.toml");
+    let text = format!(
+        "[provider]\nkind = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"{KEY_VAR}\"\n\
+         max_tokens = 400\ntemperature = 0.0\ntimeout = \"2s\"\nmax_retries = 1\nretry_backoff = \"10ms\"\n\
+         tools = [\"get_quote\", \"get_portfolio\", \"get_technicals\", \"get_recent_bars\", \"check_risk\"]\n\
+         max_tool_rounds = 3\nprice_per_mtok_in = 3\nprice_per_mtok_out = 15\n{extra}",
+        server.base_url()
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The events of the ledger, as JSON.
+fn events(ledger: &Ledger, run: &str) -> Vec<serde_json::Value> {
+    ledger.ok(&["events", "--run", run, "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The events of `kind`, with their headers.
+fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["payload"].get(kind).is_some()).collect()
+}
+
+#[test]
+fn a_tool_calling_anthropic_agent_is_recorded_and_replayed_from_the_record_without_a_call() {
+    let server = ChatServer::start(vec![
+        Reply::fixture("anthropic/tool-use-context"), // decision 1: two tools ...
+        Reply::fixture("anthropic/tool-use-risk"),    // ... a dry run of the risk engine ...
+        Reply::fixture("anthropic/plain"),            // ... then long
+        Reply::fixture("anthropic/fenced"),           // decisions 2..11: close
+    ]);
+    let ledger = Ledger::new();
+    let config = agent_config(&ledger, &server, "");
+    let data = "fixtures/spy-daily-1998-q1.csv";
+    let output = ledger
+        .command(&["replay", "--config", &config, "--data", data])
+        .env(KEY_VAR, KEY)
+        .env("RUST_LOG", "debug")
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(server.received().len(), 13, "3 requests for the first decision, then one per bar");
+
+    let run = events(&ledger, "1");
+    let started = &of_kind(&run, "RunStarted")[0]["payload"]["RunStarted"];
+    assert_eq!(
+        (started["provider"].as_str(), started["model"].as_str()),
+        (Some("anthropic"), Some("claude-sonnet-4-5"))
+    );
+    assert!(started["params"].as_str().unwrap().contains("max_tool_rounds=3"), "{started}");
+    // The tool calls follow their decision, each caused by it, in the order made.
+    let decision = of_kind(&run, "DecisionMade").into_iter().find(|e| e["payload"]["DecisionMade"]["prompt"] != "");
+    let decision = decision.expect("an asked decision");
+    assert_eq!(decision["payload"]["DecisionMade"]["parsed"]["action"], "long");
+    let tools = of_kind(&run, "ToolCalled");
+    let names: Vec<&str> = tools.iter().map(|e| e["payload"]["ToolCalled"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["get_technicals", "get_portfolio", "check_risk"]);
+    let seq = decision["header"]["seq"].as_u64().unwrap();
+    for (n, tool) in tools.iter().enumerate() {
+        assert_eq!(tool["header"]["causation_seq"].as_u64(), Some(seq), "{tool}");
+        assert_eq!(tool["header"]["seq"].as_u64(), Some(seq + 1 + n as u64), "{tool}");
+    }
+    // The dry run saw the engine's state: no limit configured, so the long would pass.
+    let risk: serde_json::Value =
+        serde_json::from_str(tools[2]["payload"]["ToolCalled"]["result"].as_str().unwrap()).unwrap();
+    assert_eq!(risk["approved"], true, "{risk}");
+    // One ModelCalled per asked decision: requests, status and cost.
+    let calls = of_kind(&run, "ModelCalled");
+    assert_eq!(calls.len(), 11);
+    let first = &calls[0]["payload"]["ModelCalled"];
+    assert_eq!((first["requests"].as_u64(), first["http_status"].as_u64()), (Some(3), Some(200)));
+    // (1204 + 1530 + 731) x 3 / 1e6 + (88 + 61 + 64) x 15 / 1e6.
+    assert_eq!(first["cost_usd"], "0.01359");
+    assert_eq!(calls[1]["payload"]["ModelCalled"]["cost_usd"], "0.002721");
+    assert!(first["indicators"].as_str().unwrap().contains("trend=up"), "{first}");
+    assert!(!of_kind(&run, "OrderFilled").is_empty(), "the agent's long was traded");
+
+    // Replayed from the record: the same events, the tool calls included, and no call
+    // (the key is not even set).
+    let verified = ledger.run(&["replay", "--run", "1", "--verify"]);
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
+    assert_eq!(server.received().len(), 13, "the replay called the server");
+    let replayed = events(&ledger, "2");
+    let payloads = |events: &[serde_json::Value], kind: &str| -> Vec<String> {
+        of_kind(events, kind).iter().map(|e| e["payload"].to_string()).collect()
+    };
+    for kind in ["ToolCalled", "ModelCalled", "DecisionMade"] {
+        assert_eq!(payloads(&run, kind), payloads(&replayed, kind), "{kind}");
+    }
+
+    // The key is nowhere: events, the debug log, an audit export, the stored ledger
+    // (events and snapshots) ...
+    let export = ledger.dir.path().join("export");
+    ledger.ok(&["audit", "export", "--run", "1", "--out", export.to_str().unwrap()]);
+    let all_events = ledger.ok(&["events", "--json"]);
+    assert!(stderr.contains("DEBUG"), "a debug log was written");
+    for (what, text) in [("events", all_events.as_str()), ("the debug log", stderr.as_str())] {
+        assert!(!text.contains(KEY), "the API key leaked into {what}");
+    }
+    let holds = |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+    let mut seen_in_store = false;
+    for file in walk(&export).into_iter().chain(walk(&ledger.data_dir())) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!holds(&bytes, KEY), "the API key is in {}", file.display());
+        // The scan reads the stored text: the recorded conversation is found in it.
+        seen_in_store |= holds(&bytes, "toolu_01A09q90qw90lq917835lq9");
+    }
+    assert!(seen_in_store, "the scan did not see the recorded requests");
+    // ... though every request carried it, in x-api-key.
+    assert!(server.received().iter().all(|r| r.head.contains(&format!("x-api-key: {KEY}"))));
+}
+
+#[test]
+fn a_key_an_error_echoes_is_scrubbed_and_provider_errors_in_a_row_trip_the_kill_switch() {
+    // The API answers 401 quoting the key it was sent (some gateways do).
+    let echo =
+        format!(r#"{{"type":"error","error":{{"type":"authentication_error","message":"invalid x-api-key {KEY}"}}}}"#);
+    let server = ChatServer::start(vec![Reply::status(401, &echo)]);
+    let ledger = Ledger::new();
+    let config = agent_config(&ledger, &server, "\n[kill_switch]\nmax_provider_errors = 4\n");
+    let run = run_with_key(&ledger, &["replay", "--config", &config, "--data", "fixtures/spy-daily-1998-q1.csv"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(server.received().len(), 11, "a 401 is not retried; the run went on");
+    let events = events(&ledger, "1");
+    let errors: Vec<&str> = of_kind(&events, "ModelCalled")
+        .iter()
+        .map(|e| e["payload"]["ModelCalled"]["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 11);
+    assert!(errors[0].ends_with("HTTP 401: invalid x-api-key ***"), "{}", errors[0]);
+    let trips = of_kind(&events, "KillSwitchTripped");
+    assert_eq!(trips.len(), 1);
+    let trip = &trips[0]["payload"]["KillSwitchTripped"];
+    assert_eq!(
+        (trip["trigger"].as_str(), trip["reason"].as_str()),
+        (Some("failures"), Some("provider errors in a row 4 reached limit 4"))
+    );
+    let text = ledger.ok(&["events", "--json"]);
+    for (what, text) in [("events", text.as_str()), ("stderr", run.stderr.as_str()), ("stdout", run.stdout.as_str())] {
+        assert!(!text.contains(KEY), "the API key leaked into {what}");
+    }
+}
+
+#[test]
+fn agent_settings_are_checked_at_load_and_a_template_error_names_its_file_and_line() {
+    let server = ChatServer::start(vec![Reply::fixture("anthropic/plain")]);
+    let ledger = Ledger::new();
+    let template = ledger.dir.path().join("prompt.j2");
+    std::fs::write(&template, "Instrument {{ instrument }}\n{% if %}\n").unwrap();
+    let extra = "prompt_template = \"prompt.j2\"\n";
+    let config = agent_config(&ledger, &server, extra);
+    let path = ledger.dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("max_tool_rounds = 3", "max_tool_rounds = 0")
+            .replace("\"check_risk\"]", "\"check_risk\", \"place_order\"]"),
+    )
+    .unwrap();
+    let run = run_with_key(
+        &ledger,
+        &["replay", "--in-memory", "--config", path.to_str().unwrap(), "--data", "fixtures/spy-daily-1998-q1.csv"],
+    );
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let shown = format!("{}:2: syntax error", template.display());
+    for expected in
+        ["provider.tools[5] = \"place_order\": not a tool", "provider.max_tool_rounds = 0: must be in [1, 20]", &shown]
+    {
+        assert!(run.stderr.contains(expected), "{expected:?} missing from:\n{}", run.stderr);
+    }
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn the_anthropic_example_config_runs_with_its_prompt_template() {
+    let server = ChatServer::start(vec![Reply::fixture("anthropic/fenced")]);
+    let ledger = Ledger::new();
+    let output = ledger
+        .command(&[
+            "replay",
+            "--in-memory",
+            "--config",
+            "fixtures/llm-anthropic.example.toml",
+            "--data",
+            "fixtures/spy-daily-1998-q1.csv",
+        ])
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("LEDGER_PROVIDER__BASE_URL", server.base_url())
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let received = server.received();
+    assert_eq!(received.len(), 11);
+    let request: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    let user = request["messages"][0]["content"].as_str().unwrap();
+    // The template's own line, then the default message it wraps.
+    assert!(user.starts_with("You trade SPY on daily bars"), "{user}");
+    assert!(user.contains("EMA(50): ") && user.contains("Decide now"), "{user}");
+    assert_eq!(request["tools"].as_array().map(Vec::len), Some(5));
+}
+
+#[test]
+fn a_paper_run_of_the_agent_fills_the_cache_and_a_cached_run_asks_nothing_and_records_the_same() {
+    let server = ChatServer::start(vec![
+        Reply::fixture("anthropic/tool-use-context"),
+        Reply::fixture("anthropic/plain"),
+        Reply::fixture("anthropic/prose"),
+    ]);
+    let ledger = Ledger::new();
+    let config = agent_config(&ledger, &server, "");
+    let cache = ledger.dir.path().join("llm-cache").display().to_string();
+    let data = "fixtures/spy-daily-1998-q1.csv";
+    let first =
+        run_with_key(&ledger, &["run", "--speed", "0", "--config", &config, "--data", data, "--llm-cache", &cache]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(server.received().len(), 12, "two requests for the first decision, one per bar after");
+    let second = run_with_key(
+        &ledger,
+        &["replay", "--config", &config, "--data", data, "--llm-cache", &cache, "--llm-cache-only"],
+    );
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(server.received().len(), 12, "the cached run called the server");
+    // The tool answers were the same (the same state at the same cycles), so every
+    // request was found: the same decisions, tool calls and model calls.
+    let (one, two) = (events(&ledger, "1"), events(&ledger, "2"));
+    for kind in ["DecisionMade", "ToolCalled", "ModelCalled"] {
+        let payloads = |events: &[serde_json::Value]| -> Vec<String> {
+            of_kind(events, kind).iter().map(|e| e["payload"].to_string()).collect()
+        };
+        assert_eq!(payloads(&one), payloads(&two), "{kind}");
+    }
+    assert_eq!(of_kind(&one, "ToolCalled").len(), 2);
+}

@@ -46,6 +46,10 @@ pub struct CachedCall {
     pub error_body: String,
     /// Wall time of the call with its retries, microseconds.
     pub latency_us: u64,
+    /// HTTP status of the last response, when one came (absent in entries written
+    /// before it was kept).
+    #[serde(default)]
+    pub http_status: Option<u16>,
 }
 
 /// A line of `calls.jsonl`.
@@ -311,7 +315,13 @@ mod tests {
     use super::*;
 
     fn call(body: &str) -> CachedCall {
-        CachedCall { body: Some(body.into()), failure: None, error_body: String::new(), latency_us: 42 }
+        CachedCall {
+            body: Some(body.into()),
+            failure: None,
+            error_body: String::new(),
+            latency_us: 42,
+            http_status: Some(200),
+        }
     }
 
     #[test]
@@ -324,8 +334,13 @@ mod tests {
         assert_eq!(cache.get(&key).unwrap(), None);
         cache.put(&key, &call("{\"choices\":[]}")).unwrap();
         let other = ResponseCache::key("openai", "http://x/v1/chat/completions", "{\"n\":2}");
-        let failed =
-            CachedCall { body: None, failure: Some("timed out".into()), error_body: "x\ny".into(), latency_us: 7 };
+        let failed = CachedCall {
+            body: None,
+            failure: Some("timed out".into()),
+            error_body: "x\ny".into(),
+            latency_us: 7,
+            http_status: None,
+        };
         cache.put(&other, &failed).unwrap();
         // TC1: what was put is what is got, at once and from a cache opened anew.
         assert_eq!(cache.get(&key).unwrap(), Some(call("{\"choices\":[]}")));

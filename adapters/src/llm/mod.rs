@@ -4,8 +4,13 @@
 //! # Layout
 //! - [`prompt`]: the market context a model is shown (instrument, prices, EMA 20/50,
 //!   RSI 14, trend, position, equity) and the default prompt with the JSON contract.
-//! - [`openai`]: the OpenAI-compatible chat-completions provider (OpenAI, DeepSeek,
+//! - [`agent`]: what every provider does around its API's dialect: the conversation
+//!   with its tool rounds, the answer held to the contract, failures, cost, the record.
+//! - [`openai`]: the OpenAI-compatible chat-completions dialect (OpenAI, DeepSeek,
 //!   vLLM, Ollama, llama.cpp).
+//! - [`anthropic`]: Anthropic's Messages API dialect.
+//! - [`tools`]: the read-only tools of a tool-calling agent.
+//! - [`http`]: the endpoint: HTTP client, key header, retries within the time budget.
 //! - [`cache`]: call outcomes kept by request hash, so a backtest runs again at no cost.
 //!
 //! What every provider here promises: a failure (timeout, refused connection, HTTP
@@ -14,9 +19,13 @@
 //! run; the API key is held in an [`ApiKey`], which prints as `***` and is scrubbed
 //! from every message a provider records or logs.
 
+pub mod agent;
+pub mod anthropic;
 pub mod cache;
+pub mod http;
 pub mod openai;
 pub mod prompt;
+pub mod tools;
 
 use std::fmt;
 
@@ -34,7 +43,7 @@ impl ApiKey {
     }
 
     /// The key itself, for the request header.
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 

@@ -40,6 +40,11 @@ is a trailing stop as a fraction of the price, strictly between 0 and 1; limit_p
 instead of at market, with time_in_force. Use null for any term you do not set. Orders pass a risk engine that may \
 refuse them.";
 
+/// Added to the system message of a tool-calling agent.
+pub const TOOLS_NOTE: &str = "You may call the tools you are given to look further (the quote, the portfolio, \
+technicals, recent bars, a dry run of the risk engine on a decision you consider) before you answer; they are \
+read-only and place nothing. Then answer with the JSON object only.";
+
 /// The indicators of the closes seen so far: EMA 20, EMA 50 and RSI 14, updated in
 /// O(1) per tick. Serializable, so a session snapshot keeps them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +127,128 @@ pub fn user_message(input: &DecisionInput<'_>, levels: &Levels) -> String {
     text
 }
 
+/// A prompt template file (minijinja, Jinja2's syntax) that replaces the default user
+/// message. It sees `instrument`, `time` (RFC 3339 UTC), `price`, `bar` (`open`,
+/// `high`, `low`, `close`, `volume`; absent when the tick is not a bar), `bid` and
+/// `ask` (absent unless the tick is a quote), `ema_fast`, `ema_slow`, `rsi` (text with
+/// 4, 4 and 2 decimals), `trend` (`up`, `down`, `flat`), `position_qty` (signed units),
+/// `equity`, and `default_prompt` (the default user message, to wrap). Decimals are
+/// text, exact. A variable the template names that does not exist is an error.
+pub struct PromptTemplate {
+    /// The file, as named in errors.
+    file: String,
+    env: minijinja::Environment<'static>,
+    sha256: String,
+}
+
+impl std::fmt::Debug for PromptTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PromptTemplate({})", self.file)
+    }
+}
+
+impl Clone for PromptTemplate {
+    fn clone(&self) -> Self {
+        PromptTemplate { file: self.file.clone(), env: self.env.clone(), sha256: self.sha256.clone() }
+    }
+}
+
+impl PromptTemplate {
+    /// The template in `source`, read from `file`; checked by rendering it once on a
+    /// sample tick.
+    ///
+    /// # Errors
+    /// A syntax error, or a render error on the sample (an unknown variable, a filter
+    /// misused), as one line naming the file and the line: `FILE:LINE: what`.
+    pub fn new(file: &str, source: String) -> Result<PromptTemplate, String> {
+        use sha2::{Digest, Sha256};
+        let sha256 = Sha256::digest(source.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.add_template_owned("prompt", source).map_err(|e| located(file, &e))?;
+        let template = PromptTemplate { file: file.to_string(), env, sha256 };
+        let spy = ledger_core::ids::InstrumentId::new("SPY").map_err(|e| e.to_string())?;
+        let bar = ledger_core::event::Bar {
+            open: Decimal::ONE_HUNDRED,
+            high: Decimal::ONE_HUNDRED,
+            low: Decimal::ONE_HUNDRED,
+            close: Decimal::ONE_HUNDRED,
+            volume: Some(Decimal::ONE),
+            interval_ns: 60_000_000_000,
+        };
+        let sample = DecisionInput {
+            ts: ledger_core::time::TimestampNs::from_nanos(0),
+            instrument: &spy,
+            price: Decimal::ONE_HUNDRED,
+            bar: Some(&bar),
+            quote: None,
+            position_qty: Decimal::ZERO,
+            equity: Decimal::ONE_HUNDRED,
+            context: None,
+        };
+        template.render(&sample, &Levels { ema_fast: 100.0, ema_slow: 100.0, rsi: 50.0 })?;
+        Ok(template)
+    }
+
+    /// Reads and checks the template file `path`.
+    ///
+    /// # Errors
+    /// The file cannot be read, or as [`PromptTemplate::new`].
+    pub fn load(path: &std::path::Path) -> Result<PromptTemplate, String> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+        PromptTemplate::new(&file, source)
+    }
+
+    /// SHA-256 of the template's text, lowercase hex (recorded in the provider's params).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The user message for one tick.
+    ///
+    /// # Errors
+    /// A render error, as `FILE:LINE: what`.
+    pub fn render(&self, input: &DecisionInput<'_>, levels: &Levels) -> Result<String, String> {
+        let template = self.env.get_template("prompt").map_err(|e| located(&self.file, &e))?;
+        let bar = input.bar.map(|b| {
+            minijinja::context! {
+                open => b.open.to_string(), high => b.high.to_string(), low => b.low.to_string(),
+                close => b.close.to_string(), volume => b.volume.map(|v| v.to_string()),
+            }
+        });
+        let context = minijinja::context! {
+            instrument => input.instrument.as_str(),
+            time => input.ts.to_rfc3339(),
+            price => input.price.to_string(),
+            bar => bar,
+            bid => input.quote.map(|q| q.bid.to_string()),
+            ask => input.quote.map(|q| q.ask.to_string()),
+            ema_fast => format!("{:.4}", levels.ema_fast),
+            ema_slow => format!("{:.4}", levels.ema_slow),
+            rsi => format!("{:.2}", levels.rsi),
+            trend => levels.trend(),
+            position_qty => input.position_qty.to_string(),
+            equity => input.equity.to_string(),
+            default_prompt => user_message(input, levels),
+        };
+        template.render(context).map_err(|e| located(&self.file, &e))
+    }
+}
+
+/// A template error on one line: `FILE:LINE: what`.
+fn located(file: &str, error: &minijinja::Error) -> String {
+    let what = match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    };
+    match error.line() {
+        Some(line) => format!("prompt template {file}:{line}: {what}"),
+        None => format!("prompt template {file}: {what}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +288,7 @@ mod tests {
             quote: None,
             position_qty: dec!(-3),
             equity: dec!(99500.25),
+            context: None,
         };
         let levels = Levels { ema_fast: 100.0, ema_slow: 100.5, rsi: 42.123 };
         let text = user_message(&input, &levels);
@@ -177,5 +305,42 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_template_renders_the_context_and_its_errors_name_the_file_and_line() {
+        let spy = InstrumentId::new("SPY").unwrap();
+        let quote = ledger_core::event::Quote { bid: dec!(99.5), ask: dec!(100.5), bid_size: None, ask_size: None };
+        let input = DecisionInput {
+            ts: TimestampNs::from_nanos(0),
+            instrument: &spy,
+            price: dec!(100),
+            bar: None,
+            quote: Some(&quote),
+            position_qty: dec!(2),
+            equity: dec!(1000.50),
+            context: None,
+        };
+        let levels = Levels { ema_fast: 101.0, ema_slow: 100.0, rsi: 55.5 };
+        let source = "{{ instrument }} at {{ price }} ({{ bid }}/{{ ask }}), trend {{ trend }}, RSI {{ rsi }}\n\
+                      {% if bar %}bar{% else %}no bar{% endif %}; held {{ position_qty }} of {{ equity }}";
+        let template = PromptTemplate::new("t.j2", source.to_string()).unwrap();
+        // TC0: the variables, decimals as written.
+        assert_eq!(
+            template.render(&input, &levels).unwrap(),
+            "SPY at 100 (99.5/100.5), trend up, RSI 55.50\nno bar; held 2 of 1000.50"
+        );
+        // TC1: the default prompt can be wrapped.
+        let wrapped = PromptTemplate::new("w.j2", "Be brief.\n{{ default_prompt }}".into()).unwrap();
+        assert_eq!(wrapped.render(&input, &levels).unwrap(), format!("Be brief.\n{}", user_message(&input, &levels)));
+        // TC2: a syntax error names the file and the line.
+        let error = PromptTemplate::new("bad.j2", "line one\n{% if %}".into()).unwrap_err();
+        assert!(error.starts_with("prompt template bad.j2:2: syntax error"), "{error}");
+        // TC3: an unknown variable is an error at load (the sample render), with its line.
+        let error = PromptTemplate::new("typo.j2", "a\nb\n{{ equty }}".into()).unwrap_err();
+        assert!(error.starts_with("prompt template typo.j2:3: undefined value"), "{error}");
+        // TC4: a missing file is named.
+        let error = PromptTemplate::load(std::path::Path::new("/nonexistent/p.j2")).unwrap_err();
+        assert!(error.starts_with("/nonexistent/p.j2: "), "{error}");
     }
 }

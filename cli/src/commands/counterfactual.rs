@@ -48,7 +48,7 @@ fn provider_name(provider: &ProviderConfig<std::path::PathBuf>) -> String {
         ProviderConfig::Rules { strategy, .. } => format!("the rules strategy {strategy}"),
         ProviderConfig::Script { file } => format!("the script {}", describe::path(file)),
         ProviderConfig::Openai(openai) => format!("the openai model {}", openai.model),
-        ProviderConfig::Anthropic { model, .. } => format!("the anthropic model {model}"),
+        ProviderConfig::Anthropic(anthropic) => format!("the anthropic model {}", anthropic.model),
     }
 }
 
@@ -82,13 +82,24 @@ pub fn apply_risk_config(settings: &mut Settings, file: &Path) -> Result<()> {
 /// # Errors
 /// Flags or a config that do not resolve; a recorded provider this version cannot read.
 pub fn choose_provider(settings: &mut Settings, recorded: &RecordedSettings, flags: &SessionFlags) -> Result<()> {
-    let named = Settings::resolve(flags)?;
-    settings.provider = match flags.config.is_some() || flags.strategy.is_some() {
-        true => named.provider,
-        false => recorded.provider()?,
-    };
-    settings.llm_cache = named.llm_cache;
-    settings.llm_cache_only = named.llm_cache_only;
+    if flags.config.is_some() || flags.strategy.is_some() {
+        let named = Settings::resolve(flags)?;
+        settings.provider = named.provider;
+        settings.llm_cache = named.llm_cache;
+        settings.llm_cache_only = named.llm_cache_only;
+        return Ok(());
+    }
+    // The run's own provider: the flags are checked without the cache's, which the
+    // default provider (rules) would refuse, and the cache is checked against it.
+    Settings::resolve(&SessionFlags { llm_cache: None, llm_cache_only: false, ..flags.clone() })?;
+    settings.provider = recorded.provider()?;
+    if flags.llm_cache.is_some()
+        && !matches!(settings.provider, ProviderConfig::Openai(_) | ProviderConfig::Anthropic(_))
+    {
+        bail!("--llm-cache: the run's provider is {}, which asks no model", provider_name(&settings.provider));
+    }
+    settings.llm_cache = flags.llm_cache.clone();
+    settings.llm_cache_only = flags.llm_cache_only;
     Ok(())
 }
 

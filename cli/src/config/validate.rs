@@ -38,9 +38,11 @@ use ledger_core::ids::{IdError, InstrumentId};
 use ledger_core::strategy::RuleSizing;
 use rust_decimal::Decimal;
 
-use super::{Config, OpenAiConfig, ProviderConfig, Settings};
+use super::{AgentConfig, AnthropicConfig, Config, OpenAiConfig, ProviderConfig, Settings};
 use crate::args::SessionFlags;
 use crate::describe::{self, quoted};
+use ledger_adapters::llm::prompt::PromptTemplate;
+use ledger_adapters::llm::tools::{Tool, ALL_TOOLS};
 
 /// The most starting cash. rust_decimal keeps 96 bits (|x| < 7.9e28) and its operators
 /// panic on overflow; the engine multiplies cash by leverage (up to 100), fractions and
@@ -568,7 +570,7 @@ pub fn parse_utc_offset(text: &str) -> Result<i32, String> {
 
 /// The provider: a rule strategy's parameters parse and are in range; a decisions file
 /// exists; an LLM server's URL, sampling and retry settings are in range and its key's
-/// variable is set; providers not built yet are refused.
+/// variable is set; an agent's tools, rounds, prices and prompt template are valid.
 fn provider(s: &Settings, c: &mut Checker<'_>) {
     match &s.provider {
         ProviderConfig::Rules { strategy, params } => {
@@ -591,47 +593,105 @@ fn provider(s: &Settings, c: &mut Checker<'_>) {
             max_retries,
             retry_backoff_ns,
             seed: _,
+            agent,
         }) => {
-            c.check("provider.model", quoted(model), !model.trim().is_empty(), "must name the model");
-            if let Some((rule, shown)) = base_url_problem(base_url) {
-                let value = shown.then(|| quoted(base_url));
-                c.add(Problem::new("provider.base_url", Some(value.unwrap_or_else(|| "(not shown)".into())), rule));
-            }
-            if let Some(var) = api_key_env {
-                let set = std::env::var_os(var).is_some_and(|v| !v.to_string_lossy().trim().is_empty());
-                c.check(
-                    "provider.api_key_env",
-                    quoted(var),
-                    set,
-                    "names an environment variable that is not set (or is empty): export the API key in it",
-                );
-            }
+            let server = LlmServer { model, base_url, api_key_env: api_key_env.as_deref(), max_tokens: *max_tokens };
+            llm_server(c, &server, *timeout_ns, *max_retries, *retry_backoff_ns);
             c.check_opt(
                 "provider.temperature",
                 *temperature,
                 |t| t >= Decimal::ZERO && t <= Decimal::TWO,
                 "must be in [0, 2]",
             );
-            c.check_opt("provider.max_tokens", *max_tokens, |n| n >= 1, "must be >= 1 when set");
-            c.check(
-                "provider.timeout",
-                *timeout_ns,
-                *timeout_ns > 0 && *timeout_ns <= HOUR_NS,
-                "must be > 0 and at most 1h (3600000000000 ns)",
-            );
-            c.check("provider.max_retries", *max_retries, *max_retries <= 10, "must be in [0, 10]");
-            c.check(
-                "provider.retry_backoff",
-                *retry_backoff_ns,
-                *retry_backoff_ns >= 0 && *retry_backoff_ns <= MINUTE_NS,
-                "must be in [0, 1m] (60000000000 ns)",
-            );
+            llm_agent(c, agent);
         }
-        ProviderConfig::Anthropic { .. } => c.add(Problem::new(
-            "provider.kind",
-            Some(quoted("anthropic")),
-            "not built yet: use kind = \"rules\" or \"script\"",
-        )),
+        ProviderConfig::Anthropic(AnthropicConfig {
+            model,
+            base_url,
+            api_key_env,
+            temperature,
+            max_tokens,
+            timeout_ns,
+            max_retries,
+            retry_backoff_ns,
+            agent,
+        }) => {
+            let server = LlmServer { model, base_url, api_key_env: Some(api_key_env), max_tokens: Some(*max_tokens) };
+            llm_server(c, &server, *timeout_ns, *max_retries, *retry_backoff_ns);
+            c.check_opt(
+                "provider.temperature",
+                *temperature,
+                |t| t >= Decimal::ZERO && t <= Decimal::ONE,
+                "must be in [0, 1] for anthropic",
+            );
+            llm_agent(c, agent);
+        }
+    }
+}
+
+/// What both LLM kinds configure about their server.
+struct LlmServer<'a> {
+    model: &'a str,
+    base_url: &'a str,
+    api_key_env: Option<&'a str>,
+    max_tokens: Option<u32>,
+}
+
+/// An LLM server's model, URL, key variable, token limit and retry settings.
+fn llm_server(c: &mut Checker<'_>, server: &LlmServer<'_>, timeout_ns: i64, max_retries: u32, retry_backoff_ns: i64) {
+    let LlmServer { model, base_url, api_key_env, max_tokens } = *server;
+    c.check("provider.model", quoted(model), !model.trim().is_empty(), "must name the model");
+    if let Some((rule, shown)) = base_url_problem(base_url) {
+        let value = shown.then(|| quoted(base_url));
+        c.add(Problem::new("provider.base_url", Some(value.unwrap_or_else(|| "(not shown)".into())), rule));
+    }
+    if let Some(var) = api_key_env {
+        let set = std::env::var_os(var).is_some_and(|v| !v.to_string_lossy().trim().is_empty());
+        c.check(
+            "provider.api_key_env",
+            quoted(var),
+            set,
+            "names an environment variable that is not set (or is empty): export the API key in it",
+        );
+    }
+    c.check_opt("provider.max_tokens", max_tokens, |n| n >= 1, "must be >= 1 when set");
+    c.check(
+        "provider.timeout",
+        timeout_ns,
+        timeout_ns > 0 && timeout_ns <= HOUR_NS,
+        "must be > 0 and at most 1h (3600000000000 ns)",
+    );
+    c.check("provider.max_retries", max_retries, max_retries <= 10, "must be in [0, 10]");
+    c.check(
+        "provider.retry_backoff",
+        retry_backoff_ns,
+        (0..=MINUTE_NS).contains(&retry_backoff_ns),
+        "must be in [0, 1m] (60000000000 ns)",
+    );
+}
+
+/// An LLM provider's tools (known, each once), rounds, prices and template (it reads
+/// and compiles: its error names the file and line).
+fn llm_agent(c: &mut Checker<'_>, agent: &AgentConfig<std::path::PathBuf>) {
+    for (i, name) in agent.tools.iter().enumerate() {
+        let known = Tool::from_name(name).is_some();
+        let names: Vec<&str> = ALL_TOOLS.iter().map(|t| t.name()).collect();
+        let rule = format!("not a tool: the tools are {}", names.join(", "));
+        c.check(&format!("provider.tools[{i}]"), quoted(name), known, &rule);
+        let repeated = agent.tools[..i].contains(name);
+        c.check(&format!("provider.tools[{i}]"), quoted(name), !repeated, "is listed twice");
+    }
+    c.check_opt("provider.max_tool_rounds", agent.max_tool_rounds, |n| (1..=20).contains(&n), "must be in [1, 20]");
+    for (key, price) in [
+        ("provider.price_per_mtok_in", agent.price_per_mtok_in),
+        ("provider.price_per_mtok_out", agent.price_per_mtok_out),
+    ] {
+        c.check_opt(key, price, |p| p >= Decimal::ZERO, "must be >= 0 (US dollars per million tokens)");
+    }
+    if let Some(path) = &agent.prompt_template {
+        if let Err(error) = PromptTemplate::load(path) {
+            c.add(Problem::new("provider.prompt_template", Some(quoted(&path.display().to_string())), &error));
+        }
     }
 }
 

@@ -202,6 +202,19 @@ pub fn one_of_each() -> Vec<Payload> {
             stop_price: dec!(97.0),
             reason: text("trailing 0.03 from the best price 100"),
         }),
+        Payload::ToolCalled(ToolCalled {
+            round: 1,
+            name: text("check_risk"),
+            arguments: text(r#"{"action":"long","size_pct":0.4}"#),
+            result: text(r#"{"approved":true,"checks":[],"reason":""}"#),
+        }),
+        Payload::ModelCalled(ModelCalled {
+            requests: 2,
+            http_status: Some(200),
+            error: text(""),
+            cost_usd: Decimal::new(3153, 6),
+            indicators: text("ema20=101.2345 ema50=100.1234 rsi14=55.12 trend=up"),
+        }),
     ]
 }
 
@@ -418,6 +431,14 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
         (any_coid(), any_decimal(), any_text()).prop_map(|(client_order_id, stop_price, reason)| {
             Payload::OrderAmended(OrderAmended { client_order_id, stop_price, reason })
         }),
+        (any::<u32>(), any_text(), any_text(), any_text()).prop_map(|(round, name, arguments, result)| {
+            Payload::ToolCalled(ToolCalled { round, name, arguments, result })
+        }),
+        (any::<u32>(), proptest::option::of(any::<u16>()), any_text(), any_decimal(), any_text()).prop_map(
+            |(requests, http_status, error, cost_usd, indicators)| {
+                Payload::ModelCalled(ModelCalled { requests, http_status, error, cost_usd, indicators })
+            }
+        ),
     ]
 }
 
