@@ -201,6 +201,11 @@ pub struct AuditRow {
     pub fills: Vec<FillView>,
     /// Seq of the row's first event.
     pub first_seq: u64,
+    /// The indicator values an LLM provider showed the model, `name=value` space
+    /// separated (`ema20=101.2345 ema50=100.1234 rsi14=55.12 trend=up`), from the
+    /// cycle's `ModelCalled`; `""` for rules and for holds made without a call.
+    #[serde(default, skip_serializing_if = "str_is_empty")]
+    pub indicators: Text,
     /// The tick's instrument (`""` for rows without a tick).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instrument: Option<InstrumentId>,
@@ -217,6 +222,10 @@ pub struct AuditRow {
     /// Strategy or model name.
     #[serde(default, skip_serializing_if = "str_is_empty")]
     pub model: Text,
+    /// The model call behind the decision (requests, HTTP status, error, cost), from
+    /// the cycle's `ModelCalled`, or null without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_call: Option<ModelCallView>,
     /// Accepted, rejected and canceled reports recorded in the row.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub order_updates: Vec<OrderUpdate>,
@@ -278,6 +287,9 @@ pub struct AuditRow {
     pub tokens_in: u64,
     /// Completion tokens.
     pub tokens_out: u64,
+    /// The tool calls a tool-calling agent made while deciding, in order (`ToolCalled`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallView>,
     /// Source time of the row's first event (the exchange time of a tick).
     pub ts_event: Ts,
     /// When the ledger recorded the row's first event.
@@ -392,6 +404,9 @@ impl AuditRow {
             self.latency_us.to_string(),
             self.tokens_in.to_string(),
             self.tokens_out.to_string(),
+            self.indicators.to_string(),
+            json(&self.model_call, self.model_call.is_none())?,
+            json(&self.tool_calls, self.tool_calls.is_empty())?,
             self.verdict.to_string(),
             self.verdict_seq.to_string(),
             self.verdict_reason.to_string(),
@@ -476,6 +491,36 @@ pub struct TickView {
     /// Bar: traded quantity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<Dec>,
+}
+
+/// A model's call for a decision (`ModelCalled`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCallView {
+    /// Cost in US dollars from the configured token prices.
+    pub cost_usd: Dec,
+    /// The failure, `""` when the call succeeded.
+    pub error: Text,
+    /// HTTP status of the last response, or null when none came.
+    pub http_status: Option<u16>,
+    /// HTTP requests the decision took (tool rounds and the final answer).
+    pub requests: u32,
+    /// Seq of the `ModelCalled` event.
+    pub seq: u64,
+}
+
+/// One tool call of a tool-calling agent (`ToolCalled`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCallView {
+    /// The model's arguments, canonical JSON text.
+    pub arguments: Text,
+    /// The tool's name (`get_quote`, `check_risk`, ...).
+    pub name: Text,
+    /// The answer given to the model, JSON text (or an error message).
+    pub result: Text,
+    /// The conversation round, from 1.
+    pub round: u32,
+    /// Seq of the `ToolCalled` event.
+    pub seq: u64,
 }
 
 /// One risk check of a verdict.
@@ -655,6 +700,9 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("latency_us", ColumnType::Integer),
     ("tokens_in", ColumnType::Integer),
     ("tokens_out", ColumnType::Integer),
+    ("indicators", ColumnType::String),
+    ("model_call", ColumnType::Json),
+    ("tool_calls", ColumnType::Json),
     ("verdict", ColumnType::String),
     ("verdict_seq", ColumnType::Integer),
     ("verdict_reason", ColumnType::String),
@@ -872,6 +920,7 @@ impl AuditFold {
             software_version: info.software_version.clone(),
             cycle_id: event.cycle_id.get(),
             first_seq: event.seq.get(),
+            indicators: Text::from(""),
             last_seq: event.seq.get(),
             event_seqs: Vec::new(),
             ts_event: Ts(event.ts_event),
@@ -883,6 +932,7 @@ impl AuditFold {
             tick: None,
             provider: info.provider.clone(),
             model: info.model.clone(),
+            model_call: None,
             params: info.params.clone(),
             prompt_sha256: String::new(),
             prompt: Text::from(""),
@@ -897,6 +947,7 @@ impl AuditFold {
             latency_us: 0,
             tokens_in: 0,
             tokens_out: 0,
+            tool_calls: Vec::new(),
             verdict: Cow::Borrowed(""),
             verdict_seq: 0,
             verdict_reason: Text::from(""),
@@ -1089,6 +1140,23 @@ impl AuditFold {
                     .collect();
             }
             Payload::KillSwitchTripped(trip) => row.kill_switch = Some(trip_view(event.seq, trip)),
+            Payload::ToolCalled(call) => row.tool_calls.push(ToolCallView {
+                arguments: call.arguments.clone(),
+                name: call.name.clone(),
+                result: call.result.clone(),
+                round: call.round,
+                seq: event.seq.get(),
+            }),
+            Payload::ModelCalled(call) => {
+                row.indicators = call.indicators.clone();
+                row.model_call = Some(ModelCallView {
+                    cost_usd: dec(call.cost_usd),
+                    error: call.error.clone(),
+                    http_status: call.http_status,
+                    requests: call.requests,
+                    seq: event.seq.get(),
+                });
+            }
             Payload::OrderSubmitted(order) => {
                 let (qty, qty_unit) = match order.qty {
                     OrderQty::Units(q) => (q, "units"),

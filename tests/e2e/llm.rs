@@ -343,6 +343,25 @@ fn a_tool_calling_anthropic_agent_is_recorded_and_replayed_from_the_record_witho
     // (events and snapshots) ...
     let export = ledger.dir.path().join("export");
     ledger.ok(&["audit", "export", "--run", "1", "--out", export.to_str().unwrap()]);
+    // The audit trail shows the agent's conversation in the decision's row: the tool
+    // calls in order, the model call, the indicator values the model saw; and the
+    // export verifies.
+    let rows = std::fs::read_to_string(export.join("rows.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = rows.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let asked = rows.iter().find(|r| r["tool_calls"].is_array()).expect("a row with tool calls");
+    let names: Vec<&str> =
+        asked["tool_calls"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["get_technicals", "get_portfolio", "check_risk"], "{asked}");
+    assert_eq!(asked["tool_calls"][0]["seq"].as_u64(), Some(seq + 1), "{asked}");
+    assert_eq!(
+        (asked["model_call"]["requests"].as_u64(), asked["model_call"]["cost_usd"].as_str()),
+        (Some(3), Some("0.01359"))
+    );
+    assert!(asked["indicators"].as_str().unwrap().contains("trend=up"), "{asked}");
+    assert_eq!(asked["action"], "long");
+    assert_eq!(rows.iter().filter(|r| r["model_call"].is_object()).count(), 11);
+    let verified = ledger.run(&["audit", "verify", export.to_str().unwrap()]);
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
     let all_events = ledger.ok(&["events", "--json"]);
     assert!(stderr.contains("DEBUG"), "a debug log was written");
     for (what, text) in [("events", all_events.as_str()), ("the debug log", stderr.as_str())] {
