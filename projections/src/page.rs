@@ -52,6 +52,8 @@ pub struct PageFold {
     order_card: HashMap<String, usize>,
     /// Each fill: the card it is recorded in, its order and its time (ms UTC).
     fills: BTreeMap<u64, FillSeen>,
+    /// The source time of each fill (ms UTC) until its audit row is kept.
+    fill_times: HashMap<u64, f64>,
     denied: Vec<Marker>,
 }
 
@@ -190,6 +192,7 @@ impl PageFold {
             cards: Vec::new(),
             order_card: HashMap::new(),
             fills: BTreeMap::new(),
+            fill_times: HashMap::new(),
             denied: Vec::new(),
         }
     }
@@ -250,7 +253,7 @@ impl PageFold {
                 FillSeen {
                     card: index,
                     order: fill.client_order_id.clone(),
-                    ms: ms(row.ts_event.0),
+                    ms: self.fill_times.remove(&fill.seq).unwrap_or(ms(row.ts_event.0)),
                     side,
                     qty: fill.qty.0,
                     price: fill.price.0,
@@ -386,6 +389,9 @@ impl Fold for PageFold {
             Payload::MarketTick(tick) => {
                 self.drain_rows();
                 self.on_tick(event.ts_event, tick.instrument, &tick.data);
+            }
+            Payload::OrderFilled(_) => {
+                self.fill_times.insert(event.seq.get(), ms(event.ts_event));
             }
             _ => {}
         }

@@ -26,15 +26,16 @@ const { chromium: browserType } = require(path.resolve(playwrightDir));
     const page = context.pages()[0] || (await context.newPage());
     page.on("pageerror", (e) => out.errors.push(String(e)));
     page.on("console", (m) => { if (m.type() === "error") out.errors.push(m.text()); });
-    // The file opens offline: any request beyond it is recorded (and refused).
+    // The file is all there is: any other request (a CDN, an image a reason smuggled
+    // in) is recorded and refused.
+    const url = "file://" + path.resolve(report);
     await page.route("**/*", (route) => {
-      const url = route.request().url();
-      if (url.startsWith("file:")) return route.continue();
-      out.requests.push(url);
+      if (route.request().url() === url) return route.continue();
+      out.requests.push(route.request().url());
       return route.abort();
     });
     const started = Date.now();
-    await page.goto("file://" + path.resolve(report), { waitUntil: "load" });
+    await page.goto(url, { waitUntil: "load" });
     await page.waitForFunction(() => window.ledgerReport && window.ledgerReport.ready, null, { timeout: 60000 });
     out.load_ms = Date.now() - started;
     out.page_errors = await page.evaluate(() => window.ledgerReport.errors);
@@ -77,7 +78,8 @@ const { chromium: browserType } = require(path.resolve(playwrightDir));
       await page.waitForFunction(() => window.ledgerReport.shown !== undefined, null, { timeout: 10000 });
       out.clicked_marker = await page.evaluate(() => window.ledgerReport.shown);
       out.panel_text = await page.evaluate(() => document.getElementById("decision").innerText);
-      out.panel_scripts = await page.evaluate(() => document.querySelectorAll("#decision script, #decision img").length);
+      out.panel_elements = await page.evaluate(() => document.querySelectorAll("#decision script, #decision img, #decision b").length);
+      out.injected = await page.evaluate(() => window.pwned === undefined ? null : String(window.pwned));
     }
     await page.screenshot({ path: screenshot, fullPage: false });
   } catch (e) {
