@@ -130,7 +130,7 @@ fn a_run_report_shows_every_tick_fill_and_denial_and_explains_a_clicked_trade() 
     let events: Vec<Value> =
         ledger.ok(&["events", "--run", "1", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let count = |kind: &str, pick: &dyn Fn(&Value) -> bool| {
-        events.iter().filter(|e| e["payload"].get(kind).is_some_and(|p| pick(p))).count() as u64
+        events.iter().filter(|e| e["payload"].get(kind).is_some_and(pick)).count() as u64
     };
     let ticks = count("MarketTick", &|_| true);
     let fills = count("OrderFilled", &|_| true);
