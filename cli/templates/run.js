@@ -38,9 +38,7 @@
     return t;
   }
   function fillsOf(card) {
-    return (card.fills || []).map(function (f) {
-      return [f.seq, f.client_order_id, f.side, f.qty, f.price, f.fee, f.liquidity];
-    });
+    return card.fills || [];
   }
 
   // Shows marker `index` (of panel.markers) with the card of its decision and its fill.
@@ -55,44 +53,44 @@
       ["instrument", m.instrument],
       [m.kind === "denied" ? "verdict seq" : "fill seq", m.seq],
       ["exit reason", m.exit_reason],
-      ["trade", m.trade === null ? "" : "#" + (m.trade + 1)]
+      ["trade", m.trade === undefined ? "" : "#" + (m.trade + 1)]
     ]));
-    var card = m.card === null ? null : panel.cards[m.card];
+    var card = m.card === undefined ? null : panel.cards[m.card];
     if (!card) {
       target.appendChild(el("p", "No decision behind it in this run's events.", "hint"));
     } else {
-      target.appendChild(el("h3", "Decision (cycle " + card.cycle_id + ")"));
+      target.appendChild(el("h3", "Decision (cycle " + card.cycle + ")"));
       target.appendChild(fields([
-        ["provider", card.provider], ["model", card.model], ["params", card.params],
+        ["provider", panel.provider.provider], ["model", panel.provider.model], ["params", panel.provider.params],
         ["action", card.action], ["size", card.size_pct], ["confidence", card.confidence],
-        ["reason", card.decision_reason], ["parse", card.parse_status], ["parse error", card.parse_error],
-        ["latency µs", card.latency_us || ""], ["tokens in/out", card.tokens_in ? card.tokens_in + " / " + card.tokens_out : ""],
-        ["tick price", card.price], ["seqs", card.first_seq + " to " + card.last_seq]
+        ["reason", card.reason], ["parse", card.parse_status], ["parse error", card.parse_error],
+        ["latency µs", card.latency_us], ["tokens", card.tokens],
+        ["tick price", card.price], ["seqs", card.seqs[0] + " to " + card.seqs[1]]
       ]));
       if (card.prompt) target.appendChild(folded("prompt", card.prompt));
       if (card.raw_output) target.appendChild(folded("raw answer", card.raw_output));
       target.appendChild(el("h3", "Risk verdict"));
       target.appendChild(fields([["verdict", card.verdict || "none"], ["why", card.verdict_reason], ["seq", card.verdict_seq || ""]]));
-      if (card.checks && card.checks.length) {
+      if (card.checks) {
         target.appendChild(table(["check", "value", "limit", ""], card.checks.map(function (c) {
-          return [c.id, c.value, c.limit, el("td", c.passed ? "pass" : "FAIL", c.passed ? "passed" : "failed")];
+          return [c[0], c[1], c[2], el("td", c[3] ? "pass" : "FAIL", c[3] ? "passed" : "failed")];
         })));
       }
-      if (card.orders && card.orders.length) {
+      if (card.orders) {
         target.appendChild(el("h3", "Orders"));
-        target.appendChild(table(["seq", "order", "side", "type", "qty", "unit", "status", "exit"], card.orders.map(function (o) {
-          return [o.seq, o.client_order_id, o.side, o.order_type, o.qty, o.qty_unit, o.status, o.exit_kind || ""];
-        })));
+        target.appendChild(table(["seq", "order", "side", "type", "qty", "unit", "status", "exit"], card.orders));
       }
     }
-    var fillCard = m.fill_card === null ? null : panel.cards[m.fill_card];
+    var fillCard = m.fill_card === undefined ? null : panel.cards[m.fill_card];
     var fills = fillCard ? fillsOf(fillCard) : [];
     if (fills.length) {
-      target.appendChild(el("h3", "Fills (cycle " + fillCard.cycle_id + ")"));
+      target.appendChild(el("h3", "Fills (cycle " + fillCard.cycle + ")"));
       target.appendChild(table(["seq", "order", "side", "qty", "price", "fee", "liquidity"], fills));
     }
     window.ledgerReport.shown = index;
   }
+
+  var NUMBER = /^-?[0-9]+(\.[0-9]+)?$/;
 
   // The trades table: a click on a header sorts by it, on a row shows its entry's decision.
   function sortable(t) {
@@ -104,9 +102,8 @@
         headers.forEach(function (h) { delete h.dataset.order; });
         th.dataset.order = up ? "up" : "down";
         rows.sort(function (a, b) {
-          var x = a.cells[column].dataset.sort, y = b.cells[column].dataset.sort;
-          var nx = parseFloat(x), ny = parseFloat(y);
-          var c = !isNaN(nx) && !isNaN(ny) && String(nx) !== "NaN" && /^-?[0-9.e+-]+$/.test(x) && /^-?[0-9.e+-]+$/.test(y) ? nx - ny : x.localeCompare(y);
+          var x = a.cells[column].textContent, y = b.cells[column].textContent;
+          var c = NUMBER.test(x) && NUMBER.test(y) ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
           return up ? c : -c;
         });
         rows.forEach(function (r) { body.appendChild(r); });

@@ -12,14 +12,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{channel, Receiver};
 
-use ledger_core::event::{EventRef, Payload, Side, TickData};
+use ledger_core::event::{EventRef, Payload, Side, Text, TickData};
 use ledger_core::ids::{InstrumentId, RunId, Seq};
 use ledger_core::time::TimestampNs;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::audit::{AuditFold, AuditRow};
+use crate::audit::{AuditFold, AuditRow, Dec};
 use crate::downsample::{Bucket, Downsampler, Line, DEFAULT_BUCKETS};
 use crate::report::{Report, ReportFold};
 use crate::trades::{EquityRow, TradeRow, TradesFold};
@@ -46,7 +46,8 @@ pub struct PageFold {
     /// first price (buy-and-hold).
     primary: Option<(InstrumentId, Option<f64>)>,
     starting_cash: f64,
-    cards: Vec<AuditRow>,
+    provider: Option<ProviderInfo>,
+    cards: Vec<Card>,
     /// The card explaining each order: the row of the decision behind it (a protective
     /// exit's: its entry's).
     order_card: HashMap<String, usize>,
@@ -67,6 +68,120 @@ struct FillSeen {
     qty: Decimal,
     price: Decimal,
     instrument: Option<InstrumentId>,
+}
+
+/// What the decision panel shows of one audit row ([`AuditRow`], trimmed to it): the
+/// decision, the risk verdict with every check, the orders and fills, and the seqs.
+/// Text (reason, prompt, raw answer) is as recorded: untrusted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Card {
+    /// The cycle (tick number within the run).
+    pub cycle: u64,
+    /// Seqs of the row's first and last events.
+    pub seqs: (u64, u64),
+    /// The tick's reference price, quote currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Dec>,
+    /// `long`, `short`, `close`, `hold`, or `""` without a decision.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub action: String,
+    /// Fraction of equity asked for, 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_pct: Option<Dec>,
+    /// The provider's confidence, 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Dec>,
+    /// The provider's reason.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub reason: Text,
+    /// `ok`, `invalid`, `provider_error`, or `""`.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub parse_status: String,
+    /// What was wrong with the output, or `""`.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub parse_error: Text,
+    /// The prompt sent (`""` for rules).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub prompt: Text,
+    /// The provider's raw output (`""` for rules).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub raw_output: Text,
+    /// Provider latency, microseconds, and prompt and completion tokens.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub latency_us: u64,
+    /// Prompt and completion tokens.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tokens: u64,
+    /// `approved`, `denied`, or `""` without a verdict.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub verdict: String,
+    /// Why it denied, or `""`.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub verdict_reason: Text,
+    /// Seq of the verdict (0 without one).
+    pub verdict_seq: u64,
+    /// Every check: id, measured value, limit, passed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<(String, Dec, Dec, bool)>,
+    /// Orders submitted in the row: seq, client order id, side, type, qty, qty unit,
+    /// status at the row's end, protective exit kind (or `""`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<(u64, String, String, String, Dec, String, String, String)>,
+    /// Fills recorded in the row: seq, client order id, side, units, price, fee, liquidity.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fills: Vec<(u64, String, String, Dec, Dec, Dec, String)>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Card {
+    fn of(row: AuditRow) -> Card {
+        Card {
+            cycle: row.cycle_id,
+            seqs: (row.first_seq, row.last_seq),
+            price: row.price,
+            action: row.action.to_string(),
+            size_pct: row.size_pct,
+            confidence: row.confidence,
+            reason: row.decision_reason,
+            parse_status: row.parse_status.to_string(),
+            parse_error: row.parse_error,
+            prompt: row.prompt,
+            raw_output: row.raw_output,
+            latency_us: row.latency_us,
+            tokens: row.tokens_in + row.tokens_out,
+            verdict: row.verdict.to_string(),
+            verdict_reason: row.verdict_reason,
+            verdict_seq: row.verdict_seq,
+            checks: row.checks.into_iter().map(|c| (c.id, c.value, c.limit, c.passed)).collect(),
+            orders: row
+                .orders
+                .into_iter()
+                .map(|o| {
+                    let exit = o.exit_kind.unwrap_or_default();
+                    (o.seq, o.client_order_id, o.side, o.order_type, o.qty, o.qty_unit, o.status, exit)
+                })
+                .collect(),
+            fills: row
+                .fills
+                .into_iter()
+                .map(|f| (f.seq, f.client_order_id, f.side, f.qty, f.price, f.fee, f.liquidity))
+                .collect(),
+        }
+    }
+}
+
+/// The provider of a run, as its audit rows name it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProviderInfo {
+    /// Provider kind (`rules`, `script`, `openai`, ...).
+    pub provider: String,
+    /// Strategy or model name.
+    pub model: String,
+    /// Provider parameters, `k=v` sorted by key, space separated.
+    pub params: String,
 }
 
 /// The price of one instrument as drawn.
@@ -112,6 +227,7 @@ pub struct Marker {
     /// What it marks.
     pub kind: MarkerKind,
     /// The instrument whose chart it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instrument: Option<InstrumentId>,
     /// When, ms since the Unix epoch, UTC.
     pub ms: f64,
@@ -122,15 +238,20 @@ pub struct Marker {
     pub side: String,
     /// Units filled (exits: of the trade), or the fraction of equity a denied decision asked.
     pub size: Decimal,
-    /// Why it closed, for exits (`stop_loss`, `kill switch`, the decision's reason, ...).
+    /// Why it closed, for exits the strategy did not decide (`stop_loss`, `take_profit`,
+    /// `trailing_stop`, `kill switch`, `end of data`); `""` else (the card has the reason).
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub exit_reason: String,
     /// Seq of the fill (or of the denied verdict).
     pub seq: u64,
     /// Index in [`Page::cards`] of the row with the decision behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub card: Option<usize>,
     /// Index in [`Page::cards`] of the row the fill is recorded in.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fill_card: Option<usize>,
     /// Index in [`Page::trades`] of the trade it opens or closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub trade: Option<usize>,
 }
 
@@ -154,8 +275,10 @@ pub struct Page {
     pub trades: Vec<TradeRow>,
     /// Every fill and denied decision, in time order.
     pub markers: Vec<Marker>,
-    /// The audit rows markers point at (decisions with orders, fills, denials).
-    pub cards: Vec<AuditRow>,
+    /// The audit rows markers point at (decisions with orders, fills, denials), trimmed.
+    pub cards: Vec<Card>,
+    /// The run's decision provider.
+    pub provider: ProviderInfo,
 }
 
 fn ms(ts: TimestampNs) -> f64 {
@@ -189,6 +312,7 @@ impl PageFold {
             drawdown: Downsampler::new(buckets),
             primary: None,
             starting_cash: 0.0,
+            provider: None,
             cards: Vec::new(),
             order_card: HashMap::new(),
             fills: BTreeMap::new(),
@@ -276,7 +400,12 @@ impl PageFold {
                 trade: None,
             });
         }
-        self.cards.push(row);
+        self.provider.get_or_insert_with(|| ProviderInfo {
+            provider: row.provider.to_string(),
+            model: row.model.to_string(),
+            params: row.params.to_string(),
+        });
+        self.cards.push(Card::of(row));
     }
 
     fn drain_rows(&mut self) {
@@ -307,7 +436,7 @@ impl PageFold {
             markers.push(Marker {
                 size: trade.size,
                 price: trade.exit_price,
-                exit_reason: trade.exit_reason.to_string(),
+                exit_reason: if kind == MarkerKind::Exit { String::new() } else { trade.exit_reason.to_string() },
                 ..self.fill_marker(trade.exit_seq, kind, trade.side, trade, index)
             });
         }
@@ -352,6 +481,7 @@ impl PageFold {
             trades,
             markers,
             cards: self.cards,
+            provider: self.provider.unwrap_or_default(),
         }
     }
 

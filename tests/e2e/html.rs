@@ -163,7 +163,7 @@ fn a_run_report_shows_every_tick_fill_and_denial_and_explains_a_clicked_trade() 
     let marker = &panel["markers"][clicked];
     assert_eq!((marker["kind"].as_str(), marker["side"].as_str()), (Some("entry"), Some("long")));
     let card = &panel["cards"][marker["card"].as_u64().unwrap() as usize];
-    let reason = card["decision_reason"].as_str().unwrap();
+    let reason = card["reason"].as_str().unwrap();
     assert!(reason.contains("<script>") || reason.contains("<b>"), "{reason}");
     let shown = found["panel_text"].as_str().unwrap();
     assert!(shown.contains(reason), "the panel shows the reason {reason:?}:\n{shown}");

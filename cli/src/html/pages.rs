@@ -3,9 +3,8 @@
 //! the data the page's script needs for the decision panel.
 
 use askama::Template;
-use ledger_projections::audit::AuditRow;
 use ledger_projections::decisions::DecisionShown;
-use ledger_projections::page::{Marker, Page};
+use ledger_projections::page::{Card, Marker, Page, ProviderInfo};
 use ledger_projections::report::Report;
 use ledger_projections::trades::TradeRow;
 use serde::Serialize;
@@ -18,7 +17,8 @@ const STYLE: &str = include_str!("../../templates/report.css");
 const BOOT_JS: &str = include_str!("../../templates/boot.js");
 const RUN_JS: &str = include_str!("../../templates/run.js");
 
-/// A table: a header row and rows of cells, each cell its text and the key it sorts by.
+/// A table: a header row and rows of cells (a sortable one is sorted by the cells' text,
+/// as numbers where both are).
 #[derive(Template)]
 #[template(path = "table.html")]
 struct Table {
@@ -36,13 +36,11 @@ struct Row {
 
 struct Cell {
     text: String,
-    sort: String,
 }
 
 impl Cell {
     fn text(text: impl Into<String>) -> Cell {
-        let text = text.into();
-        Cell { sort: text.clone(), text }
+        Cell { text: text.into() }
     }
 }
 
@@ -107,7 +105,7 @@ fn trades_table(trades: &[TradeRow]) -> askama::Result<String> {
             Row {
                 index: Some(i),
                 cells: vec![
-                    Cell { text: (i + 1).to_string(), sort: i.to_string() },
+                    Cell::text((i + 1).to_string()),
                     Cell::text(t.instrument.as_str()),
                     Cell::text(t.side),
                     Cell::text(t.size.to_string()),
@@ -145,8 +143,8 @@ struct RunTemplate<'a> {
 #[derive(Serialize)]
 struct Panel<'a> {
     markers: &'a [Marker],
-    trades: &'a [TradeRow],
-    cards: &'a [AuditRow],
+    cards: &'a [Card],
+    provider: &'a ProviderInfo,
 }
 
 /// The report page of run `run`.
@@ -175,7 +173,7 @@ pub fn run_page(run: u64, page: &Page) -> anyhow::Result<String> {
         plotly_js: &plotly_script(),
         page_js: RUN_JS,
         figure: script_json(&charts::run_figure(page))?,
-        panel: script_json(&Panel { markers: &page.markers, trades: &page.trades, cards: &page.cards })?,
+        panel: script_json(&Panel { markers: &page.markers, cards: &page.cards, provider: &page.provider })?,
         statistics: statistics_table(&[(format!("run {run}"), r)])?,
         trades: trades_table(&page.trades)?,
     };
