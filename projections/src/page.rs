@@ -126,11 +126,19 @@ pub struct Card {
     /// Orders submitted in the row: seq, client order id, side, type, qty, qty unit,
     /// status at the row's end, protective exit kind (or `""`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub orders: Vec<(u64, String, String, String, Dec, String, String, String)>,
+    pub orders: Vec<OrderLine>,
     /// Fills recorded in the row: seq, client order id, side, units, price, fee, liquidity.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fills: Vec<(u64, String, String, Dec, Dec, Dec, String)>,
+    pub fills: Vec<FillLine>,
 }
+
+/// An order on a card: seq, client order id, side, type, qty, qty unit, status at the
+/// row's end, protective exit kind (or `""`). An array in JSON.
+pub type OrderLine = (u64, String, String, String, Dec, String, String, String);
+
+/// A fill on a card: seq, client order id, side, units, price, fee, liquidity. An array in
+/// JSON.
+pub type FillLine = (u64, String, String, Dec, Dec, Dec, String);
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
