@@ -3,9 +3,11 @@
 window.ledgerReport = { errors: [], ready: false };
 window.addEventListener("error", function (e) { window.ledgerReport.errors.push(String(e.message)); });
 function ledgerDraw() {
+  var started = performance.now();
   var figure = JSON.parse(document.getElementById("figure-data").textContent);
   var config = Object.assign({ responsive: true, displaylogo: false, scrollZoom: true }, figure.config || {});
   return Plotly.newPlot("chart", figure.data, figure.layout, config).then(function (chart) {
+    window.ledgerReport.draw_ms = performance.now() - started;
     window.ledgerReport.ready = true;
     return chart;
   });

@@ -2,7 +2,11 @@
 // and sorts the trades table. Text from the run (reasons, prompts, answers) goes into the
 // page through textContent only: it is shown, never interpreted.
 (function () {
-  var panel = JSON.parse(document.getElementById("panel-data").textContent);
+  // Read on first use: a long run's panel data need not be parsed for the page to open.
+  var panelData = null;
+  function data() {
+    return panelData || (panelData = JSON.parse(document.getElementById("panel-data").textContent));
+  }
   var target = document.getElementById("decision");
 
   function el(tag, text, cls) {
@@ -43,6 +47,7 @@
 
   // Shows marker `index` (of panel.markers) with the card of its decision and its fill.
   function show(index) {
+    var panel = data();
     var m = panel.markers[index];
     if (!m) return;
     target.textContent = "";
@@ -91,38 +96,57 @@
   }
 
   var NUMBER = /^-?[0-9]+(\.[0-9]+)?$/;
+  var PAGE = 200;
 
-  // The trades table: a click on a header sorts by it, on a row shows its entry's decision.
-  function sortable(t) {
+  // The trades table: rows from #trades-data, PAGE at a time ("show more" adds more); a
+  // click on a header sorts every row by that column (as numbers where both are), a click
+  // on a row shows its entry's decision.
+  function tradesTable(t) {
+    var rows = JSON.parse(document.getElementById("trades-data").textContent);
+    var order = rows.map(function (_, i) { return i; });
+    var shown = 0;
+    var body = t.tBodies[0], more = document.getElementById("more-trades"), count = document.getElementById("trades-shown");
+    function render(upTo) {
+      body.textContent = "";
+      shown = Math.min(upTo, rows.length);
+      for (var k = 0; k < shown; k++) {
+        var tr = el("tr");
+        tr.dataset.row = order[k];
+        rows[order[k]].forEach(function (cell) { tr.appendChild(el("td", cell)); });
+        body.appendChild(tr);
+      }
+      more.hidden = shown >= rows.length;
+      count.textContent = shown + " of " + rows.length + " trades";
+    }
     var headers = t.querySelectorAll("th");
     headers.forEach(function (th, column) {
       th.addEventListener("click", function () {
-        var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);
         var up = th.dataset.order !== "up";
         headers.forEach(function (h) { delete h.dataset.order; });
         th.dataset.order = up ? "up" : "down";
-        rows.sort(function (a, b) {
-          var x = a.cells[column].textContent, y = b.cells[column].textContent;
+        order.sort(function (a, b) {
+          var x = rows[a][column], y = rows[b][column];
           var c = NUMBER.test(x) && NUMBER.test(y) ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
           return up ? c : -c;
         });
-        rows.forEach(function (r) { body.appendChild(r); });
+        render(Math.max(shown, PAGE));
       });
     });
-    t.tBodies[0].addEventListener("click", function (e) {
+    more.addEventListener("click", function () { render(shown + PAGE * 5); });
+    body.addEventListener("click", function (e) {
       var row = e.target.closest("tr");
       if (!row || row.dataset.row === undefined) return;
-      var trade = Number(row.dataset.row);
+      var trade = Number(row.dataset.row), markers = data().markers;
       t.querySelectorAll("tr.chosen").forEach(function (r) { r.classList.remove("chosen"); });
       row.classList.add("chosen");
-      var entry = panel.markers.findIndex(function (m) { return m.trade === trade && m.kind === "entry"; });
-      show(entry >= 0 ? entry : panel.markers.findIndex(function (m) { return m.trade === trade; }));
+      var entry = markers.findIndex(function (m) { return m.trade === trade && m.kind === "entry"; });
+      show(entry >= 0 ? entry : markers.findIndex(function (m) { return m.trade === trade; }));
     });
+    render(PAGE);
   }
 
   window.ledgerReport.show = show;
-  var trades = document.getElementById("trades");
-  if (trades) sortable(trades);
+  tradesTable(document.getElementById("trades"));
   ledgerDraw().then(function (chart) {
     chart.on("plotly_click", function (event) {
       var point = event.points && event.points[0];

@@ -366,11 +366,13 @@ impl PageFold {
         self.drawdown.push_value(at, -float(portfolio.drawdown()) * 100.0);
     }
 
-    /// Keeps a finished audit row as a card when a marker can point at it: orders, fills
-    /// or a denial.
+    /// Keeps a finished audit row as a card when a marker may point at it: fills, a
+    /// denial, or orders still working (to fill later). Rows whose orders all ended
+    /// rejected or canceled unfilled explain no marker.
     fn keep(&mut self, row: AuditRow) {
         let denied = row.verdict == "denied";
-        if row.orders.is_empty() && row.fills.is_empty() && !denied {
+        let working = row.orders.iter().any(|o| o.status != "rejected" && o.status != "canceled");
+        if row.fills.is_empty() && !denied && !working {
             return;
         }
         let index = self.cards.len();
@@ -469,6 +471,7 @@ impl PageFold {
             }
         }
         markers.sort_by(|a, b| a.ms.total_cmp(&b.ms).then(a.seq.cmp(&b.seq)));
+        let cards = only_pointed_at(std::mem::take(&mut self.cards), &mut markers);
         let prices = std::mem::take(&mut self.prices)
             .into_values()
             .map(|mut p| {
@@ -488,7 +491,7 @@ impl PageFold {
             bucket_ticks: self.equity.width(),
             trades,
             markers,
-            cards: self.cards,
+            cards,
             provider: self.provider.unwrap_or_default(),
         }
     }
@@ -511,6 +514,30 @@ impl PageFold {
             trade: Some(index),
         }
     }
+}
+
+/// The cards some marker points at, the markers' indices moved to match.
+fn only_pointed_at(cards: Vec<Card>, markers: &mut [Marker]) -> Vec<Card> {
+    let mut moved: Vec<Option<usize>> = vec![None; cards.len()];
+    for marker in markers.iter() {
+        for index in [marker.card, marker.fill_card].into_iter().flatten() {
+            if let Some(slot) = moved.get_mut(index) {
+                *slot = Some(0);
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    for (card, slot) in cards.into_iter().zip(moved.iter_mut()) {
+        if slot.is_some() {
+            *slot = Some(kept.len());
+            kept.push(card);
+        }
+    }
+    for marker in markers.iter_mut() {
+        marker.card = marker.card.and_then(|i| moved.get(i).copied().flatten());
+        marker.fill_card = marker.fill_card.and_then(|i| moved.get(i).copied().flatten());
+    }
+    kept
 }
 
 impl Fold for PageFold {
@@ -537,5 +564,50 @@ impl Fold for PageFold {
 
     fn covers(&self) -> Seq {
         self.covers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(cycle: u64) -> Card {
+        Card::of(AuditRow { cycle_id: cycle, ..blank_row() })
+    }
+
+    fn blank_row() -> AuditRow {
+        serde_json::from_value(serde_json::json!({
+            "cycle_id": 0, "first_seq": 1, "last_seq": 1, "latency_us": 0, "prev_row_hash": "", "run_id": 1,
+            "tokens_in": 0, "tokens_out": 0, "ts_event": "2020-01-01T00:00:00.000000000Z",
+            "ts_recorded": "2020-01-01T00:00:00.000000000Z", "ts_recorded_last": "2020-01-01T00:00:00.000000000Z",
+            "verdict_seq": 0
+        }))
+        .unwrap()
+    }
+
+    fn marker(card: Option<usize>, fill_card: Option<usize>) -> Marker {
+        Marker {
+            kind: MarkerKind::Entry,
+            instrument: None,
+            ms: 0.0,
+            price: Decimal::ONE,
+            side: "long".into(),
+            size: Decimal::ONE,
+            exit_reason: String::new(),
+            seq: 1,
+            card,
+            fill_card,
+            trade: None,
+        }
+    }
+
+    #[test]
+    fn only_the_cards_markers_point_at_are_kept_and_the_pointers_follow() {
+        let cards = (0..5).map(card).collect();
+        let mut markers = [marker(Some(3), Some(4)), marker(Some(1), None), marker(None, Some(3))];
+        let kept = only_pointed_at(cards, &mut markers);
+        assert_eq!(kept.iter().map(|c| c.cycle).collect::<Vec<_>>(), [1, 3, 4]);
+        let pointers: Vec<_> = markers.iter().map(|m| (m.card, m.fill_card)).collect();
+        assert_eq!(pointers, [(Some(1), Some(2)), (Some(0), None), (None, Some(1))]);
     }
 }

@@ -38,12 +38,17 @@ const { chromium: browserType } = require(path.resolve(playwrightDir));
     await page.goto(url, { waitUntil: "load" });
     await page.waitForFunction(() => window.ledgerReport && window.ledgerReport.ready, null, { timeout: 60000 });
     out.load_ms = Date.now() - started;
+    out.timing = await page.evaluate(() => {
+      const n = performance.getEntriesByType("navigation")[0];
+      return { dom_content_loaded_ms: n.domContentLoadedEventEnd, load_event_ms: n.loadEventEnd, draw_ms: window.ledgerReport.draw_ms };
+    });
     out.page_errors = await page.evaluate(() => window.ledgerReport.errors);
     out.traces = await page.evaluate(() =>
       document.getElementById("chart").data.map((t) => ({
         name: t.name, type: t.type || "scatter", points: (t.x || []).length,
         customdata: t.customdata ? Array.from(t.customdata) : null,
       })));
+    out.trade_rows = await page.evaluate(() => document.querySelectorAll("#trades tbody tr").length);
     if (markerTrace) {
       const index = out.traces.findIndex((t) => t.name === markerTrace);
       if (index < 0) throw new Error("no trace " + markerTrace);

@@ -146,6 +146,7 @@ fn a_run_report_shows_every_tick_fill_and_denial_and_explains_a_clicked_trade() 
     assert_eq!(points(&found, "price SPY"), ticks);
     assert_eq!(trace(&found, "price SPY").unwrap()["type"], "candlestick");
     assert_eq!((points(&found, "equity"), points(&found, "drawdown")), (ticks, ticks));
+    assert_eq!(found["trade_rows"].as_u64(), Some(trades.len() as u64), "the trades table in the page");
     // TC3: a marker per fill (no fill here both closes and opens) and per denial, each
     // kind in its own trace: protective exits apart from the rest.
     let markers: u64 = ["long entry", "short entry", "exit", "protective exit", "forced exit", "denied"]
@@ -182,11 +183,16 @@ fn the_statistics_table_in_the_page_reads_as_the_text_report() {
     let from = html.find("<table id=\"statistics\"").expect("the statistics table");
     let to = from + html[from..].find("</table>").unwrap() + "</table>".len();
     insta::assert_snapshot!(&html[from..to]);
-    // The trades table holds a row per round trip.
+    // The trades table's data holds a row per round trip, as `report --trades` has them.
     let trades: Vec<Value> =
         serde_json::from_str(&ledger.ok(&["report", "--run", "1", "--trades", "--format", "json"])).unwrap();
-    assert_eq!(html.matches("<tr data-row=").count(), trades.len());
+    let rows = embedded(&html, "trades-data");
+    assert_eq!(rows.as_array().map(Vec::len), Some(trades.len()));
     assert!(!trades.is_empty());
+    assert_eq!(
+        rows[0][8],
+        trades[0]["pnl"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap().round_dp(2).to_string()
+    );
 }
 
 /// Decisions of run `run` as (cycle, action, size).

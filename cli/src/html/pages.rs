@@ -17,21 +17,13 @@ const STYLE: &str = include_str!("../../templates/report.css");
 const BOOT_JS: &str = include_str!("../../templates/boot.js");
 const RUN_JS: &str = include_str!("../../templates/run.js");
 
-/// A table: a header row and rows of cells (a sortable one is sorted by the cells' text,
-/// as numbers where both are).
+/// A table: a header row and rows of text cells.
 #[derive(Template)]
 #[template(path = "table.html")]
 struct Table {
     id: String,
-    sortable: bool,
     header: Vec<String>,
-    rows: Vec<Row>,
-}
-
-struct Row {
-    /// `data-row` of the row (a trade's index), or none.
-    index: Option<usize>,
-    cells: Vec<Cell>,
+    rows: Vec<Vec<Cell>>,
 }
 
 struct Cell {
@@ -66,12 +58,12 @@ pub fn statistics_table(reports: &[(String, &Report)]) -> askama::Result<String>
                         };
                         cells.push(Cell::text(text));
                     }
-                    Row { index: None, cells }
+                    cells
                 })
                 .collect()
         })
         .unwrap_or_default();
-    Table { id: "statistics".into(), sortable: false, header, rows }.render()
+    Table { id: "statistics".into(), header, rows }.render()
 }
 
 /// `value - base` with its sign, when both are finite numbers and differ.
@@ -81,47 +73,45 @@ fn difference(base: &str, value: &str) -> Option<String> {
     (!delta.is_zero()).then(|| if delta.is_sign_positive() { format!("+{delta}") } else { delta.to_string() })
 }
 
-/// The sortable trades table: a row per round trip (`data-row`: its index).
-fn trades_table(trades: &[TradeRow]) -> askama::Result<String> {
-    let header = [
-        "#",
-        "instrument",
-        "side",
-        "size",
-        "entry time",
-        "entry price",
-        "exit time",
-        "exit price",
-        "P&L",
-        "return %",
-        "fees",
-        "exit reason",
-    ];
-    let rows = trades
+/// The trades table's header; its rows are [`trade_cells`].
+const TRADE_COLUMNS: [&str; 12] = [
+    "#",
+    "instrument",
+    "side",
+    "size",
+    "entry time",
+    "entry price",
+    "exit time",
+    "exit price",
+    "P&L",
+    "return %",
+    "fees",
+    "exit reason",
+];
+
+/// The trades table's rows as text cells, for the page's script to show (a page of rows
+/// at a time: a table of every trade of a long run would be most of the page's load).
+fn trade_cells(trades: &[TradeRow]) -> Vec<[String; 12]> {
+    trades
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let pct = (t.return_frac * rust_decimal::Decimal::ONE_HUNDRED).round_dp(3);
-            Row {
-                index: Some(i),
-                cells: vec![
-                    Cell::text((i + 1).to_string()),
-                    Cell::text(t.instrument.as_str()),
-                    Cell::text(t.side),
-                    Cell::text(t.size.to_string()),
-                    Cell::text(t.entry_time.clone()),
-                    Cell::text(t.entry_price.round_dp(8).to_string()),
-                    Cell::text(t.exit_time.clone()),
-                    Cell::text(t.exit_price.to_string()),
-                    Cell::text(t.pnl.round_dp(2).to_string()),
-                    Cell::text(pct.to_string()),
-                    Cell::text(t.fees.round_dp(2).to_string()),
-                    Cell::text(t.exit_reason.to_string()),
-                ],
-            }
+            [
+                (i + 1).to_string(),
+                t.instrument.as_str().to_string(),
+                t.side.to_string(),
+                t.size.to_string(),
+                t.entry_time.clone(),
+                t.entry_price.round_dp(8).to_string(),
+                t.exit_time.clone(),
+                t.exit_price.to_string(),
+                t.pnl.round_dp(2).to_string(),
+                (t.return_frac * rust_decimal::Decimal::ONE_HUNDRED).round_dp(3).to_string(),
+                t.fees.round_dp(2).to_string(),
+                t.exit_reason.to_string(),
+            ]
         })
-        .collect();
-    Table { id: "trades".into(), sortable: true, header: header.map(String::from).to_vec(), rows }.render()
+        .collect()
 }
 
 #[derive(Template)]
@@ -136,6 +126,7 @@ struct RunTemplate<'a> {
     figure: String,
     panel: String,
     statistics: String,
+    trade_columns: &'a [&'a str],
     trades: String,
 }
 
@@ -175,7 +166,8 @@ pub fn run_page(run: u64, page: &Page) -> anyhow::Result<String> {
         figure: script_json(&charts::run_figure(page))?,
         panel: script_json(&Panel { markers: &page.markers, cards: &page.cards, provider: &page.provider })?,
         statistics: statistics_table(&[(format!("run {run}"), r)])?,
-        trades: trades_table(&page.trades)?,
+        trade_columns: &TRADE_COLUMNS,
+        trades: script_json(&trade_cells(&page.trades))?,
     };
     Ok(template.render()?)
 }
@@ -233,11 +225,10 @@ pub fn compare_page(runs: &[CompareRun]) -> anyhow::Result<String> {
                     Cell::text(shown(first)),
                 ],
             };
-            Row { index: None, cells }
+            cells
         })
         .collect();
-    let divergence =
-        Table { id: "divergence".into(), sortable: false, header: header.map(String::from).to_vec(), rows }.render()?;
+    let divergence = Table { id: "divergence".into(), header: header.map(String::from).to_vec(), rows }.render()?;
     let overlaid: Vec<(u64, &Page)> = runs.iter().map(|r| (r.run, &r.page)).collect();
     let template = CompareTemplate {
         title: format!("ledger: {} compared", names.join(", ")),
