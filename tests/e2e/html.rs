@@ -186,6 +186,13 @@ fn the_statistics_table_in_the_page_reads_as_the_text_report() {
     // The trades table's data holds a row per round trip, as `report --trades` has them.
     let trades: Vec<Value> =
         serde_json::from_str(&ledger.ok(&["report", "--run", "1", "--trades", "--format", "json"])).unwrap();
+    // A backtest in memory (nothing stored to read back: its page folded live) draws the
+    // same page as the stored run's.
+    let in_memory = ledger.dir.path().join("in-memory.html");
+    let data = "fixtures/spy-daily-1998-q1.csv";
+    let flags = ["--strategy", "sma-cross", "--param", "fast=2", "--param", "slow=5", "--in-memory", "--html"];
+    ledger.ok(&[&["replay", "--data", data][..], &flags, &[in_memory.to_str().unwrap()]].concat());
+    assert!(std::fs::read_to_string(&in_memory).unwrap() == html, "in memory and stored, the same page");
     let rows = embedded(&html, "trades-data");
     assert_eq!(rows.as_array().map(Vec::len), Some(trades.len()));
     assert!(!trades.is_empty());
