@@ -97,6 +97,7 @@ impl Downsampler {
             .buckets
             .chunks(2)
             .map(|pair| {
+                // invariant: `chunks` never yields an empty chunk.
                 let mut bucket = pair[0];
                 if let Some(next) = pair.get(1) {
                     bucket.merge(next);

@@ -53,8 +53,8 @@ pub struct PageFold {
     order_card: HashMap<String, usize>,
     /// Each fill: the card it is recorded in, its order and its time (ms UTC).
     fills: BTreeMap<u64, FillSeen>,
-    /// The source time of each fill (ms UTC) until its audit row is kept.
-    fill_times: HashMap<u64, f64>,
+    /// The source time (ms UTC) and instrument of each fill until its audit row is kept.
+    fill_times: HashMap<u64, (f64, InstrumentId)>,
     denied: Vec<Marker>,
 }
 
@@ -382,16 +382,20 @@ impl PageFold {
         }
         for fill in &row.fills {
             let side = if fill.side == "buy" { Side::Buy } else { Side::Sell };
+            let (at, instrument) = match self.fill_times.remove(&fill.seq) {
+                Some((at, instrument)) => (at, Some(instrument)),
+                None => (ms(row.ts_event.0), row.instrument),
+            };
             self.fills.insert(
                 fill.seq,
                 FillSeen {
                     card: index,
                     order: fill.client_order_id.clone(),
-                    ms: self.fill_times.remove(&fill.seq).unwrap_or(ms(row.ts_event.0)),
+                    ms: at,
                     side,
                     qty: fill.qty.0,
                     price: fill.price.0,
-                    instrument: row.instrument,
+                    instrument,
                 },
             );
         }
@@ -555,8 +559,8 @@ impl Fold for PageFold {
                 self.drain_rows();
                 self.on_tick(event.ts_event, tick.instrument, &tick.data);
             }
-            Payload::OrderFilled(_) => {
-                self.fill_times.insert(event.seq.get(), ms(event.ts_event));
+            Payload::OrderFilled(fill) => {
+                self.fill_times.insert(event.seq.get(), (ms(event.ts_event), fill.instrument));
             }
             _ => {}
         }

@@ -72,6 +72,8 @@ pub fn run_figure(page: &Page) -> Plot {
         .x_axis(Axis::new().type_(AxisType::Date).anchor("y").range_slider(RangeSlider::new().visible(false)))
         .y_axis(axis([0.0, 0.15], "drawdown %"))
         .y_axis2(axis([0.19, 0.42], "equity"));
+    // Each marker kind in the legend once (clicking it there hides it on every panel).
+    let mut in_legend = std::collections::BTreeSet::new();
     for (i, series) in prices.iter().enumerate() {
         let y = y_name(i + 2);
         let bottom = 0.46 + price_share * i as f64;
@@ -145,6 +147,7 @@ pub fn run_figure(page: &Page) -> Plot {
                 .mode(Mode::Markers)
                 .name(label)
                 .legend_group(label)
+                .show_legend(in_legend.insert(label))
                 .marker(Marker::new().symbol(symbol).size(11).color(colour))
                 .custom_data(chosen)
                 .hover_text_array(hover)

@@ -298,6 +298,7 @@ pub fn sweep_page(names: &[String], cells: &[SweepCell], stat: &str) -> anyhow::
         let x = cell.params.first().and_then(|(_, v)| xs.iter().position(|x| x == v));
         let y = cell.params.get(1).map_or(Some(0), |(_, v)| ys.iter().position(|y| y == v));
         if let (Some(x), Some(y)) = (x, y) {
+            // invariant: x and y are positions in xs and ys, which z's rows and columns follow.
             let slot = &mut z[y][x];
             *slot = Some(slot.map_or(cell.value, |best: f64| best.max(cell.value)));
         }
