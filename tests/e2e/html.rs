@@ -287,3 +287,54 @@ fn a_sweep_draws_its_ranked_statistic_over_two_parameters() {
     }
     assert_eq!(seen.len(), 6);
 }
+
+/// A run longer than the drawn buckets: the candles merged (every bar's high and low still
+/// the extremes drawn), the equity line holding the true lowest and highest equity, and
+/// still a marker per fill.
+#[test]
+fn a_long_run_is_drawn_merged_with_its_extremes_and_every_marker() {
+    let ledger = Ledger::new();
+    let page = ledger.dir.path().join("run.html");
+    let data = "fixtures/btcperp-1m-2022-01.csv"; // 10,000 minute bars
+    let params = ["--param", "fast=10", "--param", "slow=30", "--param", "short=false"];
+    let flags = ["--strategy", "sma-cross", "--cash", "100000", "--html", page.to_str().unwrap()];
+    ledger.ok(&[&["replay", "--data", data][..], &params, &flags].concat());
+    let html = std::fs::read_to_string(&page).unwrap();
+    let figure = embedded(&html, "figure-data");
+    let traces = figure["data"].as_array().unwrap();
+    let named = |name: &str| traces.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no trace {name}"));
+    let column = |trace: &Value, key: &str| -> Vec<f64> {
+        trace[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    // TC0: 10,000 bars in buckets of 4 (4,096 at most): 2,500 candles whose highest high and
+    // lowest low are the file's.
+    let candles = named("price BTCPERP");
+    assert_eq!(candles["x"].as_array().unwrap().len(), 2_500);
+    let mut reader = csv::Reader::from_path(workspace_root().join(data)).unwrap();
+    let bars: Vec<std::collections::HashMap<String, String>> = reader.deserialize().map(Result::unwrap).collect();
+    assert_eq!(bars.len(), 10_000);
+    let of = |key: &str| bars.iter().map(|b| b[key].parse::<f64>().unwrap()).collect::<Vec<_>>();
+    let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
+    let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    assert_eq!(max(&column(candles, "high")), max(&of("high")));
+    assert_eq!(min(&column(candles, "low")), min(&of("low")));
+    // TC1: the equity line keeps the lowest and highest equity of every tick.
+    let equity: Vec<Value> =
+        serde_json::from_str(&ledger.ok(&["report", "--run", "1", "--equity", "--format", "json"])).unwrap();
+    let values: Vec<f64> = equity.iter().map(|e| e["equity"].as_str().unwrap().parse().unwrap()).collect();
+    let drawn = column(named("equity"), "y");
+    assert!(drawn.len() <= 2 * 2_500 + 1 && values.len() == 10_000);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(max(&drawn), max(&values)) && close(min(&drawn), min(&values)), "{} {}", max(&drawn), min(&drawn));
+    // TC2: every fill marked (long and flat: each fill opens or closes) and every denied
+    // decision (a close while flat), none merged.
+    let events: Vec<Value> =
+        ledger.ok(&["events", "--run", "1", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let fills = events.iter().filter(|e| e["payload"].get("OrderFilled").is_some()).count();
+    let denied = events.iter().filter(|e| e["payload"]["RiskVerdict"]["approved"] == false).count();
+    let markers: usize =
+        traces.iter().filter(|t| t["customdata"].is_array()).map(|t| t["x"].as_array().unwrap().len()).sum();
+    assert!(fills > 100, "{fills}");
+    assert_eq!(markers, fills + denied);
+    assert_eq!(traces.iter().find(|t| t["name"] == "denied").map_or(0, |t| t["x"].as_array().unwrap().len()), denied);
+}
