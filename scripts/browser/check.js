@@ -85,6 +85,11 @@ const { chromium: browserType } = require(path.resolve(playwrightDir));
       out.panel_text = await page.evaluate(() => document.getElementById("decision").innerText);
       out.panel_elements = await page.evaluate(() => document.querySelectorAll("#decision script, #decision img, #decision b").length);
       out.injected = await page.evaluate(() => window.pwned === undefined ? null : String(window.pwned));
+      // A click on the trades table's first row shows that trade's entry.
+      if (out.trade_rows > 0) {
+        await page.click("#trades tbody tr");
+        out.row_click_text = await page.evaluate(() => document.getElementById("decision").innerText);
+      }
     }
     await page.screenshot({ path: screenshot, fullPage: false });
   } catch (e) {

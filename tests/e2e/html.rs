@@ -171,6 +171,10 @@ fn a_run_report_shows_every_tick_fill_and_denial_and_explains_a_clicked_trade() 
     assert!(shown.contains("Risk verdict") && shown.contains("approved") && shown.contains("Fills"), "{shown}");
     assert!(shown.contains(&format!("fill seq\n{}", marker["seq"])), "{shown}");
     assert_eq!((found["panel_elements"].as_u64(), &found["injected"]), (Some(0), &Value::Null));
+    // TC5: a click on the trades table's first row shows the first trade's entry.
+    let row = found["row_click_text"].as_str().unwrap();
+    assert!(row.starts_with("entry: long") && row.contains("trade\n#1\n"), "{row}");
+    assert!(row.contains(&format!("fill seq\n{}\n", trades[0]["entry_seq"])), "{row}");
 }
 
 /// The statistics table as a user reads it in the page.
