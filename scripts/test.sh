@@ -36,6 +36,17 @@ case "$nats_status" in
   *) echo "scripts/nats/server.sh failed (exit $nats_status)" >&2; exit "$nats_status" ;;
 esac
 
+# Chromium and playwright-core for the visual report's browser test (tests/e2e/html.rs):
+# Debian's chromium (apt-get when missing) and playwright-core from npm into target/browser,
+# once. Without them (no apt-get as root, no node), the browser tests are skipped, saying why.
+browser_status=0
+browser=$(bash scripts/browser/setup.sh) || browser_status=$?
+case "$browser_status" in
+  0) export LEDGER_CHROMIUM="${browser%%$'\n'*}" LEDGER_PLAYWRIGHT="${browser#*$'\n'}" ;;
+  3) echo "browser tests: skipped: chromium, node or playwright-core cannot be installed here" ;;
+  *) echo "scripts/browser/setup.sh failed (exit $browser_status)" >&2; exit "$browser_status" ;;
+esac
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

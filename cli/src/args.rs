@@ -95,7 +95,7 @@ pub enum Command {
     },
     /// Performance statistics of one run.
     #[command(
-        after_help = "Examples:\n  ledger report --run 1 --json\n  ledger report --run 1 --trades > trades.csv\n  ledger report --run 1 --equity --format json"
+        after_help = "Examples:\n  ledger report --run 1 --json\n  ledger report --run 1 --html run1.html\n  ledger report --compare 1 2 --html compare.html\n  ledger report --run 1 --trades > trades.csv\n  ledger report --run 1 --equity --format json"
     )]
     Report(ReportArgs),
     /// Backtest a rule strategy over a grid of parameters, on every core, ranked.
@@ -338,6 +338,9 @@ pub struct ReplayArgs {
     pub risk_config: Option<PathBuf>,
     #[command(flatten)]
     pub stream: StreamFlags,
+    /// Also write the run's visual report to FILE (as `ledger report --html`).
+    #[arg(long, value_name = "FILE", conflicts_with = "verify")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -370,16 +373,28 @@ pub struct SweepArgs {
     /// Where the ranked CSV goes (default sweep.csv).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also write a heatmap of the ranked statistic over the first two parameters to
+    /// FILE (one self-contained HTML page).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The run.
-    #[arg(long)]
-    pub run: u64,
+    #[arg(long, required_unless_present = "compare")]
+    pub run: Option<u64>,
     /// JSON instead of a table.
-    #[arg(long, conflicts_with_all = ["trades", "equity"])]
+    #[arg(long, conflicts_with_all = ["trades", "equity", "html"])]
     pub json: bool,
+    /// Also write the visual report to FILE: one self-contained HTML page (opens offline)
+    /// with price, trades, equity, drawdown, statistics and the decision behind each trade.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["trades", "equity"])]
+    pub html: Option<PathBuf>,
+    /// Runs side by side (with --html): equity curves overlaid, statistics in columns
+    /// with their differences, the first cycle where decisions differ.
+    #[arg(long, value_name = "RUN", num_args = 2.., conflicts_with_all = ["run", "trades", "equity", "json"], requires = "html")]
+    pub compare: Vec<u64>,
     /// The round-trip trades instead of the statistics: instrument, side, size, entry
     /// and exit time and price, P&L, return, fees, duration, entry and exit seqs, the
     /// entry decision's reason.

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod control;
 mod describe;
+mod html;
 mod logging;
 mod outbox;
 mod pipeline;

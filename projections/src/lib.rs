@@ -16,15 +16,22 @@
 //! - [`counterfactual`]: two runs of the same ticks compared cycle by cycle.
 //! - [`audit`]: one run's audit trail, a row per cycle and per run or operator event,
 //!   and the row hash chain of an export.
+//! - [`downsample`]: a long series in a bounded number of points, extremes kept (charts).
+//! - [`page`]: what the visual report of one run shows: drawn series, markers, the
+//!   audit rows explaining each trade.
+//! - [`decisions`]: a run's decisions cycle by cycle, and where two runs part.
 //! - [`merkle`]: RFC 9162 Merkle tree heads and consistency proofs over records.
 //! - [`note`]: signed checkpoints (C2SP signed notes, Ed25519).
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod counterfactual;
+pub mod decisions;
+pub mod downsample;
 pub mod kill_switch;
 pub mod merkle;
 pub mod note;
+pub mod page;
 pub mod portfolio;
 pub mod report;
 pub mod runs;

@@ -13,6 +13,7 @@ mod crash;
 mod errors;
 mod exits;
 mod formats;
+mod html;
 mod ledger;
 mod llm;
 mod nats;

@@ -13,7 +13,7 @@ mod project;
 mod publish;
 mod rebuild;
 mod replay;
-mod report;
+pub(crate) mod report;
 mod restore;
 mod rows;
 mod run;
@@ -45,7 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Run(args) => run::run(data_dir, &args),
         Command::KillSwitch { command } => kill_switch::run(data_dir, &command),
         Command::Report(args) if args.trades || args.equity => rows::run(data_dir, &args),
-        Command::Report(args) => report::run(data_dir, args.run, args.json),
+        Command::Report(args) => report::run(data_dir, &args),
         Command::Rebuild(args) => rebuild::run(data_dir, &args),
         Command::Sweep(args) => sweep::run(data_dir, &args),
         Command::Publish(args) => publish::run(data_dir, &args),

@@ -18,6 +18,7 @@ use ledger_core::event::RunMode;
 use ledger_core::ids::{RunId, Seq};
 use ledger_core::log::{EventLog, LogError, MemLog, RecordSource};
 use ledger_core::replay::{compare_runs, RecordedRun};
+use ledger_projections::page::PageFold;
 use ledger_projections::report::ReportFold;
 use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_log, Folds};
@@ -69,8 +70,17 @@ fn backtest(data_dir: &Path, settings: &mut Settings, args: &ReplayArgs) -> Resu
         let run_id = RunId::new(1);
         let mut report = ReportFold::new(run_id);
         let mut log = BackgroundLog::new(MemLog::head_only());
+        // With --html, the page is folded live too: nothing is stored to read it back from.
+        let mut page = args.html.as_ref().map(|_| PageFold::of_run(run_id));
         let mut folds = Folds::new().with(&mut report);
+        if let Some(page) = page.as_mut() {
+            folds = folds.with(page);
+        }
         pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None)?;
+        drop(folds);
+        if let (Some(page), Some(path)) = (page, &args.html) {
+            report::write_page(run_id, &page.finish(), path)?;
+        }
         report::print(&report.report(), false)?;
         pipeline::check_llm_cache(cache.as_ref())?;
         return Ok(Outcome::Ok);
@@ -79,6 +89,9 @@ fn backtest(data_dir: &Path, settings: &mut Settings, args: &ReplayArgs) -> Resu
     ledger.save_folds()?;
     if let Some(outbox) = outbox {
         run::finish_outbox(outbox, ledger.log.durable_seq());
+    }
+    if let Some(path) = &args.html {
+        report::write_html(&ledger.log, &ledger.runs, RunId::new(report.report().run_id), path)?;
     }
     report::print(&report.report(), false)?;
     pipeline::check_llm_cache(cache.as_ref())?;
@@ -199,6 +212,9 @@ fn replay_recorded(data_dir: &Path, parent: RunId, args: &ReplayArgs) -> Result<
         run::finish_outbox(outbox, ledger.log.durable_seq());
     }
     pipeline::check_llm_cache(cache.as_ref())?;
+    if let Some(path) = &args.html {
+        report::write_html(&ledger.log, &ledger.runs, run_id, path)?;
+    }
     if let Some(change) = &change {
         counterfactual::report(&*reader, original, replayed, &report, change)?;
         return Ok(Outcome::Ok);

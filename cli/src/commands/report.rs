@@ -4,24 +4,109 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use ledger_core::ids::RunId;
+use ledger_core::log::RecordSource;
+use ledger_projections::decisions::{first_difference, DecisionAt, DecisionTrail};
 use ledger_projections::fold_range;
+use ledger_projections::page::{Page, PageFold};
 use ledger_projections::report::{Report, ReportFold};
+use ledger_projections::runs::RunsFold;
 
+use crate::args::ReportArgs;
 use crate::describe;
+use crate::html;
 use crate::store::Ledger;
 use crate::Outcome;
 
-pub fn run(data_dir: &Path, run: u64, json: bool) -> Result<Outcome> {
+pub fn run(data_dir: &Path, args: &ReportArgs) -> Result<Outcome> {
     let ledger = Ledger::open_existing(data_dir)?;
-    let run = RunId::new(run);
+    if !args.compare.is_empty() {
+        return compare(&ledger, &args.compare, args.html.as_deref());
+    }
+    let run = RunId::new(args.run.context("--run ID: the run to report")?);
     let Some(range) = ledger.runs.get(run).map(|r| r.range()) else {
         bail!("no run {run} in the ledger (see `ledger runs`)");
     };
+    if let Some(path) = &args.html {
+        let page = write_html(&ledger.log, &ledger.runs, run, path)?;
+        print(&page.report, args.json)?;
+        return Ok(Outcome::Ok);
+    }
     let mut fold = ReportFold::new(run);
     fold_range(&ledger.log, range.first, range.last, &mut fold)?;
-    print(&fold.report(), json)?;
+    print(&fold.report(), args.json)?;
+    Ok(Outcome::Ok)
+}
+
+/// Folds run `run`'s page from `source` (its range from `runs`).
+///
+/// # Errors
+/// No such run; a record that does not read back.
+pub fn page(source: &dyn RecordSource, runs: &RunsFold, run: RunId) -> Result<Page> {
+    let Some(range) = runs.get(run).map(|r| r.range()) else {
+        bail!("no run {run} in the ledger (see `ledger runs`)");
+    };
+    let mut fold = PageFold::of_run(run);
+    fold_range(source, range.first, range.last, &mut fold)?;
+    Ok(fold.finish())
+}
+
+/// Writes run `run`'s visual report to `path` (saying so on stderr) and returns its page.
+///
+/// # Errors
+/// As [`page`]; the file cannot be written.
+pub fn write_html(source: &dyn RecordSource, runs: &RunsFold, run: RunId, path: &Path) -> Result<Page> {
+    let page = page(source, runs, run)?;
+    write_page(run, &page, path)?;
+    Ok(page)
+}
+
+/// Writes `page` (run `run`'s) to `path` as the visual report, saying so on stderr.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_page(run: RunId, page: &Page, path: &Path) -> Result<()> {
+    let text = html::run_page(run.get(), page)?;
+    html::write(path, &text)?;
+    eprintln!("visual report of run {run}: {} ({} bytes)", describe::path(path), text.len());
+    Ok(())
+}
+
+/// `ledger report --compare A B ...`: the runs' pages side by side, and where each run's
+/// decisions first differ from the first run's.
+fn compare(ledger: &Ledger, runs: &[u64], path: Option<&Path>) -> Result<Outcome> {
+    let path = path.context("--compare writes a page: add --html FILE")?;
+    let mut trails = Vec::new();
+    let mut compared = Vec::new();
+    for &id in runs {
+        let run = RunId::new(id);
+        let page = page(&ledger.log, &ledger.runs, run)?;
+        let range = ledger.runs.get(run).map(|r| r.range()).context("the run left the index")?;
+        let mut trail = DecisionTrail::new(run);
+        fold_range(&ledger.log, range.first, range.last, &mut trail)?;
+        trails.push(trail.decisions);
+        compared.push(html::CompareRun { run: id, page, differs: None });
+    }
+    for i in 1..compared.len() {
+        let Some(cycle) = first_difference(&trails[0], &trails[i]) else { continue };
+        let shown = |id: u64| -> Result<_> {
+            let run = RunId::new(id);
+            let range = ledger.runs.get(run).map(|r| r.range()).context("the run left the index")?;
+            let mut at = DecisionAt::new(run, cycle);
+            fold_range(&ledger.log, range.first, range.last, &mut at)?;
+            Ok(at.shown)
+        };
+        compared[i].differs = Some((cycle, shown(compared[i].run)?, shown(compared[0].run)?));
+    }
+    let text = html::compare_page(&compared)?;
+    html::write(path, &text)?;
+    eprintln!(
+        "runs {} compared: {} ({} bytes)",
+        runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
+        describe::path(path),
+        text.len()
+    );
     Ok(Outcome::Ok)
 }
 
@@ -59,7 +144,7 @@ pub fn print(report: &Report, json: bool) -> Result<()> {
 
 /// The table's rows: backtesting.py's names and order (`_stats.compute_stats`), with
 /// this report's own statistics beside the ones they differ from.
-fn rows(r: &Report) -> Vec<(&'static str, String)> {
+pub(crate) fn rows(r: &Report) -> Vec<(&'static str, String)> {
     let money = |d: &rust_decimal::Decimal| d.to_string();
     vec![
         ("Start", r.start.clone()),

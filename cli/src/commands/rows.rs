@@ -30,7 +30,7 @@ pub fn run(data_dir: &Path, args: &ReportArgs) -> Result<Outcome> {
         _ => bail!("--trades and --equity are two outputs: ask for one at a time"),
     };
     let ledger = Ledger::open_existing(data_dir)?;
-    let run = RunId::new(args.run);
+    let run = RunId::new(args.run.unwrap_or_default());
     let Some(range) = ledger.runs.get(run).map(|r| r.range()) else {
         bail!("no run {run} in the ledger (see `ledger runs`)");
     };

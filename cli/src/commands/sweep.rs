@@ -29,6 +29,7 @@ use crate::args::{SessionFlags, SweepArgs};
 use crate::commands::replay;
 use crate::config::{self, ProviderConfig, Settings};
 use crate::describe;
+use crate::html;
 use crate::pipeline::{self, Cycles, Session};
 use crate::store::Ledger;
 use crate::Outcome;
@@ -90,6 +91,9 @@ pub fn run(data_dir: &Path, args: &SweepArgs) -> Result<Outcome> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("sweep.csv"));
     write_csv(&out, &grid, &results).with_context(|| format!("writing {}", describe::path(&out)))?;
     print_table(&grid, &results, rank_field)?;
+    if let Some(path) = &args.html {
+        write_heatmap(path, &grid, &results, rank_field)?;
+    }
     let bars = ticks.len() as f64 * results.len() as f64;
     eprintln!(
         "{} backtests of {} bars in {elapsed:.2} s ({:.0} backtests/s, {:.0} bars/s){}; ranked by {rank_field}; all rows in {}",
@@ -135,6 +139,19 @@ fn rank_value(result: &Backtested, field: &str) -> f64 {
         Value::String(s) => s.parse::<f64>().unwrap_or(f64::NEG_INFINITY),
         _ => f64::NEG_INFINITY,
     }
+}
+
+/// Writes the heatmap of `rank_field` over the grid's first two parameters to `path`.
+fn write_heatmap(path: &Path, grid: &Grid, results: &[Backtested], rank_field: &str) -> Result<()> {
+    let names: Vec<String> = grid.names().map(String::from).collect();
+    let cells: Vec<html::SweepCell> = results
+        .iter()
+        .map(|r| html::SweepCell { params: r.params.clone(), value: rank_value(r, rank_field) })
+        .collect();
+    let text = html::sweep_page(&names, &cells, rank_field)?;
+    html::write(path, &text)?;
+    eprintln!("heatmap of {rank_field}: {} ({} bytes)", describe::path(path), text.len());
+    Ok(())
 }
 
 /// The parameter grid: each name with its values, in the order given.

@@ -257,6 +257,21 @@ fn columns_are_the_row_fields_in_the_documented_order() {
         reason: "".into(),
         stop_price: None,
     });
+    row.indicators = "ema20=1".into();
+    row.model_call = Some(ModelCallView {
+        cost_usd: Dec(dec!(0.01)),
+        error: "".into(),
+        http_status: Some(200),
+        requests: 1,
+        seq: 2,
+    });
+    row.tool_calls.push(ToolCallView {
+        arguments: "{}".into(),
+        name: "get_quote".into(),
+        result: "{}".into(),
+        round: 1,
+        seq: 3,
+    });
     row.prev_row_hash = "0".repeat(64);
     let serde_json::Value::Object(fields) = serde_json::to_value(&row).expect("a row serializes") else {
         panic!("a row is an object")
