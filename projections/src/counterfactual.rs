@@ -49,17 +49,16 @@ impl CycleOutcome {
 
 /// The part of a decision that can change what follows: its action, size and terms
 /// (limit price, time in force, protective exits). The reason and confidence are not
-/// compared: a model rewording its reason decided the same.
+/// kept (a model rewording its reason decided the same); [`crate::decisions::DecisionAt`]
+/// reads them back for a cycle worth showing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionSummary {
     /// long, short, close or hold.
     pub action: Action,
     /// Fraction of equity to commit, 0 to 1.
     pub size_pct: Decimal,
-    /// Entry and exit terms, when the decision had its own.
-    pub terms: Option<OrderTerms>,
-    /// The reason, as given (shown, not compared).
-    pub reason: String,
+    /// Entry and exit terms, when the decision had its own (boxed: most have none).
+    pub terms: Option<Box<OrderTerms>>,
 }
 
 impl DecisionSummary {
@@ -84,7 +83,7 @@ impl DecisionSummary {
 }
 
 /// One run folded into its cycles' outcomes, keyed by cycle number. Memory grows with
-/// the run's cycles (a few dozen bytes each: a year of minute bars is about 25 MB).
+/// the run's cycles (under a hundred bytes each: a year of minute bars is about 40 MB).
 #[derive(Debug, Clone)]
 pub struct CycleOutcomes {
     run: RunId,
@@ -117,12 +116,8 @@ impl Fold for CycleOutcomes {
             Payload::MarketTick(_) => outcome.ts = event.ts_event,
             Payload::DecisionMade(made) => {
                 let d = &made.parsed;
-                outcome.decision = Some(DecisionSummary {
-                    action: d.action,
-                    size_pct: d.size_pct,
-                    terms: d.terms.as_deref().cloned(),
-                    reason: d.reason.to_string(),
-                });
+                outcome.decision =
+                    Some(DecisionSummary { action: d.action, size_pct: d.size_pct, terms: d.terms.clone() });
             }
             Payload::RiskVerdict(verdict) => {
                 outcome.approved = Some(verdict.approved);
@@ -207,6 +202,8 @@ pub struct Comparison {
     pub orders_changed: u64,
     /// The first cycle whose decision, verdict, orders or fills differ.
     pub first: Option<FirstDifference>,
+    /// The first cycle whose decisions differ (or that only one run has).
+    pub first_decision: Option<u64>,
 }
 
 /// Lines `original` and `counterfactual` up by cycle number and counts what differs.
@@ -221,6 +218,7 @@ pub fn compare(original: &CycleOutcomes, counterfactual: &CycleOutcomes) -> Comp
         denied_to_approved: 0,
         orders_changed: 0,
         first: None,
+        first_decision: None,
     };
     a.values().for_each(|c| out.original.add(c));
     b.values().for_each(|c| out.counterfactual.add(c));
@@ -243,7 +241,11 @@ pub fn compare(original: &CycleOutcomes, counterfactual: &CycleOutcomes) -> Comp
         out.approved_to_denied += u64::from(was == Some(true) && now == Some(false));
         out.denied_to_approved += u64::from(was == Some(false) && now == Some(true));
         out.orders_changed += u64::from(orders_differ);
-        let differs = decision_differs || verdict_differs || orders_differ || left.is_none() != right.is_none();
+        let missing = left.is_none() != right.is_none();
+        if (decision_differs || missing) && out.first_decision.is_none() {
+            out.first_decision = Some(cycle);
+        }
+        let differs = decision_differs || verdict_differs || orders_differ || missing;
         if differs && out.first.is_none() {
             out.first = Some(FirstDifference {
                 cycle,
@@ -263,7 +265,7 @@ mod tests {
     fn outcome(action: Action, approved: Option<bool>, orders: u32) -> CycleOutcome {
         CycleOutcome {
             ts: TimestampNs::from_nanos(0),
-            decision: Some(DecisionSummary { action, size_pct: Decimal::ONE, terms: None, reason: "r".into() }),
+            decision: Some(DecisionSummary { action, size_pct: Decimal::ONE, terms: None }),
             approved,
             denied_by: None,
             orders,
@@ -293,7 +295,7 @@ mod tests {
         let a = run(vec![outcome(Action::Long, Some(true), 1), outcome(Action::Close, Some(true), 1)]);
         let b = run(vec![outcome(Action::Long, Some(false), 0), outcome(Action::Close, Some(false), 0)]);
         let c = compare(&a, &b);
-        assert_eq!(c.decisions_changed, 0);
+        assert_eq!((c.decisions_changed, c.first_decision), (0, None));
         assert_eq!((c.verdicts_changed, c.approved_to_denied, c.denied_to_approved), (2, 2, 0));
         assert_eq!(c.orders_changed, 2);
         assert_eq!(c.first.as_ref().map(|f| f.cycle), Some(1));
@@ -301,17 +303,24 @@ mod tests {
     }
 
     #[test]
-    fn a_new_decision_counts_once_and_a_reworded_reason_not_at_all() {
+    fn a_new_action_size_or_terms_is_a_changed_decision() {
         let a = run(vec![outcome(Action::Hold, None, 0), outcome(Action::Long, Some(true), 1)]);
-        let mut reworded = outcome(Action::Long, Some(true), 1);
-        if let Some(d) = reworded.decision.as_mut() {
-            d.reason = "another wording".into();
-        }
-        let b = run(vec![outcome(Action::Short, Some(true), 1), reworded]);
+        let b = run(vec![outcome(Action::Short, Some(true), 1), outcome(Action::Long, Some(true), 1)]);
         let c = compare(&a, &b);
-        assert_eq!(c.decisions_changed, 1);
+        assert_eq!((c.decisions_changed, c.first_decision), (1, Some(1)));
         assert_eq!(c.first.as_ref().map(|f| f.cycle), Some(1));
         assert_eq!(c.verdicts_changed, 1);
+        // Another size, or a stop-loss of its own.
+        let mut half = outcome(Action::Long, Some(true), 1);
+        let mut stopped = outcome(Action::Long, Some(true), 1);
+        if let (Some(h), Some(s)) = (half.decision.as_mut(), stopped.decision.as_mut()) {
+            h.size_pct = Decimal::new(5, 1);
+            s.terms = Some(Box::new(OrderTerms { stop_loss: Some(Decimal::ONE), ..OrderTerms::default() }));
+        }
+        let c = compare(&a, &run(vec![outcome(Action::Hold, None, 0), half]));
+        assert_eq!((c.decisions_changed, c.first_decision, c.verdicts_changed), (1, Some(2), 0));
+        let c = compare(&a, &run(vec![outcome(Action::Hold, None, 0), stopped]));
+        assert_eq!((c.decisions_changed, c.first_decision), (1, Some(2)));
     }
 
     #[test]
@@ -320,6 +329,7 @@ mod tests {
         let b = run(vec![outcome(Action::Hold, None, 0), outcome(Action::Hold, None, 0)]);
         let c = compare(&a, &b);
         assert_eq!(c.first.as_ref().map(|f| f.cycle), Some(2));
+        assert_eq!(c.first_decision, Some(2));
         assert_eq!((c.original.cycles, c.counterfactual.cycles), (1, 2));
     }
 }

@@ -1,9 +1,7 @@
-//! A run's decisions cycle by cycle, to find the first cycle where two runs decided
-//! differently (a live run and its replay, two risk configurations, an LLM run and its
-//! counterfactual), for `ledger report --compare`.
-//!
-//! Memory: 32 bytes per decision (cycle, action, size); the reasons are read again for
-//! the one cycle that differs ([`DecisionAt`]).
+//! One run's decision at one cycle, in full, for showing it: where two runs decided
+//! differently ([`crate::counterfactual::compare`] finds the cycle) in `ledger report
+//! --compare` and in a counterfactual replay's report. The compared folds keep no
+//! reasons; this one reads them back for the cycle shown.
 
 use ledger_core::event::{Action, EventRef, Payload};
 use ledger_core::ids::{RunId, Seq};
@@ -11,69 +9,6 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::Fold;
-
-/// What two decisions are compared by: the action and the fraction of equity asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decided {
-    /// The cycle (tick number within the run).
-    pub cycle: u64,
-    /// long, short, close or hold.
-    pub action: Action,
-    /// Fraction of equity, 0 to 1.
-    pub size_pct: Decimal,
-}
-
-/// Every decision of one run, in cycle order.
-#[derive(Debug, Clone)]
-pub struct DecisionTrail {
-    run: RunId,
-    covers: Seq,
-    /// The run's decisions, one per cycle that made one.
-    pub decisions: Vec<Decided>,
-}
-
-impl DecisionTrail {
-    /// The trail of run `run`.
-    pub fn new(run: RunId) -> Self {
-        DecisionTrail { run, covers: Seq::ZERO, decisions: Vec::new() }
-    }
-}
-
-impl Fold for DecisionTrail {
-    fn apply(&mut self, event: &EventRef<'_>) {
-        self.covers = event.seq;
-        if let (true, Payload::DecisionMade(made)) = (event.run_id == self.run, event.payload) {
-            let parsed = &made.parsed;
-            self.decisions.push(Decided {
-                cycle: event.cycle_id.get(),
-                action: parsed.action,
-                size_pct: parsed.size_pct,
-            });
-        }
-    }
-
-    fn covers(&self) -> Seq {
-        self.covers
-    }
-}
-
-/// The first cycle where `a` and `b` differ: a decision with another action or size, or
-/// a cycle only one of them decided in (the shorter run's end). `None` when they agree.
-pub fn first_difference(a: &[Decided], b: &[Decided]) -> Option<u64> {
-    for (x, y) in a.iter().zip(b) {
-        if x.cycle != y.cycle {
-            return Some(x.cycle.min(y.cycle));
-        }
-        if x != y {
-            return Some(x.cycle);
-        }
-    }
-    match (a.get(b.len()), b.get(a.len())) {
-        (Some(x), _) => Some(x.cycle),
-        (_, Some(y)) => Some(y.cycle),
-        _ => None,
-    }
-}
 
 /// One run's decision at one cycle, in full, for showing it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -143,27 +78,5 @@ impl Fold for DecisionAt {
 
     fn covers(&self) -> Seq {
         self.covers
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rust_decimal_macros::dec;
-
-    fn d(cycle: u64, action: Action) -> Decided {
-        Decided { cycle, action, size_pct: dec!(1) }
-    }
-
-    #[test]
-    fn the_first_difference_is_an_action_a_size_a_missing_cycle_or_the_end() {
-        let a = [d(1, Action::Hold), d(2, Action::Long), d(3, Action::Hold)];
-        assert_eq!(first_difference(&a, &a), None);
-        assert_eq!(first_difference(&a, &[d(1, Action::Hold), d(2, Action::Short), d(3, Action::Hold)]), Some(2));
-        let bigger = Decided { size_pct: dec!(0.5), ..d(2, Action::Long) };
-        assert_eq!(first_difference(&a, &[d(1, Action::Hold), bigger]), Some(2));
-        assert_eq!(first_difference(&a, &[d(1, Action::Hold), d(3, Action::Hold)]), Some(2));
-        assert_eq!(first_difference(&a, &a[..2]), Some(3));
-        assert_eq!(first_difference(&a[..1], &a), Some(2));
     }
 }

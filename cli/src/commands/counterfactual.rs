@@ -11,6 +11,7 @@ use ledger_core::event::RiskCheckId;
 use ledger_core::log::RecordSource;
 use ledger_core::replay::RunRange;
 use ledger_projections::counterfactual::{compare, CycleOutcome, CycleOutcomes};
+use ledger_projections::decisions::DecisionAt;
 use ledger_projections::fold_range;
 use ledger_projections::report::{Report, ReportFold};
 
@@ -167,17 +168,24 @@ pub fn report(
         c.denied_to_approved,
         c.orders_changed
     )?;
-    match &c.first {
-        None => writeln!(out, "no cycle differs")?,
-        Some(first) => writeln!(
-            out,
-            "first difference: cycle {} at {}: original {}; counterfactual {}",
-            first.cycle,
-            first.ts.to_rfc3339(),
-            outcome(first.original.as_ref()),
-            outcome(first.counterfactual.as_ref())
-        )?,
-    }
+    let Some(first) = &c.first else {
+        writeln!(out, "no cycle differs")?;
+        return Ok(());
+    };
+    // The reasons are read back for this one cycle (the compared folds keep none).
+    let reason = |range: RunRange| -> Result<String> {
+        let mut at = DecisionAt::new(range.run_id, first.cycle);
+        fold_range(source, range.first, range.last, &mut at)?;
+        Ok(at.shown.reason)
+    };
+    writeln!(
+        out,
+        "first difference: cycle {} at {}: original {}; counterfactual {}",
+        first.cycle,
+        first.ts.to_rfc3339(),
+        outcome(first.original.as_ref(), &reason(original)?),
+        outcome(first.counterfactual.as_ref(), &reason(replayed)?)
+    )?;
     Ok(())
 }
 
@@ -190,10 +198,10 @@ fn money_rows(a: &Report, b: &Report) -> [(&'static str, rust_decimal::Decimal, 
 }
 
 /// One cycle's outcome in words: `long 1 (reason), approved, 1 order, 1 fill`.
-fn outcome(c: Option<&CycleOutcome>) -> String {
+fn outcome(c: Option<&CycleOutcome>, reason: &str) -> String {
     let Some(c) = c else { return "no such cycle".into() };
     let decision =
-        c.decision.as_ref().map_or("no decision".into(), |d| format!("{} ({})", d.brief(), describe::safe(&d.reason)));
+        c.decision.as_ref().map_or("no decision".into(), |d| format!("{} ({})", d.brief(), describe::safe(reason)));
     let verdict = match (c.judged(), c.denied_by) {
         (Some(true), _) => "approved".to_string(),
         (Some(false), Some(check)) => format!("denied by {}", check_name(check)),

@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use ledger_core::ids::RunId;
 use ledger_core::log::RecordSource;
-use ledger_projections::decisions::{first_difference, DecisionAt, DecisionTrail};
+use ledger_projections::counterfactual::{self, CycleOutcomes};
+use ledger_projections::decisions::DecisionAt;
 use ledger_projections::fold_range;
 use ledger_projections::page::{Page, PageFold};
 use ledger_projections::report::{Report, ReportFold};
@@ -83,13 +84,13 @@ fn compare(ledger: &Ledger, runs: &[u64], path: Option<&Path>) -> Result<Outcome
         let run = RunId::new(id);
         let page = page(&ledger.log, &ledger.runs, run)?;
         let range = ledger.runs.get(run).map(|r| r.range()).context("the run left the index")?;
-        let mut trail = DecisionTrail::new(run);
-        fold_range(&ledger.log, range.first, range.last, &mut trail)?;
-        trails.push(trail.decisions);
+        let mut outcomes = CycleOutcomes::new(run);
+        fold_range(&ledger.log, range.first, range.last, &mut outcomes)?;
+        trails.push(outcomes);
         compared.push(html::CompareRun { run: id, page, differs: None });
     }
     for i in 1..compared.len() {
-        let Some(cycle) = first_difference(&trails[0], &trails[i]) else { continue };
+        let Some(cycle) = counterfactual::compare(&trails[0], &trails[i]).first_decision else { continue };
         let shown = |id: u64| -> Result<_> {
             let run = RunId::new(id);
             let range = ledger.runs.get(run).map(|r| r.range()).context("the run left the index")?;
