@@ -178,6 +178,7 @@ fn raw_summary(event: &Envelope) -> String {
             )
         }
         Payload::OrderAmended(p) => format!("{} stop to {}: {}", p.client_order_id, p.stop_price, p.reason),
+        Payload::VenueNotice(p) => format!("{} {:?} {} ({}): {}", p.venue, p.kind, p.stream, p.value, p.detail),
         Payload::OrderAccepted(p) => p.client_order_id.to_string(),
         Payload::OrderRejected(p) => format!("{}: {}", p.client_order_id, p.reason),
         Payload::OrderCanceled(p) => format!("{}: {}", p.client_order_id, p.reason),

@@ -21,7 +21,7 @@ use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::RunSpec;
-use ledger_core::event::{Payload, RunMode, TickData};
+use ledger_core::event::{Payload, RunMode, TickData, VenueNotice};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::{InstrumentId, RunId};
 use ledger_core::log::EventLog;
@@ -309,6 +309,12 @@ pub trait Cycles {
     fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
         Vec::new()
     }
+
+    /// What a live feed reported since the last call (gaps, lost connections), with
+    /// the local time each was seen: recorded before the next cycle.
+    fn take_notices(&mut self) -> Vec<(VenueNotice, TimestampNs)> {
+        Vec::new()
+    }
 }
 
 /// Cycles from market data files, streamed. A backtest's cycles run at the data's
@@ -516,6 +522,9 @@ pub fn execute<L: EventLog + ?Sized>(
         for (command, at) in cycles.take_commands() {
             runner.on_recorded_command(command, at)?;
         }
+        for (notice, at) in cycles.take_notices() {
+            runner.on_notice(notice, at)?;
+        }
         runner.on_tick(&tick, now)?;
         last = now;
         if paced {
@@ -556,6 +565,9 @@ pub fn execute<L: EventLog + ?Sized>(
         for pending in link.take_commands() {
             let _ = pending.reply.send(Err("the session is stopping".into()));
         }
+    }
+    for (notice, at) in cycles.take_notices() {
+        runner.on_notice(notice, at)?;
     }
     let end = if session.mode == RunMode::Replay { last } else { WallClock.now() };
     let reason = if stopped_early { "interrupted" } else { "end of data" };

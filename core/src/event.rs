@@ -167,6 +167,11 @@ pub enum Payload {
     RunResumed(RunResumed),
     /// A working order's stop price moved (a trailing stop following the price).
     OrderAmended(OrderAmended),
+    /// A live venue or its market data feed reported something outside any order: a
+    /// gap in the feed, a lost or restored connection, the server clock's offset.
+    /// (Added after schema 3's first release: a new variant at the end, so earlier
+    /// records decode unchanged.)
+    VenueNotice(VenueNotice),
 }
 
 impl Payload {
@@ -188,6 +193,7 @@ impl Payload {
             Payload::RiskLimitsChanged(_) => "RiskLimitsChanged",
             Payload::RunResumed(_) => "RunResumed",
             Payload::OrderAmended(_) => "OrderAmended",
+            Payload::VenueNotice(_) => "VenueNotice",
         }
     }
 
@@ -704,6 +710,38 @@ pub struct OrderAmended {
     pub stop_price: Decimal,
     /// Why, in words (for a trailing stop: the best price it follows).
     pub reason: Text,
+}
+
+/// What a [`VenueNotice`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// Market data was missed: ids skipped in the venue's sequence (`missed` counts
+    /// them), or stale or repeated messages dropped.
+    FeedGap,
+    /// The connection to the venue was lost (or closed for a planned reconnect).
+    Disconnected,
+    /// The connection to the venue was made again.
+    Reconnected,
+    /// The venue's clock was measured against ours (`value`: server minus local, ms).
+    ClockOffset,
+}
+
+/// A live venue or its feed reported something outside any order. Recorded outside any
+/// cycle (cycle 0), at the time it was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueNotice {
+    /// The venue or feed that reported it, e.g. `binance`.
+    pub venue: Text,
+    /// What happened.
+    pub kind: NoticeKind,
+    /// The stream or endpoint it concerns, e.g. `btcusdt@trade`.
+    pub stream: Text,
+    /// A count or a measure: ids missed for a gap, the reconnect attempt, the clock
+    /// offset in ms (0 when none applies).
+    pub value: i64,
+    /// What happened, in words (ids, errors).
+    pub detail: Text,
 }
 
 /// The venue accepted an order.

@@ -162,7 +162,7 @@ pub struct Divergence {
 
 /// Compares the derived events of two runs read from `source`: everything but
 /// `RunStarted`, `RunStopped`, `RunResumed` (a run resumed after a crash derived the
-/// same events as one that was not) and operator commands (input, like ticks; a replay
+/// same events as one that was not), `VenueNotice` (input from a live venue, like ticks) and operator commands (input, like ticks; a replay
 /// makes them at the same points, see [`RecordedRun::take_commands`]), on cycle, source time, kind, payload and causation
 /// (as a position among the run's derived events); client order ids without their
 /// `r<run>-` prefix. Returns the first
@@ -237,7 +237,10 @@ impl<'a> DerivedEvents<'a> {
         while let Some(event) = self.cursor.next_event()? {
             let h = &event.header;
             let derived = h.run_id == self.range.run_id
-                && !matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_))
+                && !matches!(
+                    event.payload,
+                    Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_) | Payload::VenueNotice(_)
+                )
                 && !event.payload.is_operator_command(h.cycle_id);
             if !derived {
                 self.passed_over.push(h.seq);

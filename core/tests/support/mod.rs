@@ -202,6 +202,13 @@ pub fn one_of_each() -> Vec<Payload> {
             stop_price: dec!(97.0),
             reason: text("trailing 0.03 from the best price 100"),
         }),
+        Payload::VenueNotice(VenueNotice {
+            venue: text("binance"),
+            kind: NoticeKind::FeedGap,
+            stream: text("btcusdt@trade"),
+            value: 3,
+            detail: text("trade ids 3735683260..=3735683262 missed"),
+        }),
     ]
 }
 
@@ -417,6 +424,15 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
         }),
         (any_coid(), any_decimal(), any_text()).prop_map(|(client_order_id, stop_price, reason)| {
             Payload::OrderAmended(OrderAmended { client_order_id, stop_price, reason })
+        }),
+        (any_text(), any::<i64>(), any_text()).prop_map(|(stream, value, detail)| {
+            Payload::VenueNotice(VenueNotice {
+                venue: text("binance"),
+                kind: NoticeKind::Reconnected,
+                stream,
+                value,
+                detail,
+            })
         }),
     ]
 }
