@@ -5,22 +5,25 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ledger_adapters::binance::{BinanceFeed, FeedSettings};
+use ledger_adapters::binance::{BinanceFeed, BinanceVenue, Credentials, FeedSettings, NoticeBoard, RestClient};
 use ledger_adapters::clock::WallClock;
 use ledger_core::event::VenueNotice;
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::InstrumentId;
 use ledger_core::time::{Clock, TimestampNs};
-use ledger_core::venue::FillModel;
+use ledger_core::venue::{FillModel, Venue};
 
 use crate::config::{
     BinanceConfig, BinanceMode, Settings, DEFAULT_BACKOFF_MAX_NS, DEFAULT_BACKOFF_NS, DEFAULT_CONNECTION_AGE_NS,
 };
 use crate::pipeline::Cycles;
 
-/// The live feed's cycles: each tick as it arrives, at the wall clock's time.
+/// The live feed's cycles: each tick as it arrives, at the wall clock's time; with the
+/// Binance venue when trading is enabled.
 pub struct BinanceCycles {
     feed: BinanceFeed,
+    venue: Option<BinanceVenue>,
+    board: NoticeBoard,
 }
 
 impl Cycles for BinanceCycles {
@@ -29,8 +32,15 @@ impl Cycles for BinanceCycles {
         Ok(tick.map(|tick| (tick, WallClock.now())))
     }
 
+    fn take_venue(&mut self) -> Option<Box<dyn Venue>> {
+        self.venue.take().map(|venue| Box::new(venue) as Box<dyn Venue>)
+    }
+
+    /// The venue's notices (the clock offset, requests that failed), then the feed's.
     fn take_notices(&mut self) -> Vec<(VenueNotice, TimestampNs)> {
-        self.feed.take_notices()
+        let mut notices = self.board.lock().map(|mut board| std::mem::take(&mut *board)).unwrap_or_default();
+        notices.extend(self.feed.take_notices());
+        notices
     }
 }
 
@@ -60,9 +70,6 @@ fn known_stream(kind: &str) -> bool {
 pub fn market_data(settings: &mut Settings, binance: &BinanceConfig) -> Result<BinanceData> {
     if !settings.data.files.is_empty() {
         bail!("[binance] reads the exchange's feed: remove the data files (--data, [data] files)");
-    }
-    if binance.trading_enabled {
-        bail!("binance.trading_enabled = true: sending orders to Binance is not built yet; run in shadow mode (false)");
     }
     if binance.symbols.is_empty() {
         bail!("binance.symbols: empty; name at least one symbol, e.g. [\"BTCUSDT\"]");
@@ -102,8 +109,52 @@ pub fn market_data(settings: &mut Settings, binance: &BinanceConfig) -> Result<B
         max_connection_age: nanos(binance.max_connection_age, DEFAULT_CONNECTION_AGE_NS),
     };
     let source = format!("binance {:?} {}", binance.mode, feed_settings.url()).to_lowercase();
+    let board = NoticeBoard::default();
+    let venue = match binance.trading_enabled {
+        true => Some(venue(binance, &instruments, settings, board.clone())?),
+        false => None,
+    };
     let feed = BinanceFeed::connect(feed_settings).context("starting the binance feed's thread")?;
-    Ok(BinanceData { cycles: BinanceCycles { feed }, source, instruments })
+    Ok(BinanceData { cycles: BinanceCycles { feed, venue, board }, source, instruments })
+}
+
+/// The value of the environment variable `var` (named by `key` in `[binance]`).
+fn secret_from_env(key: &str, var: &str) -> Result<String> {
+    // The variable's name only: its value is a secret.
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .with_context(|| format!("binance.{key}: the environment variable {var} is not set or is empty"))
+}
+
+/// The Binance venue: its REST client signed with the key and secret from the
+/// environment, its clock offset measured and its symbols' filters read.
+fn venue(
+    binance: &BinanceConfig,
+    instruments: &[InstrumentId],
+    settings: &Settings,
+    board: NoticeBoard,
+) -> Result<BinanceVenue> {
+    let rest_url = binance.rest_url();
+    if !(rest_url.starts_with("http://") || rest_url.starts_with("https://")) {
+        bail!("binance.rest_url: {rest_url:?} must start with http:// or https://");
+    }
+    if !(1..=60_000).contains(&binance.recv_window_ms) {
+        bail!("binance.recv_window_ms: {} must be in 1..=60000", binance.recv_window_ms);
+    }
+    if settings.exits.trailing_stop_pct.is_some() {
+        bail!(
+            "exits.trailing_stop_pct: Binance spot cannot move a working stop; leave trailing stops off on this venue"
+        );
+    }
+    let credentials = Credentials::new(
+        secret_from_env("api_key_env", &binance.api_key_env)?,
+        secret_from_env("api_secret_env", &binance.api_secret_env)?,
+    );
+    let rest = RestClient::new(rest_url, credentials, binance.recv_window_ms, binance.weight_limit)?;
+    let poll = Duration::from_nanos(u64::try_from(binance.poll_interval.unwrap_or(1_000_000_000)).unwrap_or(0));
+    BinanceVenue::connect(rest, instruments, settings.venue.commission_rate, poll, board)
+        .with_context(|| format!("binance at {rest_url}"))
 }
 
 /// Refuses a live session without `--live`, and says plainly what a live one is about

@@ -31,7 +31,7 @@ use ledger_core::risk::{KillSwitch, RiskEngine};
 use ledger_core::runner::{Observer, ResumeFrom, RunParts, Runner};
 use ledger_core::strategy::{EmaRsi, SmaCross};
 use ledger_core::time::{Clock, TimestampNs};
-use ledger_core::venue::{FillModel, PaperVenue};
+use ledger_core::venue::{FillModel, PaperVenue, Venue};
 
 use crate::config::{self, DurabilityMode, LedgerConfig, ProviderConfig, RuleStrategy, Settings};
 use crate::describe;
@@ -310,6 +310,12 @@ pub trait Cycles {
         Vec::new()
     }
 
+    /// The venue these cycles come with (a live exchange's own, when it trades), taken
+    /// once; `None`: the paper venue.
+    fn take_venue(&mut self) -> Option<Box<dyn Venue>> {
+        None
+    }
+
     /// What a live feed reported since the last call (gaps, lost connections), with
     /// the local time each was seen: recorded before the next cycle.
     fn take_notices(&mut self) -> Vec<(VenueNotice, TimestampNs)> {
@@ -477,7 +483,11 @@ pub fn execute<L: EventLog + ?Sized>(
         (Some((_, now)), _) => *now,
         (None, _) => WallClock.now(),
     };
-    let parts = run_parts(settings, session, provider);
+    let mut parts = run_parts(settings, session, provider);
+    if let Some(venue) = cycles.take_venue() {
+        parts.spec.venue = Arc::from(venue.name());
+        parts.venue = venue;
+    }
     let cycles_per_append = if paced { 1 } else { settings.ledger.cycles_per_append };
     let (runner, mut previous_ts, mut next) = match session.resume.clone() {
         None => (Runner::start(log, observer, parts, start, cycles_per_append)?, None, first),

@@ -725,6 +725,10 @@ pub enum NoticeKind {
     Reconnected,
     /// The venue's clock was measured against ours (`value`: server minus local, ms).
     ClockOffset,
+    /// A fee charged in an asset other than the account's currency (recorded as 0).
+    Commission,
+    /// A message or answer from the venue that could not be read (dropped).
+    Unreadable,
 }
 
 /// A live venue or its feed reported something outside any order. Recorded outside any

@@ -4,7 +4,8 @@
 //! `shared/data/hftbacktest_binance_spot_BTCUSDT_rawfeed_20240808.gz`) and `ledger run`
 //! records it in shadow mode (`trading_enabled = false`: nothing is sent).
 
-use ledger_adapters::binance::mock::{read_capture, Connection, ReplayServer};
+use ledger_adapters::binance::mock::{read_capture, Connection, OrderScript, ReplayServer, RestMock};
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::harness::{workspace_root, Ledger};
@@ -159,4 +160,116 @@ fn config_with(ledger: &Ledger, text: &str) -> std::path::PathBuf {
     let path = ledger.dir.path().join("other.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+const KEY: &str = "e2e-key-6a1f0c";
+const SECRET: &str = "e2e-secret-93be47d2";
+
+#[test]
+fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_recorded() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    let script = vec![
+        OrderScript::Fill,
+        OrderScript::InsufficientBalance,
+        OrderScript::FilterFailure,
+        OrderScript::RateLimited(600),
+    ];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let ledger = Ledger::new();
+    let extra = format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"", rest.url());
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    server.join();
+    let events = events(&ledger);
+
+    let started = payloads(&events, "RunStarted")[0];
+    assert_eq!((started["venue"].as_str(), started["mode"].as_str()), (Some("binance"), Some("Live")));
+    let notices = payloads(&events, "VenueNotice");
+    assert_eq!(
+        (notices[0]["kind"].as_str(), notices[0]["stream"].as_str()),
+        (Some("clock_offset"), Some("/api/v3/time"))
+    );
+
+    let taken = rest.taken();
+    let posts: Vec<_> = taken.iter().filter(|r| r.method == "POST").collect();
+    let orders = payloads(&events, "OrderSubmitted");
+    assert!(orders.len() > 4, "the slice makes more orders than the script has answers: {}", orders.len());
+    // The rate limit's Retry-After (600 s) holds every later order back: four were sent.
+    assert_eq!(posts.len(), 4, "{posts:#?}");
+    let sent: Vec<String> = posts
+        .iter()
+        .map(|post| {
+            assert!(
+                post.query.contains("type=MARKET") && post.query.contains("newOrderRespType=FULL"),
+                "{}",
+                post.query
+            );
+            assert!(post.query.contains("&recvWindow=5000&signature="), "{}", post.query);
+            assert!(post.head.to_ascii_lowercase().contains(&format!("x-mbx-apikey: {KEY}")), "{}", post.head);
+            let id = post.query.split('&').find_map(|p| p.strip_prefix("newClientOrderId=")).unwrap();
+            assert!(orders.iter().any(|o| o["client_order_id"] == id), "{id} is one of our client order ids");
+            id.to_string()
+        })
+        .collect();
+    assert_eq!(posts[0].status, 200, "the mock checked the signature and the timestamp");
+
+    let about = |kind: &str, id: &str| -> Vec<&Value> {
+        payloads(&events, kind).into_iter().filter(|p| p["client_order_id"] == id).collect()
+    };
+    // The first order: accepted, filled in two parts, each with its trade id and the
+    // commission charged in USDT as its fee.
+    assert_eq!(about("OrderAccepted", &sent[0]).len(), 1);
+    let fills = about("OrderFilled", &sent[0]);
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    assert_eq!(fills[0]["price"], "61837.63");
+    assert_eq!(fills[1]["price"], "61837.64");
+    let qty: Decimal = fills[0]["qty"].as_str().unwrap().parse().unwrap();
+    let fee: Decimal = fills[0]["fee"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fee, (qty * Decimal::new(6_183_763, 2) * Decimal::new(1, 3)).round_dp(8));
+    assert!(fills[0]["fill_id"].as_u64().unwrap() > 900_000);
+    // Refusals name Binance's code and message; the rate limit its wait.
+    let reason = |id: &str| about("OrderRejected", id)[0]["reason"].as_str().unwrap().to_string();
+    assert!(reason(&sent[1]).contains("binance -2010: Account has insufficient balance"), "{}", reason(&sent[1]));
+    assert!(reason(&sent[2]).contains("binance -1013: Filter failure: NOTIONAL"), "{}", reason(&sent[2]));
+    assert!(reason(&sent[3]).contains("rate limited (HTTP 429)"), "{}", reason(&sent[3]));
+    // Orders never sent: an exchange filter violated before sending (a short sale sized
+    // to nothing), then every order during the Retry-After wait.
+    let unsent: Vec<String> = orders
+        .iter()
+        .map(|o| o["client_order_id"].as_str().unwrap().to_string())
+        .filter(|id| !sent.contains(id))
+        .map(|id| reason(&id))
+        .collect();
+    assert!(unsent.iter().any(|r| r.contains("LOT_SIZE: quantity 0 is below minQty 0.00001")), "{unsent:?}");
+    assert!(unsent.last().unwrap().contains("rate limited (HTTP 429): no request for"), "{unsent:?}");
+
+    // Neither the key nor the secret is anywhere on the record or in the log.
+    let all = ledger.ok(&["events", "--json"]);
+    for secret in [KEY, SECRET] {
+        assert!(!all.contains(secret), "{secret} is in the events");
+        assert!(!stderr.contains(secret), "{secret} is in stderr");
+    }
+}
+
+#[test]
+fn trading_needs_its_key_variables_named_not_their_values() {
+    let ledger = Ledger::new();
+    let config = config(&ledger, "ws://127.0.0.1:9", "trading_enabled = true\napi_key_env = \"E2E_NO_SUCH_KEY\"");
+    let run = ledger.run(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("binance.api_key_env: the environment variable E2E_NO_SUCH_KEY is not set"),
+        "{}",
+        run.stderr
+    );
 }

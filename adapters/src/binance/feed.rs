@@ -129,7 +129,7 @@ impl MarketFeed for BinanceFeed {
                     }
                     Err(error) => {
                         let detail = format!("dropped: {error}");
-                        self.notices.push((notice(NoticeKind::FeedGap, "", 0, detail), received));
+                        self.notices.push((notice(NoticeKind::Unreadable, "", 0, detail), received));
                     }
                 },
                 Ok(Incoming::Notice(notice, at)) => self.notices.push((notice, at)),

@@ -43,6 +43,8 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     }
     let mut settings = Settings::resolve(&args.session)?;
     // A live venue's ticks come at the exchange's pace; files are played at `--speed`.
+    let trading = settings.binance.as_ref().is_some_and(|b| b.trading_enabled);
+    let mode = if trading { RunMode::Live } else { RunMode::Paper };
     let (mut feed, source, instruments, speed): (Box<dyn Cycles>, String, Vec<InstrumentId>, f64) =
         match settings.binance.clone() {
             Some(binance) => {
@@ -76,7 +78,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     let link = Arc::new(SessionLink::new(ledger.log.reader()?, ledger.log.durable_seq()));
     link.set_status(SessionStatus {
         run_id: run_id.get(),
-        mode: format!("{:?}", RunMode::Paper),
+        mode: format!("{:?}", mode),
         pid: std::process::id(),
         started_ns: WallClock.now().nanos(),
         ..SessionStatus::default()
@@ -93,7 +95,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     };
     let session = Session {
         run_id,
-        mode: RunMode::Paper,
+        mode,
         speed,
         source: &source,
         instruments,

@@ -52,6 +52,13 @@ pub struct BinanceConfig {
     /// Binance cuts connections at 24 h).
     #[serde(alias = "max_connection_age_ns", with = "ledger_core::time::duration_ns")]
     pub max_connection_age: Option<i64>,
+    /// `recvWindow` of signed requests, ms (Binance's default 5000; at most 60000).
+    pub recv_window_ms: u64,
+    /// Request weight per minute at which orders are held back (Binance allows 6000).
+    pub weight_limit: u64,
+    /// How often a working order is queried, nanoseconds (`poll_interval = "1s"`).
+    #[serde(alias = "poll_interval_ns", with = "ledger_core::time::duration_ns")]
+    pub poll_interval: Option<i64>,
 }
 
 impl Default for BinanceConfig {
@@ -69,6 +76,9 @@ impl Default for BinanceConfig {
             reconnect_backoff: None,
             reconnect_backoff_max: None,
             max_connection_age: None,
+            recv_window_ms: 5000,
+            weight_limit: 5000,
+            poll_interval: None,
         }
     }
 }
