@@ -395,6 +395,10 @@ impl Cycles for RecordedRun<'_> {
     fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
         RecordedRun::take_commands(self)
     }
+
+    fn take_venue(&mut self) -> Option<Box<dyn Venue>> {
+        RecordedRun::take_venue(self).map(|venue| Box::new(venue) as Box<dyn Venue>)
+    }
 }
 
 /// How a session is played: its mode, pace, provenance and how it is stopped.

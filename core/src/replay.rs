@@ -2,7 +2,7 @@
 //! through the pipeline again, and the events derived from them are compared with the
 //! original, field by field. Both are read from the log as streams, in bounded memory.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use serde_json::Value;
@@ -12,6 +12,7 @@ use crate::event::{Envelope, ParseStatus, Payload, RunStarted};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, RunId, Seq};
 use crate::log::{EventCursor, LogError, RecordSource};
+use crate::recorded_venue::RecordedVenue;
 use crate::time::TimestampNs;
 
 /// Where a run's events lie in the ledger (its events are in `first..=last`, among
@@ -34,6 +35,10 @@ pub struct RecordedRun<'a> {
     slot: Rc<RefCell<Option<ProviderAnswer>>>,
     /// Operator commands met before the next cycle's tick, with their recorded times.
     commands: Vec<(Payload, TimestampNs)>,
+    /// Cycles handed out so far (the recorded venue's clock).
+    cycles: Rc<Cell<u64>>,
+    /// The recorded reports of a run on a live venue, until taken.
+    venue: Option<RecordedVenue>,
 }
 
 impl<'a> RecordedRun<'a> {
@@ -66,7 +71,14 @@ impl<'a> RecordedRun<'a> {
             params: started.params.clone(),
         };
         let provider = RecordedProvider { info, slot: Rc::clone(&slot) };
-        Ok((started, RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new() }, provider))
+        let cycles = Rc::new(Cell::new(0));
+        // A live venue's fills are not simulated again: its recorded reports are replayed.
+        let venue = match started.venue.as_ref() {
+            "paper" => None,
+            name => Some(RecordedVenue::read(source, range, name, Rc::clone(&cycles))?),
+        };
+        let run = RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new(), cycles, venue };
+        Ok((started, run, provider))
     }
 
     /// The next cycle's tick and recorded time; its decision is handed to the provider.
@@ -97,6 +109,7 @@ impl<'a> RecordedRun<'a> {
                         continue;
                     }
                     *self.slot.borrow_mut() = Some(ProviderAnswer::from(made));
+                    self.cycles.set(self.cycles.get() + 1);
                     return Ok(Some((data, now)));
                 }
                 _ => {}
@@ -111,6 +124,12 @@ impl<'a> RecordedRun<'a> {
     /// [`next_cycle`]: RecordedRun::next_cycle
     pub fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
         std::mem::take(&mut self.commands)
+    }
+
+    /// For a run on a live venue (any but `paper`), the venue that plays its recorded
+    /// reports back ([`RecordedVenue`]); `None` for a paper run, or once taken.
+    pub fn take_venue(&mut self) -> Option<RecordedVenue> {
+        self.venue.take()
     }
 }
 

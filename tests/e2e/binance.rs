@@ -253,6 +253,13 @@ fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_r
     assert!(unsent.iter().any(|r| r.contains("LOT_SIZE: quantity 0 is below minQty 0.00001")), "{unsent:?}");
     assert!(unsent.last().unwrap().contains("rate limited (HTTP 429): no request for"), "{unsent:?}");
 
+    // The recorded venue reports drive the replay: it reproduces the run without
+    // reaching the exchange (the mock takes no more requests).
+    let before = rest.taken().len();
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_eq!(rest.taken().len(), before);
+
     // Neither the key nor the secret is anywhere on the record or in the log.
     let all = ledger.ok(&["events", "--json"]);
     for secret in [KEY, SECRET] {
