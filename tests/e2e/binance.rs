@@ -280,3 +280,51 @@ fn trading_needs_its_key_variables_named_not_their_values() {
         run.stderr
     );
 }
+
+#[test]
+fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_recorded() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order reaches the exchange and fills, but its answer is lost; the
+    // second is lost on the way there.
+    let script = vec![OrderScript::NoAnswer, OrderScript::Lost];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let ledger = Ledger::new();
+    let extra =
+        format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"\npoll_interval = \"1ms\"", rest.url());
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let orders = payloads(&events, "OrderSubmitted");
+    let id = |n: usize| orders[n]["client_order_id"].as_str().unwrap().to_string();
+    let about = |kind: &str, id: &str| -> Vec<&Value> {
+        payloads(&events, kind).into_iter().filter(|p| p["client_order_id"] == id).collect()
+    };
+    let taken = rest.taken();
+    let posts_of = |id: &str| {
+        taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={id}&"))).count()
+    };
+    // Each sent once, whatever became of the answer.
+    assert_eq!((posts_of(&id(0)), posts_of(&id(1))), (1, 1));
+    // The first: queried, then accepted and its two fills taken from the trade history.
+    assert_eq!(about("OrderAccepted", &id(0)).len(), 1);
+    let fills = about("OrderFilled", &id(0));
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    assert_eq!((fills[0]["price"].as_str(), fills[1]["price"].as_str()), (Some("61837.63"), Some("61837.64")));
+    // The second: the exchange does not have it, so it is rejected, not sent again.
+    let rejected = about("OrderRejected", &id(1));
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("-2013"), "{rejected:?}");
+    let notices = payloads(&events, "VenueNotice");
+    let lost = notices.iter().filter(|n| n["detail"].as_str().unwrap().contains("querying it by its client order id"));
+    assert_eq!(lost.count(), 2, "{notices:?}");
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}

@@ -129,6 +129,12 @@ pub enum OrderScript {
     FilterFailure,
     /// HTTP 429 with `Retry-After` of this many seconds.
     RateLimited(u64),
+    /// The order is taken and filled as [`OrderScript::Fill`], but the connection is
+    /// closed without an answer (the answer lost on the way back).
+    NoAnswer,
+    /// The connection is closed without an answer and the order is not taken (lost on
+    /// the way there).
+    Lost,
 }
 
 /// A request the REST mock took, for a test to inspect.
@@ -151,6 +157,9 @@ pub struct TakenRequest {
 struct MockOrder {
     order_id: u64,
     status: &'static str,
+    executed: rust_decimal::Decimal,
+    /// Its trades, as `myTrades` lists them (JSON objects).
+    trades: Vec<String>,
 }
 
 struct RestState {
@@ -258,6 +267,9 @@ fn serve_rest(stream: std::net::TcpStream, state: &std::sync::Mutex<RestState>) 
         }
         Err(_) => (500, String::new(), "{}".to_string()),
     };
+    if status == 0 {
+        return; // no answer: the connection closes
+    }
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -282,7 +294,6 @@ fn answer_rest(
     query: &str,
     api_key: Option<&str>,
 ) -> (u16, String, String) {
-    use rust_decimal::Decimal;
     let error =
         |status: u16, code: i64, msg: &str| (status, String::new(), format!(r#"{{"code":{code},"msg":"{msg}"}}"#));
     let now_ms = ledger_core::time::Clock::now(&crate::clock::WallClock).nanos() / 1_000_000;
@@ -310,6 +321,11 @@ fn answer_rest(
     let client_id = params.get("newClientOrderId").or(params.get("origClientOrderId")).copied().unwrap_or("");
     match (method, path) {
         ("POST", _) => match state.script.pop_front().unwrap_or(OrderScript::Fill) {
+            OrderScript::Lost => (0, String::new(), String::new()),
+            OrderScript::NoAnswer => {
+                let _ = take_order(state, &params, client_id, now_ms);
+                (0, String::new(), String::new())
+            }
             OrderScript::InsufficientBalance => {
                 error(400, -2010, "Account has insufficient balance for requested action.")
             }
@@ -319,47 +335,7 @@ fn answer_rest(
                     error(429, -1003, "Too many requests; current limit of IP is 6000 request weight per 1 minute.");
                 (status, format!("Retry-After: {wait}\r\n"), body)
             }
-            OrderScript::Fill => {
-                let order_id = state.next_id;
-                state.next_id += 1;
-                let qty: Decimal =
-                    params.get("quantity").and_then(|q| Decimal::from_str_exact(q).ok()).unwrap_or_default();
-                let (kind, side) =
-                    (params.get("type").copied().unwrap_or(""), params.get("side").copied().unwrap_or(""));
-                let base = format!(
-                    r#""symbol":"BTCUSDT","orderId":{order_id},"orderListId":-1,"clientOrderId":"{client_id}","transactTime":{now_ms},"origQty":"{qty}","type":"{kind}","side":"{side}","timeInForce":"GTC","workingTime":{now_ms},"selfTradePreventionMode":"EXPIRE_MAKER""#
-                );
-                if kind != "MARKET" {
-                    state.orders.insert(client_id.to_string(), MockOrder { order_id, status: "NEW" });
-                    return (
-                        200,
-                        String::new(),
-                        format!(
-                            r#"{{{base},"price":"0","executedQty":"0.00000000","cummulativeQuoteQty":"0.00000000","status":"NEW","fills":[]}}"#
-                        ),
-                    );
-                }
-                let first = (qty / Decimal::TWO).round_dp_with_strategy(5, rust_decimal::RoundingStrategy::ToZero);
-                let parts = [(first, state.fill_price), (qty - first, state.fill_price + Decimal::new(1, 2))];
-                let mut fills = Vec::new();
-                for (part, price) in parts.into_iter().filter(|(q, _)| *q > Decimal::ZERO) {
-                    let trade_id = 900_000 + state.next_id;
-                    state.next_id += 1;
-                    let commission = (part * price * Decimal::new(1, 3)).round_dp(8);
-                    fills.push(format!(
-                        r#"{{"price":"{price}","qty":"{part}","commission":"{commission}","commissionAsset":"USDT","tradeId":{trade_id}}}"#
-                    ));
-                }
-                state.orders.insert(client_id.to_string(), MockOrder { order_id, status: "FILLED" });
-                (
-                    200,
-                    String::new(),
-                    format!(
-                        r#"{{{base},"price":"0.00000000","executedQty":"{qty}","status":"FILLED","fills":[{}]}}"#,
-                        fills.join(",")
-                    ),
-                )
-            }
+            OrderScript::Fill => (200, String::new(), take_order(state, &params, client_id, now_ms)),
         },
         ("DELETE", _) => match state.orders.get_mut(client_id) {
             Some(order) if order.status == "NEW" => {
@@ -376,19 +352,64 @@ fn answer_rest(
             _ => error(400, -2011, "Unknown order sent."),
         },
         ("GET", "/api/v3/order") => match state.orders.get(client_id) {
-            Some(order) => (
-                200,
-                String::new(),
-                format!(
-                    r#"{{"symbol":"BTCUSDT","clientOrderId":"{client_id}","orderId":{},"executedQty":"0.00000000","status":"{}"}}"#,
-                    order.order_id, order.status
-                ),
-            ),
+            Some(order) => {
+                let body = format!(
+                    r#"{{"symbol":"BTCUSDT","clientOrderId":"{client_id}","orderId":{},"executedQty":"{}","status":"{}"}}"#,
+                    order.order_id, order.executed, order.status
+                );
+                (200, String::new(), body)
+            }
             None => error(400, -2013, "Order does not exist."),
         },
-        ("GET", _) => (200, String::new(), "[]".to_string()),
+        ("GET", _) => {
+            let order_id: u64 = params.get("orderId").and_then(|id| id.parse().ok()).unwrap_or(0);
+            let trades = state.orders.values().find(|o| o.order_id == order_id).map(|o| o.trades.join(","));
+            (200, String::new(), format!("[{}]", trades.unwrap_or_default()))
+        }
         _ => error(404, -1000, "no such endpoint in the mock"),
     }
+}
+
+/// Takes an order as [`OrderScript::Fill`] says; returns the FULL answer.
+fn take_order(
+    state: &mut RestState,
+    params: &std::collections::HashMap<&str, &str>,
+    client_id: &str,
+    now_ms: i64,
+) -> String {
+    use rust_decimal::Decimal;
+    let order_id = state.next_id;
+    state.next_id += 1;
+    let qty: Decimal = params.get("quantity").and_then(|q| Decimal::from_str_exact(q).ok()).unwrap_or_default();
+    let (kind, side) = (params.get("type").copied().unwrap_or(""), params.get("side").copied().unwrap_or(""));
+    let base = format!(
+        r#""symbol":"BTCUSDT","orderId":{order_id},"orderListId":-1,"clientOrderId":"{client_id}","transactTime":{now_ms},"origQty":"{qty}","type":"{kind}","side":"{side}","timeInForce":"GTC","workingTime":{now_ms},"selfTradePreventionMode":"EXPIRE_MAKER""#
+    );
+    if kind != "MARKET" {
+        let order = MockOrder { order_id, status: "NEW", executed: Decimal::ZERO, trades: Vec::new() };
+        state.orders.insert(client_id.to_string(), order);
+        return format!(
+            r#"{{{base},"price":"0","executedQty":"0.00000000","cummulativeQuoteQty":"0.00000000","status":"NEW","fills":[]}}"#
+        );
+    }
+    let first = (qty / Decimal::TWO).round_dp_with_strategy(5, rust_decimal::RoundingStrategy::ToZero);
+    let parts = [(first, state.fill_price), (qty - first, state.fill_price + Decimal::new(1, 2))];
+    let (mut fills, mut trades) = (Vec::new(), Vec::new());
+    for (part, price) in parts.into_iter().filter(|(q, _)| *q > Decimal::ZERO) {
+        let trade_id = 900_000 + state.next_id;
+        state.next_id += 1;
+        let commission = (part * price * Decimal::new(1, 3)).round_dp(8);
+        fills.push(format!(
+            r#"{{"price":"{price}","qty":"{part}","commission":"{commission}","commissionAsset":"USDT","tradeId":{trade_id}}}"#
+        ));
+        trades.push(format!(
+            r#"{{"symbol":"BTCUSDT","id":{trade_id},"orderId":{order_id},"orderListId":-1,"price":"{price}","qty":"{part}","quoteQty":"{}","commission":"{commission}","commissionAsset":"USDT","time":{now_ms},"isBuyer":{},"isMaker":false,"isBestMatch":true}}"#,
+            part * price,
+            side == "BUY"
+        ));
+    }
+    state.orders.insert(client_id.to_string(), MockOrder { order_id, status: "FILLED", executed: qty, trades });
+    format!(r#"{{{base},"price":"0.00000000","executedQty":"{qty}","status":"FILLED","fills":[{}]}}"#, fills.join(","))
 }
 
 /// `exchangeInfo` for BTCUSDT, shaped as Binance's (filters as listed on the spot

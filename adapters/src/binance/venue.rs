@@ -63,6 +63,8 @@ struct Working {
     order: OrderSubmitted,
     /// Quantity filled so far, base units.
     filled: Decimal,
+    /// Sent without an answer: not known to be at the exchange yet.
+    unconfirmed: bool,
 }
 
 /// Binance spot as a venue (see the module docs).
@@ -258,7 +260,24 @@ impl BinanceVenue {
     /// Brings `w` up to date; returns whether it is done.
     fn refresh(&mut self, w: &mut Working) -> Result<bool, RestError> {
         let params = format!("symbol={}&origClientOrderId={}", w.order.instrument, w.order.client_order_id);
-        let status: OrderStatus = self.rest.signed(Method::GET, "/api/v3/order", &params)?;
+        let status: OrderStatus = match self.rest.signed(Method::GET, "/api/v3/order", &params) {
+            Ok(status) => status,
+            // An order sent without an answer that the exchange does not have: it
+            // never got there.
+            Err(RestError::Refused { code: -2013, msg, .. }) if w.unconfirmed => {
+                let reason = format!("binance -2013: {msg} (sent without an answer; not at the exchange)");
+                let id = w.order.client_order_id;
+                let rejected = OrderRejected { client_order_id: id, reason: Arc::from(reason.as_str()) };
+                self.reports.push_back(VenueReport::Rejected(rejected));
+                return Ok(true);
+            }
+            Err(error) => return Err(error),
+        };
+        if w.unconfirmed {
+            w.unconfirmed = false;
+            let accepted = OrderAccepted { client_order_id: w.order.client_order_id };
+            self.reports.push_back(VenueReport::Accepted(accepted));
+        }
         let executed = Decimal::from_str_exact(&status.executed_qty).unwrap_or(w.filled);
         if executed > w.filled {
             let params = format!("symbol={}&orderId={}", w.order.instrument, status.order_id);
@@ -306,8 +325,20 @@ impl Venue for BinanceVenue {
     fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<(), VenueError> {
         self.rest.may_send_order().map_err(|e| VenueError(e.to_string()))?;
         let params = self.order_params(order, market).map_err(VenueError)?;
-        let answer: OrderAnswer =
-            self.rest.signed(Method::POST, "/api/v3/order", &params).map_err(|e| VenueError(e.to_string()))?;
+        let answer: OrderAnswer = match self.rest.signed(Method::POST, "/api/v3/order", &params) {
+            Ok(answer) => answer,
+            // No answer: the order may be at the exchange all the same. It is taken as
+            // working and queried by its client order id (never sent again); the query
+            // settles it, a fill included.
+            Err(RestError::Transport(reason)) => {
+                let detail = format!("sending {}: {reason}; querying it by its client order id", order.client_order_id);
+                post(&self.notices, NoticeKind::Disconnected, "/api/v3/order", 0, detail);
+                self.working.push(Working { order: order.clone(), filled: Decimal::ZERO, unconfirmed: true });
+                self.last_poll = None;
+                return Ok(());
+            }
+            Err(error) => return Err(VenueError(error.to_string())),
+        };
         if answer.status == "REJECTED" {
             self.settle_status(order, "REJECTED");
             return Ok(());
@@ -315,7 +346,7 @@ impl Venue for BinanceVenue {
         self.reports.push_back(VenueReport::Accepted(OrderAccepted { client_order_id: order.client_order_id }));
         let filled = self.take_fills(order, &answer.fills);
         if !self.settle_status(order, &answer.status) {
-            self.working.push(Working { order: order.clone(), filled });
+            self.working.push(Working { order: order.clone(), filled, unconfirmed: false });
         }
         Ok(())
     }
