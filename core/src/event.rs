@@ -729,6 +729,9 @@ pub enum NoticeKind {
     Commission,
     /// A message or answer from the venue that could not be read (dropped).
     Unreadable,
+    /// What the venue holds, compared at start: an open order of ours the run does not
+    /// know, a balance (`value`: 0; the amounts are in `detail`).
+    Reconciliation,
 }
 
 /// A live venue or its feed reported something outside any order. Recorded outside any

@@ -177,6 +177,9 @@ fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_r
         OrderScript::RateLimited(600),
     ];
     let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    // Left working at the exchange: one by an earlier run of a ledger, one by hand.
+    rest.add_open_order("r7-3");
+    rest.add_open_order("web_5f3a1c");
     let ledger = Ledger::new();
     let extra = format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"", rest.url());
     let config = config(&ledger, &server.url(), &extra);
@@ -198,6 +201,19 @@ fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_r
     assert_eq!(
         (notices[0]["kind"].as_str(), notices[0]["stream"].as_str()),
         (Some("clock_offset"), Some("/api/v3/time"))
+    );
+    // At start, what the exchange holds is on the record: the earlier run's open order
+    // (not the one placed by hand), and the balances of BTC and USDT.
+    let reconciled: Vec<&str> =
+        notices.iter().filter(|n| n["kind"] == "reconciliation").map(|n| n["detail"].as_str().unwrap()).collect();
+    assert_eq!(reconciled.len(), 3, "{reconciled:?}");
+    assert!(
+        reconciled[0].starts_with("open order r7-3 (BUY 0.001 LIMIT, 0 executed) is at the exchange"),
+        "{reconciled:?}"
+    );
+    assert_eq!(
+        reconciled[1..],
+        ["balance BTC: free 1.00000000, locked 0.00000000", "balance USDT: free 100000.00000000, locked 0.00000000"]
     );
 
     let taken = rest.taken();

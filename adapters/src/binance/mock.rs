@@ -222,6 +222,18 @@ impl RestMock {
         format!("http://{}", self.addr)
     }
 
+    /// Puts a resting limit order with client order id `id` on the book (an order left
+    /// working by an earlier session, or placed by hand).
+    pub fn add_open_order(&self, id: &str) {
+        if let Ok(mut state) = self.state.lock() {
+            let order_id = state.next_id;
+            state.next_id += 1;
+            let order =
+                MockOrder { order_id, status: "NEW", executed: rust_decimal::Decimal::ZERO, trades: Vec::new() };
+            state.orders.insert(id.to_string(), order);
+        }
+    }
+
     /// Every request taken so far, in order.
     pub fn taken(&self) -> Vec<TakenRequest> {
         self.state.lock().map(|s| s.taken.clone()).unwrap_or_default()
@@ -300,7 +312,7 @@ fn answer_rest(
     match (method, path) {
         ("GET", "/api/v3/time") => return (200, String::new(), format!(r#"{{"serverTime":{now_ms}}}"#)),
         ("GET", "/api/v3/exchangeInfo") => return (200, String::new(), EXCHANGE_INFO.to_string()),
-        (_, "/api/v3/order" | "/api/v3/myTrades") => {}
+        (_, "/api/v3/order" | "/api/v3/myTrades" | "/api/v3/openOrders" | "/api/v3/account") => {}
         _ => return error(404, -1000, "no such endpoint in the mock"),
     }
     if api_key != Some(state.key.as_str()) {
@@ -351,6 +363,21 @@ fn answer_rest(
             }
             _ => error(400, -2011, "Unknown order sent."),
         },
+        ("GET", "/api/v3/openOrders") => {
+            let open: Vec<String> = state
+                .orders
+                .iter()
+                .filter(|(_, o)| o.status == "NEW")
+                .map(|(id, o)| {
+                    format!(
+                        r#"{{"symbol":"BTCUSDT","orderId":{},"clientOrderId":"{id}","price":"0","origQty":"0.001","executedQty":"0","status":"NEW","timeInForce":"GTC","type":"LIMIT","side":"BUY"}}"#,
+                        o.order_id
+                    )
+                })
+                .collect();
+            (200, String::new(), format!("[{}]", open.join(",")))
+        }
+        ("GET", "/api/v3/account") => (200, String::new(), ACCOUNT.to_string()),
         ("GET", "/api/v3/order") => match state.orders.get(client_id) {
             Some(order) => {
                 let body = format!(
@@ -411,6 +438,9 @@ fn take_order(
     state.orders.insert(client_id.to_string(), MockOrder { order_id, status: "FILLED", executed: qty, trades });
     format!(r#"{{{base},"price":"0.00000000","executedQty":"{qty}","status":"FILLED","fills":[{}]}}"#, fills.join(","))
 }
+
+/// `account` of a testnet account holding BTC and USDT.
+const ACCOUNT: &str = r#"{"makerCommission":0,"takerCommission":0,"buyerCommission":0,"sellerCommission":0,"canTrade":true,"canWithdraw":false,"canDeposit":false,"updateTime":1723161255343,"accountType":"SPOT","balances":[{"asset":"BTC","free":"1.00000000","locked":"0.00000000"},{"asset":"USDT","free":"100000.00000000","locked":"0.00000000"}],"permissions":["SPOT"]}"#;
 
 /// `exchangeInfo` for BTCUSDT, shaped as Binance's (filters as listed on the spot
 /// exchange in 2024).

@@ -15,6 +15,9 @@
 //! sized in units at the price of the last tick, with the funds the engine last handed
 //! the venue, rounded down to the step size.
 //!
+//! At start, the open orders of an earlier run of a ledger and the balances of each
+//! symbol's assets are recorded as `Reconciliation` notices (not adopted).
+//!
 //! Commission charged in the quote asset is the fill's fee as is; in the base asset it
 //! is valued at the fill's price; in another asset (BNB) it is recorded as 0 and a
 //! notice names it.
@@ -109,7 +112,9 @@ impl BinanceVenue {
         );
         let mut filters = HashMap::new();
         for instrument in instruments {
-            filters.insert(*instrument, rest.filters(instrument.as_str())?);
+            let symbol_filters = rest.filters(instrument.as_str())?;
+            reconcile(&mut rest, instrument, &symbol_filters, &notices)?;
+            filters.insert(*instrument, symbol_filters);
         }
         Ok(BinanceVenue {
             rest,
@@ -308,6 +313,42 @@ impl BinanceVenue {
     }
 }
 
+/// Records what the exchange holds for `instrument` as the run starts: each open order
+/// whose client order id is a ledger's (`r<run>-<n>`: an earlier run's, left working;
+/// it is not adopted, and not canceled), and the balances of its base and quote assets.
+fn reconcile(
+    rest: &mut RestClient,
+    instrument: &InstrumentId,
+    filters: &SymbolFilters,
+    notices: &NoticeBoard,
+) -> Result<(), RestError> {
+    let open: Vec<OpenOrder> = rest.signed(Method::GET, "/api/v3/openOrders", &format!("symbol={instrument}"))?;
+    for order in open.iter().filter(|o| is_ledger_id(&o.client_order_id)) {
+        let detail = format!(
+            "open order {} ({} {} {}, {} executed) is at the exchange but not in this run: left working, not adopted",
+            order.client_order_id, order.side, order.orig_qty, order.kind, order.executed_qty
+        );
+        post(notices, NoticeKind::Reconciliation, "/api/v3/openOrders", 0, detail);
+    }
+    let account: Account = rest.signed(Method::GET, "/api/v3/account", "omitZeroBalances=true")?;
+    for asset in [&filters.base_asset, &filters.quote_asset] {
+        let (free, locked) = account
+            .balances
+            .iter()
+            .find(|b| &b.asset == asset)
+            .map_or(("0", "0"), |b| (b.free.as_str(), b.locked.as_str()));
+        let detail = format!("balance {asset}: free {free}, locked {locked}");
+        post(notices, NoticeKind::Reconciliation, "/api/v3/account", 0, detail);
+    }
+    Ok(())
+}
+
+/// Whether `id` is a client order id a ledger makes (`r<run>-<n>`).
+fn is_ledger_id(id: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    id.strip_prefix('r').and_then(|rest| rest.split_once('-')).is_some_and(|(run, n)| digits(run) && digits(n))
+}
+
 /// A decimal string of Binance's.
 fn dec(text: &str, field: &str) -> Result<Decimal, String> {
     Decimal::from_str_exact(text).map_err(|e| format!("{field} {text:?}: {e}"))
@@ -431,6 +472,31 @@ struct TradeFill {
     /// Not in an order's answer (its fills take liquidity); from the trade history.
     #[serde(default)]
     is_maker: bool,
+}
+
+/// `GET /api/v3/openOrders`'s items, the fields used.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenOrder {
+    client_order_id: String,
+    side: String,
+    #[serde(rename = "type")]
+    kind: String,
+    orig_qty: String,
+    executed_qty: String,
+}
+
+/// `GET /api/v3/account`'s answer, the fields used.
+#[derive(Deserialize)]
+struct Account {
+    balances: Vec<Balance>,
+}
+
+#[derive(Deserialize)]
+struct Balance {
+    asset: String,
+    free: String,
+    locked: String,
 }
 
 /// `GET /api/v3/order`'s answer, the fields used.
