@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use ledger_core::event::{NoticeKind, VenueNotice};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::InstrumentId;
@@ -58,8 +58,8 @@ impl FeedSettings {
 
 /// What the connection thread hands the feed.
 enum Incoming {
-    /// A text message and its local receive time.
-    Message(Utf8Bytes, TimestampNs),
+    /// Text messages that were ready together, each with its local receive time.
+    Messages(Vec<(Utf8Bytes, TimestampNs)>),
     /// A connection lost or made again, seen at that time.
     Notice(VenueNotice, TimestampNs),
     /// The feed gave up (see [`FeedSettings::max_reconnects`]).
@@ -74,6 +74,8 @@ const CHANNEL_CAPACITY: usize = 65_536;
 /// ([`BinanceFeed::take_notices`]) and the feed goes on.
 pub struct BinanceFeed {
     incoming: Receiver<Incoming>,
+    /// Messages received and not decoded yet.
+    pending: std::collections::VecDeque<(Utf8Bytes, TimestampNs)>,
     decoder: StreamDecoder,
     notices: Vec<(VenueNotice, TimestampNs)>,
 }
@@ -96,7 +98,7 @@ impl BinanceFeed {
                 }
             }
         })?;
-        Ok(BinanceFeed { incoming, decoder, notices: Vec::new() })
+        Ok(BinanceFeed { incoming, pending: std::collections::VecDeque::new(), decoder, notices: Vec::new() })
     }
 
     /// The notices seen since the last call, in order, with the local time each was
@@ -117,23 +119,27 @@ impl MarketFeed for BinanceFeed {
     /// The next tick, waiting for it; `None` once the feed has given up reconnecting.
     fn next_tick(&mut self) -> Result<Option<Tick>, Infallible> {
         loop {
-            match self.incoming.recv() {
-                Ok(Incoming::Message(text, received)) => match self.decoder.decode(&text, received) {
-                    Ok(decoded) => {
-                        if let Some(notice) = decoded.notice {
-                            self.notices.push((notice, received));
-                        }
-                        if let Some(tick) = decoded.tick {
-                            return Ok(Some(tick));
-                        }
+            let Some((text, received)) = self.pending.pop_front() else {
+                match self.incoming.recv() {
+                    Ok(Incoming::Messages(batch)) => self.pending.extend(batch),
+                    Ok(Incoming::Notice(notice, at)) => self.notices.push((notice, at)),
+                    Ok(Incoming::End) | Err(_) => return Ok(None),
+                }
+                continue;
+            };
+            match self.decoder.decode(&text, received) {
+                Ok(decoded) => {
+                    if let Some(notice) = decoded.notice {
+                        self.notices.push((notice, received));
                     }
-                    Err(error) => {
-                        let detail = format!("dropped: {error}");
-                        self.notices.push((notice(NoticeKind::Unreadable, "", 0, detail), received));
+                    if let Some(tick) = decoded.tick {
+                        return Ok(Some(tick));
                     }
-                },
-                Ok(Incoming::Notice(notice, at)) => self.notices.push((notice, at)),
-                Ok(Incoming::End) | Err(_) => return Ok(None),
+                }
+                Err(error) => {
+                    let detail = format!("dropped: {error}");
+                    self.notices.push((notice(NoticeKind::Unreadable, "", 0, detail), received));
+                }
             }
         }
     }
@@ -201,7 +207,12 @@ async fn hold_connection(settings: FeedSettings, sender: SyncSender<Incoming>) {
     }
 }
 
-/// Reads `socket` until it ends, handing each text message to `sender`.
+/// Most messages handed over at once.
+const BATCH: usize = 1024;
+
+/// Reads `socket` until it ends, handing its text messages to `sender`: each message
+/// with the messages already waiting behind it, in one batch (one hand-over, not one
+/// per message).
 async fn read<S>(mut socket: S, sender: &SyncSender<Incoming>, max_age: Duration) -> Ended
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
@@ -213,22 +224,43 @@ where
             next = socket.next() => next,
             () = &mut deadline => return Ended::Planned,
         };
-        match next {
-            Some(Ok(Message::Text(text))) => {
-                // A full channel waits here: the connection is read no faster than the
-                // run takes the ticks.
-                if sender.send(Incoming::Message(text, WallClock.now())).is_err() {
-                    return Ended::Unwanted;
-                }
+        let mut batch = Vec::new();
+        let mut ended = take(next, &mut batch);
+        while ended.is_none() && batch.len() < BATCH {
+            match socket.next().now_or_never() {
+                Some(next) => ended = take(next, &mut batch),
+                None => break,
             }
-            Some(Ok(Message::Close(frame))) => {
-                let why = frame.map_or_else(|| "no reason".to_string(), |f| format!("{} {}", f.code, f.reason));
-                return Ended::Lost(format!("the server closed the connection ({why})"));
-            }
-            // Pings are answered by tungstenite; binary frames are not Binance's.
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Ended::Lost(format!("connection failed: {error}")),
-            None => return Ended::Lost("the connection ended".to_string()),
         }
+        // A full channel waits here: the connection is read no faster than the run
+        // takes the ticks.
+        if !batch.is_empty() && sender.send(Incoming::Messages(batch)).is_err() {
+            return Ended::Unwanted;
+        }
+        if let Some(ended) = ended {
+            return ended;
+        }
+    }
+}
+
+/// Adds `next`'s text to `batch`, stamped with the time now; returns how the connection
+/// ended, if it did.
+fn take(
+    next: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    batch: &mut Vec<(Utf8Bytes, TimestampNs)>,
+) -> Option<Ended> {
+    match next {
+        Some(Ok(Message::Text(text))) => {
+            batch.push((text, WallClock.now()));
+            None
+        }
+        Some(Ok(Message::Close(frame))) => {
+            let why = frame.map_or_else(|| "no reason".to_string(), |f| format!("{} {}", f.code, f.reason));
+            Some(Ended::Lost(format!("the server closed the connection ({why})")))
+        }
+        // Pings are answered by tungstenite; binary frames are not Binance's.
+        Some(Ok(_)) => None,
+        Some(Err(error)) => Some(Ended::Lost(format!("connection failed: {error}"))),
+        None => Some(Ended::Lost("the connection ended".to_string())),
     }
 }
