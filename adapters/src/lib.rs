@@ -8,10 +8,12 @@
 //! - [`clock`]: the wall clock for live and paper runs.
 //! - [`bus`]: the in-process event bus (the embedded default for publishing).
 //! - [`nats`]: NATS JetStream: publishing the ledger to a stream, reading it back.
+//! - [`binance`]: Binance spot: the websocket market data feed.
 //! - [`background`]: a log whose appends run on a writer thread (two-stage pipeline).
 #![forbid(unsafe_code)]
 
 pub mod background;
+pub mod binance;
 pub mod bus;
 pub mod clock;
 pub mod llm;

@@ -470,6 +470,9 @@ pub struct RunArgs {
     /// of continuing it.
     #[arg(long)]
     pub new_run: bool,
+    /// Trade real money: required when `[binance] mode = "live"`.
+    #[arg(long)]
+    pub live: bool,
     /// Publish every durable event to this NATS server's stream (the outbox): trading
     /// goes on while NATS is down, and publishing catches up when it returns.
     #[arg(long, value_name = "URL")]

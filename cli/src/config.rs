@@ -33,7 +33,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::args::SessionFlags;
 use crate::describe;
 
+mod binance;
 mod validate;
+
+pub use binance::{BinanceConfig, BinanceMode, DEFAULT_BACKOFF_MAX_NS, DEFAULT_BACKOFF_NS, DEFAULT_CONNECTION_AGE_NS};
 
 pub use validate::{derived_instrument, parse_utc_offset, rule_strategy, strategies_help, ConfigError, RuleStrategy};
 use validate::{flag_problem, Checker, Origins};
@@ -68,6 +71,10 @@ pub struct Config<P> {
     /// Storage settings.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// A session on Binance spot instead of data files (`[binance]`); left out of the
+    /// canonical JSON when unset, so other configurations keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binance: Option<BinanceConfig>,
     /// Whether `venue.fill_model` was set (by the file, the environment or
     /// `--fill-model`); when not, the session takes the model its data fills on (bars:
     /// `next_open`, quotes: `quote`, trades: `trade`). Not a key of the file.
@@ -769,6 +776,7 @@ impl Config<RelativePathBuf> {
             kill_switch: self.kill_switch,
             exits: self.exits,
             ledger: self.ledger,
+            binance: self.binance,
             fill_model_configured: self.fill_model_configured,
             llm_cache: None,
             llm_cache_only: false,

@@ -184,6 +184,7 @@ fn raw_summary(event: &Envelope) -> String {
             let error = if p.error.is_empty() { String::new() } else { format!(": {}", p.error) };
             format!("{} request(s), {status}, ${} {}{error}", p.requests, p.cost_usd, p.indicators)
         }
+        Payload::VenueNotice(p) => format!("{} {:?} {} ({}): {}", p.venue, p.kind, p.stream, p.value, p.detail),
         Payload::OrderAccepted(p) => p.client_order_id.to_string(),
         Payload::OrderRejected(p) => format!("{}: {}", p.client_order_id, p.reason),
         Payload::OrderCanceled(p) => format!("{}: {}", p.client_order_id, p.reason),

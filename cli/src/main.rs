@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod binance;
 mod commands;
 mod config;
 mod control;

@@ -25,7 +25,7 @@ use ledger_adapters::sled_log::Durability;
 use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::RunSpec;
-use ledger_core::event::{Payload, RunMode, TickData};
+use ledger_core::event::{Payload, RunMode, TickData, VenueNotice};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::{InstrumentId, RunId};
 use ledger_core::log::EventLog;
@@ -35,7 +35,7 @@ use ledger_core::risk::{KillSwitch, RiskEngine};
 use ledger_core::runner::{Observer, ResumeFrom, RunParts, Runner};
 use ledger_core::strategy::{EmaRsi, SmaCross};
 use ledger_core::time::{Clock, TimestampNs};
-use ledger_core::venue::{FillModel, PaperVenue};
+use ledger_core::venue::{FillModel, PaperVenue, Venue};
 
 use crate::config::{self, DurabilityMode, LedgerConfig, ProviderConfig, RuleStrategy, Settings};
 use crate::describe;
@@ -360,6 +360,18 @@ pub trait Cycles {
     fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
         Vec::new()
     }
+
+    /// The venue these cycles come with (a live exchange's own, when it trades), taken
+    /// once; `None`: the paper venue.
+    fn take_venue(&mut self) -> Option<Box<dyn Venue>> {
+        None
+    }
+
+    /// What a live feed reported since the last call (gaps, lost connections), with
+    /// the local time each was seen: recorded before the next cycle.
+    fn take_notices(&mut self) -> Vec<(VenueNotice, TimestampNs)> {
+        Vec::new()
+    }
 }
 
 /// Cycles from market data files, streamed. A backtest's cycles run at the data's
@@ -433,6 +445,10 @@ impl Cycles for RecordedRun<'_> {
 
     fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
         RecordedRun::take_commands(self)
+    }
+
+    fn take_venue(&mut self) -> Option<Box<dyn Venue>> {
+        RecordedRun::take_venue(self).map(|venue| Box::new(venue) as Box<dyn Venue>)
     }
 }
 
@@ -522,7 +538,11 @@ pub fn execute<L: EventLog + ?Sized>(
         (Some((_, now)), _) => *now,
         (None, _) => WallClock.now(),
     };
-    let parts = run_parts(settings, session, provider);
+    let mut parts = run_parts(settings, session, provider);
+    if let Some(venue) = cycles.take_venue() {
+        parts.spec.venue = Arc::from(venue.name());
+        parts.venue = venue;
+    }
     let cycles_per_append = if paced { 1 } else { settings.ledger.cycles_per_append };
     let (runner, mut previous_ts, mut next) = match session.resume.clone() {
         None => (Runner::start(log, observer, parts, start, cycles_per_append)?, None, first),
@@ -567,6 +587,9 @@ pub fn execute<L: EventLog + ?Sized>(
         for (command, at) in cycles.take_commands() {
             runner.on_recorded_command(command, at)?;
         }
+        for (notice, at) in cycles.take_notices() {
+            runner.on_notice(notice, at)?;
+        }
         runner.on_tick(&tick, now)?;
         last = now;
         if paced {
@@ -607,6 +630,9 @@ pub fn execute<L: EventLog + ?Sized>(
         for pending in link.take_commands() {
             let _ = pending.reply.send(Err("the session is stopping".into()));
         }
+    }
+    for (notice, at) in cycles.take_notices() {
+        runner.on_notice(notice, at)?;
     }
     let end = if session.mode == RunMode::Replay { last } else { WallClock.now() };
     let reason = if stopped_early { "interrupted" } else { "end of data" };

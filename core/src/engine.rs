@@ -328,6 +328,20 @@ impl Engine {
         self.state.next_seq = seq.next();
     }
 
+    /// Records what a venue or its feed reported outside any cycle (a gap, a lost
+    /// connection), seen at time `now` (the notice's source time too).
+    ///
+    /// # Errors
+    /// None in practice (a notice changes no account).
+    pub fn record_notice(
+        &mut self,
+        notice: VenueNotice,
+        now: TimestampNs,
+        out: &mut Vec<EventDraft>,
+    ) -> Result<(), EngineError> {
+        self.emit(out, CycleId::new(0), None, now, now, Payload::VenueNotice(notice)).map(|_| ())
+    }
+
     /// Records an operator's command (its event, [`OperatorCommand::payload`]) at time
     /// `now`, outside any cycle.
     ///
@@ -467,7 +481,8 @@ impl Engine {
             | Payload::OrderAccepted(_)
             | Payload::RiskLimitsChanged(_)
             | Payload::RunResumed(_)
-            | Payload::ToolCalled(_) => {}
+            | Payload::ToolCalled(_)
+            | Payload::VenueNotice(_) => {}
         }
         Ok(())
     }

@@ -174,6 +174,11 @@ pub enum Payload {
     /// What a model's call for a decision took: requests, HTTP status or error, cost;
     /// caused by the cycle's `DecisionMade`. (A new last variant.)
     ModelCalled(ModelCalled),
+    /// A live venue or its market data feed reported something outside any order: a
+    /// gap in the feed, a lost or restored connection, the server clock's offset.
+    /// (Added after schema 3's first release: a new variant at the end, so earlier
+    /// records decode unchanged.)
+    VenueNotice(VenueNotice),
 }
 
 impl Payload {
@@ -197,6 +202,7 @@ impl Payload {
             Payload::OrderAmended(_) => "OrderAmended",
             Payload::ToolCalled(_) => "ToolCalled",
             Payload::ModelCalled(_) => "ModelCalled",
+            Payload::VenueNotice(_) => "VenueNotice",
         }
     }
 
@@ -755,6 +761,45 @@ pub struct OrderAmended {
     pub stop_price: Decimal,
     /// Why, in words (for a trailing stop: the best price it follows).
     pub reason: Text,
+}
+
+/// What a [`VenueNotice`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// Market data was missed: ids skipped in the venue's sequence (`missed` counts
+    /// them), or stale or repeated messages dropped.
+    FeedGap,
+    /// The connection to the venue was lost (or closed for a planned reconnect).
+    Disconnected,
+    /// The connection to the venue was made again.
+    Reconnected,
+    /// The venue's clock was measured against ours (`value`: server minus local, ms).
+    ClockOffset,
+    /// A fee charged in an asset other than the account's currency (recorded as 0).
+    Commission,
+    /// A message or answer from the venue that could not be read (dropped).
+    Unreadable,
+    /// What the venue holds, compared at start: an open order of ours the run does not
+    /// know, a balance (`value`: 0; the amounts are in `detail`).
+    Reconciliation,
+}
+
+/// A live venue or its feed reported something outside any order. Recorded outside any
+/// cycle (cycle 0), at the time it was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueNotice {
+    /// The venue or feed that reported it, e.g. `binance`.
+    pub venue: Text,
+    /// What happened.
+    pub kind: NoticeKind,
+    /// The stream or endpoint it concerns, e.g. `btcusdt@trade`.
+    pub stream: Text,
+    /// A count or a measure: ids missed for a gap, the reconnect attempt, the clock
+    /// offset in ms (0 when none applies).
+    pub value: i64,
+    /// What happened, in words (ids, errors).
+    pub detail: Text,
 }
 
 /// The venue accepted an order.

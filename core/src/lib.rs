@@ -34,6 +34,7 @@ pub mod feed;
 pub mod ids;
 pub mod log;
 pub mod portfolio;
+pub mod recorded_venue;
 pub mod replay;
 pub mod risk;
 pub mod runner;

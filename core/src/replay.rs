@@ -2,7 +2,7 @@
 //! through the pipeline again, and the events derived from them are compared with the
 //! original, field by field. Both are read from the log as streams, in bounded memory.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use serde_json::Value;
@@ -12,6 +12,7 @@ use crate::event::{Envelope, ParseStatus, Payload, RunStarted};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, RunId, Seq};
 use crate::log::{EventCursor, LogError, RecordSource};
+use crate::recorded_venue::RecordedVenue;
 use crate::time::TimestampNs;
 
 /// Where a run's events lie in the ledger (its events are in `first..=last`, among
@@ -37,6 +38,10 @@ pub struct RecordedRun<'a> {
     /// A cycle read one event too far: its tick, recorded time and cycle, met while
     /// reading the previous cycle's model-call record.
     pending: Option<(Tick, TimestampNs, crate::ids::CycleId)>,
+    /// Cycles handed out so far (the recorded venue's clock).
+    cycles: Rc<Cell<u64>>,
+    /// The recorded reports of a run on a live venue, until taken.
+    venue: Option<RecordedVenue>,
 }
 
 impl<'a> RecordedRun<'a> {
@@ -69,7 +74,13 @@ impl<'a> RecordedRun<'a> {
             params: started.params.clone(),
         };
         let provider = RecordedProvider { info, slot: Rc::clone(&slot) };
-        let run = RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new(), pending: None };
+        let cycles = Rc::new(Cell::new(0));
+        // A live venue's fills are not simulated again: its recorded reports are replayed.
+        let venue = match started.venue.as_ref() {
+            "paper" => None,
+            name => Some(RecordedVenue::read(source, range, name, Rc::clone(&cycles))?),
+        };
+        let run = RecordedRun { cursor, run: range.run_id, slot, commands: Vec::new(), pending: None, cycles, venue };
         Ok((started, run, provider))
     }
 
@@ -124,6 +135,7 @@ impl<'a> RecordedRun<'a> {
         }
         Ok(found.map(|(answer, data, now, _)| {
             *self.slot.borrow_mut() = Some(answer);
+            self.cycles.set(self.cycles.get() + 1);
             (data, now)
         }))
     }
@@ -134,6 +146,12 @@ impl<'a> RecordedRun<'a> {
     /// [`next_cycle`]: RecordedRun::next_cycle
     pub fn take_commands(&mut self) -> Vec<(Payload, TimestampNs)> {
         std::mem::take(&mut self.commands)
+    }
+
+    /// For a run on a live venue (any but `paper`), the venue that plays its recorded
+    /// reports back ([`RecordedVenue`]); `None` for a paper run, or once taken.
+    pub fn take_venue(&mut self) -> Option<RecordedVenue> {
+        self.venue.take()
     }
 }
 
@@ -186,7 +204,7 @@ pub struct Divergence {
 
 /// Compares the derived events of two runs read from `source`: everything but
 /// `RunStarted`, `RunStopped`, `RunResumed` (a run resumed after a crash derived the
-/// same events as one that was not) and operator commands (input, like ticks; a replay
+/// same events as one that was not), `VenueNotice` (input from a live venue, like ticks) and operator commands (input, like ticks; a replay
 /// makes them at the same points, see [`RecordedRun::take_commands`]), on cycle, source time, kind, payload and causation
 /// (as a position among the run's derived events); client order ids without their
 /// `r<run>-` prefix. Returns the first
@@ -261,7 +279,10 @@ impl<'a> DerivedEvents<'a> {
         while let Some(event) = self.cursor.next_event()? {
             let h = &event.header;
             let derived = h.run_id == self.range.run_id
-                && !matches!(event.payload, Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_))
+                && !matches!(
+                    event.payload,
+                    Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_) | Payload::VenueNotice(_)
+                )
                 && !event.payload.is_operator_command(h.cycle_id);
             if !derived {
                 self.passed_over.push(h.seq);

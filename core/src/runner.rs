@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::codec::{self, CodecError};
 use crate::decision::DecisionProvider;
 use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec, VenueRequest};
-use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload, TickData, Trade};
+use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload, TickData, Trade, VenueNotice};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, InstrumentId, RunId, Seq};
 use crate::log::{EventCursor, EventLog, LogError, RecordSource};
@@ -321,7 +321,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             Lookahead { cursor: EventCursor::new(source, self.appended.next(), head), ahead: VecDeque::new() };
         while let Some(event) = record.peek(0)? {
             let (seq, now, kind) = (event.header.seq, event.header.ts_recorded, event.payload.kind());
-            if event.header.run_id != run || matches!(event.payload, Payload::RunResumed(_)) {
+            if event.header.run_id != run || matches!(event.payload, Payload::RunResumed(_) | Payload::VenueNotice(_)) {
                 // Only the operator's own commands (run 0) reach this run's switch: a
                 // backtest's or a replay's trips and resets stay inside them.
                 let operator =
@@ -426,6 +426,15 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     /// As [`Runner::on_tick`].
     pub fn on_recorded_command(&mut self, payload: Payload, now: TimestampNs) -> Result<(), RunError> {
         self.command(payload, now)
+    }
+
+    /// Records what a live venue or its feed reported outside any cycle (a gap, a lost
+    /// connection), seen at time `now`; appended with the next batch.
+    ///
+    /// # Errors
+    /// As [`Runner::on_tick`].
+    pub fn on_notice(&mut self, notice: VenueNotice, now: TimestampNs) -> Result<(), RunError> {
+        Ok(self.engine.record_notice(notice, now, &mut self.pending)?)
     }
 
     /// The drafts of an operator's command: the event, and for a trip the cancellation

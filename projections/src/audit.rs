@@ -1026,6 +1026,7 @@ impl AuditFold {
                 let kind = event.payload.kind();
                 let row_kind = match event.payload {
                     Payload::RunStarted(_) | Payload::RunStopped(_) | Payload::RunResumed(_) => "run",
+                    Payload::VenueNotice(_) => "venue",
                     _ => "operator",
                 };
                 let mut row = self.blank_row(event, row_kind, None);
@@ -1086,6 +1087,10 @@ impl AuditFold {
                 (row.by, row.why) = (change.by.to_string(), change.reason.to_string());
                 row.detail =
                     Some(Detail { limits_config_hash: Some(change.config_hash.to_hex()), ..Detail::default() });
+            }
+            Payload::VenueNotice(notice) => {
+                (row.by, row.why) =
+                    (notice.venue.to_string(), format!("{:?} {}: {}", notice.kind, notice.stream, notice.detail));
             }
             _ => {}
         }

@@ -6,6 +6,7 @@ mod harness;
 
 mod audit;
 mod backtest;
+mod binance;
 mod control;
 mod corpus;
 mod counterfactual;

@@ -17,7 +17,7 @@ use ledger_adapters::nats::NatsOptions;
 use ledger_core::chain::Hash32;
 use ledger_core::codec::CodecError;
 use ledger_core::event::{Envelope, EventDraft, EventRef, Payload, RunMode, RunStopped};
-use ledger_core::ids::{CycleId, RunId, Seq};
+use ledger_core::ids::{CycleId, InstrumentId, RunId, Seq};
 use ledger_core::log::{EventCursor, EventLog};
 use ledger_core::runner::{Observer, ResumeFrom};
 use ledger_core::time::Clock;
@@ -26,12 +26,13 @@ use ledger_projections::runs::RunsFold;
 use ledger_projections::{fold_range, Fold, Folds};
 
 use crate::args::{RunArgs, StreamFlags};
+use crate::binance;
 use crate::commands::report;
 use crate::config::Settings;
 use crate::control;
 use crate::describe;
 use crate::outbox::NatsOutbox;
-use crate::pipeline::{self, Session};
+use crate::pipeline::{self, Cycles, Session};
 use crate::session_link::{SessionLink, SessionStatus};
 use crate::store::Ledger;
 use crate::Outcome;
@@ -41,7 +42,21 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         anyhow::bail!("--speed {}: must be finite and >= 0 (0 = as fast as possible, 1 = the data's pace)", args.speed);
     }
     let mut settings = Settings::resolve(&args.session)?;
-    let data = pipeline::market_data(&mut settings)?;
+    // A live venue's ticks come at the exchange's pace; files are played at `--speed`.
+    let trading = settings.binance.as_ref().is_some_and(|b| b.trading_enabled);
+    let mode = if trading { RunMode::Live } else { RunMode::Paper };
+    let (mut feed, source, instruments, speed): (Box<dyn Cycles>, String, Vec<InstrumentId>, f64) =
+        match settings.binance.clone() {
+            Some(binance) => {
+                binance::check_mode(&binance, args.live)?;
+                let data = binance::market_data(&mut settings, &binance)?;
+                (Box::new(data.cycles), data.source, data.instruments, 0.0)
+            }
+            None => {
+                let data = pipeline::market_data(&mut settings)?;
+                (Box::new(data.feed.at_wall_clock()), data.source, data.instruments, args.speed)
+            }
+        };
     let cache = pipeline::llm_cache(&settings)?;
     let provider = pipeline::provider(&settings, cache.as_ref())?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -56,13 +71,14 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     })
     .context("installing the signal handler")?;
     let mut ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
-    let (run_id, resume) = continuation(&mut ledger, &settings, args.new_run)?;
+    // A live venue's run is not re-executed from its feed: an interrupted one is closed.
+    let (run_id, resume) = continuation(&mut ledger, &settings, args.new_run || settings.binance.is_some())?;
     // The control endpoint: `ledger status`, `kill-switch`, `events --follow` and `runs`
     // reach the session through it while it holds the ledger.
     let link = Arc::new(SessionLink::new(ledger.log.reader()?, ledger.log.durable_seq()));
     link.set_status(SessionStatus {
         run_id: run_id.get(),
-        mode: format!("{:?}", RunMode::Paper),
+        mode: format!("{:?}", mode),
         pid: std::process::id(),
         started_ns: WallClock.now().nanos(),
         ..SessionStatus::default()
@@ -79,10 +95,10 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     };
     let session = Session {
         run_id,
-        mode: RunMode::Paper,
-        speed: args.speed,
-        source: &data.source,
-        instruments: data.instruments.clone(),
+        mode,
+        speed,
+        source: &source,
+        instruments,
         parent: None,
         stop: Some(&stop),
         kill_switch_tripped: ledger.kill_switch.is_tripped(),
@@ -113,11 +129,10 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         }
         None => ReportFold::new(run_id),
     };
-    let mut feed = data.feed.at_wall_clock();
     let Ledger { log, runs, kill_switch, .. } = &mut ledger;
     let mut runs = PublishedRuns::new(runs, &link);
     let mut folds = Folds::new().with(&mut runs).with(kill_switch).with(&mut report);
-    let result = pipeline::execute(log, &mut folds, &settings, &mut feed, provider, &session, Some(&mut bus));
+    let result = pipeline::execute(log, &mut folds, &settings, feed.as_mut(), provider, &session, Some(&mut bus));
     drop(folds);
     drop(server); // followers read on from the ledger once it is closed
     drop(bus);

@@ -215,6 +215,13 @@ pub fn one_of_each() -> Vec<Payload> {
             cost_usd: Decimal::new(3153, 6),
             indicators: text("ema20=101.2345 ema50=100.1234 rsi14=55.12 trend=up"),
         }),
+        Payload::VenueNotice(VenueNotice {
+            venue: text("binance"),
+            kind: NoticeKind::FeedGap,
+            stream: text("btcusdt@trade"),
+            value: 3,
+            detail: text("trade ids 3735683260..=3735683262 missed"),
+        }),
     ]
 }
 
@@ -439,6 +446,15 @@ pub fn any_payload() -> impl Strategy<Value = Payload> {
                 Payload::ModelCalled(ModelCalled { requests, http_status, error, cost_usd, indicators })
             }
         ),
+        (any_text(), any::<i64>(), any_text()).prop_map(|(stream, value, detail)| {
+            Payload::VenueNotice(VenueNotice {
+                venue: text("binance"),
+                kind: NoticeKind::Reconnected,
+                stream,
+                value,
+                detail,
+            })
+        }),
     ]
 }
 

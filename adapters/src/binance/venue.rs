@@ -1,0 +1,534 @@
+//! [`BinanceVenue`]: Binance spot behind the [`Venue`] trait, over the REST API.
+//!
+//! An order is checked against the symbol's exchange filters (LOT_SIZE, PRICE_FILTER,
+//! MIN_NOTIONAL/NOTIONAL) and sent as `POST /api/v3/order` with our client order id as
+//! `newClientOrderId` and the full answer asked for (`newOrderRespType=FULL`): the
+//! answer's fills (each partial fill, its trade id, price, quantity and commission)
+//! become the order's reports at once. An order left working (a resting limit or stop)
+//! is queried (`GET /api/v3/order`, then `GET /api/v3/myTrades` for its new fills) at
+//! most once per poll interval until it is done. A filter violation, a refusal
+//! (`-2010` insufficient balance, `-1013` filter failure, ...) or a rate limit is the
+//! order's rejection, naming it.
+//!
+//! Market orders: MARKET; limit orders: LIMIT (GTC or IOC); stop orders (a stop-loss):
+//! STOP_LOSS at the stop price. Orders sized as a fraction of equity or a notional are
+//! sized in units at the price of the last tick, with the funds the engine last handed
+//! the venue, rounded down to the step size.
+//!
+//! At start, the open orders of an earlier run of a ledger and the balances of each
+//! symbol's assets are recorded as `Reconciliation` notices (not adopted).
+//!
+//! Commission charged in the quote asset is the fill's fee as is; in the base asset it
+//! is valued at the fill's price; in another asset (BNB) it is recorded as 0 and a
+//! notice names it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ledger_core::event::{
+    Liquidity, NoticeKind, OrderAccepted, OrderCanceled, OrderFilled, OrderQty, OrderRejected, OrderSubmitted,
+    OrderType, Side, TickData, TimeInForce, VenueNotice,
+};
+use ledger_core::ids::{ClientOrderId, FillId, InstrumentId};
+use ledger_core::sizing::{self, Costs, Funds};
+use ledger_core::time::{Clock, TimestampNs};
+use ledger_core::venue::{MarketView, Venue, VenueError, VenueReport};
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::rest::{RestClient, RestError, SymbolFilters};
+use super::stream::VENUE;
+use crate::clock::WallClock;
+
+/// Notices the venue and the feed leave for the run to record, with the local time
+/// each was seen (UTC ns); shared between them and drained before each cycle.
+pub type NoticeBoard = Arc<Mutex<Vec<(VenueNotice, TimestampNs)>>>;
+
+/// Leaves a notice on `board`.
+fn post(board: &NoticeBoard, kind: NoticeKind, stream: &str, value: i64, detail: String) {
+    let notice = VenueNotice {
+        venue: Arc::from(VENUE),
+        kind,
+        stream: Arc::from(stream),
+        value,
+        detail: Arc::from(detail.as_str()),
+    };
+    if let Ok(mut board) = board.lock() {
+        board.push((notice, WallClock.now()));
+    }
+}
+
+/// An order of ours working at Binance.
+#[derive(Debug, Clone)]
+struct Working {
+    order: OrderSubmitted,
+    /// Quantity filled so far, base units.
+    filled: Decimal,
+    /// Sent without an answer: not known to be at the exchange yet.
+    unconfirmed: bool,
+}
+
+/// Binance spot as a venue (see the module docs).
+pub struct BinanceVenue {
+    rest: RestClient,
+    filters: HashMap<InstrumentId, SymbolFilters>,
+    working: Vec<Working>,
+    reports: VecDeque<VenueReport>,
+    /// Trade ids already reported as fills.
+    seen_trades: HashSet<u64>,
+    /// The funds the engine last handed the venue (sizing of fractional orders).
+    funds: Funds,
+    /// Commission rate assumed when sizing (fraction of notional).
+    commission_rate: Decimal,
+    poll_interval: Duration,
+    last_poll: Option<Instant>,
+    notices: NoticeBoard,
+}
+
+impl BinanceVenue {
+    /// A venue on `rest` for `instruments` (Binance symbols): measures the server's
+    /// clock (recorded as a notice) and reads each symbol's filters. Sizing assumes
+    /// `commission_rate` (fraction of notional); working orders are queried at most
+    /// every `poll_interval`.
+    ///
+    /// # Errors
+    /// The server cannot be reached, or does not list a symbol.
+    pub fn connect(
+        mut rest: RestClient,
+        instruments: &[InstrumentId],
+        commission_rate: Decimal,
+        poll_interval: Duration,
+        notices: NoticeBoard,
+    ) -> Result<Self, RestError> {
+        let offset = rest.measure_offset()?;
+        post(
+            &notices,
+            NoticeKind::ClockOffset,
+            "/api/v3/time",
+            offset,
+            format!("server clock minus ours: {offset} ms"),
+        );
+        let mut filters = HashMap::new();
+        for instrument in instruments {
+            let symbol_filters = rest.filters(instrument.as_str())?;
+            reconcile(&mut rest, instrument, &symbol_filters, &notices)?;
+            filters.insert(*instrument, symbol_filters);
+        }
+        Ok(BinanceVenue {
+            rest,
+            filters,
+            working: Vec::new(),
+            reports: VecDeque::new(),
+            seen_trades: HashSet::new(),
+            funds: Funds { cash: Decimal::ZERO, equity: Decimal::ZERO, gross_exposure: Decimal::ZERO },
+            commission_rate,
+            poll_interval,
+            last_poll: None,
+            notices,
+        })
+    }
+
+    /// The request parameters of `order` (before `timestamp` and the signature), after
+    /// the exchange filters.
+    fn order_params(&self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<String, String> {
+        let filters = self
+            .filters
+            .get(&order.instrument)
+            .ok_or_else(|| format!("{} is not a symbol this venue was set up for", order.instrument))?;
+        let buy = order.side == Side::Buy;
+        let reference = match market.data {
+            TickData::Quote(q) if buy => q.ask,
+            TickData::Quote(q) => q.bid,
+            TickData::Trade(t) => t.price,
+            TickData::Bar(b) => b.close,
+        };
+        let price = match order.order_type {
+            OrderType::Market => reference,
+            OrderType::Limit => order.limit_price.ok_or("a limit order without a limit price")?,
+            OrderType::Stop => order.stop_price.ok_or("a stop order without a stop price")?,
+        };
+        let costs = Costs {
+            commission_rate: self.commission_rate,
+            commission_per_unit: Decimal::ZERO,
+            commission_min: Decimal::ZERO,
+            lot_size: filters.step_size,
+            money_decimals: 8,
+            round_fees: false,
+        };
+        let budget = self.funds.budget(order.side, Decimal::ONE);
+        let qty = match order.qty {
+            OrderQty::Units(units) => filters.floor_qty(units),
+            OrderQty::Notional(notional) => sizing::units_for(notional, budget, price, &costs),
+            OrderQty::EquityFraction(fraction) => sizing::units_for_fraction(fraction, budget, price, &costs),
+        };
+        filters.check_qty(qty)?;
+        if order.order_type != OrderType::Market {
+            filters.check_price(price)?;
+        }
+        filters.check_notional(qty, price)?;
+        let side = if buy { "BUY" } else { "SELL" };
+        let mut params = format!(
+            "symbol={}&side={side}&quantity={}&newClientOrderId={}&newOrderRespType=FULL",
+            order.instrument,
+            qty.normalize(),
+            order.client_order_id
+        );
+        let tif = match order.tif {
+            TimeInForce::Gtc => "GTC",
+            TimeInForce::Ioc => "IOC",
+            TimeInForce::Day => return Err("Binance spot has no day orders (time in force GTC or IOC)".into()),
+        };
+        match order.order_type {
+            OrderType::Market => params.push_str("&type=MARKET"),
+            OrderType::Limit => params.push_str(&format!("&type=LIMIT&timeInForce={tif}&price={}", price.normalize())),
+            OrderType::Stop => params.push_str(&format!("&type=STOP_LOSS&stopPrice={}", price.normalize())),
+        }
+        Ok(params)
+    }
+
+    /// The fee of a fill in the quote currency (see the module docs).
+    fn fee(&self, instrument: &InstrumentId, fill: &TradeFill) -> Result<Decimal, String> {
+        let commission = dec(&fill.commission, "commission")?;
+        let Some(filters) = self.filters.get(instrument) else { return Ok(Decimal::ZERO) };
+        if fill.commission_asset == filters.quote_asset {
+            return Ok(commission);
+        }
+        if fill.commission_asset == filters.base_asset {
+            let price = dec(&fill.price, "price")?;
+            return commission.checked_mul(price).ok_or_else(|| "commission x price is out of range".to_string());
+        }
+        let detail = format!(
+            "trade {}: commission {commission} {} is not in {}: recorded as a fee of 0",
+            fill.trade_id, fill.commission_asset, filters.quote_asset
+        );
+        post(&self.notices, NoticeKind::Commission, instrument.as_str(), 0, detail);
+        Ok(Decimal::ZERO)
+    }
+
+    /// Queues a fill report for each of `fills` not reported before; returns the
+    /// quantity they add.
+    fn take_fills(&mut self, order: &OrderSubmitted, fills: &[TradeFill]) -> Decimal {
+        let mut added = Decimal::ZERO;
+        for fill in fills {
+            if !self.seen_trades.insert(fill.trade_id) {
+                continue;
+            }
+            let read = || -> Result<(Decimal, Decimal, Decimal), String> {
+                Ok((dec(&fill.qty, "qty")?, dec(&fill.price, "price")?, self.fee(&order.instrument, fill)?))
+            };
+            match read() {
+                Ok((qty, price, fee)) => {
+                    added += qty;
+                    self.reports.push_back(VenueReport::Filled(OrderFilled {
+                        client_order_id: order.client_order_id,
+                        fill_id: FillId::new(fill.trade_id),
+                        instrument: order.instrument,
+                        side: order.side,
+                        qty,
+                        price,
+                        fee,
+                        liquidity: if fill.is_maker { Liquidity::Maker } else { Liquidity::Taker },
+                    }));
+                }
+                Err(reason) => {
+                    let detail = format!("trade {} of {}: {reason}", fill.trade_id, order.client_order_id);
+                    post(&self.notices, NoticeKind::Unreadable, "/api/v3/order", 0, detail);
+                }
+            }
+        }
+        added
+    }
+
+    /// Queries each working order (at most once per poll interval) and queues what
+    /// became of it: new fills from its trades, its cancellation or expiry.
+    fn poll_working(&mut self) {
+        if self.working.is_empty() || self.last_poll.is_some_and(|at| at.elapsed() < self.poll_interval) {
+            return;
+        }
+        self.last_poll = Some(Instant::now());
+        let working = std::mem::take(&mut self.working);
+        for mut w in working {
+            match self.refresh(&mut w) {
+                Ok(true) => {}
+                Ok(false) => self.working.push(w),
+                Err(error) => {
+                    let detail = format!("querying {}: {error}", w.order.client_order_id);
+                    post(&self.notices, NoticeKind::Disconnected, "/api/v3/order", 0, detail);
+                    self.working.push(w);
+                }
+            }
+        }
+    }
+
+    /// Brings `w` up to date; returns whether it is done.
+    fn refresh(&mut self, w: &mut Working) -> Result<bool, RestError> {
+        let params = format!("symbol={}&origClientOrderId={}", w.order.instrument, w.order.client_order_id);
+        let status: OrderStatus = match self.rest.signed(Method::GET, "/api/v3/order", &params) {
+            Ok(status) => status,
+            // An order sent without an answer that the exchange does not have: it
+            // never got there.
+            Err(RestError::Refused { code: -2013, msg, .. }) if w.unconfirmed => {
+                let reason = format!("binance -2013: {msg} (sent without an answer; not at the exchange)");
+                let id = w.order.client_order_id;
+                let rejected = OrderRejected { client_order_id: id, reason: Arc::from(reason.as_str()) };
+                self.reports.push_back(VenueReport::Rejected(rejected));
+                return Ok(true);
+            }
+            Err(error) => return Err(error),
+        };
+        if w.unconfirmed {
+            w.unconfirmed = false;
+            let accepted = OrderAccepted { client_order_id: w.order.client_order_id };
+            self.reports.push_back(VenueReport::Accepted(accepted));
+        }
+        let executed = Decimal::from_str_exact(&status.executed_qty).unwrap_or(w.filled);
+        if executed > w.filled {
+            let params = format!("symbol={}&orderId={}", w.order.instrument, status.order_id);
+            let trades: Vec<AccountTrade> = self.rest.signed(Method::GET, "/api/v3/myTrades", &params)?;
+            let fills: Vec<TradeFill> = trades.into_iter().map(AccountTrade::into_fill).collect();
+            w.filled += self.take_fills(&w.order, &fills);
+        }
+        Ok(self.settle_status(&w.order, &status.status))
+    }
+
+    /// Queues the end of an order in `status`; returns whether the order is done.
+    fn settle_status(&mut self, order: &OrderSubmitted, status: &str) -> bool {
+        let id = order.client_order_id;
+        match status {
+            "NEW" | "PARTIALLY_FILLED" | "PENDING_NEW" => false,
+            "FILLED" => true,
+            "REJECTED" => {
+                let reason = Arc::from("binance: REJECTED");
+                self.reports.push_back(VenueReport::Rejected(OrderRejected { client_order_id: id, reason }));
+                true
+            }
+            other => {
+                let reason = Arc::from(format!("binance: {other}").as_str());
+                self.reports.push_back(VenueReport::Canceled(OrderCanceled { client_order_id: id, reason }));
+                true
+            }
+        }
+    }
+}
+
+/// Records what the exchange holds for `instrument` as the run starts: each open order
+/// whose client order id is a ledger's (`r<run>-<n>`: an earlier run's, left working;
+/// it is not adopted, and not canceled), and the balances of its base and quote assets.
+fn reconcile(
+    rest: &mut RestClient,
+    instrument: &InstrumentId,
+    filters: &SymbolFilters,
+    notices: &NoticeBoard,
+) -> Result<(), RestError> {
+    let open: Vec<OpenOrder> = rest.signed(Method::GET, "/api/v3/openOrders", &format!("symbol={instrument}"))?;
+    for order in open.iter().filter(|o| is_ledger_id(&o.client_order_id)) {
+        let detail = format!(
+            "open order {} ({} {} {}, {} executed) is at the exchange but not in this run: left working, not adopted",
+            order.client_order_id, order.side, order.orig_qty, order.kind, order.executed_qty
+        );
+        post(notices, NoticeKind::Reconciliation, "/api/v3/openOrders", 0, detail);
+    }
+    let account: Account = rest.signed(Method::GET, "/api/v3/account", "omitZeroBalances=true")?;
+    for asset in [&filters.base_asset, &filters.quote_asset] {
+        let (free, locked) = account
+            .balances
+            .iter()
+            .find(|b| &b.asset == asset)
+            .map_or(("0", "0"), |b| (b.free.as_str(), b.locked.as_str()));
+        let detail = format!("balance {asset}: free {free}, locked {locked}");
+        post(notices, NoticeKind::Reconciliation, "/api/v3/account", 0, detail);
+    }
+    Ok(())
+}
+
+/// Whether `id` is a client order id a ledger makes (`r<run>-<n>`).
+fn is_ledger_id(id: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    id.strip_prefix('r').and_then(|rest| rest.split_once('-')).is_some_and(|(run, n)| digits(run) && digits(n))
+}
+
+/// A decimal string of Binance's.
+fn dec(text: &str, field: &str) -> Result<Decimal, String> {
+    Decimal::from_str_exact(text).map_err(|e| format!("{field} {text:?}: {e}"))
+}
+
+impl Venue for BinanceVenue {
+    fn name(&self) -> &str {
+        VENUE
+    }
+
+    fn is_external(&self) -> bool {
+        true
+    }
+
+    fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<(), VenueError> {
+        self.rest.may_send_order().map_err(|e| VenueError(e.to_string()))?;
+        let params = self.order_params(order, market).map_err(VenueError)?;
+        let answer: OrderAnswer = match self.rest.signed(Method::POST, "/api/v3/order", &params) {
+            Ok(answer) => answer,
+            // No answer: the order may be at the exchange all the same. It is taken as
+            // working and queried by its client order id (never sent again); the query
+            // settles it, a fill included.
+            Err(RestError::Transport(reason)) => {
+                let detail = format!("sending {}: {reason}; querying it by its client order id", order.client_order_id);
+                post(&self.notices, NoticeKind::Disconnected, "/api/v3/order", 0, detail);
+                self.working.push(Working { order: order.clone(), filled: Decimal::ZERO, unconfirmed: true });
+                self.last_poll = None;
+                return Ok(());
+            }
+            Err(error) => return Err(VenueError(error.to_string())),
+        };
+        if answer.status == "REJECTED" {
+            self.settle_status(order, "REJECTED");
+            return Ok(());
+        }
+        self.reports.push_back(VenueReport::Accepted(OrderAccepted { client_order_id: order.client_order_id }));
+        let filled = self.take_fills(order, &answer.fills);
+        if !self.settle_status(order, &answer.status) {
+            self.working.push(Working { order: order.clone(), filled, unconfirmed: false });
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, _market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport> {
+        self.funds = *funds;
+        if self.reports.is_empty() {
+            self.poll_working();
+        }
+        self.reports.pop_front()
+    }
+
+    fn cancel_all(&mut self, reason: &str) -> Vec<VenueReport> {
+        for w in self.working.clone() {
+            // Failures are left as notices; the order stays working at the venue.
+            let _ = self.cancel(w.order.client_order_id, reason);
+        }
+        self.reports.drain(..).collect()
+    }
+
+    /// Cancels at Binance (`DELETE /api/v3/order`); the fills it had first and its
+    /// `Canceled` come through [`Venue::poll`]. A refused cancellation (the order filled
+    /// meanwhile) leaves a notice, and the order is queried as usual.
+    fn cancel(&mut self, order: ClientOrderId, reason: &str) -> Result<Option<VenueReport>, VenueError> {
+        let Some(index) = self.working.iter().position(|w| w.order.client_order_id == order) else {
+            return Ok(None);
+        };
+        let mut w = self.working.remove(index);
+        let params = format!("symbol={}&origClientOrderId={order}", w.order.instrument);
+        match self.rest.signed::<OrderStatus>(Method::DELETE, "/api/v3/order", &params) {
+            Ok(_) => {
+                // Fills made before the cancellation come first.
+                let _ = self.refresh(&mut w);
+                let reason = Arc::from(reason);
+                self.reports.push_back(VenueReport::Canceled(OrderCanceled { client_order_id: order, reason }));
+            }
+            Err(error) => {
+                post(
+                    &self.notices,
+                    NoticeKind::Disconnected,
+                    "/api/v3/order",
+                    0,
+                    format!("canceling {order}: {error}"),
+                );
+                self.working.push(w);
+            }
+        }
+        Ok(None)
+    }
+
+    fn amend(
+        &mut self,
+        order: ClientOrderId,
+        _stop_price: Decimal,
+        _market: &MarketView<'_>,
+    ) -> Result<(), VenueError> {
+        Err(VenueError(format!("{order}: Binance spot cannot move a working stop (no trailing stops on this venue)")))
+    }
+
+    fn working_orders(&self) -> Vec<ClientOrderId> {
+        self.working.iter().map(|w| w.order.client_order_id).collect()
+    }
+}
+
+/// `POST /api/v3/order`'s FULL answer, the fields used.
+#[derive(Deserialize)]
+struct OrderAnswer {
+    status: String,
+    #[serde(default)]
+    fills: Vec<TradeFill>,
+}
+
+/// One fill of an order, as an order's answer gives it.
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct TradeFill {
+    price: String,
+    qty: String,
+    commission: String,
+    commission_asset: String,
+    trade_id: u64,
+    /// Not in an order's answer (its fills take liquidity); from the trade history.
+    #[serde(default)]
+    is_maker: bool,
+}
+
+/// `GET /api/v3/openOrders`'s items, the fields used.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenOrder {
+    client_order_id: String,
+    side: String,
+    #[serde(rename = "type")]
+    kind: String,
+    orig_qty: String,
+    executed_qty: String,
+}
+
+/// `GET /api/v3/account`'s answer, the fields used.
+#[derive(Deserialize)]
+struct Account {
+    balances: Vec<Balance>,
+}
+
+#[derive(Deserialize)]
+struct Balance {
+    asset: String,
+    free: String,
+    locked: String,
+}
+
+/// `GET /api/v3/order`'s answer, the fields used.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderStatus {
+    order_id: u64,
+    status: String,
+    executed_qty: String,
+}
+
+/// `GET /api/v3/myTrades`'s items, the fields used.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountTrade {
+    id: u64,
+    price: String,
+    qty: String,
+    commission: String,
+    commission_asset: String,
+    is_maker: bool,
+}
+
+impl AccountTrade {
+    fn into_fill(self) -> TradeFill {
+        TradeFill {
+            price: self.price,
+            qty: self.qty,
+            commission: self.commission,
+            commission_asset: self.commission_asset,
+            trade_id: self.id,
+            is_maker: self.is_maker,
+        }
+    }
+}

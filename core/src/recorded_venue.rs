@@ -1,0 +1,191 @@
+//! [`RecordedVenue`]: a live venue's recorded reports played back, so that a replay of
+//! a run on a live venue (Binance) reproduces it from the record instead of simulating
+//! fills.
+//!
+//! Each recorded report is due in the cycle it was recorded in: a report recorded at
+//! the same cycle time as the tick before it belongs to that tick's cycle (it came in
+//! answer to an order of that cycle); any other, to the next cycle (it was taken at that
+//! cycle's start). A replay asks for reports as the original run did (the runner makes
+//! the same calls), and is handed each one once its cycle has come. An order the
+//! original venue refused outright is refused again with the recorded reason.
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+use rust_decimal::Decimal;
+
+use crate::event::{OrderSubmitted, Payload};
+use crate::ids::ClientOrderId;
+use crate::log::{EventCursor, LogError, RecordSource};
+use crate::replay::RunRange;
+use crate::sizing::Funds;
+use crate::time::TimestampNs;
+use crate::venue::{MarketView, Venue, VenueError, VenueReport};
+
+/// What the runner writes before an outright refusal's reason.
+const REFUSED: &str = "venue refused the order: ";
+
+/// A recorded report and the cycle (1-based, counting the run's ticks) it is due in.
+#[derive(Debug, Clone)]
+struct Due {
+    cycle: u64,
+    report: VenueReport,
+}
+
+/// A live venue's recorded reports (see the module docs).
+pub struct RecordedVenue {
+    name: String,
+    due: VecDeque<Due>,
+    /// Outright refusals by the per-run part of the order's id: the reason.
+    refused: HashMap<String, String>,
+    /// The replay's cycle now (shared with its [`crate::replay::RecordedRun`]).
+    cycle: Rc<Cell<u64>>,
+    /// The replay's client order id prefix (`r7`), learnt from its first order.
+    prefix: Option<String>,
+    /// Orders submitted in the replay and not yet ended.
+    working: Vec<ClientOrderId>,
+    /// Every order submitted in the replay, by the per-run part of its id.
+    submitted: HashSet<String>,
+}
+
+/// The per-run part of a client order id: `5` of `r1-5`.
+fn per_run(id: &ClientOrderId) -> &str {
+    id.as_str().split_once('-').map_or(id.as_str(), |(_, n)| n)
+}
+
+impl RecordedVenue {
+    /// Reads the venue reports of run `range` from `source`; `name` is the original
+    /// venue's, `cycle` the replay's cycle counter.
+    ///
+    /// # Errors
+    /// Reading the run fails.
+    pub fn read(
+        source: &dyn RecordSource,
+        range: RunRange,
+        name: &str,
+        cycle: Rc<Cell<u64>>,
+    ) -> Result<Self, LogError> {
+        let mut cursor = EventCursor::new(source, range.first, range.last);
+        let (mut ticks, mut tick_time) = (0u64, TimestampNs::from_nanos(i64::MIN));
+        let (mut due, mut refused) = (VecDeque::new(), HashMap::new());
+        let mut accepted = HashSet::new();
+        while let Some(event) = cursor.next_event()? {
+            if event.header.run_id != range.run_id {
+                continue;
+            }
+            let report = match event.payload {
+                Payload::MarketTick(_) => {
+                    ticks += 1;
+                    tick_time = event.header.ts_recorded;
+                    continue;
+                }
+                Payload::OrderAccepted(r) => {
+                    accepted.insert(r.client_order_id);
+                    VenueReport::Accepted(r)
+                }
+                Payload::OrderFilled(r) => VenueReport::Filled(r),
+                Payload::OrderCanceled(r) => VenueReport::Canceled(r),
+                Payload::OrderRejected(r) => match r.reason.strip_prefix(REFUSED) {
+                    Some(reason) if !accepted.contains(&r.client_order_id) => {
+                        refused.insert(per_run(&r.client_order_id).to_string(), reason.to_string());
+                        continue;
+                    }
+                    _ => VenueReport::Rejected(r),
+                },
+                _ => continue,
+            };
+            let cycle = if event.header.ts_recorded == tick_time { ticks } else { ticks + 1 };
+            due.push_back(Due { cycle, report });
+        }
+        let (prefix, working, submitted) = (None, Vec::new(), HashSet::new());
+        Ok(RecordedVenue { name: name.to_string(), due, refused, cycle, prefix, working, submitted })
+    }
+
+    /// `report` with its order's id as the replay numbers it.
+    fn renamed(&self, report: VenueReport) -> VenueReport {
+        let Some(prefix) = &self.prefix else { return report };
+        let rename = |id: &mut ClientOrderId| {
+            if let Ok(renamed) = ClientOrderId::new(&format!("{prefix}-{}", per_run(id))) {
+                *id = renamed;
+            }
+        };
+        let mut report = report;
+        match &mut report {
+            VenueReport::Accepted(r) => rename(&mut r.client_order_id),
+            VenueReport::Rejected(r) => rename(&mut r.client_order_id),
+            VenueReport::Filled(r) => rename(&mut r.client_order_id),
+            VenueReport::Canceled(r) => rename(&mut r.client_order_id),
+        }
+        report
+    }
+
+    /// The next recorded report, once its cycle has come and its order was submitted
+    /// in the replay (a report in answer to an order comes after the order).
+    fn take(&mut self, up_to_cycle: u64) -> Option<VenueReport> {
+        let front = self.due.front()?;
+        if front.cycle > up_to_cycle || !self.submitted.contains(per_run(&front.report.client_order_id())) {
+            return None;
+        }
+        let due = self.due.pop_front()?;
+        let report = self.renamed(due.report);
+        if !matches!(report, VenueReport::Accepted(_)) {
+            let id = report.client_order_id();
+            self.working.retain(|w| *w != id);
+        }
+        Some(report)
+    }
+}
+
+impl Venue for RecordedVenue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Nothing leaves the process.
+    fn is_external(&self) -> bool {
+        false
+    }
+
+    fn submit(&mut self, order: &OrderSubmitted, _market: &MarketView<'_>) -> Result<(), VenueError> {
+        let id = order.client_order_id;
+        if self.prefix.is_none() {
+            self.prefix = id.as_str().split_once('-').map(|(prefix, _)| prefix.to_string());
+        }
+        self.submitted.insert(per_run(&id).to_string());
+        if let Some(reason) = self.refused.remove(per_run(&id)) {
+            return Err(VenueError(reason));
+        }
+        self.working.push(id);
+        Ok(())
+    }
+
+    fn poll(&mut self, _market: &MarketView<'_>, _funds: &Funds) -> Option<VenueReport> {
+        self.take(self.cycle.get())
+    }
+
+    /// Every report left, as the original's stop recorded them.
+    fn cancel_all(&mut self, _reason: &str) -> Vec<VenueReport> {
+        self.working.clear();
+        let left: Vec<VenueReport> = self.due.drain(..).map(|d| d.report).collect();
+        left.into_iter().map(|report| self.renamed(report)).collect()
+    }
+
+    /// The cancellation comes from the record, in its cycle.
+    fn cancel(&mut self, _order: ClientOrderId, _reason: &str) -> Result<Option<VenueReport>, VenueError> {
+        Ok(None)
+    }
+
+    fn amend(
+        &mut self,
+        order: ClientOrderId,
+        _stop_price: Decimal,
+        _market: &MarketView<'_>,
+    ) -> Result<(), VenueError> {
+        Err(VenueError(format!("{order}: the recorded venue {} moved no stop", self.name)))
+    }
+
+    fn working_orders(&self) -> Vec<ClientOrderId> {
+        self.working.clone()
+    }
+}

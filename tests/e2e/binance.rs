@@ -1,0 +1,346 @@
+//! Binance spot market data through the real binary: a loopback websocket server
+//! replays a slice of a real capture of Binance's combined stream
+//! (`fixtures/binance/btcusdt-rawfeed-20240808-first4000.gz`, the first 4,000 lines of
+//! `shared/data/hftbacktest_binance_spot_BTCUSDT_rawfeed_20240808.gz`) and `ledger run`
+//! records it in shadow mode (`trading_enabled = false`: nothing is sent).
+
+use ledger_adapters::binance::mock::{read_capture, Connection, OrderScript, ReplayServer, RestMock};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::harness::{workspace_root, Ledger};
+
+const CAPTURE: &str = "fixtures/binance/btcusdt-rawfeed-20240808-first4000.gz";
+
+fn capture() -> Vec<String> {
+    read_capture(&workspace_root().join(CAPTURE)).expect("the capture fixture reads")
+}
+
+fn events(ledger: &Ledger) -> Vec<Value> {
+    ledger.ok(&["events", "--run", "1", "--json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn payloads<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter_map(|e| e["payload"].get(kind)).collect()
+}
+
+/// A config reading the replay server at `url`, with `extra` lines in `[binance]`.
+fn config(ledger: &Ledger, url: &str, extra: &str) -> std::path::PathBuf {
+    let path = ledger.dir.path().join("binance.toml");
+    let text = format!(
+        "[binance]\nsymbols = [\"BTCUSDT\"]\nstreams = [\"trade\", \"bookTicker\"]\nws_url = \"{url}\"\n{extra}\n\
+         [provider]\nkind = \"rules\"\nstrategy = \"sma-cross\"\nparams = {{ fast = 20, slow = 60 }}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The trade ids of the capture's messages in `range`, in order.
+fn trade_ids(messages: &[String]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter(|m| m.contains("@trade\""))
+        .map(|m| serde_json::from_str::<Value>(m).unwrap()["data"]["t"].as_u64().unwrap())
+        .collect()
+}
+
+fn ticks_in(messages: &[String]) -> usize {
+    messages.iter().filter(|m| m.contains("@trade\"") || m.contains("@bookTicker\"")).count()
+}
+
+#[test]
+fn the_replayed_capture_is_recorded_tick_for_tick_with_exchange_times_and_exact_decimals() {
+    let messages = capture();
+    let expected_ticks = ticks_in(&messages);
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages.clone(), plan, 0).unwrap();
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server.url(), "max_reconnects = 0");
+    let run = ledger.run(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    server.join();
+    let events = events(&ledger);
+
+    let started = &payloads(&events, "RunStarted")[0];
+    assert!(started["data_source"].as_str().unwrap().starts_with("binance testnet ws://127.0.0.1:"), "{started}");
+    let ticks: Vec<&Value> = events.iter().filter(|e| e["payload"].get("MarketTick").is_some()).collect();
+    assert_eq!(ticks.len(), expected_ticks, "one tick per trade and bookTicker message; depth is not read");
+
+    // The capture's first trade: {"E":1723161255343,"t":3735683259,"p":"61837.63000000",
+    // "q":"0.02000000","m":true}: the exchange's event time, the digits as sent, the
+    // seller the aggressor (the buyer was the maker).
+    let first_trade = ticks.iter().find(|e| e["payload"]["MarketTick"]["data"].get("Trade").is_some()).unwrap();
+    assert_eq!(first_trade["header"]["ts_event"], "2024-08-08T23:54:15.343000Z");
+    let trade = &first_trade["payload"]["MarketTick"]["data"]["Trade"];
+    assert_eq!((trade["price"].as_str(), trade["size"].as_str()), (Some("61837.63000000"), Some("0.02000000")));
+    assert_eq!(trade["aggressor"], "Sell");
+    // The quote after it carries no event time: it takes the trade's.
+    let index = ticks.iter().position(|e| std::ptr::eq(*e, *first_trade)).unwrap();
+    let quote = ticks[index + 1];
+    assert_eq!(quote["header"]["ts_event"], "2024-08-08T23:54:15.343000Z");
+    assert_eq!(quote["payload"]["MarketTick"]["data"]["Quote"]["ask_size"], "1.60520000");
+    // Before the first trade, quotes take the local receive time (the replay's: now).
+    let times: Vec<&str> = ticks[index..].iter().map(|e| e["header"]["ts_event"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "the exchange's times never go back in the capture");
+
+    // The capture has no gap; the server's close ends the feed (max_reconnects = 0),
+    // on the record.
+    let notices = payloads(&events, "VenueNotice");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["kind"], "disconnected");
+    let detail = notices[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("1000 end of replay") && detail.contains("giving up after 1"), "{detail}");
+    assert_eq!(payloads(&events, "RunStopped")[0]["reason"], "end of data");
+    // Shadow mode: the strategy's orders fill on the paper venue at the live quotes.
+    assert_eq!(started["venue"], "paper");
+    let fills = payloads(&events, "OrderFilled");
+    assert!(!fills.is_empty(), "the sma-cross 20/60 crosses in the slice");
+}
+
+#[test]
+fn a_lost_connection_is_made_again_and_the_trades_missed_meanwhile_are_a_recorded_gap() {
+    let messages = capture();
+    // The first connection drops after 1,000 messages without a close frame; the
+    // second starts 500 messages later, as if they went by during the outage.
+    let plan = vec![
+        Connection { messages: 0..1000, close_frame: false },
+        Connection { messages: 1500..messages.len(), close_frame: true },
+    ];
+    let missed: Vec<u64> = trade_ids(&messages[1000..1500]);
+    let before = *trade_ids(&messages[..1000]).last().unwrap();
+    let expected_ticks = ticks_in(&messages[..1000]) + ticks_in(&messages[1500..]);
+    let server = ReplayServer::start(messages.clone(), plan, 0).unwrap();
+    let ledger = Ledger::new();
+    let config = config(&ledger, &server.url(), "max_reconnects = 1\nreconnect_backoff = \"10ms\"");
+    let run = ledger.run(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    server.join();
+    let events = events(&ledger);
+
+    let ticks = events.iter().filter(|e| e["payload"].get("MarketTick").is_some()).count();
+    assert_eq!(ticks, expected_ticks);
+    let notices = payloads(&events, "VenueNotice");
+    let kinds: Vec<&str> = notices.iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    // Dropped, connected again, the gap, closed by the server, and the server gone:
+    // two failures in a row is past max_reconnects = 1.
+    assert_eq!(kinds, ["disconnected", "reconnected", "feed_gap", "disconnected", "disconnected"], "{notices:?}");
+    assert!(notices[4]["detail"].as_str().unwrap().ends_with("giving up after 2 failure(s) in a row"));
+    let gap = notices[2];
+    assert_eq!(gap["stream"], "btcusdt@trade");
+    assert_eq!(gap["value"].as_u64().unwrap(), missed.len() as u64);
+    assert_eq!(
+        gap["detail"].as_str().unwrap(),
+        format!("trade ids {}..={} missed", before + 1, missed.last().unwrap())
+    );
+    // Notices are recorded outside any cycle.
+    let gap_event = events.iter().find(|e| e["payload"].get("VenueNotice") == Some(gap)).unwrap();
+    assert_eq!(gap_event["header"]["cycle_id"], 0);
+}
+
+#[test]
+fn live_mode_needs_the_live_flag_and_bad_sections_are_refused_by_key() {
+    let ledger = Ledger::new();
+    let config = config(&ledger, "ws://127.0.0.1:9", "mode = \"live\"");
+    let run = ledger.run(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("binance.mode = \"live\" trades real money: pass --live"), "{}", run.stderr);
+
+    let config = config_with(&ledger, "[binance]\nstreams = [\"depth\"]\n");
+    let run = ledger.run(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("binance.streams: \"depth\" is not a stream this feed reads"), "{}", run.stderr);
+
+    let config = config_with(&ledger, "[binance]\nsymbol = \"BTCUSDT\"\n");
+    let run = ledger.run(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("binance.symbol"), "{}", run.stderr);
+}
+
+fn config_with(ledger: &Ledger, text: &str) -> std::path::PathBuf {
+    let path = ledger.dir.path().join("other.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const KEY: &str = "e2e-key-6a1f0c";
+const SECRET: &str = "e2e-secret-93be47d2";
+
+#[test]
+fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_recorded() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    let script = vec![
+        OrderScript::Fill,
+        OrderScript::InsufficientBalance,
+        OrderScript::FilterFailure,
+        OrderScript::RateLimited(600),
+    ];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    // Left working at the exchange: one by an earlier run of a ledger, one by hand.
+    rest.add_open_order("r7-3");
+    rest.add_open_order("web_5f3a1c");
+    let ledger = Ledger::new();
+    let extra = format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"", rest.url());
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    server.join();
+    let events = events(&ledger);
+
+    let started = payloads(&events, "RunStarted")[0];
+    assert_eq!((started["venue"].as_str(), started["mode"].as_str()), (Some("binance"), Some("Live")));
+    let notices = payloads(&events, "VenueNotice");
+    assert_eq!(
+        (notices[0]["kind"].as_str(), notices[0]["stream"].as_str()),
+        (Some("clock_offset"), Some("/api/v3/time"))
+    );
+    // At start, what the exchange holds is on the record: the earlier run's open order
+    // (not the one placed by hand), and the balances of BTC and USDT.
+    let reconciled: Vec<&str> =
+        notices.iter().filter(|n| n["kind"] == "reconciliation").map(|n| n["detail"].as_str().unwrap()).collect();
+    assert_eq!(reconciled.len(), 3, "{reconciled:?}");
+    assert!(
+        reconciled[0].starts_with("open order r7-3 (BUY 0.001 LIMIT, 0 executed) is at the exchange"),
+        "{reconciled:?}"
+    );
+    assert_eq!(
+        reconciled[1..],
+        ["balance BTC: free 1.00000000, locked 0.00000000", "balance USDT: free 100000.00000000, locked 0.00000000"]
+    );
+
+    let taken = rest.taken();
+    let posts: Vec<_> = taken.iter().filter(|r| r.method == "POST").collect();
+    let orders = payloads(&events, "OrderSubmitted");
+    assert!(orders.len() > 4, "the slice makes more orders than the script has answers: {}", orders.len());
+    // The rate limit's Retry-After (600 s) holds every later order back: four were sent.
+    assert_eq!(posts.len(), 4, "{posts:#?}");
+    let sent: Vec<String> = posts
+        .iter()
+        .map(|post| {
+            assert!(
+                post.query.contains("type=MARKET") && post.query.contains("newOrderRespType=FULL"),
+                "{}",
+                post.query
+            );
+            assert!(post.query.contains("&recvWindow=5000&signature="), "{}", post.query);
+            assert!(post.head.to_ascii_lowercase().contains(&format!("x-mbx-apikey: {KEY}")), "{}", post.head);
+            let id = post.query.split('&').find_map(|p| p.strip_prefix("newClientOrderId=")).unwrap();
+            assert!(orders.iter().any(|o| o["client_order_id"] == id), "{id} is one of our client order ids");
+            id.to_string()
+        })
+        .collect();
+    assert_eq!(posts[0].status, 200, "the mock checked the signature and the timestamp");
+
+    let about = |kind: &str, id: &str| -> Vec<&Value> {
+        payloads(&events, kind).into_iter().filter(|p| p["client_order_id"] == id).collect()
+    };
+    // The first order: accepted, filled in two parts, each with its trade id and the
+    // commission charged in USDT as its fee.
+    assert_eq!(about("OrderAccepted", &sent[0]).len(), 1);
+    let fills = about("OrderFilled", &sent[0]);
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    assert_eq!(fills[0]["price"], "61837.63");
+    assert_eq!(fills[1]["price"], "61837.64");
+    let qty: Decimal = fills[0]["qty"].as_str().unwrap().parse().unwrap();
+    let fee: Decimal = fills[0]["fee"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fee, (qty * Decimal::new(6_183_763, 2) * Decimal::new(1, 3)).round_dp(8));
+    assert!(fills[0]["fill_id"].as_u64().unwrap() > 900_000);
+    // Refusals name Binance's code and message; the rate limit its wait.
+    let reason = |id: &str| about("OrderRejected", id)[0]["reason"].as_str().unwrap().to_string();
+    assert!(reason(&sent[1]).contains("binance -2010: Account has insufficient balance"), "{}", reason(&sent[1]));
+    assert!(reason(&sent[2]).contains("binance -1013: Filter failure: NOTIONAL"), "{}", reason(&sent[2]));
+    assert!(reason(&sent[3]).contains("rate limited (HTTP 429)"), "{}", reason(&sent[3]));
+    // Orders never sent: an exchange filter violated before sending (a short sale sized
+    // to nothing), then every order during the Retry-After wait.
+    let unsent: Vec<String> = orders
+        .iter()
+        .map(|o| o["client_order_id"].as_str().unwrap().to_string())
+        .filter(|id| !sent.contains(id))
+        .map(|id| reason(&id))
+        .collect();
+    assert!(unsent.iter().any(|r| r.contains("LOT_SIZE: quantity 0 is below minQty 0.00001")), "{unsent:?}");
+    assert!(unsent.last().unwrap().contains("rate limited (HTTP 429): no request for"), "{unsent:?}");
+
+    // The recorded venue reports drive the replay: it reproduces the run without
+    // reaching the exchange (the mock takes no more requests).
+    let before = rest.taken().len();
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_eq!(rest.taken().len(), before);
+
+    // Neither the key nor the secret is anywhere on the record or in the log.
+    let all = ledger.ok(&["events", "--json"]);
+    for secret in [KEY, SECRET] {
+        assert!(!all.contains(secret), "{secret} is in the events");
+        assert!(!stderr.contains(secret), "{secret} is in stderr");
+    }
+}
+
+#[test]
+fn trading_needs_its_key_variables_named_not_their_values() {
+    let ledger = Ledger::new();
+    let config = config(&ledger, "ws://127.0.0.1:9", "trading_enabled = true\napi_key_env = \"E2E_NO_SUCH_KEY\"");
+    let run = ledger.run(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("binance.api_key_env: the environment variable E2E_NO_SUCH_KEY is not set"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_recorded() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order reaches the exchange and fills, but its answer is lost; the
+    // second is lost on the way there.
+    let script = vec![OrderScript::NoAnswer, OrderScript::Lost];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let ledger = Ledger::new();
+    let extra =
+        format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"\npoll_interval = \"1ms\"", rest.url());
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let orders = payloads(&events, "OrderSubmitted");
+    let id = |n: usize| orders[n]["client_order_id"].as_str().unwrap().to_string();
+    let about = |kind: &str, id: &str| -> Vec<&Value> {
+        payloads(&events, kind).into_iter().filter(|p| p["client_order_id"] == id).collect()
+    };
+    let taken = rest.taken();
+    let posts_of = |id: &str| {
+        taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={id}&"))).count()
+    };
+    // Each sent once, whatever became of the answer.
+    assert_eq!((posts_of(&id(0)), posts_of(&id(1))), (1, 1));
+    // The first: queried, then accepted and its two fills taken from the trade history.
+    assert_eq!(about("OrderAccepted", &id(0)).len(), 1);
+    let fills = about("OrderFilled", &id(0));
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    assert_eq!((fills[0]["price"].as_str(), fills[1]["price"].as_str()), (Some("61837.63"), Some("61837.64")));
+    // The second: the exchange does not have it, so it is rejected, not sent again.
+    let rejected = about("OrderRejected", &id(1));
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("-2013"), "{rejected:?}");
+    let notices = payloads(&events, "VenueNotice");
+    let lost = notices.iter().filter(|n| n["detail"].as_str().unwrap().contains("querying it by its client order id"));
+    assert_eq!(lost.count(), 2, "{notices:?}");
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
