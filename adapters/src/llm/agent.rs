@@ -375,13 +375,13 @@ impl<D: Dialect> LlmProvider<D> {
     /// The answer and its record.
     fn answer(&self, levels: &Levels, body: String, ending: Ending, totals: Totals) -> ProviderAnswer {
         let indicators = format!(
-            "ema{}={:.4} ema{}={:.4} rsi{}={:.2} trend={}",
+            "ema{}={} ema{}={} rsi{}={} trend={}",
             prompt::EMA_FAST,
-            levels.ema_fast,
+            levels.shown.ema_fast,
             prompt::EMA_SLOW,
-            levels.ema_slow,
+            levels.shown.ema_slow,
             prompt::RSI_LEN,
-            levels.rsi,
+            levels.shown.rsi,
             levels.trend()
         );
         let call = ModelCalled {

@@ -61,7 +61,7 @@ impl Default for Indicators {
 }
 
 /// The indicator values after one close.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Levels {
     /// EMA 20 of the closes, price units.
     pub ema_fast: f64,
@@ -69,9 +69,31 @@ pub struct Levels {
     pub ema_slow: f64,
     /// RSI 14 of the closes, 0..100.
     pub rsi: f64,
+    /// The values as the model is shown them, formatted once per tick (the prompt, the
+    /// template, the tools and the record all show these).
+    pub shown: Shown,
+}
+
+/// Indicator values as text: EMAs with 4 decimals, RSI with 2 (`{:.4}`, `{:.2}`: the
+/// same bytes on every run, so the same request and the same cache key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// EMA 20.
+    pub ema_fast: String,
+    /// EMA 50.
+    pub ema_slow: String,
+    /// RSI 14.
+    pub rsi: String,
 }
 
 impl Levels {
+    /// The levels, with their text as shown.
+    pub fn new(ema_fast: f64, ema_slow: f64, rsi: f64) -> Levels {
+        let shown =
+            Shown { ema_fast: format!("{ema_fast:.4}"), ema_slow: format!("{ema_slow:.4}"), rsi: format!("{rsi:.2}") };
+        Levels { ema_fast, ema_slow, rsi, shown }
+    }
+
     /// `up` when EMA 20 is above EMA 50, `down` when below, `flat` when equal.
     pub fn trend(&self) -> &'static str {
         if self.ema_fast > self.ema_slow {
@@ -91,7 +113,7 @@ impl Indicators {
         // The documented boundary where prices become f64 for indicator math.
         let x = close.to_f64().unwrap_or(f64::NAN);
         let (fast, slow, rsi) = (self.ema_fast.push(x), self.ema_slow.push(x), self.rsi.push(x));
-        Some(Levels { ema_fast: fast?, ema_slow: slow?, rsi: rsi? })
+        Some(Levels::new(fast?, slow?, rsi?))
     }
 }
 
@@ -112,9 +134,9 @@ pub fn user_message(input: &DecisionInput<'_>, levels: &Levels) -> String {
     if let Some(quote) = input.quote {
         let _ = writeln!(text, "Bid: {} Ask: {}", quote.bid, quote.ask);
     }
-    let _ = writeln!(text, "EMA({EMA_FAST}): {:.4}", levels.ema_fast);
-    let _ = writeln!(text, "EMA({EMA_SLOW}): {:.4}", levels.ema_slow);
-    let _ = writeln!(text, "RSI({RSI_LEN}): {:.2}", levels.rsi);
+    let _ = writeln!(text, "EMA({EMA_FAST}): {}", levels.shown.ema_fast);
+    let _ = writeln!(text, "EMA({EMA_SLOW}): {}", levels.shown.ema_slow);
+    let _ = writeln!(text, "RSI({RSI_LEN}): {}", levels.shown.rsi);
     let _ = writeln!(text, "Trend: {} (EMA {EMA_FAST} vs EMA {EMA_SLOW})", levels.trend());
     let position = match input.position_qty.cmp(&Decimal::ZERO) {
         std::cmp::Ordering::Greater => format!("long {} units", input.position_qty),
@@ -187,7 +209,7 @@ impl PromptTemplate {
             equity: Decimal::ONE_HUNDRED,
             context: None,
         };
-        template.render(&sample, &Levels { ema_fast: 100.0, ema_slow: 100.0, rsi: 50.0 })?;
+        template.render(&sample, &Levels::new(100.0, 100.0, 50.0))?;
         Ok(template)
     }
 
@@ -225,9 +247,9 @@ impl PromptTemplate {
             bar => bar,
             bid => input.quote.map(|q| q.bid.to_string()),
             ask => input.quote.map(|q| q.ask.to_string()),
-            ema_fast => format!("{:.4}", levels.ema_fast),
-            ema_slow => format!("{:.4}", levels.ema_slow),
-            rsi => format!("{:.2}", levels.rsi),
+            ema_fast => levels.shown.ema_fast.as_str(),
+            ema_slow => levels.shown.ema_slow.as_str(),
+            rsi => levels.shown.rsi.as_str(),
             trend => levels.trend(),
             position_qty => input.position_qty.to_string(),
             equity => input.equity.to_string(),
@@ -264,7 +286,7 @@ mod tests {
         // TC0: nothing before the 50th close (EMA 50 is the last to warm).
         assert!(levels[..49].iter().all(Option::is_none));
         // TC1: rising closes: EMA 20 above EMA 50 (trend up), RSI 100 (no losses).
-        let last = levels[50].unwrap();
+        let last = levels[50].clone().unwrap();
         assert!(last.ema_fast > last.ema_slow, "{last:?}");
         assert_eq!((last.trend(), last.rsi), ("up", 100.0));
     }
@@ -290,7 +312,7 @@ mod tests {
             equity: dec!(99500.25),
             context: None,
         };
-        let levels = Levels { ema_fast: 100.0, ema_slow: 100.5, rsi: 42.123 };
+        let levels = Levels::new(100.0, 100.5, 42.123);
         let text = user_message(&input, &levels);
         for expected in [
             "Instrument: SPY",
@@ -321,7 +343,7 @@ mod tests {
             equity: dec!(1000.50),
             context: None,
         };
-        let levels = Levels { ema_fast: 101.0, ema_slow: 100.0, rsi: 55.5 };
+        let levels = Levels::new(101.0, 100.0, 55.5);
         let source = "{{ instrument }} at {{ price }} ({{ bid }}/{{ ask }}), trend {{ trend }}, RSI {{ rsi }}\n\
                       {% if bar %}bar{% else %}no bar{% endif %}; held {{ position_qty }} of {{ equity }}";
         let template = PromptTemplate::new("t.j2", source.to_string()).unwrap();

@@ -199,9 +199,9 @@ fn run(tool: Tool, args: &Map<String, Value>, desk: &Desk<'_>) -> Value {
             }
         },
         Tool::GetTechnicals => json!({
-            format!("ema{EMA_FAST}"): format!("{:.4}", desk.levels.ema_fast),
-            format!("ema{EMA_SLOW}"): format!("{:.4}", desk.levels.ema_slow),
-            format!("rsi{RSI_LEN}"): format!("{:.2}", desk.levels.rsi),
+            format!("ema{EMA_FAST}"): desk.levels.shown.ema_fast,
+            format!("ema{EMA_SLOW}"): desk.levels.shown.ema_slow,
+            format!("rsi{RSI_LEN}"): desk.levels.shown.rsi,
             "trend": desk.levels.trend(),
         }),
         Tool::GetRecentBars => {
@@ -281,7 +281,7 @@ mod tests {
             equity: Decimal::ONE_HUNDRED,
             context: None,
         };
-        let levels = Levels { ema_fast: 1.0, ema_slow: 2.0, rsi: 3.0 };
+        let levels = Levels::new(1.0, 2.0, 3.0);
         let recent = VecDeque::new();
         let desk = Desk { input: &input, levels: &levels, recent: &recent };
         // The model wrote its keys out of order, nested too.
