@@ -95,6 +95,25 @@ pub struct ProviderAnswer {
     pub record: Option<Box<CallRecord>>,
 }
 
+impl ProviderAnswer {
+    /// An answer made without asking anything (a rule, a warm-up hold, a guard's
+    /// refusal): `decision`, parsed `Ok`, with no prompt, output, latency, tokens or call
+    /// record. `empty` is the empty text the prompt and output share (a provider keeps
+    /// one, so that a tick allocates none).
+    pub fn unasked(decision: Decision, empty: Text) -> ProviderAnswer {
+        ProviderAnswer {
+            decision,
+            parse_status: ParseStatus::Ok,
+            prompt: empty.clone(),
+            raw_output: empty,
+            latency_us: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+            record: None,
+        }
+    }
+}
+
 impl From<crate::event::DecisionMade> for ProviderAnswer {
     /// The answer a recorded decision was made from (what a replay hands the engine).
     fn from(made: crate::event::DecisionMade) -> Self {

@@ -654,16 +654,10 @@ impl Engine {
         // The LLM guards first: an exhausted one means no call, and a hold it refuses.
         let guard = self.state.risk.llm_guard(tick.ts);
         let answer = match &guard {
-            Some(refusal) => ProviderAnswer {
-                decision: crate::decision::hold(Arc::from(format!("llm guard: {}", refusal.reason).as_str())),
-                parse_status: ParseStatus::Ok,
-                prompt: Arc::from(""),
-                raw_output: Arc::from(""),
-                latency_us: 0,
-                tokens_in: 0,
-                tokens_out: 0,
-                record: None,
-            },
+            Some(refusal) => ProviderAnswer::unasked(
+                crate::decision::hold(Arc::from(format!("llm guard: {}", refusal.reason).as_str())),
+                Arc::from(""),
+            ),
             None => {
                 let context = CycleView {
                     risk: &self.state.risk,

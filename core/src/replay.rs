@@ -175,14 +175,8 @@ impl DecisionProvider for RecordedProvider {
 
     fn decide(&mut self, _input: &DecisionInput<'_>) -> ProviderAnswer {
         self.slot.borrow_mut().take().unwrap_or_else(|| ProviderAnswer {
-            decision: crate::decision::hold("recording exhausted".into()),
             parse_status: ParseStatus::ProviderError("no recorded decision for this tick".into()),
-            prompt: "".into(),
-            raw_output: "".into(),
-            latency_us: 0,
-            tokens_in: 0,
-            tokens_out: 0,
-            record: None,
+            ..ProviderAnswer::unasked(crate::decision::hold("recording exhausted".into()), "".into())
         })
     }
 }

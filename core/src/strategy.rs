@@ -203,16 +203,7 @@ impl Reasons {
 }
 
 fn answer(decision: Decision, empty: &Text) -> ProviderAnswer {
-    ProviderAnswer {
-        decision,
-        parse_status: ParseStatus::Ok,
-        prompt: empty.clone(),
-        raw_output: empty.clone(),
-        latency_us: 0,
-        tokens_in: 0,
-        tokens_out: 0,
-        record: None,
-    }
+    ProviderAnswer::unasked(decision, empty.clone())
 }
 
 fn signal(action: Action, sizing: &RuleSizing, reasons: &Reasons) -> Decision {

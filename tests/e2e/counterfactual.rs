@@ -100,18 +100,7 @@ fn llm_config(ledger: &Ledger, name: &str, server: &ChatServer) -> String {
 }
 
 fn with_key(ledger: &Ledger, args: &[&str]) -> Run {
-    let output = ledger
-        .command(args)
-        .env(KEY_VAR, "sk-e2e-counterfactual")
-        .env("NO_PROXY", "127.0.0.1")
-        .env("no_proxy", "127.0.0.1")
-        .output()
-        .expect("the ledger binary runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    ledger.run_with_key(args, KEY_VAR, "sk-e2e-counterfactual")
 }
 
 #[test]

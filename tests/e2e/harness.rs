@@ -56,6 +56,24 @@ impl Ledger {
         }
     }
 
+    /// Runs `ledger ... ARGS` with the API key `key` in the environment variable `var`,
+    /// for a model server on loopback (which a proxy configured on the machine must not
+    /// take: `NO_PROXY` names it).
+    pub fn run_with_key(&self, args: &[&str], var: &str, key: &str) -> Run {
+        let output = self
+            .command(args)
+            .env(var, key)
+            .env("NO_PROXY", "127.0.0.1")
+            .env("no_proxy", "127.0.0.1")
+            .output()
+            .expect("the ledger binary runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Runs and insists on exit 0.
     pub fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);

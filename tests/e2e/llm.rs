@@ -24,19 +24,7 @@ fn config(ledger: &Ledger, server: &ChatServer) -> String {
 }
 
 fn run_with_key(ledger: &Ledger, args: &[&str]) -> Run {
-    // A proxy configured on the machine must not take the loopback server's requests.
-    let output = ledger
-        .command(args)
-        .env(KEY_VAR, KEY)
-        .env("NO_PROXY", "127.0.0.1")
-        .env("no_proxy", "127.0.0.1")
-        .output()
-        .expect("the ledger binary runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    ledger.run_with_key(args, KEY_VAR, KEY)
 }
 
 #[test]

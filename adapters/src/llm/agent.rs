@@ -267,16 +267,7 @@ impl<D: Dialect> DecisionProvider for LlmProvider<D> {
             self.recent.push_back(SeenTick { ts: input.ts, price: input.price, bar: input.bar.cloned() });
         }
         let Some(levels) = self.indicators.push(close) else {
-            return ProviderAnswer {
-                decision: hold(self.warming_up.clone()),
-                parse_status: ParseStatus::Ok,
-                prompt: Arc::from(""),
-                raw_output: Arc::from(""),
-                latency_us: 0,
-                tokens_in: 0,
-                tokens_out: 0,
-                record: None,
-            };
+            return ProviderAnswer::unasked(hold(self.warming_up.clone()), Arc::from(""));
         };
         let user = match &self.agent.template {
             None => prompt::user_message(input, &levels),
