@@ -166,8 +166,9 @@ pub struct RiskEngine {
     last_open: Option<i64>,
     last_order: Option<(Action, Exact, i64)>,
     approved: Text,
-    /// Tick times of the LLM requests in the rate window.
-    llm_requests: VecDeque<i64>,
+    /// Model calls in the rate window: tick time and the requests each took (one entry
+    /// a call, not a request: a stored count cannot make it grow).
+    llm_requests: VecDeque<(i64, u32)>,
     /// LLM spend since the start of the UTC day, US dollars.
     #[serde(with = "crate::codec::decimal")]
     llm_spend_today: Decimal,
@@ -212,7 +213,7 @@ impl RiskEngine {
     /// requests costing `cost_usd` (applying a `ModelCalled`).
     pub fn on_model_call(&mut self, ts: TimestampNs, requests: u32, cost_usd: Decimal) {
         if self.limits.max_llm_calls_per_window.is_some() {
-            self.llm_requests.extend(std::iter::repeat_n(ts.nanos(), requests as usize));
+            self.llm_requests.push_back((ts.nanos(), requests));
         }
         self.llm_spend_today = self.llm_spend_today.checked_add(cost_usd).unwrap_or(Decimal::MAX);
     }
@@ -228,8 +229,11 @@ impl RiskEngine {
         let mut checks = Checks::default();
         if let Some(limit) = calls {
             let window = self.limits.rate_window_ns.unwrap_or(DEFAULT_RATE_WINDOW_NS);
-            prune(&mut self.llm_requests, ts.nanos().saturating_sub(window));
-            let count = u32::try_from(self.llm_requests.len()).unwrap_or(u32::MAX);
+            let older_than = ts.nanos().saturating_sub(window);
+            while self.llm_requests.front().is_some_and(|&(t, _)| t <= older_than) {
+                self.llm_requests.pop_front();
+            }
+            let count = self.llm_requests.iter().fold(0u32, |sum, &(_, n)| sum.saturating_add(n));
             checks.add(RiskCheckId::MaxLlmCallsPerWindow, count.into(), limit.into(), count < limit);
         }
         if let Some(limit) = budget {
@@ -583,6 +587,20 @@ mod tests {
     use rust_decimal_macros::dec;
 
     const SEC: i64 = 1_000_000_000;
+
+    #[test]
+    fn a_model_call_of_any_request_count_is_one_entry_and_leaves_the_window_whole() {
+        let limits = RiskLimits { max_llm_calls_per_window: Some(10), ..RiskLimits::default() };
+        let mut engine = RiskEngine::new(limits);
+        // A stored ModelCalled may say anything: u32::MAX requests must not allocate them.
+        engine.on_model_call(TimestampNs::from_nanos(0), u32::MAX, Decimal::ZERO);
+        engine.on_model_call(TimestampNs::from_nanos(SEC), 3, Decimal::ZERO);
+        assert_eq!(engine.llm_requests.len(), 2);
+        let refused = engine.llm_guard(TimestampNs::from_nanos(2 * SEC)).expect("over the limit");
+        assert_eq!(refused.checks[0].value, Decimal::from(u32::MAX));
+        // A minute on, the first call left the window: 3 requests, under the limit.
+        assert!(engine.llm_guard(TimestampNs::from_nanos(60 * SEC + 1)).is_none());
+    }
 
     fn decision(action: Action, size_pct: Decimal, confidence: Decimal) -> Decision {
         Decision::new(action, size_pct, confidence, Arc::from(""))
