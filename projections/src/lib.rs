@@ -102,6 +102,17 @@ impl<'a> Folds<'a> {
     }
 }
 
+/// Several folds fed as one, so one pass over the log feeds them all ([`fold_range`]).
+impl Fold for Folds<'_> {
+    fn apply(&mut self, event: &EventRef<'_>) {
+        Folds::apply(self, event);
+    }
+
+    fn covers(&self) -> Seq {
+        Folds::covers(self)
+    }
+}
+
 impl Observer for Folds<'_> {
     fn observe(&mut self, first: Seq, events: &[EventDraft]) {
         for (offset, draft) in events.iter().enumerate() {

@@ -12,8 +12,8 @@ use ledger_core::log::RecordSource;
 use ledger_core::replay::RunRange;
 use ledger_projections::counterfactual::{compare, CycleOutcome, CycleOutcomes};
 use ledger_projections::decisions::DecisionAt;
-use ledger_projections::fold_range;
 use ledger_projections::report::{Report, ReportFold};
+use ledger_projections::{fold_range, Folds};
 
 use crate::args::{ReplayArgs, SessionFlags};
 use crate::commands::report;
@@ -118,8 +118,9 @@ pub fn report(
     let mut was = CycleOutcomes::new(original.run_id);
     let mut now = CycleOutcomes::new(replayed.run_id);
     let mut original_report = ReportFold::new(original.run_id);
-    fold_range(source, original.first, original.last, &mut was)?;
-    fold_range(source, original.first, original.last, &mut original_report)?;
+    let mut original_folds = Folds::new().with(&mut was).with(&mut original_report);
+    fold_range(source, original.first, original.last, &mut original_folds)?;
+    drop(original_folds);
     fold_range(source, replayed.first, replayed.last, &mut now)?;
     let c = compare(&was, &now);
     let (a, b) = (original_report.report(), replayed_report.report());

@@ -9,10 +9,10 @@ use ledger_core::ids::RunId;
 use ledger_core::log::RecordSource;
 use ledger_projections::counterfactual::{self, CycleOutcomes};
 use ledger_projections::decisions::DecisionAt;
-use ledger_projections::fold_range;
 use ledger_projections::page::{Page, PageFold};
 use ledger_projections::report::{Report, ReportFold};
 use ledger_projections::runs::RunsFold;
+use ledger_projections::{fold_range, Folds};
 
 use crate::args::ReportArgs;
 use crate::describe;
@@ -82,12 +82,14 @@ fn compare(ledger: &Ledger, runs: &[u64], path: Option<&Path>) -> Result<Outcome
     let mut compared = Vec::new();
     for &id in runs {
         let run = RunId::new(id);
-        let page = page(&ledger.log, &ledger.runs, run)?;
-        let range = ledger.runs.get(run).map(|r| r.range()).context("the run left the index")?;
-        let mut outcomes = CycleOutcomes::new(run);
-        fold_range(&ledger.log, range.first, range.last, &mut outcomes)?;
+        let Some(range) = ledger.runs.get(run).map(|r| r.range()) else {
+            bail!("no run {run} in the ledger (see `ledger runs`)");
+        };
+        // One pass for the run's page and its cycles' outcomes.
+        let (mut fold, mut outcomes) = (PageFold::of_run(run), CycleOutcomes::new(run));
+        fold_range(&ledger.log, range.first, range.last, &mut Folds::new().with(&mut fold).with(&mut outcomes))?;
         trails.push(outcomes);
-        compared.push(html::CompareRun { run: id, page, differs: None });
+        compared.push(html::CompareRun { run: id, page: fold.finish(), differs: None });
     }
     for i in 1..compared.len() {
         let Some(cycle) = counterfactual::compare(&trails[0], &trails[i]).first_decision else { continue };
