@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{OrderFilled, Side};
@@ -45,8 +45,14 @@ impl Position {
 ///
 /// Invariant: every position's value, the equity and the gross exposure fit in a
 /// `Decimal`: [`Portfolio::apply_fill`] and [`Portfolio::mark`] refuse a change that
-/// would break it, so the sums below cannot overflow.
+/// would break it, and a stored account that breaks it does not deserialize.
+///
+/// The fields are changed only by [`Portfolio::apply_fill`] and [`Portfolio::mark`]:
+/// the equity, the gross exposure and the drawdown threshold are kept from the last
+/// change (`totals`) rather than summed again at every read, the engine, the risk
+/// checks and the folds reading them several times a tick.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Account", into = "Account")]
 pub struct Portfolio {
     /// Cash, account currency; negative only when leverage allows.
     #[serde(with = "crate::codec::decimal")]
@@ -68,6 +74,112 @@ pub struct Portfolio {
     /// Largest drawdown seen, as a fraction of the peak (0.25 = 25%).
     #[serde(with = "crate::codec::decimal")]
     pub max_drawdown: Decimal,
+    /// What the fields above give, as of their last change.
+    totals: Totals,
+}
+
+/// The values a [`Portfolio`]'s fields give, computed once per change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Totals {
+    /// Cash plus every position's value (`cash + Σ qty × mark`), account currency.
+    equity: Decimal,
+    /// `Σ |qty × mark|`, account currency.
+    gross: Decimal,
+    /// The fall from the peak beyond which a mark is a new maximum drawdown; `None`
+    /// when it leaves the range of `Decimal`.
+    deepest: Option<Deepest>,
+}
+
+/// `max_drawdown × peak_equity`, account currency, and the same cut to the peak's scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deepest {
+    exact: Decimal,
+    /// `exact` rounded toward zero to the peak's decimal places: a fall no larger is no
+    /// new maximum, and most falls compare with it at the same scale (without the
+    /// rescaling that comparing with the 28-place `exact` costs).
+    cut: Decimal,
+}
+
+impl Deepest {
+    fn of(max_drawdown: Decimal, peak: Decimal) -> Option<Deepest> {
+        let exact = max_drawdown.checked_mul(peak)?;
+        Some(Deepest { exact, cut: exact.round_dp_with_strategy(peak.scale(), RoundingStrategy::ToZero) })
+    }
+}
+
+impl Totals {
+    /// The equity and gross exposure of `cash` and `positions`, with `value_of` giving
+    /// each position's value; `None` when a sum leaves the range of `Decimal`. Summed in
+    /// the order `equity()` always used (positions first, then cash), so the values and
+    /// their scales are the same as before they were kept.
+    fn of<'a>(
+        cash: Decimal,
+        positions: impl Iterator<Item = (&'a InstrumentId, &'a Position)>,
+        mut value_of: impl FnMut(&InstrumentId, &Position) -> Option<Decimal>,
+        deepest: Option<Deepest>,
+    ) -> Option<Totals> {
+        let (mut values, mut gross) = (Decimal::ZERO, Decimal::ZERO);
+        for (id, position) in positions {
+            let value = value_of(id, position)?;
+            values = values.checked_add(value)?;
+            gross = gross.checked_add(value.abs())?;
+        }
+        Some(Totals { equity: cash.checked_add(values)?, gross, deepest })
+    }
+}
+
+/// A [`Portfolio`] as stored (snapshots, JSON): its fields without the totals, which are
+/// computed again when it is read.
+#[derive(Serialize, Deserialize)]
+struct Account {
+    #[serde(with = "crate::codec::decimal")]
+    cash: Decimal,
+    positions: BTreeMap<InstrumentId, Position>,
+    #[serde(with = "crate::codec::decimal")]
+    realized_pnl: Decimal,
+    #[serde(with = "crate::codec::decimal")]
+    fees: Decimal,
+    #[serde(with = "crate::codec::decimal")]
+    starting_equity: Decimal,
+    #[serde(with = "crate::codec::decimal")]
+    peak_equity: Decimal,
+    #[serde(with = "crate::codec::decimal")]
+    max_drawdown: Decimal,
+}
+
+impl From<Portfolio> for Account {
+    fn from(p: Portfolio) -> Self {
+        Account {
+            cash: p.cash,
+            positions: p.positions,
+            realized_pnl: p.realized_pnl,
+            fees: p.fees,
+            starting_equity: p.starting_equity,
+            peak_equity: p.peak_equity,
+            max_drawdown: p.max_drawdown,
+        }
+    }
+}
+
+impl TryFrom<Account> for Portfolio {
+    type Error = AccountOverflow;
+
+    fn try_from(a: Account) -> Result<Self, AccountOverflow> {
+        let overflow = AccountOverflow { cause: "a stored account" };
+        let value = |_: &InstrumentId, p: &Position| p.qty.checked_mul(p.mark);
+        let deepest = Deepest::of(a.max_drawdown, a.peak_equity);
+        let totals = Totals::of(a.cash, a.positions.iter(), value, deepest).ok_or(overflow)?;
+        Ok(Portfolio {
+            cash: a.cash,
+            positions: a.positions,
+            realized_pnl: a.realized_pnl,
+            fees: a.fees,
+            starting_equity: a.starting_equity,
+            peak_equity: a.peak_equity,
+            max_drawdown: a.max_drawdown,
+            totals,
+        })
+    }
 }
 
 impl Portfolio {
@@ -81,6 +193,7 @@ impl Portfolio {
             starting_equity: cash,
             peak_equity: cash,
             max_drawdown: Decimal::ZERO,
+            totals: Totals { equity: cash, gross: Decimal::ZERO, deepest: Deepest::of(Decimal::ZERO, cash) },
         }
     }
 
@@ -91,12 +204,12 @@ impl Portfolio {
 
     /// Cash plus the marked value of every position.
     pub fn equity(&self) -> Decimal {
-        self.cash + self.positions.values().map(Position::value).sum::<Decimal>()
+        self.totals.equity
     }
 
     /// Sum of the absolute marked values of all positions.
     pub fn gross_exposure(&self) -> Decimal {
-        self.positions.values().map(|p| p.value().abs()).sum()
+        self.totals.gross
     }
 
     /// Unrealized P&L of all positions at their marks.
@@ -157,9 +270,10 @@ impl Portfolio {
         } else {
             positions.insert(fill.instrument, position);
         }
-        let equity = checked_equity(cash, &positions).ok_or_else(overflow)?;
+        let value = |_: &InstrumentId, p: &Position| p.qty.checked_mul(p.mark);
+        let totals = Totals::of(cash, positions.iter(), value, self.totals.deepest).ok_or_else(overflow)?;
         (self.cash, self.fees, self.realized_pnl, self.positions) = (cash, fees, realized, positions);
-        self.update_peak(equity);
+        self.update_peak(totals);
         Ok(())
     }
 
@@ -169,40 +283,37 @@ impl Portfolio {
     /// [`AccountOverflow`] when the position's value or the equity at `price` would leave
     /// the range of `Decimal`; the account is then unchanged.
     pub fn mark(&mut self, instrument: &InstrumentId, price: Decimal) -> Result<(), AccountOverflow> {
-        let overflow = || AccountOverflow { cause: "a mark" };
-        let Some(position) = self.positions.get(instrument) else {
-            self.update_peak(self.equity());
+        if !self.positions.contains_key(instrument) {
+            self.update_peak(self.totals.clone());
             return Ok(());
-        };
-        let value = position.qty.checked_mul(price).ok_or_else(overflow)?;
-        let mut equity = self.cash.checked_add(value).ok_or_else(overflow)?;
-        let mut gross = value.abs();
-        for (id, other) in &self.positions {
-            if id != instrument {
-                equity = equity.checked_add(other.value()).ok_or_else(overflow)?;
-                gross = gross.checked_add(other.value().abs()).ok_or_else(overflow)?;
-            }
         }
+        let value = |id: &InstrumentId, p: &Position| p.qty.checked_mul(if id == instrument { price } else { p.mark });
+        let totals = Totals::of(self.cash, self.positions.iter(), value, self.totals.deepest);
+        let totals = totals.ok_or(AccountOverflow { cause: "a mark" })?;
         if let Some(position) = self.positions.get_mut(instrument) {
             position.mark = price;
         }
-        self.update_peak(equity);
+        self.update_peak(totals);
         Ok(())
     }
 
-    fn update_peak(&mut self, equity: Decimal) {
+    /// Takes `totals` (the equity after a change) and moves the peak, the maximum
+    /// drawdown and its threshold with it.
+    fn update_peak(&mut self, totals: Totals) {
+        self.totals = totals;
+        let equity = self.totals.equity;
         if equity > self.peak_equity {
             self.peak_equity = equity;
+            self.totals.deepest = Deepest::of(self.max_drawdown, equity);
         } else if self.peak_equity > Decimal::ZERO {
             // Divide only on a new maximum drawdown: most marks are not one.
-            let fall = self.peak_equity.checked_sub(equity);
-            let deepest = self.max_drawdown.checked_mul(self.peak_equity);
-            let deeper = match (fall, deepest) {
-                (Some(fall), Some(deepest)) => fall > deepest,
+            let deeper = match (self.peak_equity.checked_sub(equity), self.totals.deepest) {
+                (Some(fall), Some(deepest)) => fall > deepest.cut && fall > deepest.exact,
                 _ => true,
             };
             if deeper {
                 self.max_drawdown = drawdown(self.peak_equity, equity);
+                self.totals.deepest = Deepest::of(self.max_drawdown, self.peak_equity);
             }
         }
     }
@@ -216,18 +327,6 @@ impl Portfolio {
 pub struct AccountOverflow {
     /// What would have overflowed it: `a fill` or `a mark`.
     pub cause: &'static str,
-}
-
-/// Cash plus every position's value, and every value's absolute sum, if they fit.
-fn checked_equity(cash: Decimal, positions: &BTreeMap<InstrumentId, Position>) -> Option<Decimal> {
-    let mut equity = cash;
-    let mut gross = Decimal::ZERO;
-    for position in positions.values() {
-        let value = position.qty.checked_mul(position.mark)?;
-        equity = equity.checked_add(value)?;
-        gross = gross.checked_add(value.abs())?;
-    }
-    Some(equity)
 }
 
 /// `(peak - equity) / peak`, or 0 when the peak is not positive.
@@ -302,5 +401,63 @@ mod tests {
         assert_eq!((p.peak_equity, p.drawdown(), p.max_drawdown), (dec!(1200), dec!(0.25), dec!(0.25)));
         p.mark(&spy, dec!(110)).unwrap();
         assert_eq!(p.max_drawdown, dec!(0.25));
+    }
+
+    /// One step of the property below: a fill or a mark of instrument `0..3`.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Fill(usize, Side, Decimal, Decimal, Decimal),
+        Mark(usize, Decimal),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        let price = (1u32..200_000u32, 0u32..4).prop_map(|(m, s)| Decimal::new(m.into(), s));
+        let qty = (1u32..5_000u32, 0u32..4).prop_map(|(m, s)| Decimal::new(m.into(), s));
+        let fee = (0u32..1_000u32, 0u32..6).prop_map(|(m, s)| Decimal::new(m.into(), s));
+        let side = prop_oneof![Just(Side::Buy), Just(Side::Sell)];
+        prop_oneof![
+            (0usize..3, side, qty, price.clone(), fee).prop_map(|(i, s, q, p, f)| Step::Fill(i, s, q, p, f)),
+            (0usize..3, price).prop_map(|(i, p)| Step::Mark(i, p)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The kept totals are what summing the fields gives at every step, the maximum
+        /// drawdown is the deepest `(peak - equity) / peak` seen with the threshold
+        /// recomputed at every mark (as before the totals were kept), and a stored
+        /// account reads back equal.
+        #[test]
+        fn kept_totals_match_the_fields(steps in proptest::collection::vec(step(), 1..60)) {
+            let ids = ["SPY", "QQQ", "IWM"].map(|s| InstrumentId::new(s).unwrap());
+            let mut p = Portfolio::new(dec!(100000));
+            let mut max_drawdown = Decimal::ZERO;
+            for step in steps {
+                let changed = match step {
+                    Step::Fill(i, side, qty, price, fee) => {
+                        let mut f = fill(side, qty, price, fee);
+                        f.instrument = ids[i];
+                        p.apply_fill(&f).is_ok()
+                    }
+                    Step::Mark(i, price) => p.mark(&ids[i], price).is_ok(),
+                };
+                let values: Decimal = p.positions.values().map(Position::value).sum();
+                proptest::prop_assert_eq!(p.equity(), p.cash + values);
+                proptest::prop_assert_eq!(p.gross_exposure(), p.positions.values().map(|v| v.value().abs()).sum::<Decimal>());
+                proptest::prop_assert_eq!(p.totals.deepest.map(|d| d.exact), p.max_drawdown.checked_mul(p.peak_equity));
+                if let Some(d) = p.totals.deepest {
+                    proptest::prop_assert!(d.cut <= d.exact && d.cut.scale() <= p.peak_equity.scale());
+                }
+                if changed {
+                    let fall = p.peak_equity - p.equity();
+                    if p.equity() < p.peak_equity && fall > max_drawdown * p.peak_equity {
+                        max_drawdown = drawdown(p.peak_equity, p.equity());
+                    }
+                }
+                proptest::prop_assert_eq!(p.max_drawdown, max_drawdown);
+                let stored = crate::codec::encode_meta(&p).unwrap();
+                proptest::prop_assert_eq!(&crate::codec::decode_meta::<Portfolio>(&stored).unwrap(), &p);
+            }
+        }
     }
 }

@@ -90,6 +90,10 @@ struct Curve {
     /// Running maximum of the equity (`np.maximum.accumulate(equity)`).
     #[serde(with = "decimal_opt")]
     peak: Option<Decimal>,
+    /// `peak` as a float, for each point's drawdown (converted once per new maximum; not
+    /// stored: converted again after a load).
+    #[serde(skip)]
+    peak_value: Option<f64>,
     /// Deepest drawdown of any point, fraction.
     max_drawdown: f64,
     drawdowns: Drawdowns,
@@ -644,10 +648,12 @@ struct FillFacts {
 impl Curve {
     fn push(&mut self, point: &Point) {
         let equity = point.equity;
+        let value = to_f64(equity);
         // Drawdown `1 - equity / cummax(equity)`, 0 at a new (or equal) maximum.
         let top = self.peak.is_none_or(|peak| equity >= peak);
         if top {
             self.peak = Some(equity);
+            self.peak_value = Some(value);
             if let Some((at, _)) = self.drawdowns.last_top {
                 if point.index > at + 1 {
                     self.drawdowns.end_episode(point.ts);
@@ -656,12 +662,12 @@ impl Curve {
             self.drawdowns.last_top = Some((point.index, point.ts));
             self.drawdowns.depth = 0.0;
         } else if let Some(peak) = self.peak {
-            let dd = 1.0 - to_f64(equity) / to_f64(peak);
+            let peak = *self.peak_value.get_or_insert_with(|| to_f64(peak));
+            let dd = 1.0 - value / peak;
             self.max_drawdown = self.max_drawdown.max(dd);
             self.drawdowns.depth = self.drawdowns.depth.max(dd);
         }
 
-        let value = to_f64(equity);
         let day = point.ts.utc_day();
         let keys = match self.day {
             Some((cached, keys)) if cached == day => keys,
