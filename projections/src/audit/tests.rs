@@ -380,3 +380,33 @@ fn csv_cells_follow_the_format_rules() {
         assert_eq!(row.csv_cells(&hash).expect("cells"), cells_by_the_rules(&row, &hash), "row {}", row.first_seq);
     }
 }
+
+proptest! {
+    /// A row's decimals are written as `Decimal`'s `Display` writes them: every place of
+    /// the scale, the sign of a negative (zero included), 0 to 28 places, up to 96 bits.
+    #[test]
+    fn decimal_text_is_what_display_writes(lo in any::<u32>(), mid in any::<u32>(), hi in any::<u32>(),
+                                            negative in any::<bool>(), scale in 0u32..=28, width in 0usize..3) {
+        let hi = if width == 0 { 0 } else { hi };
+        let mid = if width == 0 && lo % 2 == 0 { 0 } else { mid };
+        let value = Decimal::from_parts(lo, mid, hi, negative, scale);
+        let mut out = [0; DECIMAL_TEXT];
+        prop_assert_eq!(decimal_text(value, &mut out), value.to_string());
+        prop_assert_eq!(Dec(value).to_string(), value.to_string());
+    }
+}
+
+#[test]
+fn decimal_text_of_zeros_and_extremes() {
+    for value in [
+        Decimal::ZERO,
+        Decimal::new(0, 5),
+        -Decimal::new(0, 2),
+        Decimal::MAX,
+        Decimal::MIN,
+        Decimal::new(1, 28),
+        Decimal::new(-1, 28),
+    ] {
+        assert_eq!(decimal_text(value, &mut [0; DECIMAL_TEXT]), value.to_string());
+    }
+}
