@@ -8,6 +8,12 @@
 //! cycle's start). A replay asks for reports as the original run did (the runner makes
 //! the same calls), and is handed each one once its cycle has come. An order the
 //! original venue refused outright is refused again with the recorded reason.
+//!
+//! A fill followed in the record by another report on its order (a later fill, its
+//! cancellation) was a partial fill ([`VenueReport::PartiallyFilled`]): the order
+//! stayed open. A fill that is the last report on its order ended it. (A run
+//! interrupted between two fills of an order ends the record with a partial fill that
+//! this reads as the last: see docs/venues.md.)
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -47,6 +53,20 @@ pub struct RecordedVenue {
     working: Vec<ClientOrderId>,
     /// Every order submitted in the replay, by the per-run part of its id.
     submitted: HashSet<String>,
+}
+
+/// Marks each fill followed by another report on its order as a partial fill.
+fn mark_partial_fills(due: &mut VecDeque<Due>) {
+    let mut later = HashSet::new();
+    for entry in due.iter_mut().rev() {
+        let id = entry.report.client_order_id();
+        if let VenueReport::Filled(fill) = &entry.report {
+            if later.contains(&id) {
+                entry.report = VenueReport::PartiallyFilled(fill.clone());
+            }
+        }
+        later.insert(id);
+    }
 }
 
 /// The per-run part of a client order id: `5` of `r1-5`.
@@ -98,6 +118,7 @@ impl RecordedVenue {
             let cycle = if event.header.ts_recorded == tick_time { ticks } else { ticks + 1 };
             due.push_back(Due { cycle, report });
         }
+        mark_partial_fills(&mut due);
         let (prefix, working, submitted) = (None, Vec::new(), HashSet::new());
         Ok(RecordedVenue { name: name.to_string(), due, refused, cycle, prefix, working, submitted })
     }
@@ -116,6 +137,7 @@ impl RecordedVenue {
             VenueReport::Rejected(r) => rename(&mut r.client_order_id),
             VenueReport::Filled(r) => rename(&mut r.client_order_id),
             VenueReport::Canceled(r) => rename(&mut r.client_order_id),
+            VenueReport::PartiallyFilled(r) => rename(&mut r.client_order_id),
         }
         report
     }
@@ -129,7 +151,7 @@ impl RecordedVenue {
         }
         let due = self.due.pop_front()?;
         let report = self.renamed(due.report);
-        if !matches!(report, VenueReport::Accepted(_)) {
+        if report.ends_order() {
             let id = report.client_order_id();
             self.working.retain(|w| *w != id);
         }
@@ -187,5 +209,45 @@ impl Venue for RecordedVenue {
 
     fn working_orders(&self) -> Vec<ClientOrderId> {
         self.working.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Liquidity, OrderAccepted, OrderCanceled, OrderFilled, Side};
+    use crate::ids::{FillId, InstrumentId};
+    use std::sync::Arc;
+
+    fn fill(id: &str, n: u64) -> VenueReport {
+        VenueReport::Filled(OrderFilled {
+            client_order_id: ClientOrderId::new(id).unwrap(),
+            fill_id: FillId::new(n),
+            instrument: InstrumentId::new("BTCUSDT").unwrap(),
+            side: Side::Buy,
+            qty: Decimal::ONE,
+            price: Decimal::ONE,
+            fee: Decimal::ZERO,
+            liquidity: Liquidity::Taker,
+        })
+    }
+
+    #[test]
+    fn a_fill_followed_by_a_report_on_its_order_was_partial_the_last_ends_it() {
+        let id = |s: &str| ClientOrderId::new(s).unwrap();
+        let canceled = VenueReport::Canceled(OrderCanceled { client_order_id: id("r1-2"), reason: Arc::from("x") });
+        let accepted = VenueReport::Accepted(OrderAccepted { client_order_id: id("r1-1") });
+        let reports = [accepted, fill("r1-1", 1), fill("r1-2", 2), fill("r1-1", 3), canceled, fill("r1-3", 4)];
+        let mut due: VecDeque<Due> = reports.into_iter().map(|report| Due { cycle: 1, report }).collect();
+        mark_partial_fills(&mut due);
+        let kinds: Vec<(String, bool)> = due
+            .iter()
+            .map(|d| (d.report.client_order_id().to_string(), matches!(d.report, VenueReport::PartiallyFilled(_))))
+            .collect();
+        let ends: Vec<bool> = due.iter().map(|d| d.report.ends_order()).collect();
+        let expected =
+            [("r1-1", false), ("r1-1", true), ("r1-2", true), ("r1-1", false), ("r1-2", false), ("r1-3", false)];
+        assert_eq!(kinds, expected.map(|(id, partial)| (id.to_string(), partial)));
+        assert_eq!(ends, [false, false, false, true, true, true]);
     }
 }

@@ -40,10 +40,15 @@ pub enum VenueReport {
     Accepted(OrderAccepted),
     /// The venue refused the order, with the reason.
     Rejected(OrderRejected),
-    /// Filled (wholly, in the paper venue).
+    /// Filled: the order's last fill (wholly, in the paper venue); the order is done.
     Filled(OrderFilled),
     /// No longer working: canceled on request.
     Canceled(OrderCanceled),
+    /// A fill with more of the order still working (a live venue's partial fill):
+    /// recorded as `OrderFilled` like [`VenueReport::Filled`], but the order stays
+    /// open, its later fills caused by it. (A new last variant: a paper venue's saved
+    /// reports decode unchanged.)
+    PartiallyFilled(OrderFilled),
 }
 
 impl VenueReport {
@@ -54,7 +59,14 @@ impl VenueReport {
             VenueReport::Rejected(r) => r.client_order_id,
             VenueReport::Filled(r) => r.client_order_id,
             VenueReport::Canceled(r) => r.client_order_id,
+            VenueReport::PartiallyFilled(r) => r.client_order_id,
         }
+    }
+
+    /// Whether the order is done after this report: rejected, canceled, or its last
+    /// fill.
+    pub fn ends_order(&self) -> bool {
+        matches!(self, VenueReport::Rejected(_) | VenueReport::Filled(_) | VenueReport::Canceled(_))
     }
 }
 

@@ -344,3 +344,77 @@ fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_r
     let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
     assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
 }
+
+#[test]
+fn a_partly_filled_entry_stays_open_its_fills_are_caused_by_it_and_its_exits_cover_all_it_filled() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // Market orders fill in two parts; commission is charged in BNB at 500 USDT.
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), vec![OrderScript::Fill]).unwrap();
+    rest.charge_commission_in("BNB", Decimal::new(500, 0));
+    let ledger = Ledger::new();
+    let extra = format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"", rest.url());
+    let config = config(&ledger, &server.url(), &extra);
+    let text = std::fs::read_to_string(&config).unwrap() + "[exits]\nstop_loss_pct = 0.02\n";
+    std::fs::write(&config, text).unwrap();
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let with = |kind: &str, id: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"].get(kind).is_some_and(|p| p["client_order_id"] == id)).collect()
+    };
+    let entry = events.iter().find(|e| e["payload"].get("OrderSubmitted").is_some()).unwrap();
+    let entry_id = entry["payload"]["OrderSubmitted"]["client_order_id"].as_str().unwrap();
+    let entry_seq = &entry["header"]["seq"];
+
+    // Both fills are booked against the entry (caused by it), the first a partial one.
+    let fills = with("OrderFilled", entry_id);
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    for fill in &fills {
+        assert_eq!(&fill["header"]["causation_seq"], entry_seq, "{fill}");
+    }
+    let qty = |e: &Value| -> Decimal { e["payload"]["OrderFilled"]["qty"].as_str().unwrap().parse().unwrap() };
+    let total = qty(fills[0]) + qty(fills[1]);
+
+    // Commission in BNB: valued at BNBUSDT's price, the amount and asset on the record.
+    let fee: Decimal = fills[0]["payload"]["OrderFilled"]["fee"].as_str().unwrap().parse().unwrap();
+    let price = Decimal::new(6_183_763, 2);
+    let bnb = (qty(fills[0]) * price * Decimal::new(1, 3) / Decimal::new(500, 0)).round_dp(8);
+    assert_eq!(fee, bnb * Decimal::new(500, 0));
+    let notices = payloads(&events, "VenueNotice");
+    let commission: Vec<&str> =
+        notices.iter().filter(|n| n["kind"] == "commission").map(|n| n["detail"].as_str().unwrap()).collect();
+    assert!(
+        commission[0].contains(&format!("commission {bnb} BNB at 500 USDT (BNBUSDT): booked as a fee of {fee} USDT")),
+        "{commission:?}"
+    );
+
+    // The first fill placed a stop-loss for its part; the second canceled it and placed
+    // one for the whole filled quantity, each caused by its fill.
+    let exits: Vec<&Value> =
+        events.iter().filter(|e| e["payload"]["OrderSubmitted"]["protects"]["entry"] == entry_id).collect();
+    assert_eq!(exits.len(), 2, "{exits:?}");
+    let units =
+        |e: &Value| -> Decimal { e["payload"]["OrderSubmitted"]["qty"]["Units"].as_str().unwrap().parse().unwrap() };
+    assert_eq!((units(exits[0]), units(exits[1])), (qty(fills[0]), total));
+    assert_eq!(exits[0]["header"]["causation_seq"], fills[0]["header"]["seq"]);
+    assert_eq!(exits[1]["header"]["causation_seq"], fills[1]["header"]["seq"]);
+    let first_exit = exits[0]["payload"]["OrderSubmitted"]["client_order_id"].as_str().unwrap();
+    let canceled = with("OrderCanceled", first_exit);
+    assert!(canceled[0]["payload"]["OrderCanceled"]["reason"].as_str().unwrap().starts_with("resized"), "{canceled:?}");
+    // Sent as STOP_LOSS on the tick size, for the whole quantity.
+    let taken = rest.taken();
+    let stop_posts: Vec<_> =
+        taken.iter().filter(|r| r.method == "POST" && r.query.contains("type=STOP_LOSS")).collect();
+    assert!(stop_posts[1].query.contains(&format!("quantity={}&", total.normalize())), "{}", stop_posts[1].query);
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}

@@ -170,11 +170,15 @@ struct RestState {
     taken: Vec<TakenRequest>,
     orders: std::collections::HashMap<String, MockOrder>,
     next_id: u64,
+    /// The asset commission is charged in and its price in USDT (`None`: USDT).
+    commission_in: Option<(String, rust_decimal::Decimal)>,
 }
 
 /// A Binance spot REST API stand-in on loopback: `/api/v3/time`, `/api/v3/exchangeInfo`
 /// (BTCUSDT with real-shaped filters: tickSize 0.01, stepSize 0.00001, minNotional
-/// 5), and the signed `/api/v3/order` (POST, GET, DELETE) and `/api/v3/myTrades`,
+/// 5), `/api/v3/ticker/price` (the commission asset's, see
+/// [`RestMock::charge_commission_in`]), and the signed `/api/v3/order` (POST, GET,
+/// DELETE), `/api/v3/myTrades`, `/api/v3/openOrders` and `/api/v3/account`,
 /// answering as Binance does. A signed request is refused unless its API key and its
 /// HMAC-SHA256 signature are right (`-2015`, `-1022`) and its timestamp is within its
 /// `recvWindow` (`-1021`). HTTP/1.1, one request per connection.
@@ -205,6 +209,7 @@ impl RestMock {
             taken: Vec::new(),
             orders: std::collections::HashMap::new(),
             next_id: 1,
+            commission_in: None,
         }));
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -231,6 +236,15 @@ impl RestMock {
             let order =
                 MockOrder { order_id, status: "NEW", executed: rust_decimal::Decimal::ZERO, trades: Vec::new() };
             state.orders.insert(id.to_string(), order);
+        }
+    }
+
+    /// Charges commission in `asset` from now on (0.1% of the fill's notional, at
+    /// `price` USDT per unit of it), and lists `price` as `<asset>USDT`'s last price
+    /// (`/api/v3/ticker/price`), as an account paying fees in BNB.
+    pub fn charge_commission_in(&self, asset: &str, price: rust_decimal::Decimal) {
+        if let Ok(mut state) = self.state.lock() {
+            state.commission_in = Some((asset.to_string(), price));
         }
     }
 
@@ -312,6 +326,15 @@ fn answer_rest(
     match (method, path) {
         ("GET", "/api/v3/time") => return (200, String::new(), format!(r#"{{"serverTime":{now_ms}}}"#)),
         ("GET", "/api/v3/exchangeInfo") => return (200, String::new(), EXCHANGE_INFO.to_string()),
+        ("GET", "/api/v3/ticker/price") => {
+            let symbol = query.split('&').find_map(|p| p.strip_prefix("symbol=")).unwrap_or("");
+            return match &state.commission_in {
+                Some((asset, price)) if symbol == format!("{asset}USDT") => {
+                    (200, String::new(), format!(r#"{{"symbol":"{symbol}","price":"{price}"}}"#))
+                }
+                _ => error(400, -1121, "Invalid symbol."),
+            };
+        }
         (_, "/api/v3/order" | "/api/v3/myTrades" | "/api/v3/openOrders" | "/api/v3/account") => {}
         _ => return error(404, -1000, "no such endpoint in the mock"),
     }
@@ -425,12 +448,18 @@ fn take_order(
     for (part, price) in parts.into_iter().filter(|(q, _)| *q > Decimal::ZERO) {
         let trade_id = 900_000 + state.next_id;
         state.next_id += 1;
-        let commission = (part * price * Decimal::new(1, 3)).round_dp(8);
+        let fee_usdt = part * price * Decimal::new(1, 3);
+        let (commission, asset) = match &state.commission_in {
+            Some((asset, asset_price)) => {
+                (fee_usdt.checked_div(*asset_price).unwrap_or_default().round_dp(8), asset.as_str())
+            }
+            None => (fee_usdt.round_dp(8), "USDT"),
+        };
         fills.push(format!(
-            r#"{{"price":"{price}","qty":"{part}","commission":"{commission}","commissionAsset":"USDT","tradeId":{trade_id}}}"#
+            r#"{{"price":"{price}","qty":"{part}","commission":"{commission}","commissionAsset":"{asset}","tradeId":{trade_id}}}"#
         ));
         trades.push(format!(
-            r#"{{"symbol":"BTCUSDT","id":{trade_id},"orderId":{order_id},"orderListId":-1,"price":"{price}","qty":"{part}","quoteQty":"{}","commission":"{commission}","commissionAsset":"USDT","time":{now_ms},"isBuyer":{},"isMaker":false,"isBestMatch":true}}"#,
+            r#"{{"symbol":"BTCUSDT","id":{trade_id},"orderId":{order_id},"orderListId":-1,"price":"{price}","qty":"{part}","quoteQty":"{}","commission":"{commission}","commissionAsset":"{asset}","time":{now_ms},"isBuyer":{},"isMaker":false,"isBestMatch":true}}"#,
             part * price,
             side == "BUY"
         ));

@@ -18,9 +18,14 @@
 //! At start, the open orders of an earlier run of a ledger and the balances of each
 //! symbol's assets are recorded as `Reconciliation` notices (not adopted).
 //!
+//! An order stays working through its partial fills: each fill but the last is a
+//! [`VenueReport::PartiallyFilled`], so the engine keeps the order open and books every
+//! fill against it.
+//!
 //! Commission charged in the quote asset is the fill's fee as is; in the base asset it
-//! is valued at the fill's price; in another asset (BNB) it is recorded as 0 and a
-//! notice names it.
+//! is valued at the fill's price; in another asset (BNB) it is valued at that asset's
+//! last price in the quote asset, and a `Commission` notice records the amount, the
+//! asset and the price (a fee of 0 when the exchange lists no such price).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -64,6 +69,8 @@ fn post(board: &NoticeBoard, kind: NoticeKind, stream: &str, value: i64, detail:
 #[derive(Debug, Clone)]
 struct Working {
     order: OrderSubmitted,
+    /// Quantity sent, base units.
+    qty: Decimal,
     /// Quantity filled so far, base units.
     filled: Decimal,
     /// Sent without an answer: not known to be at the exchange yet.
@@ -131,8 +138,10 @@ impl BinanceVenue {
     }
 
     /// The request parameters of `order` (before `timestamp` and the signature), after
-    /// the exchange filters.
-    fn order_params(&self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<String, String> {
+    /// the exchange filters, and the quantity they send (base units). A limit or stop
+    /// price off the tick size is moved onto it, against the order (a buy's down, a
+    /// sell's up: a protective stop triggers no later than asked).
+    fn order_params(&self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<(String, Decimal), String> {
         let filters = self
             .filters
             .get(&order.instrument)
@@ -146,8 +155,10 @@ impl BinanceVenue {
         };
         let price = match order.order_type {
             OrderType::Market => reference,
-            OrderType::Limit => order.limit_price.ok_or("a limit order without a limit price")?,
-            OrderType::Stop => order.stop_price.ok_or("a stop order without a stop price")?,
+            OrderType::Limit => {
+                filters.round_price(order.limit_price.ok_or("a limit order without a limit price")?, buy)
+            }
+            OrderType::Stop => filters.round_price(order.stop_price.ok_or("a stop order without a stop price")?, buy),
         };
         let costs = Costs {
             commission_rate: self.commission_rate,
@@ -185,11 +196,14 @@ impl BinanceVenue {
             OrderType::Limit => params.push_str(&format!("&type=LIMIT&timeInForce={tif}&price={}", price.normalize())),
             OrderType::Stop => params.push_str(&format!("&type=STOP_LOSS&stopPrice={}", price.normalize())),
         }
-        Ok(params)
+        Ok((params, qty))
     }
 
-    /// The fee of a fill in the quote currency (see the module docs).
-    fn fee(&self, instrument: &InstrumentId, fill: &TradeFill) -> Result<Decimal, String> {
+    /// The fee of a fill in the quote currency (see the module docs). A commission in
+    /// a third asset (BNB) is valued at that asset's last price in the quote currency
+    /// (`GET /api/v3/ticker/price`), and a `Commission` notice records its amount,
+    /// asset and the price taken (0 when there is none).
+    fn fee(&mut self, instrument: &InstrumentId, fill: &TradeFill) -> Result<Decimal, String> {
         let commission = dec(&fill.commission, "commission")?;
         let Some(filters) = self.filters.get(instrument) else { return Ok(Decimal::ZERO) };
         if fill.commission_asset == filters.quote_asset {
@@ -199,38 +213,63 @@ impl BinanceVenue {
             let price = dec(&fill.price, "price")?;
             return commission.checked_mul(price).ok_or_else(|| "commission x price is out of range".to_string());
         }
+        let (asset, quote) = (fill.commission_asset.clone(), filters.quote_asset.clone());
+        let pair = format!("{asset}{quote}");
+        let valued = match self.rest.price(&pair) {
+            Ok(price) => commission.checked_mul(price).map(|fee| (fee, format!("at {price} {quote} ({pair})"))),
+            Err(error) => {
+                let detail = format!("no {pair} price ({error})");
+                Some((Decimal::ZERO, detail))
+            }
+        };
+        let (fee, how) = valued.unwrap_or((Decimal::ZERO, format!("{pair}: commission x price is out of range")));
         let detail = format!(
-            "trade {}: commission {commission} {} is not in {}: recorded as a fee of 0",
-            fill.trade_id, fill.commission_asset, filters.quote_asset
+            "trade {} of {instrument}: commission {commission} {asset} {how}: booked as a fee of {fee} {quote}",
+            fill.trade_id
         );
         post(&self.notices, NoticeKind::Commission, instrument.as_str(), 0, detail);
-        Ok(Decimal::ZERO)
+        Ok(fee)
     }
 
-    /// Queues a fill report for each of `fills` not reported before; returns the
-    /// quantity they add.
-    fn take_fills(&mut self, order: &OrderSubmitted, fills: &[TradeFill]) -> Decimal {
+    /// Queues a fill report for each of `fills` not reported before, for `order` sent
+    /// for `qty` units of which `filled` had filled before; returns the quantity they
+    /// add. A fill that brings the order to its quantity, or the last of them when the
+    /// exchange says the order is `FILLED`, is its last ([`VenueReport::Filled`]); any
+    /// other is partial ([`VenueReport::PartiallyFilled`]).
+    fn take_fills(
+        &mut self,
+        order: &OrderSubmitted,
+        qty: Decimal,
+        filled: Decimal,
+        fills: &[TradeFill],
+        status: &str,
+    ) -> Decimal {
         let mut added = Decimal::ZERO;
-        for fill in fills {
-            if !self.seen_trades.insert(fill.trade_id) {
-                continue;
-            }
-            let read = || -> Result<(Decimal, Decimal, Decimal), String> {
-                Ok((dec(&fill.qty, "qty")?, dec(&fill.price, "price")?, self.fee(&order.instrument, fill)?))
+        let fresh: Vec<&TradeFill> = fills.iter().filter(|f| !self.seen_trades.contains(&f.trade_id)).collect();
+        let count = fresh.len();
+        for (index, fill) in fresh.into_iter().enumerate() {
+            self.seen_trades.insert(fill.trade_id);
+            let read = |venue: &mut Self| -> Result<(Decimal, Decimal, Decimal), String> {
+                Ok((dec(&fill.qty, "qty")?, dec(&fill.price, "price")?, venue.fee(&order.instrument, fill)?))
             };
-            match read() {
-                Ok((qty, price, fee)) => {
-                    added += qty;
-                    self.reports.push_back(VenueReport::Filled(OrderFilled {
+            match read(self) {
+                Ok((fill_qty, price, fee)) => {
+                    added += fill_qty;
+                    let report = OrderFilled {
                         client_order_id: order.client_order_id,
                         fill_id: FillId::new(fill.trade_id),
                         instrument: order.instrument,
                         side: order.side,
-                        qty,
+                        qty: fill_qty,
                         price,
                         fee,
                         liquidity: if fill.is_maker { Liquidity::Maker } else { Liquidity::Taker },
-                    }));
+                    };
+                    let last = filled + added >= qty || (status == "FILLED" && index + 1 == count);
+                    self.reports.push_back(match last {
+                        true => VenueReport::Filled(report),
+                        false => VenueReport::PartiallyFilled(report),
+                    });
                 }
                 Err(reason) => {
                     let detail = format!("trade {} of {}: {reason}", fill.trade_id, order.client_order_id);
@@ -264,6 +303,16 @@ impl BinanceVenue {
 
     /// Brings `w` up to date; returns whether it is done.
     fn refresh(&mut self, w: &mut Working) -> Result<bool, RestError> {
+        match self.refresh_fills(w)? {
+            Some(status) => Ok(self.settle_status(&w.order, &status)),
+            None => Ok(true),
+        }
+    }
+
+    /// Queries `w` and queues its new fills (and its acceptance, when it was sent
+    /// without an answer); returns its status, or `None` when the exchange does not
+    /// have it (it never got there: its rejection is queued).
+    fn refresh_fills(&mut self, w: &mut Working) -> Result<Option<String>, RestError> {
         let params = format!("symbol={}&origClientOrderId={}", w.order.instrument, w.order.client_order_id);
         let status: OrderStatus = match self.rest.signed(Method::GET, "/api/v3/order", &params) {
             Ok(status) => status,
@@ -274,7 +323,7 @@ impl BinanceVenue {
                 let id = w.order.client_order_id;
                 let rejected = OrderRejected { client_order_id: id, reason: Arc::from(reason.as_str()) };
                 self.reports.push_back(VenueReport::Rejected(rejected));
-                return Ok(true);
+                return Ok(None);
             }
             Err(error) => return Err(error),
         };
@@ -288,9 +337,9 @@ impl BinanceVenue {
             let params = format!("symbol={}&orderId={}", w.order.instrument, status.order_id);
             let trades: Vec<AccountTrade> = self.rest.signed(Method::GET, "/api/v3/myTrades", &params)?;
             let fills: Vec<TradeFill> = trades.into_iter().map(AccountTrade::into_fill).collect();
-            w.filled += self.take_fills(&w.order, &fills);
+            w.filled += self.take_fills(&w.order, w.qty, w.filled, &fills, &status.status);
         }
-        Ok(self.settle_status(&w.order, &status.status))
+        Ok(Some(status.status))
     }
 
     /// Queues the end of an order in `status`; returns whether the order is done.
@@ -365,7 +414,7 @@ impl Venue for BinanceVenue {
 
     fn submit(&mut self, order: &OrderSubmitted, market: &MarketView<'_>) -> Result<(), VenueError> {
         self.rest.may_send_order().map_err(|e| VenueError(e.to_string()))?;
-        let params = self.order_params(order, market).map_err(VenueError)?;
+        let (params, qty) = self.order_params(order, market).map_err(VenueError)?;
         let answer: OrderAnswer = match self.rest.signed(Method::POST, "/api/v3/order", &params) {
             Ok(answer) => answer,
             // No answer: the order may be at the exchange all the same. It is taken as
@@ -374,7 +423,7 @@ impl Venue for BinanceVenue {
             Err(RestError::Transport(reason)) => {
                 let detail = format!("sending {}: {reason}; querying it by its client order id", order.client_order_id);
                 post(&self.notices, NoticeKind::Disconnected, "/api/v3/order", 0, detail);
-                self.working.push(Working { order: order.clone(), filled: Decimal::ZERO, unconfirmed: true });
+                self.working.push(Working { order: order.clone(), qty, filled: Decimal::ZERO, unconfirmed: true });
                 self.last_poll = None;
                 return Ok(());
             }
@@ -385,9 +434,9 @@ impl Venue for BinanceVenue {
             return Ok(());
         }
         self.reports.push_back(VenueReport::Accepted(OrderAccepted { client_order_id: order.client_order_id }));
-        let filled = self.take_fills(order, &answer.fills);
+        let filled = self.take_fills(order, qty, Decimal::ZERO, &answer.fills, &answer.status);
         if !self.settle_status(order, &answer.status) {
-            self.working.push(Working { order: order.clone(), filled, unconfirmed: false });
+            self.working.push(Working { order: order.clone(), qty, filled, unconfirmed: false });
         }
         Ok(())
     }
@@ -419,8 +468,8 @@ impl Venue for BinanceVenue {
         let params = format!("symbol={}&origClientOrderId={order}", w.order.instrument);
         match self.rest.signed::<OrderStatus>(Method::DELETE, "/api/v3/order", &params) {
             Ok(_) => {
-                // Fills made before the cancellation come first.
-                let _ = self.refresh(&mut w);
+                // Fills made before the cancellation come first (its end is ours).
+                let _ = self.refresh_fills(&mut w);
                 let reason = Arc::from(reason);
                 self.reports.push_back(VenueReport::Canceled(OrderCanceled { client_order_id: order, reason }));
             }
