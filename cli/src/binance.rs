@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ledger_adapters::binance::{BinanceFeed, BinanceVenue, Credentials, FeedSettings, NoticeBoard, RestClient};
+use ledger_adapters::binance::{
+    BinanceFeed, BinanceVenue, Credentials, FeedSettings, NoticeBoard, RestClient, UserStream, UserStreamSettings,
+};
 use ledger_adapters::clock::WallClock;
 use ledger_core::event::VenueNotice;
 use ledger_core::feed::{MarketFeed, Tick};
@@ -151,10 +153,26 @@ fn venue(
         secret_from_env("api_key_env", &binance.api_key_env)?,
         secret_from_env("api_secret_env", &binance.api_secret_env)?,
     );
-    let rest = RestClient::new(rest_url, credentials, binance.recv_window_ms, binance.weight_limit)?;
+    let rest = RestClient::new(rest_url, credentials.clone(), binance.recv_window_ms, binance.weight_limit)?;
     let poll = Duration::from_nanos(u64::try_from(binance.poll_interval.unwrap_or(1_000_000_000)).unwrap_or(0));
-    BinanceVenue::connect(rest, instruments, settings.venue.commission_rate, poll, board)
-        .with_context(|| format!("binance at {rest_url}"))
+    let venue = BinanceVenue::connect(rest, instruments, settings.venue.commission_rate, poll, board)
+        .with_context(|| format!("binance at {rest_url}"))?;
+    if !binance.user_stream {
+        return Ok(venue);
+    }
+    let ws_api_url = binance.ws_api_url();
+    if !(ws_api_url.starts_with("ws://") || ws_api_url.starts_with("wss://")) {
+        bail!("binance.ws_api_url: {ws_api_url:?} must start with ws:// or wss://");
+    }
+    let nanos = |ns: Option<i64>, default: i64| Duration::from_nanos(u64::try_from(ns.unwrap_or(default)).unwrap_or(0));
+    let stream_settings = UserStreamSettings {
+        url: ws_api_url.to_string(),
+        backoff_initial: nanos(binance.reconnect_backoff, DEFAULT_BACKOFF_NS),
+        backoff_max: nanos(binance.reconnect_backoff_max, DEFAULT_BACKOFF_MAX_NS),
+        offset_ms: venue.offset_ms(),
+    };
+    let stream = UserStream::connect(stream_settings, credentials).context("starting the user data stream's thread")?;
+    Ok(venue.with_user_stream(stream))
 }
 
 /// Refuses a live session without `--live`, and says plainly what a live one is about

@@ -181,7 +181,8 @@ fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_r
     rest.add_open_order("r7-3");
     rest.add_open_order("web_5f3a1c");
     let ledger = Ledger::new();
-    let extra = format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"", rest.url());
+    let extra =
+        format!("max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"", rest.url());
     let config = config(&ledger, &server.url(), &extra);
     let output = ledger
         .command(&["run", "--config", config.to_str().unwrap()])
@@ -307,8 +308,10 @@ fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_r
     let script = vec![OrderScript::NoAnswer, OrderScript::Lost];
     let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
     let ledger = Ledger::new();
-    let extra =
-        format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"\npoll_interval = \"1ms\"", rest.url());
+    let extra = format!(
+        "max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"\npoll_interval = \"1ms\"",
+        rest.url()
+    );
     let config = config(&ledger, &server.url(), &extra);
     let output = ledger
         .command(&["run", "--config", config.to_str().unwrap()])
@@ -354,7 +357,8 @@ fn a_partly_filled_entry_stays_open_its_fills_are_caused_by_it_and_its_exits_cov
     let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), vec![OrderScript::Fill]).unwrap();
     rest.charge_commission_in("BNB", Decimal::new(500, 0));
     let ledger = Ledger::new();
-    let extra = format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"", rest.url());
+    let extra =
+        format!("max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"", rest.url());
     let config = config(&ledger, &server.url(), &extra);
     let text = std::fs::read_to_string(&config).unwrap() + "[exits]\nstop_loss_pct = 0.02\n";
     std::fs::write(&config, text).unwrap();
@@ -414,6 +418,78 @@ fn a_partly_filled_entry_stays_open_its_fills_are_caused_by_it_and_its_exits_cov
     let stop_posts: Vec<_> =
         taken.iter().filter(|r| r.method == "POST" && r.query.contains("type=STOP_LOSS")).collect();
     assert!(stop_posts[1].query.contains(&format!("quantity={}&", total.normalize())), "{}", stop_posts[1].query);
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
+
+#[test]
+fn fills_come_over_the_user_data_stream_and_one_made_while_it_was_cut_is_recorded_once_after_it_reconnects() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order is answered NEW and fills at once, its fills pushed only over the
+    // user data stream; the second fills while the stream is cut (its reports lost).
+    let script = vec![OrderScript::FillLater, OrderScript::FillDuringOutage];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let ws_api = rest.serve_user_stream().unwrap();
+    let ledger = Ledger::new();
+    // Polled at most hourly: what the run learns, it learns from the stream and from
+    // the reconciliation after its reconnect.
+    let extra = format!(
+        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
+         ws_api_url = \"{ws_api}\"\npoll_interval = \"1h\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let submitted: Vec<&Value> = events.iter().filter(|e| e["payload"].get("OrderSubmitted").is_some()).collect();
+    let id = |n: usize| submitted[n]["payload"]["OrderSubmitted"]["client_order_id"].as_str().unwrap().to_string();
+    let fills_of = |id: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"]["OrderFilled"]["client_order_id"] == id).collect()
+    };
+    let taken = rest.taken();
+    let queries_of = |id: &str| {
+        taken.iter().filter(|r| r.method == "GET" && r.query.contains(&format!("origClientOrderId={id}&"))).count()
+    };
+
+    // The first: both fills from the stream, caused by the order; never queried.
+    let first = fills_of(&id(0));
+    assert_eq!(first.len(), 2, "{first:?}");
+    for fill in &first {
+        assert_eq!(fill["header"]["causation_seq"], submitted[0]["header"]["seq"]);
+    }
+    assert_eq!(queries_of(&id(0)), 0, "the stream was up: no polling");
+
+    // The second: filled while the stream was cut; after the reconnect the order is
+    // queried (the hourly polling never came round) and its fills taken from the trade
+    // history, each once.
+    let second = fills_of(&id(1));
+    let trade_ids: Vec<u64> = second.iter().map(|f| f["payload"]["OrderFilled"]["fill_id"].as_u64().unwrap()).collect();
+    assert_eq!(trade_ids.len(), 2, "{second:?}");
+    assert_ne!(trade_ids[0], trade_ids[1]);
+    assert!(queries_of(&id(1)) >= 1);
+    let notices = payloads(&events, "VenueNotice");
+    let on_stream: Vec<&str> =
+        notices.iter().filter(|n| n["stream"] == "userDataStream").map(|n| n["kind"].as_str().unwrap()).collect();
+    assert!(on_stream.contains(&"disconnected") && on_stream.ends_with(&["reconnected"]), "{on_stream:?}");
+    // After the reconnect, what the exchange holds is recorded again.
+    let balances = notices.iter().filter(|n| n["detail"].as_str().unwrap().starts_with("balance BTC"));
+    assert_eq!(balances.count(), 2, "at start and after the reconnect");
+    // Each order sent once.
+    for n in 0..2 {
+        let posts =
+            taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={}&", id(n))));
+        assert_eq!(posts.count(), 1);
+    }
 
     let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
     assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");

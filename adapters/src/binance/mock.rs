@@ -135,6 +135,14 @@ pub enum OrderScript {
     /// The connection is closed without an answer and the order is not taken (lost on
     /// the way there).
     Lost,
+    /// The order is answered `NEW` (taken, nothing filled yet) and filled at once as
+    /// [`OrderScript::Fill`]: its fills reach the client only over the user data
+    /// stream ([`RestMock::serve_user_stream`]) or its queries.
+    FillLater,
+    /// As [`OrderScript::FillLater`], but the user data stream is cut first (its
+    /// connection dropped, the next two connections refused), so the fills' execution
+    /// reports are lost: the client finds them in the trade history.
+    FillDuringOutage,
 }
 
 /// A request the REST mock took, for a test to inspect.
@@ -172,6 +180,12 @@ struct RestState {
     next_id: u64,
     /// The asset commission is charged in and its price in USDT (`None`: USDT).
     commission_in: Option<(String, rust_decimal::Decimal)>,
+    /// The user data stream's events so far (the `event` objects), in order.
+    user_events: Vec<String>,
+    /// Bumped when the user data stream is cut: a connection of an earlier cut ends.
+    cuts: u64,
+    /// User data stream connections still to refuse.
+    refuse_connections: u32,
 }
 
 /// A Binance spot REST API stand-in on loopback: `/api/v3/time`, `/api/v3/exchangeInfo`
@@ -210,6 +224,9 @@ impl RestMock {
             orders: std::collections::HashMap::new(),
             next_id: 1,
             commission_in: None,
+            user_events: Vec::new(),
+            cuts: 0,
+            refuse_connections: 0,
         }));
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -246,6 +263,27 @@ impl RestMock {
         if let Ok(mut state) = self.state.lock() {
             state.commission_in = Some((asset.to_string(), price));
         }
+    }
+
+    /// Serves the websocket API's user data stream on loopback
+    /// (`userDataStream.subscribe.signature`, the signature checked): pushes the
+    /// `executionReport` of each order taken, fill and cancellation from the moment a
+    /// client subscribes. Returns its URL, `ws://127.0.0.1:<port>/ws-api/v3`.
+    ///
+    /// # Errors
+    /// No loopback port can be bound.
+    pub fn serve_user_stream(&self) -> std::io::Result<String> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::clone(&self.state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let shared = Arc::clone(&shared);
+                std::thread::spawn(move || serve_user_stream(stream, &shared));
+            }
+        });
+        Ok(format!("ws://{addr}/ws-api/v3"))
     }
 
     /// Every request taken so far, in order.
@@ -356,6 +394,20 @@ fn answer_rest(
     let client_id = params.get("newClientOrderId").or(params.get("origClientOrderId")).copied().unwrap_or("");
     match (method, path) {
         ("POST", _) => match state.script.pop_front().unwrap_or(OrderScript::Fill) {
+            script @ (OrderScript::FillLater | OrderScript::FillDuringOutage) => {
+                if script == OrderScript::FillDuringOutage {
+                    state.cuts += 1;
+                    state.refuse_connections = 2;
+                }
+                let full = take_order(state, &params, client_id, now_ms);
+                let answer = serde_json::from_str::<serde_json::Value>(&full).ok().map(|mut answer| {
+                    answer["status"] = "NEW".into();
+                    answer["executedQty"] = "0.00000000".into();
+                    answer["fills"] = serde_json::Value::Array(Vec::new());
+                    answer.to_string()
+                });
+                (200, String::new(), answer.unwrap_or(full))
+            }
             OrderScript::Lost => (0, String::new(), String::new()),
             OrderScript::NoAnswer => {
                 let _ = take_order(state, &params, client_id, now_ms);
@@ -375,6 +427,16 @@ fn answer_rest(
         ("DELETE", _) => match state.orders.get_mut(client_id) {
             Some(order) if order.status == "NEW" => {
                 order.status = "CANCELED";
+                let order_id = order.order_id;
+                let report = execution_report(&[
+                    ("c", "\"cancel-1\"".into()),
+                    ("C", format!("\"{client_id}\"")),
+                    ("i", order_id.to_string()),
+                    ("x", "\"CANCELED\"".into()),
+                    ("X", "\"CANCELED\"".into()),
+                ]);
+                state.user_events.push(report);
+                let Some(order) = state.orders.get(client_id) else { return error(400, -2011, "Unknown order sent.") };
                 (
                     200,
                     String::new(),
@@ -435,6 +497,14 @@ fn take_order(
     let base = format!(
         r#""symbol":"BTCUSDT","orderId":{order_id},"orderListId":-1,"clientOrderId":"{client_id}","transactTime":{now_ms},"origQty":"{qty}","type":"{kind}","side":"{side}","timeInForce":"GTC","workingTime":{now_ms},"selfTradePreventionMode":"EXPIRE_MAKER""#
     );
+    let new_report = execution_report(&[
+        ("c", format!("\"{client_id}\"")),
+        ("S", format!("\"{side}\"")),
+        ("o", format!("\"{kind}\"")),
+        ("q", format!("\"{qty}\"")),
+        ("i", order_id.to_string()),
+    ]);
+    state.user_events.push(new_report);
     if kind != "MARKET" {
         let order = MockOrder { order_id, status: "NEW", executed: Decimal::ZERO, trades: Vec::new() };
         state.orders.insert(client_id.to_string(), order);
@@ -444,7 +514,7 @@ fn take_order(
     }
     let first = (qty / Decimal::TWO).round_dp_with_strategy(5, rust_decimal::RoundingStrategy::ToZero);
     let parts = [(first, state.fill_price), (qty - first, state.fill_price + Decimal::new(1, 2))];
-    let (mut fills, mut trades) = (Vec::new(), Vec::new());
+    let (mut fills, mut trades, mut cumulative) = (Vec::new(), Vec::new(), Decimal::ZERO);
     for (part, price) in parts.into_iter().filter(|(q, _)| *q > Decimal::ZERO) {
         let trade_id = 900_000 + state.next_id;
         state.next_id += 1;
@@ -458,6 +528,24 @@ fn take_order(
         fills.push(format!(
             r#"{{"price":"{price}","qty":"{part}","commission":"{commission}","commissionAsset":"{asset}","tradeId":{trade_id}}}"#
         ));
+        cumulative += part;
+        let status = if cumulative >= qty { "FILLED" } else { "PARTIALLY_FILLED" };
+        let report = execution_report(&[
+            ("c", format!("\"{client_id}\"")),
+            ("S", format!("\"{side}\"")),
+            ("o", format!("\"{kind}\"")),
+            ("q", format!("\"{qty}\"")),
+            ("i", order_id.to_string()),
+            ("x", "\"TRADE\"".into()),
+            ("X", format!("\"{status}\"")),
+            ("l", format!("\"{part}\"")),
+            ("z", format!("\"{cumulative}\"")),
+            ("L", format!("\"{price}\"")),
+            ("n", format!("\"{commission}\"")),
+            ("N", format!("\"{asset}\"")),
+            ("t", trade_id.to_string()),
+        ]);
+        state.user_events.push(report);
         trades.push(format!(
             r#"{{"symbol":"BTCUSDT","id":{trade_id},"orderId":{order_id},"orderListId":-1,"price":"{price}","qty":"{part}","quoteQty":"{}","commission":"{commission}","commissionAsset":"{asset}","time":{now_ms},"isBuyer":{},"isMaker":false,"isBestMatch":true}}"#,
             part * price,
@@ -466,6 +554,77 @@ fn take_order(
     }
     state.orders.insert(client_id.to_string(), MockOrder { order_id, status: "FILLED", executed: qty, trades });
     format!(r#"{{{base},"price":"0.00000000","executedQty":"{qty}","status":"FILLED","fills":[{}]}}"#, fills.join(","))
+}
+
+/// An `executionReport` event for the user data stream: Binance's fields with these
+/// `(name, JSON value)` pairs over a `NEW` report's defaults.
+fn execution_report(fields: &[(&str, String)]) -> String {
+    let mut event = serde_json::json!({
+        "e": "executionReport", "E": 1723161255343_i64, "s": "BTCUSDT", "c": "", "S": "BUY", "o": "MARKET",
+        "f": "GTC", "q": "0", "p": "0.00000000", "P": "0.00000000", "F": "0.00000000", "g": -1, "C": "",
+        "x": "NEW", "X": "NEW", "r": "NONE", "i": 0, "l": "0.00000000", "z": "0.00000000", "L": "0.00000000",
+        "n": "0", "N": null, "T": 1723161255343_i64, "t": -1, "w": true, "m": false, "M": false,
+    });
+    for (name, value) in fields {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(value) {
+            event[*name] = value;
+        }
+    }
+    event.to_string()
+}
+
+/// Serves one user data stream connection: checks the subscription's signature, then
+/// pushes every event made from now on until the stream is cut or the client leaves.
+fn serve_user_stream(stream: std::net::TcpStream, state: &std::sync::Mutex<RestState>) {
+    let refuse = match state.lock() {
+        Ok(mut state) if state.refuse_connections > 0 => {
+            state.refuse_connections -= 1;
+            true
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    };
+    if refuse {
+        return; // dropped before the handshake: the client cannot connect
+    }
+    let Ok(mut socket) = tungstenite::accept(stream) else { return };
+    let Ok(Message::Text(request)) = socket.read() else { return };
+    let request: serde_json::Value = serde_json::from_str(request.as_str()).unwrap_or_default();
+    let params = &request["params"];
+    let (key, timestamp) = (params["apiKey"].as_str().unwrap_or(""), params["timestamp"].as_i64().unwrap_or(0));
+    let (cut, mut sent, answer) = {
+        let Ok(state) = state.lock() else { return };
+        let signed = format!("apiKey={key}&timestamp={timestamp}");
+        let good = request["method"] == "userDataStream.subscribe.signature"
+            && key == state.key
+            && params["signature"].as_str() == Some(super::rest::sign(&state.secret, &signed).as_str());
+        let answer = match good {
+            true => r#"{"id":"subscribe","status":200,"result":{"subscriptionId":0}}"#.to_string(),
+            false => r#"{"id":"subscribe","status":401,"error":{"code":-1022,"msg":"Signature for this request is not valid."}}"#.to_string(),
+        };
+        (state.cuts, state.user_events.len(), answer)
+    };
+    if socket.send(Message::text(answer)).is_err() {
+        return;
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let batch: Vec<String> = {
+            let Ok(state) = state.lock() else { return };
+            if state.cuts != cut {
+                return; // cut: the connection drops without a close frame
+            }
+            let batch = state.user_events[sent..].to_vec();
+            sent = state.user_events.len();
+            batch
+        };
+        for event in batch {
+            let pushed = format!(r#"{{"subscriptionId":0,"event":{event}}}"#);
+            if socket.send(Message::text(pushed)).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// `account` of a testnet account holding BTC and USDT.

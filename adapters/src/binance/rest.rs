@@ -35,6 +35,16 @@ impl Credentials {
     pub fn new(key: String, secret: String) -> Self {
         Credentials { key, secret }
     }
+
+    /// The API key (sent as `X-MBX-APIKEY` or `apiKey`; never log it).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The secret (signs; never sent, never log it).
+    pub(crate) fn secret(&self) -> &str {
+        &self.secret
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -402,6 +412,11 @@ impl RestClient {
             });
         }
         serde_json::from_str(&body).map_err(|e| RestError::Transport(format!("{path}: unreadable answer: {e}")))
+    }
+
+    /// Server time minus local time, ms, as last measured.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms
     }
 
     /// The server's time now, ms, as this client reckons it.

@@ -15,6 +15,14 @@
 //! sized in units at the price of the last tick, with the funds the engine last handed
 //! the venue, rounded down to the step size.
 //!
+//! With a user data stream ([`BinanceVenue::with_user_stream`]), what becomes of a
+//! working order (its fills with their commission, its cancellation or expiry) comes
+//! from the stream's execution reports; working orders are polled only while the
+//! stream is down. When it is subscribed again, every working order is queried at once
+//! (fills made during the outage come from the trade history, each trade id once:
+//! never lost, never doubled) and the exchange's open orders and balances are recorded
+//! again.
+//!
 //! At start, the open orders of an earlier run of a ledger and the balances of each
 //! symbol's assets are recorded as `Reconciliation` notices (not adopted).
 //!
@@ -45,6 +53,10 @@ use serde::Deserialize;
 
 use super::rest::{RestClient, RestError, SymbolFilters};
 use super::stream::VENUE;
+use super::user_stream::{ExecutionReport, UserEvent, UserStream};
+
+/// The user data stream's name in notices.
+const USER_STREAM: &str = "userDataStream";
 use crate::clock::WallClock;
 
 /// Notices the venue and the feed leave for the run to record, with the local time
@@ -92,6 +104,13 @@ pub struct BinanceVenue {
     poll_interval: Duration,
     last_poll: Option<Instant>,
     notices: NoticeBoard,
+    /// The user data stream, when one is used: while it is up, working orders are not
+    /// polled.
+    user_stream: Option<UserStream>,
+    /// Whether the user data stream is subscribed now.
+    stream_up: bool,
+    /// The symbols' instruments, for reconciliation.
+    instruments: Vec<InstrumentId>,
 }
 
 impl BinanceVenue {
@@ -120,7 +139,7 @@ impl BinanceVenue {
         let mut filters = HashMap::new();
         for instrument in instruments {
             let symbol_filters = rest.filters(instrument.as_str())?;
-            reconcile(&mut rest, instrument, &symbol_filters, &notices)?;
+            reconcile(&mut rest, instrument, &symbol_filters, &HashSet::new(), &notices)?;
             filters.insert(*instrument, symbol_filters);
         }
         Ok(BinanceVenue {
@@ -134,7 +153,117 @@ impl BinanceVenue {
             poll_interval,
             last_poll: None,
             notices,
+            user_stream: None,
+            stream_up: false,
+            instruments: instruments.to_vec(),
         })
+    }
+
+    /// Takes what becomes of the orders from `stream` (see [`UserStream`]): working
+    /// orders are polled only while it is down, and reconciled when it is up again.
+    pub fn with_user_stream(mut self, stream: UserStream) -> Self {
+        self.user_stream = Some(stream);
+        self
+    }
+
+    /// The REST client's clock offset, ms (server minus local).
+    pub fn offset_ms(&self) -> i64 {
+        self.rest.offset_ms()
+    }
+
+    /// Takes every event the user data stream has received: execution reports of
+    /// working orders become their reports; a lost connection starts polling; a
+    /// connection made again reconciles.
+    fn take_user_events(&mut self) {
+        loop {
+            let Some(event) = self.user_stream.as_ref().and_then(UserStream::try_next) else { return };
+            match event {
+                UserEvent::Up { reconnect } => {
+                    self.stream_up = true;
+                    if reconnect {
+                        post(
+                            &self.notices,
+                            NoticeKind::Reconnected,
+                            USER_STREAM,
+                            0,
+                            "user data stream subscribed again".into(),
+                        );
+                        self.reconcile_after_reconnect();
+                    }
+                }
+                UserEvent::Down(reason) => {
+                    self.stream_up = false;
+                    let detail = format!("user data stream: {reason}; polling working orders meanwhile");
+                    post(&self.notices, NoticeKind::Disconnected, USER_STREAM, 0, detail);
+                }
+                UserEvent::Execution(report) => self.on_execution(&report),
+                UserEvent::Balances(balances) => {
+                    for (asset, free, locked) in balances {
+                        let detail = format!("balance {asset}: free {free}, locked {locked}");
+                        post(&self.notices, NoticeKind::Reconciliation, "outboundAccountPosition", 0, detail);
+                    }
+                }
+                UserEvent::Unreadable(reason) => post(&self.notices, NoticeKind::Unreadable, USER_STREAM, 0, reason),
+                UserEvent::Other(_) => {}
+            }
+        }
+    }
+
+    /// An execution report: for a working order, its acceptance (when sent without an
+    /// answer), its fill (once per trade id), its end. Reports on orders not working
+    /// (settled by the order's answer already, or not ours) are passed over.
+    fn on_execution(&mut self, report: &ExecutionReport) {
+        let Some(index) = self.working.iter().position(|w| w.order.client_order_id.as_str() == report.order_id())
+        else {
+            return;
+        };
+        let mut w = self.working.remove(index);
+        if w.unconfirmed && report.execution_type != "REJECTED" {
+            w.unconfirmed = false;
+            self.reports.push_back(VenueReport::Accepted(OrderAccepted { client_order_id: w.order.client_order_id }));
+        }
+        if report.execution_type == "TRADE" {
+            if let Ok(trade_id) = u64::try_from(report.trade_id) {
+                let fill = TradeFill {
+                    price: report.last_price.clone(),
+                    qty: report.last_qty.clone(),
+                    commission: report.commission.clone(),
+                    commission_asset: report.commission_asset.clone().unwrap_or_default(),
+                    trade_id,
+                    is_maker: report.is_maker,
+                };
+                w.filled += self.take_fills(&w.order, w.qty, w.filled, &[fill], &report.status);
+            }
+        }
+        let done = match report.status.as_str() {
+            "REJECTED" => {
+                let reason = format!("binance: REJECTED ({})", report.reject_reason);
+                let rejected =
+                    OrderRejected { client_order_id: w.order.client_order_id, reason: Arc::from(reason.as_str()) };
+                self.reports.push_back(VenueReport::Rejected(rejected));
+                true
+            }
+            status => self.settle_status(&w.order, status),
+        };
+        if !done {
+            self.working.push(w);
+        }
+    }
+
+    /// After the user data stream is subscribed again: every working order is queried
+    /// at once (its fills while the stream was down taken from the trade history, each
+    /// trade once), and what the exchange holds is recorded again.
+    fn reconcile_after_reconnect(&mut self) {
+        self.last_poll = None;
+        self.query_working(false);
+        let known: HashSet<String> = self.working.iter().map(|w| w.order.client_order_id.to_string()).collect();
+        for instrument in self.instruments.clone() {
+            let Some(filters) = self.filters.get(&instrument).cloned() else { continue };
+            if let Err(error) = reconcile(&mut self.rest, &instrument, &filters, &known, &self.notices) {
+                let detail = format!("reconciling {instrument} after the user data stream's reconnect: {error}");
+                post(&self.notices, NoticeKind::Disconnected, "/api/v3/openOrders", 0, detail);
+            }
+        }
     }
 
     /// The request parameters of `order` (before `timestamp` and the signature), after
@@ -286,9 +415,21 @@ impl BinanceVenue {
         if self.working.is_empty() || self.last_poll.is_some_and(|at| at.elapsed() < self.poll_interval) {
             return;
         }
+        // While the stream is up it reports the orders the exchange has; an order sent
+        // without an answer may not be there, and is still queried.
+        self.query_working(self.stream_up);
+    }
+
+    /// Queries each working order (only those sent without an answer, with
+    /// `unconfirmed_only`) now, and queues what became of it.
+    fn query_working(&mut self, unconfirmed_only: bool) {
         self.last_poll = Some(Instant::now());
         let working = std::mem::take(&mut self.working);
         for mut w in working {
+            if unconfirmed_only && !w.unconfirmed {
+                self.working.push(w);
+                continue;
+            }
             match self.refresh(&mut w) {
                 Ok(true) => {}
                 Ok(false) => self.working.push(w),
@@ -362,17 +503,19 @@ impl BinanceVenue {
     }
 }
 
-/// Records what the exchange holds for `instrument` as the run starts: each open order
-/// whose client order id is a ledger's (`r<run>-<n>`: an earlier run's, left working;
+/// Records what the exchange holds for `instrument` (as the run starts, and after the
+/// user data stream's reconnect): each open order whose client order id is a ledger's
+/// (`r<run>-<n>`) and not one of the `working` orders (an earlier run's, left working;
 /// it is not adopted, and not canceled), and the balances of its base and quote assets.
 fn reconcile(
     rest: &mut RestClient,
     instrument: &InstrumentId,
     filters: &SymbolFilters,
+    working: &HashSet<String>,
     notices: &NoticeBoard,
 ) -> Result<(), RestError> {
     let open: Vec<OpenOrder> = rest.signed(Method::GET, "/api/v3/openOrders", &format!("symbol={instrument}"))?;
-    for order in open.iter().filter(|o| is_ledger_id(&o.client_order_id)) {
+    for order in open.iter().filter(|o| is_ledger_id(&o.client_order_id) && !working.contains(&o.client_order_id)) {
         let detail = format!(
             "open order {} ({} {} {}, {} executed) is at the exchange but not in this run: left working, not adopted",
             order.client_order_id, order.side, order.orig_qty, order.kind, order.executed_qty
@@ -443,6 +586,7 @@ impl Venue for BinanceVenue {
 
     fn poll(&mut self, _market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport> {
         self.funds = *funds;
+        self.take_user_events();
         if self.reports.is_empty() {
             self.poll_working();
         }
