@@ -34,6 +34,11 @@ impl Cycles for BinanceCycles {
         Ok(tick.map(|tick| (tick, WallClock.now())))
     }
 
+    /// The exchange's stream: a resumed run goes on with its next tick.
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn take_venue(&mut self) -> Option<Box<dyn Venue>> {
         self.venue.take().map(|venue| Box::new(venue) as Box<dyn Venue>)
     }

@@ -127,6 +127,13 @@ pub trait Venue {
     /// The orders working at the venue now, in submission order.
     fn working_orders(&self) -> Vec<ClientOrderId>;
 
+    /// Takes over `order`, an order of the run sent before it was interrupted (a live
+    /// venue, on resume): `accepted` when its acceptance is on the record, `fills` its
+    /// recorded fills. It is never sent again: the venue finds it by its client order
+    /// id and reports what became of it that the record does not hold yet. The default
+    /// (a venue that keeps no orders across processes) does nothing.
+    fn adopt(&mut self, _order: &OrderSubmitted, _accepted: bool, _fills: &[OrderFilled]) {}
+
     /// The venue's state (working orders, fill ids), encoded, for a session snapshot;
     /// `None` for a venue whose state lives elsewhere (a live venue: it is reconciled
     /// on resume instead).

@@ -494,3 +494,84 @@ fn fills_come_over_the_user_data_stream_and_one_made_while_it_was_cut_is_recorde
     let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
     assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
 }
+
+#[test]
+fn killed_with_an_order_in_flight_the_run_resumes_adopts_the_order_and_never_sends_it_again() {
+    let messages = capture();
+    // The first session reads the capture; the restarted one reads its second half.
+    let plan = vec![
+        Connection { messages: 0..messages.len(), close_frame: true },
+        Connection { messages: 2000..messages.len(), close_frame: true },
+    ];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order reaches the exchange and fills; its answer never comes.
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), vec![OrderScript::Hang]).unwrap();
+    let ws_api = rest.serve_user_stream().unwrap();
+    let ledger = Ledger::new();
+    let extra = format!(
+        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
+         ws_api_url = \"{ws_api}\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let session = || {
+        let mut command = ledger.command(&["run", "--config", config.to_str().unwrap()]);
+        command.env("BINANCE_API_KEY", KEY).env("BINANCE_API_SECRET", SECRET);
+        command
+    };
+    let mut child = session().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let in_flight = loop {
+        if let Some(post) = rest.taken().into_iter().find(|r| r.method == "POST") {
+            break post;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the session ended before sending an order");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(in_flight.status, 1, "held without an answer");
+    child.kill().unwrap(); // SIGKILL, with the order in flight
+    child.wait().unwrap();
+    let id = in_flight.query.split('&').find_map(|p| p.strip_prefix("newClientOrderId=")).unwrap().to_string();
+
+    let output = session().output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+
+    // One run, resumed once.
+    assert_eq!(payloads(&events, "RunStarted").len(), 1);
+    assert_eq!(payloads(&events, "RunResumed").len(), 1);
+    assert!(events.iter().all(|e| e["header"]["run_id"] == 1));
+    // The order in flight: sent once, adopted, accepted once, filled in its two parts
+    // once each, each fill caused by it.
+    let taken = rest.taken();
+    let posts = taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={id}&")));
+    assert_eq!(posts.count(), 1, "never sent again");
+    let submitted = events.iter().find(|e| e["payload"]["OrderSubmitted"]["client_order_id"] == id.as_str()).unwrap();
+    let about = |kind: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"][kind]["client_order_id"] == id.as_str()).collect()
+    };
+    assert_eq!(about("OrderAccepted").len(), 1);
+    let fills = about("OrderFilled");
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    for fill in &fills {
+        assert_eq!(fill["header"]["causation_seq"], submitted["header"]["seq"]);
+    }
+    let notices = payloads(&events, "VenueNotice");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n["detail"].as_str().unwrap().starts_with(&format!("adopted {id} (sent before the restart"))),
+        "{notices:?}"
+    );
+    // No fill anywhere in the run is recorded twice.
+    let mut fill_ids: Vec<u64> =
+        payloads(&events, "OrderFilled").iter().map(|f| f["fill_id"].as_u64().unwrap()).collect();
+    let all = fill_ids.len();
+    fill_ids.sort_unstable();
+    fill_ids.dedup();
+    assert_eq!(fill_ids.len(), all);
+    assert!(payloads(&events, "OrderSubmitted").len() > 1, "the resumed session went on trading");
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}

@@ -135,6 +135,10 @@ pub enum OrderScript {
     /// The connection is closed without an answer and the order is not taken (lost on
     /// the way there).
     Lost,
+    /// The order is taken and filled as [`OrderScript::Fill`], and the request is held
+    /// without an answer for 30 s (the client is killed meanwhile: an order in flight).
+    /// [`TakenRequest::status`] is 1.
+    Hang,
     /// The order is answered `NEW` (taken, nothing filled yet) and filled at once as
     /// [`OrderScript::Fill`]: its fills reach the client only over the user data
     /// stream ([`RestMock::serve_user_stream`]) or its queries.
@@ -144,6 +148,9 @@ pub enum OrderScript {
     /// reports are lost: the client finds them in the trade history.
     FillDuringOutage,
 }
+
+/// The status [`TakenRequest`] shows for a request held without an answer.
+const HANG: u16 = 1;
 
 /// A request the REST mock took, for a test to inspect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +338,11 @@ fn serve_rest(stream: std::net::TcpStream, state: &std::sync::Mutex<RestState>) 
         }
         Err(_) => (500, String::new(), "{}".to_string()),
     };
+    if status == HANG {
+        // No answer for longer than a client waits; the connection stays open.
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        return;
+    }
     if status == 0 {
         return; // no answer: the connection closes
     }
@@ -412,6 +424,10 @@ fn answer_rest(
             OrderScript::NoAnswer => {
                 let _ = take_order(state, &params, client_id, now_ms);
                 (0, String::new(), String::new())
+            }
+            OrderScript::Hang => {
+                let _ = take_order(state, &params, client_id, now_ms);
+                (HANG, String::new(), String::new())
             }
             OrderScript::InsufficientBalance => {
                 error(400, -2010, "Account has insufficient balance for requested action.")

@@ -87,6 +87,9 @@ struct Working {
     filled: Decimal,
     /// Sent without an answer: not known to be at the exchange yet.
     unconfirmed: bool,
+    /// Adopted on resume and not queried since: queried even while the user data
+    /// stream is up (it does not repeat what happened before it was subscribed).
+    adopted: bool,
 }
 
 /// Binance spot as a venue (see the module docs).
@@ -426,7 +429,7 @@ impl BinanceVenue {
         self.last_poll = Some(Instant::now());
         let working = std::mem::take(&mut self.working);
         for mut w in working {
-            if unconfirmed_only && !w.unconfirmed {
+            if unconfirmed_only && !w.unconfirmed && !w.adopted {
                 self.working.push(w);
                 continue;
             }
@@ -468,6 +471,7 @@ impl BinanceVenue {
             }
             Err(error) => return Err(error),
         };
+        w.adopted = false;
         if w.unconfirmed {
             w.unconfirmed = false;
             let accepted = OrderAccepted { client_order_id: w.order.client_order_id };
@@ -566,7 +570,8 @@ impl Venue for BinanceVenue {
             Err(RestError::Transport(reason)) => {
                 let detail = format!("sending {}: {reason}; querying it by its client order id", order.client_order_id);
                 post(&self.notices, NoticeKind::Disconnected, "/api/v3/order", 0, detail);
-                self.working.push(Working { order: order.clone(), qty, filled: Decimal::ZERO, unconfirmed: true });
+                let w = Working { order: order.clone(), qty, filled: Decimal::ZERO, unconfirmed: true, adopted: false };
+                self.working.push(w);
                 self.last_poll = None;
                 return Ok(());
             }
@@ -579,7 +584,7 @@ impl Venue for BinanceVenue {
         self.reports.push_back(VenueReport::Accepted(OrderAccepted { client_order_id: order.client_order_id }));
         let filled = self.take_fills(order, qty, Decimal::ZERO, &answer.fills, &answer.status);
         if !self.settle_status(order, &answer.status) {
-            self.working.push(Working { order: order.clone(), qty, filled, unconfirmed: false });
+            self.working.push(Working { order: order.clone(), qty, filled, unconfirmed: false, adopted: false });
         }
         Ok(())
     }
@@ -642,6 +647,34 @@ impl Venue for BinanceVenue {
 
     fn working_orders(&self) -> Vec<ClientOrderId> {
         self.working.iter().map(|w| w.order.client_order_id).collect()
+    }
+
+    /// Takes over an order sent before the run was interrupted: its recorded fills'
+    /// trade ids are marked seen (never recorded twice), and it is queried by its
+    /// client order id at the next poll, whether the user data stream is up or not: not
+    /// at the exchange (`-2013`, when its acceptance is not on the record), it is
+    /// rejected; found, what became of it since is reported. Its quantity in units is
+    /// not on the record for an order sized by the venue: its last fill is then the
+    /// one that leaves it `FILLED`. A `reconciliation` notice records the adoption.
+    fn adopt(&mut self, order: &OrderSubmitted, accepted: bool, fills: &[OrderFilled]) {
+        let mut filled = Decimal::ZERO;
+        for fill in fills {
+            self.seen_trades.insert(fill.fill_id.get());
+            filled = filled.checked_add(fill.qty).unwrap_or(filled);
+        }
+        let qty = match (&order.qty, self.filters.get(&order.instrument)) {
+            (OrderQty::Units(units), Some(filters)) => filters.floor_qty(*units),
+            _ => Decimal::MAX,
+        };
+        let id = order.client_order_id;
+        let detail = format!(
+            "adopted {id} (sent before the restart; {}, {} fill(s) recorded): queried by its client order id, never sent again",
+            if accepted { "accepted" } else { "no answer recorded" },
+            fills.len()
+        );
+        post(&self.notices, NoticeKind::Reconciliation, "/api/v3/order", 0, detail);
+        self.working.push(Working { order: order.clone(), qty, filled, unconfirmed: !accepted, adopted: true });
+        self.last_poll = None;
     }
 }
 
