@@ -323,8 +323,8 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         if let Some(mut live) = live {
             runner.recorded_cycle = None;
             let open: Vec<ClientOrderId> = runner.engine.open_orders().copied().collect();
-            for (order, accepted, fills) in recorded_orders(reader.as_ref(), from.range, head, &open)? {
-                live.adopt(&order, accepted, &fills);
+            for (recorded, is_open) in orders_to_adopt(reader.as_ref(), from.range, head, &open)? {
+                live.adopt(&recorded.order, recorded.accepted, &recorded.fills, is_open);
             }
             runner.venue = live;
         }
@@ -786,42 +786,55 @@ impl Lookahead<'_> {
     }
 }
 
-/// The recorded `OrderSubmitted` of each of the `open` orders of run `range` (through
-/// `head`), with whether its acceptance is recorded and its recorded fills, in
-/// submission order.
-fn recorded_orders(
+/// An order of a run as its record has it: its `OrderSubmitted`, whether it was
+/// accepted, its fills, and whether it was canceled or rejected.
+struct RecordedOrder {
+    order: OrderSubmitted,
+    accepted: bool,
+    fills: Vec<OrderFilled>,
+    ended: bool,
+}
+
+/// The orders of run `range` (through `head`) a live venue adopts on resume, in
+/// submission order, each with whether the run has it open: the `open` ones, and
+/// those whose record ends with a fill (perhaps a partial one).
+fn orders_to_adopt(
     source: &dyn RecordSource,
     range: RunRange,
     head: Seq,
     open: &[ClientOrderId],
-) -> Result<Vec<(OrderSubmitted, bool, Vec<OrderFilled>)>, LogError> {
-    let mut orders: Vec<(OrderSubmitted, bool, Vec<OrderFilled>)> = Vec::new();
+) -> Result<Vec<(RecordedOrder, bool)>, LogError> {
+    let mut orders: Vec<RecordedOrder> = Vec::new();
+    let mut index: std::collections::HashMap<ClientOrderId, usize> = std::collections::HashMap::new();
     let mut cursor = EventCursor::new(source, range.first, head);
     while let Some(event) = cursor.next_event()? {
         if event.header.run_id != range.run_id {
             continue;
         }
-        let find = |orders: &mut Vec<(OrderSubmitted, bool, Vec<OrderFilled>)>, id: &ClientOrderId| {
-            orders.iter().position(|(o, _, _)| o.client_order_id == *id)
-        };
+        let at = |id: &ClientOrderId| index.get(id).copied();
         match event.payload {
-            Payload::OrderSubmitted(order) if open.contains(&order.client_order_id) => {
-                orders.push((order, false, Vec::new()))
+            Payload::OrderSubmitted(order) => {
+                index.insert(order.client_order_id, orders.len());
+                orders.push(RecordedOrder { order, accepted: false, fills: Vec::new(), ended: false });
             }
-            Payload::OrderAccepted(accepted) => {
-                if let Some(index) = find(&mut orders, &accepted.client_order_id) {
-                    orders[index].1 = true;
-                }
-            }
+            Payload::OrderAccepted(r) => at(&r.client_order_id).into_iter().for_each(|i| orders[i].accepted = true),
             Payload::OrderFilled(fill) => {
-                if let Some(index) = find(&mut orders, &fill.client_order_id) {
-                    orders[index].2.push(fill);
+                if let Some(i) = at(&fill.client_order_id) {
+                    orders[i].fills.push(fill);
                 }
             }
+            Payload::OrderCanceled(r) => at(&r.client_order_id).into_iter().for_each(|i| orders[i].ended = true),
+            Payload::OrderRejected(r) => at(&r.client_order_id).into_iter().for_each(|i| orders[i].ended = true),
             _ => {}
         }
     }
-    Ok(orders)
+    Ok(orders
+        .into_iter()
+        .filter_map(|o| {
+            let is_open = open.contains(&o.order.client_order_id);
+            (is_open || (!o.ended && !o.fills.is_empty())).then_some((o, is_open))
+        })
+        .collect())
 }
 
 /// Checks re-executed `drafts` against the `stored` events that follow `appended`.

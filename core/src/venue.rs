@@ -129,10 +129,13 @@ pub trait Venue {
 
     /// Takes over `order`, an order of the run sent before it was interrupted (a live
     /// venue, on resume): `accepted` when its acceptance is on the record, `fills` its
-    /// recorded fills. It is never sent again: the venue finds it by its client order
-    /// id and reports what became of it that the record does not hold yet. The default
-    /// (a venue that keeps no orders across processes) does nothing.
-    fn adopt(&mut self, _order: &OrderSubmitted, _accepted: bool, _fills: &[OrderFilled]) {}
+    /// recorded fills. `open`: the run has it open; otherwise its record ends with a
+    /// fill that may have been a partial one (the run interrupted before the rest), and
+    /// the venue adopts it only if the exchange has executed more of it than recorded.
+    /// It is never sent again: the venue finds it by its client order id and reports
+    /// what became of it that the record does not hold yet. The default (a venue that
+    /// keeps no orders across processes) does nothing.
+    fn adopt(&mut self, _order: &OrderSubmitted, _accepted: bool, _fills: &[OrderFilled], _open: bool) {}
 
     /// The venue's state (working orders, fill ids), encoded, for a session snapshot;
     /// `None` for a venue whose state lives elsewhere (a live venue: it is reconciled

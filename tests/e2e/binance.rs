@@ -575,3 +575,85 @@ fn killed_with_an_order_in_flight_the_run_resumes_adopts_the_order_and_never_sen
     let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
     assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
 }
+
+#[test]
+fn killed_between_two_fills_of_an_order_the_fill_made_while_down_is_recorded_once_on_resume() {
+    let messages = capture();
+    let plan = vec![
+        Connection { messages: 0..messages.len(), close_frame: true },
+        Connection { messages: 2000..messages.len(), close_frame: true },
+    ];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order fills in part; the second is in flight when the session is
+    // killed; the first fills the rest while no session runs.
+    let script = vec![OrderScript::PartFill, OrderScript::Hang];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let ws_api = rest.serve_user_stream().unwrap();
+    let ledger = Ledger::new();
+    let extra = format!(
+        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
+         ws_api_url = \"{ws_api}\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let session = || {
+        let mut command = ledger.command(&["run", "--config", config.to_str().unwrap()]);
+        command.env("BINANCE_API_KEY", KEY).env("BINANCE_API_SECRET", SECRET);
+        command
+    };
+    let mut child = session().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let posts = loop {
+        let posts: Vec<_> = rest.taken().into_iter().filter(|r| r.method == "POST").collect();
+        if posts.len() == 2 {
+            break posts;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the session ended before sending two orders");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let id_of = |post: &ledger_adapters::binance::mock::TakenRequest| {
+        post.query.split('&').find_map(|p| p.strip_prefix("newClientOrderId=")).unwrap().to_string()
+    };
+    let (first, second) = (id_of(&posts[0]), id_of(&posts[1]));
+    assert!(rest.complete_order(&first));
+
+    let output = session().output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    assert_eq!(payloads(&events, "RunResumed").len(), 1);
+    let fills_of = |id: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"]["OrderFilled"]["client_order_id"] == id).collect()
+    };
+    // The first order: its first fill before the kill, the rest after the resume, once.
+    let fills = fills_of(&first);
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    let resumed = events.iter().position(|e| e["payload"].get("RunResumed").is_some()).unwrap();
+    let second_fill = events.iter().rposition(|e| e["payload"]["OrderFilled"]["client_order_id"] == first).unwrap();
+    assert!(second_fill > resumed);
+    let notices = payloads(&events, "VenueNotice");
+    assert!(
+        notices.iter().any(|n| n["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("adopted {first} (its record ends with a fill"))),
+        "{notices:?}"
+    );
+    // The second: in flight at the kill, adopted, filled once.
+    assert_eq!(fills_of(&second).len(), 2);
+    let taken = rest.taken();
+    for id in [&first, &second] {
+        let posts = taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={id}&")));
+        assert_eq!(posts.count(), 1, "{id} sent once");
+    }
+    let mut fill_ids: Vec<u64> =
+        payloads(&events, "OrderFilled").iter().map(|f| f["fill_id"].as_u64().unwrap()).collect();
+    let all = fill_ids.len();
+    fill_ids.sort_unstable();
+    fill_ids.dedup();
+    assert_eq!(fill_ids.len(), all, "no fill recorded twice");
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}

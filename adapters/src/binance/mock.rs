@@ -143,6 +143,9 @@ pub enum OrderScript {
     /// [`OrderScript::Fill`]: its fills reach the client only over the user data
     /// stream ([`RestMock::serve_user_stream`]) or its queries.
     FillLater,
+    /// A market order is answered `PARTIALLY_FILLED` with its first fill; the rest
+    /// stays to fill until [`RestMock::complete_order`].
+    PartFill,
     /// As [`OrderScript::FillLater`], but the user data stream is cut first (its
     /// connection dropped, the next two connections refused), so the fills' execution
     /// reports are lost: the client finds them in the trade history.
@@ -175,6 +178,9 @@ struct MockOrder {
     executed: rust_decimal::Decimal,
     /// Its trades, as `myTrades` lists them (JSON objects).
     trades: Vec<String>,
+    /// A fill still to come ([`OrderScript::PartFill`]): its quantity, its trade (as
+    /// `myTrades` lists it) and its execution report.
+    rest: Option<(rust_decimal::Decimal, String, String)>,
 }
 
 struct RestState {
@@ -257,8 +263,13 @@ impl RestMock {
         if let Ok(mut state) = self.state.lock() {
             let order_id = state.next_id;
             state.next_id += 1;
-            let order =
-                MockOrder { order_id, status: "NEW", executed: rust_decimal::Decimal::ZERO, trades: Vec::new() };
+            let order = MockOrder {
+                order_id,
+                status: "NEW",
+                executed: rust_decimal::Decimal::ZERO,
+                trades: Vec::new(),
+                rest: None,
+            };
             state.orders.insert(id.to_string(), order);
         }
     }
@@ -291,6 +302,20 @@ impl RestMock {
             }
         });
         Ok(format!("ws://{addr}/ws-api/v3"))
+    }
+
+    /// Fills the rest of an order answered as [`OrderScript::PartFill`] (its trade in
+    /// the history, its execution report pushed); returns whether there was such an
+    /// order.
+    pub fn complete_order(&self, id: &str) -> bool {
+        let Ok(mut state) = self.state.lock() else { return false };
+        let Some(order) = state.orders.get_mut(id) else { return false };
+        let Some((part, trade, report)) = order.rest.take() else { return false };
+        order.executed += part;
+        order.status = "FILLED";
+        order.trades.push(trade);
+        state.user_events.push(report);
+        true
     }
 
     /// Every request taken so far, in order.
@@ -385,7 +410,7 @@ fn answer_rest(
                 _ => error(400, -1121, "Invalid symbol."),
             };
         }
-        (_, "/api/v3/order" | "/api/v3/myTrades" | "/api/v3/openOrders" | "/api/v3/account") => {}
+        (_, "/api/v3/order" | "/api/v3/myTrades" | "/api/v3/openOrders" | "/api/v3/allOrders" | "/api/v3/account") => {}
         _ => return error(404, -1000, "no such endpoint in the mock"),
     }
     if api_key != Some(state.key.as_str()) {
@@ -406,6 +431,31 @@ fn answer_rest(
     let client_id = params.get("newClientOrderId").or(params.get("origClientOrderId")).copied().unwrap_or("");
     match (method, path) {
         ("POST", _) => match state.script.pop_front().unwrap_or(OrderScript::Fill) {
+            OrderScript::PartFill => {
+                let full = take_order(state, &params, client_id, now_ms);
+                let Some(order) = state.orders.get_mut(client_id) else { return error(500, -1000, "mock") };
+                let (Some(second), Some(report)) = (order.trades.pop(), state.user_events.pop()) else {
+                    return (200, String::new(), full);
+                };
+                let Some(order) = state.orders.get_mut(client_id) else { return error(500, -1000, "mock") };
+                let part: rust_decimal::Decimal = serde_json::from_str::<serde_json::Value>(&second)
+                    .ok()
+                    .and_then(|t| t["qty"].as_str().and_then(|q| q.parse().ok()))
+                    .unwrap_or_default();
+                order.executed -= part;
+                order.status = "PARTIALLY_FILLED";
+                order.rest = Some((part, second, report));
+                let executed = order.executed;
+                let answer = serde_json::from_str::<serde_json::Value>(&full).ok().map(|mut answer| {
+                    answer["status"] = "PARTIALLY_FILLED".into();
+                    answer["executedQty"] = executed.to_string().into();
+                    if let Some(fills) = answer["fills"].as_array_mut() {
+                        fills.truncate(1);
+                    }
+                    answer.to_string()
+                });
+                (200, String::new(), answer.unwrap_or(full))
+            }
             script @ (OrderScript::FillLater | OrderScript::FillDuringOutage) => {
                 if script == OrderScript::FillDuringOutage {
                     state.cuts += 1;
@@ -479,6 +529,20 @@ fn answer_rest(
             (200, String::new(), format!("[{}]", open.join(",")))
         }
         ("GET", "/api/v3/account") => (200, String::new(), ACCOUNT.to_string()),
+        ("GET", "/api/v3/allOrders") => {
+            let mut listed: Vec<(&String, &MockOrder)> = state.orders.iter().collect();
+            listed.sort_by_key(|(_, o)| o.order_id);
+            let items: Vec<String> = listed
+                .iter()
+                .map(|(id, o)| {
+                    format!(
+                        r#"{{"symbol":"BTCUSDT","orderId":{},"clientOrderId":"{id}","executedQty":"{}","status":"{}"}}"#,
+                        o.order_id, o.executed, o.status
+                    )
+                })
+                .collect();
+            (200, String::new(), format!("[{}]", items.join(",")))
+        }
         ("GET", "/api/v3/order") => match state.orders.get(client_id) {
             Some(order) => {
                 let body = format!(
@@ -522,7 +586,7 @@ fn take_order(
     ]);
     state.user_events.push(new_report);
     if kind != "MARKET" {
-        let order = MockOrder { order_id, status: "NEW", executed: Decimal::ZERO, trades: Vec::new() };
+        let order = MockOrder { order_id, status: "NEW", executed: Decimal::ZERO, trades: Vec::new(), rest: None };
         state.orders.insert(client_id.to_string(), order);
         return format!(
             r#"{{{base},"price":"0","executedQty":"0.00000000","cummulativeQuoteQty":"0.00000000","status":"NEW","fills":[]}}"#
@@ -568,7 +632,8 @@ fn take_order(
             side == "BUY"
         ));
     }
-    state.orders.insert(client_id.to_string(), MockOrder { order_id, status: "FILLED", executed: qty, trades });
+    let order = MockOrder { order_id, status: "FILLED", executed: qty, trades, rest: None };
+    state.orders.insert(client_id.to_string(), order);
     format!(r#"{{{base},"price":"0.00000000","executedQty":"{qty}","status":"FILLED","fills":[{}]}}"#, fills.join(","))
 }
 

@@ -114,6 +114,9 @@ pub struct BinanceVenue {
     stream_up: bool,
     /// The symbols' instruments, for reconciliation.
     instruments: Vec<InstrumentId>,
+    /// Orders of a resumed run whose record ends with a fill (perhaps a partial one),
+    /// by client order id: checked once against the exchange's orders at the next poll.
+    ended_by_fill: HashMap<String, Working>,
 }
 
 impl BinanceVenue {
@@ -159,6 +162,7 @@ impl BinanceVenue {
             user_stream: None,
             stream_up: false,
             instruments: instruments.to_vec(),
+            ended_by_fill: HashMap::new(),
         })
     }
 
@@ -250,6 +254,40 @@ impl BinanceVenue {
         };
         if !done {
             self.working.push(w);
+        }
+    }
+
+    /// Adopts each order of a resumed run whose record ends with a fill and that the
+    /// exchange has executed more of since (`GET /api/v3/allOrders`, the symbol's last
+    /// 1,000 orders): the run was interrupted between its fills. The rest of its fills
+    /// are then taken from the trade history like any working order's.
+    fn adopt_executed_since(&mut self) {
+        let candidates = std::mem::take(&mut self.ended_by_fill);
+        for instrument in self.instruments.clone() {
+            let params = format!("symbol={instrument}&limit=1000");
+            let listed: Vec<ListedOrder> = match self.rest.signed(Method::GET, "/api/v3/allOrders", &params) {
+                Ok(listed) => listed,
+                Err(error) => {
+                    let detail = format!("listing {instrument}'s orders on resume: {error}");
+                    post(&self.notices, NoticeKind::Disconnected, "/api/v3/allOrders", 0, detail);
+                    continue;
+                }
+            };
+            for order in listed {
+                let Some(w) = candidates.get(&order.client_order_id) else { continue };
+                let executed = Decimal::from_str_exact(&order.executed_qty).unwrap_or(Decimal::ZERO);
+                if executed <= w.filled {
+                    continue;
+                }
+                let detail = format!(
+                    "adopted {} (its record ends with a fill; executed {executed} at the exchange, {} recorded): \
+                     its further fills taken from the trade history",
+                    order.client_order_id, w.filled
+                );
+                post(&self.notices, NoticeKind::Reconciliation, "/api/v3/allOrders", 0, detail);
+                self.working.push(w.clone());
+                self.last_poll = None;
+            }
         }
     }
 
@@ -591,6 +629,9 @@ impl Venue for BinanceVenue {
 
     fn poll(&mut self, _market: &MarketView<'_>, funds: &Funds) -> Option<VenueReport> {
         self.funds = *funds;
+        if !self.ended_by_fill.is_empty() {
+            self.adopt_executed_since();
+        }
         self.take_user_events();
         if self.reports.is_empty() {
             self.poll_working();
@@ -650,13 +691,15 @@ impl Venue for BinanceVenue {
     }
 
     /// Takes over an order sent before the run was interrupted: its recorded fills'
-    /// trade ids are marked seen (never recorded twice), and it is queried by its
+    /// trade ids are marked seen (never recorded twice). An order the run does not have
+    /// open (its record ends with a fill) is kept aside for
+    /// [`BinanceVenue::adopt_executed_since`]; an open one is queried by its
     /// client order id at the next poll, whether the user data stream is up or not: not
     /// at the exchange (`-2013`, when its acceptance is not on the record), it is
     /// rejected; found, what became of it since is reported. Its quantity in units is
     /// not on the record for an order sized by the venue: its last fill is then the
     /// one that leaves it `FILLED`. A `reconciliation` notice records the adoption.
-    fn adopt(&mut self, order: &OrderSubmitted, accepted: bool, fills: &[OrderFilled]) {
+    fn adopt(&mut self, order: &OrderSubmitted, accepted: bool, fills: &[OrderFilled], open: bool) {
         let mut filled = Decimal::ZERO;
         for fill in fills {
             self.seen_trades.insert(fill.fill_id.get());
@@ -667,6 +710,11 @@ impl Venue for BinanceVenue {
             _ => Decimal::MAX,
         };
         let id = order.client_order_id;
+        if !open {
+            let w = Working { order: order.clone(), qty, filled, unconfirmed: false, adopted: true };
+            self.ended_by_fill.insert(id.to_string(), w);
+            return;
+        }
         let detail = format!(
             "adopted {id} (sent before the restart; {}, {} fill(s) recorded): queried by its client order id, never sent again",
             if accepted { "accepted" } else { "no answer recorded" },
@@ -723,6 +771,14 @@ struct Balance {
     asset: String,
     free: String,
     locked: String,
+}
+
+/// `GET /api/v3/allOrders`'s items, the fields used.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedOrder {
+    client_order_id: String,
+    executed_qty: String,
 }
 
 /// `GET /api/v3/order`'s answer, the fields used.
