@@ -2,6 +2,8 @@
 //! (the live websocket stream, each cycle at the wall clock's time, its notices
 //! recorded), and checked before anything connects.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +11,7 @@ use ledger_adapters::binance::{
     BinanceFeed, BinanceVenue, Credentials, FeedSettings, NoticeBoard, RestClient, UserStream, UserStreamSettings,
 };
 use ledger_adapters::clock::WallClock;
-use ledger_core::event::VenueNotice;
+use ledger_core::event::{NoticeKind, VenueNotice};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::InstrumentId;
 use ledger_core::time::{Clock, TimestampNs};
@@ -26,6 +28,8 @@ pub struct BinanceCycles {
     feed: BinanceFeed,
     venue: Option<BinanceVenue>,
     board: NoticeBoard,
+    /// The venue's reconciliation trigger, set when the market data stream reconnects.
+    reconcile: Option<Arc<AtomicBool>>,
 }
 
 impl Cycles for BinanceCycles {
@@ -43,10 +47,17 @@ impl Cycles for BinanceCycles {
         self.venue.take().map(|venue| Box::new(venue) as Box<dyn Venue>)
     }
 
-    /// The venue's notices (the clock offset, requests that failed), then the feed's.
+    /// The venue's notices (the clock offset, requests that failed), then the feed's. A
+    /// reconnect of the feed has the venue reconcile at its next poll.
     fn take_notices(&mut self) -> Vec<(VenueNotice, TimestampNs)> {
         let mut notices = self.board.lock().map(|mut board| std::mem::take(&mut *board)).unwrap_or_default();
-        notices.extend(self.feed.take_notices());
+        let feed = self.feed.take_notices();
+        if let Some(flag) = &self.reconcile {
+            if feed.iter().any(|(n, _)| n.kind == NoticeKind::Reconnected) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        notices.extend(feed);
         notices
     }
 }
@@ -121,8 +132,9 @@ pub fn market_data(settings: &mut Settings, binance: &BinanceConfig) -> Result<B
         true => Some(venue(binance, &instruments, settings, board.clone())?),
         false => None,
     };
+    let reconcile = venue.as_ref().map(BinanceVenue::reconcile_trigger);
     let feed = BinanceFeed::connect(feed_settings).context("starting the binance feed's thread")?;
-    Ok(BinanceData { cycles: BinanceCycles { feed, venue, board }, source, instruments })
+    Ok(BinanceData { cycles: BinanceCycles { feed, venue, board, reconcile }, source, instruments })
 }
 
 /// The value of the environment variable `var` (named by `key` in `[binance]`).

@@ -657,3 +657,44 @@ fn killed_between_two_fills_of_an_order_the_fill_made_while_down_is_recorded_onc
     let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
     assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
 }
+
+#[test]
+fn after_the_market_stream_reconnects_the_venue_reconciles() {
+    let messages = capture();
+    let plan = vec![
+        Connection { messages: 0..1000, close_frame: false },
+        Connection { messages: 1500..messages.len(), close_frame: true },
+    ];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), Vec::new()).unwrap();
+    let ledger = Ledger::new();
+    let extra = format!(
+        "max_reconnects = 1\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let notice_at = |pred: &dyn Fn(&Value) -> bool| -> Vec<usize> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["payload"].get("VenueNotice").is_some_and(pred))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let reconnected = notice_at(&|n| n["kind"] == "reconnected");
+    let balances = notice_at(&|n| n["detail"].as_str().unwrap().starts_with("balance BTC"));
+    assert_eq!(reconnected.len(), 1);
+    assert_eq!(balances.len(), 2, "at start and after the reconnect");
+    assert!(balances[0] < reconnected[0] && reconnected[0] < balances[1]);
+    let account_reads = rest.taken().iter().filter(|r| r.path == "/api/v3/account").count();
+    assert_eq!(account_reads, 2);
+}

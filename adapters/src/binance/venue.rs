@@ -23,6 +23,9 @@
 //! never lost, never doubled) and the exchange's open orders and balances are recorded
 //! again.
 //!
+//! The same reconciliation runs after the market data stream's reconnect, when the
+//! session sets [`BinanceVenue::reconcile_trigger`].
+//!
 //! At start, the open orders of an earlier run of a ledger and the balances of each
 //! symbol's assets are recorded as `Reconciliation` notices (not adopted).
 //!
@@ -36,6 +39,7 @@
 //! asset and the price (a fee of 0 when the exchange lists no such price).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,6 +118,9 @@ pub struct BinanceVenue {
     stream_up: bool,
     /// The symbols' instruments, for reconciliation.
     instruments: Vec<InstrumentId>,
+    /// Set (by the session) when the market data stream was connected again: the
+    /// venue reconciles at its next poll.
+    reconcile_requested: Arc<AtomicBool>,
     /// Orders of a resumed run whose record ends with a fill (perhaps a partial one),
     /// by client order id: checked once against the exchange's orders at the next poll.
     ended_by_fill: HashMap<String, Working>,
@@ -163,6 +170,7 @@ impl BinanceVenue {
             stream_up: false,
             instruments: instruments.to_vec(),
             ended_by_fill: HashMap::new(),
+            reconcile_requested: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -171,6 +179,12 @@ impl BinanceVenue {
     pub fn with_user_stream(mut self, stream: UserStream) -> Self {
         self.user_stream = Some(stream);
         self
+    }
+
+    /// A flag that, once set, has the venue reconcile at its next poll as after the user
+    /// data stream's reconnect (for the market data stream's reconnect).
+    pub fn reconcile_trigger(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.reconcile_requested)
     }
 
     /// The REST client's clock offset, ms (server minus local).
@@ -631,6 +645,9 @@ impl Venue for BinanceVenue {
         self.funds = *funds;
         if !self.ended_by_fill.is_empty() {
             self.adopt_executed_since();
+        }
+        if self.reconcile_requested.swap(false, Ordering::Relaxed) {
+            self.reconcile_after_reconnect();
         }
         self.take_user_events();
         if self.reports.is_empty() {
