@@ -481,9 +481,11 @@ fn fills_come_over_the_user_data_stream_and_one_made_while_it_was_cut_is_recorde
     let on_stream: Vec<&str> =
         notices.iter().filter(|n| n["stream"] == "userDataStream").map(|n| n["kind"].as_str().unwrap()).collect();
     assert!(on_stream.contains(&"disconnected") && on_stream.ends_with(&["reconnected"]), "{on_stream:?}");
-    // After the reconnect, what the exchange holds is recorded again.
-    let balances = notices.iter().filter(|n| n["detail"].as_str().unwrap().starts_with("balance BTC"));
+    // After the reconnect, what the exchange holds is recorded again, and agrees with
+    // the balances at start moved by the fills recorded.
+    let balances = notices.iter().filter(|n| n["detail"].as_str().unwrap().starts_with("balance BTC: "));
     assert_eq!(balances.count(), 2, "at start and after the reconnect");
+    assert!(!notices.iter().any(|n| n["detail"].as_str().unwrap().contains("differs")), "{notices:?}");
     // Each order sent once.
     for n in 0..2 {
         let posts =
@@ -667,6 +669,8 @@ fn after_the_market_stream_reconnects_the_venue_reconciles() {
     ];
     let server = ReplayServer::start(messages, plan, 0).unwrap();
     let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), Vec::new()).unwrap();
+    // Half a BTC arrives behind the run's back after it started.
+    rest.shift_balance_after_first_read("BTC", Decimal::new(5, 1));
     let ledger = Ledger::new();
     let extra = format!(
         "max_reconnects = 1\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"",
@@ -691,10 +695,22 @@ fn after_the_market_stream_reconnects_the_venue_reconciles() {
             .collect()
     };
     let reconnected = notice_at(&|n| n["kind"] == "reconnected");
-    let balances = notice_at(&|n| n["detail"].as_str().unwrap().starts_with("balance BTC"));
+    let balances = notice_at(&|n| n["detail"].as_str().unwrap().starts_with("balance BTC: "));
     assert_eq!(reconnected.len(), 1);
     assert_eq!(balances.len(), 2, "at start and after the reconnect");
     assert!(balances[0] < reconnected[0] && reconnected[0] < balances[1]);
     let account_reads = rest.taken().iter().filter(|r| r.path == "/api/v3/account").count();
     assert_eq!(account_reads, 2);
+    // Compared with the balance at start moved by the fills recorded: BTC differs by
+    // the half BTC, USDT does not.
+    let differs: Vec<&str> = payloads(&events, "VenueNotice")
+        .iter()
+        .map(|n| n["detail"].as_str().unwrap())
+        .filter(|d| d.contains("differs"))
+        .collect();
+    assert_eq!(differs.len(), 1, "{differs:?}");
+    assert!(
+        differs[0].starts_with("balance BTC differs from the ledger's") && differs[0].ends_with("(difference 0.5)"),
+        "{differs:?}"
+    );
 }

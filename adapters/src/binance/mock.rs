@@ -197,6 +197,13 @@ struct RestState {
     user_events: Vec<String>,
     /// Bumped when the user data stream is cut: a connection of an earlier cut ends.
     cuts: u64,
+    /// The account's balances (free; nothing locked), moved by every trade.
+    balances: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// Reads of `/api/v3/account` so far.
+    account_reads: u64,
+    /// A change to a balance made after the first account read (behind the client's
+    /// back).
+    shift_after_first_read: Option<(String, rust_decimal::Decimal)>,
     /// User data stream connections still to refuse.
     refuse_connections: u32,
 }
@@ -240,6 +247,12 @@ impl RestMock {
             user_events: Vec::new(),
             cuts: 0,
             refuse_connections: 0,
+            balances: [("BTC", rust_decimal::Decimal::ONE), ("USDT", rust_decimal::Decimal::new(100_000, 0))]
+                .into_iter()
+                .map(|(asset, free)| (asset.to_string(), free))
+                .collect(),
+            account_reads: 0,
+            shift_after_first_read: None,
         }));
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -313,9 +326,18 @@ impl RestMock {
         let Some((part, trade, report)) = order.rest.take() else { return false };
         order.executed += part;
         order.status = "FILLED";
-        order.trades.push(trade);
+        order.trades.push(trade.clone());
         state.user_events.push(report);
+        book_trade(&mut state, &trade, false);
         true
+    }
+
+    /// Changes the balance of `asset` by `by` after the first account read (a trade
+    /// made by hand, a deposit: a difference the client's reconciliation finds).
+    pub fn shift_balance_after_first_read(&self, asset: &str, by: rust_decimal::Decimal) {
+        if let Ok(mut state) = self.state.lock() {
+            state.shift_after_first_read = Some((asset.to_string(), by));
+        }
     }
 
     /// Every request taken so far, in order.
@@ -444,8 +466,9 @@ fn answer_rest(
                     .unwrap_or_default();
                 order.executed -= part;
                 order.status = "PARTIALLY_FILLED";
-                order.rest = Some((part, second, report));
+                order.rest = Some((part, second.clone(), report));
                 let executed = order.executed;
+                book_trade(state, &second, true);
                 let answer = serde_json::from_str::<serde_json::Value>(&full).ok().map(|mut answer| {
                     answer["status"] = "PARTIALLY_FILLED".into();
                     answer["executedQty"] = executed.to_string().into();
@@ -528,7 +551,20 @@ fn answer_rest(
                 .collect();
             (200, String::new(), format!("[{}]", open.join(",")))
         }
-        ("GET", "/api/v3/account") => (200, String::new(), ACCOUNT.to_string()),
+        ("GET", "/api/v3/account") => {
+            state.account_reads += 1;
+            if state.account_reads > 1 {
+                if let Some((asset, by)) = state.shift_after_first_read.take() {
+                    *state.balances.entry(asset).or_default() += by;
+                }
+            }
+            let balances: Vec<String> = state
+                .balances
+                .iter()
+                .map(|(asset, free)| format!(r#"{{"asset":"{asset}","free":"{free:.8}","locked":"0.00000000"}}"#))
+                .collect();
+            (200, String::new(), ACCOUNT.replace("BALANCES", &balances.join(",")))
+        }
         ("GET", "/api/v3/allOrders") => {
             let mut listed: Vec<(&String, &MockOrder)> = state.orders.iter().collect();
             listed.sort_by_key(|(_, o)| o.order_id);
@@ -632,9 +668,30 @@ fn take_order(
             side == "BUY"
         ));
     }
+    for trade in &trades {
+        book_trade(state, trade, false);
+    }
     let order = MockOrder { order_id, status: "FILLED", executed: qty, trades, rest: None };
     state.orders.insert(client_id.to_string(), order);
     format!(r#"{{{base},"price":"0.00000000","executedQty":"{qty}","status":"FILLED","fills":[{}]}}"#, fills.join(","))
+}
+
+/// Moves the account's balances by `trade` (as `myTrades` lists it), or back by it
+/// with `undo`.
+fn book_trade(state: &mut RestState, trade: &str, undo: bool) {
+    use rust_decimal::Decimal;
+    let Ok(trade) = serde_json::from_str::<serde_json::Value>(trade) else { return };
+    let dec = |name: &str| trade[name].as_str().and_then(|v| Decimal::from_str_exact(v).ok()).unwrap_or_default();
+    let (qty, price, commission) = (dec("qty"), dec("price"), dec("commission"));
+    let asset = trade["commissionAsset"].as_str().unwrap_or("USDT").to_string();
+    let sign = if undo { -Decimal::ONE } else { Decimal::ONE };
+    let (btc, usdt) = match trade["isBuyer"].as_bool() {
+        Some(true) => (qty, -qty * price),
+        _ => (-qty, qty * price),
+    };
+    for (asset, by) in [("BTC".to_string(), btc), ("USDT".to_string(), usdt), (asset, -commission)] {
+        *state.balances.entry(asset).or_default() += sign * by;
+    }
 }
 
 /// An `executionReport` event for the user data stream: Binance's fields with these
@@ -708,8 +765,9 @@ fn serve_user_stream(stream: std::net::TcpStream, state: &std::sync::Mutex<RestS
     }
 }
 
-/// `account` of a testnet account holding BTC and USDT.
-const ACCOUNT: &str = r#"{"makerCommission":0,"takerCommission":0,"buyerCommission":0,"sellerCommission":0,"canTrade":true,"canWithdraw":false,"canDeposit":false,"updateTime":1723161255343,"accountType":"SPOT","balances":[{"asset":"BTC","free":"1.00000000","locked":"0.00000000"},{"asset":"USDT","free":"100000.00000000","locked":"0.00000000"}],"permissions":["SPOT"]}"#;
+/// `account` of a testnet account (its `BALANCES` filled in: 1 BTC and 100,000 USDT
+/// at start, moved by every trade).
+const ACCOUNT: &str = r#"{"makerCommission":0,"takerCommission":0,"buyerCommission":0,"sellerCommission":0,"canTrade":true,"canWithdraw":false,"canDeposit":false,"updateTime":1723161255343,"accountType":"SPOT","balances":[BALANCES],"permissions":["SPOT"]}"#;
 
 /// `exchangeInfo` for BTCUSDT, shaped as Binance's (filters as listed on the spot
 /// exchange in 2024).

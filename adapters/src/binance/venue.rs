@@ -121,6 +121,12 @@ pub struct BinanceVenue {
     /// Set (by the session) when the market data stream was connected again: the
     /// venue reconciles at its next poll.
     reconcile_requested: Arc<AtomicBool>,
+    /// Each symbol asset's balance (free + locked) when the venue connected.
+    start_balances: HashMap<String, Decimal>,
+    /// What the fills reported since then changed each asset by: the base asset by
+    /// the quantity, the quote asset by the notional, the commission asset by the
+    /// commission.
+    fills_net: HashMap<String, Decimal>,
     /// Orders of a resumed run whose record ends with a fill (perhaps a partial one),
     /// by client order id: checked once against the exchange's orders at the next poll.
     ended_by_fill: HashMap<String, Working>,
@@ -149,10 +155,10 @@ impl BinanceVenue {
             offset,
             format!("server clock minus ours: {offset} ms"),
         );
-        let mut filters = HashMap::new();
+        let (mut filters, mut start_balances) = (HashMap::new(), HashMap::new());
         for instrument in instruments {
             let symbol_filters = rest.filters(instrument.as_str())?;
-            reconcile(&mut rest, instrument, &symbol_filters, &HashSet::new(), &notices)?;
+            start_balances.extend(reconcile(&mut rest, instrument, &symbol_filters, &HashSet::new(), &notices)?);
             filters.insert(*instrument, symbol_filters);
         }
         Ok(BinanceVenue {
@@ -171,6 +177,8 @@ impl BinanceVenue {
             instruments: instruments.to_vec(),
             ended_by_fill: HashMap::new(),
             reconcile_requested: Arc::new(AtomicBool::new(false)),
+            start_balances,
+            fills_net: HashMap::new(),
         })
     }
 
@@ -305,19 +313,65 @@ impl BinanceVenue {
         }
     }
 
-    /// After the user data stream is subscribed again: every working order is queried
-    /// at once (its fills while the stream was down taken from the trade history, each
-    /// trade once), and what the exchange holds is recorded again.
+    /// After the user data stream is subscribed again (or the market data stream
+    /// connected again): every working order is queried at once (its fills while the
+    /// stream was down taken from the trade history, each trade once), and what the
+    /// exchange holds is recorded again, its balances compared with the ledger's
+    /// ([`BinanceVenue::compare_balances`]).
     fn reconcile_after_reconnect(&mut self) {
         self.last_poll = None;
         self.query_working(false);
         let known: HashSet<String> = self.working.iter().map(|w| w.order.client_order_id.to_string()).collect();
         for instrument in self.instruments.clone() {
             let Some(filters) = self.filters.get(&instrument).cloned() else { continue };
-            if let Err(error) = reconcile(&mut self.rest, &instrument, &filters, &known, &self.notices) {
-                let detail = format!("reconciling {instrument} after the user data stream's reconnect: {error}");
-                post(&self.notices, NoticeKind::Disconnected, "/api/v3/openOrders", 0, detail);
+            match reconcile(&mut self.rest, &instrument, &filters, &known, &self.notices) {
+                Ok(balances) => self.compare_balances(&balances),
+                Err(error) => {
+                    let detail = format!("reconciling {instrument} after a reconnect: {error}");
+                    post(&self.notices, NoticeKind::Disconnected, "/api/v3/openOrders", 0, detail);
+                }
             }
+        }
+    }
+
+    /// Compares each of `balances` (asset, free + locked) with what the ledger expects:
+    /// the balance at start plus what the fills reported since changed it by. A
+    /// difference (a fill the ledger does not have, a deposit, a trade by hand) is a
+    /// `reconciliation` notice naming the amounts.
+    fn compare_balances(&self, balances: &[(String, Decimal)]) {
+        for (asset, held) in balances {
+            let start = self.start_balances.get(asset).copied().unwrap_or(Decimal::ZERO);
+            let net = self.fills_net.get(asset).copied().unwrap_or(Decimal::ZERO);
+            let Some(expected) = start.checked_add(net) else { continue };
+            if *held == expected {
+                continue;
+            }
+            let detail = format!(
+                "balance {asset} differs from the ledger's: the exchange holds {held}; {start} at start and {net} by \
+                 the fills recorded since make {expected} (difference {})",
+                held.checked_sub(expected).unwrap_or(Decimal::ZERO).normalize()
+            );
+            post(&self.notices, NoticeKind::Reconciliation, "/api/v3/account", 0, detail);
+        }
+    }
+
+    /// Adds what `fill` (of `order`) changes the balances by to [`BinanceVenue::fills_net`].
+    fn count_fill(&mut self, order: &OrderSubmitted, fill: &TradeFill) {
+        let Some(filters) = self.filters.get(&order.instrument) else { return };
+        let (base, quote) = (filters.base_asset.clone(), filters.quote_asset.clone());
+        let (Ok(qty), Ok(price), Ok(commission)) =
+            (dec(&fill.qty, "qty"), dec(&fill.price, "price"), dec(&fill.commission, "commission"))
+        else {
+            return;
+        };
+        let Some(notional) = qty.checked_mul(price) else { return };
+        let (base_by, quote_by) = match order.side {
+            Side::Buy => (qty, -notional),
+            Side::Sell => (-qty, notional),
+        };
+        for (asset, by) in [(base, base_by), (quote, quote_by), (fill.commission_asset.clone(), -commission)] {
+            let net = self.fills_net.entry(asset).or_insert(Decimal::ZERO);
+            *net = net.checked_add(by).unwrap_or(*net);
         }
     }
 
@@ -439,6 +493,7 @@ impl BinanceVenue {
             match read(self) {
                 Ok((fill_qty, price, fee)) => {
                     added += fill_qty;
+                    self.count_fill(order, fill);
                     let report = OrderFilled {
                         client_order_id: order.client_order_id,
                         fill_id: FillId::new(fill.trade_id),
@@ -563,13 +618,14 @@ impl BinanceVenue {
 /// user data stream's reconnect): each open order whose client order id is a ledger's
 /// (`r<run>-<n>`) and not one of the `working` orders (an earlier run's, left working;
 /// it is not adopted, and not canceled), and the balances of its base and quote assets.
+/// Returns those balances (asset, free + locked).
 fn reconcile(
     rest: &mut RestClient,
     instrument: &InstrumentId,
     filters: &SymbolFilters,
     working: &HashSet<String>,
     notices: &NoticeBoard,
-) -> Result<(), RestError> {
+) -> Result<Vec<(String, Decimal)>, RestError> {
     let open: Vec<OpenOrder> = rest.signed(Method::GET, "/api/v3/openOrders", &format!("symbol={instrument}"))?;
     for order in open.iter().filter(|o| is_ledger_id(&o.client_order_id) && !working.contains(&o.client_order_id)) {
         let detail = format!(
@@ -579,6 +635,7 @@ fn reconcile(
         post(notices, NoticeKind::Reconciliation, "/api/v3/openOrders", 0, detail);
     }
     let account: Account = rest.signed(Method::GET, "/api/v3/account", "omitZeroBalances=true")?;
+    let mut held = Vec::with_capacity(2);
     for asset in [&filters.base_asset, &filters.quote_asset] {
         let (free, locked) = account
             .balances
@@ -587,8 +644,11 @@ fn reconcile(
             .map_or(("0", "0"), |b| (b.free.as_str(), b.locked.as_str()));
         let detail = format!("balance {asset}: free {free}, locked {locked}");
         post(notices, NoticeKind::Reconciliation, "/api/v3/account", 0, detail);
+        if let (Ok(free), Ok(locked)) = (dec(free, "free"), dec(locked, "locked")) {
+            held.push((asset.clone(), free.checked_add(locked).unwrap_or(free)));
+        }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Whether `id` is a client order id a ledger makes (`r<run>-<n>`).
