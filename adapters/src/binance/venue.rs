@@ -629,7 +629,8 @@ fn reconcile(
     let open: Vec<OpenOrder> = rest.signed(Method::GET, "/api/v3/openOrders", &format!("symbol={instrument}"))?;
     for order in open.iter().filter(|o| is_ledger_id(&o.client_order_id) && !working.contains(&o.client_order_id)) {
         let detail = format!(
-            "open order {} ({} {} {}, {} executed) is at the exchange but not in this run: left working, not adopted",
+            "open order {} ({} {} {}, {} executed) is at the exchange, not working in this session: left working \
+             (an earlier run's is not adopted; this run's is adopted on resume)",
             order.client_order_id, order.side, order.orig_qty, order.kind, order.executed_qty
         );
         post(notices, NoticeKind::Reconciliation, "/api/v3/openOrders", 0, detail);
