@@ -2,7 +2,9 @@
 //! replays a slice of a real capture of Binance's combined stream
 //! (`fixtures/binance/btcusdt-rawfeed-20240808-first4000.gz`, the first 4,000 lines of
 //! `shared/data/hftbacktest_binance_spot_BTCUSDT_rawfeed_20240808.gz`) and `ledger run`
-//! records it in shadow mode (`trading_enabled = false`: nothing is sent).
+//! records it, in shadow mode (`trading_enabled = false`: nothing is sent) or trading
+//! on the loopback REST mock and its user data stream (`RestMock`): partial fills,
+//! outages of either stream and their reconciliation, kill -9 and resume.
 
 use ledger_adapters::binance::mock::{read_capture, Connection, OrderScript, ReplayServer, RestMock};
 use rust_decimal::Decimal;
