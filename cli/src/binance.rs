@@ -2,12 +2,16 @@
 //! (the live websocket stream, each cycle at the wall clock's time, its notices
 //! recorded), and checked before anything connects.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ledger_adapters::binance::{BinanceFeed, BinanceVenue, Credentials, FeedSettings, NoticeBoard, RestClient};
+use ledger_adapters::binance::{
+    BinanceFeed, BinanceVenue, Credentials, FeedSettings, NoticeBoard, RestClient, UserStream, UserStreamSettings,
+};
 use ledger_adapters::clock::WallClock;
-use ledger_core::event::VenueNotice;
+use ledger_core::event::{NoticeKind, VenueNotice};
 use ledger_core::feed::{MarketFeed, Tick};
 use ledger_core::ids::InstrumentId;
 use ledger_core::time::{Clock, TimestampNs};
@@ -24,6 +28,8 @@ pub struct BinanceCycles {
     feed: BinanceFeed,
     venue: Option<BinanceVenue>,
     board: NoticeBoard,
+    /// The venue's reconciliation trigger, set when the market data stream reconnects.
+    reconcile: Option<Arc<AtomicBool>>,
 }
 
 impl Cycles for BinanceCycles {
@@ -32,14 +38,26 @@ impl Cycles for BinanceCycles {
         Ok(tick.map(|tick| (tick, WallClock.now())))
     }
 
+    /// The exchange's stream: a resumed run goes on with its next tick.
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn take_venue(&mut self) -> Option<Box<dyn Venue>> {
         self.venue.take().map(|venue| Box::new(venue) as Box<dyn Venue>)
     }
 
-    /// The venue's notices (the clock offset, requests that failed), then the feed's.
+    /// The venue's notices (the clock offset, requests that failed), then the feed's. A
+    /// reconnect of the feed has the venue reconcile at its next poll.
     fn take_notices(&mut self) -> Vec<(VenueNotice, TimestampNs)> {
         let mut notices = self.board.lock().map(|mut board| std::mem::take(&mut *board)).unwrap_or_default();
-        notices.extend(self.feed.take_notices());
+        let feed = self.feed.take_notices();
+        if let Some(flag) = &self.reconcile {
+            if feed.iter().any(|(n, _)| n.kind == NoticeKind::Reconnected) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        notices.extend(feed);
         notices
     }
 }
@@ -114,8 +132,9 @@ pub fn market_data(settings: &mut Settings, binance: &BinanceConfig) -> Result<B
         true => Some(venue(binance, &instruments, settings, board.clone())?),
         false => None,
     };
+    let reconcile = venue.as_ref().map(BinanceVenue::reconcile_trigger);
     let feed = BinanceFeed::connect(feed_settings).context("starting the binance feed's thread")?;
-    Ok(BinanceData { cycles: BinanceCycles { feed, venue, board }, source, instruments })
+    Ok(BinanceData { cycles: BinanceCycles { feed, venue, board, reconcile }, source, instruments })
 }
 
 /// The value of the environment variable `var` (named by `key` in `[binance]`).
@@ -151,10 +170,26 @@ fn venue(
         secret_from_env("api_key_env", &binance.api_key_env)?,
         secret_from_env("api_secret_env", &binance.api_secret_env)?,
     );
-    let rest = RestClient::new(rest_url, credentials, binance.recv_window_ms, binance.weight_limit)?;
+    let rest = RestClient::new(rest_url, credentials.clone(), binance.recv_window_ms, binance.weight_limit)?;
     let poll = Duration::from_nanos(u64::try_from(binance.poll_interval.unwrap_or(1_000_000_000)).unwrap_or(0));
-    BinanceVenue::connect(rest, instruments, settings.venue.commission_rate, poll, board)
-        .with_context(|| format!("binance at {rest_url}"))
+    let venue = BinanceVenue::connect(rest, instruments, settings.venue.commission_rate, poll, board)
+        .with_context(|| format!("binance at {rest_url}"))?;
+    if !binance.user_stream {
+        return Ok(venue);
+    }
+    let ws_api_url = binance.ws_api_url();
+    if !(ws_api_url.starts_with("ws://") || ws_api_url.starts_with("wss://")) {
+        bail!("binance.ws_api_url: {ws_api_url:?} must start with ws:// or wss://");
+    }
+    let nanos = |ns: Option<i64>, default: i64| Duration::from_nanos(u64::try_from(ns.unwrap_or(default)).unwrap_or(0));
+    let stream_settings = UserStreamSettings {
+        url: ws_api_url.to_string(),
+        backoff_initial: nanos(binance.reconnect_backoff, DEFAULT_BACKOFF_NS),
+        backoff_max: nanos(binance.reconnect_backoff_max, DEFAULT_BACKOFF_MAX_NS),
+        offset_ms: venue.offset_ms(),
+    };
+    let stream = UserStream::connect(stream_settings, credentials).context("starting the user data stream's thread")?;
+    Ok(venue.with_user_stream(stream))
 }
 
 /// Refuses a live session without `--live`, and says plainly what a live one is about

@@ -339,6 +339,12 @@ pub trait Cycles {
         0
     }
 
+    /// Whether the ticks are live (an exchange's stream): a resumed run goes on with
+    /// the next tick, its recorded ticks being in the record only.
+    fn is_live(&self) -> bool {
+        false
+    }
+
     /// Passes over the next `n` cycles (a resumed run's, already recorded) and returns
     /// the last of them.
     ///
@@ -555,7 +561,10 @@ pub fn execute<L: EventLog + ?Sized>(
                 working_orders = resumed.working_orders.len(),
                 "resumed the interrupted run"
             );
-            let next = skip_recorded(first, cycles, &resumed, session.run_id)?;
+            let next = match cycles.is_live() {
+                true => first,
+                false => skip_recorded(first, cycles, &resumed, session.run_id)?,
+            };
             (runner, Some(resumed.last_tick_ts), next)
         }
     };

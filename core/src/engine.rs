@@ -94,6 +94,10 @@ pub struct EngineState {
     brackets: BTreeMap<ClientOrderId, Bracket>,
     /// Working reduce-only orders (closes and protective exits), by order.
     reducing: BTreeMap<ClientOrderId, Reducing>,
+    /// Units filled so far of each working entry with a bracket (a live venue fills an
+    /// order in parts): its exits are sized to this.
+    #[serde(with = "crate::codec::decimal_map")]
+    entry_filled: BTreeMap<ClientOrderId, Decimal>,
 }
 
 /// A working reduce-only order: what it reduces, and for a protective exit what it is.
@@ -232,6 +236,7 @@ impl Engine {
             last_tick_ts: now,
             brackets: BTreeMap::new(),
             reducing: BTreeMap::new(),
+            entry_filled: BTreeMap::new(),
         };
         let mut engine = Engine { provider, exits: spec.exits, state, requests: Vec::new() };
         let started = RunStarted {
@@ -458,10 +463,14 @@ impl Engine {
                     self.state.reducing.insert(id, reducing);
                 }
             }
+            // The order stays open until its last fill ([`Engine::on_report`]).
             Payload::OrderFilled(fill) => {
                 self.state.portfolio.apply_fill(fill)?;
                 self.state.kill.on_outcome(false);
-                self.forget(&fill.client_order_id);
+                if self.state.brackets.contains_key(&fill.client_order_id) {
+                    let filled = self.state.entry_filled.entry(fill.client_order_id).or_insert(Decimal::ZERO);
+                    *filled = filled.checked_add(fill.qty).ok_or(AccountOverflow { cause: "a fill" })?;
+                }
             }
             Payload::OrderRejected(rejected) => {
                 self.state.kill.on_outcome(true);
@@ -492,13 +501,19 @@ impl Engine {
         self.state.orders.remove(order);
         self.state.brackets.remove(order);
         self.state.reducing.remove(order);
+        self.state.entry_filled.remove(order);
     }
 
     /// Records a venue's report on one of the run's orders, at source time `ts_event`
-    /// (the tick it happened on), in the order's cycle. After a fill, the reduce-only
-    /// orders of its instrument left with nothing to reduce are to be canceled
+    /// (the tick it happened on), in the order's cycle. An order stays open until it is
+    /// rejected, canceled or filled for the last time ([`VenueReport::ends_order`]), so
+    /// each of its fills is caused by it. After a fill, the reduce-only orders of its
+    /// instrument left with nothing to reduce are to be canceled
     /// ([`Engine::take_requests`]), and a filled entry's bracket places its exits (their
-    /// `OrderSubmitted` drafts, caused by the fill, for the runner to send).
+    /// `OrderSubmitted` drafts, caused by the fill, for the runner to send) sized to
+    /// what the entry has filled so far: after a partial fill, the exits placed on its
+    /// earlier fills are to be canceled and a new set placed for the whole filled
+    /// quantity, at levels from this fill's price.
     ///
     /// # Errors
     /// [`EngineError::Overflow`] when the fill leaves the account's range.
@@ -510,32 +525,49 @@ impl Engine {
         out: &mut Vec<EventDraft>,
     ) -> Result<(), EngineError> {
         let id = report.client_order_id();
+        let ends = report.ends_order();
         let (cycle, order_seq) = self.state.orders.get(&id).copied().unwrap_or((CycleId::new(0), Seq::ZERO));
         let cause = (order_seq != Seq::ZERO).then_some(order_seq);
-        let filled = match &report {
-            VenueReport::Filled(fill) => Some((
+        let payload = match report {
+            VenueReport::Accepted(r) => Payload::OrderAccepted(r),
+            VenueReport::Rejected(r) => Payload::OrderRejected(r),
+            VenueReport::Filled(r) | VenueReport::PartiallyFilled(r) => Payload::OrderFilled(r),
+            VenueReport::Canceled(r) => Payload::OrderCanceled(r),
+        };
+        let fill = match &payload {
+            Payload::OrderFilled(fill) => Some((
                 fill.clone(),
                 self.state.brackets.get(&id).cloned(),
                 self.state.reducing.get(&id).and_then(|r| r.protects.clone()),
             )),
             _ => None,
         };
-        let payload = match report {
-            VenueReport::Accepted(r) => Payload::OrderAccepted(r),
-            VenueReport::Rejected(r) => Payload::OrderRejected(r),
-            VenueReport::Filled(r) => Payload::OrderFilled(r),
-            VenueReport::Canceled(r) => Payload::OrderCanceled(r),
-        };
         let seq = self.emit(out, cycle, cause, ts_event, now, payload)?;
-        let Some((fill, bracket, protection)) = filled else {
+        let entry_filled = self.state.entry_filled.get(&id).copied();
+        if ends {
+            self.forget(&id);
+        }
+        let Some((fill, bracket, protection)) = fill else {
             return Ok(());
         };
         self.release_reduce_only(&fill, protection.as_ref());
         if let Some(bracket) = bracket {
+            self.cancel_exits_of(&id, &fill);
             let at = Placement { cycle, cause: Some(seq), ts: ts_event, now };
-            self.place_exits(out, at, &bracket, &fill)?;
+            self.place_exits(out, at, &bracket, &fill, entry_filled.unwrap_or(fill.qty))?;
         }
         Ok(())
+    }
+
+    /// Asks to cancel the working exits placed on the earlier fills of `entry`, before
+    /// `fill` places exits for all it has filled.
+    fn cancel_exits_of(&mut self, entry: &ClientOrderId, fill: &OrderFilled) {
+        for (id, order) in &self.state.reducing {
+            if order.protects.as_ref().is_some_and(|p| p.entry == *entry) {
+                let reason: Text = format!("resized: {entry} filled again ({})", fill.fill_id).into();
+                self.requests.push(VenueRequest::Cancel { client_order_id: *id, reason });
+            }
+        }
     }
 
     /// After `fill`: asks to cancel the working reduce-only orders of its instrument
@@ -559,20 +591,22 @@ impl Engine {
         }
     }
 
-    /// Places the exits of `bracket` for the entry `fill`, for the quantity filled.
+    /// Places the exits of `bracket` for the entry `fill`, for `filled` units (all the
+    /// entry has filled so far).
     fn place_exits(
         &mut self,
         out: &mut Vec<EventDraft>,
         at: Placement,
         bracket: &Bracket,
         fill: &OrderFilled,
+        filled: Decimal,
     ) -> Result<(), EngineError> {
         for exit in exits::exit_orders(bracket, fill.side, fill.price) {
             let order = |client_order_id| OrderSubmitted {
                 client_order_id,
                 instrument: fill.instrument,
                 side: fill.side.opposite(),
-                qty: OrderQty::Units(fill.qty),
+                qty: OrderQty::Units(filled),
                 order_type: exit.order_type,
                 limit_price: exit.limit_price,
                 tif: TimeInForce::Gtc,

@@ -8,6 +8,14 @@
 //! cycle's start). A replay asks for reports as the original run did (the runner makes
 //! the same calls), and is handed each one once its cycle has come. An order the
 //! original venue refused outright is refused again with the recorded reason.
+//!
+//! A fill followed in the record by another report on its order (a later fill, its
+//! cancellation) in the same session was a partial fill
+//! ([`VenueReport::PartiallyFilled`]): the order stayed open. A fill that is the last
+//! report on its order in its session ended it: a run interrupted between two fills of
+//! an order is resumed (re-executed from this record) with the order ended, and its
+//! further fills, found at the exchange, come to an order the run no longer has open
+//! (see docs/venues.md).
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -31,6 +39,9 @@ const REFUSED: &str = "venue refused the order: ";
 struct Due {
     cycle: u64,
     report: VenueReport,
+    /// The session of the run it was recorded in (0, then one more after each
+    /// `RunResumed`).
+    session: u32,
 }
 
 /// A live venue's recorded reports (see the module docs).
@@ -47,6 +58,28 @@ pub struct RecordedVenue {
     working: Vec<ClientOrderId>,
     /// Every order submitted in the replay, by the per-run part of its id.
     submitted: HashSet<String>,
+}
+
+/// Marks each fill followed by another report on its order in the same session as a
+/// partial fill. (A session interrupted between two fills of an order took the last
+/// one it recorded for the order's end when it was resumed: its further fills came to
+/// an order the run no longer had open.)
+fn mark_partial_fills(due: &mut VecDeque<Due>) {
+    let mut later = HashSet::new();
+    let mut session = due.back().map_or(0, |d| d.session);
+    for entry in due.iter_mut().rev() {
+        if entry.session != session {
+            later.clear();
+            session = entry.session;
+        }
+        let id = entry.report.client_order_id();
+        if let VenueReport::Filled(fill) = &entry.report {
+            if later.contains(&id) {
+                entry.report = VenueReport::PartiallyFilled(fill.clone());
+            }
+        }
+        later.insert(id);
+    }
 }
 
 /// The per-run part of a client order id: `5` of `r1-5`.
@@ -70,6 +103,7 @@ impl RecordedVenue {
         let (mut ticks, mut tick_time) = (0u64, TimestampNs::from_nanos(i64::MIN));
         let (mut due, mut refused) = (VecDeque::new(), HashMap::new());
         let mut accepted = HashSet::new();
+        let mut session = 0u32;
         while let Some(event) = cursor.next_event()? {
             if event.header.run_id != range.run_id {
                 continue;
@@ -78,6 +112,10 @@ impl RecordedVenue {
                 Payload::MarketTick(_) => {
                     ticks += 1;
                     tick_time = event.header.ts_recorded;
+                    continue;
+                }
+                Payload::RunResumed(_) => {
+                    session += 1;
                     continue;
                 }
                 Payload::OrderAccepted(r) => {
@@ -96,8 +134,9 @@ impl RecordedVenue {
                 _ => continue,
             };
             let cycle = if event.header.ts_recorded == tick_time { ticks } else { ticks + 1 };
-            due.push_back(Due { cycle, report });
+            due.push_back(Due { cycle, report, session });
         }
+        mark_partial_fills(&mut due);
         let (prefix, working, submitted) = (None, Vec::new(), HashSet::new());
         Ok(RecordedVenue { name: name.to_string(), due, refused, cycle, prefix, working, submitted })
     }
@@ -116,6 +155,7 @@ impl RecordedVenue {
             VenueReport::Rejected(r) => rename(&mut r.client_order_id),
             VenueReport::Filled(r) => rename(&mut r.client_order_id),
             VenueReport::Canceled(r) => rename(&mut r.client_order_id),
+            VenueReport::PartiallyFilled(r) => rename(&mut r.client_order_id),
         }
         report
     }
@@ -129,7 +169,7 @@ impl RecordedVenue {
         }
         let due = self.due.pop_front()?;
         let report = self.renamed(due.report);
-        if !matches!(report, VenueReport::Accepted(_)) {
+        if report.ends_order() {
             let id = report.client_order_id();
             self.working.retain(|w| *w != id);
         }
@@ -187,5 +227,53 @@ impl Venue for RecordedVenue {
 
     fn working_orders(&self) -> Vec<ClientOrderId> {
         self.working.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Liquidity, OrderAccepted, OrderCanceled, OrderFilled, Side};
+    use crate::ids::{FillId, InstrumentId};
+    use std::sync::Arc;
+
+    fn fill(id: &str, n: u64) -> VenueReport {
+        VenueReport::Filled(OrderFilled {
+            client_order_id: ClientOrderId::new(id).unwrap(),
+            fill_id: FillId::new(n),
+            instrument: InstrumentId::new("BTCUSDT").unwrap(),
+            side: Side::Buy,
+            qty: Decimal::ONE,
+            price: Decimal::ONE,
+            fee: Decimal::ZERO,
+            liquidity: Liquidity::Taker,
+        })
+    }
+
+    #[test]
+    fn a_fill_followed_by_a_report_on_its_order_was_partial_the_last_ends_it() {
+        let id = |s: &str| ClientOrderId::new(s).unwrap();
+        let canceled = VenueReport::Canceled(OrderCanceled { client_order_id: id("r1-2"), reason: Arc::from("x") });
+        let accepted = VenueReport::Accepted(OrderAccepted { client_order_id: id("r1-1") });
+        let reports = [accepted, fill("r1-1", 1), fill("r1-2", 2), fill("r1-1", 3), canceled, fill("r1-3", 4)];
+        let mut due: VecDeque<Due> = reports.into_iter().map(|report| Due { cycle: 1, report, session: 0 }).collect();
+        mark_partial_fills(&mut due);
+        let kinds: Vec<(String, bool)> = due
+            .iter()
+            .map(|d| (d.report.client_order_id().to_string(), matches!(d.report, VenueReport::PartiallyFilled(_))))
+            .collect();
+        let ends: Vec<bool> = due.iter().map(|d| d.report.ends_order()).collect();
+        let expected =
+            [("r1-1", false), ("r1-1", true), ("r1-2", true), ("r1-1", false), ("r1-2", false), ("r1-3", false)];
+        assert_eq!(kinds, expected.map(|(id, partial)| (id.to_string(), partial)));
+        assert_eq!(ends, [false, false, false, true, true, true]);
+
+        // Across a resume, the first session's last fill of an order ended it.
+        let mut due: VecDeque<Due> = [(fill("r1-5", 5), 0), (fill("r1-5", 6), 1)]
+            .into_iter()
+            .map(|(report, session)| Due { cycle: 1, report, session })
+            .collect();
+        mark_partial_fills(&mut due);
+        assert!(due.iter().all(|d| d.report.ends_order()));
     }
 }

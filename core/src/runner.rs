@@ -8,7 +8,9 @@
 //! recorded run, an exchange), the cycle's time (the data's, the recorded one, the wall
 //! clock's) and the venue.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -16,11 +18,14 @@ use thiserror::Error;
 use crate::codec::{self, CodecError};
 use crate::decision::DecisionProvider;
 use crate::engine::{Engine, EngineError, EngineState, OperatorCommand, RunSpec, VenueRequest};
-use crate::event::{Envelope, EventDraft, OrderRejected, OrderSubmitted, Payload, TickData, Trade, VenueNotice};
+use crate::event::{
+    Envelope, EventDraft, OrderFilled, OrderRejected, OrderSubmitted, Payload, TickData, Trade, VenueNotice,
+};
 use crate::feed::Tick;
 use crate::ids::{ClientOrderId, InstrumentId, RunId, Seq};
 use crate::log::{EventCursor, EventLog, LogError, RecordSource};
 use crate::portfolio::Portfolio;
+use crate::recorded_venue::RecordedVenue;
 use crate::replay::RunRange;
 use crate::risk::{KillSwitch, RiskEngine};
 use crate::time::TimestampNs;
@@ -167,6 +172,9 @@ pub struct Runner<'a, L: EventLog + ?Sized> {
     /// The last tick of each instrument, kept only when the run closes out at the end
     /// of the data ([`Runner::with_close_at_end`]).
     last_ticks: Option<BTreeMap<InstrumentId, Tick>>,
+    /// While a live venue's run is re-executed on resume from its recorded reports:
+    /// the recorded venue's cycle counter.
+    recorded_cycle: Option<Rc<Cell<u64>>>,
 }
 
 impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
@@ -214,6 +222,7 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
             snapshot_every: 0,
             last_snapshot: appended,
             last_ticks: None,
+            recorded_cycle: None,
         }
     }
 
@@ -239,9 +248,13 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     /// `parts` must be built from the run's configuration; a snapshot that does not
     /// restore is passed over and the run re-executed from its start.
     ///
+    /// A live venue's run (an external venue) is re-executed with its recorded reports
+    /// in place of the venue ([`RecordedVenue`]: nothing is sent again); then the live
+    /// venue adopts each order the run left open ([`Venue::adopt`]), to find it at the
+    /// exchange by its client order id, and takes over.
+    ///
     /// # Errors
-    /// [`RunError::Diverged`] when re-execution does not reproduce a stored event (or
-    /// the venue is external: a live venue's orders are reconciled, never re-sent);
+    /// [`RunError::Diverged`] when re-execution does not reproduce a stored event;
     /// read or append failures.
     pub fn resume(
         log: &'a mut L,
@@ -253,12 +266,17 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
     ) -> Result<(Self, Resumed), RunError> {
         let run = from.range.run_id;
         let diverged = |seq: Seq, detail: String| RunError::Diverged { run, seq, detail };
-        if parts.venue.is_external() {
-            return Err(diverged(from.range.first, "an external venue's run cannot be re-executed".into()));
-        }
         let reader = log.reader()?;
         let head = log.head().seq;
-        let RunParts { spec, mut provider, risk, mut kill, mut venue } = parts;
+        let RunParts { spec, mut provider, risk, mut kill, venue } = parts;
+        let (mut venue, live, recorded_cycle) = match venue.is_external() {
+            true => {
+                let cycle = Rc::new(Cell::new(0));
+                let recorded = RecordedVenue::read(reader.as_ref(), from.range, venue.name(), Rc::clone(&cycle))?;
+                (Box::new(recorded) as Box<dyn Venue>, Some(venue), Some(cycle))
+            }
+            false => (venue, None, None),
+        };
         let mut pending = Vec::with_capacity(64);
         let restored = from.snapshot.filter(|s| {
             s.engine.run_id() == run
@@ -300,7 +318,16 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
         };
         let snapshot_seq = if appended == from.range.first { Seq::ZERO } else { appended };
         let mut runner = Runner::assemble(log, observer, engine, venue, pending, appended, cycles_per_append);
+        runner.recorded_cycle = recorded_cycle;
         runner.catch_up(reader.as_ref(), head)?;
+        if let Some(mut live) = live {
+            runner.recorded_cycle = None;
+            let open: Vec<ClientOrderId> = runner.engine.open_orders().copied().collect();
+            for (recorded, is_open) in orders_to_adopt(reader.as_ref(), from.range, head, &open)? {
+                live.adopt(&recorded.order, recorded.accepted, &recorded.fills, is_open);
+            }
+            runner.venue = live;
+        }
         let working_orders = runner.venue.working_orders();
         let resumed = Resumed {
             cycles: runner.engine.cycles(),
@@ -356,6 +383,9 @@ impl<'a, L: EventLog + ?Sized> Runner<'a, L> {
                         let detail = format!("{kind} after the run's last tick, which no cycle explains");
                         return Err(RunError::Diverged { run, seq, detail });
                     };
+                    if let Some(cycle) = &self.recorded_cycle {
+                        cycle.set(self.engine.cycles() + 1);
+                    }
                     self.cycle(&tick, now)?;
                 }
             }
@@ -754,6 +784,57 @@ impl Lookahead<'_> {
         }
         Ok(None)
     }
+}
+
+/// An order of a run as its record has it: its `OrderSubmitted`, whether it was
+/// accepted, its fills, and whether it was canceled or rejected.
+struct RecordedOrder {
+    order: OrderSubmitted,
+    accepted: bool,
+    fills: Vec<OrderFilled>,
+    ended: bool,
+}
+
+/// The orders of run `range` (through `head`) a live venue adopts on resume, in
+/// submission order, each with whether the run has it open: the `open` ones, and
+/// those whose record ends with a fill (perhaps a partial one).
+fn orders_to_adopt(
+    source: &dyn RecordSource,
+    range: RunRange,
+    head: Seq,
+    open: &[ClientOrderId],
+) -> Result<Vec<(RecordedOrder, bool)>, LogError> {
+    let mut orders: Vec<RecordedOrder> = Vec::new();
+    let mut index: std::collections::HashMap<ClientOrderId, usize> = std::collections::HashMap::new();
+    let mut cursor = EventCursor::new(source, range.first, head);
+    while let Some(event) = cursor.next_event()? {
+        if event.header.run_id != range.run_id {
+            continue;
+        }
+        let at = |id: &ClientOrderId| index.get(id).copied();
+        match event.payload {
+            Payload::OrderSubmitted(order) => {
+                index.insert(order.client_order_id, orders.len());
+                orders.push(RecordedOrder { order, accepted: false, fills: Vec::new(), ended: false });
+            }
+            Payload::OrderAccepted(r) => at(&r.client_order_id).into_iter().for_each(|i| orders[i].accepted = true),
+            Payload::OrderFilled(fill) => {
+                if let Some(i) = at(&fill.client_order_id) {
+                    orders[i].fills.push(fill);
+                }
+            }
+            Payload::OrderCanceled(r) => at(&r.client_order_id).into_iter().for_each(|i| orders[i].ended = true),
+            Payload::OrderRejected(r) => at(&r.client_order_id).into_iter().for_each(|i| orders[i].ended = true),
+            _ => {}
+        }
+    }
+    Ok(orders
+        .into_iter()
+        .filter_map(|o| {
+            let is_open = open.contains(&o.order.client_order_id);
+            (is_open || (!o.ended && !o.fills.is_empty())).then_some((o, is_open))
+        })
+        .collect())
 }
 
 /// Checks re-executed `drafts` against the `stored` events that follow `appended`.

@@ -40,10 +40,15 @@ pub enum VenueReport {
     Accepted(OrderAccepted),
     /// The venue refused the order, with the reason.
     Rejected(OrderRejected),
-    /// Filled (wholly, in the paper venue).
+    /// Filled: the order's last fill (wholly, in the paper venue); the order is done.
     Filled(OrderFilled),
     /// No longer working: canceled on request.
     Canceled(OrderCanceled),
+    /// A fill with more of the order still working (a live venue's partial fill):
+    /// recorded as `OrderFilled` like [`VenueReport::Filled`], but the order stays
+    /// open, its later fills caused by it. (A new last variant: a paper venue's saved
+    /// reports decode unchanged.)
+    PartiallyFilled(OrderFilled),
 }
 
 impl VenueReport {
@@ -54,7 +59,14 @@ impl VenueReport {
             VenueReport::Rejected(r) => r.client_order_id,
             VenueReport::Filled(r) => r.client_order_id,
             VenueReport::Canceled(r) => r.client_order_id,
+            VenueReport::PartiallyFilled(r) => r.client_order_id,
         }
+    }
+
+    /// Whether the order is done after this report: rejected, canceled, or its last
+    /// fill.
+    pub fn ends_order(&self) -> bool {
+        matches!(self, VenueReport::Rejected(_) | VenueReport::Filled(_) | VenueReport::Canceled(_))
     }
 }
 
@@ -114,6 +126,16 @@ pub trait Venue {
 
     /// The orders working at the venue now, in submission order.
     fn working_orders(&self) -> Vec<ClientOrderId>;
+
+    /// Takes over `order`, an order of the run sent before it was interrupted (a live
+    /// venue, on resume): `accepted` when its acceptance is on the record, `fills` its
+    /// recorded fills. `open`: the run has it open; otherwise its record ends with a
+    /// fill that may have been a partial one (the run interrupted before the rest), and
+    /// the venue adopts it only if the exchange has executed more of it than recorded.
+    /// It is never sent again: the venue finds it by its client order id and reports
+    /// what became of it that the record does not hold yet. The default (a venue that
+    /// keeps no orders across processes) does nothing.
+    fn adopt(&mut self, _order: &OrderSubmitted, _accepted: bool, _fills: &[OrderFilled], _open: bool) {}
 
     /// The venue's state (working orders, fill ids), encoded, for a session snapshot;
     /// `None` for a venue whose state lives elsewhere (a live venue: it is reconciled

@@ -2,7 +2,9 @@
 //! replays a slice of a real capture of Binance's combined stream
 //! (`fixtures/binance/btcusdt-rawfeed-20240808-first4000.gz`, the first 4,000 lines of
 //! `shared/data/hftbacktest_binance_spot_BTCUSDT_rawfeed_20240808.gz`) and `ledger run`
-//! records it in shadow mode (`trading_enabled = false`: nothing is sent).
+//! records it, in shadow mode (`trading_enabled = false`: nothing is sent) or trading
+//! on the loopback REST mock and its user data stream (`RestMock`): partial fills,
+//! outages of either stream and their reconciliation, kill -9 and resume.
 
 use ledger_adapters::binance::mock::{read_capture, Connection, OrderScript, ReplayServer, RestMock};
 use rust_decimal::Decimal;
@@ -181,7 +183,8 @@ fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_r
     rest.add_open_order("r7-3");
     rest.add_open_order("web_5f3a1c");
     let ledger = Ledger::new();
-    let extra = format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"", rest.url());
+    let extra =
+        format!("max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"", rest.url());
     let config = config(&ledger, &server.url(), &extra);
     let output = ledger
         .command(&["run", "--config", config.to_str().unwrap()])
@@ -307,8 +310,10 @@ fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_r
     let script = vec![OrderScript::NoAnswer, OrderScript::Lost];
     let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
     let ledger = Ledger::new();
-    let extra =
-        format!("max_reconnects = 0\ntrading_enabled = true\nrest_url = \"{}\"\npoll_interval = \"1ms\"", rest.url());
+    let extra = format!(
+        "max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"\npoll_interval = \"1ms\"",
+        rest.url()
+    );
     let config = config(&ledger, &server.url(), &extra);
     let output = ledger
         .command(&["run", "--config", config.to_str().unwrap()])
@@ -343,4 +348,371 @@ fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_r
     assert_eq!(lost.count(), 2, "{notices:?}");
     let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
     assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
+
+#[test]
+fn a_partly_filled_entry_stays_open_its_fills_are_caused_by_it_and_its_exits_cover_all_it_filled() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // Market orders fill in two parts; commission is charged in BNB at 500 USDT.
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), vec![OrderScript::Fill]).unwrap();
+    rest.charge_commission_in("BNB", Decimal::new(500, 0));
+    let ledger = Ledger::new();
+    let extra =
+        format!("max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"", rest.url());
+    let config = config(&ledger, &server.url(), &extra);
+    let text = std::fs::read_to_string(&config).unwrap() + "[exits]\nstop_loss_pct = 0.02\n";
+    std::fs::write(&config, text).unwrap();
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let with = |kind: &str, id: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"].get(kind).is_some_and(|p| p["client_order_id"] == id)).collect()
+    };
+    let entry = events.iter().find(|e| e["payload"].get("OrderSubmitted").is_some()).unwrap();
+    let entry_id = entry["payload"]["OrderSubmitted"]["client_order_id"].as_str().unwrap();
+    let entry_seq = &entry["header"]["seq"];
+
+    // Both fills are booked against the entry (caused by it), the first a partial one.
+    let fills = with("OrderFilled", entry_id);
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    for fill in &fills {
+        assert_eq!(&fill["header"]["causation_seq"], entry_seq, "{fill}");
+    }
+    let qty = |e: &Value| -> Decimal { e["payload"]["OrderFilled"]["qty"].as_str().unwrap().parse().unwrap() };
+    let total = qty(fills[0]) + qty(fills[1]);
+
+    // Commission in BNB: valued at BNBUSDT's price, the amount and asset on the record.
+    let fee: Decimal = fills[0]["payload"]["OrderFilled"]["fee"].as_str().unwrap().parse().unwrap();
+    let price = Decimal::new(6_183_763, 2);
+    let bnb = (qty(fills[0]) * price * Decimal::new(1, 3) / Decimal::new(500, 0)).round_dp(8);
+    assert_eq!(fee, bnb * Decimal::new(500, 0));
+    let notices = payloads(&events, "VenueNotice");
+    let commission: Vec<&str> =
+        notices.iter().filter(|n| n["kind"] == "commission").map(|n| n["detail"].as_str().unwrap()).collect();
+    assert!(
+        commission[0].contains(&format!("commission {bnb} BNB at 500 USDT (BNBUSDT): booked as a fee of {fee} USDT")),
+        "{commission:?}"
+    );
+
+    // The first fill placed a stop-loss for its part; the second canceled it and placed
+    // one for the whole filled quantity, each caused by its fill.
+    let exits: Vec<&Value> =
+        events.iter().filter(|e| e["payload"]["OrderSubmitted"]["protects"]["entry"] == entry_id).collect();
+    assert_eq!(exits.len(), 2, "{exits:?}");
+    let units =
+        |e: &Value| -> Decimal { e["payload"]["OrderSubmitted"]["qty"]["Units"].as_str().unwrap().parse().unwrap() };
+    assert_eq!((units(exits[0]), units(exits[1])), (qty(fills[0]), total));
+    assert_eq!(exits[0]["header"]["causation_seq"], fills[0]["header"]["seq"]);
+    assert_eq!(exits[1]["header"]["causation_seq"], fills[1]["header"]["seq"]);
+    let first_exit = exits[0]["payload"]["OrderSubmitted"]["client_order_id"].as_str().unwrap();
+    let canceled = with("OrderCanceled", first_exit);
+    assert!(canceled[0]["payload"]["OrderCanceled"]["reason"].as_str().unwrap().starts_with("resized"), "{canceled:?}");
+    // Sent as STOP_LOSS on the tick size, for the whole quantity.
+    let taken = rest.taken();
+    let stop_posts: Vec<_> =
+        taken.iter().filter(|r| r.method == "POST" && r.query.contains("type=STOP_LOSS")).collect();
+    assert!(stop_posts[1].query.contains(&format!("quantity={}&", total.normalize())), "{}", stop_posts[1].query);
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
+
+#[test]
+fn fills_come_over_the_user_data_stream_and_one_made_while_it_was_cut_is_recorded_once_after_it_reconnects() {
+    let messages = capture();
+    let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order is answered NEW and fills at once, its fills pushed only over the
+    // user data stream; the second fills while the stream is cut (its reports lost).
+    let script = vec![OrderScript::FillLater, OrderScript::FillDuringOutage];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let ws_api = rest.serve_user_stream().unwrap();
+    let ledger = Ledger::new();
+    // Polled at most hourly: what the run learns, it learns from the stream and from
+    // the reconciliation after its reconnect.
+    let extra = format!(
+        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
+         ws_api_url = \"{ws_api}\"\npoll_interval = \"1h\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let submitted: Vec<&Value> = events.iter().filter(|e| e["payload"].get("OrderSubmitted").is_some()).collect();
+    let id = |n: usize| submitted[n]["payload"]["OrderSubmitted"]["client_order_id"].as_str().unwrap().to_string();
+    let fills_of = |id: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"]["OrderFilled"]["client_order_id"] == id).collect()
+    };
+    let taken = rest.taken();
+    let queries_of = |id: &str| {
+        taken.iter().filter(|r| r.method == "GET" && r.query.contains(&format!("origClientOrderId={id}&"))).count()
+    };
+
+    // The first: both fills from the stream, caused by the order; never queried.
+    let first = fills_of(&id(0));
+    assert_eq!(first.len(), 2, "{first:?}");
+    for fill in &first {
+        assert_eq!(fill["header"]["causation_seq"], submitted[0]["header"]["seq"]);
+    }
+    assert_eq!(queries_of(&id(0)), 0, "the stream was up: no polling");
+
+    // The second: filled while the stream was cut; after the reconnect the order is
+    // queried (the hourly polling never came round) and its fills taken from the trade
+    // history, each once.
+    let second = fills_of(&id(1));
+    let trade_ids: Vec<u64> = second.iter().map(|f| f["payload"]["OrderFilled"]["fill_id"].as_u64().unwrap()).collect();
+    assert_eq!(trade_ids.len(), 2, "{second:?}");
+    assert_ne!(trade_ids[0], trade_ids[1]);
+    assert!(queries_of(&id(1)) >= 1);
+    let notices = payloads(&events, "VenueNotice");
+    let on_stream: Vec<&str> =
+        notices.iter().filter(|n| n["stream"] == "userDataStream").map(|n| n["kind"].as_str().unwrap()).collect();
+    assert!(on_stream.contains(&"disconnected") && on_stream.ends_with(&["reconnected"]), "{on_stream:?}");
+    // After the reconnect, what the exchange holds is recorded again, and agrees with
+    // the balances at start moved by the fills recorded.
+    let balances = notices.iter().filter(|n| n["detail"].as_str().unwrap().starts_with("balance BTC: "));
+    assert_eq!(balances.count(), 2, "at start and after the reconnect");
+    assert!(!notices.iter().any(|n| n["detail"].as_str().unwrap().contains("differs")), "{notices:?}");
+    // Each order sent once.
+    for n in 0..2 {
+        let posts =
+            taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={}&", id(n))));
+        assert_eq!(posts.count(), 1);
+    }
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
+
+#[test]
+fn killed_with_an_order_in_flight_the_run_resumes_adopts_the_order_and_never_sends_it_again() {
+    let messages = capture();
+    // The first session reads the capture; the restarted one reads its second half.
+    let plan = vec![
+        Connection { messages: 0..messages.len(), close_frame: true },
+        Connection { messages: 2000..messages.len(), close_frame: true },
+    ];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order reaches the exchange and fills; its answer never comes.
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), vec![OrderScript::Hang]).unwrap();
+    let ws_api = rest.serve_user_stream().unwrap();
+    let ledger = Ledger::new();
+    let extra = format!(
+        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
+         ws_api_url = \"{ws_api}\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let session = || {
+        let mut command = ledger.command(&["run", "--config", config.to_str().unwrap()]);
+        command.env("BINANCE_API_KEY", KEY).env("BINANCE_API_SECRET", SECRET);
+        command
+    };
+    let mut child = session().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let in_flight = loop {
+        if let Some(post) = rest.taken().into_iter().find(|r| r.method == "POST") {
+            break post;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the session ended before sending an order");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(in_flight.status, 1, "held without an answer");
+    child.kill().unwrap(); // SIGKILL, with the order in flight
+    child.wait().unwrap();
+    let id = in_flight.query.split('&').find_map(|p| p.strip_prefix("newClientOrderId=")).unwrap().to_string();
+
+    let output = session().output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+
+    // One run, resumed once.
+    assert_eq!(payloads(&events, "RunStarted").len(), 1);
+    assert_eq!(payloads(&events, "RunResumed").len(), 1);
+    assert!(events.iter().all(|e| e["header"]["run_id"] == 1));
+    // The order in flight: sent once, adopted, accepted once, filled in its two parts
+    // once each, each fill caused by it.
+    let taken = rest.taken();
+    let posts = taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={id}&")));
+    assert_eq!(posts.count(), 1, "never sent again");
+    let submitted = events.iter().find(|e| e["payload"]["OrderSubmitted"]["client_order_id"] == id.as_str()).unwrap();
+    let about = |kind: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"][kind]["client_order_id"] == id.as_str()).collect()
+    };
+    assert_eq!(about("OrderAccepted").len(), 1);
+    let fills = about("OrderFilled");
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    for fill in &fills {
+        assert_eq!(fill["header"]["causation_seq"], submitted["header"]["seq"]);
+    }
+    let notices = payloads(&events, "VenueNotice");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n["detail"].as_str().unwrap().starts_with(&format!("adopted {id} (sent before the restart"))),
+        "{notices:?}"
+    );
+    // No fill anywhere in the run is recorded twice.
+    let mut fill_ids: Vec<u64> =
+        payloads(&events, "OrderFilled").iter().map(|f| f["fill_id"].as_u64().unwrap()).collect();
+    let all = fill_ids.len();
+    fill_ids.sort_unstable();
+    fill_ids.dedup();
+    assert_eq!(fill_ids.len(), all);
+    assert!(payloads(&events, "OrderSubmitted").len() > 1, "the resumed session went on trading");
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
+
+#[test]
+fn killed_between_two_fills_of_an_order_the_fill_made_while_down_is_recorded_once_on_resume() {
+    let messages = capture();
+    let plan = vec![
+        Connection { messages: 0..messages.len(), close_frame: true },
+        Connection { messages: 2000..messages.len(), close_frame: true },
+    ];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    // The first order fills in part; the second is in flight when the session is
+    // killed; the first fills the rest while no session runs.
+    let script = vec![OrderScript::PartFill, OrderScript::Hang];
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let ws_api = rest.serve_user_stream().unwrap();
+    let ledger = Ledger::new();
+    let extra = format!(
+        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
+         ws_api_url = \"{ws_api}\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let session = || {
+        let mut command = ledger.command(&["run", "--config", config.to_str().unwrap()]);
+        command.env("BINANCE_API_KEY", KEY).env("BINANCE_API_SECRET", SECRET);
+        command
+    };
+    let mut child = session().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let posts = loop {
+        let posts: Vec<_> = rest.taken().into_iter().filter(|r| r.method == "POST").collect();
+        if posts.len() == 2 {
+            break posts;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the session ended before sending two orders");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let id_of = |post: &ledger_adapters::binance::mock::TakenRequest| {
+        post.query.split('&').find_map(|p| p.strip_prefix("newClientOrderId=")).unwrap().to_string()
+    };
+    let (first, second) = (id_of(&posts[0]), id_of(&posts[1]));
+    assert!(rest.complete_order(&first));
+
+    let output = session().output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    assert_eq!(payloads(&events, "RunResumed").len(), 1);
+    let fills_of = |id: &str| -> Vec<&Value> {
+        events.iter().filter(|e| e["payload"]["OrderFilled"]["client_order_id"] == id).collect()
+    };
+    // The first order: its first fill before the kill, the rest after the resume, once.
+    let fills = fills_of(&first);
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    let resumed = events.iter().position(|e| e["payload"].get("RunResumed").is_some()).unwrap();
+    let second_fill = events.iter().rposition(|e| e["payload"]["OrderFilled"]["client_order_id"] == first).unwrap();
+    assert!(second_fill > resumed);
+    let notices = payloads(&events, "VenueNotice");
+    assert!(
+        notices.iter().any(|n| n["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("adopted {first} (its record ends with a fill"))),
+        "{notices:?}"
+    );
+    // The second: in flight at the kill, adopted, filled once.
+    assert_eq!(fills_of(&second).len(), 2);
+    let taken = rest.taken();
+    for id in [&first, &second] {
+        let posts = taken.iter().filter(|r| r.method == "POST" && r.query.contains(&format!("newClientOrderId={id}&")));
+        assert_eq!(posts.count(), 1, "{id} sent once");
+    }
+    let mut fill_ids: Vec<u64> =
+        payloads(&events, "OrderFilled").iter().map(|f| f["fill_id"].as_u64().unwrap()).collect();
+    let all = fill_ids.len();
+    fill_ids.sort_unstable();
+    fill_ids.dedup();
+    assert_eq!(fill_ids.len(), all, "no fill recorded twice");
+
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
+
+#[test]
+fn after_the_market_stream_reconnects_the_venue_reconciles() {
+    let messages = capture();
+    let plan = vec![
+        Connection { messages: 0..1000, close_frame: false },
+        Connection { messages: 1500..messages.len(), close_frame: true },
+    ];
+    let server = ReplayServer::start(messages, plan, 0).unwrap();
+    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), Vec::new()).unwrap();
+    // Half a BTC arrives behind the run's back after it started.
+    rest.shift_balance_after_first_read("BTC", Decimal::new(5, 1));
+    let ledger = Ledger::new();
+    let extra = format!(
+        "max_reconnects = 1\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"",
+        rest.url()
+    );
+    let config = config(&ledger, &server.url(), &extra);
+    let output = ledger
+        .command(&["run", "--config", config.to_str().unwrap()])
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.join();
+    let events = events(&ledger);
+    let notice_at = |pred: &dyn Fn(&Value) -> bool| -> Vec<usize> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["payload"].get("VenueNotice").is_some_and(pred))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let reconnected = notice_at(&|n| n["kind"] == "reconnected");
+    let balances = notice_at(&|n| n["detail"].as_str().unwrap().starts_with("balance BTC: "));
+    assert_eq!(reconnected.len(), 1);
+    assert_eq!(balances.len(), 2, "at start and after the reconnect");
+    assert!(balances[0] < reconnected[0] && reconnected[0] < balances[1]);
+    let account_reads = rest.taken().iter().filter(|r| r.path == "/api/v3/account").count();
+    assert_eq!(account_reads, 2);
+    // Compared with the balance at start moved by the fills recorded: BTC differs by
+    // the half BTC, USDT does not.
+    let differs: Vec<&str> = payloads(&events, "VenueNotice")
+        .iter()
+        .map(|n| n["detail"].as_str().unwrap())
+        .filter(|d| d.contains("differs"))
+        .collect();
+    assert_eq!(differs.len(), 1, "{differs:?}");
+    assert!(
+        differs[0].starts_with("balance BTC differs from the ledger's") && differs[0].ends_with("(difference 0.5)"),
+        "{differs:?}"
+    );
 }

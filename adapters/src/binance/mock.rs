@@ -135,7 +135,25 @@ pub enum OrderScript {
     /// The connection is closed without an answer and the order is not taken (lost on
     /// the way there).
     Lost,
+    /// The order is taken and filled as [`OrderScript::Fill`], and the request is held
+    /// without an answer for 30 s (the client is killed meanwhile: an order in flight).
+    /// [`TakenRequest::status`] is 1.
+    Hang,
+    /// The order is answered `NEW` (taken, nothing filled yet) and filled at once as
+    /// [`OrderScript::Fill`]: its fills reach the client only over the user data
+    /// stream ([`RestMock::serve_user_stream`]) or its queries.
+    FillLater,
+    /// A market order is answered `PARTIALLY_FILLED` with its first fill; the rest
+    /// stays to fill until [`RestMock::complete_order`].
+    PartFill,
+    /// As [`OrderScript::FillLater`], but the user data stream is cut first (its
+    /// connection dropped, the next two connections refused), so the fills' execution
+    /// reports are lost: the client finds them in the trade history.
+    FillDuringOutage,
 }
+
+/// The status [`TakenRequest`] shows for a request held without an answer.
+const HANG: u16 = 1;
 
 /// A request the REST mock took, for a test to inspect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +178,9 @@ struct MockOrder {
     executed: rust_decimal::Decimal,
     /// Its trades, as `myTrades` lists them (JSON objects).
     trades: Vec<String>,
+    /// A fill still to come ([`OrderScript::PartFill`]): its quantity, its trade (as
+    /// `myTrades` lists it) and its execution report.
+    rest: Option<(rust_decimal::Decimal, String, String)>,
 }
 
 struct RestState {
@@ -170,11 +191,28 @@ struct RestState {
     taken: Vec<TakenRequest>,
     orders: std::collections::HashMap<String, MockOrder>,
     next_id: u64,
+    /// The asset commission is charged in and its price in USDT (`None`: USDT).
+    commission_in: Option<(String, rust_decimal::Decimal)>,
+    /// The user data stream's events so far (the `event` objects), in order.
+    user_events: Vec<String>,
+    /// Bumped when the user data stream is cut: a connection of an earlier cut ends.
+    cuts: u64,
+    /// The account's balances (free; nothing locked), moved by every trade.
+    balances: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// Reads of `/api/v3/account` so far.
+    account_reads: u64,
+    /// A change to a balance made after the first account read (behind the client's
+    /// back).
+    shift_after_first_read: Option<(String, rust_decimal::Decimal)>,
+    /// User data stream connections still to refuse.
+    refuse_connections: u32,
 }
 
 /// A Binance spot REST API stand-in on loopback: `/api/v3/time`, `/api/v3/exchangeInfo`
 /// (BTCUSDT with real-shaped filters: tickSize 0.01, stepSize 0.00001, minNotional
-/// 5), and the signed `/api/v3/order` (POST, GET, DELETE) and `/api/v3/myTrades`,
+/// 5), `/api/v3/ticker/price` (the commission asset's, see
+/// [`RestMock::charge_commission_in`]), and the signed `/api/v3/order` (POST, GET,
+/// DELETE), `/api/v3/myTrades`, `/api/v3/openOrders` and `/api/v3/account`,
 /// answering as Binance does. A signed request is refused unless its API key and its
 /// HMAC-SHA256 signature are right (`-2015`, `-1022`) and its timestamp is within its
 /// `recvWindow` (`-1021`). HTTP/1.1, one request per connection.
@@ -205,6 +243,16 @@ impl RestMock {
             taken: Vec::new(),
             orders: std::collections::HashMap::new(),
             next_id: 1,
+            commission_in: None,
+            user_events: Vec::new(),
+            cuts: 0,
+            refuse_connections: 0,
+            balances: [("BTC", rust_decimal::Decimal::ONE), ("USDT", rust_decimal::Decimal::new(100_000, 0))]
+                .into_iter()
+                .map(|(asset, free)| (asset.to_string(), free))
+                .collect(),
+            account_reads: 0,
+            shift_after_first_read: None,
         }));
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -228,9 +276,67 @@ impl RestMock {
         if let Ok(mut state) = self.state.lock() {
             let order_id = state.next_id;
             state.next_id += 1;
-            let order =
-                MockOrder { order_id, status: "NEW", executed: rust_decimal::Decimal::ZERO, trades: Vec::new() };
+            let order = MockOrder {
+                order_id,
+                status: "NEW",
+                executed: rust_decimal::Decimal::ZERO,
+                trades: Vec::new(),
+                rest: None,
+            };
             state.orders.insert(id.to_string(), order);
+        }
+    }
+
+    /// Charges commission in `asset` from now on (0.1% of the fill's notional, at
+    /// `price` USDT per unit of it), and lists `price` as `<asset>USDT`'s last price
+    /// (`/api/v3/ticker/price`), as an account paying fees in BNB.
+    pub fn charge_commission_in(&self, asset: &str, price: rust_decimal::Decimal) {
+        if let Ok(mut state) = self.state.lock() {
+            state.commission_in = Some((asset.to_string(), price));
+        }
+    }
+
+    /// Serves the websocket API's user data stream on loopback
+    /// (`userDataStream.subscribe.signature`, the signature checked): pushes the
+    /// `executionReport` of each order taken, fill and cancellation from the moment a
+    /// client subscribes. Returns its URL, `ws://127.0.0.1:<port>/ws-api/v3`.
+    ///
+    /// # Errors
+    /// No loopback port can be bound.
+    pub fn serve_user_stream(&self) -> std::io::Result<String> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::clone(&self.state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let shared = Arc::clone(&shared);
+                std::thread::spawn(move || serve_user_stream(stream, &shared));
+            }
+        });
+        Ok(format!("ws://{addr}/ws-api/v3"))
+    }
+
+    /// Fills the rest of an order answered as [`OrderScript::PartFill`] (its trade in
+    /// the history, its execution report pushed); returns whether there was such an
+    /// order.
+    pub fn complete_order(&self, id: &str) -> bool {
+        let Ok(mut state) = self.state.lock() else { return false };
+        let Some(order) = state.orders.get_mut(id) else { return false };
+        let Some((part, trade, report)) = order.rest.take() else { return false };
+        order.executed += part;
+        order.status = "FILLED";
+        order.trades.push(trade.clone());
+        state.user_events.push(report);
+        book_trade(&mut state, &trade, false);
+        true
+    }
+
+    /// Changes the balance of `asset` by `by` after the first account read (a trade
+    /// made by hand, a deposit: a difference the client's reconciliation finds).
+    pub fn shift_balance_after_first_read(&self, asset: &str, by: rust_decimal::Decimal) {
+        if let Ok(mut state) = self.state.lock() {
+            state.shift_after_first_read = Some((asset.to_string(), by));
         }
     }
 
@@ -279,6 +385,11 @@ fn serve_rest(stream: std::net::TcpStream, state: &std::sync::Mutex<RestState>) 
         }
         Err(_) => (500, String::new(), "{}".to_string()),
     };
+    if status == HANG {
+        // No answer for longer than a client waits; the connection stays open.
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        return;
+    }
     if status == 0 {
         return; // no answer: the connection closes
     }
@@ -312,7 +423,16 @@ fn answer_rest(
     match (method, path) {
         ("GET", "/api/v3/time") => return (200, String::new(), format!(r#"{{"serverTime":{now_ms}}}"#)),
         ("GET", "/api/v3/exchangeInfo") => return (200, String::new(), EXCHANGE_INFO.to_string()),
-        (_, "/api/v3/order" | "/api/v3/myTrades" | "/api/v3/openOrders" | "/api/v3/account") => {}
+        ("GET", "/api/v3/ticker/price") => {
+            let symbol = query.split('&').find_map(|p| p.strip_prefix("symbol=")).unwrap_or("");
+            return match &state.commission_in {
+                Some((asset, price)) if symbol == format!("{asset}USDT") => {
+                    (200, String::new(), format!(r#"{{"symbol":"{symbol}","price":"{price}"}}"#))
+                }
+                _ => error(400, -1121, "Invalid symbol."),
+            };
+        }
+        (_, "/api/v3/order" | "/api/v3/myTrades" | "/api/v3/openOrders" | "/api/v3/allOrders" | "/api/v3/account") => {}
         _ => return error(404, -1000, "no such endpoint in the mock"),
     }
     if api_key != Some(state.key.as_str()) {
@@ -333,10 +453,54 @@ fn answer_rest(
     let client_id = params.get("newClientOrderId").or(params.get("origClientOrderId")).copied().unwrap_or("");
     match (method, path) {
         ("POST", _) => match state.script.pop_front().unwrap_or(OrderScript::Fill) {
+            OrderScript::PartFill => {
+                let full = take_order(state, &params, client_id, now_ms);
+                let Some(order) = state.orders.get_mut(client_id) else { return error(500, -1000, "mock") };
+                let (Some(second), Some(report)) = (order.trades.pop(), state.user_events.pop()) else {
+                    return (200, String::new(), full);
+                };
+                let Some(order) = state.orders.get_mut(client_id) else { return error(500, -1000, "mock") };
+                let part: rust_decimal::Decimal = serde_json::from_str::<serde_json::Value>(&second)
+                    .ok()
+                    .and_then(|t| t["qty"].as_str().and_then(|q| q.parse().ok()))
+                    .unwrap_or_default();
+                order.executed -= part;
+                order.status = "PARTIALLY_FILLED";
+                order.rest = Some((part, second.clone(), report));
+                let executed = order.executed;
+                book_trade(state, &second, true);
+                let answer = serde_json::from_str::<serde_json::Value>(&full).ok().map(|mut answer| {
+                    answer["status"] = "PARTIALLY_FILLED".into();
+                    answer["executedQty"] = executed.to_string().into();
+                    if let Some(fills) = answer["fills"].as_array_mut() {
+                        fills.truncate(1);
+                    }
+                    answer.to_string()
+                });
+                (200, String::new(), answer.unwrap_or(full))
+            }
+            script @ (OrderScript::FillLater | OrderScript::FillDuringOutage) => {
+                if script == OrderScript::FillDuringOutage {
+                    state.cuts += 1;
+                    state.refuse_connections = 2;
+                }
+                let full = take_order(state, &params, client_id, now_ms);
+                let answer = serde_json::from_str::<serde_json::Value>(&full).ok().map(|mut answer| {
+                    answer["status"] = "NEW".into();
+                    answer["executedQty"] = "0.00000000".into();
+                    answer["fills"] = serde_json::Value::Array(Vec::new());
+                    answer.to_string()
+                });
+                (200, String::new(), answer.unwrap_or(full))
+            }
             OrderScript::Lost => (0, String::new(), String::new()),
             OrderScript::NoAnswer => {
                 let _ = take_order(state, &params, client_id, now_ms);
                 (0, String::new(), String::new())
+            }
+            OrderScript::Hang => {
+                let _ = take_order(state, &params, client_id, now_ms);
+                (HANG, String::new(), String::new())
             }
             OrderScript::InsufficientBalance => {
                 error(400, -2010, "Account has insufficient balance for requested action.")
@@ -352,6 +516,16 @@ fn answer_rest(
         ("DELETE", _) => match state.orders.get_mut(client_id) {
             Some(order) if order.status == "NEW" => {
                 order.status = "CANCELED";
+                let order_id = order.order_id;
+                let report = execution_report(&[
+                    ("c", "\"cancel-1\"".into()),
+                    ("C", format!("\"{client_id}\"")),
+                    ("i", order_id.to_string()),
+                    ("x", "\"CANCELED\"".into()),
+                    ("X", "\"CANCELED\"".into()),
+                ]);
+                state.user_events.push(report);
+                let Some(order) = state.orders.get(client_id) else { return error(400, -2011, "Unknown order sent.") };
                 (
                     200,
                     String::new(),
@@ -377,7 +551,34 @@ fn answer_rest(
                 .collect();
             (200, String::new(), format!("[{}]", open.join(",")))
         }
-        ("GET", "/api/v3/account") => (200, String::new(), ACCOUNT.to_string()),
+        ("GET", "/api/v3/account") => {
+            state.account_reads += 1;
+            if state.account_reads > 1 {
+                if let Some((asset, by)) = state.shift_after_first_read.take() {
+                    *state.balances.entry(asset).or_default() += by;
+                }
+            }
+            let balances: Vec<String> = state
+                .balances
+                .iter()
+                .map(|(asset, free)| format!(r#"{{"asset":"{asset}","free":"{free:.8}","locked":"0.00000000"}}"#))
+                .collect();
+            (200, String::new(), ACCOUNT.replace("BALANCES", &balances.join(",")))
+        }
+        ("GET", "/api/v3/allOrders") => {
+            let mut listed: Vec<(&String, &MockOrder)> = state.orders.iter().collect();
+            listed.sort_by_key(|(_, o)| o.order_id);
+            let items: Vec<String> = listed
+                .iter()
+                .map(|(id, o)| {
+                    format!(
+                        r#"{{"symbol":"BTCUSDT","orderId":{},"clientOrderId":"{id}","executedQty":"{}","status":"{}"}}"#,
+                        o.order_id, o.executed, o.status
+                    )
+                })
+                .collect();
+            (200, String::new(), format!("[{}]", items.join(",")))
+        }
         ("GET", "/api/v3/order") => match state.orders.get(client_id) {
             Some(order) => {
                 let body = format!(
@@ -412,8 +613,16 @@ fn take_order(
     let base = format!(
         r#""symbol":"BTCUSDT","orderId":{order_id},"orderListId":-1,"clientOrderId":"{client_id}","transactTime":{now_ms},"origQty":"{qty}","type":"{kind}","side":"{side}","timeInForce":"GTC","workingTime":{now_ms},"selfTradePreventionMode":"EXPIRE_MAKER""#
     );
+    let new_report = execution_report(&[
+        ("c", format!("\"{client_id}\"")),
+        ("S", format!("\"{side}\"")),
+        ("o", format!("\"{kind}\"")),
+        ("q", format!("\"{qty}\"")),
+        ("i", order_id.to_string()),
+    ]);
+    state.user_events.push(new_report);
     if kind != "MARKET" {
-        let order = MockOrder { order_id, status: "NEW", executed: Decimal::ZERO, trades: Vec::new() };
+        let order = MockOrder { order_id, status: "NEW", executed: Decimal::ZERO, trades: Vec::new(), rest: None };
         state.orders.insert(client_id.to_string(), order);
         return format!(
             r#"{{{base},"price":"0","executedQty":"0.00000000","cummulativeQuoteQty":"0.00000000","status":"NEW","fills":[]}}"#
@@ -421,26 +630,144 @@ fn take_order(
     }
     let first = (qty / Decimal::TWO).round_dp_with_strategy(5, rust_decimal::RoundingStrategy::ToZero);
     let parts = [(first, state.fill_price), (qty - first, state.fill_price + Decimal::new(1, 2))];
-    let (mut fills, mut trades) = (Vec::new(), Vec::new());
+    let (mut fills, mut trades, mut cumulative) = (Vec::new(), Vec::new(), Decimal::ZERO);
     for (part, price) in parts.into_iter().filter(|(q, _)| *q > Decimal::ZERO) {
         let trade_id = 900_000 + state.next_id;
         state.next_id += 1;
-        let commission = (part * price * Decimal::new(1, 3)).round_dp(8);
+        let fee_usdt = part * price * Decimal::new(1, 3);
+        let (commission, asset) = match &state.commission_in {
+            Some((asset, asset_price)) => {
+                (fee_usdt.checked_div(*asset_price).unwrap_or_default().round_dp(8), asset.as_str())
+            }
+            None => (fee_usdt.round_dp(8), "USDT"),
+        };
         fills.push(format!(
-            r#"{{"price":"{price}","qty":"{part}","commission":"{commission}","commissionAsset":"USDT","tradeId":{trade_id}}}"#
+            r#"{{"price":"{price}","qty":"{part}","commission":"{commission}","commissionAsset":"{asset}","tradeId":{trade_id}}}"#
         ));
+        cumulative += part;
+        let status = if cumulative >= qty { "FILLED" } else { "PARTIALLY_FILLED" };
+        let report = execution_report(&[
+            ("c", format!("\"{client_id}\"")),
+            ("S", format!("\"{side}\"")),
+            ("o", format!("\"{kind}\"")),
+            ("q", format!("\"{qty}\"")),
+            ("i", order_id.to_string()),
+            ("x", "\"TRADE\"".into()),
+            ("X", format!("\"{status}\"")),
+            ("l", format!("\"{part}\"")),
+            ("z", format!("\"{cumulative}\"")),
+            ("L", format!("\"{price}\"")),
+            ("n", format!("\"{commission}\"")),
+            ("N", format!("\"{asset}\"")),
+            ("t", trade_id.to_string()),
+        ]);
+        state.user_events.push(report);
         trades.push(format!(
-            r#"{{"symbol":"BTCUSDT","id":{trade_id},"orderId":{order_id},"orderListId":-1,"price":"{price}","qty":"{part}","quoteQty":"{}","commission":"{commission}","commissionAsset":"USDT","time":{now_ms},"isBuyer":{},"isMaker":false,"isBestMatch":true}}"#,
+            r#"{{"symbol":"BTCUSDT","id":{trade_id},"orderId":{order_id},"orderListId":-1,"price":"{price}","qty":"{part}","quoteQty":"{}","commission":"{commission}","commissionAsset":"{asset}","time":{now_ms},"isBuyer":{},"isMaker":false,"isBestMatch":true}}"#,
             part * price,
             side == "BUY"
         ));
     }
-    state.orders.insert(client_id.to_string(), MockOrder { order_id, status: "FILLED", executed: qty, trades });
+    for trade in &trades {
+        book_trade(state, trade, false);
+    }
+    let order = MockOrder { order_id, status: "FILLED", executed: qty, trades, rest: None };
+    state.orders.insert(client_id.to_string(), order);
     format!(r#"{{{base},"price":"0.00000000","executedQty":"{qty}","status":"FILLED","fills":[{}]}}"#, fills.join(","))
 }
 
-/// `account` of a testnet account holding BTC and USDT.
-const ACCOUNT: &str = r#"{"makerCommission":0,"takerCommission":0,"buyerCommission":0,"sellerCommission":0,"canTrade":true,"canWithdraw":false,"canDeposit":false,"updateTime":1723161255343,"accountType":"SPOT","balances":[{"asset":"BTC","free":"1.00000000","locked":"0.00000000"},{"asset":"USDT","free":"100000.00000000","locked":"0.00000000"}],"permissions":["SPOT"]}"#;
+/// Moves the account's balances by `trade` (as `myTrades` lists it), or back by it
+/// with `undo`.
+fn book_trade(state: &mut RestState, trade: &str, undo: bool) {
+    use rust_decimal::Decimal;
+    let Ok(trade) = serde_json::from_str::<serde_json::Value>(trade) else { return };
+    let dec = |name: &str| trade[name].as_str().and_then(|v| Decimal::from_str_exact(v).ok()).unwrap_or_default();
+    let (qty, price, commission) = (dec("qty"), dec("price"), dec("commission"));
+    let asset = trade["commissionAsset"].as_str().unwrap_or("USDT").to_string();
+    let sign = if undo { -Decimal::ONE } else { Decimal::ONE };
+    let (btc, usdt) = match trade["isBuyer"].as_bool() {
+        Some(true) => (qty, -qty * price),
+        _ => (-qty, qty * price),
+    };
+    for (asset, by) in [("BTC".to_string(), btc), ("USDT".to_string(), usdt), (asset, -commission)] {
+        *state.balances.entry(asset).or_default() += sign * by;
+    }
+}
+
+/// An `executionReport` event for the user data stream: Binance's fields with these
+/// `(name, JSON value)` pairs over a `NEW` report's defaults.
+fn execution_report(fields: &[(&str, String)]) -> String {
+    let mut event = serde_json::json!({
+        "e": "executionReport", "E": 1723161255343_i64, "s": "BTCUSDT", "c": "", "S": "BUY", "o": "MARKET",
+        "f": "GTC", "q": "0", "p": "0.00000000", "P": "0.00000000", "F": "0.00000000", "g": -1, "C": "",
+        "x": "NEW", "X": "NEW", "r": "NONE", "i": 0, "l": "0.00000000", "z": "0.00000000", "L": "0.00000000",
+        "n": "0", "N": null, "T": 1723161255343_i64, "t": -1, "w": true, "m": false, "M": false,
+    });
+    for (name, value) in fields {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(value) {
+            event[*name] = value;
+        }
+    }
+    event.to_string()
+}
+
+/// Serves one user data stream connection: checks the subscription's signature, then
+/// pushes every event made from now on until the stream is cut or the client leaves.
+fn serve_user_stream(stream: std::net::TcpStream, state: &std::sync::Mutex<RestState>) {
+    let refuse = match state.lock() {
+        Ok(mut state) if state.refuse_connections > 0 => {
+            state.refuse_connections -= 1;
+            true
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    };
+    if refuse {
+        return; // dropped before the handshake: the client cannot connect
+    }
+    let Ok(mut socket) = tungstenite::accept(stream) else { return };
+    let Ok(Message::Text(request)) = socket.read() else { return };
+    let request: serde_json::Value = serde_json::from_str(request.as_str()).unwrap_or_default();
+    let params = &request["params"];
+    let (key, timestamp) = (params["apiKey"].as_str().unwrap_or(""), params["timestamp"].as_i64().unwrap_or(0));
+    let (cut, mut sent, answer) = {
+        let Ok(state) = state.lock() else { return };
+        let signed = format!("apiKey={key}&timestamp={timestamp}");
+        let good = request["method"] == "userDataStream.subscribe.signature"
+            && key == state.key
+            && params["signature"].as_str() == Some(super::rest::sign(&state.secret, &signed).as_str());
+        let answer = match good {
+            true => r#"{"id":"subscribe","status":200,"result":{"subscriptionId":0}}"#.to_string(),
+            false => r#"{"id":"subscribe","status":401,"error":{"code":-1022,"msg":"Signature for this request is not valid."}}"#.to_string(),
+        };
+        (state.cuts, state.user_events.len(), answer)
+    };
+    if socket.send(Message::text(answer)).is_err() {
+        return;
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let batch: Vec<String> = {
+            let Ok(state) = state.lock() else { return };
+            if state.cuts != cut {
+                return; // cut: the connection drops without a close frame
+            }
+            let batch = state.user_events[sent..].to_vec();
+            sent = state.user_events.len();
+            batch
+        };
+        for event in batch {
+            let pushed = format!(r#"{{"subscriptionId":0,"event":{event}}}"#);
+            if socket.send(Message::text(pushed)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `account` of a testnet account (its `BALANCES` filled in: 1 BTC and 100,000 USDT
+/// at start, moved by every trade).
+const ACCOUNT: &str = r#"{"makerCommission":0,"takerCommission":0,"buyerCommission":0,"sellerCommission":0,"canTrade":true,"canWithdraw":false,"canDeposit":false,"updateTime":1723161255343,"accountType":"SPOT","balances":[BALANCES],"permissions":["SPOT"]}"#;
 
 /// `exchangeInfo` for BTCUSDT, shaped as Binance's (filters as listed on the spot
 /// exchange in 2024).

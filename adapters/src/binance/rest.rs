@@ -35,6 +35,16 @@ impl Credentials {
     pub fn new(key: String, secret: String) -> Self {
         Credentials { key, secret }
     }
+
+    /// The API key (sent as `X-MBX-APIKEY` or `apiKey`; never log it).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The secret (signs; never sent, never log it).
+    pub(crate) fn secret(&self) -> &str {
+        &self.secret
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -117,6 +127,17 @@ impl SymbolFilters {
     /// `qty` rounded down to the step size.
     pub fn floor_qty(&self, qty: Decimal) -> Decimal {
         ledger_core::sizing::floor_lot(qty, self.step_size)
+    }
+
+    /// `price` moved onto the tick size: down for a buy, up for a sell (unchanged
+    /// without a tick size).
+    pub fn round_price(&self, price: Decimal, buy: bool) -> Decimal {
+        if self.tick_size <= Decimal::ZERO {
+            return price;
+        }
+        let ticks = price.checked_div(self.tick_size).unwrap_or(Decimal::ZERO);
+        let whole = if buy { ticks.floor() } else { ticks.ceil() };
+        whole.checked_mul(self.tick_size).unwrap_or(price)
     }
 
     /// Checks a quantity already on the step against LOT_SIZE.
@@ -285,6 +306,20 @@ impl RestClient {
         Ok(filters)
     }
 
+    /// The last price of `symbol` (`GET /api/v3/ticker/price?symbol=`), quote currency.
+    ///
+    /// # Errors
+    /// The request failed, or the price is not a decimal.
+    pub fn price(&mut self, symbol: &str) -> Result<Decimal, RestError> {
+        #[derive(Deserialize)]
+        struct Ticker {
+            price: String,
+        }
+        let ticker: Ticker = self.request(Method::GET, "/api/v3/ticker/price", format!("symbol={symbol}"), false)?;
+        Decimal::from_str_exact(&ticker.price)
+            .map_err(|e| RestError::Transport(format!("ticker/price {symbol} {:?}: {e}", ticker.price)))
+    }
+
     /// The weight used this minute, as Binance last reported it.
     pub fn used_weight(&self) -> u64 {
         self.used_weight
@@ -379,6 +414,11 @@ impl RestClient {
         serde_json::from_str(&body).map_err(|e| RestError::Transport(format!("{path}: unreadable answer: {e}")))
     }
 
+    /// Server time minus local time, ms, as last measured.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms
+    }
+
     /// The server's time now, ms, as this client reckons it.
     pub fn server_now(&self) -> TimestampNs {
         TimestampNs::from_nanos(WallClock.now().nanos().saturating_add(self.offset_ms.saturating_mul(1_000_000)))
@@ -463,5 +503,9 @@ mod tests {
             "NOTIONAL: 0.00005 x 61837.63 = 3.0918815 is below minNotional 5"
         );
         assert!(f.check_notional(dec!(0.0001), dec!(61837.63)).is_ok());
+        // Onto the tick, against the order: a buy's down, a sell's up.
+        assert_eq!(f.round_price(dec!(60600.8774), true), dec!(60600.87));
+        assert_eq!(f.round_price(dec!(60600.8774), false), dec!(60600.88));
+        assert_eq!(f.round_price(dec!(60600.88), false), dec!(60600.88));
     }
 }

@@ -71,8 +71,9 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     })
     .context("installing the signal handler")?;
     let mut ledger = Ledger::open(data_dir, pipeline::durability(&settings.ledger))?;
-    // A live venue's run is not re-executed from its feed: an interrupted one is closed.
-    let (run_id, resume) = continuation(&mut ledger, &settings, args.new_run || settings.binance.is_some())?;
+    // A live venue's interrupted run is re-executed from its record, then goes on with
+    // the stream's next tick (its orders left open adopted, never sent again).
+    let (run_id, resume) = continuation(&mut ledger, &settings, args.new_run)?;
     // The control endpoint: `ledger status`, `kill-switch`, `events --follow` and `runs`
     // reach the session through it while it holds the ledger.
     let link = Arc::new(SessionLink::new(ledger.log.reader()?, ledger.log.durable_seq()));

@@ -59,6 +59,14 @@ pub struct BinanceConfig {
     /// How often a working order is queried, nanoseconds (`poll_interval = "1s"`).
     #[serde(alias = "poll_interval_ns", with = "ledger_core::time::duration_ns")]
     pub poll_interval: Option<i64>,
+    /// Whether what becomes of orders is taken from the user data stream (the
+    /// websocket API's `userDataStream.subscribe.signature`; default on). Off, or while
+    /// the stream is down: working orders are polled every `poll_interval`.
+    pub user_stream: bool,
+    /// The websocket API's URL; unset: the mode's
+    /// (`wss://ws-api.testnet.binance.vision/ws-api/v3` or
+    /// `wss://ws-api.binance.com:443/ws-api/v3`).
+    pub ws_api_url: Option<String>,
 }
 
 impl Default for BinanceConfig {
@@ -79,6 +87,8 @@ impl Default for BinanceConfig {
             recv_window_ms: 5000,
             weight_limit: 5000,
             poll_interval: None,
+            user_stream: true,
+            ws_api_url: None,
         }
     }
 }
@@ -97,6 +107,15 @@ impl BinanceConfig {
             (Some(url), _) => url,
             (None, BinanceMode::Testnet) => "wss://stream.testnet.binance.vision",
             (None, BinanceMode::Live) => "wss://stream.binance.com:9443",
+        }
+    }
+
+    /// The websocket API's URL in force (the user data stream's).
+    pub fn ws_api_url(&self) -> &str {
+        match (&self.ws_api_url, self.mode) {
+            (Some(url), _) => url,
+            (None, BinanceMode::Testnet) => ledger_adapters::binance::user_stream::TESTNET_WS_API,
+            (None, BinanceMode::Live) => ledger_adapters::binance::user_stream::LIVE_WS_API,
         }
     }
 
