@@ -6,7 +6,8 @@
 //!   CAPTURE's combined-stream messages once (one every INTERVAL_US microseconds, 0:
 //!   flat out), stamping each message just before it is written, and a minimal Binance
 //!   spot REST endpoint (tiny_http) stamping each `POST /api/v3/order` as it arrives
-//!   (market orders fill at once at the last trade price sent). Prints the websocket
+//!   (market orders fill at once at the last trade price sent). The replay starts once
+//!   the file `OUT_DIR/go` exists (the session is up). Prints the websocket
 //!   URL, then the REST URL, one a line; writes `OUT_DIR/orders.tsv` (client order id,
 //!   arrival ns) as orders come and `OUT_DIR/sent.tsv` (message index, send ns) once
 //!   the replay is done; serves REST until killed.
@@ -54,6 +55,11 @@ fn since(epoch: Instant) -> u128 {
     epoch.elapsed().as_nanos()
 }
 
+/// The wall clock, UTC ns (to set a send against the cycle times the ledger records).
+fn wall_ns() -> i128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
+
 /// The `"p"` of a `@trade` message, if it is one.
 fn trade_price(message: &str) -> Option<String> {
     if !message.contains("@trade\"") {
@@ -85,6 +91,11 @@ fn serve(capture: &Path, interval_us: u64, out: &Path) -> Result<(), Error> {
     let (stream, _) = ws.accept()?;
     stream.set_nodelay(true)?;
     let mut socket = tungstenite::accept(stream)?;
+    // The ledger connects its feed before it opens its store: the replay starts when
+    // the benchmark says the session is up, so start-up is not counted as latency.
+    while !out.join("go").exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut sent = Vec::with_capacity(messages.len());
     let interval = Duration::from_micros(interval_us);
     let start = Instant::now();
@@ -99,15 +110,15 @@ fn serve(capture: &Path, interval_us: u64, out: &Path) -> Result<(), Error> {
         if prices[index].is_some() {
             last_trade.store(index, Ordering::Relaxed);
         }
-        sent.push(since(epoch));
+        sent.push((since(epoch), wall_ns()));
         socket.send(Message::text(message.as_str()))?;
     }
     let frame = CloseFrame { code: CloseCode::Normal, reason: "end of replay".into() };
     socket.close(Some(frame))?;
     while socket.read().is_ok() {}
     let mut file = std::io::BufWriter::new(std::fs::File::create(out.join("sent.tsv"))?);
-    for (index, at) in sent.iter().enumerate() {
-        writeln!(file, "{index}\t{at}")?;
+    for (index, (at, wall)) in sent.iter().enumerate() {
+        writeln!(file, "{index}\t{at}\t{wall}")?;
     }
     file.flush()?;
     eprintln!("replayed {} messages", messages.len());
@@ -173,15 +184,17 @@ fn answer_rest(
     }
 }
 
-/// Reads `OUT_DIR/<name>` as `key<TAB>ns` lines.
-fn read_stamps(path: PathBuf) -> Result<HashMap<String, u128>, Error> {
+/// Reads `OUT_DIR/<name>` as `key<TAB>ns[<TAB>wall ns]` lines.
+fn read_stamps(path: PathBuf) -> Result<HashMap<String, (u128, i128)>, Error> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut stamps = HashMap::new();
     for (line_no, line) in text.lines().enumerate() {
-        let Some((key, ns)) = line.split_once('\t') else {
+        let mut fields = line.split('\t');
+        let (Some(key), Some(ns)) = (fields.next(), fields.next()) else {
             return Err(format!("{} line {}: expected `key<TAB>ns`", path.display(), line_no + 1).into());
         };
-        stamps.insert(key.to_string(), ns.parse()?);
+        let wall = fields.next().map_or(Ok(0), str::parse)?;
+        stamps.insert(key.to_string(), (ns.parse()?, wall));
     }
     Ok(stamps)
 }
@@ -199,12 +212,14 @@ fn report(capture: &Path, symbol: &str, events: &Path, out: &Path) -> Result<(),
     let text = std::fs::read_to_string(events).map_err(|e| format!("{}: {e}", events.display()))?;
     let mut by_seq: HashMap<u64, serde_json::Value> = HashMap::new();
     let mut tick_ordinal: HashMap<u64, usize> = HashMap::new();
+    let mut tick_seqs = Vec::new();
     let mut submitted = Vec::new();
     for line in text.lines() {
         let event: serde_json::Value = serde_json::from_str(line)?;
         let seq = event["header"]["seq"].as_u64().ok_or("an event without a seq")?;
         if event["payload"].get("MarketTick").is_some() {
-            tick_ordinal.insert(seq, tick_ordinal.len());
+            tick_ordinal.insert(seq, tick_seqs.len());
+            tick_seqs.push(seq);
         }
         if event["payload"].get("OrderSubmitted").is_some() {
             submitted.push(seq);
@@ -219,11 +234,11 @@ fn report(capture: &Path, symbol: &str, events: &Path, out: &Path) -> Result<(),
         )
         .into());
     }
-    let (mut latencies, mut unsent) = (Vec::new(), 0usize);
+    let (mut latencies, mut to_cycle, mut unsent) = (Vec::new(), Vec::new(), 0usize);
     for seq in submitted {
         let order = &by_seq[&seq];
         let client_id = order["payload"]["OrderSubmitted"]["client_order_id"].as_str().ok_or("no client order id")?;
-        let Some(&arrival) = arrived.get(client_id) else {
+        let Some(&(arrival, _)) = arrived.get(client_id) else {
             unsent += 1; // refused before sending (a filter, the weight budget)
             continue;
         };
@@ -243,24 +258,34 @@ fn report(capture: &Path, symbol: &str, events: &Path, out: &Path) -> Result<(),
             cause = event["header"]["causation_seq"].as_u64();
         };
         let message = tick_messages[tick];
-        let sent_at = sent.get(&message.to_string()).ok_or_else(|| format!("message {message} not stamped"))?;
+        let (sent_at, sent_wall) =
+            sent.get(&message.to_string()).ok_or_else(|| format!("message {message} not stamped"))?;
         latencies.push(arrival.saturating_sub(*sent_at).saturating_sub(provider_ns));
+        // The tick's cycle time: the wall clock when the ledger took the decoded tick.
+        let tick_seq = tick_seqs[tick];
+        let recorded = by_seq[&tick_seq]["header"]["ts_recorded"].as_str().unwrap_or("");
+        if let Ok(cycle) = chrono::DateTime::parse_from_rfc3339(recorded) {
+            let cycle_ns = i128::from(cycle.timestamp_nanos_opt().unwrap_or(0));
+            to_cycle.push(u128::try_from(cycle_ns - sent_wall).unwrap_or(0));
+        }
     }
-    latencies.sort_unstable();
     if latencies.is_empty() {
         return Err("no order reached the REST endpoint".into());
     }
-    let at = |p: f64| {
-        let rank = ((p / 100.0) * latencies.len() as f64).ceil().max(1.0) as usize;
-        latencies[rank.min(latencies.len()) - 1] as f64 / 1000.0
-    };
+    let (whole, to_cycle) = (percentiles(latencies), percentiles(to_cycle));
     println!(
-        "orders {} (not sent {unsent}) p50_us {:.1} p90_us {:.1} p99_us {:.1} max_us {:.1}",
-        latencies.len(),
-        at(50.0),
-        at(90.0),
-        at(99.0),
-        at(100.0)
+        "orders {} (not sent {unsent}) p50_us {:.1} p90_us {:.1} p99_us {:.1} max_us {:.1} send_to_cycle_p50_us {:.0} p99_us {:.0}",
+        whole.0, whole.1, whole.2, whole.3, whole.4, to_cycle.1, to_cycle.3
     );
     Ok(())
+}
+
+/// `(count, p50, p90, p99, max)` of `ns`, in microseconds (nearest rank).
+fn percentiles(mut ns: Vec<u128>) -> (usize, f64, f64, f64, f64) {
+    ns.sort_unstable();
+    let at = |p: f64| {
+        let rank = ((p / 100.0) * ns.len() as f64).ceil().max(1.0) as usize;
+        ns.get(rank.min(ns.len()).saturating_sub(1)).map_or(f64::NAN, |v| *v as f64 / 1000.0)
+    };
+    (ns.len(), at(50.0), at(90.0), at(99.0), at(100.0))
 }
