@@ -68,8 +68,11 @@ enum Incoming {
     End,
 }
 
-/// Messages held between the connection and the decoder before the connection waits.
-const CHANNEL_CAPACITY: usize = 65_536;
+/// Hand-overs (batches of up to [`BATCH`] messages, or notices) held between the
+/// connection and the decoder before the connection waits: enough to ride out a slow
+/// cycle, few enough that the messages' buffers are reused rather than the heap grown
+/// by a whole backlog.
+const CHANNEL_CAPACITY: usize = 64;
 
 /// Binance's market data as ticks in arrival order (see the module docs). Messages that
 /// do not decode, gaps and connection losses are not errors: they are kept as notices
