@@ -87,7 +87,7 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table {
 
 /// One line saying what a payload holds, [`safe`] to print: payloads carry text from
 /// data files, providers and operators.
-pub fn summary(event: &Envelope) -> String {
+pub fn summary(event: &EventRef<'_>) -> String {
     let text = raw_summary(event);
     match safe(&text) {
         Cow::Borrowed(_) => text,
@@ -95,8 +95,8 @@ pub fn summary(event: &Envelope) -> String {
     }
 }
 
-fn raw_summary(event: &Envelope) -> String {
-    match &event.payload {
+fn raw_summary(event: &EventRef<'_>) -> String {
+    match event.payload {
         Payload::RunStarted(p) => format!(
             "{:?} {} on {} via {}:{} {} from {}",
             p.mode,
@@ -144,7 +144,7 @@ fn raw_summary(event: &Envelope) -> String {
             let verdict = if p.approved { "approved" } else { "denied" };
             let failed = p.checks.iter().filter(|c| !c.passed).count();
             let why = if p.reason.is_empty() { String::new() } else { format!(": {}", p.reason) };
-            let decision = event.header.causation_seq.map_or("-".to_string(), |s| s.to_string());
+            let decision = event.causation_seq.map_or("-".to_string(), |s| s.to_string());
             format!("{verdict} decision {decision} ({} checks, {failed} failed){why}", p.checks.len())
         }
         Payload::OrderSubmitted(p) => {

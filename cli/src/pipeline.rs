@@ -22,7 +22,6 @@ use ledger_adapters::market_data::{
 };
 use ledger_adapters::script::ScriptProvider;
 use ledger_adapters::sled_log::Durability;
-use ledger_core::bus::{EventBus, Outbox};
 use ledger_core::decision::DecisionProvider;
 use ledger_core::engine::RunSpec;
 use ledger_core::event::{Payload, RunMode, TickData, VenueNotice};
@@ -515,13 +514,12 @@ pub fn run_parts(settings: &Settings, session: &Session<'_>, provider: Box<dyn D
 const PROGRESS_EVERY: u64 = 4096;
 
 /// Runs `cycles` through a new run on `log`, feeding `observer` (the live folds) as the
-/// events are appended. With a `bus`, every durable event of the run is published
-/// through an outbox: after each cycle in paced sessions (which then flush every
-/// cycle), at the end in fast ones. Returns the final account.
+/// events are appended. Paced sessions flush after every cycle, fast ones on the group's
+/// schedule. Returns the final account.
 ///
 /// # Errors
-/// A failed append, flush, read or publish (the run stops there; what was appended
-/// stays, chained).
+/// A failed append, flush or read (the run stops there; what was appended stays,
+/// chained).
 pub fn execute<L: EventLog + ?Sized>(
     log: &mut L,
     observer: &mut dyn Observer,
@@ -529,10 +527,7 @@ pub fn execute<L: EventLog + ?Sized>(
     cycles: &mut dyn Cycles,
     provider: Box<dyn DecisionProvider>,
     session: &Session<'_>,
-    mut bus: Option<&mut dyn EventBus>,
 ) -> Result<Portfolio> {
-    let reader = log.reader()?;
-    let mut outbox = Outbox::new(log.head().seq);
     if session.kill_switch_tripped {
         tracing::warn!(
             "the kill switch is tripped: no new positions will be opened (reset with `ledger kill-switch reset`)"
@@ -603,9 +598,6 @@ pub fn execute<L: EventLog + ?Sized>(
         last = now;
         if paced {
             let durable = runner.flush()?;
-            if let Some(bus) = bus.as_deref_mut() {
-                outbox.forward(&*reader, durable, bus)?;
-            }
             if let Some(link) = session.link {
                 link.set_durable(durable);
             }
@@ -649,9 +641,6 @@ pub fn execute<L: EventLog + ?Sized>(
         runner.close_out(end)?;
     }
     let portfolio = runner.stop(reason, cycles.skipped_rows(), end)?;
-    if let Some(bus) = bus {
-        outbox.forward(&*reader, log.durable_seq(), bus)?;
-    }
     if let Some(outbox) = session.outbox {
         outbox.durable(log.durable_seq());
     }

@@ -10,9 +10,11 @@
 # Environment:
 #   LEDGER_BIN   a ledger binary to use instead of building this checkout
 #   REPLAY_BIN   the binance_replay example binary (default: built here)
+#   RUNS         samples per size (default 1), each its own server and data directory
 #
-# Prints a Markdown table: messages sent, ticks recorded, events, wall time, messages/s
-# (messages sent over the ledger process's wall time, startup included), peak RSS.
+# Prints a Markdown table, a row per sample: messages sent, ticks recorded, events, wall
+# time, CPU time (user + system), messages/s (messages sent over the ledger process's
+# wall time, startup included), peak RSS, and the 1-minute load average before it.
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,19 +47,21 @@ captures=(
   "${CAPTURE:-$repo/../shared/data/hftbacktest_binance_spot_BTCUSDT_rawfeed_20240808.gz}"
 )
 
-echo "| capture | messages | ticks recorded | events | wall s | messages/s | peak RSS MiB |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| capture | messages | ticks recorded | events | wall s | CPU s | messages/s | peak RSS MiB | load |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for capture in "${captures[@]}"; do
   [[ -f $capture ]] || die "no capture $capture"
-  name=$(basename "$capture" .gz)
-  step="serve $name"
-  "$replay" "$capture" 0 >"$logs/$name.url" 2>"$logs/$name.server.err" &
-  server=$!
-  for _ in $(seq 100); do [[ -s $logs/$name.url ]] && break; sleep 0.1; done
-  url=$(head -n 1 "$logs/$name.url")
-  [[ $url == ws://* ]] || die "the replay server did not start (see $logs/$name.server.err)"
-  config=$logs/$name.toml
-  cat >"$config" <<TOML
+  messages=$(zcat -f "$capture" | grep -c .)
+  for sample in $(seq "${RUNS:-1}"); do
+    name=$(basename "$capture" .gz)-$sample
+    step="serve $name"
+    "$replay" "$capture" 0 >"$logs/$name.url" 2>"$logs/$name.server.err" &
+    server=$!
+    for _ in $(seq 100); do [[ -s $logs/$name.url ]] && break; sleep 0.1; done
+    url=$(head -n 1 "$logs/$name.url")
+    [[ $url == ws://* ]] || die "the replay server did not start (see $logs/$name.server.err)"
+    config=$logs/$name.toml
+    cat >"$config" <<TOML
 [binance]
 symbols = ["BTCUSDT"]
 streams = ["trade", "bookTicker"]
@@ -69,14 +73,16 @@ kind = "rules"
 strategy = "sma-cross"
 params = { fast = 20, slow = 60 }
 TOML
-  data=$logs/$name.ledger
-  step="run $name"
-  timed "$name" "$ledger" --data-dir "$data" run --config "$config"
-  wait "$server"
-  step="count $name"
-  messages=$(zcat -f "$capture" | grep -c .)
-  "$ledger" --data-dir "$data" events --run 1 --json >"$logs/$name.events.jsonl"
-  events=$(wc -l <"$logs/$name.events.jsonl")
-  ticks=$(grep -c '"MarketTick"' "$logs/$name.events.jsonl")
-  echo "| $name | $messages | $ticks | $events | $(fmt "$wall_s" 2) | $(fmt "$(calc "$messages / $wall_s")" 0) | $(mib "$rss_kb") |"
+    data=$logs/$name.ledger
+    step="run $name"
+    load=$(cut -d ' ' -f 1 /proc/loadavg)
+    timed "$name" "$ledger" --data-dir "$data" run --config "$config"
+    wait "$server"
+    cpu_s=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$logs/$name.time")
+    step="count $name"
+    "$ledger" --data-dir "$data" events --run 1 --json >"$logs/$name.events.jsonl"
+    events=$(wc -l <"$logs/$name.events.jsonl")
+    ticks=$(grep -c '"MarketTick"' "$logs/$name.events.jsonl")
+    echo "| $name | $messages | $ticks | $events | $(fmt "$wall_s" 2) | $(fmt "$cpu_s" 2) | $(fmt "$(calc "$messages / $wall_s")" 0) | $(mib "$rss_kb") | $load |"
+  done
 done

@@ -1,8 +1,9 @@
 //! [`BinanceFeed`]: Binance's combined websocket stream as a [`MarketFeed`].
 //!
 //! A thread of its own holds the connection (tokio-tungstenite on a one-thread tokio
-//! runtime) and hands each text message, with the local time it came, over a bounded
-//! channel; the feed decodes them on the caller's thread ([`StreamDecoder`]). A lost
+//! runtime) and hands the text messages over a bounded channel in batches (those ready
+//! together, stamped with one read of the local clock); the feed decodes them on the
+//! caller's thread ([`StreamDecoder`]). A lost
 //! connection is made again after a backoff that doubles up to a ceiling; a connection
 //! older than the planned age (Binance cuts them at 24 hours) is closed and made again
 //! at once. Every loss, reconnection and gap is a [`VenueNotice`] for the run to record.
@@ -58,24 +59,29 @@ impl FeedSettings {
 
 /// What the connection thread hands the feed.
 enum Incoming {
-    /// Text messages that were ready together, each with its local receive time.
-    Messages(Vec<(Utf8Bytes, TimestampNs)>),
+    /// Text messages that were ready together, with their local receive time (UTC ns,
+    /// read once when the first of them came).
+    Messages(Vec<Utf8Bytes>, TimestampNs),
     /// A connection lost or made again, seen at that time.
     Notice(VenueNotice, TimestampNs),
     /// The feed gave up (see [`FeedSettings::max_reconnects`]).
     End,
 }
 
-/// Messages held between the connection and the decoder before the connection waits.
-const CHANNEL_CAPACITY: usize = 65_536;
+/// Hand-overs (batches of up to [`BATCH`] messages, or notices) held between the
+/// connection and the decoder before the connection waits: enough to ride out a slow
+/// cycle, few enough that the messages' buffers are reused rather than the heap grown
+/// by a whole backlog.
+const CHANNEL_CAPACITY: usize = 64;
 
 /// Binance's market data as ticks in arrival order (see the module docs). Messages that
 /// do not decode, gaps and connection losses are not errors: they are kept as notices
 /// ([`BinanceFeed::take_notices`]) and the feed goes on.
 pub struct BinanceFeed {
     incoming: Receiver<Incoming>,
-    /// Messages received and not decoded yet.
-    pending: std::collections::VecDeque<(Utf8Bytes, TimestampNs)>,
+    /// Messages received and not decoded yet, and the time they were received.
+    pending: std::vec::IntoIter<Utf8Bytes>,
+    received: TimestampNs,
     decoder: StreamDecoder,
     notices: Vec<(VenueNotice, TimestampNs)>,
 }
@@ -98,7 +104,8 @@ impl BinanceFeed {
                 }
             }
         })?;
-        Ok(BinanceFeed { incoming, pending: std::collections::VecDeque::new(), decoder, notices: Vec::new() })
+        let pending = Vec::new().into_iter();
+        Ok(BinanceFeed { incoming, pending, received: TimestampNs::from_nanos(0), decoder, notices: Vec::new() })
     }
 
     /// The notices seen since the last call, in order, with the local time each was
@@ -119,14 +126,17 @@ impl MarketFeed for BinanceFeed {
     /// The next tick, waiting for it; `None` once the feed has given up reconnecting.
     fn next_tick(&mut self) -> Result<Option<Tick>, Infallible> {
         loop {
-            let Some((text, received)) = self.pending.pop_front() else {
+            let Some(text) = self.pending.next() else {
                 match self.incoming.recv() {
-                    Ok(Incoming::Messages(batch)) => self.pending.extend(batch),
+                    Ok(Incoming::Messages(batch, received)) => {
+                        (self.pending, self.received) = (batch.into_iter(), received)
+                    }
                     Ok(Incoming::Notice(notice, at)) => self.notices.push((notice, at)),
                     Ok(Incoming::End) | Err(_) => return Ok(None),
                 }
                 continue;
             };
+            let received = self.received;
             match self.decoder.decode(&text, received) {
                 Ok(decoded) => {
                     if let Some(notice) = decoded.notice {
@@ -211,8 +221,8 @@ async fn hold_connection(settings: FeedSettings, sender: SyncSender<Incoming>) {
 const BATCH: usize = 1024;
 
 /// Reads `socket` until it ends, handing its text messages to `sender`: each message
-/// with the messages already waiting behind it, in one batch (one hand-over, not one
-/// per message).
+/// with the messages already waiting behind it, in one batch (one hand-over and one
+/// clock read, not one per message).
 async fn read<S>(mut socket: S, sender: &SyncSender<Incoming>, max_age: Duration) -> Ended
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
@@ -224,6 +234,7 @@ where
             next = socket.next() => next,
             () = &mut deadline => return Ended::Planned,
         };
+        let received = WallClock.now();
         let mut batch = Vec::new();
         let mut ended = take(next, &mut batch);
         while ended.is_none() && batch.len() < BATCH {
@@ -234,7 +245,7 @@ where
         }
         // A full channel waits here: the connection is read no faster than the run
         // takes the ticks.
-        if !batch.is_empty() && sender.send(Incoming::Messages(batch)).is_err() {
+        if !batch.is_empty() && sender.send(Incoming::Messages(batch, received)).is_err() {
             return Ended::Unwanted;
         }
         if let Some(ended) = ended {
@@ -243,15 +254,14 @@ where
     }
 }
 
-/// Adds `next`'s text to `batch`, stamped with the time now; returns how the connection
-/// ended, if it did.
+/// Adds `next`'s text to `batch`; returns how the connection ended, if it did.
 fn take(
     next: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    batch: &mut Vec<(Utf8Bytes, TimestampNs)>,
+    batch: &mut Vec<Utf8Bytes>,
 ) -> Option<Ended> {
     match next {
         Some(Ok(Message::Text(text))) => {
-            batch.push((text, WallClock.now()));
+            batch.push(text);
             None
         }
         Some(Ok(Message::Close(frame))) => {

@@ -15,7 +15,8 @@ use ledger_core::feed::Tick;
 use ledger_core::ids::InstrumentId;
 use ledger_core::time::TimestampNs;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
@@ -94,12 +95,22 @@ impl StreamDecoder {
         self.messages += 1;
         let index = self.messages;
         let fail = |reason: String| DecodeError { index, reason };
-        let message: Message<'_> =
-            serde_json::from_str(text).map_err(|e| fail(format!("not a stream message: {e}")))?;
-        let (Some(stream), Some(data)) = (message.stream, message.data) else {
-            return Ok(Decoded::default());
+        let mut data_error = None;
+        let mut json = serde_json::Deserializer::from_str(text);
+        let visitor = MessageVisitor { symbols: &self.symbols, data_error: &mut data_error };
+        let message = json.deserialize_map(visitor).and_then(|message| json.end().map(|()| message));
+        let (stream, data) = match message {
+            Ok(Message { stream: Some(stream), data }) => (stream, data),
+            Ok(Message { stream: None, .. }) => return Ok(Decoded::default()),
+            Err(e) => return Err(fail(data_error.unwrap_or_else(|| format!("not a stream message: {e}")))),
         };
-        let Some((symbol, kind)) = stream.split_once('@') else {
+        let data = match data {
+            Data::Late(raw) => {
+                Data::parse(kind_of(&self.symbols, stream), raw.get()).map_err(|e| fail(format!("{stream}: {e}")))?
+            }
+            data => data,
+        };
+        let Some((symbol, _)) = stream.split_once('@') else {
             return Ok(Decoded::default());
         };
         let Some(state) = self.symbols.get_mut(symbol) else {
@@ -109,69 +120,69 @@ impl StreamDecoder {
         let parse = |value: &str, field: &str| -> Result<Decimal, DecodeError> {
             Decimal::from_str_exact(value).map_err(|e| fail(format!("{stream} field {field}: {value:?}: {e}")))
         };
-        let (ts, data, notice) = if kind == "trade" {
-            let trade: TradeData<'_> = serde_json::from_str(data.get()).map_err(|e| fail(format!("{stream}: {e}")))?;
-            let notice = match state.last_trade_id {
-                Some(last) if trade.trade_id <= last => {
-                    let detail = format!("trade id {} after {last}: dropped as stale or repeated", trade.trade_id);
+        let (ts, data, notice) = match data {
+            Data::Trade(trade) => {
+                let notice = match state.last_trade_id {
+                    Some(last) if trade.trade_id <= last => {
+                        let detail = format!("trade id {} after {last}: dropped as stale or repeated", trade.trade_id);
+                        return Ok(Decoded { tick: None, notice: Some(gap(stream, 0, detail)) });
+                    }
+                    Some(last) if trade.trade_id > last + 1 => {
+                        let missed = trade.trade_id - last - 1;
+                        let detail = format!("trade ids {}..={} missed", last + 1, trade.trade_id - 1);
+                        Some(gap(stream, i64::try_from(missed).unwrap_or(i64::MAX), detail))
+                    }
+                    _ => None,
+                };
+                state.last_trade_id = Some(trade.trade_id);
+                let ts = millis(trade.event_time).ok_or_else(|| fail(format!("{stream}: event time out of range")))?;
+                self.last_exchange_ts = self.last_exchange_ts.max(Some(ts));
+                // The buyer is the maker: the seller took liquidity.
+                let aggressor = Some(if trade.buyer_is_maker { Side::Sell } else { Side::Buy });
+                let trade = Trade { price: parse(trade.price, "p")?, size: parse(trade.qty, "q")?, aggressor };
+                (ts, TickData::Trade(trade), notice)
+            }
+            Data::Book(book) => {
+                if let Some(last) = state.last_book_update.filter(|last| book.update_id <= *last) {
+                    let detail =
+                        format!("book update id {} after {last}: dropped as stale or repeated", book.update_id);
                     return Ok(Decoded { tick: None, notice: Some(gap(stream, 0, detail)) });
                 }
-                Some(last) if trade.trade_id > last + 1 => {
-                    let missed = trade.trade_id - last - 1;
-                    let detail = format!("trade ids {}..={} missed", last + 1, trade.trade_id - 1);
-                    Some(gap(stream, i64::try_from(missed).unwrap_or(i64::MAX), detail))
-                }
-                _ => None,
-            };
-            state.last_trade_id = Some(trade.trade_id);
-            let ts = millis(trade.event_time).ok_or_else(|| fail(format!("{stream}: event time out of range")))?;
-            self.last_exchange_ts = self.last_exchange_ts.max(Some(ts));
-            // The buyer is the maker: the seller took liquidity.
-            let aggressor = Some(if trade.buyer_is_maker { Side::Sell } else { Side::Buy });
-            let trade = Trade { price: parse(trade.price, "p")?, size: parse(trade.qty, "q")?, aggressor };
-            (ts, TickData::Trade(trade), notice)
-        } else if kind == "bookTicker" {
-            let book: BookData<'_> = serde_json::from_str(data.get()).map_err(|e| fail(format!("{stream}: {e}")))?;
-            if let Some(last) = state.last_book_update.filter(|last| book.update_id <= *last) {
-                let detail = format!("book update id {} after {last}: dropped as stale or repeated", book.update_id);
-                return Ok(Decoded { tick: None, notice: Some(gap(stream, 0, detail)) });
+                state.last_book_update = Some(book.update_id);
+                let ts = match book.event_time {
+                    Some(ms) => {
+                        let ts = millis(ms).ok_or_else(|| fail(format!("{stream}: event time out of range")))?;
+                        self.last_exchange_ts = self.last_exchange_ts.max(Some(ts));
+                        ts
+                    }
+                    None => self.last_exchange_ts.unwrap_or(received),
+                };
+                let quote = Quote {
+                    bid: parse(book.bid, "b")?,
+                    ask: parse(book.ask, "a")?,
+                    bid_size: Some(parse(book.bid_qty, "B")?),
+                    ask_size: Some(parse(book.ask_qty, "A")?),
+                };
+                (ts, TickData::Quote(quote), None)
             }
-            state.last_book_update = Some(book.update_id);
-            let ts = match book.event_time {
-                Some(ms) => {
-                    let ts = millis(ms).ok_or_else(|| fail(format!("{stream}: event time out of range")))?;
-                    self.last_exchange_ts = self.last_exchange_ts.max(Some(ts));
-                    ts
+            Data::Kline(KlineData { kline: k }) => {
+                if !k.closed {
+                    return Ok(Decoded::default());
                 }
-                None => self.last_exchange_ts.unwrap_or(received),
-            };
-            let quote = Quote {
-                bid: parse(book.bid, "b")?,
-                ask: parse(book.ask, "a")?,
-                bid_size: Some(parse(book.bid_qty, "B")?),
-                ask_size: Some(parse(book.ask_qty, "A")?),
-            };
-            (ts, TickData::Quote(quote), None)
-        } else if kind.starts_with("kline_") {
-            let kline: KlineData<'_> = serde_json::from_str(data.get()).map_err(|e| fail(format!("{stream}: {e}")))?;
-            let k = kline.kline;
-            if !k.closed {
-                return Ok(Decoded::default());
+                let open = millis(k.open_time).ok_or_else(|| fail(format!("{stream}: open time out of range")))?;
+                // Binance's close time is the interval's last millisecond.
+                let interval_ns = k.close_time.saturating_sub(k.open_time).saturating_add(1).saturating_mul(1_000_000);
+                let bar = Bar {
+                    open: parse(k.open, "o")?,
+                    high: parse(k.high, "h")?,
+                    low: parse(k.low, "l")?,
+                    close: parse(k.close, "c")?,
+                    volume: Some(parse(k.volume, "v")?),
+                    interval_ns,
+                };
+                (open, TickData::Bar(bar), None)
             }
-            let open = millis(k.open_time).ok_or_else(|| fail(format!("{stream}: open time out of range")))?;
-            // Binance's close time is the interval's last millisecond.
-            let interval_ns = k.close_time.saturating_sub(k.open_time).saturating_add(1).saturating_mul(1_000_000);
-            let bar = Bar {
-                open: parse(k.open, "o")?,
-                high: parse(k.high, "h")?,
-                low: parse(k.low, "l")?,
-                close: parse(k.close, "c")?,
-                volume: Some(parse(k.volume, "v")?),
-                interval_ns,
-            };
-            (open, TickData::Bar(bar), None)
-        } else {
-            return Ok(Decoded::default());
+            Data::Skipped | Data::Late(_) => return Ok(Decoded::default()),
         };
         Ok(Decoded { tick: Some(Tick { ts, instrument, data }), notice })
     }
@@ -193,14 +204,109 @@ fn millis(ms: i64) -> Option<TimestampNs> {
     ms.checked_mul(1_000_000).map(TimestampNs::from_nanos)
 }
 
-/// `{"stream": "...", "data": {...}}`; other messages (a subscription's `{"result":
-/// null, "id": 1}`) have neither.
-#[derive(Deserialize)]
+/// What kind of data a stream of the combined stream carries, as far as the decoder
+/// reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Trade,
+    Book,
+    Kline,
+    /// Another symbol's, or a kind not read (`@depth`): its data is skipped unread.
+    Skipped,
+}
+
+/// The kind of `stream` (`btcusdt@trade`) for a decoder reading `symbols`.
+fn kind_of(symbols: &HashMap<String, SymbolState>, stream: &str) -> Kind {
+    let Some((symbol, kind)) = stream.split_once('@') else { return Kind::Skipped };
+    if !symbols.contains_key(symbol) {
+        return Kind::Skipped;
+    }
+    match kind {
+        "trade" => Kind::Trade,
+        "bookTicker" => Kind::Book,
+        k if k.starts_with("kline_") => Kind::Kline,
+        _ => Kind::Skipped,
+    }
+}
+
+/// A message's `data`, read as its stream's kind.
+enum Data<'a> {
+    Trade(TradeData<'a>),
+    Book(BookData<'a>),
+    Kline(KlineData<'a>),
+    /// Not read: another symbol's or kind's, or no `data` at all.
+    Skipped,
+    /// `data` came before `stream` (Binance sends `stream` first): kept unread, to be
+    /// read once the stream is known.
+    Late(&'a RawValue),
+}
+
+impl<'a> Data<'a> {
+    /// Reads `json` as `kind`'s data.
+    fn parse(kind: Kind, json: &'a str) -> serde_json::Result<Self> {
+        Ok(match kind {
+            Kind::Trade => Data::Trade(serde_json::from_str(json)?),
+            Kind::Book => Data::Book(serde_json::from_str(json)?),
+            Kind::Kline => Data::Kline(serde_json::from_str(json)?),
+            Kind::Skipped => Data::Skipped,
+        })
+    }
+}
+
+/// `{"stream": "...", "data": {...}}`, read in one pass: `data` is read straight into
+/// its stream's type. Other messages (a subscription's `{"result": null, "id": 1}`)
+/// have no stream.
 struct Message<'a> {
-    #[serde(borrow)]
     stream: Option<&'a str>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
+    data: Data<'a>,
+}
+
+/// The combined stream message's keys.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Key {
+    Stream,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+/// Reads a [`Message`]; a failure inside `data` is put in `data_error` as
+/// `<stream>: <reason>`.
+struct MessageVisitor<'s> {
+    symbols: &'s HashMap<String, SymbolState>,
+    data_error: &'s mut Option<String>,
+}
+
+impl<'de> Visitor<'de> for MessageVisitor<'_> {
+    type Value = Message<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a combined stream message")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message<'de>, A::Error> {
+        let mut message = Message { stream: None, data: Data::Skipped };
+        while let Some(key) = map.next_key::<Key>()? {
+            match (key, message.stream) {
+                (Key::Stream, _) => message.stream = Some(map.next_value()?),
+                (Key::Data, Some(stream)) => {
+                    let read = match kind_of(self.symbols, stream) {
+                        Kind::Trade => map.next_value().map(Data::Trade),
+                        Kind::Book => map.next_value().map(Data::Book),
+                        Kind::Kline => map.next_value().map(Data::Kline),
+                        Kind::Skipped => map.next_value::<IgnoredAny>().map(|_| Data::Skipped),
+                    };
+                    message.data = read.inspect_err(|e| *self.data_error = Some(format!("{stream}: {e}")))?;
+                }
+                (Key::Data, None) => message.data = Data::Late(map.next_value()?),
+                (Key::Other, _) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(message)
+    }
 }
 
 /// A `@trade` message's fields that a tick needs.
@@ -363,6 +469,27 @@ mod tests {
         assert_eq!(bad.index, 4);
         assert!(bad.reason.starts_with("btcusdt@trade field p: \"6.1e4\""), "{}", bad.reason);
         assert!(d.decode("{not json", RECEIVED).unwrap_err().reason.starts_with("not a stream message"));
+        let missing = d.decode(&trade(3, "1").replace(r#""q":"0.02000000","#, ""), RECEIVED).unwrap_err();
+        assert!(missing.reason.starts_with("btcusdt@trade: missing field `q`"), "{}", missing.reason);
+        let other = r#"{"stream":"ethusdt@trade","data":{"t":"not a trade"}}"#;
+        assert_eq!(d.decode(other, RECEIVED).unwrap(), Decoded::default(), "another symbol's data is not read");
+    }
+
+    #[test]
+    fn data_before_its_stream_name_is_read_the_same() {
+        let (mut first, mut second) = (decoder(), decoder());
+        let late = r#"{"data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":7,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":false,"M":true},"stream":"btcusdt@trade"}"#;
+        let late = second.decode(late, RECEIVED).unwrap();
+        assert_eq!(
+            late,
+            first.decode(&trade(7, "61837.63000000").replace(r#""m":true"#, r#""m":false"#), RECEIVED).unwrap()
+        );
+        assert_eq!(
+            late.tick.map(|t| t.data),
+            Some(TickData::Trade(Trade { price: dec!(61837.63), size: dec!(0.02), aggressor: Some(Side::Buy) }))
+        );
+        let bad = second.decode(r#"{"data":{"t":8},"stream":"btcusdt@trade"}"#, RECEIVED).unwrap_err();
+        assert!(bad.reason.starts_with("btcusdt@trade: missing field"), "{}", bad.reason);
     }
 
     proptest! {

@@ -331,7 +331,7 @@ fn write_table(out: &mut impl Write, rows: &mut Vec<Envelope>) -> Result<()> {
             h.cycle_id.to_string(),
             h.ts_event.to_rfc3339(),
             event.payload.kind().to_string(),
-            describe::summary(&event),
+            describe::summary(&event.as_ref()),
             h.hash.short(),
         ]);
     }

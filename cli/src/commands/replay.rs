@@ -76,7 +76,7 @@ fn backtest(data_dir: &Path, settings: &mut Settings, args: &ReplayArgs) -> Resu
         if let Some(page) = page.as_mut() {
             folds = folds.with(page);
         }
-        pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id), None)?;
+        pipeline::execute(&mut log, &mut folds, settings, &mut feed, provider, &session(run_id))?;
         drop(folds);
         if let (Some(page), Some(path)) = (page, &args.html) {
             report::write_page(run_id, &page.finish(), path)?;
@@ -116,7 +116,7 @@ pub fn record_backtest<'s>(
     let mut report = ReportFold::new(run_id);
     let mut log = BackgroundLog::new(log);
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
-    let result = pipeline::execute(&mut log, &mut folds, settings, cycles, provider, &session(run_id), None);
+    let result = pipeline::execute(&mut log, &mut folds, settings, cycles, provider, &session(run_id));
     drop(folds);
     let ledger = Ledger { log: log.into_inner()?, runs, kill_switch, snapshot_beyond_head: None };
     result?;
@@ -202,7 +202,7 @@ fn replay_recorded(data_dir: &Path, parent: RunId, args: &ReplayArgs) -> Result<
     };
     let mut report = ReportFold::new(run_id);
     let mut folds = Folds::new().with(&mut runs).with(&mut kill_switch).with(&mut report);
-    pipeline::execute(&mut log, &mut folds, &settings, &mut recorded, provider, &session, None)
+    pipeline::execute(&mut log, &mut folds, &settings, &mut recorded, provider, &session)
         .with_context(|| format!("replaying run {parent}"))?;
     drop(folds);
     let replayed = runs.get(run_id).map(|r| r.range()).context("the replay's run is missing from the runs index")?;

@@ -1,7 +1,7 @@
 //! `ledger run`: paper trading on a played-back feed, with the same data and strategy
 //! flags as `ledger replay`. Each cycle runs at the wall clock's time, recorded in its
-//! events, so the run replays identically. Durable events are published on the
-//! in-process bus (fills, rejections and kill-switch trips are logged as they happen).
+//! events, so the run replays identically. Fills, rejections and kill-switch trips are
+//! logged as they are recorded.
 //! Ctrl-C or SIGTERM stops after the current cycle and records `RunStopped { reason:
 //! "interrupted" }`; a second signal stops at once.
 
@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ledger_adapters::bus::InProcessBus;
 use ledger_adapters::clock::WallClock;
 use ledger_adapters::nats::NatsOptions;
 use ledger_core::chain::Hash32;
@@ -107,19 +106,7 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
         link: Some(&link),
         outbox: outbox.as_ref(),
     };
-    // The in-process bus: a subscriber reports what a trader watches for as it happens.
-    let mut bus = InProcessBus::new();
-    let events = bus.subscribe();
-    let watcher = std::thread::spawn(move || {
-        for event in events {
-            if matches!(
-                event.payload,
-                Payload::OrderFilled(_) | Payload::OrderRejected(_) | Payload::KillSwitchTripped(_)
-            ) {
-                tracing::info!(seq = %event.header.seq, "{} {}", event.payload.kind(), describe::summary(&event));
-            }
-        }
-    });
+    let mut watcher = Watcher { covers: ledger.log.head().seq };
     let mut report = match &resume {
         // A resumed run's report goes on from its snapshot and the events after it.
         Some(from) => {
@@ -132,12 +119,10 @@ pub fn run(data_dir: &Path, args: &RunArgs) -> Result<Outcome> {
     };
     let Ledger { log, runs, kill_switch, .. } = &mut ledger;
     let mut runs = PublishedRuns::new(runs, &link);
-    let mut folds = Folds::new().with(&mut runs).with(kill_switch).with(&mut report);
-    let result = pipeline::execute(log, &mut folds, &settings, feed.as_mut(), provider, &session, Some(&mut bus));
+    let mut folds = Folds::new().with(&mut runs).with(kill_switch).with(&mut report).with(&mut watcher);
+    let result = pipeline::execute(log, &mut folds, &settings, feed.as_mut(), provider, &session);
     drop(folds);
     drop(server); // followers read on from the ledger once it is closed
-    drop(bus);
-    let _ = watcher.join(); // the watcher only logs; its end changes nothing
     result?;
     ledger.save_folds()?;
     if let Some(outbox) = outbox {
@@ -178,6 +163,27 @@ pub fn finish_outbox(outbox: NatsOutbox, durable: Seq) {
             error = status.error.as_deref().unwrap_or("none"),
             "NATS has not acknowledged every event: the rest is published by the next `--nats` session or `ledger publish`"
         );
+    }
+}
+
+/// Logs what a trader watches for as the run records it (fills, rejections, kill-switch
+/// trips): a fold fed each event as it is appended, so a fast session (a live venue's
+/// among them) shows them at once, not at its end, and nothing is read back for it.
+struct Watcher {
+    covers: Seq,
+}
+
+impl Fold for Watcher {
+    fn apply(&mut self, event: &EventRef<'_>) {
+        self.covers = event.seq;
+        if matches!(event.payload, Payload::OrderFilled(_) | Payload::OrderRejected(_) | Payload::KillSwitchTripped(_))
+        {
+            tracing::info!(seq = %event.seq, "{} {}", event.payload.kind(), describe::summary(event));
+        }
+    }
+
+    fn covers(&self) -> Seq {
+        self.covers
     }
 }
 
