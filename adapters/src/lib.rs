@@ -6,7 +6,6 @@
 //! - [`script`]: decisions from a JSONL file, keyed by tick time.
 //! - [`llm`]: LLM decision providers (OpenAI-compatible chat completions).
 //! - [`clock`]: the wall clock for live and paper runs.
-//! - [`bus`]: the in-process event bus (the embedded default for publishing).
 //! - [`nats`]: NATS JetStream: publishing the ledger to a stream, reading it back.
 //! - [`binance`]: Binance spot: the websocket market data feed.
 //! - [`background`]: a log whose appends run on a writer thread (two-stage pipeline).
@@ -14,7 +13,6 @@
 
 pub mod background;
 pub mod binance;
-pub mod bus;
 pub mod clock;
 pub mod llm;
 pub mod market_data;

@@ -7,7 +7,6 @@
 //! - [`chain`]: the SHA-256 hash chain over those bytes.
 //! - [`log`]: the [`log::EventLog`] trait, checked reads, and the in-memory logs.
 //! - [`verify`]: the whole-ledger check behind `ledger verify`.
-//! - [`bus`]: the [`bus::EventBus`] trait and the outbox that feeds buses from the log.
 //! - [`portfolio`]: cash, positions, P&L and drawdown: what a fill and a mark do.
 //! - [`strategy`]: indicators and the built-in rule strategies.
 //! - [`decision`]: the decision contract, its parser and the provider trait.
@@ -23,7 +22,6 @@
 //! a replay byte-identical to the run it replays.
 #![forbid(unsafe_code)]
 
-pub mod bus;
 pub mod chain;
 pub mod codec;
 pub mod decision;
