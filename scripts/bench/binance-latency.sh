@@ -44,15 +44,11 @@ stop_server() {
 trap 'echo "binance latency bench: FAILED at step $step (line $LINENO, exit $?)" >&2' ERR
 trap stop_server EXIT
 
-mkdir -p "$work_dir"
-work_dir=$(cd "$work_dir" && pwd)
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-logs=$work_dir/binance-latency-$stamp
-mkdir -p "$logs"
+bench_dirs binance-latency
 
 step="build"
 if [[ -z ${LEDGER_BIN:-} || -z ${LATENCY_BIN:-} ]]; then
-  (cd "$repo" && cargo build --release --locked -q -p ledger-cli --bin ledger -p ledger-adapters --example binance_latency)
+  build_with_example binance_latency
 fi
 ledger=${LEDGER_BIN:-$repo/target/release/ledger}
 latency=${LATENCY_BIN:-$repo/target/release/examples/binance_latency}

@@ -29,15 +29,11 @@ die() {
 }
 trap 'echo "binance bench: FAILED at step $step (line $LINENO, exit $?)" >&2' ERR
 
-mkdir -p "$work_dir"
-work_dir=$(cd "$work_dir" && pwd)
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-logs=$work_dir/binance-logs-$stamp
-mkdir -p "$logs"
+bench_dirs binance-logs
 
 step="build"
 if [[ -z ${LEDGER_BIN:-} || -z ${REPLAY_BIN:-} ]]; then
-  (cd "$repo" && cargo build --release --locked -q -p ledger-cli --bin ledger -p ledger-adapters --example binance_replay)
+  build_with_example binance_replay
 fi
 ledger=${LEDGER_BIN:-$repo/target/release/ledger}
 replay=${REPLAY_BIN:-$repo/target/release/examples/binance_replay}

@@ -21,3 +21,19 @@ timed() {
 calc() { awk "BEGIN { printf \"%.10g\", $1 }"; }
 fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { printf "%.*f", d, v }'; }
 mib() { fmt "$(calc "$1 / 1024")" 0; }
+
+# bench_dirs PREFIX: makes $work_dir absolute (creating it) and a fresh folder for the
+# logs, $work_dir/PREFIX-<UTC time>; sets work_dir, stamp and logs.
+bench_dirs() {
+  mkdir -p "$work_dir"
+  work_dir=$(cd "$work_dir" && pwd)
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  logs=$work_dir/$1-$stamp
+  mkdir -p "$logs"
+}
+
+# build_with_example EXAMPLE: builds this checkout's release `ledger` and the adapters'
+# example EXAMPLE ($repo: the checkout).
+build_with_example() {
+  (cd "$repo" && cargo build --release --locked -q -p ledger-cli --bin ledger -p ledger-adapters --example "$1")
+}

@@ -37,6 +37,44 @@ fn config(ledger: &Ledger, url: &str, extra: &str) -> std::path::PathBuf {
     path
 }
 
+/// The REST mock quoting the capture's price (61,837.63 USDT), answering orders as
+/// `script` says.
+fn rest_mock(script: Vec<OrderScript>) -> RestMock {
+    RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap()
+}
+
+/// A config trading on `rest`, its fills pushed over the user data stream at `ws_api` or,
+/// without one, polled (`user_stream = false`); `extra` lines added to `[binance]`.
+fn trading_config(
+    ledger: &Ledger,
+    server: &ReplayServer,
+    rest: &RestMock,
+    ws_api: Option<&str>,
+    extra: &str,
+) -> std::path::PathBuf {
+    let stream = ws_api.map_or_else(|| "user_stream = false".to_string(), |url| format!("ws_api_url = \"{url}\""));
+    config(ledger, &server.url(), &format!("trading_enabled = true\nrest_url = \"{}\"\n{stream}\n{extra}", rest.url()))
+}
+
+/// `ledger run --config CONFIG` with the API key's variables set.
+fn trading_run(ledger: &Ledger, config: &std::path::Path) -> std::process::Command {
+    let mut command = ledger.command(&["run", "--config", config.to_str().unwrap()]);
+    command.env("BINANCE_API_KEY", KEY).env("BINANCE_API_SECRET", SECRET);
+    command
+}
+
+/// `ledger replay --run 1 --verify` reproduces run 1.
+fn assert_replays(ledger: &Ledger) {
+    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
+    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+}
+
+/// The server's plan for a session killed and started again: the first reads the whole
+/// capture of `len` messages, the restarted one its second half.
+fn killed_and_restarted(len: usize) -> Vec<Connection> {
+    vec![Connection { messages: 0..len, close_frame: true }, Connection { messages: 2000..len, close_frame: true }]
+}
+
 /// The trade ids of the capture's messages in `range`, in order.
 fn trade_ids(messages: &[String]) -> Vec<u64> {
     messages
@@ -178,21 +216,13 @@ fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_r
         OrderScript::FilterFailure,
         OrderScript::RateLimited(600),
     ];
-    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let rest = rest_mock(script);
     // Left working at the exchange: one by an earlier run of a ledger, one by hand.
     rest.add_open_order("r7-3");
     rest.add_open_order("web_5f3a1c");
     let ledger = Ledger::new();
-    let extra =
-        format!("max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"", rest.url());
-    let config = config(&ledger, &server.url(), &extra);
-    let output = ledger
-        .command(&["run", "--config", config.to_str().unwrap()])
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_API_SECRET", SECRET)
-        .env("RUST_LOG", "debug")
-        .output()
-        .unwrap();
+    let config = trading_config(&ledger, &server, &rest, None, "max_reconnects = 0");
+    let output = trading_run(&ledger, &config).env("RUST_LOG", "debug").output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     server.join();
@@ -275,8 +305,7 @@ fn orders_go_to_the_rest_mock_signed_and_its_fills_refusals_and_rate_limit_are_r
     // The recorded venue reports drive the replay: it reproduces the run without
     // reaching the exchange (the mock takes no more requests).
     let before = rest.taken().len();
-    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
-    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_replays(&ledger);
     assert_eq!(rest.taken().len(), before);
 
     // Neither the key nor the secret is anywhere on the record or in the log.
@@ -308,19 +337,10 @@ fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_r
     // The first order reaches the exchange and fills, but its answer is lost; the
     // second is lost on the way there.
     let script = vec![OrderScript::NoAnswer, OrderScript::Lost];
-    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let rest = rest_mock(script);
     let ledger = Ledger::new();
-    let extra = format!(
-        "max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"\npoll_interval = \"1ms\"",
-        rest.url()
-    );
-    let config = config(&ledger, &server.url(), &extra);
-    let output = ledger
-        .command(&["run", "--config", config.to_str().unwrap()])
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_API_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let config = trading_config(&ledger, &server, &rest, None, "max_reconnects = 0\npoll_interval = \"1ms\"");
+    let output = trading_run(&ledger, &config).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     server.join();
     let events = events(&ledger);
@@ -346,8 +366,7 @@ fn an_order_whose_answer_is_lost_is_queried_never_sent_again_and_its_fills_are_r
     let notices = payloads(&events, "VenueNotice");
     let lost = notices.iter().filter(|n| n["detail"].as_str().unwrap().contains("querying it by its client order id"));
     assert_eq!(lost.count(), 2, "{notices:?}");
-    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
-    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_replays(&ledger);
 }
 
 #[test]
@@ -356,20 +375,13 @@ fn a_partly_filled_entry_stays_open_its_fills_are_caused_by_it_and_its_exits_cov
     let plan = vec![Connection { messages: 0..messages.len(), close_frame: true }];
     let server = ReplayServer::start(messages, plan, 0).unwrap();
     // Market orders fill in two parts; commission is charged in BNB at 500 USDT.
-    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), vec![OrderScript::Fill]).unwrap();
+    let rest = rest_mock(vec![OrderScript::Fill]);
     rest.charge_commission_in("BNB", Decimal::new(500, 0));
     let ledger = Ledger::new();
-    let extra =
-        format!("max_reconnects = 0\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"", rest.url());
-    let config = config(&ledger, &server.url(), &extra);
+    let config = trading_config(&ledger, &server, &rest, None, "max_reconnects = 0");
     let text = std::fs::read_to_string(&config).unwrap() + "[exits]\nstop_loss_pct = 0.02\n";
     std::fs::write(&config, text).unwrap();
-    let output = ledger
-        .command(&["run", "--config", config.to_str().unwrap()])
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_API_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let output = trading_run(&ledger, &config).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     server.join();
     let events = events(&ledger);
@@ -421,8 +433,7 @@ fn a_partly_filled_entry_stays_open_its_fills_are_caused_by_it_and_its_exits_cov
         taken.iter().filter(|r| r.method == "POST" && r.query.contains("type=STOP_LOSS")).collect();
     assert!(stop_posts[1].query.contains(&format!("quantity={}&", total.normalize())), "{}", stop_posts[1].query);
 
-    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
-    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_replays(&ledger);
 }
 
 #[test]
@@ -433,23 +444,14 @@ fn fills_come_over_the_user_data_stream_and_one_made_while_it_was_cut_is_recorde
     // The first order is answered NEW and fills at once, its fills pushed only over the
     // user data stream; the second fills while the stream is cut (its reports lost).
     let script = vec![OrderScript::FillLater, OrderScript::FillDuringOutage];
-    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let rest = rest_mock(script);
     let ws_api = rest.serve_user_stream().unwrap();
     let ledger = Ledger::new();
     // Polled at most hourly: what the run learns, it learns from the stream and from
     // the reconciliation after its reconnect.
-    let extra = format!(
-        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
-         ws_api_url = \"{ws_api}\"\npoll_interval = \"1h\"",
-        rest.url()
-    );
-    let config = config(&ledger, &server.url(), &extra);
-    let output = ledger
-        .command(&["run", "--config", config.to_str().unwrap()])
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_API_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let extra = "max_reconnects = 0\nreconnect_backoff = \"10ms\"\npoll_interval = \"1h\"";
+    let config = trading_config(&ledger, &server, &rest, Some(&ws_api), extra);
+    let output = trading_run(&ledger, &config).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     server.join();
     let events = events(&ledger);
@@ -495,34 +497,21 @@ fn fills_come_over_the_user_data_stream_and_one_made_while_it_was_cut_is_recorde
         assert_eq!(posts.count(), 1);
     }
 
-    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
-    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_replays(&ledger);
 }
 
 #[test]
 fn killed_with_an_order_in_flight_the_run_resumes_adopts_the_order_and_never_sends_it_again() {
     let messages = capture();
-    // The first session reads the capture; the restarted one reads its second half.
-    let plan = vec![
-        Connection { messages: 0..messages.len(), close_frame: true },
-        Connection { messages: 2000..messages.len(), close_frame: true },
-    ];
+    let plan = killed_and_restarted(messages.len());
     let server = ReplayServer::start(messages, plan, 0).unwrap();
     // The first order reaches the exchange and fills; its answer never comes.
-    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), vec![OrderScript::Hang]).unwrap();
+    let rest = rest_mock(vec![OrderScript::Hang]);
     let ws_api = rest.serve_user_stream().unwrap();
     let ledger = Ledger::new();
-    let extra = format!(
-        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
-         ws_api_url = \"{ws_api}\"",
-        rest.url()
-    );
-    let config = config(&ledger, &server.url(), &extra);
-    let session = || {
-        let mut command = ledger.command(&["run", "--config", config.to_str().unwrap()]);
-        command.env("BINANCE_API_KEY", KEY).env("BINANCE_API_SECRET", SECRET);
-        command
-    };
+    let extra = "max_reconnects = 0\nreconnect_backoff = \"10ms\"";
+    let config = trading_config(&ledger, &server, &rest, Some(&ws_api), extra);
+    let session = || trading_run(&ledger, &config);
     let mut child = session().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let in_flight = loop {
         if let Some(post) = rest.taken().into_iter().find(|r| r.method == "POST") {
@@ -576,35 +565,23 @@ fn killed_with_an_order_in_flight_the_run_resumes_adopts_the_order_and_never_sen
     assert_eq!(fill_ids.len(), all);
     assert!(payloads(&events, "OrderSubmitted").len() > 1, "the resumed session went on trading");
 
-    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
-    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_replays(&ledger);
 }
 
 #[test]
 fn killed_between_two_fills_of_an_order_the_fill_made_while_down_is_recorded_once_on_resume() {
     let messages = capture();
-    let plan = vec![
-        Connection { messages: 0..messages.len(), close_frame: true },
-        Connection { messages: 2000..messages.len(), close_frame: true },
-    ];
+    let plan = killed_and_restarted(messages.len());
     let server = ReplayServer::start(messages, plan, 0).unwrap();
     // The first order fills in part; the second is in flight when the session is
     // killed; the first fills the rest while no session runs.
     let script = vec![OrderScript::PartFill, OrderScript::Hang];
-    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), script).unwrap();
+    let rest = rest_mock(script);
     let ws_api = rest.serve_user_stream().unwrap();
     let ledger = Ledger::new();
-    let extra = format!(
-        "max_reconnects = 0\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nrest_url = \"{}\"\n\
-         ws_api_url = \"{ws_api}\"",
-        rest.url()
-    );
-    let config = config(&ledger, &server.url(), &extra);
-    let session = || {
-        let mut command = ledger.command(&["run", "--config", config.to_str().unwrap()]);
-        command.env("BINANCE_API_KEY", KEY).env("BINANCE_API_SECRET", SECRET);
-        command
-    };
+    let extra = "max_reconnects = 0\nreconnect_backoff = \"10ms\"";
+    let config = trading_config(&ledger, &server, &rest, Some(&ws_api), extra);
+    let session = || trading_run(&ledger, &config);
     let mut child = session().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let posts = loop {
         let posts: Vec<_> = rest.taken().into_iter().filter(|r| r.method == "POST").collect();
@@ -658,8 +635,7 @@ fn killed_between_two_fills_of_an_order_the_fill_made_while_down_is_recorded_onc
     fill_ids.dedup();
     assert_eq!(fill_ids.len(), all, "no fill recorded twice");
 
-    let verified = ledger.ok(&["replay", "--run", "1", "--verify"]);
-    assert!(verified.starts_with("ok: run 2 reproduces run 1"), "{verified}");
+    assert_replays(&ledger);
 }
 
 #[test]
@@ -670,21 +646,13 @@ fn after_the_market_stream_reconnects_the_venue_reconciles() {
         Connection { messages: 1500..messages.len(), close_frame: true },
     ];
     let server = ReplayServer::start(messages, plan, 0).unwrap();
-    let rest = RestMock::start(KEY, SECRET, Decimal::new(6_183_763, 2), Vec::new()).unwrap();
+    let rest = rest_mock(Vec::new());
     // Half a BTC arrives behind the run's back after it started.
     rest.shift_balance_after_first_read("BTC", Decimal::new(5, 1));
     let ledger = Ledger::new();
-    let extra = format!(
-        "max_reconnects = 1\nreconnect_backoff = \"10ms\"\ntrading_enabled = true\nuser_stream = false\nrest_url = \"{}\"",
-        rest.url()
-    );
-    let config = config(&ledger, &server.url(), &extra);
-    let output = ledger
-        .command(&["run", "--config", config.to_str().unwrap()])
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_API_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let extra = "max_reconnects = 1\nreconnect_backoff = \"10ms\"";
+    let config = trading_config(&ledger, &server, &rest, None, extra);
+    let output = trading_run(&ledger, &config).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     server.join();
     let events = events(&ledger);
